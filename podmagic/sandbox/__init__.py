@@ -1,0 +1,34 @@
+"""A local Kubernetes API server for demos and tests: real clients talk to it, pods are processes.
+
+``python -m podmagic.sandbox serve`` runs one in the foreground; :class:`Sandbox` runs one in a
+background thread (also as the ``podmagic_sandbox`` pytest fixture). Sandbox-only behaviour —
+phases, readiness, delays and faults — is set with ``sandbox.podmagic.io/*`` annotations
+(see :mod:`podmagic.sandbox.behaviour`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server import Sandbox, demo_manifest
+    from .state import ManifestError
+
+__all__ = ["ANNOTATION_PREFIX", "CONTEXT_NAME", "ManifestError", "Sandbox", "demo_manifest"]
+
+ANNOTATION_PREFIX = "sandbox.podmagic.io/"
+CONTEXT_NAME = "podmagic-sandbox"
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in aiohttp and cryptography; the pytest plugin imports this package on
+    # every pytest start-up, so load them only when a sandbox is actually wanted.
+    if name in ("Sandbox", "demo_manifest"):
+        from . import server  # noqa: PLC0415
+
+        return getattr(server, name)
+    if name == "ManifestError":
+        from .state import ManifestError  # noqa: PLC0415
+
+        return ManifestError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

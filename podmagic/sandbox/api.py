@@ -1,0 +1,424 @@
+"""The sandbox's HTTP listener: discovery, REST resources, watches and the exec endpoint.
+
+Stateless plumbing over :class:`~podmagic.sandbox.state.Cluster`: request parsing, auth,
+throttling, Status errors, the Table form and pagination. The exec WebSocket lives in
+:mod:`.exec`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import json
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..selectors import FieldSelector, LabelSelector, SelectorError
+from . import status
+from .discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
+from .objects import WORKLOAD_KINDS
+from .state import Cluster, ManifestError, RecordedRequest, Watcher
+from .tables import TABLE_CONTENT_TYPE, to_table, wants_table
+
+__all__ = ["CLUSTER_KEY", "CONNECTIONS_KEY", "build_app"]
+
+CLUSTER_KEY = web.AppKey("cluster", Cluster)
+TOKEN_KEY = web.AppKey("token", str)
+# Every client connection seen, so stopping can cut the ones clients left open (a TLS close
+# otherwise waits for the peer and the socket outlives the loop).
+CONNECTIONS_KEY = web.AppKey("connections", weakref.WeakSet)
+
+# Paths a real API server serves to anonymous users as well.
+_ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+_PLURAL_TO_KIND = {plural: kind for kind, (_, plural) in WORKLOAD_KINDS.items()}
+_GROUP_OF_KIND = {kind: group_version.split("/")[0] for kind, (group_version, _) in WORKLOAD_KINDS.items()}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, *, status_code: int = 200, content_type: str = "application/json") -> web.Response:
+    # aiohttp's content_type= cannot carry parameters such as ``as=Table``: set the header.
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status_code,
+        headers={"Content-Type": content_type},
+    )
+
+
+def _socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport:
+    """The TCP transport under a TLS one.
+
+    A TLS transport that is closing waits for the peer's close_notify; if the loop stops
+    first, only aborting the TCP transport underneath releases the socket. asyncio offers no
+    public way to reach it.
+    """
+    protocol = getattr(transport, "_ssl_protocol", None)
+    inner = getattr(protocol, "_transport", None)
+    return inner if isinstance(inner, asyncio.BaseTransport) else transport
+
+
+def cluster_of(request: web.Request) -> Cluster:
+    return request.app[CLUSTER_KEY]
+
+
+@web.middleware
+async def _record_auth_throttle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    cluster = cluster_of(request)
+    if request.transport is not None:
+        request.app[CONNECTIONS_KEY].add(_socket_transport(request.transport))
+    cluster.requests.append(
+        RecordedRequest(request.method, request.path_qs, request.headers.get("User-Agent", ""))
+    )
+    token = request.app[TOKEN_KEY]
+    if token and request.path not in _ANONYMOUS_PATHS:
+        supplied = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
+            raise status.unauthorized()
+    if request.path not in _ANONYMOUS_PATHS:
+        entry = None
+        parts = request.path.split("/")
+        # /api/v1/namespaces/{ns}/pods/{name}[/exec]
+        if len(parts) >= 7 and parts[1:4] == ["api", "v1", "namespaces"] and parts[5] == "pods":
+            entry = cluster.get_pod(parts[4], parts[6])
+        retry_after = cluster.take_throttle(entry)
+        if retry_after is not None:
+            raise status.too_many_requests(retry_after)
+    return await handler(request)
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+async def version(request: web.Request) -> web.Response:
+    return _json(VERSION_INFO)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def api_versions(request: web.Request) -> web.Response:
+    return _json(API_VERSIONS)
+
+
+async def api_groups(request: web.Request) -> web.Response:
+    return _json(API_GROUPS)
+
+
+async def core_resources(request: web.Request) -> web.Response:
+    return _json(RESOURCE_LISTS["v1"])
+
+
+async def group_resources(request: web.Request) -> web.Response:
+    key = f"{request.match_info['group']}/{request.match_info['version']}"
+    if key not in RESOURCE_LISTS:
+        raise _no_resource()
+    return _json(RESOURCE_LISTS[key])
+
+
+def _no_resource() -> status.ApiFailure:
+    return status.ApiFailure(404, "NotFound", "the server could not find the requested resource",
+                             {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+
+
+# -- lists, pagination, watch -------------------------------------------------------------------
+
+
+def _selectors(request: web.Request) -> Callable[[dict[str, Any]], bool]:
+    try:
+        labels = LabelSelector.parse(request.query.get("labelSelector", ""))
+        fields = FieldSelector.parse(request.query.get("fieldSelector", ""))
+    except SelectorError as error:
+        raise status.bad_request(str(error)) from None
+
+    def matches(obj: dict[str, Any]) -> bool:
+        return labels.matches(obj["metadata"].get("labels") or {}) and fields.matches_pod(obj)
+
+    return matches
+
+
+def _workload_selector(request: web.Request) -> Callable[[dict[str, Any]], bool]:
+    try:
+        labels = LabelSelector.parse(request.query.get("labelSelector", ""))
+    except SelectorError as error:
+        raise status.bad_request(str(error)) from None
+    field_selector = request.query.get("fieldSelector", "")
+    names: set[str] | None = None
+    if field_selector:
+        names = set()
+        for part in field_selector.split(","):
+            key, _, value = part.partition("=")
+            if key.rstrip("=") != "metadata.name":
+                raise status.bad_request(f'field label not supported: {key.rstrip("=!")}')
+            names.add(value.lstrip("="))
+    return lambda obj: labels.matches(obj["metadata"].get("labels") or {}) and (
+        names is None or obj["metadata"]["name"] in names
+    )
+
+
+def _paginate(request: web.Request, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    start = 0
+    token = request.query.get("continue")
+    if token:
+        try:
+            start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+        except (ValueError, KeyError, TypeError):
+            raise status.bad_request("continue key is not valid: illegal base64 data") from None
+    limit = int(request.query.get("limit") or 0)
+    if limit <= 0:
+        return items[start:], None
+    end = start + limit
+    next_token = None
+    if end < len(items):
+        next_token = base64.urlsafe_b64encode(json.dumps({"start": end}).encode()).decode()
+    return items[start:end], next_token
+
+
+def _list_response(request: web.Request, kind: str, api_version: str,
+                   items: list[dict[str, Any]]) -> web.Response:
+    cluster = cluster_of(request)
+    page, next_token = _paginate(request, items)
+    if wants_table(request.headers.get("Accept", "")):
+        include = request.query.get("includeObject", "Metadata")
+        return _json(to_table(kind, page, resource_version=cluster.resource_version,
+                              include_object=include, continue_token=next_token),
+                     content_type=TABLE_CONTENT_TYPE)
+    metadata: dict[str, Any] = {"resourceVersion": cluster.resource_version}
+    if next_token:
+        metadata["continue"] = next_token
+        metadata["remainingItemCount"] = len(items) - len(page) - (
+            json.loads(base64.urlsafe_b64decode(request.query["continue"].encode()))["start"]
+            if request.query.get("continue") else 0)
+    body = {
+        "kind": f"{kind}List",
+        "apiVersion": api_version,
+        "metadata": metadata,
+        "items": [{"kind": kind, "apiVersion": api_version, **item} for item in page],
+    }
+    return _json(body)
+
+
+def _is_watch(request: web.Request) -> bool:
+    return request.query.get("watch", "").lower() in {"1", "t", "true"}
+
+
+async def _watch(request: web.Request, namespace: str | None,
+                 matches: Callable[[dict[str, Any]], bool]) -> web.StreamResponse:
+    """Stream pod events as JSON lines until the client leaves or ``timeoutSeconds`` pass."""
+    cluster = cluster_of(request)
+    watcher = Watcher(namespace=namespace, matches=matches)
+    response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    await response.prepare(request)
+    since = request.query.get("resourceVersion")
+    if not since or since == "0":
+        # Without a resource version a watch starts with the current state as ADDED events.
+        for pod in cluster.list_pods(namespace, matches):
+            watcher.queue.put_nowait({"type": "ADDED", "object": pod})
+    cluster.watchers.add(watcher)
+    timeout = float(request.query.get("timeoutSeconds") or 1800)
+    try:
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    event = await watcher.queue.get()
+                    if event is None:
+                        break
+                    await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+    finally:
+        cluster.watchers.discard(watcher)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+# -- namespaces ---------------------------------------------------------------------------------
+
+
+async def list_namespaces(request: web.Request) -> web.Response:
+    cluster = cluster_of(request)
+    matches = _workload_selector(request)
+    items = [ns for _, ns in sorted(cluster.namespaces.items()) if matches(ns)]
+    return _list_response(request, "Namespace", "v1", items)
+
+
+async def get_namespace(request: web.Request) -> web.Response:
+    name = request.match_info["namespace"]
+    namespace = cluster_of(request).namespaces.get(name)
+    if namespace is None:
+        raise status.not_found("namespaces", name)
+    return _json(namespace)
+
+
+async def create_namespace(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name = (body.get("metadata") or {}).get("name")
+    if not name:
+        raise status.bad_request("metadata.name: Required value: name or generateName is required")
+    cluster = cluster_of(request)
+    if name in cluster.namespaces:
+        raise status.already_exists("namespaces", name)
+    return _json(cluster.add_namespace(name, (body.get("metadata") or {}).get("labels")), status_code=201)
+
+
+async def delete_namespace(request: web.Request) -> web.Response:
+    name = request.match_info["namespace"]
+    cluster = cluster_of(request)
+    if name not in cluster.namespaces:
+        raise status.not_found("namespaces", name)
+    namespace = cluster.delete_namespace(name)
+    namespace["status"]["phase"] = "Terminating"
+    return _json(namespace)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise status.bad_request(f"the body of the request was in an unknown format: {error}") from None
+    if not isinstance(body, dict):
+        raise status.bad_request("the body of the request must be a JSON object")
+    return body
+
+
+# -- pods ---------------------------------------------------------------------------------------
+
+
+async def list_pods(request: web.Request) -> web.StreamResponse:
+    namespace = request.match_info.get("namespace")
+    matches = _selectors(request)
+    if _is_watch(request):
+        return await _watch(request, namespace, matches)
+    pods = cluster_of(request).list_pods(namespace, matches)
+    return _list_response(request, "Pod", "v1", pods)
+
+
+async def get_pod(request: web.Request) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    entry = cluster_of(request).get_pod(namespace, name)
+    if entry is None:
+        raise status.not_found("pods", name)
+    return _json(entry.pod)
+
+
+async def create_pod(request: web.Request) -> web.Response:
+    namespace = request.match_info["namespace"]
+    cluster = cluster_of(request)
+    if namespace not in cluster.namespaces:
+        raise status.not_found("namespaces", namespace)
+    body = await _body(request)
+    name = (body.get("metadata") or {}).get("name")
+    if name and cluster.get_pod(namespace, name):
+        raise status.already_exists("pods", name)
+    if not (body.get("spec") or {}).get("containers"):
+        raise status.ApiFailure(422, "Invalid", f'Pod "{name}" is invalid: spec.containers: Required value',
+                                {"name": name, "kind": "Pod"})
+    try:
+        entry = cluster.create_pod(body, namespace)
+    except ManifestError as error:
+        raise status.bad_request(str(error)) from None
+    return _json(entry.pod, status_code=201)
+
+
+async def delete_pod(request: web.Request) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    entry = cluster_of(request).delete_pod(namespace, name)
+    if entry is None:
+        raise status.not_found("pods", name)
+    return _json(entry.pod)
+
+
+async def get_service_account(request: web.Request) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    cluster = cluster_of(request)
+    if name != "default" or namespace not in cluster.namespaces:
+        raise status.not_found("serviceaccounts", name)
+    return _json(_service_account(namespace))
+
+
+async def list_service_accounts(request: web.Request) -> web.Response:
+    namespace = request.match_info["namespace"]
+    cluster = cluster_of(request)
+    items = [_service_account(namespace)] if namespace in cluster.namespaces else []
+    return _list_response(request, "ServiceAccount", "v1", items)
+
+
+def _service_account(namespace: str) -> dict[str, Any]:
+    return {"kind": "ServiceAccount", "apiVersion": "v1",
+            "metadata": {"name": "default", "namespace": namespace, "uid": f"sa-{namespace}-default",
+                         "resourceVersion": "1", "creationTimestamp": "2026-01-01T00:00:00Z"}}
+
+
+# -- workloads ----------------------------------------------------------------------------------
+
+
+def _workload_kind(request: web.Request) -> str:
+    group = request.match_info["group"]
+    kind = _PLURAL_TO_KIND.get(request.match_info["plural"])
+    if kind is None or _GROUP_OF_KIND[kind] != group or request.match_info["version"] != "v1":
+        raise _no_resource()
+    return kind
+
+
+async def list_workloads(request: web.Request) -> web.Response:
+    kind = _workload_kind(request)
+    matches = _workload_selector(request)
+    items = [w for w in cluster_of(request).list_workloads(kind, request.match_info.get("namespace"))
+             if matches(w)]
+    return _list_response(request, kind, WORKLOAD_KINDS[kind][0], items)
+
+
+async def get_workload(request: web.Request) -> web.Response:
+    kind = _workload_kind(request)
+    name = request.match_info["name"]
+    workload = cluster_of(request).get_workload(kind, request.match_info["namespace"], name)
+    if workload is None:
+        raise status.not_found(request.match_info["plural"], name, _GROUP_OF_KIND[kind])
+    return _json(workload)
+
+
+async def not_found_fallback(request: web.Request) -> web.Response:
+    raise _no_resource()
+
+
+def build_app(cluster: Cluster, *, token: str | None,
+              exec_handler: Handler) -> web.Application:
+    """The aiohttp application for one sandbox."""
+    app = web.Application(middlewares=[_record_auth_throttle], client_max_size=64 * 1024 * 1024)
+    app[CLUSTER_KEY] = cluster
+    app[TOKEN_KEY] = token or ""
+    app[CONNECTIONS_KEY] = weakref.WeakSet()
+    ns = "/api/v1/namespaces/{namespace}"
+    group = "/apis/{group}/{version}"
+    app.add_routes([
+        web.get("/version", version),
+        web.get("/healthz", healthz),
+        web.get("/livez", healthz),
+        web.get("/readyz", healthz),
+        web.get("/api", api_versions),
+        web.get("/apis", api_groups),
+        web.get("/api/v1", core_resources),
+        web.get(group, group_resources),
+        web.get("/api/v1/namespaces", list_namespaces),
+        web.post("/api/v1/namespaces", create_namespace),
+        web.get(ns, get_namespace),
+        web.delete(ns, delete_namespace),
+        web.get("/api/v1/pods", list_pods),
+        web.get(ns + "/pods", list_pods),
+        web.post(ns + "/pods", create_pod),
+        web.get(ns + "/pods/{name}", get_pod),
+        web.delete(ns + "/pods/{name}", delete_pod),
+        web.get(ns + "/pods/{name}/exec", exec_handler),
+        web.post(ns + "/pods/{name}/exec", exec_handler),
+        web.get(ns + "/serviceaccounts", list_service_accounts),
+        web.get(ns + "/serviceaccounts/{name}", get_service_account),
+        web.get(group + "/{plural}", list_workloads),
+        web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
+        web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
+        web.route("*", "/{tail:.*}", not_found_fallback),
+    ])
+    return app

@@ -1,0 +1,76 @@
+"""Shared fixtures: one sandbox for the session, and the real clients that check it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from podmagic.sandbox import Sandbox
+
+MANIFESTS = Path(__file__).parent / "manifests"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The session's sandbox, loaded with tests/manifests/cluster.yaml (namespace ``conf``)."""
+    kubeconfig = tmp_path_factory.mktemp("sandbox") / "kubeconfig"
+    with Sandbox(MANIFESTS / "cluster.yaml", kubeconfig=kubeconfig) as running:
+        yield running
+
+
+def missing_tool(message: str) -> None:
+    """Fail under CI (a missing conformance client is a broken machine), skip elsewhere."""
+    if IN_CI:
+        pytest.fail(message + " (CI=true: conformance clients are required)")
+    pytest.skip(message)
+
+
+def kubectl_folder() -> Path | None:
+    """The folder holding the versioned ``kubectl.1.NN`` binaries (beside the dispatcher)."""
+    found = shutil.which("kubectl")
+    if found is None:
+        return None
+    return Path(os.path.realpath(found)).parent
+
+
+KubectlRunner = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+@pytest.fixture(scope="session")
+def kubectl_factory(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], KubectlRunner]:
+    """``kubectl_factory("1.33")`` → a function running that kubectl against the sandbox."""
+
+    def factory(version: str) -> KubectlRunner:
+        folder = kubectl_folder()
+        binary = folder / f"kubectl.{version}" if folder else None
+        if binary is None or not os.access(binary, os.X_OK):
+            missing_tool(f"kubectl.{version} not found beside `kubectl` on PATH")
+        assert binary is not None
+        cache = tmp_path_factory.mktemp(f"kubecache-{version}")
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(cache),
+            "KUBECONFIG": str(sandbox.kubeconfig),
+            "KUBECACHEDIR": str(cache / "cache"),
+        }
+
+        def run(*args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run([str(binary), *args], input=input, capture_output=True,
+                                  env=env, timeout=timeout, check=False)
+
+        run.binary = str(binary)  # type: ignore[attr-defined]
+        run.env = env  # type: ignore[attr-defined]
+        return run
+
+    return factory
