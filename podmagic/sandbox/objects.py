@@ -371,10 +371,12 @@ def _replica(
     generate_name: str | None = None,
 ) -> dict[str, Any]:
     template_meta = template.get("metadata") or {}
+    # The replica's annotations replace the template's: only-replicas may have removed some.
+    replica_template = {**template, "metadata": {**template_meta, "annotations": {}}}
     return make_pod(
         namespace=namespace,
         name=name,
-        template=template,
+        template=replica_template,
         node=node,
         pod_ip=pod_ip,
         uid=_uid(f"Pod/{namespace}/{name}"),

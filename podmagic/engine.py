@@ -1,0 +1,364 @@
+"""Fan-out: one remote command run in every selected pod, concurrently, with limits.
+
+An anyio task group runs one task per (pod, container), gated by a capacity limiter. Each task
+ends as a :class:`~podmagic.results.PodResult` whatever happens — ok, failed, error, timeout,
+cancelled, not started — so one slow, broken or vanished pod never hides the others.
+Cancellation (``RunControl.cancel()``, or the overall deadline) cancels the task group; every
+task records its partial result on the way out, and the run returns them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import random
+import re
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from anyio.lowlevel import EventLoopToken
+
+from .command import RemoteCommand
+from .errors import HandshakeError, StreamLostError
+from .events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from .kubeapi import KubeApi
+from .results import ExecStatus, PodResult, PodResults
+from .targets import PodTarget, Selection, SkippedPod
+from .transport import ExecOutcome, ExecSpec, run_exec
+
+__all__ = ["DEFAULT_CAPTURE_LIMIT", "DEFAULT_CONCURRENCY", "ExecOptions", "RunControl", "run_fanout"]
+
+DEFAULT_CONCURRENCY = 50
+DEFAULT_CAPTURE_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to run: limits, timeouts and retries. Seconds throughout; None = no limit."""
+
+    timeout: float | None = None
+    deadline: float | None = None
+    connect_timeout: float = 10.0
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    retries: int = 0
+    retry_delay: float = 0.5
+    capture_limit: int | None = DEFAULT_CAPTURE_LIMIT
+    tty: bool = False
+    width: int = 80
+    height: int = 24
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
+        for name in ("timeout", "deadline"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {self.retries}")
+        if self.capture_limit is not None and self.capture_limit < 0:
+            raise ValueError(f"capture_limit must be 0 or more bytes, got {self.capture_limit}")
+
+
+@dataclass
+class RunControl:
+    """A handle to cancel a run, from its own loop or from any other thread."""
+
+    _scope: anyio.CancelScope | None = None
+    _reason: str | None = None
+    _token: EventLoopToken | None = None
+    _loop_thread: int | None = None
+    cancel_requested: bool = False
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the run: running execs end as cancelled, queued ones as not started."""
+        self.cancel_requested = True
+        if self._reason is None:
+            self._reason = reason
+        scope, token = self._scope, self._token
+        if scope is None:
+            return
+        if self._loop_thread == threading.get_ident() or token is None:
+            scope.cancel()
+        else:
+            # A cancel scope belongs to its loop: hand the call over rather than poke it here.
+            with contextlib.suppress(RuntimeError):
+                anyio.from_thread.run_sync(scope.cancel, token=token)
+
+    def _attach(self, scope: anyio.CancelScope) -> None:
+        self._scope = scope
+        self._token = anyio.lowlevel.current_token()
+        self._loop_thread = threading.get_ident()
+        if self.cancel_requested:
+            scope.cancel()
+
+    def _detach(self) -> None:
+        self._scope = None
+        self._token = None
+
+
+class _Capture:
+    """The first ``limit`` bytes of a stream, and a count of the rest."""
+
+    __slots__ = ("chunks", "kept", "dropped", "limit")
+
+    def __init__(self, limit: int | None) -> None:
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def add(self, data: bytes) -> None:
+        room = len(data) if self.limit is None else max(0, self.limit - self.kept)
+        if room >= len(data):
+            self.chunks.append(data)
+            self.kept += len(data)
+        else:
+            if room:
+                self.chunks.append(data[:room])
+                self.kept += room
+            self.dropped += len(data) - room
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+_NATURAL = re.compile(r"(\d+)")
+
+
+def _natural_key(text: str) -> tuple[Any, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in _NATURAL.split(text))
+
+
+def _exit_hint(code: int) -> str | None:
+    if code == 126:
+        return "exit 126: command found but not executable (permissions, or a directory)"
+    if code == 127:
+        return ("exit 127: command not found in the container; check the image has it "
+                "(images without a shell need a direct argv: --no-shell)")
+    if code == 137:
+        return "exit 137: killed (SIGKILL: out of memory, or the container stopped)"
+    return None
+
+
+class _PodRun:
+    """One (pod, container) exec with its capture buffers, retries and final result."""
+
+    def __init__(self, fanout: _Fanout, target: PodTarget) -> None:
+        self.fanout = fanout
+        self.target = target
+        self.stdout = _Capture(fanout.options.capture_limit)
+        self.stderr = _Capture(fanout.options.capture_limit)
+        self.started_at: dt.datetime | None = None
+        self.started_clock: float | None = None
+        self.result: PodResult | None = None
+
+    def _on_output(self, stream: int, data: bytes) -> None:
+        (self.stdout if stream == 1 else self.stderr).add(data)
+        self.fanout.emit(PodOutput(self.target, stream, data))
+
+    def _on_started(self) -> None:
+        if self.started_at is None:
+            self.started_at = dt.datetime.now(dt.timezone.utc)
+            self.started_clock = anyio.current_time()
+            self.fanout.emit(PodStarted(self.target))
+
+    def finish(self, status: ExecStatus, *, exit_code: int | None = None, error: str | None = None) -> PodResult:
+        duration = None
+        if self.started_clock is not None:
+            duration = anyio.current_time() - self.started_clock
+        target = self.target
+        self.result = PodResult(
+            context=self.fanout.context, namespace=target.namespace, pod=target.pod,
+            container=target.container, node=target.node, command=self.fanout.command_args,
+            status=status, exit_code=exit_code, stdout=self.stdout.value(), stderr=self.stderr.value(),
+            started_at=self.started_at, duration=duration, error=error,
+            stdout_dropped=self.stdout.dropped, stderr_dropped=self.stderr.dropped,
+        )
+        self.fanout.emit(PodFinished(self.result))
+        return self.result
+
+    async def run(self, limiter: anyio.CapacityLimiter) -> None:
+        fanout = self.fanout
+        try:
+            async with limiter:
+                await self._attempts()
+        except Exception as error:  # noqa: BLE001 - one pod's surprise must not sink the others
+            self.finish(ExecStatus.ERROR, error=f"unexpected error: {type(error).__name__}: {error}")
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                reason = fanout.control._reason or "cancelled"
+                if self.started_at is None:
+                    self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
+                elif reason.startswith("overall deadline"):
+                    self.finish(ExecStatus.TIMEOUT, error=reason)
+                else:
+                    self.finish(ExecStatus.CANCELLED, error=reason)
+            raise
+
+    async def _attempts(self) -> None:
+        options = self.fanout.options
+        attempt = 0
+        while True:
+            retry = await self._once()
+            if not retry or attempt >= options.retries:
+                return
+            attempt += 1
+            delay = options.retry_delay * (2 ** (attempt - 1)) * (0.5 + random.random())
+            await anyio.sleep(min(delay, 10.0))
+            self.stdout = _Capture(options.capture_limit)
+            self.stderr = _Capture(options.capture_limit)
+            self.started_at = None
+            self.started_clock = None
+
+    async def _once(self) -> bool:
+        """Run one attempt; returns True if it failed in a way a retry may fix."""
+        fanout, target, options = self.fanout, self.target, self.fanout.options
+        spec = ExecSpec(
+            namespace=target.namespace, pod=target.pod, container=target.container,
+            command=fanout.command.argv, stdin=fanout.command.stdin, tty=options.tty,
+            width=options.width, height=options.height, capture_limit=0,
+            connect_timeout=options.connect_timeout,
+        )
+        timeout = options.timeout
+        try:
+            with anyio.fail_after(timeout) if timeout else nullcontext():
+                outcome: ExecOutcome = await run_exec(
+                    fanout.api, spec, on_output=self._on_output, on_started=self._on_started
+                )
+        except TimeoutError:
+            hint = (f"no exit status within the {timeout:g}s timeout; a background process that keeps "
+                    "stdout open holds the exec (redirect it: cmd >/dev/null 2>&1 &)")
+            self.finish(ExecStatus.TIMEOUT, error=hint)
+            return False
+        except HandshakeError as error:
+            message = str(error)
+            if error.http_status == 404:
+                message = await self._explain_gone(message)
+            self.finish(ExecStatus.ERROR, error=message)
+            return error.http_status in (0, 429, 500, 502, 503, 504)
+        except StreamLostError as error:
+            message = await self._explain_interruption(str(error))
+            self.finish(ExecStatus.ERROR, error=message)
+            return True
+        if outcome.exit_code == 0:
+            self.finish(ExecStatus.OK, exit_code=0)
+            return False
+        if outcome.exit_code is not None:
+            message = _exit_hint(outcome.exit_code)
+            if outcome.exit_code >= 128:
+                message = await self._explain_interruption(message)
+            self.finish(ExecStatus.FAILED, exit_code=outcome.exit_code, error=message)
+            return False
+        error_text = outcome.error or "the exec failed without an exit code"
+        if "executable file not found" in error_text or "no such file or directory" in error_text:
+            error_text += ("; if the image has no shell, run a direct argv (--no-shell), "
+                           "or choose one with --shell")
+        self.finish(ExecStatus.ERROR, error=error_text)
+        return False
+
+    async def _explain_gone(self, message: str) -> str:
+        with anyio.move_on_after(5):
+            pod = await self.fanout.api.get_pod(self.target.namespace, self.target.pod)
+            if pod is None:
+                return f"gone (404): pod {self.target.pod} was deleted after it was selected"
+        return message
+
+    async def _explain_interruption(self, message: str | None) -> str | None:
+        """Tell a pod deleted, replaced or restarted mid-exec from a plain failure."""
+        target = self.target
+        with anyio.move_on_after(5):
+            pod = await self.fanout.api.get_pod(target.namespace, target.pod)
+            note = None
+            if pod is None:
+                note = "the pod was deleted while the command ran"
+            elif pod["metadata"].get("uid") != target.pod_uid:
+                note = "the pod was replaced (new uid) while the command ran"
+            else:
+                for status in pod.get("status", {}).get("containerStatuses") or []:
+                    if status.get("name") == target.container and int(status.get("restartCount", 0)) > target.restarts:
+                        note = "the container restarted while the command ran"
+            if note:
+                return f"{message}; {note}" if message else note
+        return message
+
+
+@dataclass
+class _Fanout:
+    api: KubeApi
+    context: str
+    command: RemoteCommand
+    options: ExecOptions
+    control: RunControl
+    on_event: EventCallback | None
+    shell_display: tuple[str, ...] = field(default=())
+
+    @property
+    def command_args(self) -> tuple[str, ...]:
+        return self.shell_display
+
+    def emit(self, event: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _skipped_result(context: str, skipped: SkippedPod, command: tuple[str, ...]) -> PodResult:
+    return PodResult(
+        context=context, namespace=skipped.namespace, pod=skipped.pod, container=skipped.container,
+        node=skipped.node, command=command,
+        status=ExecStatus.ERROR if skipped.is_error else ExecStatus.SKIPPED, error=skipped.reason,
+    )
+
+
+async def run_fanout(
+    api: KubeApi,
+    selection: Selection,
+    command: RemoteCommand,
+    options: ExecOptions,
+    *,
+    context: str,
+    command_args: Sequence[str] | None = None,
+    control: RunControl | None = None,
+    on_event: EventCallback | None = None,
+) -> PodResults:
+    """Run ``command`` in every pod of ``selection``; always returns one result per target.
+
+    ``command_args`` is what results show as their command (default: the argv sent).
+    """
+    control = control or RunControl()
+    fanout = _Fanout(api=api, context=context, command=command, options=options, control=control,
+                     on_event=on_event, shell_display=tuple(command_args or command.argv))
+    fanout.emit(RunStarted(context=context, selection=selection, command=command.display))
+    runs = [_PodRun(fanout, target) for target in selection.run]
+    limiter = anyio.CapacityLimiter(options.max_concurrency)
+
+    async def watchdog(seconds: float) -> None:
+        await anyio.sleep(seconds)
+        # Set the reason before cancelling, so every task records "timeout", not "cancelled".
+        control.cancel(f"overall deadline of {seconds:g}s reached")
+
+    with anyio.CancelScope() as scope:
+        control._attach(scope)
+        try:
+            async with anyio.create_task_group() as outer:
+                if options.deadline is not None:
+                    outer.start_soon(watchdog, options.deadline)
+                async with anyio.create_task_group() as group:
+                    for run in runs:
+                        group.start_soon(run.run, limiter)
+                outer.cancel_scope.cancel()
+        finally:
+            control._detach()
+    results = [run.result for run in runs if run.result is not None]
+    results += [_skipped_result(context, skipped, fanout.command_args) for skipped in selection.skipped]
+    results.sort(key=lambda r: (r.namespace, _natural_key(r.pod), r.container or ""))
+    collection = PodResults(results)
+    fanout.emit(RunFinished(collection))
+    return collection
+
