@@ -1,0 +1,55 @@
+"""Picking the view that fits where the code runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import Renderer, log
+from ._text import TextRenderer
+
+__all__ = ["choose_renderer", "in_widget_kernel"]
+
+_COMMON = frozenset({"limits"})
+_TEXT_ONLY = frozenset({"stream", "colour", "show_header"})
+_BOTH = frozenset({"show_summary"})
+_WIDGET_ONLY = frozenset({"display"})
+
+
+def in_widget_kernel() -> bool:
+    """True inside a Jupyter kernel (``ZMQInteractiveShell``) where ipywidgets imports."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    if not any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__):
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_renderer(**kwargs: Any) -> Renderer:
+    """A :class:`WidgetRenderer` in a Jupyter kernel with ipywidgets, else a
+    :class:`TextRenderer`.
+
+    Keyword arguments go to the chosen class: ``limits`` and ``show_summary`` to either,
+    ``display`` only to the widget view, ``stream``, ``colour`` and ``show_header`` only to
+    the text view (each is dropped when the other view is chosen). Call it on the kernel's
+    main thread, in the cell that starts the run: the widget view displays itself there.
+    """
+    unknown = set(kwargs) - _COMMON - _TEXT_ONLY - _BOTH - _WIDGET_ONLY
+    if unknown:
+        raise TypeError(f"choose_renderer() got unexpected arguments: {', '.join(sorted(unknown))}")
+    if in_widget_kernel():
+        from ._widget import WidgetRenderer
+
+        try:
+            return WidgetRenderer(**{k: v for k, v in kwargs.items() if k not in _TEXT_ONLY})
+        except Exception:  # noqa: BLE001 - any widget trouble falls back to text
+            log.exception("podmagic: the widget view could not be created; showing text instead")
+    return TextRenderer(**{k: v for k, v in kwargs.items() if k not in _WIDGET_ONLY})
