@@ -78,6 +78,11 @@ class PodmagicError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (type(self), self.args, self.__dict__))
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback: the message already says what
+        # happened and what to try; the stack of the magic's internals would only hide it.
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(PodmagicError):
     """The kubeconfig, context or credentials cannot be used.

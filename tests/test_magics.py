@@ -1,0 +1,180 @@
+"""%pod and %%pod through a real InteractiveShell, against the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from podmagic.background import BackgroundRun
+from podmagic.errors import PodsFailedError, RefusedError, SelectionError
+from podmagic.results import ExecStatus, PodResults
+from podmagic.sandbox import Sandbox
+from podmagic.targets import Selection
+
+
+@pytest.fixture(scope="module")
+def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
+    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
+    shell.run_line_magic("config", "PodMagic.quiet = True")
+    yield shell
+    shell.run_line_magic("config", "PodMagic.quiet = False")
+
+
+def test_line_magic_runs_in_one_pod(ip: InteractiveShell) -> None:
+    results = ip.run_line_magic("pod", "solo -- echo $HOSTNAME")
+    assert isinstance(results, PodResults)
+    assert results.stdout == b"solo\n"
+
+
+def test_cell_magic_runs_the_script(ip: InteractiveShell) -> None:
+    results = ip.run_cell_magic("pod", "-l app=db", "x=$(hostname)\necho \"host=$x\"\n")
+    assert sorted(r.stdout for r in results) == [b"host=db-0\n", b"host=db-1\n"]
+
+
+def test_interpolation_quotes_each_value(ip: InteractiveShell) -> None:
+    ip.user_ns["payload"] = "a'b; echo INJECTED $(id)"
+    ip.user_ns["words"] = ["one two", "three"]
+    results = ip.run_line_magic("pod", "solo -- printf '[%s]' {{payload}} {{words}}")
+    assert results.stdout == b"[a'b; echo INJECTED $(id)][one two][three]"
+
+
+def test_shell_syntax_passes_through(ip: InteractiveShell) -> None:
+    script = "X=5; echo ${X} $((X+1)) $(echo sub) | awk '{print $1, $3}'"
+    results = ip.run_cell_magic("pod", "solo", script)
+    assert results.stdout == b"5 sub\n"
+
+
+def test_undefined_name_is_a_usage_error(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="podd"):
+        ip.run_line_magic("pod", "solo -- echo {{podd}}")
+
+
+def test_options_take_values_from_python(ip: InteractiveShell) -> None:
+    ip.user_ns["app_name"] = "db"
+    results = ip.run_line_magic("pod", "-l app={{app_name}} -- true")
+    assert [r.pod for r in results] == ["db-0", "db-1"]
+    results = ip.run_line_magic("pod", "-l app={{ app_name |raw}} -e V={{ 'a b' }} -- printenv V")
+    assert [r.stdout for r in results] == [b"a b\n", b"a b\n"]
+
+
+def test_env_workdir_and_stdin(ip: InteractiveShell, sandbox: Sandbox) -> None:
+    ip.user_ns["data"] = b"from-python"
+    sandbox.clear_requests()
+    results = ip.run_line_magic(
+        "pod", "solo -e TOKEN=t0p-s3cret -w /tmp --stdin data -- printenv TOKEN | wc -c; pwd; cat"
+    )
+    assert results.stdout == b"11\n/tmp\nfrom-python"
+    assert not any("t0p-s3cret" in r.path_qs for r in sandbox.requests())
+
+
+def test_out_stores_the_result(ip: InteractiveShell) -> None:
+    assert ip.run_line_magic("pod", "-l app=db -o dbres -- true") is None
+    assert isinstance(ip.user_ns["dbres"], PodResults) and len(ip.user_ns["dbres"]) == 2
+
+
+def test_parse_returns_one_dataframe(ip: InteractiveShell) -> None:
+    frame = ip.run_line_magic("pod", "-l app=db --parse kv -- echo host=$HOSTNAME; echo n=1")
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["pod"]) == ["db-0", "db-1"] and list(frame["host"]) == ["db-0", "db-1"]
+
+
+def test_check_raises_with_every_result(ip: InteractiveShell) -> None:
+    with pytest.raises(PodsFailedError) as info:
+        ip.run_line_magic("pod", '-l app=db --check -- [ "$HOSTNAME" = db-0 ]')
+    assert len(info.value.results) == 2
+    assert [r.pod for r in info.value.failed] == ["db-1"]
+
+
+def test_dry_run_runs_nothing(ip: InteractiveShell, sandbox: Sandbox) -> None:
+    before = sandbox.exec_stats()["total"]
+    assert ip.run_line_magic("pod", "-l 'app in (batch,db)' --dry-run -o sel -- rm -rf /") is None
+    selection = ip.user_ns["sel"]
+    assert isinstance(selection, Selection)
+    assert [t.pod for t in selection.run] == ["db-0", "db-1"]
+    assert sandbox.exec_stats()["total"] == before
+
+
+def test_empty_selector_needs_yes(ip: InteractiveShell) -> None:
+    with pytest.raises(RefusedError, match="every pod"):
+        ip.run_line_magic("pod", "-l '' -- true")
+    results = ip.run_line_magic("pod", "-l '' --yes -- true")
+    assert len(results) > 5
+
+
+def test_large_fan_out_needs_yes(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "PodMagic.confirm_above = 2")
+    try:
+        with pytest.raises(RefusedError, match="3 pods is more than the 2"):
+            ip.run_line_magic("pod", "deploy/web -- true")
+        assert len(ip.run_line_magic("pod", "deploy/web --yes -- true")) == 3
+    finally:
+        ip.run_line_magic("config", "PodMagic.confirm_above = 50")
+
+
+def test_protected_context_needs_yes(ip: InteractiveShell) -> None:
+    ip.run_line_magic("config", "PodMagic.protected_contexts = ['*sandbox*']")
+    try:
+        with pytest.raises(RefusedError, match="protected"):
+            ip.run_line_magic("pod", "solo -- true")
+        assert ip.run_line_magic("pod", "solo --yes -- true").ok
+    finally:
+        ip.run_line_magic("config", "PodMagic.protected_contexts = ['*prod*']")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("solo", "no command"),
+        ("-- echo hi", "no target"),
+        ("solo --timeout abc -- true", "timeout"),
+        ("solo -e NOEQUALS -- true", "NAME=VALUE"),
+        ("solo --pick 0 -- true", "pick"),
+    ],
+)
+def test_bad_input_is_one_line(ip: InteractiveShell, line: str, message: str) -> None:
+    with pytest.raises((UsageError, SelectionError), match=message):
+        ip.run_line_magic("pod", line)
+
+
+def test_misspelt_pod_suggests(ip: InteractiveShell) -> None:
+    with pytest.raises(SelectionError, match="did you mean solo"):
+        ip.run_line_magic("pod", "slo -- true")
+
+
+def test_background_run(ip: InteractiveShell) -> None:
+    handle = ip.run_line_magic("pod", "-l app=db --bg -o bgres -- sleep 0.5; echo done")
+    assert isinstance(handle, BackgroundRun)
+    assert "running" in repr(handle)
+    results = handle.result(timeout=20)
+    assert [r.stdout for r in results] == [b"done\n", b"done\n"]
+    assert handle.state == "done" and "2/2 done" in repr(handle)
+    assert ip.user_ns["bgres"] is results
+
+
+def test_background_cancel_keeps_partial(ip: InteractiveShell) -> None:
+    handle = ip.run_line_magic("pod", "-l app=db --bg -- echo up; sleep 30")
+    import time
+
+    time.sleep(0.8)
+    handle.cancel()
+    results = handle.result(timeout=10)
+    assert {r.status for r in results} == {ExecStatus.CANCELLED}
+    assert handle.state == "cancelled"
+
+
+def test_no_shell_runs_argv(ip: InteractiveShell) -> None:
+    results = ip.run_line_magic("pod", "solo --no-shell -- printf %s|%s 'a b' c")
+    assert results.stdout == b"a b|c"
+
+
+def test_help_is_complete(ip: InteractiveShell) -> None:
+    doc = ip.find_line_magic("pod").__doc__ or ""
+    for option in ("--selector", "--all-namespaces", "--bg", "--check", "--parse", "--dry-run", "--yes", "{{expr}}"):
+        assert option in doc
