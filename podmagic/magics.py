@@ -246,9 +246,13 @@ class PodMagic(Magics):
         cluster.command(command, env=run_kwargs["env"], workdir=run_kwargs["workdir"],
                         shell=run_kwargs["shell"], stdin=None)  # validate before anything starts
         quiet = args.quiet or self.quiet
-        renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits())
         if args.bg:
+            # The run outlives the cell: the live view puts the summary up in its own slot.
+            renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits())
             return self._run_background(cluster, command, run_kwargs, renderer, args, selection)
+        # A blocking run: the live view clears itself and the summary is displayed here, in
+        # the main thread, as an ordinary output of this cell.
+        renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits(), show_summary=False)
         control = RunControl()
         try:
             results = run_blocking(
@@ -262,6 +266,9 @@ class PodMagic(Magics):
     def _finish(self, results: PodResults, args: Any, *, shown: bool) -> Any:
         value: Any = results
         if shown:
+            from IPython.display import display
+
+            display(PodResults(results))
             value = _ShownResults(results)
             value._shown_in = self.shell.execution_count
         if args.parse:

@@ -328,7 +328,9 @@ def test_widget_displays_once_with_a_display_id(fake_display: FakeDisplay) -> No
     renderer = WidgetRenderer()
     assert len(fake_display.calls) == 1
     obj, kwargs = fake_display.calls[0]
-    assert obj is renderer.widget and kwargs == {"display_id": True}
+    assert kwargs == {"raw": True, "display_id": True}
+    assert obj["application/vnd.jupyter.widget-view+json"]["model_id"] == renderer.widget.model_id
+    assert obj["text/plain"] == ""  # no "VBox(...)" in a notebook saved without widget state
     assert renderer.display_handle is fake_display.handles[0]  # type: ignore[comparison-overlap]
     renderer.close()
     assert WidgetRenderer(display=False).display_handle is None

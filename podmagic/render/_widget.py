@@ -226,7 +226,12 @@ class WidgetRenderer:
             from IPython import display as ipython_display
 
             show: Any = ipython_display.display  # untyped in IPython
-            self.display_handle = show(self.widget, display_id=True)
+            # The widget's text/plain fallback ("VBox(children=...)") would be all that a saved
+            # notebook without widget state shows; an empty one shows nothing. It also keeps
+            # the output identical before and after the slot is emptied (nbval compares it).
+            bundle = dict(self.widget._repr_mimebundle_() or {})
+            bundle["text/plain"] = ""
+            self.display_handle = show(bundle, raw=True, display_id=True)
 
     @property
     def pod_views(self) -> Mapping[str, Any]:
