@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import hmac
 import json
@@ -161,28 +162,43 @@ def _workload_selector(request: web.Request) -> Callable[[dict[str, Any]], bool]
     )
 
 
-def _paginate(request: web.Request, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+def _list_key(item: dict[str, Any]) -> tuple[str, str]:
+    return (item["metadata"].get("namespace") or "", item["metadata"]["name"])
+
+
+def _paginate(request: web.Request,
+              items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None, int]:
+    """One page of ``items`` (sorted by namespace and name), the next continue token, and how
+    many items follow the page.
+
+    The token names the last item returned, as the apiserver's does, so a page neither repeats
+    nor skips items when objects come or go between requests.
+    """
     start = 0
     token = request.query.get("continue")
     if token:
         try:
-            start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+            after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+            if not (isinstance(after, list) and len(after) == 2 and all(isinstance(x, str) for x in after)):
+                raise ValueError(after)
         except (ValueError, KeyError, TypeError):
             raise status.bad_request("continue key is not valid: illegal base64 data") from None
+        start = bisect.bisect_right(items, tuple(after), key=_list_key)
     limit = int(request.query.get("limit") or 0)
     if limit <= 0:
-        return items[start:], None
-    end = start + limit
+        return items[start:], None, 0
+    page = items[start:start + limit]
+    remaining = len(items) - start - len(page)
     next_token = None
-    if end < len(items):
-        next_token = base64.urlsafe_b64encode(json.dumps({"start": end}).encode()).decode()
-    return items[start:end], next_token
+    if remaining > 0:
+        next_token = base64.urlsafe_b64encode(json.dumps({"after": list(_list_key(page[-1]))}).encode()).decode()
+    return page, next_token, remaining
 
 
 def _list_response(request: web.Request, kind: str, api_version: str,
                    items: list[dict[str, Any]]) -> web.Response:
     cluster = cluster_of(request)
-    page, next_token = _paginate(request, items)
+    page, next_token, remaining = _paginate(request, items)
     if wants_table(request.headers.get("Accept", "")):
         include = request.query.get("includeObject", "Metadata")
         return _json(to_table(kind, page, resource_version=cluster.resource_version,
@@ -191,9 +207,7 @@ def _list_response(request: web.Request, kind: str, api_version: str,
     metadata: dict[str, Any] = {"resourceVersion": cluster.resource_version}
     if next_token:
         metadata["continue"] = next_token
-        metadata["remainingItemCount"] = len(items) - len(page) - (
-            json.loads(base64.urlsafe_b64decode(request.query["continue"].encode()))["start"]
-            if request.query.get("continue") else 0)
+        metadata["remainingItemCount"] = remaining
     body = {
         "kind": f"{kind}List",
         "apiVersion": api_version,

@@ -281,6 +281,17 @@ def expand_workload(
     def node_for(index: int) -> str:
         return nodes[(index + int(hashlib.sha256(seed.encode()).hexdigest(), 16)) % len(nodes)]
 
+    taken: set[str] = set()
+
+    def replica_name(prefix: str, name_seed: str) -> str:
+        """``prefix`` plus a 5-character suffix no other replica of this workload has."""
+        candidate, attempt = prefix + _suffix(name_seed, 5), 0
+        while candidate in taken:  # two seeds can hash alike: 27**5 names only
+            attempt += 1
+            candidate = prefix + _suffix(f"{name_seed}/{attempt}", 5)
+        taken.add(candidate)
+        return candidate
+
     if kind in ("Deployment", "ReplicaSet"):
         owner_kind, owner_name, owner_uid = kind, name, meta["uid"]
         labels: dict[str, str] = {}
@@ -312,7 +323,7 @@ def expand_workload(
             owner_kind, owner_name, owner_uid = "ReplicaSet", rs_name, rs_uid
         prefix = f"{owner_name}-"
         for index in range(int(spec.get("replicas", 1))):
-            pods.append(_replica(workload, template, namespace, prefix + _suffix(f"{seed}/{index}", 5),
+            pods.append(_replica(workload, template, namespace, replica_name(prefix, f"{seed}/{index}"),
                                  index, node_for(index), next_ip(), labels,
                                  _owner_reference(workload, owner_kind, owner_name, owner_uid),
                                  generate_name=prefix))
@@ -332,7 +343,7 @@ def expand_workload(
         revision = _suffix(f"{seed}/revision", 10)
         for index, node in enumerate(nodes):
             labels = {"controller-revision-hash": revision, "pod-template-generation": "1"}
-            pods.append(_replica(workload, template, namespace, f"{name}-{_suffix(f'{seed}/{node}', 5)}",
+            pods.append(_replica(workload, template, namespace, replica_name(f"{name}-", f"{seed}/{node}"),
                                  index, node, next_ip(), labels,
                                  _owner_reference(workload, kind, name, meta["uid"]),
                                  generate_name=f"{name}-"))
@@ -349,7 +360,7 @@ def expand_workload(
         # A Job's selector is the controller-uid label, as the Job controller generates it.
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
         for index in range(count):
-            pods.append(_replica(workload, template, namespace, f"{name}-{_suffix(f'{seed}/{index}', 5)}",
+            pods.append(_replica(workload, template, namespace, replica_name(f"{name}-", f"{seed}/{index}"),
                                  index, node_for(index), next_ip(), labels,
                                  _owner_reference(workload, kind, name, meta["uid"]),
                                  generate_name=f"{name}-"))

@@ -75,7 +75,7 @@ class RecordedRequest:
     user_agent: str
 
 
-@dataclass
+@dataclass(eq=False)  # kept in a set: hashed by identity
 class Watcher:
     """A ``?watch=true`` stream: a queue of events and the filter it applies."""
 
@@ -198,10 +198,16 @@ class Cluster:
         """Create a pod from a client's POST body (``generateName`` honoured)."""
         metadata = body.setdefault("metadata", {})
         name = metadata.get("name")
-        if not name and metadata.get("generateName"):
+        generate_name = metadata.get("generateName")
+        if not name and generate_name:
             from .objects import _suffix  # noqa: PLC0415 - private helper, one use
 
-            name = metadata["generateName"] + _suffix(f"{namespace}/{metadata['generateName']}/{len(self.pods)}/{now_rfc3339()}", 5)
+            seed = f"{namespace}/{generate_name}/{len(self.pods)}/{now_rfc3339()}"
+            name = generate_name + _suffix(seed, 5)
+            attempt = 0
+            while (namespace, name) in self.pods:  # never take a live pod's name
+                attempt += 1
+                name = generate_name + _suffix(f"{seed}/{attempt}", 5)
         if not name:
             raise ManifestError("name or generateName is required")
         template = {"metadata": {"labels": metadata.get("labels") or {},
@@ -209,7 +215,8 @@ class Cluster:
                     "spec": body.get("spec") or {}}
         node = (body.get("spec") or {}).get("nodeName") or self.nodes[len(self.pods) % len(self.nodes)]
         pod = make_pod(namespace=namespace, name=name, template=template, node=node,
-                       pod_ip=self.next_ip(), owner=(metadata.get("ownerReferences") or [None])[0])
+                       pod_ip=self.next_ip(), owner=(metadata.get("ownerReferences") or [None])[0],
+                       generate_name=generate_name)
         return self.add_pod(pod)
 
     def get_pod(self, namespace: str, name: str) -> PodEntry | None:
@@ -260,6 +267,7 @@ class Cluster:
         """Set (or, with ``None``, remove) annotations on a pod and apply their effect."""
         entry = self.pods[(namespace, name)]
         current = entry.pod["metadata"].setdefault("annotations", {})
+        previous = {key: current.get(key) for key in annotations}
         for key, value in annotations.items():
             if value is None:
                 current.pop(key, None)
@@ -268,8 +276,11 @@ class Cluster:
         try:
             entry.behaviour = refresh_pod_status(entry.pod)
         except BehaviourError:
-            for key in annotations:
-                current.pop(key, None)
+            for key, value in previous.items():  # put back what was there
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
             raise
         if PREFIX + "throttle" in annotations:
             entry.throttle_left = entry.behaviour.throttle

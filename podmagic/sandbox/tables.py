@@ -72,7 +72,7 @@ def _pod_row(pod: dict[str, Any]) -> list[Any]:
         pod["metadata"]["name"],
         f"{ready}/{len(pod['spec'].get('containers', []))}",
         _pod_status(pod),
-        restarts,
+        str(restarts),  # a "string" column: the apiserver sends "0" (or "2 (5m ago)")
         _age(pod["metadata"].get("creationTimestamp")),
         pod["status"].get("podIP", "<none>"),
         pod["spec"].get("nodeName", "<none>"),
