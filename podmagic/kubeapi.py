@@ -1,0 +1,564 @@
+"""The Kubernetes REST API: one pooled HTTP client per cluster, with retries.
+
+:class:`KubeApi` reads what the engine needs (pods, namespaces, workloads) over a single
+``aiohttp.ClientSession`` — one connection pool, so listing and resolving many targets reuses
+TLS connections instead of paying a handshake per request. It also owns what the exec
+transport (:mod:`podmagic.transport`) needs to open its WebSockets: the exec URL, the TLS
+context and the proxy.
+
+Failures become one-line :mod:`podmagic.errors` exceptions: an error status is an
+:class:`~podmagic.errors.ApiError` with the server's own message; an unreachable or untrusted
+server is a :class:`~podmagic.errors.ConfigError` naming the server URL and what to check.
+Neither shows the transport's traceback chain (they are raised ``from None``); the low-level
+exception stays available as ``__context__``.
+
+Transient trouble — connect errors, 429 (honouring ``Retry-After``), 500/502/503/504 — is
+retried with exponential backoff and jitter under a :class:`RetryPolicy`; a 401 invalidates
+the token (an exec-plugin token may have expired) and is retried once.
+
+asyncio only (aiohttp and websockets are asyncio libraries); run it under anyio's asyncio
+backend or plain asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import errno
+import ipaddress
+import json
+import math
+import random
+import socket
+import ssl
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import anyio
+from yarl import URL
+
+from . import __version__
+from .errors import ApiError, ConfigError
+
+if TYPE_CHECKING:
+    from .credentials import ClusterCredentials
+
+__all__ = [
+    "PAGE_SIZE",
+    "RETRY_STATUSES",
+    "WORKLOAD_KINDS",
+    "Backoff",
+    "KubeApi",
+    "RetryPolicy",
+    "describe_connect_error",
+    "is_certificate_error",
+    "parse_retry_after",
+]
+
+#: Items per page when listing (what kubectl asks for).
+PAGE_SIZE = 500
+
+#: Statuses that mean "try again later": throttling and a struggling server or proxy.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Workload kind (lower case) → (API group path, resource plural).
+WORKLOAD_KINDS: Mapping[str, tuple[str, str]] = {
+    "deployment": ("apis/apps/v1", "deployments"),
+    "statefulset": ("apis/apps/v1", "statefulsets"),
+    "daemonset": ("apis/apps/v1", "daemonsets"),
+    "replicaset": ("apis/apps/v1", "replicasets"),
+    "job": ("apis/batch/v1", "jobs"),
+}
+_KIND_ALIASES = {
+    "deploy": "deployment", "deployments": "deployment",
+    "sts": "statefulset", "statefulsets": "statefulset",
+    "ds": "daemonset", "daemonsets": "daemonset",
+    "rs": "replicaset", "replicasets": "replicaset",
+    "jobs": "job",
+}
+
+USER_AGENT = f"podmagic/{__version__}"
+
+
+# --------------------------------------------------------------------------------------------
+# Retries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a request that failed for a transient reason.
+
+    ``attempts`` counts every try, the first one included. The wait before retry *n* is
+    exponential (``base_delay * 2**(n-1)``, at most ``max_delay``) with jitter, so that many
+    clients throttled at once do not come back in step; a server's ``Retry-After`` is honoured
+    instead when it asks for longer (up to ``max_retry_after``). ``deadline`` is an absolute
+    time on :func:`anyio.current_time`'s clock: no retry is started, and no wait runs, past it.
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    deadline: float | None = None
+    max_retry_after: float = 60.0
+
+    def start(self) -> Backoff:
+        """A fresh retry counter for one request."""
+        return Backoff(self)
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        # "Equal jitter": at least half the exponential step, so the backoff still grows.
+        delay = random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None and retry_after > 0:
+            # A little extra on top of what the server asked for spreads a throttled herd.
+            honoured = min(retry_after, self.max_retry_after)
+            delay = max(delay, honoured * random.uniform(1.0, 1.1))
+        return delay
+
+
+class Backoff:
+    """Counts the retries of one request and sleeps between them (see :class:`RetryPolicy`)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.retries = 0
+
+    async def wait(self, retry_after: float | None = None) -> bool:
+        """Sleep before the next retry and return True, or return False at once when no retry
+        is left: every attempt is used, or the wait would end past the deadline."""
+        if self.retries + 1 >= self.policy.attempts:
+            return False
+        delay = self.policy.delay(self.retries + 1, retry_after)
+        deadline = self.policy.deadline
+        if deadline is not None and anyio.current_time() + delay >= deadline:
+            return False
+        self.retries += 1
+        await anyio.sleep(delay)
+        return True
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Connection failures in words
+# --------------------------------------------------------------------------------------------
+
+
+def _display_server(server: str) -> str:
+    """The server URL without any user:password part (never shown to users)."""
+    parts = urlsplit(server)
+    if parts.username is not None or parts.password is not None:
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return server
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The OS or TLS error underneath a client library's wrapper."""
+    for attribute in ("certificate_error", "os_error"):
+        inner = getattr(exc, attribute, None)
+        if isinstance(inner, BaseException):
+            return inner
+    return exc
+
+
+def is_certificate_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed TLS certificate verification (not worth retrying)."""
+    return isinstance(exc, (aiohttp.ClientConnectorCertificateError,
+                            ssl.SSLCertVerificationError))
+
+
+def describe_connect_error(server: str, exc: BaseException,
+                           *, timeout: float | None = None) -> tuple[str, str]:
+    """``(message, hint)`` for a failure to reach the API server at all.
+
+    Used for the REST client and the exec WebSockets alike, so both word a broken server
+    address, a wrong CA or a dead cluster the same way.
+    """
+    where = _display_server(server)
+    host = urlsplit(server).hostname or where
+    cause = _root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError) or is_certificate_error(exc):
+        detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None)
+        message = f"certificate verify failed for {where}"
+        if detail:
+            message += f" ({detail})"
+        if detail and "hostname" in str(detail).lower():
+            return message, ("check the server address, or tls-server-name in your kubeconfig")
+        return message, "check certificate-authority in your kubeconfig"
+    if isinstance(cause, ssl.SSLError):
+        reason = getattr(cause, "reason", None) or type(cause).__name__
+        return (f"TLS handshake with {where} failed ({reason})",
+                "check that the server address in your kubeconfig is the API server's https URL")
+    if isinstance(cause, socket.gaierror) or isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return (f"cannot resolve the host {host} of {where}",
+                "check the server address in your kubeconfig, and your network or VPN")
+    if isinstance(cause, (TimeoutError, asyncio.TimeoutError)) or isinstance(
+            exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        within = f" within {timeout:g}s" if timeout is not None else ""
+        return (f"no answer from {where}{within}",
+                "check that the cluster is reachable (network, VPN, firewall or proxy)")
+    text = str(cause).lower()
+    if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == \
+            errno.ECONNREFUSED or "refused" in text or "connect call failed" in text:
+        hint = ("check that the cluster is running and the server address in your kubeconfig "
+                "(or pick another --context)")
+        return f"connection refused by {where}", hint
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return (f"{where} closed the connection without answering",
+                "check that the server address points at the Kubernetes API server")
+    strerror = getattr(cause, "strerror", None) or type(cause).__name__
+    return (f"cannot connect to {where} ({strerror})",
+            "check the server address in your kubeconfig and that the cluster is reachable")
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+def _environment_proxy(server: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``/``NO_PROXY``...) names for ``server``,
+    which is what kubectl uses when the kubeconfig sets no ``proxy-url``. Like Go's
+    ``http.ProxyFromEnvironment``, loopback addresses are never proxied."""
+    parts = urlsplit(server)
+    host = parts.hostname
+    if not host or host == "localhost" or _is_loopback(host):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy:
+        return None
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if urllib.request.proxy_bypass(netloc):
+        return None
+    return proxy
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _segment(value: str) -> str:
+    """One path segment, percent-encoded (a name never adds a path level)."""
+    return quote(value, safe="")
+
+
+class KubeApi:
+    """The Kubernetes API of one cluster: REST reads and what exec connections need.
+
+    Build it from a :class:`~podmagic.credentials.ClusterCredentials`; use it as an async
+    context manager or call :meth:`aclose`. The HTTP session is created on first use inside
+    the running event loop and stays bound to that loop.
+
+    Args:
+        credentials: where the server is and how to authenticate.
+        retry: the default :class:`RetryPolicy` (methods take a per-call one too).
+        limit: the most simultaneous HTTP connections in the pool.
+        connect_timeout: seconds to open a TCP+TLS connection.
+        read_timeout: seconds to wait for more of a response before giving up on it.
+    """
+
+    def __init__(
+        self,
+        credentials: ClusterCredentials,
+        *,
+        retry: RetryPolicy | None = None,
+        limit: int = 64,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.credentials = credentials
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.limit = limit
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.server = credentials.server.rstrip("/")
+        #: The HTTP proxy to reach the server through (kubeconfig ``proxy-url``, else the
+        #: environment's), or None for a direct connection. May embed credentials.
+        self.proxy: str | None = credentials.proxy_url or _environment_proxy(self.server)
+        self.user_agent = USER_AGENT
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._ws_ssl: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._session else "idle"
+        return f"<KubeApi {_display_server(self.server)} {state}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> KubeApi:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. The client cannot be used afterwards."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            # Shielded: an interrupted close would leave sockets for the garbage collector.
+            with anyio.CancelScope(shield=True):
+                await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this KubeApi is closed")
+        loop = asyncio.get_running_loop()
+        if self._session is None:
+            proxy = self.proxy
+            if proxy and urlsplit(proxy).scheme not in ("http", "https"):
+                raise ConfigError(
+                    f"the proxy for {_display_server(self.server)} is a "
+                    f"{urlsplit(proxy).scheme}:// proxy, which is not supported",
+                    hint="use an http:// proxy (proxy-url in the kubeconfig or HTTPS_PROXY)",
+                )
+            connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
+                                             limit=self.limit)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout,
+                                              sock_read=self.read_timeout),
+                headers={"Accept": "application/json", "User-Agent": self.user_agent},
+            )
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this KubeApi belongs to another event loop; create one KubeApi per loop"
+            )
+        return self._session
+
+    # -- requests --------------------------------------------------------------------------
+
+    def url(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        """The full URL of an API path (``/api/v1/...``) with an encoded query."""
+        url = self.server + path
+        if params:
+            url += "?" + urlencode(list(params.items()), quote_via=quote, safe="")
+        return url
+
+    async def get_json(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        what: str,
+        retry: RetryPolicy | None = None,
+    ) -> dict[str, Any]:
+        """``GET`` an API path and return the JSON object it answers.
+
+        ``what`` names the request in error messages ("list pods in namespace web").
+        Raises :class:`~podmagic.errors.ApiError` for an error status (after retries, for the
+        transient ones) and :class:`~podmagic.errors.ConfigError` when the server cannot be
+        reached or its certificate is not trusted.
+        """
+        session = self._get_session()
+        backoff = (retry or self.retry).start()
+        url = URL(self.url(path, params), encoded=True)
+        reauthenticated = False
+        while True:
+            headers = await self.credentials.auth_headers()
+            try:
+                # No redirects: they could carry the Authorization header to another host,
+                # and the API server does not redirect reads.
+                async with session.get(url, headers=headers, proxy=self.proxy,
+                                       allow_redirects=False) as response:
+                    status = response.status
+                    body = await response.read()
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                    TimeoutError, asyncio.TimeoutError) as exc:
+                # A GET is safe to repeat, so a dropped connection is retried too; an
+                # untrusted certificate will not fix itself.
+                if not is_certificate_error(exc) and await backoff.wait():
+                    continue
+                message, hint = describe_connect_error(self.server, exc,
+                                                       timeout=self.connect_timeout)
+                raise ConfigError(f"{what}: {message}", hint=hint) from None
+            if status < 300:
+                return _json_object(body, status, what)
+            if status == 401 and not reauthenticated:
+                reauthenticated = True
+                self.credentials.invalidate_token(headers)
+                continue
+            if status in RETRY_STATUSES and await backoff.wait(retry_after):
+                continue
+            raise ApiError.from_status(status, body, what=what) from None
+
+    async def _get_or_none(self, path: str, *, what: str) -> dict[str, Any] | None:
+        try:
+            return await self.get_json(path, what=what)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def _list(self, path: str, params: Mapping[str, str], *, what: str) -> list[dict[str, Any]]:
+        query = {key: value for key, value in params.items() if value}
+        query["limit"] = str(PAGE_SIZE)
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self.get_json(path, query, what=what)
+            items.extend(page.get("items") or ())
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            query["continue"] = str(token)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def list_pods(
+        self,
+        namespace: str | None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[dict[str, Any]]:
+        """Every pod matching the selectors, in ``namespace`` (``None``: all namespaces).
+
+        Pages of :data:`PAGE_SIZE` are fetched one after another and joined.
+        """
+        if namespace is None:
+            path, where = "/api/v1/pods", "in all namespaces"
+        else:
+            path, where = f"/api/v1/namespaces/{_segment(namespace)}/pods", f"in namespace {namespace}"
+        return await self._list(
+            path, {"labelSelector": label_selector, "fieldSelector": field_selector},
+            what=f"list pods {where}",
+        )
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod, or ``None`` if there is no such pod."""
+        return await self._get_or_none(
+            f"/api/v1/namespaces/{_segment(namespace)}/pods/{_segment(name)}",
+            what=f"get pod {namespace}/{name}",
+        )
+
+    async def get_namespace(self, name: str) -> dict[str, Any] | None:
+        """The namespace, or ``None`` if there is no such namespace."""
+        return await self._get_or_none(f"/api/v1/namespaces/{_segment(name)}",
+                                       what=f"get namespace {name}")
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace."""
+        return await self._list("/api/v1/namespaces", {}, what="list namespaces")
+
+    async def get_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Deployment, StatefulSet, DaemonSet, ReplicaSet or Job, or ``None`` if missing.
+
+        ``kind`` is matched case-insensitively and may be kubectl's short name (``deploy``,
+        ``sts``, ``ds``, ``rs``); any other kind raises ``ValueError``.
+        """
+        key = kind.lower()
+        key = _KIND_ALIASES.get(key, key)
+        if key not in WORKLOAD_KINDS:
+            raise ValueError(
+                f"unsupported workload kind {kind!r} "
+                f"(expected one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job)"
+            )
+        group, plural = WORKLOAD_KINDS[key]
+        return await self._get_or_none(
+            f"/{group}/namespaces/{_segment(namespace)}/{plural}/{_segment(name)}",
+            what=f"get {key} {namespace}/{name}",
+        )
+
+    # -- exec ------------------------------------------------------------------------------
+
+    def exec_url(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        command: Sequence[str],
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> str:
+        """The ``ws(s)://`` URL of an exec, with its query encoded the way kubectl does it.
+
+        One ``command=`` per argv element, ``container`` always, flags only when true, and
+        with ``tty`` no ``stderr`` (a terminal has one output stream). Keys are sorted like Go's
+        ``url.Values.Encode``. The URL lands in the API server's audit log: callers must not
+        put secrets in ``command``.
+        """
+        if isinstance(command, str):
+            raise TypeError("command must be a sequence of argv strings, not one string")
+        if not command:
+            raise ValueError("an exec needs at least one command argument")
+        if tty:
+            stderr = False
+        if not (stdin or stdout or stderr):
+            raise ValueError("an exec needs at least one of stdin, stdout, stderr")
+        query: list[tuple[str, str]] = [("command", arg) for arg in command]
+        query.append(("container", container))
+        for flag, value in (("stderr", stderr), ("stdin", stdin), ("stdout", stdout),
+                            ("tty", tty)):
+            if value:
+                query.append((flag, "true"))
+        parts = urlsplit(self.server)
+        scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+        path = (f"{parts.path.rstrip('/')}/api/v1/namespaces/{_segment(namespace)}"
+                f"/pods/{_segment(pod)}/exec")
+        return urlunsplit((scheme, parts.netloc, path,
+                           urlencode(query, quote_via=quote, safe=""), ""))
+
+    def websocket_ssl(self) -> ssl.SSLContext | None:
+        """The ``ssl`` argument for an exec WebSocket: ``None`` for a plain-http server, else
+        the credentials' context — or, with ``insecure-skip-tls-verify`` (where the credentials
+        say ``False``), a context that does not verify."""
+        if urlsplit(self.server).scheme != "https":
+            return None
+        context = self.credentials.ssl_context()
+        if isinstance(context, ssl.SSLContext):
+            return context
+        if self._ws_ssl is None:
+            unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            unverified.check_hostname = False
+            unverified.verify_mode = ssl.CERT_NONE
+            self._ws_ssl = unverified
+        return self._ws_ssl
+
+
+def _json_object(body: bytes, status: int, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        # A proxy or a web server that is not the API server answered.
+        raise ApiError(status, "the answer is not a JSON object", what=what,
+                       hint="check that the server address points at the Kubernetes API "
+                       "server") from None
+    return data
