@@ -7,6 +7,7 @@ import os
 import pickle
 import shlex
 import subprocess
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from podmagic.errors import PodmagicError
@@ -889,6 +890,10 @@ STATEMENTS = st.lists(
 def test_no_composition_of_shell_constructs_runs_the_value(
     shell: str, script: str, which: int
 ) -> None:
+    # `(( w ))` is arithmetic only in bash; POSIX shells read it as nested subshells, putting
+    # `w` in command position, where running the output of $(echo {{v}}) is the script's own
+    # doing (like eval), not a way out of the quoting.
+    assume(shell.endswith("bash") or not re.search(r"(^|\n)\(\( ", script))
     with tempfile.TemporaryDirectory() as folder:
         marker = Path(folder) / "pwned"
         options = payloads(marker)
