@@ -238,7 +238,7 @@ class _PodRun:
             self.finish(ExecStatus.TIMEOUT, error=hint)
             return False
         except HandshakeError as error:
-            message = str(error)
+            message: str | None = str(error)
             if error.http_status == 404:
                 message = await self._explain_gone(message)
             self.finish(ExecStatus.ERROR, error=message)
@@ -263,7 +263,7 @@ class _PodRun:
         self.finish(ExecStatus.ERROR, error=error_text)
         return False
 
-    async def _explain_gone(self, message: str) -> str:
+    async def _explain_gone(self, message: str | None) -> str | None:
         with anyio.move_on_after(5):
             pod = await self.fanout.api.get_pod(self.target.namespace, self.target.pod)
             if pod is None:

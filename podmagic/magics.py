@@ -121,6 +121,16 @@ class PodMagic(Magics):
 
     # -- helpers -----------------------------------------------------------------------------
 
+    @property
+    def _shell(self) -> Any:
+        if self.shell is None:
+            raise UsageError("the podmagic magics need an IPython shell")
+        return self.shell
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        return self._shell.user_ns  # type: ignore[no-any-return]
+
     def _cluster(self, context: str | None, kubeconfig: str | None) -> Cluster:
         key = (context or self.context, kubeconfig or self.kubeconfig)
         if key not in self._clusters:
@@ -139,7 +149,7 @@ class PodMagic(Magics):
             pieces.append(f"{{{{{placeholder.expr}|raw}}}}")
             last = placeholder.end
         pieces.append(text[last:])
-        return interpolate("".join(pieces), self.shell.user_ns)
+        return interpolate("".join(pieces), self._user_ns)
 
     def _limits(self) -> RenderLimits:
         return RenderLimits(max_updates_per_second=self.max_updates_per_second,
@@ -190,7 +200,7 @@ class PodMagic(Magics):
         """
         options_text, command_text = _split_line(line)
         argv = _split_options(options_text)
-        args = self.pod.parser.parse_args(argv)  # type: ignore[attr-defined]
+        args = self.pod.parser.parse_args(argv)
         if cell is not None:
             if command_text is not None:
                 raise UsageError("%%pod takes its command from the cell; remove the ` -- COMMAND` part")
@@ -222,18 +232,18 @@ class PodMagic(Magics):
         if args.dry_run:
             self._show_selection(cluster, selection)
             if args.out:
-                self.shell.user_ns[args.out] = selection
+                self._user_ns[args.out] = selection
             return None
 
         check_allowed(selection, context=cluster.context, protected=self.protected_contexts,
                       confirm_above=self.confirm_above, everything=everything, confirmed=args.yes)
 
         assert command_text is not None
-        script = interpolate(command_text, self.shell.user_ns)
+        script = interpolate(command_text, self._user_ns)
         command: str | list[str] = script
         if args.no_shell:
             command = shlex.split(script)
-        stdin = eval(args.stdin, self.shell.user_ns) if args.stdin else None  # noqa: S307 - the user's own notebook
+        stdin = eval(args.stdin, self._user_ns) if args.stdin else None  # noqa: S307 - the user's own notebook
         env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
         run_kwargs: dict[str, Any] = dict(
             env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,
@@ -270,12 +280,12 @@ class PodMagic(Magics):
 
             display(PodResults(results))
             value = _ShownResults(results)
-            value._shown_in = self.shell.execution_count
+            value._shown_in = self._shell.execution_count
         if args.parse:
             options = {"pattern": args.pattern} if args.pattern else {}
             value = results.parse(args.parse, **options)
         if args.out:
-            self.shell.user_ns[args.out] = value
+            self._user_ns[args.out] = value
         if args.check and not results.ok:
             raise PodsFailedError(results)
         return None if args.out else value
@@ -293,7 +303,7 @@ class PodMagic(Magics):
             results = await cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
             renderer.close()
             if args.out:
-                self.shell.user_ns[args.out] = results.parse(args.parse) if args.parse else results
+                self._user_ns[args.out] = results.parse(args.parse) if args.parse else results
             if args.check and not results.ok:
                 raise PodsFailedError(results)
             return results

@@ -16,7 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -37,9 +37,7 @@ def get_portal() -> BlockingPortal:
     global _portal, _portal_cm
     with _lock:
         if _portal is None:
-            manager: Generator[BlockingPortal, Any, None] | Any = start_blocking_portal(
-                "asyncio", name=THREAD_NAME
-            )
+            manager = start_blocking_portal("asyncio", name=THREAD_NAME)
             _portal = manager.__enter__()
             _portal_cm = manager
         return _portal

@@ -32,7 +32,14 @@ CLUSTER_KEY = web.AppKey("cluster", Cluster)
 TOKEN_KEY = web.AppKey("token", str)
 # Every client connection seen, so stopping can cut the ones clients left open (a TLS close
 # otherwise waits for the peer and the socket outlives the loop).
-CONNECTIONS_KEY = web.AppKey("connections", weakref.WeakSet)
+class Connections:
+    """The transports of client connections, held weakly."""
+
+    def __init__(self) -> None:
+        self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+
+
+CONNECTIONS_KEY = web.AppKey("connections", Connections)
 
 # Paths a real API server serves to anonymous users as well.
 _ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
@@ -51,7 +58,7 @@ def _json(body: Any, *, status_code: int = 200, content_type: str = "application
     )
 
 
-def _socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport:
+def _socket_transport(transport: asyncio.Transport) -> asyncio.Transport:
     """The TCP transport under a TLS one.
 
     A TLS transport that is closing waits for the peer's close_notify; if the loop stops
@@ -60,7 +67,7 @@ def _socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport
     """
     protocol = getattr(transport, "_ssl_protocol", None)
     inner = getattr(protocol, "_transport", None)
-    return inner if isinstance(inner, asyncio.BaseTransport) else transport
+    return inner if isinstance(inner, asyncio.Transport) else transport
 
 
 def cluster_of(request: web.Request) -> Cluster:
@@ -71,7 +78,7 @@ def cluster_of(request: web.Request) -> Cluster:
 async def _record_auth_throttle(request: web.Request, handler: Handler) -> web.StreamResponse:
     cluster = cluster_of(request)
     if request.transport is not None:
-        request.app[CONNECTIONS_KEY].add(_socket_transport(request.transport))
+        request.app[CONNECTIONS_KEY].transports.add(_socket_transport(request.transport))
     cluster.requests.append(
         RecordedRequest(request.method, request.path_qs, request.headers.get("User-Agent", ""))
     )
@@ -405,7 +412,7 @@ def build_app(cluster: Cluster, *, token: str | None,
     app = web.Application(middlewares=[_record_auth_throttle], client_max_size=64 * 1024 * 1024)
     app[CLUSTER_KEY] = cluster
     app[TOKEN_KEY] = token or ""
-    app[CONNECTIONS_KEY] = weakref.WeakSet()
+    app[CONNECTIONS_KEY] = Connections()
     ns = "/api/v1/namespaces/{namespace}"
     group = "/apis/{group}/{version}"
     app.add_routes([

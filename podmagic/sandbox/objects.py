@@ -300,7 +300,7 @@ def expand_workload(
             rs_name = f"{name}-{template_hash}"
             labels["pod-template-hash"] = template_hash
             rs_uid = _uid(f"ReplicaSet/{namespace}/{rs_name}")
-            replicaset = {
+            replicaset: dict[str, Any] = {
                 "kind": "ReplicaSet",
                 "apiVersion": "apps/v1",
                 "metadata": {

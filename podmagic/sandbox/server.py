@@ -199,11 +199,13 @@ class Sandbox:
             if not self._app or not self._app[ACTIVE_SESSIONS_KEY]:
                 break
             await asyncio.sleep(0.02)
-        connections = list(self._app[CONNECTIONS_KEY]) if self._app is not None else []
+        connections: list[asyncio.Transport] = []
+        if self._app is not None:
+            connections.extend(self._app[CONNECTIONS_KEY].transports)
         if self._runner is not None:
             await self._runner.cleanup()
         for transport in connections:
-            transport.abort()  # type: ignore[attr-defined]
+            transport.abort()
         # abort() closes sockets in callbacks: let them run before the loop stops.
         for _ in range(3):
             await asyncio.sleep(0)

@@ -150,8 +150,8 @@ class Cluster:
         namespace = self.namespaces.pop(name)
         for key in [key for key in self.pods if key[0] == name]:
             self.delete_pod(*key)
-        for key in [key for key in self.workloads if key[1] == name]:
-            del self.workloads[key]
+        for workload_key in [key for key in self.workloads if key[1] == name]:
+            del self.workloads[workload_key]
         return namespace
 
     # -- pods --------------------------------------------------------------------------------
