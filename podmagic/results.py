@@ -638,7 +638,11 @@ def _summary_view(results: PodResults) -> _SummaryView:
             cells.append(r.error or "")
         rows.append((cells, r.status))
 
-    groups = results.groups()
+    # Pods that never ran have no output to compare: the table already says why.
+    groups = [
+        g for g in results.groups()
+        if g.status not in (ExecStatus.SKIPPED, ExecStatus.NOT_STARTED) or g.stdout or g.stderr
+    ]
     # Likewise past the group limit: outputs that did not succeed first.
     shown = sorted(
         sorted(range(len(groups)), key=lambda i: groups[i].status is ExecStatus.OK)[:MAX_GROUPS]
