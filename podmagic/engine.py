@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -25,9 +25,9 @@ import anyio.lowlevel
 from anyio.lowlevel import EventLoopToken
 
 from .command import RemoteCommand
-from .errors import HandshakeError, StreamLostError
+from .errors import HandshakeError, PodmagicError, StreamLostError
 from .events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from .kubeapi import KubeApi
+from .kubeapi import KubeApi, RetryPolicy
 from .results import ExecStatus, PodResult, PodResults
 from .targets import PodTarget, Selection, SkippedPod
 from .transport import ExecOutcome, ExecSpec, run_exec
@@ -136,12 +136,19 @@ def _natural_key(text: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in _NATURAL.split(text))
 
 
+#: Seconds without output before a lost connection is worth calling a possible idle cut.
+_IDLE_NOTE_AFTER = 1.0
+
+_NO_SHELL_HINT = "images without a shell need a direct argv: --no-shell"
+
+
 def _exit_hint(code: int) -> str | None:
     if code == 126:
-        return "exit 126: command found but not executable (permissions, or a directory)"
+        return ("exit 126: command found but not executable (permissions, or a directory); "
+                f"{_NO_SHELL_HINT}")
     if code == 127:
         return ("exit 127: command not found in the container; check the image has it "
-                "(images without a shell need a direct argv: --no-shell)")
+                f"({_NO_SHELL_HINT})")
     if code == 137:
         return "exit 137: killed (SIGKILL: out of memory, or the container stopped)"
     return None
@@ -157,10 +164,12 @@ class _PodRun:
         self.stderr = _Capture(fanout.options.capture_limit)
         self.started_at: dt.datetime | None = None
         self.started_clock: float | None = None
+        self.output_clock: float | None = None
         self.result: PodResult | None = None
 
     def _on_output(self, stream: int, data: bytes) -> None:
         (self.stdout if stream == 1 else self.stderr).add(data)
+        self.output_clock = anyio.current_time()
         self.fanout.emit(PodOutput(self.target, stream, data))
 
     def _on_started(self) -> None:
@@ -216,6 +225,16 @@ class _PodRun:
             self.stderr = _Capture(options.capture_limit)
             self.started_at = None
             self.started_clock = None
+            self.output_clock = None
+
+    def _handshake_policy(self, timeout: float | None) -> RetryPolicy:
+        """The API client's retry policy, bounded by this attempt's timeout and the run's
+        deadline: a Retry-After that would end past either is not waited for."""
+        policy = self.fanout.api.retry
+        limits = [t for t in (policy.deadline, self.fanout.deadline_at) if t is not None]
+        if timeout:
+            limits.append(anyio.current_time() + timeout)
+        return replace(policy, deadline=min(limits)) if limits else policy
 
     async def _once(self) -> bool:
         """Run one attempt; returns True if it failed in a way a retry may fix."""
@@ -230,11 +249,16 @@ class _PodRun:
         try:
             with anyio.fail_after(timeout) if timeout else nullcontext():
                 outcome: ExecOutcome = await run_exec(
-                    fanout.api, spec, on_output=self._on_output, on_started=self._on_started
+                    fanout.api, spec, on_output=self._on_output, on_started=self._on_started,
+                    retry=self._handshake_policy(timeout),
                 )
         except TimeoutError:
-            hint = (f"no exit status within the {timeout:g}s timeout; a background process that keeps "
-                    "stdout open holds the exec (redirect it: cmd >/dev/null 2>&1 &)")
+            if self.started_at is None:
+                hint = (f"the exec did not start within the {timeout:g}s timeout (the API server "
+                        "did not accept the upgrade in time)")
+            else:
+                hint = (f"no exit status within the {timeout:g}s timeout; a background process that "
+                        "keeps stdout open holds the exec (redirect it: cmd >/dev/null 2>&1 &)")
             self.finish(ExecStatus.TIMEOUT, error=hint)
             return False
         except HandshakeError as error:
@@ -244,7 +268,16 @@ class _PodRun:
             self.finish(ExecStatus.ERROR, error=message)
             return error.http_status in (0, 429, 500, 502, 503, 504)
         except StreamLostError as error:
-            message = await self._explain_interruption(str(error))
+            message = str(error)
+            note = await self._interruption()
+            if note:
+                message += f"; {note}"
+            else:
+                last = self.output_clock or self.started_clock
+                silent = anyio.current_time() - last if last is not None else 0.0
+                if silent >= _IDLE_NOTE_AFTER:
+                    message += (f"; nothing had arrived for {silent:.1f}s before it dropped (a proxy "
+                                "or load balancer that cuts idle connections can do this)")
             self.finish(ExecStatus.ERROR, error=message)
             return True
         if outcome.exit_code == 0:
@@ -253,7 +286,9 @@ class _PodRun:
         if outcome.exit_code is not None:
             message = _exit_hint(outcome.exit_code)
             if outcome.exit_code >= 128:
-                message = await self._explain_interruption(message)
+                note = await self._interruption()
+                if note:
+                    message = f"exit {outcome.exit_code}: killed: {note}"
             self.finish(ExecStatus.FAILED, exit_code=outcome.exit_code, error=message)
             return False
         error_text = outcome.error or "the exec failed without an exit code"
@@ -263,30 +298,39 @@ class _PodRun:
         self.finish(ExecStatus.ERROR, error=error_text)
         return False
 
-    async def _explain_gone(self, message: str | None) -> str | None:
+    async def _current_pod(self) -> tuple[bool, dict[str, Any] | None]:
+        """``(known, pod)``: the pod as the API server has it now (``None``: gone).
+
+        ``known`` is False when the look-up itself failed or took too long: an explanation is
+        a bonus, and must never replace the error it was meant to explain.
+        """
         with anyio.move_on_after(5):
-            pod = await self.fanout.api.get_pod(self.target.namespace, self.target.pod)
-            if pod is None:
-                return f"gone (404): pod {self.target.pod} was deleted after it was selected"
+            try:
+                return True, await self.fanout.api.get_pod(self.target.namespace, self.target.pod)
+            except PodmagicError:
+                pass
+        return False, None
+
+    async def _explain_gone(self, message: str | None) -> str | None:
+        known, pod = await self._current_pod()
+        if known and pod is None:
+            return f"gone (404): pod {self.target.pod} was deleted after it was selected"
         return message
 
-    async def _explain_interruption(self, message: str | None) -> str | None:
-        """Tell a pod deleted, replaced or restarted mid-exec from a plain failure."""
+    async def _interruption(self) -> str | None:
+        """Why an exec broke off, when the pod says: deleted, replaced or restarted mid-exec."""
         target = self.target
-        with anyio.move_on_after(5):
-            pod = await self.fanout.api.get_pod(target.namespace, target.pod)
-            note = None
-            if pod is None:
-                note = "the pod was deleted while the command ran"
-            elif pod["metadata"].get("uid") != target.pod_uid:
-                note = "the pod was replaced (new uid) while the command ran"
-            else:
-                for status in pod.get("status", {}).get("containerStatuses") or []:
-                    if status.get("name") == target.container and int(status.get("restartCount", 0)) > target.restarts:
-                        note = "the container restarted while the command ran"
-            if note:
-                return f"{message}; {note}" if message else note
-        return message
+        known, pod = await self._current_pod()
+        if not known:
+            return None
+        if pod is None:
+            return "the pod was deleted while the command ran"
+        if pod["metadata"].get("uid") != target.pod_uid:
+            return "the pod was replaced (new uid) while the command ran"
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            if status.get("name") == target.container and int(status.get("restartCount", 0)) > target.restarts:
+                return "the container restarted while the command ran"
+        return None
 
 
 @dataclass
@@ -298,6 +342,8 @@ class _Fanout:
     control: RunControl
     on_event: EventCallback | None
     shell_display: tuple[str, ...] = field(default=())
+    #: When the overall deadline passes, on :func:`anyio.current_time`'s clock.
+    deadline_at: float | None = None
 
     @property
     def command_args(self) -> tuple[str, ...]:
@@ -332,8 +378,10 @@ async def run_fanout(
     ``command_args`` is what results show as their command (default: the argv sent).
     """
     control = control or RunControl()
+    deadline_at = anyio.current_time() + options.deadline if options.deadline is not None else None
     fanout = _Fanout(api=api, context=context, command=command, options=options, control=control,
-                     on_event=on_event, shell_display=tuple(command_args or command.argv))
+                     on_event=on_event, shell_display=tuple(command_args or command.argv),
+                     deadline_at=deadline_at)
     fanout.emit(RunStarted(context=context, selection=selection, command=command.display))
     runs = [_PodRun(fanout, target) for target in selection.run]
     limiter = anyio.CapacityLimiter(options.max_concurrency)

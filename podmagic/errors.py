@@ -228,6 +228,11 @@ _HANDSHAKE_HINTS: dict[int, str] = {
     403: "RBAC must allow `create` on `pods/exec` in this namespace; check with "
     "`kubectl auth can-i create pods/exec`",
     404: "the pod may be gone; run again to target the current pods",
+    429: "the API server is throttling requests; lower -P/--max-concurrency or try again later",
+    500: "the API server or the node's kubelet had a problem; try again in a moment",
+    502: "a proxy in front of the API server had a problem; try again in a moment",
+    503: "the API server is unavailable; try again in a moment",
+    504: "a proxy in front of the API server timed out; try again in a moment",
 }
 
 
