@@ -11,6 +11,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import datetime
 import hmac
 import json
 import weakref
@@ -43,6 +44,8 @@ CONNECTIONS_KEY = web.AppKey("connections", Connections)
 
 # Paths a real API server serves to anonymous users as well.
 _ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+# Sandbox-only endpoints (not Kubernetes API): admin token only, never throttled.
+_SANDBOX_PREFIX = "/sandbox/"
 _PLURAL_TO_KIND = {plural: kind for kind, (_, plural) in WORKLOAD_KINDS.items()}
 _GROUP_OF_KIND = {kind: group_version.split("/")[0] for kind, (group_version, _) in WORKLOAD_KINDS.items()}
 
@@ -83,11 +86,16 @@ async def _record_auth_throttle(request: web.Request, handler: Handler) -> web.S
         RecordedRequest(request.method, request.path_qs, request.headers.get("User-Agent", ""))
     )
     token = request.app[TOKEN_KEY]
+    sandbox_only = request.path.startswith(_SANDBOX_PREFIX)
     if token and request.path not in _ANONYMOUS_PATHS:
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            raise status.unauthorized()
-    if request.path not in _ANONYMOUS_PATHS:
+            # Tokens handed out by POST /sandbox/tokens (an exec credential plugin's) work
+            # for the Kubernetes API until they expire; then 401, as for a wrong token.
+            scheme, _, issued = supplied.partition(" ")
+            if sandbox_only or scheme != "Bearer" or not cluster.token_is_valid(issued):
+                raise status.unauthorized()
+    if request.path not in _ANONYMOUS_PATHS and not sandbox_only:
         entry = None
         parts = request.path.split("/")
         # /api/v1/namespaces/{ns}/pods/{name}[/exec]
@@ -402,6 +410,27 @@ async def get_workload(request: web.Request) -> web.Response:
     return _json(workload)
 
 
+# -- sandbox-only endpoints ---------------------------------------------------------------------
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """``POST /sandbox/tokens`` with an optional body ``{"ttl": seconds}``, authenticated with the
+    sandbox's own (admin) token: a new bearer token for the Kubernetes API, answered as
+    ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``. For exec credential plugins in
+    tests; ``Sandbox.expire_tokens()`` makes every issued token answer 401."""
+    ttl: Any = None
+    if request.can_read_body:
+        ttl = (await _body(request)).get("ttl")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0):
+        raise status.bad_request(f"ttl must be a positive number of seconds, got {ttl!r}")
+    issued, expires = cluster_of(request).issue_token(ttl)
+    stamp = None
+    if expires is not None:
+        stamp = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+    return _json({"token": issued, "expirationTimestamp": stamp}, status_code=201)
+
+
 async def not_found_fallback(request: web.Request) -> web.Response:
     raise _no_resource()
 
@@ -440,6 +469,7 @@ def build_app(cluster: Cluster, *, token: str | None,
         web.get(group + "/{plural}", list_workloads),
         web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
         web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
+        web.post("/sandbox/tokens", issue_token),
         web.route("*", "/{tail:.*}", not_found_fallback),
     ])
     return app

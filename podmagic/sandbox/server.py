@@ -274,6 +274,28 @@ class Sandbox:
             cluster.throttle_retry_after = retry_after
         self.call(set_throttle)
 
+    def issue_token(self, ttl: float | None = None) -> str:
+        """A new bearer token the API accepts until ``ttl`` seconds pass (``None``: until
+        :meth:`expire_tokens`); then it gets 401, like an expired token of a real cluster.
+
+        Exec credential plugins in tests obtain the same from the server itself:
+        ``POST {url}/sandbox/tokens`` with the body ``{"ttl": seconds}`` (optional),
+        authenticated with the sandbox's own token (``Authorization: Bearer {token}``),
+        answers ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``.
+        """
+        cluster = self._cluster()
+        return self.call(cluster.issue_token, ttl)[0]
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now (the sandbox's own token stays valid); returns how
+        many were still valid."""
+        return self.call(self._cluster().expire_tokens)
+
+    @property
+    def tokens_url(self) -> str:
+        """Where exec credential plugins ask for a token (``POST``; see :meth:`issue_token`)."""
+        return f"{self.url}/sandbox/tokens"
+
     def delete_pod(self, pod: str, namespace: str = "default") -> None:
         """Delete a pod at once (running execs in it are killed)."""
         self.call(self._cluster().delete_pod, namespace, pod)

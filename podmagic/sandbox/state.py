@@ -12,7 +12,9 @@ import collections
 import copy
 import ipaddress
 import itertools
+import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +104,9 @@ class Cluster:
         self.exec_total = 0
         self.throttle_left = 0
         self.throttle_retry_after = 1.0
+        #: Bearer tokens handed out by :meth:`issue_token` → when they expire (monotonic
+        #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
+        self.issued_tokens: dict[str, float | None] = {}
         self._resource_version = itertools.count(1000)
         self._ips = (str(ip) for ip in ipaddress.ip_network("10.244.0.0/16").hosts())
         for name in ("default", "kube-system", "kube-public"):
@@ -420,6 +425,32 @@ class Cluster:
             if doc is not None and not isinstance(doc, Mapping):
                 raise ManifestError("every YAML document must be a mapping (a Kubernetes object)")
         self.apply(documents)
+
+    # -- issued tokens -----------------------------------------------------------------------
+
+    def issue_token(self, ttl: float | None = None) -> tuple[str, float | None]:
+        """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
+        until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``)."""
+        if ttl is not None and not ttl > 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl}")
+        token = "sandbox-issued-" + secrets.token_urlsafe(32)
+        self.issued_tokens[token] = None if ttl is None else time.monotonic() + ttl
+        return token, None if ttl is None else time.time() + ttl
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now; returns how many were still valid."""
+        now = time.monotonic()
+        valid = [token for token in self.issued_tokens if self.token_is_valid(token)]
+        for token in valid:
+            self.issued_tokens[token] = now
+        return len(valid)
+
+    def token_is_valid(self, token: str) -> bool:
+        """Whether ``token`` was issued by :meth:`issue_token` and has not expired."""
+        if token not in self.issued_tokens:
+            return False
+        expires = self.issued_tokens[token]
+        return expires is None or time.monotonic() < expires
 
     # -- throttling --------------------------------------------------------------------------
 
