@@ -19,10 +19,11 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from .background import BackgroundRun
 from .client import Cluster
-from .engine import DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, RunControl
+from .engine import DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl
 from .errors import PodmagicError, PodsFailedError
 from .events import Event
 from .interpolation import InterpolationError, find_placeholders, interpolate
+from .parsing import parser_for
 from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
 from .results import PodResults
@@ -214,7 +215,20 @@ class PodMagic(Magics):
                 raise
             raise UsageError(str(error)) from None
 
+    def _check_values(self, args: Any) -> None:
+        """Bad option values are usage errors before anything contacts the cluster
+        (``ValueError``, turned into a ``UsageError`` by the caller)."""
+        ExecOptions(
+            timeout=args.timeout if args.timeout is not None else self.timeout,
+            deadline=args.deadline if args.deadline is not None else self.deadline,
+            max_concurrency=args.max_concurrency if args.max_concurrency is not None else self.max_concurrency,
+            retries=args.retries,
+        )
+        if args.parse:
+            parser_for(args.parse, **({"pattern": args.pattern} if args.pattern else {}))
+
     def _run(self, args: Any, command_text: str | None) -> Any:
+        self._check_values(args)
         namespace = self._expand(args.namespace) or self.namespace
         cluster = self._cluster(self._expand(args.context), self._expand(args.kubeconfig))
         targets = [self._expand(t) or "" for t in args.target]
