@@ -1,0 +1,134 @@
+"""The sandbox the benchmarks run against, in a process of its own.
+
+The server runs as ``python -m podmagic.sandbox serve`` so that the client processes being
+measured share nothing with it but the machine. Its own CPU time (and that of the pod
+processes it has reaped) is read from ``/proc`` so every measurement can say how busy the
+server was.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NAMESPACE = "bench"
+#: Pods carry ``s<N>: "y"`` for every group size N they belong to, so ``-l s100=y`` names the
+#: first 100 pods. Names sort in index order: ``p0000`` ...
+GROUPS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pod_name(index: int) -> str:
+    return f"p{index:04d}"
+
+
+def pod_names(count: int) -> list[str]:
+    return [pod_name(i) for i in range(count)]
+
+
+def selector(count: int) -> str:
+    if count not in GROUPS:
+        raise ValueError(f"group sizes are {GROUPS}, not {count}")
+    return f"s{count}=y"
+
+
+def manifest(pods: int) -> str:
+    """Namespace ``bench`` with ``pods`` single-container pods on four nodes."""
+    docs = [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n"]
+    for node in range(4):
+        docs.append(f"apiVersion: v1\nkind: Node\nmetadata: {{name: node-{node}}}\n")
+    for index in range(pods):
+        labels = ", ".join(f's{size}: "y"' for size in GROUPS if index < size)
+        docs.append(
+            "apiVersion: v1\nkind: Pod\n"
+            f"metadata: {{name: {pod_name(index)}, namespace: {NAMESPACE}, "
+            f"labels: {{app: bench, {labels}}}}}\n"
+            f"spec: {{nodeName: node-{index % 4}, containers: [{{name: main, image: busybox}}]}}\n"
+        )
+    return "---\n".join(docs)
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime+stime of ``pid`` and of the children it has reaped, in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    # After the ")": state is field 3; utime 14, stime 15, cutime 16, cstime 17 (1-based).
+    return sum(int(value) for value in fields[11:15]) / CLK_TCK
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    """A ``kB`` line of ``/proc/PID/status`` (``VmRSS``, ``VmHWM``)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class SandboxProcess:
+    """``python -m podmagic.sandbox serve`` with a generated manifest; a context manager."""
+
+    pods: int
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="podmagic-bench-")))
+    process: subprocess.Popen[bytes] | None = None
+    started_in: float = 0.0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.folder / "kubeconfig"
+
+    def start(self, timeout: float = 120.0) -> SandboxProcess:
+        path = self.folder / "manifest.yaml"
+        path.write_text(manifest(self.pods), encoding="utf-8")
+        log = open(self.folder / "sandbox.log", "wb")  # noqa: SIM115 - closed by the child's exit
+        began = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "podmagic.sandbox", "serve", "--manifest", str(path),
+             "--kubeconfig", str(self.kubeconfig), "--state-dir", str(self.folder / "state")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        # The kubeconfig is written once the server accepts connections.
+        while not self.kubeconfig.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the sandbox exited with {self.process.returncode}: "
+                                   + (self.folder / "sandbox.log").read_text(errors="replace"))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"the sandbox did not start within {timeout:g}s")
+            time.sleep(0.05)
+        self.started_in = time.perf_counter() - began
+        return self
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return _proc_cpu(self.process.pid)
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        return proc_status_kib(self.process.pid, "VmRSS") / 1024
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        subprocess.run(["rm", "-rf", str(self.folder)], check=False)
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

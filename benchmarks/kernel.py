@@ -1,0 +1,116 @@
+"""``%%pod`` in a real IPython kernel, driven over jupyter_client like a notebook front end.
+
+The figures are the kernel process's: CPU time (``/proc/PID/stat``, all its threads) during
+the cell, its peak resident memory (``VmHWM``), and the messages it put on IOPub for the cell
+(widget comm messages and display messages), counted and sized as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+from pathlib import Path
+
+from .cluster import NAMESPACE, _proc_cpu, proc_status_kib, selector
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SETUP = """
+import sys
+sys.path.insert(0, {root!r})
+%load_ext podmagic
+%config PodMagic.kubeconfig = {kubeconfig!r}
+%config PodMagic.namespace = {namespace!r}
+import podmagic.magics as _bench_magics
+_bench_renderers = []
+_bench_choose = _bench_magics.choose_renderer
+def _bench_record(**kwargs):
+    from benchmarks.worker import stamp_updates
+    renderer = _bench_choose(**kwargs)
+    _bench_renderers.append(renderer)
+    renderer._bench_stamps = stamp_updates(renderer) if hasattr(renderer, "_flush_locked") else []
+    return renderer
+_bench_magics.choose_renderer = _bench_record
+"""
+
+WARM_UP = "%pod -l {selector} --no-shell -- true"
+
+DISPLAY_TYPES = {"comm_open", "comm_msg", "comm_close", "display_data", "update_display_data",
+                 "clear_output", "execute_result", "stream"}
+
+
+def _execute(client: Any, code: str, timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run ``code``; the IOPub messages it caused and its execute_reply."""
+    msg_id = client.execute(code, store_history=False)
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        message = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        messages.append(message)
+        if (message["msg_type"] == "status" and message["content"]["execution_state"] == "idle"
+                and message["parent_header"].get("msg_id") == msg_id):
+            break
+    reply = client.get_shell_msg(timeout=timeout)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"the kernel failed to run {code[:60]!r}: {reply['content']}")
+    return messages, reply
+
+
+def _size(message: dict[str, Any]) -> int:
+    return len(json.dumps(message["content"], default=str)) + sum(
+        len(buffer) for buffer in message.get("buffers") or ())
+
+
+def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(ROOT))
+    try:
+        pid = manager.provisioner.process.pid  # type: ignore[union-attr]
+        _execute(client, SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"],
+                                      namespace=NAMESPACE), 60)
+        _execute(client, WARM_UP.format(selector=selector(1)), 60)
+        _execute(client, "_bench_renderers.clear()", 60)
+        quiet = " -q" if spec["contender"] == "kernel-quiet" else ""
+        cell = (f"%%pod -l {selector(spec['pods'])} --yes --no-shell "
+                f"-P {spec['concurrency']} -o _bench_res{quiet}\n{shlex.join(spec['argv'])}\n")
+        cpu_start = _proc_cpu(pid)
+        rss_start = proc_status_kib(pid, "VmRSS") / 1024
+        started = time.perf_counter()
+        messages, _ = _execute(client, cell, 3600)
+        wall = time.perf_counter() - started
+        cpu = _proc_cpu(pid) - cpu_start
+        peak = proc_status_kib(pid, "VmHWM") / 1024
+        summary_code = (
+            "import json as _j\n"
+            "from benchmarks.worker import max_in_window as _mw\n"
+            "_r = _bench_renderers[-1] if _bench_renderers else None\n"
+            "_res = _bench_res\n"
+            "print(_j.dumps({'updates_sent': getattr(_r, 'updates_sent', 0),"
+            " 'max_updates_1s': _mw(getattr(_r, '_bench_stamps', []), 1.0),"
+            " 'ok': sum(1 for r in _res if r.exit_code == 0),"
+            " 'bytes': sum(len(r.stdout) + r.stdout_dropped for r in _res)}))"
+        )
+        after, _ = _execute(client, summary_code, 60)
+        stats: dict[str, Any] = {}
+        for message in after:
+            if message["msg_type"] == "stream":
+                stats = json.loads(message["content"]["text"].strip().splitlines()[-1])
+        shown = [m for m in messages if m["msg_type"] in DISPLAY_TYPES]
+        comm_msgs = [m for m in shown if m["msg_type"] == "comm_msg"]
+        return {
+            "wall_s": wall, "cpu_s": cpu, "rss_peak_mib": peak,
+            "rss_growth_mib": max(0.0, peak - rss_start),
+            "ok": stats.get("ok", 0), "bytes": stats.get("bytes", 0),
+            "updates_sent": stats.get("updates_sent", 0),
+            "updates_per_s": stats.get("updates_sent", 0) / wall,
+            "max_updates_1s": stats.get("max_updates_1s", 0),
+            "comm_messages": len(comm_msgs), "comm_bytes": sum(_size(m) for m in comm_msgs),
+            "display_messages": len(shown), "display_bytes": sum(_size(m) for m in shown),
+        }
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -1,0 +1,364 @@
+"""One measurement in a process of its own: ``python -m benchmarks.worker SPEC_JSON``.
+
+The orchestrator (:mod:`benchmarks.run`) starts one worker per contender, scenario and
+repetition, so every figure comes from a fresh process. The worker sets itself up (imports,
+credentials) outside the timed section, runs the execs, and prints one JSON line:
+
+* ``wall_s``: the timed section;
+* ``cpu_s``: user+system CPU of the client in that section — this process for the Python
+  contenders, the kubectl processes (and ``xargs``) for kubectl, the kernel process for the
+  kernel contender;
+* ``rss_peak_mib``: the client's peak resident memory (for kubectl: the largest sum over the
+  kubectl processes alive at once, sampled every 20 ms; ``rss_one_mib`` is the largest single
+  one); ``rss_growth_mib``: peak minus the resident size when the timed section began;
+* ``ok``: execs that ended with exit code 0; ``bytes``: output bytes the client received.
+
+Contenders:
+
+``podmagic``         ``Cluster.run`` (label selector; one LIST, then the fan-out)
+``podmagic-nocap``   the same with ``capture_limit=0``, output consumed through ``on_event``
+``podmagic-widgets`` ``Cluster.run`` feeding a ``WidgetRenderer`` whose comms are recorded
+``kernel``           ``%%pod`` in a real IPython kernel (jupyter_client), ``kernel-quiet`` with -q
+``kubectl``          ``xargs -P N kubectl exec POD -- argv``, warmed discovery cache
+``official``         ``kubernetes.stream.stream`` in a ThreadPoolExecutor, one ApiClient per thread
+``floor``            bare ``websockets`` connections: same URL, headers and TLS context as
+                     podmagic, frames read to the end, output kept up to the same cap
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cluster import NAMESPACE, pod_names, proc_status_kib, selector
+
+CAPTURE_LIMIT = 16 * 1024 * 1024
+
+
+def _rss_mib() -> float:
+    return proc_status_kib(os.getpid(), "VmRSS") / 1024
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Measure:
+    """Wall time, CPU and memory of this process around the block."""
+
+    def __enter__(self) -> Measure:
+        self.rss_start = _rss_mib()
+        self.cpu_start = _cpu(resource.RUSAGE_SELF)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.started
+        self.cpu = _cpu(resource.RUSAGE_SELF) - self.cpu_start
+        self.rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def figures(self) -> dict[str, float]:
+        return {"wall_s": self.wall, "cpu_s": self.cpu, "rss_peak_mib": self.rss_peak,
+                "rss_growth_mib": max(0.0, self.rss_peak - self.rss_start)}
+
+
+# -- podmagic -----------------------------------------------------------------------------------
+
+
+def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
+    from podmagic import Cluster
+    from podmagic.events import PodOutput
+
+    cluster = Cluster(kubeconfig=spec["kubeconfig"], namespace=NAMESPACE)
+    variant = spec["contender"]
+    received = 0
+    on_event: Callable[[Any], None] | None = None
+    capture: int | None = CAPTURE_LIMIT
+    renderer = None
+    comms: list[tuple[str, int]] = []
+    if variant == "podmagic-nocap":
+        capture = 0
+
+        def count(event: Any) -> None:
+            nonlocal received
+            if isinstance(event, PodOutput):
+                received += len(event.data)
+
+        on_event = count
+    elif variant == "podmagic-widgets":
+        comms = _record_comms()
+        from podmagic.render import RenderLimits, WidgetRenderer
+
+        renderer = WidgetRenderer(limits=RenderLimits(), display=False, show_summary=False)
+        stamps = stamp_updates(renderer)
+        on_event = renderer.handle_event
+        comms.clear()  # the widgets' creation is not part of the run
+    # Imports and the loop thread are warmed up by a run that does nothing heavy.
+    cluster.run(["true"], selector=selector(1), max_concurrency=1)
+    with Measure() as measure:
+        results = cluster.run(list(spec["argv"]), selector=selector(spec["pods"]),
+                              max_concurrency=spec["concurrency"], capture_limit=capture,
+                              on_event=on_event)
+        if renderer is not None:
+            renderer.close()
+    figures = measure.figures()
+    figures["ok"] = sum(1 for r in results if r.exit_code == 0)
+    if variant == "podmagic-nocap":
+        figures["bytes"] = received
+        figures["kept_bytes"] = sum(len(r.stdout) for r in results)
+    else:
+        figures["bytes"] = sum(len(r.stdout) + r.stdout_dropped for r in results)
+    if renderer is not None:
+        figures["updates_sent"] = renderer.updates_sent
+        figures["lines_rendered"] = renderer.lines_received
+        figures["comm_messages"] = len(comms)
+        figures["comm_bytes"] = sum(size for _, size in comms)
+        figures["updates_per_s"] = renderer.updates_sent / measure.wall
+        figures["max_updates_1s"] = max_in_window(stamps, 1.0)
+    return figures
+
+
+def stamp_updates(renderer: Any) -> list[float]:
+    """Record when each flush that changed the view happened (``updates_sent`` grew)."""
+    stamps: list[float] = []
+    flush = renderer._flush_locked
+
+    def timed() -> None:
+        before = renderer.updates_sent
+        flush()
+        if renderer.updates_sent != before:
+            stamps.append(time.monotonic())
+
+    renderer._flush_locked = timed
+    return stamps
+
+
+def max_in_window(stamps: list[float], window: float) -> int:
+    """The most stamps that fall in any interval of ``window`` seconds."""
+    best, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _record_comms() -> list[tuple[str, int]]:
+    """Make ipywidgets' comms record each message's type and JSON size (no kernel here)."""
+    import comm
+    from comm.base_comm import BaseComm
+
+    sent: list[tuple[str, int]] = []
+
+    class RecordingComm(BaseComm):
+        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None,
+                        buffers: Any = None, **keys: Any) -> None:
+            content = {"data": data, "comm_id": self.comm_id, **keys}
+            size = len(json.dumps(content, default=str))
+            size += sum(len(b) for b in buffers or ())
+            sent.append((msg_type, size))
+
+    comm.create_comm = RecordingComm
+    return sent
+
+
+# -- the floor: bare websockets -------------------------------------------------------------------
+
+
+def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+    from websockets.typing import Subprotocol
+
+    from podmagic.credentials import load_credentials
+    from podmagic.kubeapi import KubeApi
+
+    credentials = load_credentials(kubeconfig=spec["kubeconfig"])
+    names = pod_names(spec["pods"])
+    argv = list(spec["argv"])
+
+    async def main(names: list[str], argv: list[str]) -> tuple[int, int]:
+        api = KubeApi(credentials)
+        ssl_context = api.websocket_ssl()
+        headers = await credentials.auth_headers()
+        limit = asyncio.Semaphore(spec["concurrency"])
+
+        async def one(pod: str) -> tuple[int, int]:
+            url = api.exec_url(NAMESPACE, pod, container="main", command=argv, stdin=False,
+                               stdout=True, stderr=True, tty=False)
+            async with limit:
+                kept: list[bytes] = []
+                size = total = 0
+                status = b""
+                async with connect(url, ssl=ssl_context, additional_headers=headers,
+                                   user_agent_header=api.user_agent,
+                                   subprotocols=[Subprotocol("v5.channel.k8s.io"),
+                                                 Subprotocol("v4.channel.k8s.io")],
+                                   compression=None, max_size=None) as ws:
+                    try:
+                        while True:
+                            frame = await ws.recv(decode=False)
+                            channel = frame[0] if frame else -1
+                            if channel in (1, 2):
+                                total += len(frame) - 1
+                                if size < CAPTURE_LIMIT:
+                                    piece = frame[1:1 + CAPTURE_LIMIT - size]
+                                    kept.append(piece)
+                                    size += len(piece)
+                            elif channel == 3:
+                                status += frame[1:]
+                    except ConnectionClosed:
+                        pass
+                b"".join(kept)
+                return (1 if b'"Success"' in status else 0), total
+
+        done = await asyncio.gather(*(one(pod) for pod in names))
+        return sum(ok for ok, _ in done), sum(size for _, size in done)
+
+    asyncio.run(main(names[:1], ["true"]))  # imports and first-use costs, untimed
+    with Measure() as measure:
+        ok, received = asyncio.run(main(names, argv))
+    return {**measure.figures(), "ok": ok, "bytes": received}
+
+
+# -- the official client --------------------------------------------------------------------------
+
+
+def run_official(spec: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=spec["kubeconfig"], client_configuration=configuration)
+    local = threading.local()
+    names = pod_names(spec["pods"])
+    argv = list(spec["argv"])
+
+    def one(pod: str) -> tuple[int, int]:
+        api = getattr(local, "api", None)
+        if api is None:  # one ApiClient per thread: stream() patches the client it uses
+            api = local.api = client.CoreV1Api(client.ApiClient(configuration))
+        response = stream(api.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=argv,
+                          container="main", stderr=True, stdin=False, stdout=True, tty=False,
+                          binary=True, _preload_content=False)
+        received = 0
+        # The loop of the client's own example (examples/pod_exec.py).
+        while response.is_open():
+            response.update(timeout=1)
+            if response.peek_stdout():
+                received += len(response.read_stdout())
+            if response.peek_stderr():
+                received += len(response.read_stderr())
+        code = response.returncode
+        response.close()
+        return (1 if code == 0 else 0), received
+
+    warm = stream(client.CoreV1Api(client.ApiClient(configuration)).connect_get_namespaced_pod_exec,
+                  names[0], NAMESPACE, command=["true"], container="main", stderr=True,
+                  stdin=False, stdout=True, tty=False)  # lazy imports happen here, untimed
+    del warm
+    with Measure() as measure:
+        with ThreadPoolExecutor(max_workers=spec["concurrency"]) as pool:
+            done = list(pool.map(one, names))
+    return {**measure.figures(), "ok": sum(ok for ok, _ in done),
+            "bytes": sum(size for _, size in done)}
+
+
+# -- kubectl --------------------------------------------------------------------------------------
+
+
+class _TreeSampler(threading.Thread):
+    """The largest total RSS of this process's descendants, sampled every ``interval``."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peak_kib = 0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self.stop_event.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_kib = max(self.peak_kib, total // 1024)
+            self.stop_event.wait(self.interval)
+
+
+def run_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
+    workdir = Path(spec["workdir"])
+    names_file = workdir / "pods.txt"
+    names_file.write_text("\n".join(pod_names(spec["pods"])) + "\n")
+    out_path = workdir / "kubectl.out"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": spec["kubectl_home"],
+           "KUBECONFIG": spec["kubeconfig"], "KUBECACHEDIR": spec["kubectl_cache"]}
+    command = ["xargs", "-a", str(names_file), "-P", str(spec["concurrency"]), "-I{}",
+               spec["kubectl"], "exec", "-n", NAMESPACE, "{}", "--", *spec["argv"]]
+    keep = spec.get("keep_output", True)
+    sampler = _TreeSampler()
+    children_before = _cpu(resource.RUSAGE_CHILDREN)
+    with open(out_path if keep else os.devnull, "wb") as out:
+        sampler.start()
+        started = time.perf_counter()
+        code = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, env=env,
+                              check=False).returncode
+        wall = time.perf_counter() - started
+        sampler.stop_event.set()
+        sampler.join()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    received = out_path.stat().st_size if keep else spec["pods"] * spec["expect_bytes"]
+    ok = spec["pods"] if code == 0 else 0
+    return {"wall_s": wall, "cpu_s": _cpu(resource.RUSAGE_CHILDREN) - children_before,
+            "rss_peak_mib": sampler.peak_kib / 1024, "rss_growth_mib": sampler.peak_kib / 1024,
+            "rss_one_mib": usage.ru_maxrss / 1024, "ok": ok, "bytes": received,
+            "exit_code": code}
+
+
+# -- a real kernel --------------------------------------------------------------------------------
+
+
+def run_kernel(spec: dict[str, Any]) -> dict[str, Any]:
+    from .kernel import run_in_kernel
+
+    return run_in_kernel(spec)
+
+
+CONTENDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "podmagic": run_podmagic,
+    "podmagic-nocap": run_podmagic,
+    "podmagic-widgets": run_podmagic,
+    "kernel": run_kernel,
+    "kernel-quiet": run_kernel,
+    "kubectl": run_kubectl,
+    "official": run_official,
+    "floor": run_floor,
+}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    figures = CONTENDERS[spec["contender"]](spec)
+    print(json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()
