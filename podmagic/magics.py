@@ -26,11 +26,36 @@ from .interpolation import InterpolationError, find_placeholders, interpolate
 from .parsing import parser_for
 from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
-from .results import PodResults
+from .results import ExecStatus, PodResults
 from .safety import check_allowed
 from .targets import Selection
 
-__all__ = ["PodMagic"]
+__all__ = ["PodMagic", "RunInterrupted"]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A blocking ``%pod`` run was interrupted (the kernel's stop button, Ctrl-C).
+
+    Raised after the run was cancelled and its partial results shown (and stored with
+    ``-o NAME``), so that the cell ends as interrupted and "Run All" stops there instead of
+    going on with the next cell. Shown as one line; ``results`` holds the partial results.
+    """
+
+    def __init__(self, results: PodResults, out: str | None) -> None:
+        self.results = results
+        counts = {status: sum(1 for r in results if r.status is status) for status in ExecStatus}
+        cancelled = counts[ExecStatus.CANCELLED]
+        parts = [f"{cancelled} exec{'' if cancelled == 1 else 's'} cancelled"]
+        if counts[ExecStatus.NOT_STARTED]:
+            parts.append(f"{counts[ExecStatus.NOT_STARTED]} not started")
+        finished = len(results) - cancelled - counts[ExecStatus.NOT_STARTED] - counts[ExecStatus.SKIPPED]
+        if finished:
+            parts.append(f"{finished} finished")
+        where = f"the partial results are in {out}" if out else "-o NAME keeps the partial results"
+        super().__init__(f"the run was interrupted: {', '.join(parts)}; {where}")
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class _ShownResults(PodResults):
@@ -198,6 +223,12 @@ class PodMagic(Magics):
         with the cell as the script. ``{{expr}}`` puts a Python value in as one quoted shell
         word (a list as several), ``{{expr|raw}}`` unquoted; ``\\{{`` is a literal ``{{``.
         Shell syntax ($VAR, $(cmd), awk '{print $1}', find -exec {} \\;) is left alone.
+
+        Interrupting the kernel during a blocking run cancels it within about a second; the
+        summary of the partial results is shown, ``-o NAME`` stores them (as ``PodResults``,
+        unparsed), and the cell then ends with a one-line :class:`RunInterrupted` (a
+        ``KeyboardInterrupt``), so a "Run All" stops there like after any interrupt. A second
+        interrupt abandons the run at once. ``--bg`` runs are not affected by interrupts.
         """
         options_text, command_text = _split_line(line)
         argv = _split_options(options_text)
@@ -278,16 +309,22 @@ class PodMagic(Magics):
         # the main thread, as an ordinary output of this cell.
         renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits(), show_summary=False)
         control = RunControl()
+        interrupted: list[bool] = []
+
+        def on_interrupt() -> None:
+            interrupted.append(True)
+            control.cancel("interrupted")
+
         try:
             results = run_blocking(
                 lambda: cluster.arun(command, on_event=renderer.handle_event, control=control, **run_kwargs),
-                on_interrupt=lambda: control.cancel("interrupted"),
+                on_interrupt=on_interrupt,
             )
         finally:
             renderer.close()
-        return self._finish(results, args, shown=not quiet)
+        return self._finish(results, args, shown=not quiet, interrupted=bool(interrupted))
 
-    def _finish(self, results: PodResults, args: Any, *, shown: bool) -> Any:
+    def _finish(self, results: PodResults, args: Any, *, shown: bool, interrupted: bool = False) -> Any:
         value: Any = results
         if shown:
             from IPython.display import display
@@ -295,6 +332,12 @@ class PodMagic(Magics):
             display(PodResults(results))
             value = _ShownResults(results)
             value._shown_in = self._shell.execution_count
+        if interrupted:
+            # The cell must end as interrupted: a successful one would let "Run All" go on
+            # with the next cell after the user pressed stop.
+            if args.out:
+                self._user_ns[args.out] = PodResults(results)
+            raise RunInterrupted(PodResults(results), args.out)
         if args.parse:
             options = {"pattern": args.pattern} if args.pattern else {}
             value = results.parse(args.parse, **options)
