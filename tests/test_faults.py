@@ -866,36 +866,38 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
 @pytest.mark.parametrize(
     ("line", "words"),
     [
-        ("-l 'app in (pool' -- rm -rf /", "invalid label selector"),
-        ("-l app=pool --field-selector spec.nope=x -- rm -rf /", "field"),
-        ("-n nope pool-0 -- rm -rf /", 'namespace "nope" not found'),
-        ("--context nope pool-0 -- rm -rf /", 'context "nope" not found'),
-        ("pol-0 -- rm -rf /", "did you mean pool-0"),
-        ("deploy/pool -- rm -rf /", "deployment"),
-        ("-l '' -- rm -rf /", "add --yes"),
-        ("pool-0 -c nope -- rm -rf /", 'container "nope" not found'),
-        ("pool-0 --timeout -1 -- rm -rf /", "timeout"),
-        ("pool-0 --timeout abc -- rm -rf /", "timeout"),
-        ("pool-0 --deadline 0 -- rm -rf /", "deadline"),
-        ("pool-0 -P 0 -- rm -rf /", "max_concurrency"),
-        ("pool-0 --retries -2 -- rm -rf /", "retries"),
-        ("-l app=pool --pick 0 -- rm -rf /", "pick"),
-        ("pool-0 --parse nope -- rm -rf /", "unknown output format"),
-        ("pool-0 --parse regex -- rm -rf /", "pattern"),
-        ("pool-0 -e NOEQUALS -- rm -rf /", "NAME=VALUE"),
-        ("pool-0 --bogus -- rm -rf /", "unrecognized arguments"),
-        ("pool-0 -- rm -rf {{undefined_name}}", "undefined_name"),
+        ("-l 'app in (pool' -- touch CANARY", "invalid label selector"),
+        ("-l app=pool --field-selector spec.nope=x -- touch CANARY", "field"),
+        ("-n nope pool-0 -- touch CANARY", 'namespace "nope" not found'),
+        ("--context nope pool-0 -- touch CANARY", 'context "nope" not found'),
+        ("pol-0 -- touch CANARY", "did you mean pool-0"),
+        ("deploy/pool -- touch CANARY", "deployment"),
+        ("-l '' -- touch CANARY", "add --yes"),
+        ("pool-0 -c nope -- touch CANARY", 'container "nope" not found'),
+        ("pool-0 --timeout -1 -- touch CANARY", "timeout"),
+        ("pool-0 --timeout abc -- touch CANARY", "timeout"),
+        ("pool-0 --deadline 0 -- touch CANARY", "deadline"),
+        ("pool-0 -P 0 -- touch CANARY", "max_concurrency"),
+        ("pool-0 --retries -2 -- touch CANARY", "retries"),
+        ("-l app=pool --pick 0 -- touch CANARY", "pick"),
+        ("pool-0 --parse nope -- touch CANARY", "unknown output format"),
+        ("pool-0 --parse regex -- touch CANARY", "pattern"),
+        ("pool-0 -e NOEQUALS -- touch CANARY", "NAME=VALUE"),
+        ("pool-0 --bogus -- touch CANARY", "unrecognized arguments"),
+        ("pool-0 -- touch CANARY {{undefined_name}}", "undefined_name"),
         ("pool-0", "no command"),
     ],
 )
 def test_17_bad_input_is_one_line_and_nothing_runs(
-        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str],
+        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path,
         line: str, words: str) -> None:
+    canary = tmp_path / "ran"  # sandbox pods are local processes: this file appears if one ran
     faults.clear_requests()
     before = faults.exec_stats()["total"]
-    result, printed = run_cell(ip, capsys, f"%pod {line}")
+    result, printed = run_cell(ip, capsys, f"%pod {line.replace('CANARY', str(canary))}")
     assert words in assert_one_line_error(result, printed)
     assert exec_requests(faults) == [] and faults.exec_stats()["total"] == before
+    assert not canary.exists()
 
 
 @pytest.mark.parametrize(

@@ -269,29 +269,30 @@ def test_21_saved_notebook_holds_no_secret(faults: Sandbox, tmp_path: Path) -> N
 
 
 def test_22_protected_context_and_large_fan_out_need_yes_and_dry_run_runs_nothing(
-        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    canary = tmp_path / "ran"  # sandbox pods are local processes: this file appears if one ran
     magic = ip.magics_manager.registry["PodMagic"]
     faults.clear_requests()
     magic.protected_contexts = ["*sandbox*"]
     try:
-        result, printed = run_cell(ip, capsys, "%pod -l app=pool -- touch /tmp/ran")
+        result, printed = run_cell(ip, capsys, f"%pod -l app=pool -- touch {canary}")
         line = assert_one_line_error(result, printed)
         assert line.startswith("RefusedError:") and "protected" in line and "--yes" in line
         assert "faults/pool-0" in line  # says where it would have run
         magic.protected_contexts = ["*prod*"]
         magic.confirm_above = 2
-        result, printed = run_cell(ip, capsys, "%pod -l app=pool -- touch /tmp/ran")
+        result, printed = run_cell(ip, capsys, f"%pod -l app=pool -- touch {canary}")
         line = assert_one_line_error(result, printed)
         assert "3 pods is more than the 2" in line and "--yes" in line
         assert exec_requests(faults) == []
 
-        result, printed = run_cell(ip, capsys, "%pod -l 'app in (pool, states)' --dry-run -- rm -rf /")
+        result, printed = run_cell(ip, capsys, f"%pod -l 'app in (pool, states)' --dry-run -- touch {canary}")
         assert result.success and result.result is None
         assert "dry run: nothing ran" in printed
         for pod in ("pool-0", "pool-1", "pool-2", "state-running"):
             assert f"run   {NS}/{pod} [main]" in printed
         assert f"skip  {NS}/state-pending: Pending" in printed
-        assert exec_requests(faults) == []
+        assert exec_requests(faults) == [] and not canary.exists()
 
         confirmed = ip.run_line_magic("pod", "-l app=pool --yes -- echo confirmed")
         assert confirmed.ok and len(exec_requests(faults)) == 3
