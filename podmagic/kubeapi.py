@@ -33,6 +33,8 @@ import socket
 import ssl
 import time
 import urllib.request
+import weakref
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -308,6 +310,7 @@ class KubeApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._ws_ssl: ssl.SSLContext | None = None
+        self._https = urlsplit(self.server).scheme == "https"
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._session else "idle"
@@ -537,18 +540,107 @@ class KubeApi:
     def websocket_ssl(self) -> ssl.SSLContext | None:
         """The ``ssl`` argument for an exec WebSocket: ``None`` for a plain-http server, else
         the credentials' context — or, with ``insecure-skip-tls-verify`` (where the credentials
-        say ``False``), a context that does not verify."""
-        if urlsplit(self.server).scheme != "https":
+        say ``False``), a context that does not verify.
+
+        On asyncio's own event loops the context comes wrapped so that each connection resumes
+        the TLS session of an earlier one (see :class:`_ResumingContext`)."""
+        if not self._https:
             return None
         context = self.credentials.ssl_context()
-        if isinstance(context, ssl.SSLContext):
+        if not isinstance(context, ssl.SSLContext):
+            if self._ws_ssl is None:
+                unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                unverified.check_hostname = False
+                unverified.verify_mode = ssl.CERT_NONE
+                self._ws_ssl = unverified
+            context = self._ws_ssl
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             return context
-        if self._ws_ssl is None:
-            unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            unverified.check_hostname = False
-            unverified.verify_mode = ssl.CERT_NONE
-            self._ws_ssl = unverified
-        return self._ws_ssl
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            return context  # another loop implementation (uvloop) may insist on a real SSLContext
+        return _resuming(context)
+
+
+#: Per SSL context, the wrapper that remembers its sessions: shared by every KubeApi (and so
+#: every run) that uses the same credentials.
+_RESUMING: weakref.WeakKeyDictionary[ssl.SSLContext, _ResumingContext] = weakref.WeakKeyDictionary()
+
+
+def _resuming(context: ssl.SSLContext) -> ssl.SSLContext:
+    wrapper = _RESUMING.get(context)
+    if wrapper is None:
+        wrapper = _RESUMING[context] = _ResumingContext(context)
+    return wrapper  # type: ignore[return-value]  # stands in for the context it wraps
+
+
+class _ResumingContext:
+    """An SSL context stand-in whose client connections resume an earlier TLS session.
+
+    Every exec is a connection of its own (the WebSocket upgrade takes the connection over),
+    so a fan-out over 500 pods makes 500 TLS handshakes. Resuming a session the server issued
+    to an earlier connection (a TLS 1.3 ticket) skips sending and verifying the certificate
+    chain, which saves CPU on both ends (CPython copies the session into every connection it
+    is offered to, which eats part of the saving; see benchmarks/). Sessions
+    come only from connections this same context made — whose certificate it verified — and
+    are offered only for the same server name; a server that does not resume (a restarted
+    one, or one without tickets) simply completes a full handshake.
+
+    asyncio calls only ``wrap_bio``; every other attribute is the wrapped context's.
+    """
+
+    #: Recent connections per server name, looked at for a ticket (which arrives after the
+    #: handshake, so a connection cannot be asked for its session as soon as it is made).
+    _RECENT = 32
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        self._sessions: dict[str | None, ssl.SSLSession] = {}
+        self._recent: dict[str | None, deque[weakref.ref[ssl.SSLObject]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        if server_side or session is not None:
+            return self._context.wrap_bio(incoming, outgoing, server_side, server_hostname,
+                                          session)
+        session = self._session_for(server_hostname)
+        try:
+            sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname, session)
+        except ValueError:  # a session this context cannot use after all
+            self._sessions.pop(server_hostname, None)
+            sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname)
+        recent = self._recent.get(server_hostname)
+        if recent is None:
+            recent = self._recent[server_hostname] = deque(maxlen=self._RECENT)
+        recent.append(weakref.ref(sslobj))
+        return sslobj
+
+    def _session_for(self, server_hostname: str | None) -> ssl.SSLSession | None:
+        now = time.time()
+        session = self._sessions.get(server_hostname)
+        if session is not None and _session_valid(session, now):
+            return session
+        self._sessions.pop(server_hostname, None)
+        for ref in reversed(self._recent.get(server_hostname, ())):  # the newest first
+            sslobj = ref()
+            try:
+                candidate = sslobj.session if sslobj is not None else None
+            except (AttributeError, ValueError, ssl.SSLError):
+                candidate = None
+            if candidate is not None and _session_valid(candidate, now):
+                self._sessions[server_hostname] = candidate
+                return candidate
+        return None
+
+
+def _session_valid(session: ssl.SSLSession, now: float) -> bool:
+    return session.has_ticket and now < session.time + min(
+        session.timeout, session.ticket_lifetime_hint or session.timeout)
 
 
 def _json_object(body: bytes, status: int, what: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ import anyio
 import anyio.lowlevel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from .errors import HandshakeError, StreamLostError
@@ -331,14 +332,24 @@ async def _connect(
                                  **where) from None
 
 
-async def _close(ws: ClientConnection) -> None:
-    """Close the WebSocket promptly, even while the calling task is being cancelled."""
+async def _close(ws: ClientConnection, *, server_closing: bool = False) -> None:
+    """Close the WebSocket promptly, even while the calling task is being cancelled.
+
+    With ``server_closing`` (the status frame has arrived, and the server closes right after
+    it) the server's own close is awaited first — websockets answers it by itself — which
+    costs less than starting a closing handshake of our own; ``close()`` then only runs if
+    the server did not close in time.
+    """
     with anyio.CancelScope(shield=True):
         try:
             # close() gives the server CLOSE_TIMEOUT to answer, then drops the socket itself;
             # the outer bound covers a close that is stuck for any other reason.
             with anyio.move_on_after(CLOSE_TIMEOUT + 0.5):
-                await ws.close()
+                if server_closing:
+                    with anyio.move_on_after(CLOSE_TIMEOUT):
+                        await ws.wait_closed()
+                if ws.state is not State.CLOSED:
+                    await ws.close()
         except Exception:  # closing must not hide how the exec ended
             log.debug("closing an exec WebSocket failed", exc_info=True)
         finally:
@@ -425,6 +436,7 @@ async def run_exec(
         stdin=spec.stdin is not None, stdout=True, stderr=not spec.tty, tty=spec.tty,
     )
     ws = await _connect(api, spec, url, retry or api.retry, subprotocols)
+    status_received = False
     try:
         protocol = ws.subprotocol or ""
         if protocol not in (V5, V4):
@@ -442,20 +454,24 @@ async def run_exec(
             size = json.dumps({"Width": spec.width, "Height": spec.height})
             await ws.send(bytes((RESIZE,)) + size.encode())
         collector = _Collector(spec.capture_limit, on_output)
-        failure: Exception | None = None
-        async with anyio.create_task_group() as group:
-            if spec.stdin is not None:
+        if spec.stdin is None:
+            # Nothing to send: no second task, and no task group to pay for on every exec.
+            ended = await _read(ws, collector)
+        else:
+            failure: Exception | None = None
+            async with anyio.create_task_group() as group:
                 # Concurrently with reading: a command that echoes its input (cat) fills the
                 # output pipe long before a large stdin is fully sent.
                 group.start_soon(_send_stdin, ws, spec.stdin, protocol, collector)
-            try:
-                ended = await _read(ws, collector)
-            except Exception as exc:  # noqa: BLE001 - e.g. from on_output; re-raised below
-                # Raised inside the task group it would come out wrapped in an ExceptionGroup.
-                failure, ended = exc, None
-            group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
+                try:
+                    ended = await _read(ws, collector)
+                except Exception as exc:  # noqa: BLE001 - e.g. from on_output; re-raised below
+                    # Raised inside the task group it would come out wrapped in an
+                    # ExceptionGroup.
+                    failure, ended = exc, None
+                group.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
         if ended is not None:  # no status: the outcome is unknown, never success
             detail = _close_detail(ended)
             if collector.stdin_cut:
@@ -466,6 +482,7 @@ async def run_exec(
             # The output so far, for the caller to keep (StreamLostError declares no field).
             setattr(error, "partial", collector.outcome(protocol))  # noqa: B010
             raise error
+        status_received = True
         return collector.outcome(protocol)
     finally:
-        await _close(ws)
+        await _close(ws, server_closing=status_received)
