@@ -30,7 +30,7 @@ removed afterwards. Cases 20–23 are in ``test_faults_security.py``.
 17   bad input: one line, nothing executed                        test_17_*
 18   binary and invalid UTF-8 output                              test_18_*
 19   a 1 MB script travels over stdin, not the URL                test_19_*
-20   interpolated values cannot break out of their quoting        test_faults_security.py::test_20_*
+20   interpolated values cannot break out of their quoting        test_faults_security.py::test_20_*; test_magic_properties.py
 21   no token, key, kubeconfig secret or --env value leaks        test_faults_security.py::test_21_*
 22   protected contexts and large fan-outs need --yes; --dry-run  test_faults_security.py::test_22_*;
                                                                   test_magics.py::test_*_needs_yes, ::test_dry_run_runs_nothing
