@@ -57,6 +57,7 @@ class Measure:
 
     def __enter__(self) -> Measure:
         self.rss_start = _rss_mib()
+        self.usage_start = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu_start = _cpu(resource.RUSAGE_SELF)
         self.started = time.perf_counter()
         return self
@@ -64,11 +65,15 @@ class Measure:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.started
         self.cpu = _cpu(resource.RUSAGE_SELF) - self.cpu_start
-        self.rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.rss_peak = usage.ru_maxrss / 1024
+        self.sys = usage.ru_stime - self.usage_start.ru_stime
+        self.faults = usage.ru_minflt - self.usage_start.ru_minflt
 
     def figures(self) -> dict[str, float]:
         return {"wall_s": self.wall, "cpu_s": self.cpu, "rss_peak_mib": self.rss_peak,
-                "rss_growth_mib": max(0.0, self.rss_peak - self.rss_start)}
+                "rss_growth_mib": max(0.0, self.rss_peak - self.rss_start),
+                "sys_s": self.sys, "page_faults": self.faults}
 
 
 # -- podmagic -----------------------------------------------------------------------------------
@@ -244,6 +249,9 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
     configuration = client.Configuration()
     config.load_kube_config(config_file=spec["kubeconfig"], client_configuration=configuration)
     local = threading.local()
+    timed_out: list[str] = []
+    limit = spec.get("time_limit")
+    deadline: float | None = None
     names = pod_names(spec["pods"])
     argv = list(spec["argv"])
 
@@ -262,6 +270,10 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
                 received += len(response.read_stdout())
             if response.peek_stderr():
                 received += len(response.read_stderr())
+            if deadline is not None and time.monotonic() > deadline:
+                response.close()
+                timed_out.append(pod)
+                return 0, received
         code = response.returncode
         response.close()
         return (1 if code == 0 else 0), received
@@ -271,10 +283,16 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
                   stdin=False, stdout=True, tty=False)  # lazy imports happen here, untimed
     del warm
     with Measure() as measure:
+        if limit:
+            deadline = time.monotonic() + limit
         with ThreadPoolExecutor(max_workers=spec["concurrency"]) as pool:
             done = list(pool.map(one, names))
-    return {**measure.figures(), "ok": sum(ok for ok, _ in done),
-            "bytes": sum(size for _, size in done)}
+    figures = {**measure.figures(), "ok": sum(ok for ok, _ in done),
+               "bytes": sum(size for _, size in done)}
+    if timed_out:
+        # Stopped at the time limit: the figures describe the part that was received.
+        figures["timed_out"] = len(timed_out)
+    return figures
 
 
 # -- kubectl --------------------------------------------------------------------------------------
