@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from .command import RemoteCommand, build_command
 from .credentials import ClusterCredentials, load_credentials
-from .engine import DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl, run_fanout
+from .engine import DEFAULT_CAPTURE_BUDGET, DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl, run_fanout
 from .events import EventCallback
 from .kubeapi import KubeApi
 from .portal import run_blocking
@@ -63,7 +63,12 @@ class Cluster:
         kubeconfig: path to a kubeconfig (default: ``KUBECONFIG``, then ``~/.kube/config``,
             then in-cluster credentials).
         namespace: default namespace (default: the context's, else ``default``).
-        max_concurrency, timeout, capture_limit: defaults for :meth:`run`.
+        max_concurrency, timeout: defaults for :meth:`run`.
+        capture_limit: bytes of stdout and of stderr kept per exec (default 16 MiB; None: all).
+        capture_budget: bytes kept across a whole run (default 128 MiB; None: no budget). A
+            fan-out shares it: each exec keeps at most ``budget / (2 × execs)`` bytes per
+            stream (at least 16 KiB), so 1,000 pods printing 1 MiB each stay in bounded memory.
+            What is dropped is counted in each result's ``stdout_dropped``/``stderr_dropped``.
     """
 
     def __init__(
@@ -75,12 +80,13 @@ class Cluster:
         max_concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float | None = None,
         capture_limit: int | None = DEFAULT_CAPTURE_LIMIT,
+        capture_budget: int | None = DEFAULT_CAPTURE_BUDGET,
         credentials: ClusterCredentials | None = None,
     ) -> None:
         self.credentials = credentials or load_credentials(context=context, kubeconfig=kubeconfig)
         self.namespace = namespace or self.credentials.namespace
         self.defaults = ExecOptions(max_concurrency=max_concurrency, timeout=timeout,
-                                    capture_limit=capture_limit)
+                                    capture_limit=capture_limit, capture_budget=capture_budget)
 
     @property
     def context(self) -> str:
@@ -157,6 +163,7 @@ class Cluster:
         max_concurrency: int | None = None,
         retries: int = 0,
         capture_limit: int | None = _UNSET,
+        capture_budget: int | None = _UNSET,
         on_event: EventCallback | None = None,
         control: RunControl | None = None,
         selection: Selection | None = None,
@@ -166,7 +173,8 @@ class Cluster:
 
         Query arguments (``selector``, ``namespace``, ``all_namespaces``, ``container``,
         ``one``, ``pick`` ...) are those of :meth:`query`. Pass ``selection`` to run in pods
-        already resolved by :meth:`aselect`.
+        already resolved by :meth:`aselect`. An explicit ``capture_limit`` (``None``: keep
+        everything) is taken as asked: the run-wide budget then applies only if given too.
         """
         remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin)
         options = replace(
@@ -177,6 +185,11 @@ class Cluster:
             max_concurrency=max_concurrency or self.defaults.max_concurrency,
             timeout=self.defaults.timeout if timeout is _UNSET else timeout,
             capture_limit=self.defaults.capture_limit if capture_limit is _UNSET else capture_limit,
+            capture_budget=(
+                capture_budget if capture_budget is not _UNSET
+                else self.defaults.capture_budget if capture_limit is _UNSET
+                else None
+            ),
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
         async with KubeApi(self.credentials) as api:

@@ -32,10 +32,12 @@ from .results import ExecStatus, PodResult, PodResults
 from .targets import PodTarget, Selection, SkippedPod
 from .transport import ExecOutcome, ExecSpec, run_exec
 
-__all__ = ["DEFAULT_CAPTURE_LIMIT", "DEFAULT_CONCURRENCY", "ExecOptions", "RunControl", "run_fanout"]
+__all__ = ["DEFAULT_CAPTURE_BUDGET", "DEFAULT_CAPTURE_LIMIT", "DEFAULT_CONCURRENCY", "ExecOptions", "RunControl", "run_fanout"]
 
 DEFAULT_CONCURRENCY = 50
 DEFAULT_CAPTURE_LIMIT = 16 * 1024 * 1024
+DEFAULT_CAPTURE_BUDGET = 128 * 1024 * 1024
+MIN_CAPTURE_SHARE = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ExecOptions:
     retries: int = 0
     retry_delay: float = 0.5
     capture_limit: int | None = DEFAULT_CAPTURE_LIMIT
+    capture_budget: int | None = DEFAULT_CAPTURE_BUDGET
     tty: bool = False
     width: int = 80
     height: int = 24
@@ -64,6 +67,19 @@ class ExecOptions:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if self.capture_limit is not None and self.capture_limit < 0:
             raise ValueError(f"capture_limit must be 0 or more bytes, got {self.capture_limit}")
+        if self.capture_budget is not None and self.capture_budget < 0:
+            raise ValueError(f"capture_budget must be 0 or more bytes, got {self.capture_budget}")
+
+    def capture_share(self, execs: int) -> int | None:
+        """Bytes kept per stream of each exec: the per-pod limit, within the run's budget.
+
+        A fan-out over 1,000 pods must not keep 1,000 × 16 MiB: the budget is shared among
+        the execs (never below 16 KiB each), and what is dropped is counted in each result.
+        """
+        if self.capture_budget is None or execs == 0:
+            return self.capture_limit
+        share = max(MIN_CAPTURE_SHARE, self.capture_budget // (2 * execs))
+        return share if self.capture_limit is None else min(self.capture_limit, share)
 
 
 @dataclass
@@ -126,7 +142,10 @@ class _Capture:
             self.dropped += len(data) - room
 
     def value(self) -> bytes:
-        return b"".join(self.chunks)
+        # Joined once; the chunks go, so the output is not held twice.
+        joined = b"".join(self.chunks)
+        self.chunks = [joined]
+        return joined
 
 
 _NATURAL = re.compile(r"(\d+)")
@@ -160,8 +179,8 @@ class _PodRun:
     def __init__(self, fanout: _Fanout, target: PodTarget) -> None:
         self.fanout = fanout
         self.target = target
-        self.stdout = _Capture(fanout.options.capture_limit)
-        self.stderr = _Capture(fanout.options.capture_limit)
+        self.stdout = _Capture(fanout.capture_limit)
+        self.stderr = _Capture(fanout.capture_limit)
         self.started_at: dt.datetime | None = None
         self.started_clock: float | None = None
         self.output_clock: float | None = None
@@ -221,8 +240,8 @@ class _PodRun:
             attempt += 1
             delay = options.retry_delay * (2 ** (attempt - 1)) * (0.5 + random.random())
             await anyio.sleep(min(delay, 10.0))
-            self.stdout = _Capture(options.capture_limit)
-            self.stderr = _Capture(options.capture_limit)
+            self.stdout = _Capture(self.fanout.capture_limit)
+            self.stderr = _Capture(self.fanout.capture_limit)
             self.started_at = None
             self.started_clock = None
             self.output_clock = None
@@ -344,6 +363,8 @@ class _Fanout:
     shell_display: tuple[str, ...] = field(default=())
     #: When the overall deadline passes, on :func:`anyio.current_time`'s clock.
     deadline_at: float | None = None
+    #: Bytes kept per stream of each exec (the per-pod limit within the run's budget).
+    capture_limit: int | None = None
 
     @property
     def command_args(self) -> tuple[str, ...]:
@@ -381,7 +402,8 @@ async def run_fanout(
     deadline_at = anyio.current_time() + options.deadline if options.deadline is not None else None
     fanout = _Fanout(api=api, context=context, command=command, options=options, control=control,
                      on_event=on_event, shell_display=tuple(command_args or command.argv),
-                     deadline_at=deadline_at)
+                     deadline_at=deadline_at,
+                     capture_limit=options.capture_share(len(selection.run)))
     fanout.emit(RunStarted(context=context, selection=selection, command=command.display))
     runs = [_PodRun(fanout, target) for target in selection.run]
     limiter = anyio.CapacityLimiter(options.max_concurrency)

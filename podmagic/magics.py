@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from .background import BackgroundRun
 from .client import Cluster
-from .engine import DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl
+from .engine import DEFAULT_CAPTURE_BUDGET, DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl
 from .errors import PodmagicError, PodsFailedError
 from .events import Event
 from .interpolation import InterpolationError, find_placeholders, interpolate
@@ -131,6 +131,8 @@ class PodMagic(Magics):
     timeout = Float(None, allow_none=True, help="per-pod timeout in seconds").tag(config=True)
     deadline = Float(None, allow_none=True, help="overall deadline of a run in seconds").tag(config=True)
     capture_limit = Int(DEFAULT_CAPTURE_LIMIT, help="bytes of stdout/stderr kept per pod").tag(config=True)
+    capture_budget = Int(DEFAULT_CAPTURE_BUDGET, allow_none=True,
+                         help="bytes kept across a whole run, shared among its pods").tag(config=True)
     default_shell = Unicode("/bin/sh", help="shell that runs %%pod cells and %pod commands").tag(config=True)
     protected_contexts = List(Unicode(), default_value=["*prod*"],
                               help="context patterns that need --yes").tag(config=True)
@@ -297,6 +299,7 @@ class PodMagic(Magics):
             deadline=args.deadline if args.deadline is not None else self.deadline,
             max_concurrency=args.max_concurrency or self.max_concurrency,
             capture_limit=self.capture_limit,
+            capture_budget=self.capture_budget,
         )
         cluster.command(command, env=run_kwargs["env"], workdir=run_kwargs["workdir"],
                         shell=run_kwargs["shell"], stdin=None)  # validate before anything starts

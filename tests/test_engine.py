@@ -244,3 +244,19 @@ def test_two_hundred_pod_fan_out(big_sandbox: Sandbox) -> None:
     print(f"200 pods in {time.monotonic() - started:.2f}s")
     assert len(results) == 200 and results.ok
     assert sorted(r.stdout.decode().strip() for r in results) == sorted(big_sandbox.pods())
+
+
+def test_capture_budget_is_shared_across_a_fan_out(cluster: Cluster) -> None:
+    # 8 execs share a 1 MiB budget: 64 KiB per stream each; one pod alone keeps the pod limit.
+    results = cluster.run("head -c 200000 /dev/zero", selector="app in (web, db, multi, solo)",
+                          capture_limit=1_000_000, capture_budget=1024 * 1024)
+    assert len(results) == 8
+    assert {len(r.stdout) for r in results} == {65536}
+    assert {r.stdout_dropped for r in results} == {200000 - 65536}
+    [alone] = cluster.run("head -c 200000 /dev/zero", "solo", capture_budget=1024 * 1024)
+    assert len(alone.stdout) == 200000 and alone.stdout_dropped == 0
+
+
+def test_explicit_uncapped_capture_keeps_everything(cluster: Cluster) -> None:
+    [result] = cluster.run("head -c 3000000 /dev/zero", "solo", capture_limit=None)
+    assert len(result.stdout) == 3000000 and result.stdout_dropped == 0
