@@ -28,9 +28,11 @@ Contenders:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -252,6 +254,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
     configuration = client.Configuration()
     config.load_kube_config(config_file=spec["kubeconfig"], client_configuration=configuration)
     local = threading.local()
+    outputs: list[bytes] = []
     timed_out: list[str] = []
     limit = spec.get("time_limit")
     deadline: float | None = None
@@ -265,25 +268,47 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         response = stream(api.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=argv,
                           container="main", stderr=True, stdin=False, stdout=True, tty=False,
                           binary=True, _preload_content=False)
-        received = 0
-        # The loop of the client's own example (examples/pod_exec.py).
-        while response.is_open():
-            response.update(timeout=1)
-            if response.peek_stdout():
-                received += len(response.read_stdout())
-            if response.peek_stderr():
-                received += len(response.read_stderr())
-            if deadline is not None and time.monotonic() > deadline:
-                response.close()
-                timed_out.append(pod)
-                return 0, received
-        # The example stops here, but peek_stderr() may have pulled in more stdout frames
-        # (and the close) after stdout was read: without this, a few execs in a hundred
-        # lose the end of their output.
-        received += len(response.read_stdout(timeout=0)) + len(response.read_stderr(timeout=0))
-        code = response.returncode
+        kept: list[bytes] = []
+        cut = threading.Event()
+        timer = None
+        if deadline is not None:
+            # One update() call reads for as long as frames keep arriving, so the limit is
+            # enforced from outside: the socket is shut down under it.
+            def stop() -> None:
+                cut.set()
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(response.sock.sock, socket.SHUT_RDWR)
+
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop)
+            timer.start()
+        try:
+            # The loop of the client's own example (examples/pod_exec.py).
+            while response.is_open():
+                response.update(timeout=1)
+                if response.peek_stdout():
+                    kept.append(response.read_stdout())
+                if response.peek_stderr():
+                    kept.append(response.read_stderr())
+            # The example stops here, but peek_stderr() may have pulled in more stdout frames
+            # (and the close) after stdout was read: without this, a few execs in a hundred
+            # lose the end of their output.
+            kept.append(response.read_stdout(timeout=0))
+            kept.append(response.read_stderr(timeout=0))
+            code = response.returncode
+        except Exception:
+            if not cut.is_set():
+                raise
+            timed_out.append(pod)
+            code = None
+            # What the cut-off update() had buffered but not handed out yet.
+            kept.append(response._channels.get(1, b""))
+        finally:
+            if timer is not None:
+                timer.cancel()
         response.close()
-        return (1 if code == 0 else 0), received
+        output = b"".join(kept)
+        outputs.append(output)  # kept until the end, as results are
+        return (1 if code == 0 else 0), len(output)
 
     warm = stream(client.CoreV1Api(client.ApiClient(configuration)).connect_get_namespaced_pod_exec,
                   names[0], NAMESPACE, command=["true"], container="main", stderr=True,
