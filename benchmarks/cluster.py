@@ -127,7 +127,7 @@ class SandboxProcess:
         self.process = None
         subprocess.run(["rm", "-rf", str(self.folder)], check=False)
 
-    def __enter__(self) -> SandboxProcess:
+    def __enter__(self) -> SandboxProcess:  # noqa: PYI034 - Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

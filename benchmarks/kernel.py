@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from .cluster import NAMESPACE, _proc_cpu, proc_status_kib, selector
 

@@ -173,7 +173,8 @@ class Bench:
         began = time.perf_counter()
         try:
             done = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
-                                  cwd=ROOT, capture_output=True, text=True, timeout=1800)
+                                  cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                                  check=False)
         except subprocess.TimeoutExpired:
             return {"error": "timed out"}
         figures: dict[str, Any]
@@ -262,7 +263,7 @@ def machine() -> dict[str, Any]:
         for line in handle:
             if line.startswith("MemTotal:"):
                 memory = int(line.split()[1]) * 1024
-    versions = {}
+    versions: dict[str, str | None] = {}
     for module in ("websockets", "aiohttp", "kubernetes", "ipykernel", "ipywidgets"):
         try:
             from importlib.metadata import version

@@ -22,8 +22,8 @@ Contenders:
 ``kubectl``          ``xargs -P N kubectl exec POD -- argv``, warmed discovery cache
 ``official``         ``kubernetes.stream.stream`` in a ThreadPoolExecutor, one ApiClient per thread
 ``floor``            bare ``websockets`` connections: same URL, headers and TLS context as
-                     podmagic, frames read to the end, output kept (up to the same cap per
-                     exec) until the run ends, like results
+                     podmagic, frames read to the end, output kept until the run ends (as
+                     much per exec as podmagic's defaults keep), like results
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _cpu(who: int) -> float:
 class Measure:
     """Wall time, CPU and memory of this process around the block."""
 
-    def __enter__(self) -> Measure:
+    def __enter__(self) -> Measure:  # noqa: PYI034 - Self needs Python 3.11
         self.rss_start = _rss_mib()
         self.usage_start = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu_start = _cpu(resource.RUSAGE_SELF)
@@ -90,11 +90,11 @@ def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     variant = spec["contender"]
     received = 0
     on_event: Callable[[Any], None] | None = None
-    capture: int | None = CAPTURE_LIMIT
+    limits: dict[str, Any] = {}  # the defaults: 16 MiB per stream within the run's budget
     renderer = None
     comms: list[tuple[str, int]] = []
     if variant == "podmagic-nocap":
-        capture = 0
+        limits = {"capture_limit": 0}
 
         def count(event: Any) -> None:
             nonlocal received
@@ -114,8 +114,7 @@ def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     cluster.run(["true"], selector=selector(1), max_concurrency=1)
     with Measure() as measure:
         results = cluster.run(list(spec["argv"]), selector=selector(spec["pods"]),
-                              max_concurrency=spec["concurrency"], capture_limit=capture,
-                              on_event=on_event)
+                              max_concurrency=spec["concurrency"], on_event=on_event, **limits)
         if renderer is not None:
             renderer.close()
     figures = measure.figures()
@@ -195,6 +194,8 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     credentials = load_credentials(kubeconfig=spec["kubeconfig"])
     names = pod_names(spec["pods"])
     argv = list(spec["argv"])
+    # What podmagic's defaults keep per exec and stream in a run of this size.
+    cap = _default_capture(len(names))
 
     async def main(names: list[str], argv: list[str]) -> tuple[int, int]:
         api = KubeApi(credentials)
@@ -220,8 +221,8 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
                             channel = frame[0] if frame else -1
                             if channel in (1, 2):
                                 total += len(frame) - 1
-                                if size < CAPTURE_LIMIT:
-                                    piece = frame[1:1 + CAPTURE_LIMIT - size]
+                                if size < cap:
+                                    piece = frame[1:1 + cap - size]
                                     kept.append(piece)
                                     size += len(piece)
                             elif channel == 3:
@@ -242,6 +243,13 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     return {**measure.figures(), "ok": ok, "bytes": received}
 
 
+def _default_capture(execs: int) -> int:
+    from podmagic.engine import ExecOptions
+
+    share = ExecOptions().capture_share(execs) if hasattr(ExecOptions, "capture_share") else None
+    return CAPTURE_LIMIT if share is None else share
+
+
 # -- the official client --------------------------------------------------------------------------
 
 
@@ -252,7 +260,8 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
     from kubernetes.stream import stream
 
     configuration = client.Configuration()
-    config.load_kube_config(config_file=spec["kubeconfig"], client_configuration=configuration)
+    config.load_kube_config(config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
+                            client_configuration=configuration)
     local = threading.local()
     outputs: list[bytes] = []
     timed_out: list[str] = []

@@ -581,23 +581,32 @@ class _ResumingContext:
     Every exec is a connection of its own (the WebSocket upgrade takes the connection over),
     so a fan-out over 500 pods makes 500 TLS handshakes. Resuming a session the server issued
     to an earlier connection (a TLS 1.3 ticket) skips sending and verifying the certificate
-    chain, which saves CPU on both ends (CPython copies the session into every connection it
-    is offered to, which eats part of the saving; see benchmarks/). Sessions
-    come only from connections this same context made — whose certificate it verified — and
-    are offered only for the same server name; a server that does not resume (a restarted
-    one, or one without tickets) simply completes a full handshake.
+    chain, which saves CPU on both ends. Sessions come only from connections this same
+    context made — whose certificate it verified — and are offered only for the same server
+    name; a server that does not resume (a restarted one, or one without tickets) simply
+    completes a full handshake.
+
+    A ticket arrives after the handshake, so a connection cannot be asked for its session as
+    soon as it is made: the last few connections are kept (strongly: one exec at a time must
+    resume too) until one of them yields a session, which then serves until it expires.
+    Asking a connection for its session costs a copy of it, so each is asked once, and a
+    server whose connections bring no tickets is left alone for a while.
 
     asyncio calls only ``wrap_bio``; every other attribute is the wrapped context's.
     """
 
-    #: Recent connections per server name, looked at for a ticket (which arrives after the
-    #: handshake, so a connection cannot be asked for its session as soon as it is made).
-    _RECENT = 32
+    #: Connections kept per server name while no session is known.
+    _RECENT = 8
+    #: Connections without a ticket after which a server name is left alone, and for how long.
+    _GIVE_UP_AFTER = 16
+    _GIVE_UP_FOR = 600.0
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self._context = context
         self._sessions: dict[str | None, ssl.SSLSession] = {}
-        self._recent: dict[str | None, deque[weakref.ref[ssl.SSLObject]]] = {}
+        self._recent: dict[str | None, deque[ssl.SSLObject]] = {}
+        self._misses: dict[str | None, int] = {}
+        self._resting_until: dict[str | None, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -608,38 +617,58 @@ class _ResumingContext:
         if server_side or session is not None:
             return self._context.wrap_bio(incoming, outgoing, server_side, server_hostname,
                                           session)
-        session = self._session_for(server_hostname)
-        try:
-            sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname, session)
-        except ValueError:  # a session this context cannot use after all
-            self._sessions.pop(server_hostname, None)
-            sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname)
+        now = time.monotonic()
+        if self._resting_until.get(server_hostname, 0.0) > now:
+            return self._context.wrap_bio(incoming, outgoing, False, server_hostname)
+        session = self._session_for(server_hostname, now)
+        if session is not None:
+            try:
+                return self._context.wrap_bio(incoming, outgoing, False, server_hostname,
+                                              session)
+            except ValueError:  # a session this context cannot use after all
+                self._sessions.pop(server_hostname, None)
+        sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname)
         recent = self._recent.get(server_hostname)
         if recent is None:
             recent = self._recent[server_hostname] = deque(maxlen=self._RECENT)
-        recent.append(weakref.ref(sslobj))
+        recent.append(sslobj)
         return sslobj
 
-    def _session_for(self, server_hostname: str | None) -> ssl.SSLSession | None:
-        now = time.time()
+    def _session_for(self, server_hostname: str | None, now: float) -> ssl.SSLSession | None:
         session = self._sessions.get(server_hostname)
-        if session is not None and _session_valid(session, now):
-            return session
-        self._sessions.pop(server_hostname, None)
-        for ref in reversed(self._recent.get(server_hostname, ())):  # the newest first
-            sslobj = ref()
+        if session is not None:
+            if _session_valid(session):
+                return session
+            del self._sessions[server_hostname]
+        recent = self._recent.get(server_hostname)
+        if not recent:
+            return None
+        for sslobj in list(reversed(recent)):  # the newest first
             try:
-                candidate = sslobj.session if sslobj is not None else None
+                if sslobj.version() is None:
+                    continue  # still in its handshake: ask it later
+                # The getter copies the session (i2d/d2i): each connection is asked once.
+                candidate = sslobj.session
             except (AttributeError, ValueError, ssl.SSLError):
                 candidate = None
-            if candidate is not None and _session_valid(candidate, now):
+            recent.remove(sslobj)
+            if candidate is not None and _session_valid(candidate):
                 self._sessions[server_hostname] = candidate
+                self._misses.pop(server_hostname, None)
+                recent.clear()
                 return candidate
+            misses = self._misses[server_hostname] = self._misses.get(server_hostname, 0) + 1
+            if misses >= self._GIVE_UP_AFTER:
+                self._misses.pop(server_hostname, None)
+                self._resting_until[server_hostname] = now + self._GIVE_UP_FOR
+                recent.clear()
+                return None
         return None
 
 
-def _session_valid(session: ssl.SSLSession, now: float) -> bool:
-    return session.has_ticket and now < session.time + min(
+def _session_valid(session: ssl.SSLSession) -> bool:
+    """Whether ``session`` can be offered: it has a ticket that has not expired."""
+    return session.has_ticket and time.time() < session.time + min(
         session.timeout, session.ticket_lifetime_hint or session.timeout)
 
 

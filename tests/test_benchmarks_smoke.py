@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import kubectl_folder, missing_tool
 
 ROOT = Path(__file__).resolve().parent.parent
