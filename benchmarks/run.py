@@ -228,7 +228,7 @@ class Bench:
     def report(self, elapsed: float) -> dict[str, Any]:
         out: dict[str, Any] = {
             "machine": machine(),
-            "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
+            "command": " ".join([_shown_python(), "-m benchmarks.run", *sys.argv[1:]]),
             "mode": self.mode, "repeat": self.repeat, "concurrency": self.concurrency,
             "elapsed_s": elapsed, "scenarios": [],
         }
@@ -255,6 +255,14 @@ class Bench:
             out["scenarios"].append(entry)
         out["targets"] = targets(out)
         return out
+
+
+def _shown_python() -> str:
+    """The interpreter as the README would write it (``.venv/bin/python``)."""
+    try:
+        return os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else "python"
+    except ValueError:
+        return "python"
 
 
 def machine() -> dict[str, Any]:
@@ -432,11 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bench = Bench(args)
     report = bench.run()
-    tables = render_tables(report)
     m = report["machine"]
-    print(f"podmagic benchmarks ({report['mode']}): {m['cores']} cores, {m['memory_gib']} GiB, "
-          f"Python {m['python']}, {m['date']}; -P {report['concurrency']}, "
-          f"medians of up to {report['repeat']} runs; {report['elapsed_s']:.0f} s in all")
+    tables = (f"podmagic benchmarks ({report['mode']}): {m['cores']} cores, {m['memory_gib']} GiB, "
+              f"Python {m['python']}, {m['date']}; `{report['command']}`; "
+              f"-P {report['concurrency']}, medians of up to {report['repeat']} runs; "
+              f"{report['elapsed_s']:.0f} s in all\n" + render_tables(report))
     print(tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
