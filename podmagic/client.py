@@ -22,8 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import IO, Any
 
+import anyio
+
 from .command import RemoteCommand, build_command
 from .credentials import ClusterCredentials, load_credentials
+from .errors import SelectionError
 from .engine import DEFAULT_CAPTURE_BUDGET, DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl, run_fanout
 from .events import EventCallback
 from .kubeapi import KubeApi
@@ -120,10 +123,26 @@ class Cluster:
             one=one, pick=pick, container=container, all_containers=all_containers, seed=seed,
         )
 
-    async def aselect(self, target: str | Sequence[str] | None = None, **query: Any) -> Selection:
-        """Resolve a target to the pods it would run in (nothing is executed)."""
+    async def aselect(self, target: str | Sequence[str] | None = None, *,
+                      deadline: float | None = None, **query: Any) -> Selection:
+        """Resolve a target to the pods it would run in (nothing is executed).
+
+        With ``deadline`` (seconds), finding the pods — throttled retries included — gives up
+        with a :class:`SelectionError` once it has passed.
+        """
         async with KubeApi(self.credentials) as api:
-            return await resolve(api, self.query(target, **query), default_namespace=self.namespace)
+            return await self._resolve(api, self.query(target, **query), deadline)
+
+    async def _resolve(self, api: KubeApi, query: TargetQuery, deadline: float | None) -> Selection:
+        if deadline is None:
+            return await resolve(api, query, default_namespace=self.namespace)
+        with anyio.move_on_after(deadline):
+            return await resolve(api, query, default_namespace=self.namespace)
+        raise SelectionError(
+            f"the overall deadline of {deadline:g}s passed while finding the pods "
+            f"({query.describe(self.namespace)})",
+            hint="the API server is slow or throttling requests; allow more time with --deadline",
+        )
 
     def select(self, target: str | Sequence[str] | None = None, **query: Any) -> Selection:
         """Blocking :meth:`aselect`."""
@@ -194,7 +213,12 @@ class Cluster:
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
         async with KubeApi(self.credentials) as api:
             if selection is None:
-                selection = await resolve(api, self.query(target, **query), default_namespace=self.namespace)
+                # The overall deadline covers finding the pods too; the execs get what is left.
+                started = anyio.current_time()
+                selection = await self._resolve(api, self.query(target, **query), deadline)
+                if deadline is not None:
+                    left = deadline - (anyio.current_time() - started)
+                    options = replace(options, deadline=max(left, 0.001))
             return await run_fanout(api, selection, remote, options, context=self.context,
                                     command_args=shown, control=control, on_event=on_event)
 

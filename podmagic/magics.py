@@ -10,6 +10,7 @@ Settings a user sets once are traitlets (``%config PodMagic.namespace = "prod"``
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -274,7 +275,12 @@ class PodMagic(Magics):
             include_unready=args.include_unready, one=args.one, pick=args.pick,
             container=self._expand(args.container), all_containers=args.all_containers,
         )
-        selection: Selection = cluster.select(targets or None, **query)
+        deadline = args.deadline if args.deadline is not None else self.deadline
+        listing_started = time.monotonic()
+        selection: Selection = cluster.select(targets or None, deadline=deadline, **query)
+        if deadline is not None:
+            # The overall deadline covers finding the pods; the execs get what is left.
+            deadline = max(deadline - (time.monotonic() - listing_started), 0.001)
         everything = cluster.query(targets or None, **query).selects_everything
         if args.dry_run:
             self._show_selection(cluster, selection)
@@ -296,7 +302,7 @@ class PodMagic(Magics):
             env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,
             stdin=stdin, tty=args.tty, retries=args.retries, selection=selection,
             timeout=args.timeout if args.timeout is not None else self.timeout,
-            deadline=args.deadline if args.deadline is not None else self.deadline,
+            deadline=deadline,
             max_concurrency=args.max_concurrency or self.max_concurrency,
             capture_limit=self.capture_limit,
             capture_budget=self.capture_budget,

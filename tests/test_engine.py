@@ -260,3 +260,17 @@ def test_capture_budget_is_shared_across_a_fan_out(cluster: Cluster) -> None:
 def test_explicit_uncapped_capture_keeps_everything(cluster: Cluster) -> None:
     [result] = cluster.run("head -c 3000000 /dev/zero", "solo", capture_limit=None)
     assert len(result.stdout) == 3000000 and result.stdout_dropped == 0
+
+
+def test_deadline_covers_finding_the_pods(cluster: Cluster, sandbox: Sandbox) -> None:
+    from podmagic.errors import SelectionError
+
+    sandbox.throttle(5, retry_after=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SelectionError, match="deadline of 1s passed while finding the pods"):
+            cluster.run("true", selector="app=db", deadline=1.0)
+    finally:
+        sandbox.throttle(0)
+    assert time.monotonic() - started < 2.5
+    assert cluster.run("true", selector="app=db", deadline=5.0).ok
