@@ -26,8 +26,15 @@ import anyio
 
 from .command import RemoteCommand, build_command
 from .credentials import ClusterCredentials, load_credentials
+from .engine import (
+    DEFAULT_CAPTURE_BUDGET,
+    DEFAULT_CAPTURE_LIMIT,
+    DEFAULT_CONCURRENCY,
+    ExecOptions,
+    RunControl,
+    run_fanout,
+)
 from .errors import SelectionError
-from .engine import DEFAULT_CAPTURE_BUDGET, DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl, run_fanout
 from .events import EventCallback
 from .kubeapi import KubeApi
 from .portal import run_blocking

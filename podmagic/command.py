@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["LOADER", "RemoteCommand", "build_command", "INLINE_SCRIPT_LIMIT"]
+__all__ = ["INLINE_SCRIPT_LIMIT", "LOADER", "RemoteCommand", "build_command"]
 
 #: Scripts longer than this (bytes, UTF-8) go over stdin rather than in the URL.
 INLINE_SCRIPT_LIMIT = 4096

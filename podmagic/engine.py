@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
 import random
 import re
+import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -122,7 +122,7 @@ class RunControl:
 class _Capture:
     """The first ``limit`` bytes of a stream, and a count of the rest."""
 
-    __slots__ = ("chunks", "kept", "dropped", "limit")
+    __slots__ = ("chunks", "dropped", "kept", "limit")
 
     def __init__(self, limit: int | None) -> None:
         self.chunks: list[bytes] = []
@@ -220,14 +220,14 @@ class _PodRun:
         except Exception as error:  # noqa: BLE001 - one pod's surprise must not sink the others
             self.finish(ExecStatus.ERROR, error=f"unexpected error: {type(error).__name__}: {error}")
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                reason = fanout.control._reason or "cancelled"
-                if self.started_at is None:
-                    self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
-                elif reason.startswith("overall deadline"):
-                    self.finish(ExecStatus.TIMEOUT, error=reason)
-                else:
-                    self.finish(ExecStatus.CANCELLED, error=reason)
+            # Recording the partial result is synchronous: nothing here can be cancelled.
+            reason = fanout.control._reason or "cancelled"
+            if self.started_at is None:
+                self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
+            elif reason.startswith("overall deadline"):
+                self.finish(ExecStatus.TIMEOUT, error=reason)
+            else:
+                self.finish(ExecStatus.CANCELLED, error=reason)
             raise
 
     async def _attempts(self) -> None:

@@ -20,7 +20,13 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from .background import BackgroundRun
 from .client import Cluster
-from .engine import DEFAULT_CAPTURE_BUDGET, DEFAULT_CAPTURE_LIMIT, DEFAULT_CONCURRENCY, ExecOptions, RunControl
+from .engine import (
+    DEFAULT_CAPTURE_BUDGET,
+    DEFAULT_CAPTURE_LIMIT,
+    DEFAULT_CONCURRENCY,
+    ExecOptions,
+    RunControl,
+)
 from .errors import PodmagicError, PodsFailedError
 from .events import Event
 from .interpolation import InterpolationError, find_placeholders, interpolate
@@ -296,7 +302,8 @@ class PodMagic(Magics):
         command: str | list[str] = script
         if args.no_shell:
             command = shlex.split(script)
-        stdin = eval(args.stdin, self._user_ns) if args.stdin else None  # noqa: S307 - the user's own notebook
+        # eval is the point: --stdin takes a Python expression from the user's own notebook.
+        stdin = eval(args.stdin, self._user_ns) if args.stdin else None
         env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
         run_kwargs: dict[str, Any] = dict(
             env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,

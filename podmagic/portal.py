@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-__all__ = ["get_portal", "run_blocking", "shutdown_portal", "THREAD_NAME"]
+__all__ = ["THREAD_NAME", "get_portal", "run_blocking", "shutdown_portal"]
 
 T = TypeVar("T")
 THREAD_NAME = "podmagic-loop"

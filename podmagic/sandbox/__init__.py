@@ -24,11 +24,11 @@ def __getattr__(name: str) -> Any:
     # The server pulls in aiohttp and cryptography; the pytest plugin imports this package on
     # every pytest start-up, so load them only when a sandbox is actually wanted.
     if name in ("Sandbox", "demo_manifest"):
-        from . import server  # noqa: PLC0415
+        from . import server
 
         return getattr(server, name)
     if name == "ManifestError":
-        from .state import ManifestError  # noqa: PLC0415
+        from .state import ManifestError
 
         return ManifestError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

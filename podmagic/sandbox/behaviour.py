@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["PREFIX", "EXEC_FAULTS", "PodBehaviour", "BehaviourError"]
+__all__ = ["EXEC_FAULTS", "PREFIX", "BehaviourError", "PodBehaviour"]
 
 PREFIX = "sandbox.podmagic.io/"
 EXEC_FAULTS = frozenset({"drop", "forbidden", "error-500", "delete", "recreate", "restart"})

@@ -22,7 +22,7 @@ from .api import cluster_of
 from .runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
 from .state import Cluster, PodEntry
 
-__all__ = ["ACTIVE_SESSIONS_KEY", "handle_exec", "ExecSession", "parse_bool"]
+__all__ = ["ACTIVE_SESSIONS_KEY", "ExecSession", "handle_exec", "parse_bool"]
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from .objects import (
     workload_status,
 )
 
-__all__ = ["Cluster", "ExecSession", "PodEntry", "RecordedRequest", "ManifestError", "Watcher"]
+__all__ = ["Cluster", "ExecSession", "ManifestError", "PodEntry", "RecordedRequest", "Watcher"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS)
@@ -205,7 +205,7 @@ class Cluster:
         name = metadata.get("name")
         generate_name = metadata.get("generateName")
         if not name and generate_name:
-            from .objects import _suffix  # noqa: PLC0415 - private helper, one use
+            from .objects import _suffix  # a private helper with this one use
 
             seed = f"{namespace}/{generate_name}/{len(self.pods)}/{now_rfc3339()}"
             name = generate_name + _suffix(seed, 5)
@@ -247,7 +247,7 @@ class Cluster:
             return None
         pod = copy.deepcopy(entry.pod)
         metadata = pod["metadata"]
-        import uuid  # noqa: PLC0415
+        import uuid
 
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now_rfc3339()
@@ -327,7 +327,6 @@ class Cluster:
     # -- workloads ---------------------------------------------------------------------------
 
     def add_workload(self, workload: dict[str, Any]) -> None:
-        kind = workload["kind"]
         namespace = workload.setdefault("metadata", {}).setdefault("namespace", "default")
         if namespace not in self.namespaces:
             self.add_namespace(namespace)

@@ -14,6 +14,7 @@ from aiohttp import web
 __all__ = [
     "STATUS_CONTENT_TYPE",
     "ApiFailure",
+    "already_exists",
     "bad_request",
     "forbidden",
     "internal_error",
@@ -21,7 +22,6 @@ __all__ = [
     "status_body",
     "too_many_requests",
     "unauthorized",
-    "already_exists",
 ]
 
 STATUS_CONTENT_TYPE = "application/json"

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["TABLE_CONTENT_TYPE", "wants_table", "to_table"]
+__all__ = ["TABLE_CONTENT_TYPE", "to_table", "wants_table"]
 
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
