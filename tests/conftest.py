@@ -29,6 +29,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def faults(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The session's sandbox with the namespace ``faults`` (tests/manifests/faults.yaml) loaded
+    for one test module, removed afterwards."""
+    sandbox.apply((MANIFESTS / "faults.yaml").read_text())
+    yield sandbox
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.delete_namespace, "faults")
+
+
 def missing_tool(message: str) -> None:
     """Fail under CI (a missing conformance client is a broken machine), skip elsewhere."""
     if IN_CI:

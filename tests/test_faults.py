@@ -81,15 +81,6 @@ NS = "faults"
 
 
 @pytest.fixture(scope="module")
-def faults(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The session's sandbox with the namespace ``faults`` loaded (removed afterwards)."""
-    sandbox.apply((MANIFESTS / "faults.yaml").read_text())
-    yield sandbox
-    assert sandbox.cluster is not None
-    sandbox.call(sandbox.cluster.delete_namespace, NS)
-
-
-@pytest.fixture(scope="module")
 def cluster(faults: Sandbox) -> Cluster:
     return Cluster(kubeconfig=faults.kubeconfig, namespace=NS)
 

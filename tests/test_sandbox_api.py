@@ -6,11 +6,8 @@ official client are covered elsewhere.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,6 +17,7 @@ import anyio
 import pytest
 
 from podmagic.sandbox import ManifestError, Sandbox
+from sandbox_client import api_client
 from podmagic.sandbox.behaviour import BehaviourError
 from podmagic.selectors import LabelSelector, SelectorError
 
@@ -32,30 +30,6 @@ CONF_PODS = ["db-0", "db-1", "done", "multi", "multi-default", "pending", "solo"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def api_client(sandbox: Sandbox, *, token: str | None = "sandbox") -> AsyncIterator[aiohttp.ClientSession]:
-    """An aiohttp session trusting the sandbox's CA; ``token="sandbox"`` sends the real token."""
-    assert sandbox.ca_pem is not None
-    context = ssl.create_default_context(cadata=sandbox.ca_pem.decode())
-    headers = {}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {sandbox.token if token == 'sandbox' else token}"
-    sockets: list[socket.socket] = []
-
-    def socket_factory(address: Any) -> socket.socket:
-        family, kind, proto, _, _ = address
-        sockets.append(socket.socket(family, kind, proto))
-        return sockets[-1]
-
-    connector = aiohttp.TCPConnector(ssl=context, limit=0, socket_factory=socket_factory)
-    async with aiohttp.ClientSession(base_url=sandbox.url, headers=headers, connector=connector) as session:
-        yield session
-    # Let closed connections finish closing before the test's loop ends.
-    with anyio.fail_after(5):
-        while any(sock.fileno() != -1 for sock in sockets):
-            await anyio.sleep(0.005)
 
 
 async def get(session: aiohttp.ClientSession, path: str, **kwargs: Any) -> tuple[int, Any]:

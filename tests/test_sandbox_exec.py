@@ -10,8 +10,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from aiohttp import WSMsgType
 
 from podmagic.sandbox import Sandbox
+from sandbox_client import api_client
 
 pytestmark = pytest.mark.anyio
 
@@ -47,29 +46,6 @@ EXIT_42 = (
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def api_client(sandbox: Sandbox, *, token: bool = True) -> AsyncIterator[aiohttp.ClientSession]:
-    """An aiohttp session that trusts the sandbox's CA and sends its bearer token."""
-    assert sandbox.ca_pem is not None
-    context = ssl.create_default_context(cadata=sandbox.ca_pem.decode())
-    headers = {"Authorization": f"Bearer {sandbox.token}"} if token else {}
-    sockets: list[socket.socket] = []
-
-    def socket_factory(address: Any) -> socket.socket:
-        family, kind, proto, _, _ = address
-        sockets.append(socket.socket(family, kind, proto))
-        return sockets[-1]
-
-    connector = aiohttp.TCPConnector(ssl=context, limit=0, socket_factory=socket_factory)
-    async with aiohttp.ClientSession(base_url=sandbox.url, headers=headers, connector=connector) as session:
-        yield session
-    # A connection closed last (an upgraded WebSocket, which the connector no longer tracks)
-    # finishes closing in later loop callbacks: wait for them so no socket outlives the loop.
-    with anyio.fail_after(5):
-        while any(sock.fileno() != -1 for sock in sockets):
-            await anyio.sleep(0.005)
 
 
 def exec_params(argv: Iterable[str], *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
