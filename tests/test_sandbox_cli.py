@@ -182,7 +182,7 @@ def test_bad_manifest_is_exit_2_with_one_line(tmp_path: Path) -> None:
     out = tmp_path / "kubeconfig"
     result = run_cli("serve", "--manifest", str(manifest), "--kubeconfig", str(out), home=tmp_path / "home")
     assert result.returncode == 2
-    assert result.stderr == "error: Pod p: sandbox.podmagic.io/ready: expected true or false, got 'maybe'\n"
+    assert result.stderr == f"error: {manifest}: Pod p: sandbox.podmagic.io/ready: expected true or false, got 'maybe'\n"
     assert not out.exists()
 
 

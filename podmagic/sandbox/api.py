@@ -14,6 +14,8 @@ import contextlib
 import datetime
 import hmac
 import json
+import logging
+import math
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,10 +24,12 @@ from aiohttp import web
 
 from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import status
+from .behaviour import BehaviourError
 from .discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from .objects import WORKLOAD_KINDS
-from .state import Cluster, ManifestError, RecordedRequest, Watcher
+from .state import MAX_TOKEN_TTL, Cluster, ManifestError, PodCapacityError, RecordedRequest, Watcher
 from .tables import TABLE_CONTENT_TYPE, to_table, wants_table
+from .validation import FieldError, ObjectInvalid, validate_namespace_name, validate_object
 
 __all__ = ["CLUSTER_KEY", "CONNECTIONS_KEY", "build_app"]
 
@@ -51,6 +55,8 @@ _GROUP_OF_KIND = {kind: group_version.split("/")[0] for kind, (group_version, _)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+log = logging.getLogger("podmagic.sandbox")
+
 
 def _json(body: Any, *, status_code: int = 200, content_type: str = "application/json") -> web.Response:
     # aiohttp's content_type= cannot carry parameters such as ``as=Table``: set the header.
@@ -75,6 +81,24 @@ def _socket_transport(transport: asyncio.Transport) -> asyncio.Transport:
 
 def cluster_of(request: web.Request) -> Cluster:
     return request.app[CLUSTER_KEY]
+
+
+@web.middleware
+async def _unexpected_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A handler's unexpected exception is a 500 ``Status`` with a generic message.
+
+    The traceback goes to the ``podmagic.sandbox`` log, never to the client (it could hold
+    a token or a pod's data); bad input is answered before this with 400/422.
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        raise status.internal_error(
+            "the sandbox failed to serve this request; its log (logger podmagic.sandbox) has "
+            "the details") from None
 
 
 @web.middleware
@@ -199,7 +223,7 @@ def _paginate(request: web.Request,
         except (ValueError, KeyError, TypeError):
             raise status.bad_request("continue key is not valid: illegal base64 data") from None
         start = bisect.bisect_right(items, tuple(after), key=_list_key)
-    limit = int(request.query.get("limit") or 0)
+    limit = _int_query(request, "limit", 0)
     if limit <= 0:
         return items[start:], None, 0
     page = items[start:start + limit]
@@ -208,6 +232,22 @@ def _paginate(request: web.Request,
     if remaining > 0:
         next_token = base64.urlsafe_b64encode(json.dumps({"after": list(_list_key(page[-1]))}).encode()).decode()
     return page, next_token, remaining
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    """An integer query parameter (an int64 in the apiserver); 400 when it is not one."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise status.bad_request(f'strconv.ParseInt: parsing "{raw}": invalid syntax '
+                                 f"(query parameter {name})") from None
+    if not -(2**63) <= value < 2**63:
+        raise status.bad_request(f'strconv.ParseInt: parsing "{raw}": value out of range '
+                                 f"(query parameter {name})")
+    return value
 
 
 def _list_response(request: web.Request, kind: str, api_version: str,
@@ -240,6 +280,10 @@ async def _watch(request: web.Request, namespace: str | None,
                  matches: Callable[[dict[str, Any]], bool]) -> web.StreamResponse:
     """Stream pod events as JSON lines until the client leaves or ``timeoutSeconds`` pass."""
     cluster = cluster_of(request)
+    # Parsed before the stream starts, so a bad value is still a 400 Status.
+    timeout = _int_query(request, "timeoutSeconds", 1800)
+    if timeout <= 0:
+        timeout = 1800  # the apiserver's default applies to 0 and below as well
     watcher = Watcher(namespace=namespace, matches=matches)
     response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
     await response.prepare(request)
@@ -249,7 +293,6 @@ async def _watch(request: web.Request, namespace: str | None,
         for pod in cluster.list_pods(namespace, matches):
             watcher.queue.put_nowait({"type": "ADDED", "object": pod})
     cluster.watchers.add(watcher)
-    timeout = float(request.query.get("timeoutSeconds") or 1800)
     try:
         with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
             async with asyncio.timeout(timeout):
@@ -285,13 +328,18 @@ async def get_namespace(request: web.Request) -> web.Response:
 
 async def create_namespace(request: web.Request) -> web.Response:
     body = await _body(request)
-    name = (body.get("metadata") or {}).get("name")
-    if not name:
+    metadata = body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if isinstance(metadata, dict) and not name and not metadata.get("generateName"):
         raise status.bad_request("metadata.name: Required value: name or generateName is required")
+    _validate(body, "Namespace", namespaced=False)
+    if not isinstance(name, str) or not name:  # generateName alone: the sandbox needs a name
+        raise _invalid(ObjectInvalid("Namespace", "", validate_namespace_name(name)
+                                     or [FieldError("metadata.name", "Required")]))
     cluster = cluster_of(request)
     if name in cluster.namespaces:
         raise status.already_exists("namespaces", name)
-    return _json(cluster.add_namespace(name, (body.get("metadata") or {}).get("labels")), status_code=201)
+    return _json(cluster.add_namespace(name, metadata.get("labels")), status_code=201)
 
 
 async def delete_namespace(request: web.Request) -> web.Response:
@@ -304,14 +352,41 @@ async def delete_namespace(request: web.Request) -> web.Response:
     return _json(namespace)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; 400 BadRequest for anything else, as the apiserver answers."""
+    raw = await request.read()
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        # Go's encoding/json has no NaN or Infinity: refuse them as the apiserver would.
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise status.bad_request(f"the body of the request was in an unknown format: {error}") from None
+    except RecursionError:
+        raise status.bad_request("the body of the request was in an unknown format: "
+                                 "exceeded max depth") from None
     if not isinstance(body, dict):
         raise status.bad_request("the body of the request must be a JSON object")
     return body
+
+
+def _invalid(invalid: ObjectInvalid) -> status.ApiFailure:
+    """422 Invalid with one cause per problem; 400 BadRequest when a value has the wrong type
+    (the apiserver cannot decode such a body)."""
+    if invalid.decode:
+        return status.bad_request(invalid.message)
+    return status.ApiFailure(422, "Invalid", invalid.message, invalid.details())
+
+
+def _validate(body: dict[str, Any], kind: str, *, namespaced: bool = True) -> None:
+    """Raise 422/400 for a body that fails the API server's validation of ``kind``."""
+    errors = validate_object({**body, "kind": kind}, namespaced=namespaced)
+    if errors:
+        metadata = body.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        raise _invalid(ObjectInvalid(kind, name if isinstance(name, str) else "", errors))
 
 
 # -- pods ---------------------------------------------------------------------------------------
@@ -340,15 +415,23 @@ async def create_pod(request: web.Request) -> web.Response:
     if namespace not in cluster.namespaces:
         raise status.not_found("namespaces", namespace)
     body = await _body(request)
-    name = (body.get("metadata") or {}).get("name")
+    kind = body.get("kind")
+    if kind is not None and kind != "Pod":
+        raise status.bad_request(f'the kind in the body ("{kind}") does not match the resource (pods)')
+    _validate(body, "Pod")
+    metadata = body.setdefault("metadata", {})
+    if metadata.get("namespace") not in (None, "", namespace):
+        raise status.bad_request("the namespace of the provided object does not match the namespace "
+                                 "sent on the request")
+    name = metadata.get("name")
     if name and cluster.get_pod(namespace, name):
         raise status.already_exists("pods", name)
-    if not (body.get("spec") or {}).get("containers"):
-        raise status.ApiFailure(422, "Invalid", f'Pod "{name}" is invalid: spec.containers: Required value',
-                                {"name": name, "kind": "Pod"})
     try:
         entry = cluster.create_pod(body, namespace)
-    except ManifestError as error:
+    except PodCapacityError as error:
+        raise status.ApiFailure(403, "Forbidden", f'pods "{name or metadata.get("generateName")}" is '
+                                f"forbidden: {error}", {"kind": "pods"}) from None
+    except (ManifestError, BehaviourError) as error:
         raise status.bad_request(str(error)) from None
     return _json(entry.pod, status_code=201)
 
@@ -421,8 +504,13 @@ async def issue_token(request: web.Request) -> web.Response:
     ttl: Any = None
     if request.can_read_body:
         ttl = (await _body(request)).get("ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0):
-        raise status.bad_request(f"ttl must be a positive number of seconds, got {ttl!r}")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+        raise status.bad_request(f"ttl must be a number of seconds, got {json.dumps(ttl)}")
+    if ttl is not None and not (math.isfinite(ttl) and 0 < ttl <= MAX_TOKEN_TTL):
+        problem = FieldError("ttl", "Invalid", ttl, f"must be above 0 and at most {MAX_TOKEN_TTL:.0f} seconds")
+        raise status.ApiFailure(422, "Invalid", f"TokenRequest is invalid: {problem}",
+                                {"kind": "TokenRequest", "causes": [
+                                    {"reason": problem.reason, "message": problem.body, "field": "ttl"}]})
     issued, expires = cluster_of(request).issue_token(ttl)
     stamp = None
     if expires is not None:
@@ -438,7 +526,8 @@ async def not_found_fallback(request: web.Request) -> web.Response:
 def build_app(cluster: Cluster, *, token: str | None,
               exec_handler: Handler) -> web.Application:
     """The aiohttp application for one sandbox."""
-    app = web.Application(middlewares=[_record_auth_throttle], client_max_size=64 * 1024 * 1024)
+    app = web.Application(middlewares=[_unexpected_errors, _record_auth_throttle],
+                          client_max_size=64 * 1024 * 1024)
     app[CLUSTER_KEY] = cluster
     app[TOKEN_KEY] = token or ""
     app[CONNECTIONS_KEY] = Connections()

@@ -20,7 +20,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from . import status
 from .api import cluster_of
 from .runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
-from .state import Cluster, PodEntry
+from .state import Cluster, ManifestError, PodEntry
 
 __all__ = ["ACTIVE_SESSIONS_KEY", "ExecSession", "handle_exec", "parse_bool"]
 
@@ -172,9 +172,11 @@ class ExecSession:
         behaviour = self.entry.behaviour
         if behaviour.exec_delay:
             await asyncio.sleep(behaviour.exec_delay)
-        root = self.cluster.container_root(self.entry.namespace, self.entry.name, self.container["name"])
-        workdir = root / str(self.container.get("workingDir") or "/").lstrip("/")
-        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            workdir = self.cluster.working_dir(self.entry, self.container)
+        except ManifestError as error:
+            await self._finish(_exec_failure_frame(f"failed to exec in container: {error}"))
+            return self.ws
         width, height = await self._initial_size() if self.tty else (80, 24)
         spec = ProcessSpec(
             argv=self.argv,

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .behaviour import PREFIX, PodBehaviour
+from .behaviour import PREFIX, BehaviourError, PodBehaviour
+from .validation import desired_replicas, text_value
 
 __all__ = [
     "WORKLOAD_KINDS",
@@ -96,10 +97,14 @@ def _replica_annotations(
     merged = {**workload_annotations, **annotations}
     only = merged.pop(PREFIX + "only-replicas", None)
     if only is not None:
-        chosen = {int(part) for part in str(only).split(",") if part.strip()}
+        try:
+            chosen = {int(part) for part in str(only).split(",") if part.strip()}
+        except ValueError:
+            raise BehaviourError(f"{PREFIX}only-replicas: expected comma-separated replica indexes "
+                                 f"(0, 1, ...), got {only!r}") from None
         if index not in chosen:
             merged = {k: v for k, v in merged.items() if not k.startswith(PREFIX) or k == PREFIX + "files"}
-    return {key: str(value) for key, value in merged.items()}
+    return {key: text_value(value) or "" for key, value in merged.items()}
 
 
 def make_pod(
@@ -134,13 +139,15 @@ def make_pod(
         "uid": uid or str(uuid.uuid4()),
         "resourceVersion": "0",
         "creationTimestamp": now_rfc3339(),
-        "labels": {**(template_meta.get("labels") or {}), **(labels or {})},
+        # Validated on the way in: values are strings, or YAML numbers/booleans kept as text.
+        "labels": {key: text_value(value) or "" for key, value in
+                   {**(template_meta.get("labels") or {}), **(labels or {})}.items()},
     }
     if generate_name:
         metadata["generateName"] = generate_name
     merged_annotations = {**(template_meta.get("annotations") or {}), **(annotations or {})}
     if merged_annotations:
-        metadata["annotations"] = {k: str(v) for k, v in merged_annotations.items()}
+        metadata["annotations"] = {k: text_value(v) or "" for k, v in merged_annotations.items()}
     if owner:
         metadata["ownerReferences"] = [owner]
     pod: dict[str, Any] = {
@@ -313,7 +320,7 @@ def expand_workload(
                     "generation": 1,
                 },
                 "spec": {
-                    "replicas": spec.get("replicas", 1),
+                    "replicas": desired_replicas(workload),
                     "selector": {"matchLabels": {**spec["selector"].get("matchLabels", {}), **labels}},
                     "template": copy.deepcopy(template),
                 },
@@ -322,14 +329,14 @@ def expand_workload(
             extra.append(replicaset)
             owner_kind, owner_name, owner_uid = "ReplicaSet", rs_name, rs_uid
         prefix = f"{owner_name}-"
-        for index in range(int(spec.get("replicas", 1))):
+        for index in range(desired_replicas(workload)):
             pods.append(_replica(workload, template, namespace, replica_name(prefix, f"{seed}/{index}"),
                                  index, node_for(index), next_ip(), labels,
                                  _owner_reference(workload, owner_kind, owner_name, owner_uid),
                                  generate_name=prefix))
     elif kind == "StatefulSet":
         revision = f"{name}-{_template_hash(template)}"
-        for index in range(int(spec.get("replicas", 1))):
+        for index in range(desired_replicas(workload)):
             pod_name = f"{name}-{index}"
             labels = {
                 "controller-revision-hash": revision,
@@ -348,7 +355,7 @@ def expand_workload(
                                  _owner_reference(workload, kind, name, meta["uid"]),
                                  generate_name=f"{name}-"))
     elif kind == "Job":
-        count = int(spec.get("parallelism", 1))
+        count = desired_replicas(workload)
         spec.setdefault("completions", count)
         template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
         labels = {

@@ -25,7 +25,7 @@ from aiohttp import web
 from .api import CONNECTIONS_KEY, build_app
 from .exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from .kubeconfig import CONTEXT_NAME, build_kubeconfig, write_kubeconfig
-from .state import Cluster, RecordedRequest
+from .state import Cluster, ManifestError, RecordedRequest
 from .tls import ServingCertificates, generate_certificates, generate_token
 
 __all__ = ["Sandbox", "demo_manifest"]
@@ -147,7 +147,12 @@ class Sandbox:
             text = str(manifest)
             path = Path(text) if isinstance(manifest, os.PathLike) or "\n" not in text else None
             if path is not None and text and path.exists():
-                self.cluster.apply_yaml(path.read_text(encoding="utf-8"))
+                try:
+                    content = path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as error:
+                    raise ManifestError(f"{path}: not UTF-8 text (byte {error.start}); "
+                                        "a manifest is Kubernetes YAML") from None
+                self.cluster.apply_yaml(content, source=str(path))
             elif isinstance(manifest, os.PathLike) or (text and "\n" not in text and ":" not in text):
                 raise FileNotFoundError(f"manifest not found: {text}")
             else:

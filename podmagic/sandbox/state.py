@@ -12,6 +12,7 @@ import collections
 import copy
 import ipaddress
 import itertools
+import math
 import secrets
 import shutil
 import time
@@ -32,15 +33,41 @@ from .objects import (
     restart_containers,
     workload_status,
 )
+from .validation import (
+    ObjectInvalid,
+    generated_name,
+    normalised_working_dir,
+    replica_count,
+    validate_object,
+)
 
-__all__ = ["Cluster", "ExecSession", "ManifestError", "PodEntry", "RecordedRequest", "Watcher"]
+__all__ = [
+    "MAX_PODS",
+    "MAX_TOKEN_TTL",
+    "Cluster",
+    "ExecSession",
+    "ManifestError",
+    "PodCapacityError",
+    "PodEntry",
+    "RecordedRequest",
+    "Watcher",
+]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS)
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+#: Pods a sandbox can hold over its life: one address each from :data:`POD_NETWORK`.
+MAX_PODS = POD_NETWORK.num_addresses - 2
+#: The longest ``ttl`` an issued token may have, in seconds (a TokenRequest's maximum: 2**32).
+MAX_TOKEN_TTL = float(2**32)
 
 
 class ManifestError(ValueError):
-    """A manifest document the sandbox cannot load."""
+    """A manifest document the sandbox cannot load (one line: the file, object and field)."""
+
+
+class PodCapacityError(ManifestError):
+    """Every pod address of the sandbox is taken: no more pods can be created."""
 
 
 class ExecSession(Protocol):
@@ -108,7 +135,8 @@ class Cluster:
         #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
         self.issued_tokens: dict[str, float | None] = {}
         self._resource_version = itertools.count(1000)
-        self._ips = (str(ip) for ip in ipaddress.ip_network("10.244.0.0/16").hosts())
+        self._ips = (str(ip) for ip in POD_NETWORK.hosts())
+        self.ips_left = MAX_PODS
         for name in ("default", "kube-system", "kube-public"):
             self.add_namespace(name)
 
@@ -123,6 +151,12 @@ class Cluster:
         return str(next(copy.copy(self._resource_version)) - 1)
 
     def next_ip(self) -> str:
+        """The next free pod address; :class:`PodCapacityError` when none is left."""
+        if self.ips_left <= 0:
+            raise PodCapacityError(
+                f"the sandbox has given out all {MAX_PODS} pod addresses of {POD_NETWORK}; "
+                "start a new sandbox for more pods")
+        self.ips_left -= 1
         return next(self._ips)
 
     def _notify(self, event_type: str, pod: dict[str, Any]) -> None:
@@ -165,6 +199,24 @@ class Cluster:
         """The folder that stands for a container's filesystem root."""
         return self.state_dir / "pods" / namespace / pod / container
 
+    def working_dir(self, entry: PodEntry, container: Mapping[str, Any]) -> Path:
+        """A container's ``workingDir`` inside its root, created if missing.
+
+        Names and ``workingDir`` are validated on the way in, so the path stays inside the
+        root; a symlink a pod's command made could still lead out, and the sandbox never
+        creates folders or starts commands there (:class:`ManifestError`).
+        """
+        root = self.container_root(entry.namespace, entry.name, container["name"])
+        relative = normalised_working_dir(container.get("workingDir")).lstrip("/")
+        workdir = root / relative
+        root.mkdir(parents=True, exist_ok=True)
+        real_root, real_workdir = root.resolve(), workdir.resolve()
+        if real_workdir != real_root and real_root not in real_workdir.parents:
+            raise ManifestError(f"workingDir {container.get('workingDir')!r} of container "
+                                f"{container['name']!r} leads out of the container's root")
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+
     def add_pod(self, pod: dict[str, Any]) -> PodEntry:
         """Store a new pod (already built) and create its containers' folders."""
         metadata = pod["metadata"]
@@ -190,8 +242,7 @@ class Cluster:
             files = loaded
         for container in entry.pod["spec"].get("containers", []):
             root = self.container_root(entry.namespace, entry.name, container["name"])
-            workdir = root / str(container.get("workingDir") or "/").lstrip("/")
-            workdir.mkdir(parents=True, exist_ok=True)
+            self.working_dir(entry, container)
             for relative, content in files.items():
                 target = (root / str(relative).lstrip("/")).resolve()
                 if root.resolve() not in target.parents:
@@ -208,11 +259,11 @@ class Cluster:
             from .objects import _suffix  # a private helper with this one use
 
             seed = f"{namespace}/{generate_name}/{len(self.pods)}/{now_rfc3339()}"
-            name = generate_name + _suffix(seed, 5)
+            name = generated_name(generate_name, _suffix(seed, 5))
             attempt = 0
             while (namespace, name) in self.pods:  # never take a live pod's name
                 attempt += 1
-                name = generate_name + _suffix(f"{seed}/{attempt}", 5)
+                name = generated_name(generate_name, _suffix(f"{seed}/{attempt}", 5))
         if not name:
             raise ManifestError("name or generateName is required")
         template = {"metadata": {"labels": metadata.get("labels") or {},
@@ -382,21 +433,38 @@ class Cluster:
 
     # -- manifests ---------------------------------------------------------------------------
 
-    def apply(self, documents: Iterable[Mapping[str, Any] | None]) -> None:
-        """Load manifest documents: Namespaces and Nodes first, then Pods and workloads."""
+    def apply(self, documents: Iterable[Mapping[str, Any] | None], *, source: str | None = None) -> None:
+        """Load manifest documents: Namespaces and Nodes first, then Pods and workloads.
+
+        Every document is checked before any is loaded, so a bad manifest changes nothing;
+        the :class:`ManifestError` names ``source`` (a file), the object and the field.
+        """
+        where = f"{source}: " if source else ""
         docs = [copy.deepcopy(dict(doc)) for doc in documents if doc]
         for index, doc in enumerate(docs):
             kind = doc.get("kind")
             if kind == "List":
-                raise ManifestError("kind List is not supported; use one document per object")
+                raise ManifestError(f"{where}kind List is not supported; use one document per object")
             if kind not in SUPPORTED_KINDS:
                 raise ManifestError(
-                    f"document {index + 1}: kind {kind!r} is not supported "
+                    f"{where}document {index + 1}: kind {kind!r} is not supported "
                     f"(supported: {', '.join(SUPPORTED_KINDS)})"
                 )
-            if not (doc.get("metadata") or {}).get("name"):
-                raise ManifestError(f"document {index + 1} ({kind}): metadata.name is required")
+            metadata = doc.get("metadata")
+            if metadata is None or (isinstance(metadata, Mapping) and not metadata.get("name")):
+                raise ManifestError(f"{where}document {index + 1} ({kind}): metadata.name is required")
+            errors = validate_object(doc)
+            if errors:
+                name = metadata.get("name") if isinstance(metadata, Mapping) else None
+                label = f"document {index + 1}: " if not isinstance(name, str) else ""
+                invalid = ObjectInvalid(kind, name if isinstance(name, str) else "", errors)
+                raise ManifestError(f"{where}{label}{invalid.invalid_message}")
         nodes = [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Node"]
+        wanted = sum(replica_count(doc, len(nodes or self.nodes)) for doc in docs)
+        if wanted > self.ips_left:
+            raise PodCapacityError(
+                f"{where}the manifest asks for {wanted} pods; the sandbox has room for "
+                f"{self.ips_left} more (at most {MAX_PODS}, one per address of {POD_NETWORK})")
         if nodes:
             self.nodes = nodes
         for doc in docs:
@@ -405,33 +473,37 @@ class Cluster:
         for doc in docs:
             try:
                 if doc["kind"] == "Pod":
-                    namespace = doc["metadata"].get("namespace", "default")
+                    namespace = doc["metadata"].get("namespace") or "default"
                     if (namespace, doc["metadata"]["name"]) in self.pods:
-                        raise ManifestError(f'pod "{doc["metadata"]["name"]}" is defined twice')
+                        raise ManifestError(f'{where}pod "{doc["metadata"]["name"]}" is defined twice')
                     self.create_pod(doc, namespace)
                 elif doc["kind"] in WORKLOAD_KINDS:
                     self.add_workload(doc)
             except BehaviourError as error:
-                raise ManifestError(f"{doc['kind']} {doc['metadata']['name']}: {error}") from None
+                raise ManifestError(f"{where}{doc['kind']} {doc['metadata']['name']}: {error}") from None
 
-    def apply_yaml(self, text: str) -> None:
-        """Load a multi-document YAML manifest."""
+    def apply_yaml(self, text: str, *, source: str | None = None) -> None:
+        """Load a multi-document YAML manifest (``source``: the file it came from, for errors)."""
+        where = f"{source}: " if source else ""
         try:
             documents = list(yaml.safe_load_all(text))
         except yaml.YAMLError as error:
-            raise ManifestError(f"invalid YAML: {error}") from None
+            detail = " ".join(str(error).split())  # one line: PyYAML's message spans several
+            raise ManifestError(f"{where}invalid YAML: {detail}") from None
         for doc in documents:
             if doc is not None and not isinstance(doc, Mapping):
-                raise ManifestError("every YAML document must be a mapping (a Kubernetes object)")
-        self.apply(documents)
+                raise ManifestError(f"{where}every YAML document must be a mapping (a Kubernetes object)")
+        self.apply(documents, source=source)
 
     # -- issued tokens -----------------------------------------------------------------------
 
     def issue_token(self, ttl: float | None = None) -> tuple[str, float | None]:
         """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
         until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``)."""
-        if ttl is not None and not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl}")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
+                                or not math.isfinite(ttl) or not 0 < ttl <= MAX_TOKEN_TTL):
+            raise ValueError(f"ttl must be a number of seconds above 0 and at most {MAX_TOKEN_TTL:.0f}, "
+                             f"got {ttl!r}")
         token = "sandbox-issued-" + secrets.token_urlsafe(32)
         self.issued_tokens[token] = None if ttl is None else time.monotonic() + ttl
         return token, None if ttl is None else time.time() + ttl
