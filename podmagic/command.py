@@ -3,13 +3,25 @@
 The exec URL ends up in the API server's audit log, so nothing secret may be in it. A short
 script without ``--env`` runs as ``sh -c SCRIPT`` (transparent in the audit log, like
 ``kubectl exec``). With environment variables, or a script too long for a URL, the script and
-its ``export`` lines travel over stdin instead, read by a fixed loader::
+its ``export`` lines travel over stdin instead, read by a fixed :data:`LOADER`.
 
-    sh -c 'IFS= read -r __podmagic_script || exit 125; eval "$(printf %b "$__podmagic_script")"'
+The text to run is sent as lines of at most :data:`CHUNK_CHARS` characters, each with ``\\``
+doubled and newlines written as ``\\n`` so ``printf %b`` restores it exactly, and ends with an
+empty line. The loader appends each decoded line to one variable (a ``.`` written after
+``printf`` and removed again keeps trailing newlines, which ``$(...)`` would strip) and only
+``eval``\\ s it once the empty line has arrived: a payload cut short runs nothing (exit 125).
+Lines stay far below the 128 KiB a single argument may have, as shells without a ``printf``
+builtin (mksh) run ``/usr/bin/printf``. ``read`` takes one byte at a time from a pipe, so
+whatever follows the payload is left for the script itself: the user's own stdin still works.
 
-The script is sent as the first line of stdin, with ``\\`` doubled and newlines written as
-``\\n`` so ``printf %b`` restores it exactly. ``read`` takes one byte at a time from a pipe,
-so whatever follows that line is left for the script itself: the user's own stdin still works.
+On a terminal (``-t``) the pty would echo the payload back (env values included) and its
+line discipline would cut lines at 4095 bytes. So when its stdin is a terminal the loader
+first saves the terminal settings and switches off echo and line editing (``stty raw
+-echo``), then prints :data:`~podmagic.transport.READY_MARKER`; the client sends the payload
+only after seeing it. Once the payload is read the settings are restored and the marker
+printed again, and only then is the user's stdin sent. The client removes both markers from
+the output (see :class:`~podmagic.transport.LoaderInput`). Without ``stty`` in the container
+the loader says so on one line and exits 125 before anything of the script runs.
 """
 
 from __future__ import annotations
@@ -19,15 +31,47 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["INLINE_SCRIPT_LIMIT", "LOADER", "RemoteCommand", "build_command"]
+from .transport import READY_MARKER, LoaderInput
+
+__all__ = ["CHUNK_CHARS", "INLINE_SCRIPT_LIMIT", "LOADER", "LOADER_EXIT", "RemoteCommand", "build_command"]
 
 #: Scripts longer than this (bytes, UTF-8) go over stdin rather than in the URL.
 INLINE_SCRIPT_LIMIT = 4096
+#: Characters of text per payload line: at most 64 KiB once encoded (4 bytes a character).
+CHUNK_CHARS = 16 * 1024
+#: The loader's exit code when it cannot hand the script over; nothing of the script ran.
+LOADER_EXIT = 125
 
-_SCRIPT_VARIABLE = "__podmagic_script"
+_SCRIPT = "__podmagic_script"
+_LINE = "__podmagic_line"
+_TERMINAL = "__podmagic_tty"
+#: READY_MARKER as a printf format (inside single quotes).
+_MARKER_FORMAT = "".join(
+    "\\\\" if byte == 0x5C else "%%" if byte == 0x25
+    else f"\\{byte:03o}" if byte < 0x20 or byte > 0x7E else chr(byte)
+    for byte in READY_MARKER
+)
+
+
+def _fail(message: str) -> str:
+    return f"{{ echo {shlex.quote('podmagic: ' + message)} >&2; exit {LOADER_EXIT}; }}"
+
+
 LOADER = (
-    f"IFS= read -r {_SCRIPT_VARIABLE} || exit 125; "
-    f'eval "$(printf %b "${_SCRIPT_VARIABLE}")"'
+    "if [ -t 0 ]; then "
+    "command -v stty >/dev/null 2>&1 || "
+    + _fail("-t with --env or a script over 4 KiB needs stty in the container; "
+            "nothing of the script ran") + "; "
+    f'{_TERMINAL}=$(stty -g) && stty raw -echo || '
+    + _fail("could not switch off terminal echo (stty failed); nothing of the script ran")
+    + f"; printf '{_MARKER_FORMAT}'; fi; "
+    f"{_SCRIPT}=; "
+    f'while IFS= read -r {_LINE} || '
+    + _fail("the script did not arrive whole over stdin; nothing of it ran")
+    + f'; [ -n "${_LINE}" ]; do '
+    f'{_SCRIPT}=${_SCRIPT}$(printf %b "${_LINE}"; echo .); {_SCRIPT}=${{{_SCRIPT}%.}}; done; '
+    f"if [ -t 0 ]; then stty \"${_TERMINAL}\"; printf '{_MARKER_FORMAT}'; fi; "
+    f'eval "${_SCRIPT}"'
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -37,11 +81,13 @@ class RemoteCommand:
     """A command ready for the exec call.
 
     ``argv`` goes in the URL; ``stdin`` (if not None) is written to the command's stdin and
-    then closed. ``display`` is what to show people: the script or argv, never env values.
+    then closed; a :class:`~podmagic.transport.LoaderInput` holds the loader's payload and the
+    user's own stdin apart, for the terminal handshake. ``display`` is what to show people:
+    the script or argv, never env values.
     """
 
     argv: tuple[str, ...]
-    stdin: bytes | None
+    stdin: bytes | LoaderInput | None
     display: str
     env_names: tuple[str, ...] = field(default=())
 
@@ -51,9 +97,23 @@ class RemoteCommand:
         return self.argv[-1:] == (LOADER,)
 
 
-def _encode_line(script: str) -> bytes:
-    """One line that ``printf %b`` turns back into ``script``."""
-    return script.replace("\\", "\\\\").replace("\n", "\\n").encode() + b"\n"
+def encode_payload(text: str) -> bytes:
+    """The lines :data:`LOADER` turns back into ``text``, exactly, ending with an empty line."""
+    lines = []
+    for start in range(0, len(text), CHUNK_CHARS):
+        chunk = text[start:start + CHUNK_CHARS]
+        lines.append(chunk.replace("\\", "\\\\").replace("\n", "\\n").encode() + b"\n")
+    return b"".join(lines) + b"\n"
+
+
+def _check_text(what: str, text: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"{what} contains a NUL byte, which a shell cannot hold")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text (it holds a lone surrogate); "
+                         "decode it with errors='replace' first") from None
 
 
 def _check_env(env: Mapping[str, str]) -> None:
@@ -63,8 +123,7 @@ def _check_env(env: Mapping[str, str]) -> None:
                 f"invalid environment variable name {name!r}: use letters, digits and _ "
                 "(not starting with a digit)"
             )
-        if "\x00" in value:
-            raise ValueError(f"environment variable {name} contains a NUL byte, which a shell cannot hold")
+        _check_text(f"environment variable {name}", value)
 
 
 def build_command(
@@ -79,8 +138,9 @@ def build_command(
 ) -> RemoteCommand:
     """Build the remote command for a shell ``script`` or a direct ``argv`` (no shell).
 
-    Raises ValueError for an empty command, both forms at once, a bad env name, or a NUL
-    byte in the script.
+    Whichever way the script travels (in the URL or over stdin, with or without a terminal),
+    the shell runs exactly its text. Raises ValueError for an empty command, both forms at
+    once, a bad env name, or a NUL byte in the script.
     """
     if (script is None) == (argv is None):
         raise ValueError("give either a shell script or an argv list, not both and not neither")
@@ -100,8 +160,7 @@ def build_command(
         if not script.strip():
             raise ValueError("empty command: the script has nothing to run")
         display = script
-    if "\x00" in script:
-        raise ValueError("the script contains a NUL byte, which a shell cannot run")
+    _check_text("the script", script)
 
     prelude = ""
     if workdir is not None:
@@ -109,13 +168,14 @@ def build_command(
     if not env and len(script.encode()) <= inline_limit:
         return RemoteCommand(argv=(shell, "-c", prelude + script), stdin=stdin, display=display)
 
-    lines = [f"unset {_SCRIPT_VARIABLE}"]
+    # The loader's variables go before anything of the user's runs.
+    lines = [f"unset {_SCRIPT} {_LINE} {_TERMINAL}"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if stdin is None:
         # Nothing more will come on stdin; over v4 it cannot even be closed. Don't let the
-        # script wait for it.
-        lines.append("exec </dev/null")
+        # script wait for it. A terminal stays, as it does for `sh -c` with -t.
+        lines.append("[ -t 0 ] || exec </dev/null")
     full = "\n".join(lines) + "\n" + prelude + script
-    payload = _encode_line(full) + (stdin or b"")
-    return RemoteCommand(argv=(shell, "-c", LOADER), stdin=payload, display=display,
-                         env_names=tuple(env))
+    return RemoteCommand(argv=(shell, "-c", LOADER),
+                         stdin=LoaderInput(payload=encode_payload(full), rest=stdin),
+                         display=display, env_names=tuple(env))

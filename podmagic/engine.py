@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import random
 import re
 import threading
@@ -120,15 +121,21 @@ class RunControl:
 
 
 class _Capture:
-    """The first ``limit`` bytes of a stream, and a count of the rest."""
+    """The first ``limit`` bytes of a stream, and a count and SHA-256 digest of the rest.
 
-    __slots__ = ("chunks", "dropped", "kept", "limit")
+    The digest lets results tell outputs apart past the limit (two pods that print the same
+    first 64 KiB and differ after it are not the same output). Only dropped bytes are hashed:
+    output within the limit costs nothing extra, and the kept bytes are compared as they are.
+    """
+
+    __slots__ = ("chunks", "dropped", "hasher", "kept", "limit")
 
     def __init__(self, limit: int | None) -> None:
         self.chunks: list[bytes] = []
         self.kept = 0
         self.dropped = 0
         self.limit = limit
+        self.hasher: Any = None
 
     def add(self, data: bytes) -> None:
         room = len(data) if self.limit is None else max(0, self.limit - self.kept)
@@ -140,6 +147,13 @@ class _Capture:
                 self.chunks.append(data[:room])
                 self.kept += room
             self.dropped += len(data) - room
+            if self.hasher is None:
+                self.hasher = hashlib.sha256()
+            self.hasher.update(memoryview(data)[room:] if room else data)
+
+    def digest(self) -> bytes | None:
+        """SHA-256 of the dropped bytes; None when nothing was dropped."""
+        return None if self.hasher is None else bytes(self.hasher.digest())
 
     def value(self) -> bytes:
         # Joined once; the chunks go, so the output is not held twice.
@@ -208,6 +222,7 @@ class _PodRun:
             status=status, exit_code=exit_code, stdout=self.stdout.value(), stderr=self.stderr.value(),
             started_at=self.started_at, duration=duration, error=error,
             stdout_dropped=self.stdout.dropped, stderr_dropped=self.stderr.dropped,
+            stdout_dropped_digest=self.stdout.digest(), stderr_dropped_digest=self.stderr.digest(),
         )
         self.fanout.emit(PodFinished(self.result))
         return self.result

@@ -33,7 +33,7 @@ from .interpolation import InterpolationError, find_placeholders, interpolate
 from .parsing import parser_for
 from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
-from .results import ExecStatus, PodResults
+from .results import ExecStatus, PodResults, check_parsed, parse_problems
 from .safety import check_allowed
 from .targets import Selection
 
@@ -357,10 +357,18 @@ class PodMagic(Magics):
         if args.parse:
             options = {"pattern": args.pattern} if args.pattern else {}
             value = results.parse(args.parse, **options)
+            problems = parse_problems(value)
+            if problems:
+                # Shown even with -q: pods missing from the parsed rows never pass in silence.
+                from IPython.display import display
+
+                display({"text/plain": problems}, raw=True)
         if args.out:
             self._user_ns[args.out] = value
         if args.check and not results.ok:
             raise PodsFailedError(results)
+        if args.check and args.parse:
+            check_parsed(value)
         return None if args.out else value
 
     def _run_background(self, cluster: Cluster, command: Any, run_kwargs: dict[str, Any],
@@ -375,10 +383,15 @@ class PodMagic(Magics):
         async def work() -> Any:
             results = await cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
             renderer.close()
+            value: Any = results
+            if args.parse:
+                value = results.parse(args.parse, **({"pattern": args.pattern} if args.pattern else {}))
             if args.out:
-                self._user_ns[args.out] = results.parse(args.parse) if args.parse else results
+                self._user_ns[args.out] = value
             if args.check and not results.ok:
                 raise PodsFailedError(results)
+            if args.check and args.parse:
+                check_parsed(value)
             return results
 
         future = get_portal().start_task_soon(work)

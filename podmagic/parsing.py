@@ -161,7 +161,7 @@ def _as_row(value: Any) -> Row:
 
 
 def _json_error(exc: json.JSONDecodeError) -> str:
-    return f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
 
 
 # -- formats ----------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def _parse_jsonl(text: str) -> list[Row]:
             rows.append(_as_row(json.loads(line)))
         except json.JSONDecodeError as exc:
             raise ParseError(
-                f"line {number}: invalid JSON at column {exc.colno}: {exc.msg}", fmt="jsonl"
+                f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})", fmt="jsonl"
             ) from None
     return rows
 

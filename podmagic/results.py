@@ -28,7 +28,14 @@ from .errors import ParseError, PodExecError, PodsFailedError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ExecStatus", "OutputGroup", "PodResult", "PodResults"]
+__all__ = [
+    "ExecStatus",
+    "OutputGroup",
+    "PodResult",
+    "PodResults",
+    "check_parsed",
+    "parse_problems",
+]
 
 #: Display limits: the summary never grows with the size of the output or the fan-out.
 MAX_TABLE_ROWS = 50
@@ -91,10 +98,13 @@ def _outcome(status: ExecStatus, exit_code: int | None) -> str:
 class PodResult:
     """What one command did in one container of one pod.
 
-    ``stdout`` and ``stderr`` are the exact bytes received (up to the capture cap;
-    ``stdout_dropped``/``stderr_dropped`` count what the cap dropped). ``started_at`` is a
-    timezone-aware time, ``duration`` is in seconds, ``error`` explains any status other than
-    ok and failed (for skipped: why).
+    ``stdout`` and ``stderr`` are the exact bytes received, up to the capture cap: the
+    *first* bytes of each stream are kept. ``stdout_dropped``/``stderr_dropped`` count the bytes
+    after those that the cap did not keep, and ``stdout_dropped_digest``/``stderr_dropped_digest``
+    are the SHA-256 digest of those dropped bytes (None when nothing was dropped, or when the
+    result was built without one), so that outputs can be compared past the cap.
+    ``started_at`` is a timezone-aware time, ``duration`` is in seconds, ``error`` explains any
+    status other than ok and failed (for skipped: why).
     """
 
     context: str
@@ -112,6 +122,8 @@ class PodResult:
     error: str | None = None
     stdout_dropped: int = 0
     stderr_dropped: int = 0
+    stdout_dropped_digest: bytes | None = None
+    stderr_dropped_digest: bytes | None = None
 
     def __post_init__(self) -> None:
         self.status = ExecStatus(self.status)
@@ -153,6 +165,11 @@ class PodResult:
         """stderr decoded as UTF-8, invalid bytes shown as U+FFFD. For display only."""
         return self.stderr.decode("utf-8", "replace")
 
+    @property
+    def truncated(self) -> bool:
+        """True when the capture cap dropped part of stdout or stderr."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
+
     def check_returncode(self) -> None:
         """Raise :class:`~podmagic.errors.PodExecError` unless the command exited 0."""
         if not self.ok:
@@ -172,6 +189,9 @@ class PodResult:
             f"stdout={_short_bytes(self.stdout)}",
             f"stderr={_short_bytes(self.stderr)}",
         ]
+        for name in ("stdout_dropped", "stderr_dropped"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
         if self.error is not None:
             parts.append(f"error={self.error!r}")
         if self.duration is not None:
@@ -182,9 +202,29 @@ class PodResult:
         return _render_html(_summary_view(PodResults([self])))
 
 
+def _bytes(count: int) -> str:
+    return f"{count:,} byte{'' if count == 1 else 's'}"
+
+
+def _not_kept(stdout_dropped: int, stderr_dropped: int) -> str:
+    """``40,000 bytes of stdout not kept``; empty when nothing was dropped."""
+    parts = [
+        f"{_bytes(count)} of {name}"
+        for name, count in (("stdout", stdout_dropped), ("stderr", stderr_dropped))
+        if count
+    ]
+    return f"{' and '.join(parts)} not kept" if parts else ""
+
+
 @dataclass(frozen=True)
 class OutputGroup:
-    """Results whose stdout, stderr, exit code and status are all identical."""
+    """Results whose outputs, exit code and status are all identical.
+
+    Identical means: the same kept bytes (the first bytes of each stream, up to the capture
+    cap), the same number of bytes dropped after them, and, where bytes were dropped, the same
+    SHA-256 digest of the dropped bytes. ``dropped_compared`` is False when some member was
+    built without a digest: its dropped bytes were then compared by count only.
+    """
 
     stdout: bytes
     stderr: bytes
@@ -194,6 +234,46 @@ class OutputGroup:
     pods: tuple[str, ...]
     """The members' names, qualified with namespace and container where the collection they
     came from needs it to tell them apart."""
+    stdout_dropped: int = 0
+    """Bytes of each member's stdout that the capture cap did not keep (after ``stdout``)."""
+    stderr_dropped: int = 0
+    """Bytes of each member's stderr that the capture cap did not keep (after ``stderr``)."""
+    dropped_compared: bool = True
+    """Whether the dropped bytes were compared by digest (always True when none were)."""
+
+    @property
+    def truncated(self) -> bool:
+        """True when the capture cap dropped part of this output."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
+
+    @property
+    def truncation_note(self) -> str:
+        """What was kept and what was not, in words; empty when nothing was dropped.
+
+        ``stdout: first 65,536 bytes kept, 40,000 bytes not kept; the 3 pods' dropped bytes
+        are identical (SHA-256)``.
+        """
+        if not self.truncated:
+            return ""
+        parts = [
+            f"{name}: first {_bytes(len(kept))} kept, {_bytes(dropped)} not kept"
+            for name, kept, dropped in (
+                ("stdout", self.stdout, self.stdout_dropped),
+                ("stderr", self.stderr, self.stderr_dropped),
+            )
+            if dropped
+        ]
+        note = "; ".join(parts)
+        if len(self.pods) > 1:
+            unit = _unit(self.results)
+            if self.dropped_compared:
+                note += f"; the {len(self.pods)} {unit}' dropped bytes are identical (SHA-256)"
+            else:
+                note += (
+                    f"; the {len(self.pods)} {unit}' dropped bytes were not compared "
+                    "(same count only)"
+                )
+        return note
 
     @property
     def stdout_text(self) -> str:
@@ -211,7 +291,9 @@ class OutputGroup:
             names += f" and {len(self.pods) - MAX_LABEL_NAMES} more"
         unit = _unit(self.results)
         count = f"1 {unit[:-1]}" if len(self.pods) == 1 else f"{len(self.pods)} {unit}"
-        return f"{names} — {count}, {_outcome(self.status, self.exit_code)}"
+        label = f"{names} — {count}, {_outcome(self.status, self.exit_code)}"
+        not_kept = _not_kept(self.stdout_dropped, self.stderr_dropped)
+        return f"{label}; {not_kept}" if not_kept else label
 
 
 def _unit(results: Iterable[PodResult]) -> str:
@@ -373,26 +455,42 @@ class PodResults(Sequence[PodResult]):
         return labels
 
     def groups(self) -> list[OutputGroup]:
-        """Results with identical stdout, stderr, exit code and status, grouped.
+        """Results with identical outputs, exit code and status, grouped.
 
-        Largest group first; equal sizes in natural order of their first pod's name.
+        Outputs are identical when their kept bytes are, and so is what the capture cap
+        dropped after them: the same count and the same SHA-256 digest (see
+        :class:`OutputGroup`). Largest group first; equal sizes in natural order of their
+        first pod's name.
         """
         labels = self.labels
-        buckets: dict[tuple[bytes, bytes, int | None, ExecStatus], list[int]] = {}
+        buckets: dict[tuple[Any, ...], list[int]] = {}
         for index, r in enumerate(self._items):
-            key = (r.stdout, r.stderr, r.exit_code, r.status)
+            key = (
+                r.stdout, r.stdout_dropped, r.stdout_dropped_digest,
+                r.stderr, r.stderr_dropped, r.stderr_dropped_digest,
+                r.exit_code, r.status,
+            )  # fmt: skip
             buckets.setdefault(key, []).append(index)
-        groups = [
-            OutputGroup(
-                stdout=stdout,
-                stderr=stderr,
-                exit_code=exit_code,
-                status=status,
-                results=PodResults(self._items[i] for i in members),
-                pods=tuple(labels[i] for i in members),
+        groups = []
+        for members in buckets.values():
+            first = self._items[members[0]]
+            digests = (
+                (first.stdout_dropped_digest, first.stdout_dropped),
+                (first.stderr_dropped_digest, first.stderr_dropped),
             )
-            for (stdout, stderr, exit_code, status), members in buckets.items()
-        ]
+            groups.append(
+                OutputGroup(
+                    stdout=first.stdout,
+                    stderr=first.stderr,
+                    exit_code=first.exit_code,
+                    status=first.status,
+                    results=PodResults(self._items[i] for i in members),
+                    pods=tuple(labels[i] for i in members),
+                    stdout_dropped=first.stdout_dropped,
+                    stderr_dropped=first.stderr_dropped,
+                    dropped_compared=all(digest is not None or not n for digest, n in digests),
+                )
+            )
         groups.sort(key=lambda g: (-len(g.pods), _natural_key(g.results[0].pod), g.pods[0]))
         return groups
 
@@ -403,7 +501,8 @@ class PodResults(Sequence[PodResult]):
 
         Columns: context, namespace, pod, container, node (text), status (categorical over
         every status), exit_code (nullable Int64), duration (float seconds), started_at
-        (UTC datetime), stdout, stderr (decoded text), error (text).
+        (UTC datetime), stdout, stderr (decoded text: the kept part), stdout_dropped,
+        stderr_dropped (int64: bytes the capture cap did not keep), error (text).
         """
         import pandas as pd
 
@@ -430,6 +529,8 @@ class PodResults(Sequence[PodResult]):
                 "started_at": pd.Series(started, dtype="datetime64[us, UTC]"),
                 "stdout": column([r.stdout_text for r in items]),
                 "stderr": column([r.stderr_text for r in items]),
+                "stdout_dropped": pd.Series([r.stdout_dropped for r in items], dtype="int64"),
+                "stderr_dropped": pd.Series([r.stderr_dropped for r in items], dtype="int64"),
                 "error": column([r.error for r in items]),
             }
         )
@@ -440,16 +541,23 @@ class PodResults(Sequence[PodResult]):
         """Parse every pod's stdout in format ``fmt`` into one DataFrame.
 
         The leading columns say where each row came from: ``pod``, and ``namespace`` /
-        ``container`` when those differ between results; a parsed column with one of those
-        names gets a ``_`` suffix. Formats and ``options`` are those of
-        :func:`podmagic.parsing.parse_output`.
+        ``container`` when those differ between results; then the parsed columns. A parsed
+        column named like a leading one or ``error`` gets a ``_`` suffix. Formats and
+        ``options`` are those of :func:`podmagic.parsing.parse_output`.
 
-        Output that is not parsed does not stop the others: it is listed in
-        ``frame.attrs["errors"]`` (a dict of pod → reason), which covers output that does not
-        parse, output the capture cap truncated, and execs that did not complete (timeout,
-        error, cancelled). Skipped and never-started pods are left out silently. With
-        ``strict=True`` the first such pod raises :class:`~podmagic.errors.ParseError`
-        instead.
+        A pod whose output is not parsed does not stop the others, and is never left out
+        silently: it gets one row with an ``error`` column saying why (the column is there
+        whenever some pod was not parsed; the parsed rows have NaN in it). That covers output
+        that does not parse (``line 3: not valid JSON ...``), output the capture cap truncated
+        (``output truncated: 40,000 bytes not kept``: a prefix is never parsed as if it were
+        the whole), and execs that did not complete or never started (timeout, error,
+        cancelled, not started). The same reasons are in ``frame.attrs["errors"]`` (display
+        name → reason). Skipped pods (not ready, not chosen, ...) ran nothing and get no row:
+        they are in ``frame.attrs["skipped"]`` (display name → why). :func:`parse_problems`
+        puts both in words, and :func:`check_parsed` raises when a pod was not parsed.
+
+        With ``strict=True`` the first pod that is not parsed raises
+        :class:`~podmagic.errors.ParseError` instead.
 
         With ``infer=True`` columns whose values are all numeric-looking strings become
         numbers.
@@ -469,25 +577,34 @@ class PodResults(Sequence[PodResult]):
             lead.append("container")
 
         columns = list(lead)
+        reserved = {*lead, "error"}
         known = set(columns)
         records: list[dict[str, Any]] = []
         errors: dict[str, str] = {}
+        skipped: dict[str, str] = {}
 
         for r, label in zip(self._items, self.labels):
-            if r.status in (ExecStatus.SKIPPED, ExecStatus.NOT_STARTED):
+            if r.status is ExecStatus.SKIPPED:
+                skipped[label] = r.error or "skipped"
                 continue
             reason: str | None = None
             reason_hint = "see the result's .status and .error"
             cause: ParseError | None = None
             rows: list[dict[str, Any]] = []
-            if r.status not in _COMPLETE:
+            if r.status is ExecStatus.NOT_STARTED:
+                reason = r.error or "not started"
+                if not reason.startswith("not started"):
+                    reason = f"not started: {reason}"
+            elif r.status not in _COMPLETE:
                 reason = f"{r.outcome}: the output is incomplete, not parsed"
             elif r.stdout_dropped:
-                reason = (
-                    f"the output was truncated ({r.stdout_dropped} bytes dropped by the "
-                    "capture cap), not parsed"
+                reason = f"output truncated: {_bytes(r.stdout_dropped)} not kept"
+                if r.status is ExecStatus.FAILED:
+                    reason = f"{r.outcome}; {reason}"
+                reason_hint = (
+                    "raise the capture limit (capture_limit, PodMagic.capture_limit), "
+                    "or make the output smaller"
                 )
-                reason_hint = "raise the output capture limit, or make the output smaller"
             else:
                 try:
                     rows = parse_one(r.stdout_text)
@@ -508,21 +625,28 @@ class PodResults(Sequence[PodResult]):
                         hint=reason_hint,
                     ) from cause
                 errors[label] = reason
-                continue
             where = {"namespace": r.namespace, "pod": r.pod, "container": r.container}
+            if reason is not None:
+                records.append({**{key: where[key] for key in lead}, "error": reason})
+                continue
             for row in rows:
                 record = {key: where[key] for key in lead}
                 for key, value in row.items():
-                    column_name = f"{key}_" if key in lead else key
+                    column_name = f"{key}_" if key in reserved else key
                     if column_name not in known:
                         known.add(column_name)
                         columns.append(column_name)
                     record[column_name] = value
                 records.append(record)
 
+        parsed_columns = columns[len(lead) :]
+        if errors:
+            columns.append("error")
         frame = pd.DataFrame(records, columns=columns)
+        if errors:
+            frame["error"] = frame["error"].astype(_text_dtype())
         if infer:
-            for column_name in columns[len(lead) :]:
+            for column_name in parsed_columns:
                 values = [v for v in frame[column_name] if not _missing(v)]
                 if not values or not all(isinstance(v, str) for v in values):
                     continue
@@ -532,7 +656,9 @@ class PodResults(Sequence[PodResult]):
                     frame[column_name] = pd.to_numeric(frame[column_name])
                 except (ValueError, TypeError):
                     pass
+        frame.attrs["format"] = name
         frame.attrs["errors"] = errors
+        frame.attrs["skipped"] = skipped
         return frame
 
     # -- display ---------------------------------------------------------------------------
@@ -551,6 +677,66 @@ class PodResults(Sequence[PodResult]):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
+
+
+#: How many pods :func:`parse_problems` and :func:`check_parsed` name before "and N more".
+MAX_PARSE_PROBLEMS = 10
+
+
+def _listing(items: dict[str, str], limit: int, sep: str) -> list[str]:
+    shown = [f"{label}{sep}{reason}" for label, reason in list(items.items())[:limit]]
+    if len(items) > limit:
+        shown.append(f"and {len(items) - limit} more")
+    return shown
+
+
+def parse_problems(frame: pd.DataFrame) -> str | None:
+    """The pods a :meth:`PodResults.parse` frame has no parsed rows for, in words.
+
+    Lines like ``--parse json: 2 pods not parsed (their rows have an error):`` followed by one
+    line per pod with the reason, and the skipped pods likewise; None when every pod that
+    was to run was parsed. ``%pod --parse`` shows this next to the DataFrame.
+    """
+    errors: dict[str, str] = frame.attrs.get("errors") or {}
+    skipped: dict[str, str] = frame.attrs.get("skipped") or {}
+    if not errors and not skipped:
+        return None
+    fmt = frame.attrs.get("format", "?")
+    lines = []
+    if errors:
+        lines.append(
+            f"--parse {fmt}: {len(errors)} {'pod' if len(errors) == 1 else 'pods'} not parsed "
+            "(their rows have an error):"
+        )
+        lines += [f"  {line}" for line in _listing(errors, MAX_PARSE_PROBLEMS, ": ")]
+    if skipped:
+        lines.append(
+            f"--parse {fmt}: {len(skipped)} {'pod' if len(skipped) == 1 else 'pods'} skipped, "
+            "no rows:"
+        )
+        lines += [f"  {line}" for line in _listing(skipped, MAX_PARSE_PROBLEMS, ": ")]
+    return "\n".join(lines)
+
+
+def check_parsed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` if every pod that ran was parsed; raise
+    :class:`~podmagic.errors.ParseError` naming those that were not, otherwise.
+
+    ``frame`` comes from :meth:`PodResults.parse`. Skipped pods do not count: they ran
+    nothing (``PodResults.check()`` is what fails a run where none ran).
+    """
+    errors: dict[str, str] = frame.attrs.get("errors") or {}
+    if not errors:
+        return frame
+    named = [f"{label} ({reason})" for label, reason in errors.items()]
+    if len(named) > MAX_PARSE_PROBLEMS:
+        named[MAX_PARSE_PROBLEMS:] = [f"and {len(named) - MAX_PARSE_PROBLEMS} more"]
+    detail = f"{len(errors)} {'pod' if len(errors) == 1 else 'pods'} not parsed: " + "; ".join(named)
+    raise ParseError(
+        detail,
+        fmt=frame.attrs.get("format"),
+        hint="the frame's error column (and .attrs['errors']) says why for each pod",
+    )
 
 
 def _missing(value: Any) -> bool:
@@ -577,11 +763,13 @@ class _GroupView:
     status: ExecStatus
     stdout: list[str]
     stderr: list[str]
+    note: str = ""
 
 
 @dataclass
 class _SummaryView:
     title: str
+    notes: list[str]
     columns: list[str]
     numeric: set[str]
     rows: list[tuple[list[str], ExecStatus]]
@@ -615,7 +803,19 @@ def _summary_view(results: PodResults) -> _SummaryView:
     if counts:
         title += f": {counts}"
 
+    notes = []
+    truncated = [r for r in items if r.truncated]
+    if truncated:
+        total = sum(r.stdout_dropped + r.stderr_dropped for r in truncated)
+        count = f"{len(truncated)} {unit[:-1] if len(truncated) == 1 else unit}"
+        notes.append(
+            f"Output truncated in {count}: {_bytes(total)} not kept (the first bytes of each "
+            "stream are kept; raise capture_limit to keep more)"
+        )
+
     columns = ["pod", "container", "exit", "status", "duration", "node"]
+    if truncated:
+        columns.append("not kept")
     with_error = any(r.error for r in items)
     if with_error:
         columns.append("error")
@@ -634,6 +834,9 @@ def _summary_view(results: PodResults) -> _SummaryView:
             _format_duration(r.duration),
             r.node or "-",
         ]
+        if truncated:
+            dropped = r.stdout_dropped + r.stderr_dropped
+            cells.append(_bytes(dropped) if dropped else "-")
         if with_error:
             cells.append(r.error or "")
         rows.append((cells, r.status))
@@ -653,13 +856,15 @@ def _summary_view(results: PodResults) -> _SummaryView:
             status=groups[i].status,
             stdout=_preview(groups[i].stdout_text),
             stderr=_preview(groups[i].stderr_text),
+            note=groups[i].truncation_note,
         )
         for i in shown
     ]
     return _SummaryView(
         title=title,
+        notes=notes,
         columns=columns,
-        numeric={"exit", "duration"},
+        numeric={"exit", "duration", "not kept"},
         rows=rows,
         rows_omitted=len(items) - len(rows),
         groups=group_views,
@@ -680,6 +885,7 @@ def _render_text(view: _SummaryView) -> str:
             out.append("  ".join(cells).rstrip())
     if view.rows_omitted:
         out.append(f"… {view.rows_omitted} more rows; see .to_dataframe()")
+    out.extend(view.notes)
     for group in view.groups:
         out.append("")
         out.append(group.label)
@@ -689,6 +895,8 @@ def _render_text(view: _SummaryView) -> str:
         if group.stderr:
             out.append("  stderr:")
             out.extend(f"    {line}" for line in group.stderr)
+        if group.note:
+            out.append(f"  [{group.note}]")
     if view.groups_omitted:
         out.append("")
         out.append(f"… {view.groups_omitted} more distinct outputs; see .groups()")
@@ -704,6 +912,10 @@ _STATUS_COLOURS = {
     ExecStatus.NOT_STARTED: "#ef6c00",
     ExecStatus.SKIPPED: "#757575",
 }
+
+
+#: Truncation notes: to be noticed, though nothing failed.
+_WARNING_COLOUR = "#ef6c00"
 
 
 def _render_html(view: _SummaryView) -> str:
@@ -732,6 +944,7 @@ def _render_html(view: _SummaryView) -> str:
         out.append("</tbody></table>")
     if view.rows_omitted:
         out.append(f"<p>… {view.rows_omitted} more rows; see <code>.to_dataframe()</code></p>")
+    out.extend(f'<p style="color: {_WARNING_COLOUR}">{esc(note)}</p>' for note in view.notes)
     for group in view.groups:
         colour = _STATUS_COLOURS[group.status]
         out.append(f'<details open><summary style="color: {colour}">{esc(group.label)}</summary>')
@@ -741,6 +954,8 @@ def _render_html(view: _SummaryView) -> str:
             out.append(f"<pre>{esc(chr(10).join(group.stdout))}</pre>")
         if group.stderr:
             out.append(f'<pre style="color: #c62828">{esc(chr(10).join(group.stderr))}</pre>')
+        if group.note:
+            out.append(f'<p style="color: {_WARNING_COLOUR}"><em>{esc(group.note)}</em></p>')
         out.append("</details>")
     if view.groups_omitted:
         out.append(

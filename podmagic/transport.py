@@ -55,12 +55,14 @@ if TYPE_CHECKING:
     from .kubeapi import KubeApi
 
 __all__ = [
+    "READY_MARKER",
     "STDIN_CHUNK",
     "SUBPROTOCOLS",
     "V4",
     "V5",
     "ExecOutcome",
     "ExecSpec",
+    "LoaderInput",
     "OutputCallback",
     "interpret_status",
     "partial_outcome",
@@ -76,6 +78,11 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 #: Largest stdin payload per frame.
 STDIN_CHUNK = 64 * 1024
+
+#: What podmagic's stdin loader prints on a terminal when it is ready for the next part of its
+#: stdin (an APC escape sequence: nothing else prints it, and terminals show nothing for it).
+#: The client removes it from the output.
+READY_MARKER = b"\x1b_podmagic:ready\x1b\\"
 
 #: Seconds between keepalive pings, and to wait for each pong before declaring the link dead.
 PING_INTERVAL = 20.0
@@ -102,11 +109,33 @@ OutputCallback = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True)
+class LoaderInput:
+    """Stdin for podmagic's script loader (:data:`podmagic.command.LOADER`).
+
+    ``payload`` is what the loader reads; ``rest`` is the command's own stdin (``None``: none).
+    Without a tty both are sent at once, then EOF. With a tty the loader prints
+    :data:`READY_MARKER` once it has switched off the terminal's echo and line editing, and
+    again once it has read the payload and restored them: ``payload`` goes only after the first,
+    ``rest`` and EOF only after the second (with ``rest`` None, stdin is left as it is, like a
+    terminal nobody types into). So nothing of the payload is echoed or cut at the terminal's
+    line limit, and the user's stdin meets the terminal as the script set it.
+    """
+
+    payload: bytes
+    rest: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        """Everything, in order: what is sent without a tty."""
+        return self.payload + (self.rest or b"")
+
+
+@dataclass(frozen=True)
 class ExecSpec:
     """What to run where.
 
     ``command`` is the argv (no shell is added). ``stdin`` is sent and then closed (on v5);
-    ``None`` opens no stdin channel. With ``tty`` the command gets a terminal of ``width`` x
+    ``None`` opens no stdin channel; a :class:`LoaderInput` is sent as it describes. With ``tty`` the command gets a terminal of ``width`` x
     ``height`` and all its output arrives as stdout. ``capture_limit`` bounds how many bytes
     of each stream are kept (``None``: all). ``connect_timeout`` bounds each handshake attempt.
 
@@ -123,7 +152,7 @@ class ExecSpec:
     pod: str
     container: str
     command: tuple[str, ...]
-    stdin: bytes | None = None
+    stdin: bytes | LoaderInput | None = None
     tty: bool = False
     width: int = 80
     height: int = 24
@@ -206,9 +235,17 @@ class _Collector:
 
     The work is per frame, never per byte: kept output is a list of slices joined once at the
     end (one copy), and a slice is copied into ``bytes`` only when ``on_output`` wants it.
+
+    With ``markers`` > 0 the first that many :data:`READY_MARKER` on stdout are removed from
+    it, each setting the next of ``ready`` (a marker may be split across frames: a tail that
+    could start one is held back until the next frame, or the end, shows what it was).
     """
 
-    def __init__(self, limit: int | None, on_output: OutputCallback | None) -> None:
+    def __init__(self, limit: int | None, on_output: OutputCallback | None,
+                 markers: int = 0) -> None:
+        self.ready = [anyio.Event() for _ in range(markers)]
+        self._markers_seen = 0
+        self._held = b""
         self.limit = limit
         self.on_output = on_output
         self.chunks: dict[int, list[bytes | memoryview]] = {STDOUT: [], STDERR: []}
@@ -223,28 +260,66 @@ class _Collector:
         if len(frame) < 2:
             return False  # the server's empty greeting frame, or nothing at all
         channel = frame[0]
-        if channel == STDOUT or channel == STDERR:
-            size = len(frame) - 1
-            room = size if self.limit is None else self.limit - self.kept[channel]
-            on_output = self.on_output
-            chunk = frame[1:] if on_output is not None else None
-            if room >= size:
-                self.chunks[channel].append(chunk if chunk is not None else memoryview(frame)[1:])
-                self.kept[channel] += size
-            else:
-                if room > 0:
-                    self.chunks[channel].append(memoryview(frame)[1:1 + room])
-                    self.kept[channel] += room
-                self.dropped[channel] += size - max(room, 0)
-            if on_output is not None and chunk is not None:
-                on_output(channel, chunk)
+        if channel == STDOUT and self._markers_seen < len(self.ready):
+            self._output(STDOUT, self._strip_markers(frame[1:]))
+        elif channel == STDOUT or channel == STDERR:
+            self._output(channel, frame, 1)
         elif channel == STATUS and self.status is None:
             self.status_buffer += memoryview(frame)[1:]
             self.status = _parse_status(self.status_buffer)
+            if self.status is not None:
+                self.flush()
             return self.status is not None
         return False
 
+    def _strip_markers(self, data: bytes) -> bytes:
+        """``data`` without the markers still expected; signals each one found."""
+        data = self._held + data
+        self._held = b""
+        kept = []
+        while self._markers_seen < len(self.ready):
+            found = data.find(READY_MARKER)
+            if found < 0:
+                # Hold back the longest tail that could be the start of a marker.
+                for size in range(min(len(data), len(READY_MARKER) - 1), 0, -1):
+                    if READY_MARKER.startswith(data[-size:]):
+                        self._held = data[-size:]
+                        data = data[:-size]
+                        break
+                break
+            kept.append(data[:found])
+            data = data[found + len(READY_MARKER):]
+            self.ready[self._markers_seen].set()
+            self._markers_seen += 1
+        kept.append(data)
+        return b"".join(kept)
+
+    def flush(self) -> None:
+        """Hand on the held-back tail: the exec has ended, so it was no marker."""
+        held, self._held = self._held, b""
+        self._output(STDOUT, held)
+
+    def _output(self, channel: int, frame: bytes, start: int = 0) -> None:
+        """Keep (within the limit) and pass on ``frame[start:]``, output of ``channel``."""
+        size = len(frame) - start
+        if size <= 0:
+            return
+        room = size if self.limit is None else self.limit - self.kept[channel]
+        on_output = self.on_output
+        chunk = (frame[start:] if start else frame) if on_output is not None else None
+        if room >= size:
+            self.chunks[channel].append(chunk if chunk is not None else memoryview(frame)[start:])
+            self.kept[channel] += size
+        else:
+            if room > 0:
+                self.chunks[channel].append(memoryview(frame)[start:start + room])
+                self.kept[channel] += room
+            self.dropped[channel] += size - max(room, 0)
+        if on_output is not None and chunk is not None:
+            on_output(channel, chunk)
+
     def outcome(self, protocol: str) -> ExecOutcome:
+        self.flush()
         status = self.status or {}
         exit_code, error = interpret_status(status) if self.status is not None else (None, None)
         return ExecOutcome(
@@ -394,8 +469,8 @@ def _input_pending(ws: ClientConnection) -> bool:
 
 
 async def _send_stdin(ws: ClientConnection, data: bytes, protocol: str,
-                      collector: _Collector) -> None:
-    """Send stdin in frames of at most STDIN_CHUNK bytes, then EOF on v5."""
+                      collector: _Collector, *, eof: bool = True) -> None:
+    """Send stdin in frames of at most STDIN_CHUNK bytes, then (``eof``) EOF on v5."""
     view = memoryview(data)
     try:
         for offset in range(0, len(view), STDIN_CHUNK):
@@ -409,11 +484,26 @@ async def _send_stdin(ws: ClientConnection, data: bytes, protocol: str,
                     break
                 await anyio.lowlevel.checkpoint()
             await ws.send(b"\x00" + view[offset:offset + STDIN_CHUNK])
-        if protocol == V5:
+        if eof and protocol == V5:
             await ws.send(bytes((CLOSE, STDIN)))
     except ConnectionClosed:
         # The command ended or the link broke: the reader reports which.
         collector.stdin_cut = True
+
+
+async def _send_loader_input(ws: ClientConnection, stdin: LoaderInput, protocol: str,
+                             collector: _Collector) -> None:
+    """Send a loader's stdin on a terminal: each part only once the loader asked for it.
+
+    Each wait ends when the marker arrives, or when this task is cancelled because the exec
+    ended first (the status frame, e.g. after the loader found no ``stty``) or timed out.
+    """
+    first, second = collector.ready
+    await first.wait()
+    await _send_stdin(ws, stdin.payload, protocol, collector, eof=False)
+    await second.wait()
+    if stdin.rest is not None:
+        await _send_stdin(ws, stdin.rest, protocol, collector)
 
 
 async def _read(ws: ClientConnection, collector: _Collector) -> ConnectionClosed | None:
@@ -472,8 +562,12 @@ async def run_exec(
             # The size goes first, so the command starts at the caller's terminal size.
             size = json.dumps({"Width": spec.width, "Height": spec.height})
             await ws.send(bytes((RESIZE,)) + size.encode())
-        collector = _Collector(spec.capture_limit, on_output)
-        if spec.stdin is None:
+        stdin = spec.stdin
+        # On a terminal the loader asks for its payload (see LoaderInput); elsewhere it
+        # simply reads it, and everything is sent at once.
+        handshake = spec.tty and isinstance(stdin, LoaderInput)
+        collector = _Collector(spec.capture_limit, on_output, markers=2 if handshake else 0)
+        if stdin is None:
             # Nothing to send: no second task, and no task group to pay for on every exec.
             ended = await _read(ws, collector)
         else:
@@ -481,7 +575,12 @@ async def run_exec(
             async with anyio.create_task_group() as group:
                 # Concurrently with reading: a command that echoes its input (cat) fills the
                 # output pipe long before a large stdin is fully sent.
-                group.start_soon(_send_stdin, ws, spec.stdin, protocol, collector)
+                if handshake:
+                    assert isinstance(stdin, LoaderInput)
+                    group.start_soon(_send_loader_input, ws, stdin, protocol, collector)
+                else:
+                    data = stdin.data if isinstance(stdin, LoaderInput) else stdin
+                    group.start_soon(_send_stdin, ws, data, protocol, collector)
                 try:
                     ended = await _read(ws, collector)
                 except Exception as exc:  # noqa: BLE001 - e.g. from on_output; re-raised below

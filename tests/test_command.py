@@ -9,13 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podmagic.command import INLINE_SCRIPT_LIMIT, LOADER, build_command
+from podmagic.command import INLINE_SCRIPT_LIMIT, LOADER, RemoteCommand, build_command
+from podmagic.transport import LoaderInput
 
 SHELLS = [shell for shell in ("/bin/sh", "/usr/bin/dash", "/usr/bin/bash") if shutil.which(shell)]
 
 
-def run_locally(argv: tuple[str, ...], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(argv, input=stdin or b"", capture_output=True, timeout=30, check=False)
+def run_locally(argv: tuple[str, ...], stdin: bytes | LoaderInput | None) -> subprocess.CompletedProcess[bytes]:
+    data = stdin.data if isinstance(stdin, LoaderInput) else stdin
+    return subprocess.run(argv, input=data or b"", capture_output=True, timeout=30, check=False)
+
+
+def sent(command: RemoteCommand) -> bytes:
+    """Everything the command's stdin carries (as sent without a tty)."""
+    stdin = command.stdin
+    return stdin.data if isinstance(stdin, LoaderInput) else stdin or b""
 
 
 def test_short_script_without_env_is_inline() -> None:
@@ -37,7 +45,7 @@ def test_env_values_never_reach_argv() -> None:
     assert "s3cret-value" not in " ".join(command.argv)
     assert "s3cret-value" not in command.display
     assert command.env_names == ("TOKEN",)
-    assert command.stdin is not None and b"s3cret-value" in command.stdin
+    assert b"s3cret-value" in sent(command)
 
 
 def test_long_script_goes_over_stdin() -> None:
@@ -60,8 +68,8 @@ def test_no_user_stdin_means_eof_for_the_script(shell: str) -> None:
     command = build_command(script="cat; echo after", env={"A": "1"}, shell=shell)
     # Keep the pipe open after the payload: the script must not wait for more.
     process = subprocess.Popen(command.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and command.stdin is not None
-    process.stdin.write(command.stdin)
+    assert process.stdin is not None
+    process.stdin.write(sent(command))
     process.stdin.flush()
     assert process.stdout is not None
     out = process.stdout.read()

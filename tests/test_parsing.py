@@ -107,7 +107,7 @@ def test_json_list_of_objects_is_rows_and_scalars_are_values() -> None:
 
 
 def test_invalid_json_is_a_parse_error_with_the_position() -> None:
-    with pytest.raises(ParseError, match=r"invalid JSON at line 2, column 1") as info:
+    with pytest.raises(ParseError, match=r"line 2, column 1: not valid JSON") as info:
         parse_output('{"a": 1,\n}', "json")
     assert info.value.fmt == "json"
     assert info.value.pod is None
@@ -120,7 +120,7 @@ def test_jsonl() -> None:
     assert parse_output(text, "jsonl") == [{"a": 1}, {"a": 2}, {"value": "x"}]
     assert parse_output(text, "ndjson") == parse_output(text, "jsonl")
     assert parse_output("", "jsonl") == []
-    with pytest.raises(ParseError, match="line 2: invalid JSON"):
+    with pytest.raises(ParseError, match="line 2: not valid JSON"):
         parse_output('{"a": 1}\n{oops}\n', "jsonl")
 
 

@@ -389,6 +389,8 @@ COLUMNS = [
     "started_at",
     "stdout",
     "stderr",
+    "stdout_dropped",
+    "stderr_dropped",
     "error",
 ]
 
@@ -453,13 +455,15 @@ def test_parse_json_across_pods_records_bad_output() -> None:
         ]
     )
     frame = results.parse("json")
-    assert list(frame.columns) == ["pod", "version", "conns"]
-    assert list(frame["pod"]) == ["web-1", "web-2"]
-    assert frame["conns"].tolist() == [10, 7]
-    assert pd.api.types.is_integer_dtype(frame["conns"])
-    assert frame["version"].tolist() == [1.2, 1.3]
-    assert set(frame.attrs["errors"]) == {"web-3"}
-    assert "invalid JSON at line 1, column 1" in frame.attrs["errors"]["web-3"]
+    assert list(frame.columns) == ["pod", "version", "conns", "error"]
+    assert list(frame["pod"]) == ["web-1", "web-2", "web-3"]
+    assert frame["conns"].tolist()[:2] == [10, 7]
+    assert pd.api.types.is_numeric_dtype(frame["conns"])
+    assert frame["version"].tolist()[:2] == [1.2, 1.3]
+    assert frame["error"].isna().tolist() == [True, True, False]
+    assert frame.loc[2, "error"].startswith("line 1, column 1: not valid JSON")
+    assert frame.attrs["errors"] == {"web-3": frame.loc[2, "error"]}
+    assert frame.attrs["skipped"] == {"web-4": "not ready"}
 
 
 def test_parse_strict_raises_naming_the_pod() -> None:
@@ -533,12 +537,15 @@ def test_parse_records_incomplete_and_failed_output() -> None:
         ]
     )
     frame = results.parse("json")
-    assert frame["value"].tolist() == [1, 2]
     assert frame.attrs["errors"] == {
         "web-2": "exit 7; the output is empty",
         "web-3": "timeout: the output is incomplete, not parsed",
-        "web-4": "the output was truncated (4096 bytes dropped by the capture cap), not parsed",
+        "web-4": "output truncated: 4,096 bytes not kept",
+        "web-5": "not started",
     }
+    assert list(frame["pod"]) == ["web-1", "web-1", "web-2", "web-3", "web-4", "web-5"]
+    assert frame["value"].tolist()[:2] == [1, 2]
+    assert frame["error"].tolist()[2:] == list(frame.attrs["errors"].values())
     with pytest.raises(ParseError, match="web-2.*exit 7; the output is empty"):
         results.parse("json", strict=True)
     with pytest.raises(ParseError, match="web-3.*incomplete"):
@@ -550,6 +557,7 @@ def test_parse_with_nothing_to_parse_and_bad_format() -> None:
     assert list(frame.columns) == ["pod"]
     assert len(frame) == 0
     assert frame.attrs["errors"] == {}
+    assert frame.attrs["skipped"] == {"web-1": "not ready"}
     with pytest.raises(ValueError, match="unknown output format 'xml'"):
         PodResults().parse("xml")
     with pytest.raises(ValueError, match="pattern"):
