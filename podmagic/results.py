@@ -24,6 +24,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
 from .errors import ParseError, PodExecError, PodsFailedError
+from .safe_text import visible_controls
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -854,8 +855,9 @@ def _summary_view(results: PodResults) -> _SummaryView:
         _GroupView(
             label=groups[i].label,
             status=groups[i].status,
-            stdout=_preview(groups[i].stdout_text),
-            stderr=_preview(groups[i].stderr_text),
+            # Control characters shown, not obeyed (and a lone \r is no line break here).
+            stdout=_preview(visible_controls(groups[i].stdout_text)),
+            stderr=_preview(visible_controls(groups[i].stderr_text)),
             note=groups[i].truncation_note,
         )
         for i in shown
@@ -873,9 +875,10 @@ def _summary_view(results: PodResults) -> _SummaryView:
 
 
 def _render_text(view: _SummaryView) -> str:
-    out = [view.title]
+    # Names and error messages come from the cluster: never let them act on a terminal.
+    out = [visible_controls(view.title)]
     if view.rows:
-        table = [view.columns] + [cells for cells, _ in view.rows]
+        table = [view.columns] + [[visible_controls(cell) for cell in cells] for cells, _ in view.rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(view.columns))]
         for row in table:
             cells = [
@@ -888,7 +891,7 @@ def _render_text(view: _SummaryView) -> str:
     out.extend(view.notes)
     for group in view.groups:
         out.append("")
-        out.append(group.label)
+        out.append(visible_controls(group.label))
         if not group.stdout and not group.stderr:
             out.append("  (no output)")
         out.extend(f"  {line}" for line in group.stdout)

@@ -135,10 +135,11 @@ def test_a_utf8_character_split_across_chunks_survives() -> None:
     assert lines[1:] == ["web-1 | café €😀", "web-1 | bad \ufffd byte"]
 
 
-def test_crlf_and_carriage_return_rewrites() -> None:
+def test_crlf_ends_a_line_and_a_lone_carriage_return_is_shown() -> None:
     t = target("web-1")
     lines = text_run(simple_run(t, b"tty line\r\n", b"10%\r50%\r100%\n"), show_summary=False)
-    assert lines[1:] == ["web-1 | tty line", "web-1 | 100%"]
+    # A lone \r would let a line hide what came before it: the terminal view shows it.
+    assert lines[1:] == ["web-1 | tty line", "web-1 | 10%^M50%^M100%"]
 
 
 def test_per_pod_cap_keeps_head_and_tail_and_counts_the_middle() -> None:
@@ -231,7 +232,7 @@ def test_text_colour_prefixes_with_the_pods_colour() -> None:
     t = target("web-1")
     lines = text_run(simple_run(t, b"hi\n", b"\x1b[31mred\n"), colour=True, show_summary=False)
     assert lines[1] == f"{ansi_colour('web-1')}web-1\x1b[0m | hi"
-    assert lines[2].endswith("\x1b[31mred\x1b[0m")  # the pod's colour cannot bleed on
+    assert lines[2] == f"{ansi_colour('web-1')}web-1\x1b[0m | ^[[31mred"  # shown, not obeyed
 
 
 # -- colours ----------------------------------------------------------------------------------------

@@ -165,9 +165,9 @@ class Line(NamedTuple):
     text: str
 
 
-def _finish_line(text: str, cut: int, limit: int) -> str:
+def _finish_line(text: str, cut: int, limit: int, overwrite: bool = True) -> str:
     text = text.removesuffix("\r")  # CRLF (a tty sends those)
-    if "\r" in text:
+    if overwrite and "\r" in text:
         # A carriage return rewrites the line in a terminal (progress bars): keep what a
         # terminal would end up showing, roughly: the last non-empty segment.
         segments = [segment for segment in text.split("\r") if segment]
@@ -187,13 +187,18 @@ class LineSplitter:
     across two chunks survives. A partial line is held until its newline arrives or
     :meth:`finish` is called; only its first ``max_line_length`` characters are held, the
     rest is counted, so a stream that never sends a newline still uses bounded memory.
+
+    With ``overwrite=True`` a carriage return inside a line keeps only what follows it, as a
+    terminal would show it (progress bars); ``False`` keeps the whole line, for views that
+    show the ``\r`` itself. A ``\r\n`` line end is a plain line end either way.
     """
 
-    __slots__ = ("_cut", "_decoder", "_limit", "_partial", "_partial_len")
+    __slots__ = ("_cut", "_decoder", "_limit", "_overwrite", "_partial", "_partial_len")
 
-    def __init__(self, max_line_length: int) -> None:
+    def __init__(self, max_line_length: int, *, overwrite: bool = True) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._limit = max_line_length
+        self._overwrite = overwrite
         self._partial: list[str] = []
         self._partial_len = 0
         self._cut = 0
@@ -223,7 +228,7 @@ class LineSplitter:
         lines = [self._take()]
         limit = self._limit
         for part in parts[1:-1]:
-            lines.append(_finish_line(part, 0, limit))
+            lines.append(_finish_line(part, 0, limit, self._overwrite))
         self._add(parts[-1])
         return lines
 
@@ -246,7 +251,7 @@ class LineSplitter:
         self._partial = []
         self._partial_len = 0
         self._cut = 0
-        return _finish_line(text, cut, self._limit)
+        return _finish_line(text, cut, self._limit, self._overwrite)
 
 
 class PodLog:

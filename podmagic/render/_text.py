@@ -1,5 +1,9 @@
 """The terminal view: every output line printed as ``web-1 | text`` as it arrives.
 
+Everything this view prints that podmagic did not write itself (pod output, error messages,
+names, the summary) goes through :func:`~podmagic.safe_text.visible_controls`: a pod's escape
+sequences show as ``^[`` text and never act on the terminal; only podmagic's own colours do.
+
 Events arrive on the engine's loop thread and ``close()`` may come from another; one lock
 keeps their writes whole and in order. Nothing is buffered beyond partial lines and each
 pod's tail, so memory stays bounded whatever the pods print.
@@ -13,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 from ..events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from ..safe_text import visible_controls
 from ._base import (
     ANSI_ERROR,
     ANSI_RESET,
@@ -41,6 +46,18 @@ if TYPE_CHECKING:
 __all__ = ["TextRenderer"]
 
 
+def _end_detail(result: PodResult) -> str:
+    """``exit 1``, or ``timeout: after 5s``; an error that already starts with the outcome
+    (``exit 127: command not found …``) is not prefixed with it twice."""
+    outcome = result.outcome
+    error = result.error
+    if not error:
+        return outcome
+    if error == outcome or error.startswith(f"{outcome}:"):
+        return error
+    return f"{outcome}: {error}"
+
+
 def _wants_colour(stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
@@ -57,9 +74,10 @@ class _Pod:
 
     def __init__(self, limits: RenderLimits) -> None:
         self.log = PodLog(limits, keep_head=False)
+        # overwrite=False: a lone \r is shown (as ^M), so no line can hide what came before it.
         self.splitters = {
-            STDOUT: LineSplitter(limits.max_line_length),
-            STDERR: LineSplitter(limits.max_line_length),
+            STDOUT: LineSplitter(limits.max_line_length, overwrite=False),
+            STDERR: LineSplitter(limits.max_line_length, overwrite=False),
         }
 
 
@@ -140,7 +158,7 @@ class TextRenderer:
                     total = self._facts.execs if self._facts else None
                     out.append("")
                     out.append(early_end_note(len(self._finished), total))
-                    out.append(str(partial_results(self._finished.values())))
+                    out.append(visible_controls(str(partial_results(self._finished.values()))))
                 self._write(out)
         except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
             self._errors.report("close")
@@ -151,7 +169,7 @@ class TextRenderer:
         self._facts = RunFacts.from_event(event)
         self._labeller.configure(self._facts.keys)
         if self.show_header:
-            out.append(self._facts.text())
+            out.append(visible_controls(self._facts.text()))
 
     def _pod(self, key: PodKey) -> _Pod:
         pod = self._pods.get(key)
@@ -189,17 +207,14 @@ class TextRenderer:
         self._finish_pod(key, out)
         self._finished[key] = result
         if not result.ok:
-            detail = result.outcome
-            if result.error:
-                detail += f": {result.error}"
-            out.append(f"{self._prefix(key, '✗', error=True)}{detail}")
+            out.append(f"{self._prefix(key, '✗', error=True)}{visible_controls(_end_detail(result))}")
 
     def _on_run_finished(self, results: PodResults, out: list[str]) -> None:
         self._results = results
         self._finish_all(out)
         if self.show_summary:
             out.append("")
-            out.append(str(results))
+            out.append(visible_controls(str(results)))
 
     def _finish_all(self, out: list[str]) -> None:
         for key in list(self._pods):
@@ -220,7 +235,7 @@ class TextRenderer:
     # -- formatting -----------------------------------------------------------------------
 
     def _prefix(self, key: PodKey, marker: str, *, error: bool = False) -> str:
-        label = self._labeller.label(key).ljust(self._labeller.width)
+        label = visible_controls(self._labeller.label(key)).ljust(self._labeller.width)
         if not self.colour:
             return f"{label} {marker} "
         if error:
@@ -228,13 +243,8 @@ class TextRenderer:
         return f"{ansi_colour(key[1])}{label}{ANSI_RESET} {marker} "
 
     def _format(self, key: PodKey, stream: int, text: str) -> str:
-        if stream == STDERR:
-            line = self._prefix(key, "!", error=True) + text
-        else:
-            line = self._prefix(key, "|") + text
-        if self.colour and "\x1b" in text:
-            line += ANSI_RESET  # the pod's own colours must not bleed into the next prefix
-        return line
+        marker = self._prefix(key, "!", error=True) if stream == STDERR else self._prefix(key, "|")
+        return marker + visible_controls(text)
 
     def _write(self, out: list[str]) -> None:
         if not out:

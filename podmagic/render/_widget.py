@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from ..results import ExecStatus
+from ..safe_text import visible_controls
 from ._base import (
     DEFAULT_LIMITS,
     ERROR_COLOUR,
@@ -82,7 +83,8 @@ def _scroll_box(body: str) -> str:
 
 
 def _escape_line(text: str) -> str:
-    return html.escape(strip_ansi(text), quote=False)
+    # A pod's colours are dropped; its other control characters are shown (^G), not hidden.
+    return html.escape(visible_controls(strip_ansi(text)), quote=False)
 
 
 def _note(text: str) -> str:
@@ -451,7 +453,8 @@ class WidgetRenderer:
                 if result.duration is not None:
                     status += f" in {_seconds(result.duration)}"
                 if result.error:
-                    status += f" — {result.error}"
+                    # "exit 127: command not found": the outcome is already said above.
+                    status += f" — {result.error.removeprefix(result.outcome + ': ')}"
                 failed_pod = not result.ok
             else:
                 status = "running" if pod.started else "waiting"
