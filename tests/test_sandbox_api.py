@@ -409,8 +409,12 @@ async def test_namespace_lifecycle(fresh: Sandbox) -> None:
         _, everywhere = await get(session, "/api/v1/pods")
         assert names(everywhere) == ["a", "b"]
         assert (await send(session, "DELETE", "/api/v1/namespaces/scratch"))[0] == 404
+        # The apiserver's answer: 422 Invalid with the cause, as for any other invalid field.
         assert await send(session, "POST", "/api/v1/namespaces", {"metadata": {}}) == (
-            400, failure(400, "BadRequest", "metadata.name: Required value: name or generateName is required"))
+            422, failure(422, "Invalid", 'Namespace "" is invalid: metadata.name: Required value: name or '
+                         "generateName is required", {"name": "", "kind": "Namespace", "causes": [
+                             {"reason": "FieldValueRequired", "message": "Required value: name or generateName "
+                              "is required", "field": "metadata.name"}]}))
 
 
 POD_BODY = {"apiVersion": "v1", "kind": "Pod",

@@ -483,3 +483,19 @@ def test_the_official_client_gets_an_api_exception_422(sandbox: Sandbox) -> None
     body = json.loads(raised.value.body)
     assert (body["reason"], [c["field"] for c in body["details"]["causes"]]) == (
         "Invalid", ["metadata.name", "spec.containers[0].workingDir"])
+
+
+def test_python_api_documents_that_are_not_objects_are_one_manifest_error(fresh: Sandbox) -> None:
+    with pytest.raises(ManifestError, match=r"^document 2 is a str, not a mapping \(a Kubernetes object\)$"):
+        fresh.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}, "kind: Pod"])  # type: ignore[list-item]
+    assert "n" not in fresh.call(lambda: list(fresh.cluster.namespaces))  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_a_namespace_from_generate_name(fresh: Sandbox) -> None:
+    async with api_client(fresh) as session:
+        code, created = await send(session, "POST", "/api/v1/namespaces",
+                                   {"metadata": {"generateName": "team-", "labels": {"tier": 2}}})
+    assert code == 201
+    assert created["metadata"]["name"].startswith("team-") and len(created["metadata"]["name"]) == 10
+    assert created["metadata"]["labels"]["tier"] == "2"

@@ -26,10 +26,10 @@ from ..selectors import FieldSelector, LabelSelector, SelectorError
 from . import status
 from .behaviour import BehaviourError
 from .discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
-from .objects import WORKLOAD_KINDS
+from .objects import WORKLOAD_KINDS, name_suffix, now_rfc3339
 from .state import MAX_TOKEN_TTL, Cluster, ManifestError, PodCapacityError, RecordedRequest, Watcher
 from .tables import TABLE_CONTENT_TYPE, to_table, wants_table
-from .validation import FieldError, ObjectInvalid, validate_namespace_name, validate_object
+from .validation import FieldError, ObjectInvalid, generated_name, text_value, validate_object
 
 __all__ = ["CLUSTER_KEY", "CONNECTIONS_KEY", "build_app"]
 
@@ -328,18 +328,20 @@ async def get_namespace(request: web.Request) -> web.Response:
 
 async def create_namespace(request: web.Request) -> web.Response:
     body = await _body(request)
-    metadata = body.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    if isinstance(metadata, dict) and not name and not metadata.get("generateName"):
-        raise status.bad_request("metadata.name: Required value: name or generateName is required")
     _validate(body, "Namespace", namespaced=False)
-    if not isinstance(name, str) or not name:  # generateName alone: the sandbox needs a name
-        raise _invalid(ObjectInvalid("Namespace", "", validate_namespace_name(name)
-                                     or [FieldError("metadata.name", "Required")]))
+    metadata: dict[str, Any] = body.get("metadata") or {}
     cluster = cluster_of(request)
+    name = metadata.get("name")
+    if not name:  # validated: generateName is set
+        prefix, attempt = metadata["generateName"], 0
+        name = generated_name(prefix, name_suffix(f"{prefix}/{now_rfc3339()}"))
+        while name in cluster.namespaces:
+            attempt += 1
+            name = generated_name(prefix, name_suffix(f"{prefix}/{now_rfc3339()}/{attempt}"))
     if name in cluster.namespaces:
         raise status.already_exists("namespaces", name)
-    return _json(cluster.add_namespace(name, metadata.get("labels")), status_code=201)
+    labels = {key: text_value(value) or "" for key, value in (metadata.get("labels") or {}).items()}
+    return _json(cluster.add_namespace(name, labels), status_code=201)
 
 
 async def delete_namespace(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ __all__ = [
     "WORKLOAD_KINDS",
     "expand_workload",
     "make_pod",
+    "name_suffix",
     "now_rfc3339",
     "refresh_pod_status",
     "workload_status",
@@ -49,6 +50,11 @@ def now_rfc3339() -> str:
 def _suffix(seed: str, length: int) -> str:
     rng = random.Random(hashlib.sha256(seed.encode()).digest())
     return "".join(rng.choice(_SAFE_ALPHABET) for _ in range(length))
+
+
+def name_suffix(seed: str) -> str:
+    """The 5 characters the apiserver appends to a ``generateName`` (derived from ``seed``)."""
+    return _suffix(seed, 5)
 
 
 def _uid(seed: str) -> str:

@@ -28,6 +28,7 @@ from .objects import (
     WORKLOAD_KINDS,
     expand_workload,
     make_pod,
+    name_suffix,
     now_rfc3339,
     refresh_pod_status,
     restart_containers,
@@ -256,14 +257,12 @@ class Cluster:
         name = metadata.get("name")
         generate_name = metadata.get("generateName")
         if not name and generate_name:
-            from .objects import _suffix  # a private helper with this one use
-
             seed = f"{namespace}/{generate_name}/{len(self.pods)}/{now_rfc3339()}"
-            name = generated_name(generate_name, _suffix(seed, 5))
+            name = generated_name(generate_name, name_suffix(seed))
             attempt = 0
             while (namespace, name) in self.pods:  # never take a live pod's name
                 attempt += 1
-                name = generated_name(generate_name, _suffix(f"{seed}/{attempt}", 5))
+                name = generated_name(generate_name, name_suffix(f"{seed}/{attempt}"))
         if not name:
             raise ManifestError("name or generateName is required")
         template = {"metadata": {"labels": metadata.get("labels") or {},
@@ -440,7 +439,12 @@ class Cluster:
         the :class:`ManifestError` names ``source`` (a file), the object and the field.
         """
         where = f"{source}: " if source else ""
-        docs = [copy.deepcopy(dict(doc)) for doc in documents if doc]
+        given = [doc for doc in documents if doc]
+        for index, doc in enumerate(given):
+            if not isinstance(doc, Mapping):
+                raise ManifestError(f"{where}document {index + 1} is a {type(doc).__name__}, "
+                                    "not a mapping (a Kubernetes object)")
+        docs = [copy.deepcopy(dict(doc)) for doc in given]
         for index, doc in enumerate(docs):
             kind = doc.get("kind")
             if kind == "List":
