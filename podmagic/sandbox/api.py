@@ -509,10 +509,10 @@ async def issue_token(request: web.Request) -> web.Response:
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise status.bad_request(f"ttl must be a number of seconds, got {json.dumps(ttl)}")
     if ttl is not None and not (math.isfinite(ttl) and 0 < ttl <= MAX_TOKEN_TTL):
+        # 400 (not 422) as this endpoint always answered; the cause names the field all the same.
         problem = FieldError("ttl", "Invalid", ttl, f"must be above 0 and at most {MAX_TOKEN_TTL:.0f} seconds")
-        raise status.ApiFailure(422, "Invalid", f"TokenRequest is invalid: {problem}",
-                                {"kind": "TokenRequest", "causes": [
-                                    {"reason": problem.reason, "message": problem.body, "field": "ttl"}]})
+        raise status.ApiFailure(400, "BadRequest", str(problem), {"causes": [
+            {"reason": problem.reason, "message": problem.body, "field": "ttl"}]})
     issued, expires = cluster_of(request).issue_token(ttl)
     stamp = None
     if expires is not None:
