@@ -113,7 +113,8 @@ def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     # Imports and the loop thread are warmed up by a run that does nothing heavy.
     cluster.run(["true"], selector=selector(1), max_concurrency=1)
     with Measure() as measure:
-        results = cluster.run(list(spec["argv"]), selector=selector(spec["pods"]),
+        # yes=True: up to 1,000 pods, past the confirmation threshold on purpose.
+        results = cluster.run(list(spec["argv"]), selector=selector(spec["pods"]), yes=True,
                               max_concurrency=spec["concurrency"], on_event=on_event, **limits)
         if renderer is not None:
             renderer.close()

@@ -13,10 +13,17 @@
 Every blocking method runs the same async code on one shared loop thread (:mod:`.portal`), so
 it also works inside Jupyter's running loop; Ctrl-C cancels the run within about a second and
 returns the partial results.
+
+The guards of ``%pod`` apply here too (:mod:`.safety`): a run in a protected context (default
+``*prod*``) or in more than ``confirm_above`` pods (default 50) is refused with a
+:class:`~podmagic.errors.RefusedError` until it passes ``yes=True``, and a run that names no
+target and no selector is refused unless it says ``all_pods=True`` (or ``selector=""``).
 """
 
 from __future__ import annotations
 
+import io
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -39,6 +46,7 @@ from .events import EventCallback
 from .kubeapi import KubeApi
 from .portal import run_blocking
 from .results import PodResults
+from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from .targets import Selection, Target, TargetQuery, resolve
 
 __all__ = ["Cluster", "StdinSource"]
@@ -53,8 +61,17 @@ def _stdin_bytes(stdin: StdinSource) -> bytes | None:
         return stdin
     if isinstance(stdin, str):
         return stdin.encode()
-    data = stdin.read()
-    return data.encode() if isinstance(data, str) else bytes(data)
+    if isinstance(stdin, (bytearray, memoryview)):
+        return bytes(stdin)
+    read = getattr(stdin, "read", None)
+    if not callable(read):
+        raise TypeError(f"stdin must be str, bytes or a file opened for reading, not {_kind(stdin)}")
+    data = read()
+    if isinstance(data, str):
+        return data.encode()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"stdin's read() returned {_kind(data)}; it must return str or bytes")
+    return bytes(data)
 
 
 def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
@@ -62,6 +79,77 @@ def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
         return ()
     names = [target] if isinstance(target, str) else list(target)
     return tuple(Target.parse(name) for name in names)
+
+
+# -- argument types ---------------------------------------------------------------------------
+# A wrong type must fail here, in one line naming the argument, and not as a comparison
+# TypeError from deep inside the engine (or, worse, run: a str is a Sequence of one-letter
+# targets). Messages show types, never values: env and stdin values may be secrets.
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_strings(value: object) -> bool:
+    return (isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+            and all(isinstance(item, str) for item in value))
+
+
+_CHECKS: dict[str, tuple[Any, str]] = {
+    # name: (test, what it must be)
+    "context": (lambda v: v is None or isinstance(v, str), "a str or None"),
+    "kubeconfig": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a path or None"),
+    "namespace": (lambda v: v is None or isinstance(v, str), "a str or None"),
+    "selector": (lambda v: v is None or isinstance(v, str), 'a label selector str such as "app=web", or None'),
+    "field_selector": (lambda v: v is None or isinstance(v, str), "a field selector str, or None"),
+    "container": (lambda v: v is None or isinstance(v, str), "a container name or None"),
+    "workdir": (lambda v: v is None or isinstance(v, str), "a path str or None"),
+    "shell": (lambda v: v is None or isinstance(v, str), 'a path str such as "/bin/bash", or None'),
+    "timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "deadline": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "max_concurrency": (lambda v: v is None or _is_int(v), "an int or None"),
+    "retries": (_is_int, "an int"),
+    "pick": (lambda v: v is None or _is_int(v), "an int or None"),
+    "seed": (lambda v: v is None or _is_int(v), "an int or None"),
+    "capture_limit": (lambda v: v is None or _is_int(v), "an int (bytes) or None"),
+    "capture_budget": (lambda v: v is None or _is_int(v), "an int (bytes) or None"),
+    "confirm_above": (lambda v: v is None or _is_int(v), "an int (pods) or None"),
+    "protected_contexts": (_is_strings, 'a list of context patterns such as ["*prod*"]'),
+    "target": (lambda v: v is None or isinstance(v, str) or _is_strings(v),
+               'a pod or workload name ("web-1", "deploy/web"), a list of them, or None'),
+    "env": (lambda v: v is None or (isinstance(v, Mapping) and all(
+        isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
+            "a mapping of str to str (convert numbers with str())"),
+    "command": (lambda v: isinstance(v, str) or (_is_strings(v) and len(v) > 0),
+                "a shell script str, or a non-empty list of str (a direct argv)"),
+    **{flag: (lambda v: isinstance(v, bool), "True or False") for flag in (
+        "tty", "yes", "all_pods", "all_namespaces", "include_unready", "one", "all_containers")},
+}
+
+
+def _check_types(where: str, arguments: Mapping[str, Any]) -> None:
+    """Raise one ``TypeError`` naming the first argument of the wrong type."""
+    for name, value in arguments.items():
+        check = _CHECKS.get(name)
+        if check is not None and value is not _UNSET and not check[0](value):
+            raise TypeError(f"{where}: {name} must be {check[1]}, not {_kind(value)}")
+
+
+def _check_stdin(where: str, stdin: object) -> None:
+    if stdin is None or isinstance(stdin, (str, bytes, bytearray, memoryview, io.IOBase)):
+        return
+    if not callable(getattr(stdin, "read", None)):
+        raise TypeError(f"{where}: stdin must be str, bytes or a file opened for reading, "
+                        f"not {_kind(stdin)}")
 
 
 class Cluster:
@@ -79,6 +167,11 @@ class Cluster:
             fan-out shares it: each exec keeps at most ``budget / (2 × execs)`` bytes per
             stream (at least 16 KiB), so 1,000 pods printing 1 MiB each stay in bounded memory.
             What is dropped is counted in each result's ``stdout_dropped``/``stderr_dropped``.
+        protected_contexts: context patterns (shell-style, case-insensitive; default
+            ``["*prod*"]``, as ``PodMagic.protected_contexts``) where every run needs
+            ``yes=True``. ``[]`` protects none.
+        confirm_above: runs in more pods than this (default 50, as ``PodMagic.confirm_above``)
+            need ``yes=True``; None sets no limit.
     """
 
     def __init__(
@@ -92,7 +185,17 @@ class Cluster:
         capture_limit: int | None = DEFAULT_CAPTURE_LIMIT,
         capture_budget: int | None = DEFAULT_CAPTURE_BUDGET,
         credentials: ClusterCredentials | None = None,
+        protected_contexts: Sequence[str] = DEFAULT_PROTECTED_CONTEXTS,
+        confirm_above: int | None = DEFAULT_CONFIRM_ABOVE,
     ) -> None:
+        _check_types("Cluster()", {
+            "context": context, "kubeconfig": kubeconfig, "namespace": namespace,
+            "max_concurrency": max_concurrency, "timeout": timeout, "capture_limit": capture_limit,
+            "capture_budget": capture_budget, "protected_contexts": protected_contexts,
+            "confirm_above": confirm_above,
+        })
+        self.protected_contexts: tuple[str, ...] = tuple(protected_contexts)
+        self.confirm_above = confirm_above
         self.credentials = credentials or load_credentials(context=context, kubeconfig=kubeconfig)
         self.namespace = namespace or self.credentials.namespace
         self.defaults = ExecOptions(max_concurrency=max_concurrency, timeout=timeout,
@@ -124,6 +227,12 @@ class Cluster:
         seed: int | None = None,
     ) -> TargetQuery:
         """A :class:`TargetQuery` from the familiar arguments (validates the target syntax)."""
+        _check_types("Cluster.query()", {
+            "target": target, "selector": selector, "field_selector": field_selector,
+            "namespace": namespace, "all_namespaces": all_namespaces,
+            "include_unready": include_unready, "one": one, "pick": pick, "container": container,
+            "all_containers": all_containers, "seed": seed,
+        })
         return TargetQuery(
             targets=_targets(target), label_selector=selector, field_selector=field_selector,
             namespace=namespace, all_namespaces=all_namespaces, include_unready=include_unready,
@@ -167,6 +276,9 @@ class Cluster:
         stdin: StdinSource = None,
     ) -> RemoteCommand:
         """Build the remote command: a string is a shell script, a sequence a direct argv."""
+        _check_types("Cluster.command()", {"command": command, "env": env, "workdir": workdir,
+                                           "shell": shell})
+        _check_stdin("Cluster.command()", stdin)
         data = _stdin_bytes(stdin)
         if isinstance(command, str):
             if shell is None:
@@ -193,6 +305,8 @@ class Cluster:
         on_event: EventCallback | None = None,
         control: RunControl | None = None,
         selection: Selection | None = None,
+        yes: bool = False,
+        all_pods: bool = False,
         **query: Any,
     ) -> PodResults:
         """Run ``command`` in every pod the target names; one result per pod × container.
@@ -201,7 +315,28 @@ class Cluster:
         ``one``, ``pick`` ...) are those of :meth:`query`. Pass ``selection`` to run in pods
         already resolved by :meth:`aselect`. An explicit ``capture_limit`` (``None``: keep
         everything) is taken as asked: the run-wide budget then applies only if given too.
+
+        Guards, checked before anything runs (:class:`~podmagic.errors.RefusedError`): a
+        protected context or more than ``confirm_above`` pods need ``yes=True``; naming no
+        target and no selector needs ``all_pods=True`` (or ``selector=""``), since running in
+        every pod of the namespace is rarely what a call that forgot its target meant.
         """
+        _check_types("Cluster.run()", {
+            "command": command, "target": target, "env": env, "workdir": workdir, "shell": shell,
+            "tty": tty, "timeout": timeout, "deadline": deadline,
+            "max_concurrency": max_concurrency, "retries": retries,
+            "capture_limit": capture_limit, "capture_budget": capture_budget, "yes": yes,
+            "all_pods": all_pods,
+        })
+        _check_types("Cluster.run()", query)
+        _check_stdin("Cluster.run()", stdin)
+        if selection is not None and not isinstance(selection, Selection):
+            raise TypeError(f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}")
+        request = self.query(target, **query)
+        named = bool(request.targets) or query.get("selector") is not None or query.get("field_selector") is not None
+        if all_pods and (named or selection is not None):
+            raise ValueError("Cluster.run(): all_pods=True means every pod of the namespace; "
+                             "drop it, or drop the target, selector and selection")
         remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin)
         options = replace(
             self.defaults,
@@ -219,13 +354,18 @@ class Cluster:
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
         async with KubeApi(self.credentials) as api:
+            everything = False
             if selection is None:
                 # The overall deadline covers finding the pods too; the execs get what is left.
                 started = anyio.current_time()
-                selection = await self._resolve(api, self.query(target, **query), deadline)
+                selection = await self._resolve(api, request, deadline)
                 if deadline is not None:
                     left = deadline - (anyio.current_time() - started)
                     options = replace(options, deadline=max(left, 0.001))
+                everything = not named and not all_pods
+            check_allowed(selection, context=self.context, protected=self.protected_contexts,
+                          confirm_above=self.confirm_above, everything=everything,
+                          confirmed=yes, api=True)
             return await run_fanout(api, selection, remote, options, context=self.context,
                                     command_args=shown, control=control, on_event=on_event)
 

@@ -34,7 +34,7 @@ from .parsing import parser_for
 from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
 from .results import ExecStatus, PodResults, check_parsed, parse_problems
-from .safety import check_allowed
+from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from .targets import Selection
 
 __all__ = ["PodMagic", "RunInterrupted"]
@@ -117,6 +117,26 @@ def _split_options(text: str) -> list[str]:
     return words
 
 
+def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
+    """The value of ``--stdin EXPR``, or one ``UsageError`` line saying what is wrong with it.
+
+    Evaluated in a copy of the namespace, like ``{{expr}}``: ``eval`` would otherwise put
+    ``__builtins__`` (and ``:=`` names) into the user's own namespace.
+    """
+    try:
+        # eval is the point: --stdin takes a Python expression from the user's own notebook.
+        value = eval(compile(expr, "<--stdin>", "eval", dont_inherit=True), dict(namespace))
+    except SyntaxError as error:
+        raise UsageError(f"--stdin {expr}: not a Python expression ({error.msg})") from None
+    except Exception as error:  # noqa: BLE001 - the user's expression may raise anything
+        raise UsageError(f"--stdin {expr} raised {type(error).__name__}: {error}") from None
+    if value is None or isinstance(value, (str, bytes, bytearray, memoryview)) or callable(
+            getattr(value, "read", None)):
+        return value
+    raise UsageError(f"--stdin {expr} is {type(value).__name__}; it must be str, bytes or a file "
+                     f"opened for reading (e.g. --stdin \"str(x)\" or --stdin \"open('data.csv', 'rb')\")")
+
+
 def _parse_env(items: list[str] | None) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in items or []:
@@ -141,9 +161,9 @@ class PodMagic(Magics):
     capture_budget = Int(DEFAULT_CAPTURE_BUDGET, allow_none=True,
                          help="bytes kept across a whole run, shared among its pods").tag(config=True)
     default_shell = Unicode("/bin/sh", help="shell that runs %%pod cells and %pod commands").tag(config=True)
-    protected_contexts = List(Unicode(), default_value=["*prod*"],
+    protected_contexts = List(Unicode(), default_value=list(DEFAULT_PROTECTED_CONTEXTS),
                               help="context patterns that need --yes").tag(config=True)
-    confirm_above = Int(50, help="runs over more pods than this need --yes").tag(config=True)
+    confirm_above = Int(DEFAULT_CONFIRM_ABOVE, help="runs over more pods than this need --yes").tag(config=True)
     max_updates_per_second = Float(10.0, help="live view refresh rate").tag(config=True)
     head_lines = Int(200, help="lines per pod kept at the start of the live view").tag(config=True)
     tail_lines = Int(200, help="lines per pod kept at the end of the live view").tag(config=True)
@@ -269,6 +289,8 @@ class PodMagic(Magics):
 
     def _run(self, args: Any, command_text: str | None) -> Any:
         self._check_values(args)
+        # Before the cluster is contacted: a bad --stdin must not cost a listing, or run anything.
+        stdin = _stdin_value(args.stdin, self._user_ns) if args.stdin else None
         namespace = self._expand(args.namespace) or self.namespace
         cluster = self._cluster(self._expand(args.context), self._expand(args.kubeconfig))
         targets = [self._expand(t) or "" for t in args.target]
@@ -302,8 +324,6 @@ class PodMagic(Magics):
         command: str | list[str] = script
         if args.no_shell:
             command = shlex.split(script)
-        # eval is the point: --stdin takes a Python expression from the user's own notebook.
-        stdin = eval(args.stdin, self._user_ns) if args.stdin else None
         env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
         run_kwargs: dict[str, Any] = dict(
             env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,
@@ -313,6 +333,9 @@ class PodMagic(Magics):
             max_concurrency=args.max_concurrency or self.max_concurrency,
             capture_limit=self.capture_limit,
             capture_budget=self.capture_budget,
+            # check_allowed above applied this magic's own settings (PodMagic.confirm_above …)
+            # and --yes; the Cluster's defaults must not judge the same run again.
+            yes=True,
         )
         cluster.command(command, env=run_kwargs["env"], workdir=run_kwargs["workdir"],
                         shell=run_kwargs["shell"], stdin=None)  # validate before anything starts

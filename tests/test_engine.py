@@ -240,7 +240,7 @@ spec:
 def test_two_hundred_pod_fan_out(big_sandbox: Sandbox) -> None:
     cluster = Cluster(kubeconfig=big_sandbox.kubeconfig)
     started = time.monotonic()
-    results = cluster.run("echo $HOSTNAME", "deploy/fleet", max_concurrency=100)
+    results = cluster.run("echo $HOSTNAME", "deploy/fleet", max_concurrency=100, yes=True)  # 200 pods
     print(f"200 pods in {time.monotonic() - started:.2f}s")
     assert len(results) == 200 and results.ok
     assert sorted(r.stdout.decode().strip() for r in results) == sorted(big_sandbox.pods())

@@ -816,7 +816,7 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
     script = 'n=${HOSTNAME##*-}; if [ "$n" -lt 20 ]; then echo fast; else echo up; sleep 60; fi'
     trigger = threading.Thread(target=interrupt_when_busy, name="test-interrupter")
     trigger.start()
-    results = cluster.run(script, "sts/fleet", max_concurrency=50, control=control)
+    results = cluster.run(script, "sts/fleet", max_concurrency=50, control=control, yes=True)  # 200 pods
     returned = time.monotonic()
     trigger.join()
     assert returned - fired[0] < 2.0, "an interrupt ends the run within about a second"

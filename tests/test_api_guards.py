@@ -1,0 +1,261 @@
+"""The guards of %pod hold for the Python API too, and bad input is one clear line.
+
+``Cluster`` refuses protected contexts and large fan-outs until ``yes=True``, and a run that
+names no target and no selector until it says ``all_pods=True`` (or ``selector=""``); wrong
+argument types are one ``TypeError`` naming the argument. ``%pod --stdin EXPR`` with an
+expression that raises or has the wrong type is one ``UsageError`` line, and nothing runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from podmagic.client import Cluster
+from podmagic.errors import RefusedError
+from podmagic.magics import PodMagic
+from podmagic.results import PodResults
+from podmagic.sandbox import Sandbox
+
+NS = "conf"
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox: Sandbox) -> Cluster:
+    return Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS)
+
+
+@pytest.fixture(scope="module")
+def prod_kubeconfig(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sandbox's kubeconfig with its context renamed ``prod-eu``."""
+    config = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
+    for entry in config["contexts"]:
+        entry["name"] = "prod-eu"
+    config["current-context"] = "prod-eu"
+    path = tmp_path_factory.mktemp("prod") / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def execs(sandbox: Sandbox) -> int:
+    return sandbox.exec_stats()["total"]
+
+
+def refused(sandbox: Sandbox, call: Callable[[], Any], match: str) -> RefusedError:
+    """``call`` raises RefusedError matching ``match``, and no exec ran."""
+    before = execs(sandbox)
+    with pytest.raises(RefusedError, match=match) as caught:
+        call()
+    assert execs(sandbox) == before
+    return caught.value
+
+
+# -- protected contexts -------------------------------------------------------------------------
+
+
+def test_cluster_in_a_protected_context_refuses_to_run(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+    prod = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS)
+    error = refused(sandbox, lambda: prod.run("hostname", "solo"), 'context "prod-eu" is protected')
+    assert "yes=True" in str(error)
+    assert "--yes" not in str(error)  # the hint speaks of the Python argument
+
+
+def test_protected_context_runs_with_yes(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+    prod = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS)
+    assert prod.run("hostname", "solo", yes=True).stdout == b"solo\n"
+
+
+def test_protected_contexts_are_overridable(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+    unprotected = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS, protected_contexts=[])
+    assert unprotected.run("hostname", "solo").ok
+    own = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, protected_contexts=["*sandbox*"])
+    refused(sandbox, lambda: own.run("hostname", "solo"), "matches '\\*sandbox\\*'")
+
+
+def test_protected_context_is_refused_for_a_ready_selection(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+    prod = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS)
+    selection = prod.select("solo")
+    refused(sandbox, lambda: prod.run("hostname", selection=selection), "protected")
+
+
+def test_guard_defaults_are_the_magics(cluster: Cluster) -> None:
+    magic = PodMagic(shell=None)
+    assert cluster.protected_contexts == tuple(magic.protected_contexts) == ("*prod*",)
+    assert cluster.confirm_above == magic.confirm_above == 50
+
+
+# -- how many pods --------------------------------------------------------------------------------
+
+
+def test_more_pods_than_confirm_above_are_refused_until_yes(sandbox: Sandbox) -> None:
+    small = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, confirm_above=2)
+    error = refused(sandbox, lambda: small.run("true", selector="app=web"),
+                    "3 pods is more than the 2 allowed")
+    assert "Cluster(confirm_above=...)" in str(error)
+    assert len(small.run("true", selector="app=web", yes=True)) == 3
+    unlimited = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, confirm_above=None)
+    assert len(unlimited.run("true", selector="app=web")) == 3
+
+
+@pytest.mark.anyio
+async def test_arun_is_guarded_too(sandbox: Sandbox) -> None:
+    small = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, confirm_above=2)
+    before = execs(sandbox)
+    with pytest.raises(RefusedError):
+        await small.arun("true", selector="app=web")
+    assert execs(sandbox) == before
+
+
+# -- naming no target ---------------------------------------------------------------------------
+
+
+def test_run_without_target_or_selector_is_refused(sandbox: Sandbox, cluster: Cluster) -> None:
+    error = refused(sandbox, lambda: cluster.run("hostname", namespace=NS),
+                    "no target and no selector: this would run in every pod")
+    assert "all_pods=True" in str(error)
+
+
+def test_yes_does_not_stand_in_for_a_missing_target(sandbox: Sandbox, cluster: Cluster) -> None:
+    refused(sandbox, lambda: cluster.run("hostname", yes=True), "no target and no selector")
+
+
+def test_all_pods_or_an_empty_selector_runs_in_every_pod(sandbox: Sandbox, cluster: Cluster) -> None:
+    everything = cluster.run("true", all_pods=True)
+    assert {r.pod for r in everything} == set(sandbox.pods(NS))
+    assert {r.pod for r in cluster.run("true", selector="")} == {r.pod for r in everything}
+
+
+def test_all_pods_with_a_target_is_a_value_error(cluster: Cluster) -> None:
+    with pytest.raises(ValueError, match="all_pods=True means every pod"):
+        cluster.run("true", "solo", all_pods=True)
+    with pytest.raises(ValueError, match="all_pods=True means every pod"):
+        cluster.run("true", selector="app=web", all_pods=True)
+
+
+def test_a_selector_or_a_target_needs_nothing_more(cluster: Cluster) -> None:
+    assert cluster.run("true", selector="app=db").ok
+    assert cluster.run("true", field_selector="metadata.name=solo").ok
+    assert cluster.run("true", ["solo", "deploy/web"]).ok
+
+
+# -- argument types -------------------------------------------------------------------------------
+
+BAD_RUN_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
+    ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
+    ({"deadline": "10"}, "deadline must be a number of seconds or None, not str"),
+    ({"max_concurrency": "3"}, "max_concurrency must be an int or None, not str"),
+    ({"retries": 1.5}, "retries must be an int, not float"),
+    ({"capture_limit": "1000"}, r"capture_limit must be an int \(bytes\) or None, not str"),
+    ({"pick": "2"}, "pick must be an int or None, not str"),
+    ({"selector": ["app=web"]}, "selector must be a label selector str"),
+    ({"namespace": 7}, "namespace must be a str or None, not int"),
+    ({"env": {"PORT": 8080}}, "env must be a mapping of str to str"),
+    ({"stdin": 12345}, "stdin must be str, bytes or a file opened for reading, not int"),
+    ({"tty": "yes"}, "tty must be True or False, not str"),
+    ({"yes": 1}, "yes must be True or False, not int"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_RUN_ARGUMENTS,
+                         ids=[next(iter(kwargs)) for kwargs, _ in BAD_RUN_ARGUMENTS])
+def test_wrong_argument_types_are_one_clear_type_error(
+    sandbox: Sandbox, cluster: Cluster, kwargs: dict[str, Any], message: str
+) -> None:
+    before = execs(sandbox)
+    with pytest.raises(TypeError, match=f"^Cluster.run\\(\\): {message}"):
+        cluster.run("true", "solo", **kwargs)
+    assert execs(sandbox) == before
+
+
+@pytest.mark.parametrize(("target", "command"), [(123, "true"), ("solo", 123), ("solo", b"true")])
+def test_wrong_target_or_command_types_are_one_clear_type_error(cluster: Cluster, target: Any, command: Any) -> None:
+    with pytest.raises(TypeError, match=r"^Cluster.run\(\): (target|command) must be"):
+        cluster.run(command, target)
+
+
+def test_type_errors_never_show_env_values(cluster: Cluster) -> None:
+    with pytest.raises(TypeError) as caught:
+        cluster.run("true", "solo", env={"TOKEN": 31337424242})
+    assert "31337424242" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"protected_contexts": "prod"}, "protected_contexts must be a list of context patterns"),
+    ({"confirm_above": "50"}, r"confirm_above must be an int \(pods\) or None, not str"),
+    ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
+    ({"max_concurrency": 2.5}, "max_concurrency must be an int or None, not float"),
+])
+def test_wrong_cluster_argument_types_are_one_clear_type_error(
+    sandbox: Sandbox, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^Cluster\\(\\): {message}"):
+        Cluster(kubeconfig=sandbox.kubeconfig, **kwargs)
+
+
+# -- %pod --stdin -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    magic = shell.magics_manager.registry["PodMagic"]
+    saved = {name: getattr(magic, name) for name in ("kubeconfig", "namespace", "quiet", "context")}
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
+    shell.run_line_magic("config", f"PodMagic.namespace = {NS!r}")
+    shell.run_line_magic("config", "PodMagic.quiet = True")
+    yield shell
+    for name, value in saved.items():
+        setattr(magic, name, value)
+
+
+@pytest.mark.parametrize(("expr", "message"), [
+    ("1/0", r"^--stdin 1/0 raised ZeroDivisionError: division by zero$"),
+    ("12345", r"^--stdin 12345 is int; it must be str, bytes or a file opened for reading"),
+    ("undefined_name_xyz", r"^--stdin undefined_name_xyz raised NameError"),
+    ("'a' +", r"^--stdin 'a' \+: not a Python expression"),
+    ("[b'x']", r"^--stdin \[b'x'\] is list; it must be str, bytes"),
+])
+def test_bad_stdin_is_one_usage_error_and_nothing_runs(
+    ip: InteractiveShell, sandbox: Sandbox, expr: str, message: str
+) -> None:
+    before = execs(sandbox)
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("pod", f'solo --stdin "{expr}" -- cat')
+    assert execs(sandbox) == before
+
+
+def test_stdin_expression_does_not_leak_names_into_the_user_namespace(ip: InteractiveShell) -> None:
+    ip.user_ns.pop("stdin_leak", None)
+    results = ip.run_line_magic("pod", "solo --stdin \"(stdin_leak := 'data')\" -- cat")
+    assert results.stdout == b"data"
+    assert "stdin_leak" not in ip.user_ns
+
+
+def test_stdin_takes_bytes_and_files(ip: InteractiveShell, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_bytes(b"from a file")
+    assert ip.run_line_magic("pod", "solo --stdin \"b'raw'\" -- cat").stdout == b"raw"
+    with open(tmp_path / "in.txt", "rb") as handle:
+        ip.user_ns["in_file"] = handle
+        assert ip.run_line_magic("pod", "solo --stdin in_file -- cat").stdout == b"from a file"
+
+
+def test_magic_settings_decide_not_the_cluster_defaults(ip: InteractiveShell, prod_kubeconfig: Path) -> None:
+    # The magic applies its own guard settings once; the Cluster's defaults must not refuse
+    # what PodMagic.protected_contexts allows.
+    magic = ip.magics_manager.registry["PodMagic"]
+    saved = magic.protected_contexts
+    magic.protected_contexts = []
+    try:
+        results = ip.run_line_magic("pod", f"solo --kubeconfig {prod_kubeconfig} -- hostname")
+    finally:
+        magic.protected_contexts = saved
+    assert isinstance(results, PodResults) and results.stdout == b"solo\n"
+    with pytest.raises(RefusedError, match="protected"):
+        ip.run_line_magic("pod", f"solo --kubeconfig {prod_kubeconfig} -- hostname")
