@@ -368,8 +368,8 @@ async def test_token_ttl_is_finite_positive_and_bounded(fresh: Sandbox, ttl: str
 @pytest.mark.parametrize(("ttl", "message"), [
     ('"an hour"', 'ttl must be a number of seconds, got "an hour"'),
     ("true", "ttl must be a number of seconds, got true"),
-    ("Infinity", "the body of the request was in an unknown format: invalid character 'I' looking for "
-     "beginning of value"),
+    ("Infinity", ("the body of the request was in an unknown format: invalid character 'I' looking for "
+                  "beginning of value")),
 ])
 async def test_token_ttl_of_the_wrong_type_is_400(fresh: Sandbox, ttl: str, message: str) -> None:
     async with api_client(fresh) as session:
@@ -510,3 +510,38 @@ async def test_a_namespace_from_generate_name(fresh: Sandbox) -> None:
     assert code == 201
     assert created["metadata"]["name"].startswith("team-") and len(created["metadata"]["name"]) == 10
     assert created["metadata"]["labels"]["tier"] == "2"
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "ReplicaSet", "DaemonSet", "Job"])
+def test_replica_names_of_long_workload_names_are_cut_like_generate_name(kind: str, tmp_path: Path) -> None:
+    # A 253-character workload name used to make pod names too long for a folder (a raw OSError).
+    manifest = deployment("1", kind=kind).replace("name: web", "name: " + "w" * 253)
+    if kind == "Job":
+        manifest = manifest.replace("apps/v1", "batch/v1").replace("replicas", "parallelism")
+    with Sandbox(manifest, state_dir=tmp_path / "state") as sandbox:
+        pods = sandbox.pods()
+    assert pods and all(len(pod) == 63 and pod.startswith("w" * 58) for pod in pods)
+
+
+def test_a_statefulset_whose_pod_names_cannot_be_labels_is_refused(tmp_path: Path) -> None:
+    name = "s" * 61  # its last pod, NAME-11, would have 64 characters
+    message = start_error(deployment("12", kind="StatefulSet").replace("name: web", f"name: {name}"), tmp_path)
+    assert message == (f'StatefulSet "{name}" is invalid: metadata.name: Invalid value: "{name}": must be no more '
+                       f"than 60 characters (its last pod, {'s' * 20}..., must be a valid label value)")
+
+
+@pytest.mark.anyio
+async def test_a_pod_beyond_the_pod_network_is_403_not_500(fresh: Sandbox) -> None:
+    cluster = fresh.cluster
+    assert cluster is not None
+
+    def exhaust() -> None:
+        cluster._ips = iter(())  # type: ignore[assignment]
+        cluster.ips_left = 0
+
+    fresh.call(exhaust)
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body())
+    assert (code, answer["reason"]) == (403, "Forbidden")
+    assert answer["message"] == ('pods "made" is forbidden: the sandbox has given out all 65534 pod addresses '
+                                 "of 10.244.0.0/16; start a new sandbox for more pods")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .behaviour import PREFIX, BehaviourError, PodBehaviour
-from .validation import desired_replicas, text_value
+from .validation import desired_replicas, generated_name, text_value
 
 __all__ = [
     "WORKLOAD_KINDS",
@@ -298,10 +298,11 @@ def expand_workload(
 
     def replica_name(prefix: str, name_seed: str) -> str:
         """``prefix`` plus a 5-character suffix no other replica of this workload has."""
-        candidate, attempt = prefix + _suffix(name_seed, 5), 0
+        # As the controllers do: generateName, whose prefix the apiserver cuts to 58 characters.
+        candidate, attempt = generated_name(prefix, _suffix(name_seed, 5)), 0
         while candidate in taken:  # two seeds can hash alike: 27**5 names only
             attempt += 1
-            candidate = prefix + _suffix(f"{name_seed}/{attempt}", 5)
+            candidate = generated_name(prefix, _suffix(f"{name_seed}/{attempt}", 5))
         taken.add(candidate)
         return candidate
 

@@ -291,7 +291,17 @@ def validate_object(doc: Mapping[str, Any], *, namespaced: bool = True) -> list[
     if kind == "Pod":
         errors.extend(_validate_pod_spec(spec, "spec"))
     elif kind in _WORKLOAD_KINDS:
-        errors.extend(_validate_workload_spec(kind, spec))
+        workload_errors = _validate_workload_spec(kind, spec)
+        errors.extend(workload_errors)
+        name = metadata.get("name")
+        if kind == "StatefulSet" and not errors and isinstance(name, str):
+            # Its pods are NAME-INDEX, a label value too (statefulset.kubernetes.io/pod-name):
+            # the real controller fails to create longer ones, the sandbox says so up front.
+            longest = f"{name}-{max(desired_replicas(doc) - 1, 0)}"
+            if len(longest) > 63:
+                errors.append(FieldError("metadata.name", "Invalid", name,
+                                         f"must be no more than {63 - len(longest) + len(name)} characters "
+                                         f"(its last pod, {longest[:20]}..., must be a valid label value)"))
     return errors
 
 
