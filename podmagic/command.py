@@ -30,13 +30,18 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from .transport import READY_MARKER, LoaderInput
 
-__all__ = ["CHUNK_CHARS", "INLINE_SCRIPT_LIMIT", "LOADER", "LOADER_EXIT", "RemoteCommand", "build_command"]
+__all__ = ["CHUNK_CHARS", "INLINE_SCRIPT_LIMIT", "INLINE_URL_LIMIT", "LOADER", "LOADER_EXIT", "RemoteCommand", "build_command"]
 
 #: Scripts longer than this (bytes, UTF-8) go over stdin rather than in the URL.
 INLINE_SCRIPT_LIMIT = 4096
+#: ... and so do scripts longer than this once percent-encoded in the URL (quotes, spaces and
+#: non-ASCII take 3 to 12 bytes each there): servers and proxies in front of them commonly
+#: refuse request lines over 8 KiB.
+INLINE_URL_LIMIT = 6 * 1024
 #: Characters of text per payload line: at most 64 KiB once encoded (4 bytes a character).
 CHUNK_CHARS = 16 * 1024
 #: The loader's exit code when it cannot hand the script over; nothing of the script ran.
@@ -165,7 +170,8 @@ def build_command(
     prelude = ""
     if workdir is not None:
         prelude += f"cd -- {shlex.quote(workdir)} || exit 1\n"
-    if not env and len(script.encode()) <= inline_limit:
+    if not env and len(script.encode()) <= inline_limit \
+            and len(quote(prelude + script, safe="")) <= INLINE_URL_LIMIT:
         return RemoteCommand(argv=(shell, "-c", prelude + script), stdin=stdin, display=display)
 
     # The loader's variables go before anything of the user's runs.
