@@ -48,7 +48,10 @@ class Sandbox:
 
     Args:
         manifest: a path to a YAML manifest, YAML text, a list of object dicts, or ``None``
-            for the built-in demo cluster (``""`` or ``[]`` for an empty one).
+            for the built-in demo cluster (``""`` or ``[]`` for an empty one). It is validated
+            like a real API server validates objects (:mod:`podmagic.sandbox.validation`);
+            :meth:`start` raises one-line :class:`~podmagic.sandbox.ManifestError` naming the
+            file, the object and the field, and creates nothing.
         kubeconfig: where to write the kubeconfig (default: inside the sandbox's state
             folder). Written atomically once the server accepts connections, removed at stop.
         host, port: where to listen (port 0 picks a free one).
@@ -283,8 +286,10 @@ class Sandbox:
         """A new bearer token the API accepts until ``ttl`` seconds pass (``None``: until
         :meth:`expire_tokens`); then it gets 401, like an expired token of a real cluster.
 
+        ``ttl`` must be above 0 and at most 2**32 seconds (``ValueError`` otherwise).
         Exec credential plugins in tests obtain the same from the server itself:
-        ``POST {url}/sandbox/tokens`` with the body ``{"ttl": seconds}`` (optional),
+        ``POST {url}/sandbox/tokens`` with the body ``{"ttl": seconds}`` (optional; 400
+        BadRequest outside those bounds),
         authenticated with the sandbox's own token (``Authorization: Bearer {token}``),
         answers ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``.
         """
