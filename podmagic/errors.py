@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .safe_text import visible_controls
+
 if TYPE_CHECKING:
     from .results import PodResult, PodResults
 
@@ -73,7 +75,10 @@ class PodmagicError(Exception):
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.hint = hint
-        super().__init__(f"{message}; {hint}" if hint else message)
+        # Messages quote pods and servers (a pod's last stderr line, an API server's Status):
+        # printed in a terminal, their control characters must show (^[), never act.
+        text = f"{message}; {hint}" if hint else message
+        super().__init__(visible_controls(text))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (type(self), self.args, self.__dict__))

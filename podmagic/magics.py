@@ -34,6 +34,7 @@ from .parsing import parser_for
 from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
 from .results import ExecStatus, PodResults, check_parsed, parse_problems
+from .safe_text import visible_controls
 from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from .targets import Selection
 
@@ -430,7 +431,8 @@ class PodMagic(Magics):
             lines.append(f"  run   {target.namespace}/{target.pod} [{target.container}] on {target.node}")
         for skipped in selection.skipped:
             lines.append(f"  skip  {skipped.namespace}/{skipped.pod}: {skipped.reason}")
-        display({"text/plain": "\n".join(lines)}, raw=True)
+        # Skip reasons quote the API server: shown, never obeyed, in a terminal.
+        display({"text/plain": visible_controls("\n".join(lines))}, raw=True)
 
     # -- the embedded sandbox ----------------------------------------------------------------
 

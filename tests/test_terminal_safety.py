@@ -15,6 +15,7 @@ import re
 import pytest
 
 from podmagic.client import Cluster
+from podmagic.errors import ApiError, PodExecError
 from podmagic.events import PodFinished, PodOutput, PodStarted, RunStarted
 from podmagic.render import TextRenderer, WidgetRenderer
 from podmagic.render._base import ANSI_ERROR, ANSI_RESET, PALETTE, ansi_colour
@@ -132,6 +133,20 @@ def test_pod_result_repr_shows_bytes_escaped() -> None:
     assert raw_controls(repr(PodResults([r]))) == []
 
 
+def test_exception_messages_show_pod_output_visibly() -> None:
+    # PodExecError quotes the pod's last stderr line; IPython prints it in the terminal.
+    r = PodResult(context="ctx", namespace="ns", pod="web-1", status=ExecStatus.FAILED, exit_code=1,
+                  stderr=b"fatal: \x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J")
+    with pytest.raises(PodExecError) as caught:
+        r.check_returncode()
+    assert raw_controls(str(caught.value)) == []
+    assert "fatal: ^[]52;c;cm0gLXJmIC8K^G^[[2J" in str(caught.value)
+    assert raw_controls("".join(caught.value._render_traceback_())) == []
+    assert caught.value.stderr == b"fatal: \x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J"
+    error = ApiError(500, "the server said \x1b]0;PWNED\x07")
+    assert raw_controls(str(error)) == []
+
+
 # -- the live view, event by event -------------------------------------------------------------
 
 
@@ -226,3 +241,22 @@ def test_invalid_utf8_shows_replacement_characters_in_the_summary() -> None:
     r = PodResult(context="ctx", namespace="ns", pod="web-1", status=ExecStatus.OK, exit_code=0,
                   stdout=b"bad \xff\x9b byte\n")
     assert "bad \ufffd\ufffd byte" in str(PodResults([r]))
+
+
+def test_dry_run_listing_shows_control_characters_visibly(capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from podmagic.magics import PodMagic
+    from podmagic.targets import SkippedPod
+
+    magic = PodMagic(shell=InteractiveShell.instance())
+    selection = Selection(run=(_target("web-1"),), skipped=(
+        SkippedPod("demo", "web-2", "app", "node-a", "Pending \x1b]0;PWNED\x07"),), description="d")
+
+    class Named:
+        context = "ctx"
+
+    magic._show_selection(Named(), selection)  # type: ignore[arg-type]
+    shown = capsys.readouterr().out
+    assert "skip  demo/web-2: Pending ^[]0;PWNED^G" in shown
+    assert raw_controls(shown) == []
