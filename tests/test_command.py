@@ -6,11 +6,19 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from podmagic.command import INLINE_SCRIPT_LIMIT, LOADER, RemoteCommand, build_command
-from podmagic.transport import LoaderInput
+from podmagic.command import (
+    CHUNK_CHARS,
+    INLINE_SCRIPT_LIMIT,
+    LOADER,
+    LOADER_EXIT,
+    RemoteCommand,
+    build_command,
+    encode_payload,
+)
+from podmagic.transport import READY_MARKER, LoaderInput
 
 SHELLS = [shell for shell in ("/bin/sh", "/usr/bin/dash", "/usr/bin/bash") if shutil.which(shell)]
 
@@ -120,3 +128,71 @@ def test_env_values_arrive_byte_exact(value: str, script_tail: str) -> None:
     result = run_locally(command.argv, command.stdin)
     assert result.returncode == 0, result.stderr
     assert result.stdout == value.encode()
+
+
+ALL_SHELLS = [path for path in (shutil.which(name) for name in ("dash", "bash", "mksh", "zsh")) if path]
+if shutil.which("busybox"):
+    ALL_SHELLS.append("busybox-ash")
+
+
+def shell_argv(shell: str, argv: tuple[str, ...]) -> tuple[str, ...]:
+    """``argv`` with its shell replaced by ``shell`` (busybox runs its ash as ``busybox ash``)."""
+    if shell == "busybox-ash":
+        return (str(shutil.which("busybox")), "ash", *argv[1:])
+    return (shell, *argv[1:])
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+@settings(max_examples=40, deadline=None)
+@given(text=text_without_nul, trailing=st.sampled_from(["", "\\", "\\\n", "\n\n\n", "\\\\\n\n", "\r\n"]))
+@example(text="\\\n\ré" * CHUNK_CHARS, trailing="\\\n")  # several payload lines
+def test_loader_hands_over_the_exact_text(shell: str, text: str, trailing: str) -> None:
+    # The loader as it is, except that it prints the text it would eval.
+    assert LOADER.endswith('eval "$__podmagic_script"')
+    printing = LOADER.removesuffix('eval "$__podmagic_script"') + 'printf %s "$__podmagic_script"'
+    source = text + trailing
+    result = run_locally(shell_argv(shell, ("sh", "-c", printing)), encode_payload(source))
+    assert (result.returncode, result.stdout) == (0, source.encode()), result.stderr
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_a_payload_cut_short_runs_nothing(shell: str) -> None:
+    source = "echo ran\n" + "#" + "x" * (2 * CHUNK_CHARS) + "\necho end\n"
+    payload = encode_payload(source)
+    lines = payload.splitlines(keepends=True)
+    assert len(lines) == 4  # three chunks and the empty end line
+    for cut in (len(b"".join(lines[:3])), len(b"".join(lines[:1])), 5, 0):
+        result = run_locally(shell_argv(shell, ("sh", "-c", LOADER)), payload[:cut])
+        assert result.returncode == LOADER_EXIT
+        assert result.stdout == b""
+        assert result.stderr.endswith(
+            b"podmagic: the script did not arrive whole over stdin; nothing of it ran\n")
+
+
+@pytest.mark.parametrize("shell", ALL_SHELLS)
+def test_user_stdin_follows_the_payload_under_every_shell(shell: str) -> None:
+    command = build_command(script="cat; echo done", env={"A": "1"}, stdin=b"line1\nline2")
+    result = run_locally(shell_argv(shell, command.argv), command.stdin)
+    assert result.stdout == b"line1\nline2done\n"
+
+
+def test_script_too_long_for_a_url_once_encoded_goes_over_stdin() -> None:
+    script = "echo '" + "é" * 1200 + "'"  # 2.4 KB, but 7 KB percent-encoded
+    assert len(script.encode()) < INLINE_SCRIPT_LIMIT
+    assert build_command(script=script).via_stdin
+    assert not build_command(script="echo " + "a" * 4000).via_stdin
+
+
+@pytest.mark.parametrize("where", ["script", "env"])
+def test_text_with_a_lone_surrogate_is_a_clear_error(where: str) -> None:
+    kwargs = {"script": "echo \udcff"} if where == "script" else {"script": "true", "env": {"V": "\udcff"}}
+    with pytest.raises(ValueError, match="lone surrogate"):
+        build_command(**kwargs)  # type: ignore[arg-type]
+
+
+def test_loader_prints_the_transport_marker() -> None:
+    # The format inside the loader must print exactly what the client waits for.
+    start = LOADER.index("printf '") + len("printf '")
+    fmt = LOADER[start:LOADER.index("'", start)]
+    result = subprocess.run(["sh", "-c", f"printf '{fmt}'"], capture_output=True, check=True)
+    assert result.stdout == READY_MARKER
