@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from sandbox_client import api_client
 
 from podmagic.sandbox import ManifestError, Sandbox
-from sandbox_client import api_client
 from podmagic.sandbox.behaviour import BehaviourError
 from podmagic.selectors import LabelSelector, SelectorError
 

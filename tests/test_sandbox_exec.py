@@ -19,9 +19,9 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import WSMsgType
+from sandbox_client import api_client
 
 from podmagic.sandbox import Sandbox
-from sandbox_client import api_client
 
 pytestmark = pytest.mark.anyio
 

@@ -121,7 +121,7 @@ class Sandbox:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._start_async())
-            except BaseException as error:  # handed to the starting thread
+            except BaseException as error:  # noqa: BLE001 - handed to the starting thread, which re-raises it
                 started.set_exception(error)
                 loop.close()
                 return
@@ -228,7 +228,7 @@ class Sandbox:
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Sandbox:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

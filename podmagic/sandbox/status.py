@@ -113,7 +113,7 @@ def unauthorized() -> ApiFailure:
 
 def too_many_requests(retry_after: float) -> ApiFailure:
     """429 with a ``Retry-After`` header (whole seconds, at least 1, as the apiserver sends)."""
-    seconds = max(1, int(round(retry_after)))
+    seconds = max(1, round(retry_after))
     return ApiFailure(
         429,
         "TooManyRequests",
