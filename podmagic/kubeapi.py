@@ -23,6 +23,7 @@ backend or plain asyncio.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import errno
 import ipaddress
@@ -52,19 +53,30 @@ if TYPE_CHECKING:
     from .credentials import ClusterCredentials
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "PAGE_SIZE",
+    "READ_TIMEOUT",
     "RETRY_STATUSES",
     "WORKLOAD_KINDS",
     "Backoff",
     "KubeApi",
+    "Reach",
     "RetryPolicy",
     "describe_connect_error",
+    "describe_timeout",
     "is_certificate_error",
     "parse_retry_after",
 ]
 
 #: Items per page when listing (what kubectl asks for).
 PAGE_SIZE = 500
+
+#: Seconds to reach the API server: the TCP connect and the TLS handshake (through a proxy:
+#: its CONNECT too), retries of refused or reset connections included.
+CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for the API server's answer once a request is sent (its response headers,
+#: or an exec's upgrade), and then for each further piece of the answer.
+READ_TIMEOUT = 15.0
 
 #: Statuses that mean "try again later": throttling and a struggling server or proxy.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -133,14 +145,16 @@ class Backoff:
         self.policy = policy
         self.retries = 0
 
-    async def wait(self, retry_after: float | None = None) -> bool:
+    async def wait(self, retry_after: float | None = None, *,
+                   deadline: float | None = None) -> bool:
         """Sleep before the next retry and return True, or return False at once when no retry
-        is left: every attempt is used, or the wait would end past the deadline."""
+        is left: every attempt is used, or the wait would end past the deadline (the
+        policy's, or ``deadline`` if that is sooner)."""
         if self.retries + 1 >= self.policy.attempts:
             return False
         delay = self.policy.delay(self.retries + 1, retry_after)
-        deadline = self.policy.deadline
-        if deadline is not None and anyio.current_time() + delay >= deadline:
+        limits = [t for t in (self.policy.deadline, deadline) if t is not None]
+        if limits and anyio.current_time() + delay >= min(limits):
             return False
         self.retries += 1
         await anyio.sleep(delay)
@@ -239,6 +253,127 @@ def describe_connect_error(server: str, exc: BaseException,
 
 
 # --------------------------------------------------------------------------------------------
+# How far a request got, and its time limits
+# --------------------------------------------------------------------------------------------
+
+
+class Reach:
+    """How far one attempt to talk to the API server got, and the time it may take.
+
+    Steps, in order: ``credentials`` (obtaining the token, e.g. from an exec plugin),
+    ``connect`` (no connection yet: TCP connect, then TLS handshake), ``answer`` (the request
+    is sent, nothing has come back), ``body`` (the answer has begun), ``done``. Reaching the
+    server — every connect step — may take ``connect_timeout`` seconds; waiting for the
+    answer, and then for each further piece of it, ``read_timeout``. A cancel scope given to
+    :meth:`bind` gets its deadline moved as the steps advance, so one scope bounds every step
+    with its own limit; on a timeout, :meth:`stalled_step` says which step it was, in words
+    that match what happened (``describe_timeout``).
+    """
+
+    ORDER = ("credentials", "connect", "answer", "body", "done")
+
+    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.step = "credentials"
+        #: Whether the TCP connection stands (for a timeout in ``connect``: TCP or TLS?).
+        self.tcp = False
+        #: The sockets this attempt opened (see :meth:`tcp_connected`).
+        self.sockets: list[socket.socket] = []
+        #: Why the previous attempt failed, while waiting to retry.
+        self.last_failure: str | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def bind(self, scope: anyio.CancelScope | None, connect_deadline: float | None = None) -> None:
+        """Start a new attempt under ``scope``: it must reach the server by
+        ``connect_deadline`` (default: ``connect_timeout`` from now)."""
+        self._scope = scope
+        self.step = "connect"
+        self.tcp = False
+        self.sockets = []
+        if scope is not None:
+            scope.deadline = (connect_deadline if connect_deadline is not None
+                              else anyio.current_time() + self.connect_timeout)
+
+    def advance(self, step: str) -> None:
+        """Note that ``step`` was reached (never moves back within an attempt)."""
+        if self.ORDER.index(step) <= self.ORDER.index(self.step):
+            return
+        self.step = step
+        scope = self._scope
+        if scope is None:
+            return
+        if step in ("answer", "body"):
+            scope.deadline = anyio.current_time() + self.read_timeout
+        elif step == "done":
+            scope.deadline = math.inf
+
+    def tcp_connected(self) -> bool:
+        """Whether the TCP connection of this attempt stands (or stood until the timeout)."""
+        if self.tcp:
+            return True
+        for sock in self.sockets:
+            # The socket is still open when the timeout is handled: asyncio closes a
+            # cancelled connection's socket on a later turn of the loop.
+            try:
+                if sock.fileno() != -1:
+                    sock.getpeername()
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def stalled_step(self) -> str:
+        """The step a timeout cut: ``credentials``, ``tcp``, ``tls``, ``answer`` or ``body``."""
+        if self.step == "connect":
+            return "tls" if self.tcp_connected() else "tcp"
+        return self.step
+
+    def limit(self, step: str) -> float:
+        """The seconds ``step`` (as :meth:`stalled_step` names it) was allowed."""
+        return self.read_timeout if step in ("answer", "body") else self.connect_timeout
+
+
+def describe_timeout(server: str, step: str, seconds: float | None, *, what: str = "request",
+                     proxy: bool = False, https: bool = True) -> tuple[str, str]:
+    """``(message, hint)`` for a step of a request to ``server`` that did not finish in time.
+
+    ``step`` is :meth:`Reach.stalled_step`'s; ``seconds`` the limit that ran out (``None``:
+    leave the time out of the words); ``what`` names the request ("request", "exec upgrade").
+    """
+    where = _display_server(server)
+    within = f" within {seconds:g}s" if seconds is not None else ""
+    for_ = f" for {seconds:g}s" if seconds is not None else ""
+    hint = "check that the cluster is reachable (network, VPN, firewall or proxy)"
+    if step in ("tcp", "tls", "connect") and proxy:
+        message = f"no connection to {where} through the proxy{within}"
+        hint = ("check the proxy (proxy-url in the kubeconfig, or HTTPS_PROXY) and that it can "
+                "reach the cluster")
+    elif step == "tcp" or (step == "tls" and not https):
+        message = f"no TCP connection to {where}{within}"
+    elif step in ("tls", "connect"):
+        message = (f"{where} accepted the TCP connection but the TLS handshake did not finish"
+                   f"{within}")
+        hint = ("check that the server address is the API server's https URL, and for a "
+                "firewall or proxy that holds connections")
+    elif step == "answer":
+        message = f"{where} accepted the {what} but sent no answer{within}"
+        hint = ("the API server (or a proxy in front of it) is stuck or overloaded; check the "
+                "cluster's health, and that the address is the API server's")
+    elif step == "body":
+        message = f"{where} began answering the {what}, then sent nothing more{for_}"
+        hint = ("the API server (or a proxy in front of it) stalled; try again, and check the "
+                "cluster's health")
+    elif step == "credentials":
+        message = f"the credentials for {where} were not ready{within}"
+        hint = "check the kubeconfig user's exec plugin or token source"
+    else:
+        message = f"no answer from {where}{within}"
+    return message, hint
+
+
+# --------------------------------------------------------------------------------------------
 # The client
 # --------------------------------------------------------------------------------------------
 
@@ -272,6 +407,35 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+#: The :class:`Reach` of the request being made in this context (for the socket factory).
+_REACH: contextvars.ContextVar[Reach | None] = contextvars.ContextVar("podmagic_reach",
+                                                                      default=None)
+
+
+def _socket_factory(addr_info: Any) -> socket.socket:
+    """A socket for aiohttp's connector, remembered by the request's :class:`Reach`: on a
+    connect timeout, whether it is connected tells a stalled TLS handshake from a TCP one."""
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    reach = _REACH.get()
+    if reach is not None:
+        reach.sockets.append(sock)
+    return sock
+
+
+async def _on_connection_ready(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    reach = getattr(context, "trace_request_ctx", None)
+    if isinstance(reach, Reach):
+        reach.tcp = True
+        reach.advance("answer")
+
+
+_TRACE = aiohttp.TraceConfig()
+_TRACE.on_connection_create_end.append(_on_connection_ready)
+_TRACE.on_connection_reuseconn.append(_on_connection_ready)
+_TRACE.freeze()
+
+
 class KubeApi:
     """The Kubernetes API of one cluster: REST reads and what exec connections need.
 
@@ -283,8 +447,13 @@ class KubeApi:
         credentials: where the server is and how to authenticate.
         retry: the default :class:`RetryPolicy` (methods take a per-call one too).
         limit: the most simultaneous HTTP connections in the pool.
-        connect_timeout: seconds to open a TCP+TLS connection.
-        read_timeout: seconds to wait for more of a response before giving up on it.
+        connect_timeout: seconds to reach the server — TCP connect and TLS handshake —
+            retries of refused or reset connections included (default 10).
+        read_timeout: seconds to wait for the answer once a request is sent, and then for
+            each further piece of it (default 15).
+
+    A timeout is never retried: the server had its chance, and retrying would multiply the
+    wait. The error says which step stalled and for how long (see :class:`Reach`).
     """
 
     def __init__(
@@ -293,8 +462,8 @@ class KubeApi:
         *,
         retry: RetryPolicy | None = None,
         limit: int = 64,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.credentials = credentials
         self.retry = retry if retry is not None else RetryPolicy()
@@ -347,12 +516,13 @@ class KubeApi:
                     hint="use an http:// proxy (proxy-url in the kubeconfig or HTTPS_PROXY)",
                 )
             connector = aiohttp.TCPConnector(ssl=self.credentials.ssl_context(),
-                                             limit=self.limit)
+                                             limit=self.limit, socket_factory=_socket_factory)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout,
                                               sock_read=self.read_timeout),
                 headers={"Accept": "application/json", "User-Agent": self.user_agent},
+                trace_configs=[_TRACE],
             )
             self._loop = loop
         elif self._loop is not loop:
@@ -389,25 +559,49 @@ class KubeApi:
         backoff = (retry or self.retry).start()
         url = URL(self.url(path, params), encoded=True)
         reauthenticated = False
+        reach = Reach(self.connect_timeout, self.read_timeout)
+        # Reaching the server has one budget, however many refused or reset connections are
+        # retried; it starts again once the server has answered (a 429 or a 503).
+        reach_by: float | None = None
         while True:
+            reach.step = "credentials"
             headers = await self.credentials.auth_headers()
+            if reach_by is None:
+                reach_by = anyio.current_time() + self.connect_timeout
+            failure: BaseException | None = None
+            token = _REACH.set(reach)
             try:
-                # No redirects: they could carry the Authorization header to another host,
-                # and the API server does not redirect reads.
-                async with session.get(url, headers=headers, proxy=self.proxy,
-                                       allow_redirects=False) as response:
-                    status = response.status
-                    body = await response.read()
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
-                    TimeoutError, asyncio.TimeoutError) as exc:
+                with anyio.CancelScope() as scope:
+                    reach.bind(scope, reach_by)
+                    try:
+                        # No redirects: they could carry the Authorization header to another
+                        # host, and the API server does not redirect reads.
+                        async with session.get(url, headers=headers, proxy=self.proxy,
+                                               allow_redirects=False,
+                                               trace_request_ctx=reach) as response:
+                            reach.advance("body")
+                            status = response.status
+                            body = await response.read()
+                            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        reach.advance("done")
+                    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                            TimeoutError, asyncio.TimeoutError) as exc:
+                        failure = exc
+            finally:
+                _REACH.reset(token)
+            if scope.cancelled_caught or isinstance(failure, (TimeoutError, asyncio.TimeoutError)):
+                step = reach.stalled_step()
+                message, hint = describe_timeout(self.server, step, reach.limit(step),
+                                                 proxy=bool(self.proxy), https=self._https)
+                raise ConfigError(f"{what}: {message}", hint=hint) from None
+            if failure is not None:
                 # A GET is safe to repeat, so a dropped connection is retried too; an
                 # untrusted certificate will not fix itself.
-                if not is_certificate_error(exc) and await backoff.wait():
+                if not is_certificate_error(failure) and await backoff.wait(deadline=reach_by):
                     continue
-                message, hint = describe_connect_error(self.server, exc,
-                                                       timeout=self.connect_timeout)
+                message, hint = describe_connect_error(self.server, failure)
                 raise ConfigError(f"{what}: {message}", hint=hint) from None
+            reach_by = None
             if status < 300:
                 return _json_object(body, status, what)
             if status == 401 and not reauthenticated:
