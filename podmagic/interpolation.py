@@ -98,18 +98,24 @@ class Placeholder(NamedTuple):
     raw: bool
 
 
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
-    """The shell text of ``template``, with each placeholder replaced by its value's words."""
+def interpolate(template: str, namespace: Mapping[str, Any], *, shell: str | None = None) -> str:
+    """The shell text of ``template``, with each placeholder replaced by its value's words.
+
+    ``shell`` is the program that will run the text. ``bash``, ``zsh``, ``mksh`` or ``ksh``
+    (any path) is read in its own dialect and ``dash`` in the POSIX one; anything else,
+    including ``/bin/sh`` (which may be any of them) and None, in both.
+    """
     tokens = _tokenize(template)
     if not tokens:
         return template
     placeholders = [t.placeholder for t in tokens if t.placeholder is not None]
     # Check everything before evaluating anything: expressions may have side effects.
     codes = [_compile_or_raise(template, p) for p in placeholders]
-    contexts = _shell_contexts(template, tokens)
+    contexts = _shell_contexts(template, tokens, _dialects(shell))
     for p in placeholders:
-        if not p.raw and p.start in contexts:
-            raise _context_error(template, p, contexts[p.start])
+        where = contexts.get(p.start)
+        if not p.raw and where is not None and any(k not in _NUMERIC for k in where.kinds):
+            raise _context_error(template, p, where)
 
     scope = dict(namespace)
     values = iter(codes)
@@ -120,7 +126,10 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
         if token.placeholder is None:
             out.append("{{")
         else:
-            out.append(_render(template, token.placeholder, next(values), scope))
+            placeholder = token.placeholder
+            out.append(
+                _render(template, placeholder, next(values), scope, contexts.get(placeholder.start))
+            )
         pos = token.end
     out.append(template[pos:])
     return "".join(out)
@@ -232,173 +241,978 @@ def _compile_or_raise(template: str, p: Placeholder) -> CodeType:
 
 
 # -- where placeholders stand, as the shell reads it ----------------------------------------
+#
+# The pod's /bin/sh may be dash, bash (RHEL's /bin/sh), busybox ash, mksh or zsh, and they
+# read the same text differently: dash has no $'...', $[...], [[ or ((, the others do. So the
+# template is read twice, once per dialect, and a placeholder must be a plain word in both.
+# A plain word is still not enough where the shell reads a word as code, as a variable name
+# or as arithmetic (bash, mksh and zsh evaluate array subscripts inside arithmetic, and a
+# subscript may hold $(...)): those positions are found per command, below.
 
 # After one of these (or at the very start), a ``#`` begins a comment.
 _WORD_BREAK = " \t\n;&|()<>"
 # ``$`` followed by one of these is a special parameter such as ``$$`` or ``$#``.
 _SPECIAL_PARAMETERS = "$#?!-@*0123456789"
+_DIALECTS = ("extended", "posix")  # the extended reading first: its messages are more precise
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# Where only an integer is safe: the text is evaluated as arithmetic. An ``int`` value is
+# inserted there as its digits, anything else is refused.
+_NUMERIC = frozenset({"arith", "subscript", "offset", "cond-arith", "assign-int", "let"})
+
+# Words that start a compound command or prefix a command: the next word is in command position.
+_RESERVED = frozenset(
+    {
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "do",
+        "done",
+        "while",
+        "until",
+        "{",
+        "}",
+        "!",
+        "time",
+        "function",
+        "coproc",
+        "noglob",
+        "nocorrect",
+        "-",
+        "esac",
+    }
+)
+# Builtins that run another command, with options of their own: command eval ..., exec read ...
+_PREFIXES = frozenset({"command", "builtin", "exec", "nohup", "nice", "env"})
+# Builtins of dash, bash, busybox ash, mksh and zsh (and their keywords) whose arguments are
+# only ever plain text, as long as the rules in _check_command hold (printf without -v...).
+_SAFE_BUILTINS = frozenset(
+    {
+        "echo",
+        "printf",
+        "print",
+        "cat",
+        "sleep",
+        "cd",
+        "chdir",
+        "pwd",
+        ":",
+        "true",
+        "false",
+        "kill",
+        "wait",
+        "exit",
+        "return",
+        "break",
+        "continue",
+        "type",
+        "whence",
+        "where",
+        "which",
+        "hash",
+        "realpath",
+        "umask",
+        "times",
+        "set",
+        "test",
+        "[",
+        "[[",
+    }
+)
+# Every other builtin (or keyword) of the five shells: an argument may be read as code (eval,
+# trap, alias, source, emulate -c, mapfile -C, compgen -W), as a variable name (read, getopts,
+# unset, printf -v), as a number evaluated as arithmetic (let, shift, ulimit, read -t in zsh,
+# typeset -Z), or be reused later (alias, bind, complete). Refused as a whole.
+_BUILTINS = frozenset(
+    [
+        ".",
+        "alias",
+        "autoload",
+        "bg",
+        "bind",
+        "bindkey",
+        "bye",
+        "caller",
+        "compgen",
+        "complete",
+        "compopt",
+        "declare",
+        "dirs",
+        "disable",
+        "disown",
+        "emulate",
+        "enable",
+        "eval",
+        "export",
+        "fc",
+        "fg",
+        "float",
+        "functions",
+        "getln",
+        "getopts",
+        "global",
+        "help",
+        "history",
+        "integer",
+        "jobs",
+        "let",
+        "limit",
+        "local",
+        "log",
+        "logout",
+        "mapfile",
+        "popd",
+        "private",
+        "pushd",
+        "pushln",
+        "r",
+        "read",
+        "readarray",
+        "readonly",
+        "rehash",
+        "rename",
+        "repeat",
+        "sched",
+        "select",
+        "setopt",
+        "shift",
+        "shopt",
+        "source",
+        "suspend",
+        "trap",
+        "ttyctl",
+        "typeset",
+        "ulimit",
+        "unalias",
+        "unfunction",
+        "unhash",
+        "unlimit",
+        "unset",
+        "unsetopt",
+        "vared",
+        "zcompile",
+        "zformat",
+        "zle",
+        "zmodload",
+        "zparseopts",
+        "zregexparse",
+        "zstyle",
+        "zpty",
+        "ztcp",
+        "zsocket",
+        "foreach",
+    ]
+)
+# Builtins whose ``NAME=value`` arguments are assignments (the value part is a plain word).
+_DECLARE = frozenset(
+    {"declare", "typeset", "local", "export", "readonly", "integer", "float", "private", "global"}
+)
+# Shells: their -c argument is code, and so is a value read as one of their options.
+_SHELLS = frozenset(
+    {
+        "sh",
+        "bash",
+        "dash",
+        "ash",
+        "zsh",
+        "mksh",
+        "lksh",
+        "ksh",
+        "ksh93",
+        "pdksh",
+        "yash",
+        "posh",
+        "rbash",
+        "busybox",
+        "fish",
+        "csh",
+        "tcsh",
+        "su",
+        "runuser",
+    }
+)
+# Programs that join their arguments into one command line for a shell.
+_JOINERS = frozenset({"ssh", "watch"})
+# Test operators that evaluate their operands as arithmetic (mksh and zsh in test/[, bash in
+# [[ ]] and test) or as a variable name with a subscript (-v).
+_TEST_ARITHMETIC = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"})
+# Variables that some shell treats as integers (assignments are arithmetic) or runs as code.
+_INTEGER_VARIABLES = frozenset(
+    [
+        "RANDOM",
+        "SECONDS",
+        "OPTIND",
+        "HISTCMD",
+        "COLUMNS",
+        "LINES",
+        "TMOUT",
+        "PPID",
+        "USER_ID",
+        "LINENO",
+        "HISTSIZE",
+        "SHLVL",
+        "EPOCHSECONDS",
+        "KEYTIMEOUT",
+        "LISTMAX",
+        "SAVEHIST",
+        "ERRNO",
+        "TRY_BLOCK_ERROR",
+        "TRY_BLOCK_INTERRUPT",
+        "UID",
+        "EUID",
+        "GID",
+        "EGID",
+        "TTYIDLE",
+        "DIRSTACKSIZE",
+        "MAILCHECK",
+        "PERIOD",
+        "OPTERR",
+        "HISTFILESIZE",
+        "COMP_CWORD",
+        "COMP_POINT",
+        "COMP_TYPE",
+        "COMP_KEY",
+        "BASH_XTRACEFD",
+        "BASH_SUBSHELL",
+        "SRANDOM",
+        "LOGCHECK",
+    ]
+)
+_CODE_VARIABLES = frozenset(
+    [
+        "PS1",
+        "PS2",
+        "PS3",
+        "PS4",
+        "PROMPT",
+        "PROMPT2",
+        "PROMPT3",
+        "PROMPT4",
+        "RPROMPT",
+        "RPROMPT2",
+        "RPS1",
+        "RPS2",
+        "SPROMPT",
+        "PROMPT_COMMAND",
+        "BASH_ENV",
+        "ENV",
+        "FPATH",
+        "fpath",
+    ]
+)
+# A script that declares integer variables (declare -i n, typeset -i, integer, float; also
+# -E/-F floats in zsh) makes every assignment to them arithmetic. Which assignments reach them
+# is not known statically (loops, functions), so then every assignment counts.
+_INTEGER_DECLARATION = re.compile(
+    r"(?<![\w./-])(?:integer|float)(?![\w.-])"
+    r"|(?<![\w./-])(?:declare|typeset|local|readonly|export|private)"
+    r"(?:[ \t]+[-+][A-Za-z]*)*[ \t]+[-+][A-Za-z]*[iEF]"
+)
+_ALIAS_DEFINITION = re.compile(r"(?<![\w./-])alias[ \t]+(?:-\S*[ \t]+)*([^\s=;&|()<>'\"]+)=")
+
+
+class _Where(NamedTuple):
+    """Why a placeholder is not free: the kinds of position it stands in, in order found."""
+
+    kinds: tuple[str, ...]
+    one_word: bool  # a list there would put words where the shell reads names or commands
+
+
+@dataclass
+class _Word:
+    start: int
+    holes: list[int] = field(default_factory=list)  # placeholders in it, also in its $(...)
+    direct: list[int] = field(default_factory=list)  # placeholders in it, not in a $(...)
+    dynamic: bool = False  # it holds $, ` or a placeholder: its text is not known here
+    end: int = -1
 
 
 @dataclass
 class _Frame:
-    # cmd (unquoted, also $(...)), param (${...}), arith ($((...)) or ((...))), sq ('...'),
-    # dq ("..."), ansi ($'...'), bq (`...`), comment, heredoc (a here-document body)
+    # cmd (unquoted, also $(...) and <(...)), param (${...}), arith ($((...)), ((...)), $[...]),
+    # subscript (a[...]), array (a=(...)), glob (*(...) and the like), sq ('...'), dq ("..."),
+    # ansi ($'...'), bq (`...`), comment, heredoc (a here-document body)
     kind: str
-    depth: int = 0  # unclosed "(" in cmd and arith frames: a subshell's ")" closes no frame
+    depth: int = 0  # unclosed "(" (or "[" in $[...]): a subshell's ")" closes no frame
     heredocs: list[tuple[str, bool]] = field(default_factory=list)  # bodies due after newline
     delimiter: str = ""  # heredoc: the line that ends the body
     strip_tabs: bool = False  # heredoc from <<-: the delimiter line may start with tabs
+    close: str = ""  # arith: "))" or "]"
+    # cmd frames: the simple command being read
+    words: list[_Word] = field(default_factory=list)
+    word: _Word | None = None
+    target: bool = False  # the next word is a redirection target, not an argument
+    cond: bool = False  # inside [[ ... ]]
+    skip: int = 0  # words to drop: the name after "function"
+    cases: list[str] = field(default_factory=list)  # per open case: subject, in, pattern, body
+    # param frames
+    part: str = "name"  # name, offset, assign, word
+    name_end: int = -1
 
 
-def _heredoc_word(template: str, i: int, tokens: Mapping[int, _Token]) -> tuple[str, int]:
-    """The delimiter of a here-document whose ``<<`` ends just before ``i``, quotes removed."""
-    while i < len(template) and template[i] in " \t":
-        i += 1
-    word: list[str] = []
-    while i < len(template) and template[i] not in _WORD_BREAK:
-        if i in tokens:
-            # A delimiter made from a placeholder is unknown here: no line ends the body, so
-            # every later {{expr}} counts as inside it. Refusing beats guessing.
-            return "\n", i
-        ch = template[i]
-        if ch in "'\"":
-            close = template.find(ch, i + 1)
-            close = len(template) if close < 0 else close
-            word.append(template[i + 1 : close])
-            i = close + 1
-        elif ch == "\\" and i + 1 < len(template):
-            word.append(template[i + 1])
-            i += 2
-        else:
-            word.append(ch)
-            i += 1
-    return "".join(word), i
+class _Reader:
+    """One reading of a template in one dialect: where each placeholder stands."""
 
+    def __init__(self, template: str, at: Mapping[int, _Token], dialect: str) -> None:
+        self.t = template
+        self.at = at
+        self.extended = dialect == "extended"
+        self.kinds: dict[int, list[str]] = {}
+        self.one_word: set[int] = set()
+        self.integers = _INTEGER_DECLARATION.search(template) is not None
+        self.aliases = set(_ALIAS_DEFINITION.findall(template))
+        self.stack = [_Frame("cmd")]
 
-def _shell_contexts(template: str, tokens: list[_Token]) -> dict[int, str]:
-    """For each placeholder not in plain unquoted shell text: its start → the frame kind."""
-    at = {t.start: t for t in tokens}
-    found: dict[int, str] = {}
-    stack = [_Frame("cmd")]
-    after_dollar = -1  # a placeholder starting here follows an active "$"
-    i, n = 0, len(template)
+    def refuse(self, hole: int, kind: str) -> None:
+        self.kinds.setdefault(hole, []).append(kind)
 
-    def word_start(k: int) -> bool:
-        return k == 0 or template[k - 1] in _WORD_BREAK
+    # -- words and commands ---------------------------------------------------------------
 
-    while i < n:
-        top = stack[-1]
-        if top.kind == "heredoc" and (i == 0 or template[i - 1] == "\n"):
-            eol = template.find("\n", i)
-            eol = n if eol < 0 else eol
-            line = template[i:eol]
-            if (line.lstrip("\t") if top.strip_tabs else line) == top.delimiter:
-                stack.pop()
-                i = eol + 1
-                continue
-        token = at.get(i)
-        if token is not None:
-            if token.placeholder is not None:
-                kind = "dollar" if i == after_dollar else _innermost(stack)
-                if kind is not None:
-                    found[i] = kind
-            i = token.end
-            continue
+    def start_word(self, frame: _Frame, i: int) -> _Word:
+        if frame.word is None:
+            frame.word = _Word(i)
+        return frame.word
 
-        ch, kind = template[i], top.kind
-        if kind == "heredoc":
-            i += 1
-        elif kind == "comment":
-            if ch == "\n":
-                stack.pop()  # the newline itself is read again: it may start here-doc bodies
-            else:
-                i += 1
-        elif kind == "sq":
-            if ch == "'":
-                stack.pop()
-            i += 1
-        elif ch == "\\":
-            # An escaped character is not special; but never swallow the start of a token.
-            i += 1 if i + 1 in at else 2
-        elif kind in ("ansi", "bq"):
-            if ch == ("'" if kind == "ansi" else "`"):
-                stack.pop()
-            i += 1
-        elif ch == "$":
-            nxt = template[i + 1 : i + 2]
-            if i + 1 in at:
-                after_dollar, i = i + 1, i + 1
-            elif template.startswith("((", i + 1):
-                stack.append(_Frame("arith"))
-                i += 3
-            elif nxt in ("(", "{") or (nxt == "'" and kind != "dq"):
-                stack.append(_Frame({"(": "cmd", "{": "param", "'": "ansi"}[nxt]))
+    def plain(self, word: _Word) -> str | None:
+        """The word's text with quotes removed, or None when it is not known here."""
+        if word.dynamic:
+            return None
+        text, out, i = self.t[word.start : word.end], [], 0
+        while i < len(text):
+            ch = text[i]
+            if ch in "'\"":
+                close = text.find(ch, i + 1)
+                close = len(text) if close < 0 else close
+                out.append(text[i + 1 : close])
+                i = close + 1
+            elif ch == "\\":
+                out.append(text[i + 1 : i + 2])
                 i += 2
             else:
-                i += 2 if nxt and nxt in _SPECIAL_PARAMETERS else 1
-        elif ch == "`":
-            stack.append(_Frame("bq"))
+                out.append(ch)
+                i += 1
+        return "".join(out)
+
+    def end_word(self, frame: _Frame, i: int) -> None:
+        word, frame.word = frame.word, None
+        if word is None:
+            return
+        word.end = i
+        if frame.target:
+            # A redirection target: a file name, but a list there would add arguments.
+            frame.target = False
+            self.one_word.update(word.direct)
+            return
+        if self.t[i : i + 1] in ("<", ">") and re.fullmatch(
+            r"[0-9]+|\{\w+\}", self.t[word.start : i]
+        ):
+            return  # the 2 of 2>&1: an IO number, not a word
+        text = self.plain(word)
+        if frame.cases and frame.cases[-1] != "body":
+            state = frame.cases[-1]
+            if state == "subject":
+                frame.cases[-1] = "in"
+            elif state == "in":
+                frame.cases[-1] = "pattern"
+            elif text == "esac" and not frame.words:
+                frame.cases.pop()
+            return  # the subject and the patterns are plain words, never arguments
+        if not frame.words and not frame.cond:
+            if text == "case":
+                frame.cases.append("subject")
+                return
+            if text == "esac" and frame.cases:
+                frame.cases.pop()
+                return
+            if text in _RESERVED:
+                top_skip = text == "function"
+                frame.skip = 1 if top_skip else 0
+                return
+            if frame.skip:
+                frame.skip = 0  # the name after "function"
+                return
+            if text == "[[" and self.extended:
+                frame.cond = True
+        frame.words.append(word)
+        if frame.cond and text == "]]":
+            self.end_command(frame)
+
+    def end_command(self, frame: _Frame) -> None:
+        words, cond = frame.words, frame.cond
+        frame.words, frame.cond, frame.target = [], False, False
+        if words:
+            self.check_command(words, cond)
+
+    def assignment_value(self, name: str, word: _Word, value_start: int, integer: bool) -> None:
+        for hole in word.holes:
+            if hole < value_start:
+                continue
+            self.one_word.add(hole)
+            if name in _CODE_VARIABLES:
+                self.refuse(hole, f"assign-code:{name}")
+            elif integer or self.integers or name in _INTEGER_VARIABLES:
+                self.refuse(hole, "assign-int")
+
+    def assignment(self, word: _Word) -> re.Match[str] | None:
+        return _ASSIGNMENT.match(self.t, word.start, word.end)
+
+    def assignable(self, frame: _Frame) -> bool:
+        """Whether a word starting now may be an assignment (whose a[...] is arithmetic)."""
+        for w in frame.words:
+            if self.assignment(w) is None:
+                return self.plain(w) in _DECLARE
+        return True
+
+    def check_command(self, words: list[_Word], cond: bool) -> None:
+        plain = [self.plain(w) for w in words]
+        i, n = 0, len(words)
+        while i < n and (match := self.assignment(words[i])) is not None:
+            self.assignment_value(match.group(1), words[i], match.end(), integer=False)
             i += 1
-        elif kind == "dq":
+        if i == n:
+            return
+        if cond:  # [[ ... ]]
+            self.check_test(words[i + 1 :], plain[i + 1 :], single=False)
+            return
+        while i < n and plain[i] in _PREFIXES:
+            prefix = plain[i]
+            i += 1
+            while i < n and (plain[i] or "").startswith("-") and plain[i] != "-":
+                if prefix == "command" and plain[i] in ("-v", "-V"):
+                    return  # only looks the name up
+                i += 2 if prefix == "exec" and plain[i] == "-a" else 1
+            # env NAME=value cmd: the assignments are plain arguments for env
+            while prefix == "env" and i < n and self.assignment(words[i]) is not None:
+                i += 1
+        if i >= n:
+            return
+        name, args, arg_plain = plain[i], words[i + 1 :], plain[i + 1 :]
+        holes = [h for w in args for h in w.holes]
+
+        def refuse_all(kind: str, among: list[int] = holes) -> None:
+            for hole in among:
+                self.refuse(hole, kind)
+
+        if name is None:
+            if words[i].direct:  # the command's name is a value: its arguments are unknown
+                self.one_word.update(words[i].direct)
+                refuse_all("dynamic")
+            elif words[i].holes:
+                refuse_all("dynamic", words[i].holes + holes)
+        elif name in self.aliases:
+            refuse_all(f"alias:{name}")
+        elif name in ("test", "[") or name == "[[":  # [[ here: the posix reading (busybox's test)
+            self.check_test(args, arg_plain, single=True)
+        elif name in ("printf", "print", "set"):
+            self.check_options(name, args, arg_plain)
+        elif name in _SAFE_BUILTINS:
+            pass
+        elif name in _DECLARE:
+            self.check_declare(name, args, arg_plain)
+        elif name in ("for", "select"):
+            self.check_for(args, arg_plain)
+        elif name == "let":
+            refuse_all("let")
+        elif name in _BUILTINS:
+            refuse_all(f"builtin:{name}")
+        else:
+            self.check_program(words[i:], plain[i:])
+
+    def check_options(self, name: str, args: list[_Word], plain: list[str | None]) -> None:
+        """printf, print, set: a value before the first literal operand could be an option
+        (printf -v NAME, print -u N, set -o NAME), so values may only follow one."""
+        print_options = {"-r", "-n", "-l", "-N", "-R", "-e", "-E"}
+        operand = False
+        for word, text in zip(args, plain, strict=True):
+            if operand:
+                continue
+            if word.holes:
+                for hole in word.holes:
+                    self.refuse(hole, f"option:{name}")
+                continue
+            assert text is not None
+            if text == "--":
+                operand = True
+            elif text[:1] in "-+" and len(text) > 1:
+                if name != "set" and (
+                    text == "-v" or (name == "print" and text not in print_options)
+                ):
+                    for hole in [h for w in args for h in w.holes]:
+                        self.refuse(hole, f"builtin:{name} {text}")
+                    return
+            else:
+                operand = True
+
+    def check_test(self, args: list[_Word], plain: list[str | None], single: bool) -> None:
+        if any(text in _TEST_ARITHMETIC for text in plain):
+            for word in args:
+                for hole in word.holes:
+                    self.refuse(hole, "cond-arith")
+            return
+        if not single:
+            return  # [[ ]] reads its operators before expanding, so a value is never one
+        previous: _Word | None = None
+        for word in args:
+            self.one_word.update(word.direct)
+            nested = [h for h in word.holes if h not in word.direct]
+            if nested or (word.holes and previous is not None and previous.holes):
+                # Word splitting of $(...), or two values side by side: a value could become
+                # an operator (-eq, -v) with the other as its operand.
+                for hole in word.holes + (previous.holes if previous else []):
+                    self.refuse(hole, "test-operator")
+            previous = word
+
+    def check_declare(self, name: str, args: list[_Word], plain: list[str | None]) -> None:
+        integer = name in ("integer", "float")
+        options = True
+        for word, text in zip(args, plain, strict=True):
+            if options and text is not None and text[:1] in "-+" and len(text) > 1:
+                if text == "--":
+                    options = False
+                integer = integer or bool(re.search(r"[iEF]", text))
+                continue
+            if options and word.holes and self.assignment(word) is None:
+                for hole in word.holes:
+                    self.refuse(hole, f"option:{name}")
+                continue
+            options = False
+            match = self.assignment(word)
+            if match is None:
+                for hole in word.holes:
+                    self.refuse(hole, "name")
+            else:
+                self.assignment_value(match.group(1), word, match.end(), integer)
+
+    def check_for(self, args: list[_Word], plain: list[str | None]) -> None:
+        if not args:
+            return
+        for hole in args[0].holes:
+            self.refuse(hole, "name")
+        variable = plain[0] or ""
+        for word in args[1:]:
+            for hole in word.holes:
+                if variable in _CODE_VARIABLES:
+                    self.refuse(hole, f"assign-code:{variable}")
+                elif self.integers or variable in _INTEGER_VARIABLES:
+                    self.refuse(hole, "assign-int")
+
+    def check_program(self, words: list[_Word], plain: list[str | None]) -> None:
+        """An external program: plain arguments, unless it hands them to a shell."""
+        for j, text in enumerate(plain):
+            base = text.rsplit("/", 1)[-1] if text else None
+            if base in _JOINERS:
+                for word in words[j + 1 :]:
+                    for hole in word.holes:
+                        self.refuse(hole, f"joiner:{base}")
+                return
+            if base in _SHELLS:
+                self.check_shell(base, words[j + 1 :], plain[j + 1 :])
+                return
+
+    def check_shell(self, shell: str, args: list[_Word], plain: list[str | None]) -> None:
+        """sh [options] [code or script] [arguments]: values only among the arguments."""
+        takes_value = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
+        skip = False
+        options = True
+        for word, text in zip(args, plain, strict=True):
+            if not word.holes and text is not None and options and (skip or text[:1] in "-+"):
+                if skip:
+                    skip = False
+                elif text == "--":
+                    options = False
+                else:
+                    skip = text in takes_value
+                continue
+            if word.holes:
+                for hole in word.holes:
+                    self.refuse(hole, f"shell:{shell}")
+                continue
+            return  # the first literal operand: code or script; what follows is arguments
+
+    # -- the scan -------------------------------------------------------------------------
+
+    def hole(self, i: int, after_dollar: bool) -> None:
+        if after_dollar:
+            self.refuse(i, "dollar")
+        crossed = False  # passed a command frame: quotes further out do not apply
+        innermost = True  # only param frames so far: their part (name, offset...) applies
+        for frame in reversed(self.stack):
+            kind = frame.kind
+            if kind not in ("param", "array"):
+                innermost = False
+            if kind == "cmd":
+                word = frame.word
+                if word is not None:
+                    word.holes.append(i)
+                    word.dynamic = True
+                    if not crossed:
+                        word.direct.append(i)
+                crossed = True
+            elif kind in ("arith", "subscript", "glob"):
+                self.refuse(i, kind)  # even through $(...): its output is evaluated there
+            elif kind == "param":
+                if innermost and frame.part in ("name", "offset"):
+                    self.refuse(i, "param-name" if frame.part == "name" else "offset")
+                elif innermost and frame.part == "assign":
+                    name = self.t[self.param_name_start(frame) : max(frame.name_end, 0)]
+                    self.one_word.add(i)
+                    if name in _CODE_VARIABLES:
+                        self.refuse(i, f"assign-code:{name}")
+                    elif self.integers or name in _INTEGER_VARIABLES:
+                        self.refuse(i, "assign-int")
+            elif kind == "array":
+                pass
+            elif not crossed:
+                self.refuse(i, kind)
+
+    def param_name_start(self, frame: _Frame) -> int:
+        start = frame.name_end
+        while start > 0 and (self.t[start - 1].isalnum() or self.t[start - 1] == "_"):
+            start -= 1
+        return start
+
+    def run(self) -> None:
+        t, at, n = self.t, self.at, len(self.t)
+        stack = self.stack
+        after_dollar = -1
+        i = 0
+        while i < n:
+            top = stack[-1]
+            if top.kind == "heredoc" and (i == 0 or t[i - 1] == "\n"):
+                eol = t.find("\n", i)
+                eol = n if eol < 0 else eol
+                line = t[i:eol]
+                if (line.lstrip("\t") if top.strip_tabs else line) == top.delimiter:
+                    stack.pop()
+                    i = eol + 1
+                    continue
+            token = at.get(i)
+            if token is not None:
+                if top.kind == "cmd":
+                    self.start_word(top, i)
+                if token.placeholder is not None:
+                    self.hole(i, i == after_dollar)
+                i = token.end
+                continue
+            i = self.step(i, top)
+            if i < 0:  # "$" right before a placeholder
+                after_dollar = i = -i
+        while len(stack) > 1:
+            frame = stack.pop()
+            if frame.kind == "cmd":
+                self.end_word(frame, n)
+                self.end_command(frame)
+        self.end_word(stack[0], n)
+        self.end_command(stack[0])
+
+    def step(self, i: int, top: _Frame) -> int:
+        """Read the character at ``i``; the next index (negated: a placeholder follows a $)."""
+        t, stack, kind, ch = self.t, self.stack, top.kind, self.t[i]
+        if kind == "heredoc":
+            return i + 1
+        if kind == "comment":
+            if ch == "\n":
+                stack.pop()  # the newline itself is read again: it may start here-doc bodies
+                return i
+            return i + 1
+        if kind == "sq":
+            if ch == "'":
+                stack.pop()
+            return i + 1
+        if kind == "cmd" and ch == "#" and top.word is None and not top.cond:
+            stack.append(_Frame("comment"))
+            return i + 1
+        if kind == "cmd" and ch not in _WORD_BREAK:
+            word = self.start_word(top, i)
+            if ch in "$`":
+                word.dynamic = True
+        if ch == "\\":
+            # An escaped character is not special; but never swallow the start of a token.
+            return i + 1 if i + 1 in self.at else i + 2
+        if kind in ("ansi", "bq"):
+            if ch == ("'" if kind == "ansi" else "`"):
+                stack.pop()
+            return i + 1
+        if ch == "$":
+            nxt = t[i + 1 : i + 2]
+            if i + 1 in self.at:
+                return -(i + 1)
+            if t.startswith("((", i + 1):
+                stack.append(_Frame("arith", close="))"))
+                return i + 3
+            if nxt == "[" and self.extended:
+                stack.append(_Frame("arith", close="]"))
+                return i + 2
+            if nxt == "(":
+                stack.append(_Frame("cmd"))
+                return i + 2
+            if nxt == "{":
+                stack.append(_Frame("param", name_end=-1))
+                return self.param_start(i + 2)
+            if nxt == "'" and kind != "dq" and self.extended:
+                stack.append(_Frame("ansi"))
+                return i + 2
+            return i + 2 if nxt and nxt in _SPECIAL_PARAMETERS else i + 1
+        if ch == "`":
+            stack.append(_Frame("bq"))
+            return i + 1
+        if kind == "dq":
             if ch == '"':
                 stack.pop()
-            i += 1
-        else:  # unquoted: cmd, param or arith
-            if ch in "'\"":
-                stack.append(_Frame("sq" if ch == "'" else "dq"))
-            elif ch == "}" and kind == "param":
-                stack.pop()
-            elif ch == "(" and kind == "cmd" and template.startswith("((", i) and word_start(i):
-                stack.append(_Frame("arith"))
-                i += 1
-            elif ch == "(":
+            return i + 1
+        # unquoted: cmd, param, arith, subscript, array, glob
+        if ch in "'\"":
+            stack.append(_Frame("sq" if ch == "'" else "dq"))
+            return i + 1
+        if kind == "param":
+            return self.param_step(i, top)
+        if kind == "arith" or kind == "subscript":
+            opening, closing = ("[", "]") if top.close == "]" or kind == "subscript" else ("(", ")")
+            if ch == opening:
                 top.depth += 1
+            elif ch == closing and top.depth:
+                top.depth -= 1
+            elif ch == closing and (kind == "subscript" or top.close == "]"):
+                stack.pop()
+            elif ch == ")" and t.startswith("))", i):
+                stack.pop()
+                return i + 2
+            return i + 1
+        if kind in ("array", "glob"):
+            if ch == "(":
+                top.depth += 1
+            elif ch == ")" and top.depth:
+                top.depth -= 1
             elif ch == ")":
-                if top.depth:
-                    top.depth -= 1
-                elif kind == "arith" and template.startswith("))", i):
-                    stack.pop()
-                    i += 1
-                elif kind == "cmd" and len(stack) > 1:
-                    stack.pop()
-            elif kind == "cmd" and ch == "#" and word_start(i):
-                stack.append(_Frame("comment"))
-            elif kind == "cmd" and template.startswith("<<<", i):
-                i += 2  # a bash here-string: an ordinary word follows
-            elif kind == "cmd" and template.startswith("<<", i):
-                strip_tabs = template.startswith("-", i + 2)
-                delimiter, i = _heredoc_word(template, i + 2 + strip_tabs, at)
+                stack.pop()
+            return i + 1
+        return self.cmd_step(i, top)
+
+    def param_start(self, i: int) -> int:
+        """Just after ``${``: skip the name part; a placeholder there is caught by hole()."""
+        t = self.t
+        if t[i : i + 1] in ("!", "#") and t[i + 1 : i + 2] not in ("}", ""):
+            i += 1
+        if t[i : i + 1] == "(" and self.extended:  # zsh flags: ${(e)name}
+            close = t.find(")", i)
+            i = len(t) if close < 0 else close + 1
+        return i
+
+    def param_step(self, i: int, top: _Frame) -> int:
+        t, ch = self.t, self.t[i]
+        if ch == "}":
+            self.stack.pop()
+            return i + 1
+        if top.part == "name":
+            if ch.isalnum() or ch == "_" or (ch in _SPECIAL_PARAMETERS and top.name_end < 0):
+                top.name_end = i + 1
+                return i + 1
+            if ch == "[":
+                top.name_end = max(top.name_end, i)
+                self.stack.append(_Frame("subscript"))
+                return i + 1
+            nxt = t[i + 1 : i + 2]
+            if ch == ":" and nxt in ("-", "=", "+", "?"):
+                top.part = "assign" if nxt == "=" else "word"
+                return i + 2
+            if ch == ":":
+                top.part = "offset"  # ${v:offset:length}, arithmetic
+                return i + 1
+            top.part = "assign" if ch == "=" else "name" if ch == "@" else "word"
+            return i + 1
+        if top.part == "offset" and ch == "(":
+            top.depth += 1
+        elif top.part == "offset" and ch == ")" and top.depth:
+            top.depth -= 1
+        return i + 1
+
+    def cmd_step(self, i: int, top: _Frame) -> int:
+        t, stack, ch = self.t, self.stack, self.t[i]
+        word = top.word
+        if ch == "[" and word is not None and not word.dynamic and not top.cond:
+            if _IDENTIFIER.match(t[word.start : i]) and self.assignable(top):
+                stack.append(_Frame("subscript"))  # a[...]=v: the subscript is arithmetic
+            return i + 1
+        if ch == "(" and not top.cond and re.match(r"\([ \t]*\)", t[i:]):
+            # name() { ...; }: a function definition, not a command with arguments
+            self.end_word(top, i)
+            top.words = []
+            return t.index(")", i) + 1
+        if ch == "(" and word is not None and not top.cond:
+            text = t[word.start : i]
+            stack.append(_Frame("array" if text.endswith("=") else "glob"))
+            return i + 1
+        if ch not in _WORD_BREAK:
+            return i + 1
+        if top.cond and ch in "()<>&|!":
+            self.end_word(top, i)
+            return i + 1
+        if top.cond and ch == "\n":
+            self.end_word(top, i)
+            return i + 1
+        self.end_word(top, i)
+        pattern = bool(top.cases) and top.cases[-1] == "pattern"
+        if ch in " \t":
+            return i + 1
+        if pattern and ch in "(|":
+            return i + 1
+        if pattern and ch == ")":
+            top.cases[-1] = "body"
+            return i + 1
+        if ch == "(":
+            self.end_command(top)
+            if self.extended and t.startswith("((", i) and not top.words:
+                stack.append(_Frame("arith", close="))"))
+                return i + 2
+            top.depth += 1
+            return i + 1
+        if ch == ")":
+            self.end_command(top)
+            if top.depth:
+                top.depth -= 1
+            elif len(stack) > 1:
+                stack.pop()
+            return i + 1
+        if ch in "<>":
+            if t.startswith("<<<", i):
+                top.target = True
+                return i + 3
+            if t.startswith("<<", i):
+                strip_tabs = t.startswith("-", i + 2)
+                delimiter, j = self.heredoc_word(i + 2 + strip_tabs)
                 if delimiter:
                     top.heredocs.append((delimiter, strip_tabs))
-                continue
-            elif kind == "cmd" and ch == "\n" and top.heredocs:
-                # Bodies follow one another, the first here-document's first.
-                for delimiter, strip_tabs in reversed(top.heredocs):
-                    stack.append(_Frame("heredoc", delimiter=delimiter, strip_tabs=strip_tabs))
-                top.heredocs.clear()
+                return j
+            if t[i + 1 : i + 2] == "(":  # <(...) >(...): a word holding a command
+                self.start_word(top, i).dynamic = True
+                stack.append(_Frame("cmd"))
+                return i + 2
+            j = i + 1
+            while j < len(t) and t[j] in "<>&|":
+                j += 1
+            top.target = True
+            return j
+        if ch == "&" and t[i + 1 : i + 2] == ">":  # &> and &>>: redirections
+            return i + 1
+        # ; & | and newline end a command
+        self.end_command(top)
+        if (
+            top.cases
+            and top.cases[-1] == "body"
+            and (t.startswith(";;", i) or t.startswith(";&", i) or t.startswith(";|", i))
+        ):
+            top.cases[-1] = "pattern"
+            j = i + 2
+            while j < len(t) and t[j] in ";&":
+                j += 1
+            return j
+        if ch == "\n" and top.heredocs:
+            # Bodies follow one another, the first here-document's first.
+            for delimiter, strip_tabs in reversed(top.heredocs):
+                stack.append(_Frame("heredoc", delimiter=delimiter, strip_tabs=strip_tabs))
+            top.heredocs.clear()
+        return i + 1
+
+    def heredoc_word(self, i: int) -> tuple[str, int]:
+        """The delimiter of a here-document whose ``<<`` ends just before ``i``, quotes removed."""
+        t = self.t
+        while i < len(t) and t[i] in " \t":
             i += 1
-    return found
+        word: list[str] = []
+        while i < len(t) and t[i] not in _WORD_BREAK:
+            if i in self.at:
+                token = self.at[i]
+                if token.placeholder is not None:
+                    self.refuse(i, "delimiter")
+                # A delimiter made from a placeholder is unknown here: no line ends the body,
+                # so every later {{expr}} counts as inside it. Refusing beats guessing.
+                return "\n", token.end
+            ch = t[i]
+            if ch in "'\"":
+                close = t.find(ch, i + 1)
+                close = len(t) if close < 0 else close
+                word.append(t[i + 1 : close])
+                i = close + 1
+            elif ch == "\\" and i + 1 < len(t):
+                word.append(t[i + 1])
+                i += 2
+            else:
+                word.append(ch)
+                i += 1
+        return "".join(word), i
 
 
-def _innermost(stack: list[_Frame]) -> str | None:
-    # ${...} is as quoted as the text around it: ${f%{{sfx}}} is fine, "${f%{{sfx}}}" is not.
-    for frame in reversed(stack):
-        if frame.kind != "param":
-            return None if frame.kind == "cmd" else frame.kind
-    return None
+def _dialects(shell: str | None) -> tuple[str, ...]:
+    name = (shell or "").rsplit("/", 1)[-1]
+    if name in ("bash", "zsh", "mksh", "lksh", "ksh", "ksh93"):
+        return ("extended",)
+    if name == "dash":
+        return ("posix",)
+    return _DIALECTS
+
+
+def _shell_contexts(
+    template: str, tokens: list[_Token], dialects: tuple[str, ...] = ("extended", "posix")
+) -> dict[int, _Where]:
+    """For each placeholder not free in every dialect: its start → where it stands."""
+    at = {t.start: t for t in tokens}
+    kinds: dict[int, list[str]] = {}
+    one_word: set[int] = set()
+    for dialect in dialects:
+        reader = _Reader(template, at, dialect)
+        reader.run()
+        for start, found in reader.kinds.items():
+            kinds.setdefault(start, []).extend(k for k in found if k not in kinds.get(start, []))
+        one_word |= reader.one_word
+    return {
+        start: _Where(tuple(kinds.get(start, ())), start in one_word)
+        for start in kinds.keys() | one_word
+    }
 
 
 # Why a quoted word is unsafe in each place, and what to write instead (%-formatted, since
-# the texts are full of braces).
+# the texts are full of braces). %(cmd)s is the command or variable a kind names.
 _REOPEN = "close the quotes before it and reopen them after: %(quotes)s"
+_ENV = 'pass it as an environment value instead: -e V=%(text)s, then "$V" in the command'
+_INTEGER = "give an int (%(int)s is inserted as digits), or compute the number in Python"
 _CONTEXTS: dict[str, tuple[str, str]] = {
     "sq": ("inside '...' quotes", _REOPEN),
     "dq": ('inside "..." quotes', _REOPEN),
     "ansi": ("inside $'...' quotes", _REOPEN),
     "bq": ("inside `...`", "use $(...) instead of backticks"),
     "arith": (
-        "inside $((...)), which expands $(...) even within quotes",
-        "compute the number in Python, outside $((...)), or use %(raw)s for a number you trust",
+        (
+            "inside $((...)), ((...)) or $[...], arithmetic that runs a $(...) in the value even "
+            "within quotes"
+        ),
+        _INTEGER,
+    ),
+    "subscript": (
+        "in an array subscript, arithmetic that runs a $(...) in the value even within quotes",
+        _INTEGER,
+    ),
+    "offset": ("in a ${var:offset:length}, which is arithmetic", _INTEGER),
+    "let": ("an argument of let, which is arithmetic", _INTEGER),
+    "cond-arith": (
+        (
+            "an operand of a test with -eq, -lt, -v or the like, which bash, mksh and zsh evaluate "
+            "as arithmetic (running a $(...) in the value)"
+        ),
+        _INTEGER,
+    ),
+    "assign-int": (
+        (
+            "assigned to a variable that may be an integer (declare -i, typeset -i, integer, or a "
+            "shell's own such as RANDOM), and such assignments are arithmetic"
+        ),
+        _INTEGER + "; or drop the integer declaration",
+    ),
+    "assign-code": (
+        "assigned to %(cmd)s, which the shell runs as code",
+        "set %(cmd)s to text written in the template, or use %(raw)s for trusted text",
     ),
     "comment": (
         "in a # comment, which a newline in the value would end",
@@ -408,32 +1222,125 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
         "in a here-document, where quotes are plain text",
         "set a variable before it (v=%(text)s) and write $v inside, or use %(raw)s",
     ),
+    "delimiter": (
+        "a here-document delimiter, which decides where the document ends",
+        "write the delimiter in the template, or use %(raw)s for trusted text",
+    ),
     "dollar": (
         "right after a $, which would change how the shell reads it",
         "put a space or quotes between them, or use $%(raw)s for a trusted variable name",
     ),
+    "param-name": (
+        "where ${...} expects a variable name (a name with a subscript runs a $(...) in it)",
+        "write the name in the template, or use %(raw)s for a trusted name",
+    ),
+    "name": (
+        "where the shell expects a variable name (a name with a subscript runs a $(...) in it)",
+        "write the name in the template; values go after NAME=",
+    ),
+    "option": (
+        "where %(cmd)s may read it as an option (-v NAME, -o ...)",
+        "put a literal argument or -- before it (printf '%%s' %(text)s, set -- %(text)s)",
+    ),
+    "builtin": (
+        "an argument of %(cmd)s, which the shell reads as code, a variable name or arithmetic",
+        _ENV,
+    ),
+    "alias": (
+        "an argument of %(cmd)s, an alias the script defines, so what reads it is not known",
+        "call the command itself, or " + _ENV[0].lower() + _ENV[1:],
+    ),
+    "shell": (
+        "the code or an option of %(cmd)s, which would run the value as shell code",
+        (
+            "pass it after the code, as an argument: %(cmd)s -c 'echo \"$1\"' %(cmd)s %(text)s; "
+            'or as an environment value: -e V=%(text)s, then "$V" in the code'
+        ),
+    ),
+    "joiner": (
+        "an argument of %(cmd)s, which joins its arguments into a command line for a shell",
+        "podmagic cannot quote for that shell; use %(raw)s with text you have checked",
+    ),
+    "test-operator": (
+        (
+            "an operand of test or [ next to another value or $(...), where a value could be read "
+            "as an operator (-eq, -v) acting on the other"
+        ),
+        'use [[ ... ]], or put a literal operator between them: [ %(text)s = "$y" ]',
+    ),
+    "dynamic": (
+        "an argument of a command whose name is a value, so how it reads it is not known",
+        "write the command's name in the template",
+    ),
+    "glob": (
+        "inside a pattern's (...), where zsh reads glob qualifiers that run code",
+        "match the pattern in Python, or use %(raw)s for trusted text",
+    ),
 }
 
 
-def _context_error(template: str, p: Placeholder, kind: str) -> InterpolationError:
+def _context_error(template: str, p: Placeholder, where: _Where) -> InterpolationError:
+    # The first kind that no value can satisfy, else the first (an integer would do).
+    kind = next((k for k in where.kinds if k not in _NUMERIC), where.kinds[0])
+    return _error(template, p, kind)
+
+
+def _error(template: str, p: Placeholder, kind: str, extra: str = "") -> InterpolationError:
     text = template[p.start : p.end]
     raw = "{{" + p.expr + "|raw}}"
     quotes = f'the value is quoted for you, as in "pod "{text}" is up"; or use {raw}'
-    where, hint = _CONTEXTS[kind]
+    base, _, cmd = kind.partition(":")
+    where, hint = _CONTEXTS[base]
+    values = {
+        "text": text,
+        "raw": raw,
+        "quotes": quotes,
+        "cmd": cmd,
+        "int": "{{ int(" + p.expr + ") }}",
+    }
     return InterpolationError(
-        f"{text} is {where} ({_location(template, p.start)})",
-        hint=hint % {"text": text, "raw": raw, "quotes": quotes},
+        f"{text} is {where % values}{extra} ({_location(template, p.start)})",
+        hint=hint % values,
     )
+
+
+def _check_words(
+    template: str, p: Placeholder, where: _Where | None, words: list[str], value: Any
+) -> str | None:
+    """The text for a placeholder that must be an integer or one word; None when it is free."""
+    if where is None or p.raw:
+        return None
+    if where.kinds:  # every kind is numeric here: only an int is safe
+        if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise _error(
+                template,
+                p,
+                where.kinds[0],
+                f", and its value is a {type(value).__name__}, not an int",
+            )
+        return str(int(value))
+    if len(words) != 1:
+        text = template[p.start : p.end]
+        raise InterpolationError(
+            f"{text} gives {len(words)} words where only one may stand (an assignment, a "
+            f"redirection, a command name or a test operand: the others would become "
+            f"arguments or commands) ({_location(template, p.start)})",
+            hint="pick one item, or join them into one word: {{ ' '.join(" + p.expr + ") }}",
+        )
+    return None
 
 
 # -- values to words ------------------------------------------------------------------------
 
 
-def _render(template: str, p: Placeholder, code: CodeType, scope: dict[str, Any]) -> str:
+def _render(
+    template: str, p: Placeholder, code: CodeType, scope: dict[str, Any], where: _Where | None
+) -> str:
     text = template[p.start : p.end]
     try:
         # Iterating a generator runs user code too, so it belongs inside the try.
-        words = list(_words(eval(code, scope), text))
+        value = eval(code, scope)
+        words = list(_words(value, text))
     except InterpolationError:
         raise
     except NameError as exc:
@@ -445,6 +1352,9 @@ def _render(template: str, p: Placeholder, code: CodeType, scope: dict[str, Any]
         ) from exc
     except Exception as exc:
         raise InterpolationError(f"{text} raised {_one_line(exc)}") from exc
+    checked = _check_words(template, p, where, words, value)
+    if checked is not None:
+        return checked
     return " ".join(words if p.raw else map(shlex.quote, words))
 
 
