@@ -21,13 +21,19 @@ What is guaranteed:
   and handed to ``on_output`` but not kept.
 * Cancelling the task closes the WebSocket within about a second and re-raises.
 
-Timeouts other than the handshake's ``connect_timeout`` are the caller's: wrap the call in an
-anyio cancel scope.
+The opening handshake has its own limits: ``connect_timeout`` to reach the server (TCP and
+TLS, retries of refused connections included) and ``read_timeout`` for the answer to the
+upgrade; a timeout there is a :class:`~podmagic.errors.HandshakeError` saying which step
+stalled, and it is not retried. The time a command may run is the caller's: wrap the call in
+an anyio cancel scope, and pass a :class:`~podmagic.kubeapi.Reach` as ``reach`` to learn how far
+the opening had got when that scope ran out. A cancelled exec sends its close frame and
+drops the connection within :data:`CANCEL_CLOSE_TIMEOUT`, without waiting for the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import select
@@ -44,9 +50,12 @@ from websockets.typing import Subprotocol
 
 from .errors import HandshakeError, StreamLostError
 from .kubeapi import (
+    READ_TIMEOUT,
     RETRY_STATUSES,
+    Reach,
     RetryPolicy,
     describe_connect_error,
+    describe_timeout,
     is_certificate_error,
     parse_retry_after,
 )
@@ -89,6 +98,9 @@ PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
 #: Seconds the closing handshake may take before the socket is simply dropped.
 CLOSE_TIMEOUT = 1.0
+#: ... and when the exec is cancelled (a timeout, an interrupt): the close frame is sent, but
+#: a per-pod timeout must not grow by a server's slow goodbye.
+CANCEL_CLOSE_TIMEOUT = 0.25
 #: Bytes asyncio asks OpenSSL for per read on an exec connection (see :func:`_tune_tls_reads`).
 TLS_READ_SIZE = 64 * 1024
 
@@ -137,7 +149,8 @@ class ExecSpec:
     ``command`` is the argv (no shell is added). ``stdin`` is sent and then closed (on v5);
     ``None`` opens no stdin channel; a :class:`LoaderInput` is sent as it describes. With ``tty`` the command gets a terminal of ``width`` x
     ``height`` and all its output arrives as stdout. ``capture_limit`` bounds how many bytes
-    of each stream are kept (``None``: all). ``connect_timeout`` bounds each handshake attempt.
+    of each stream are kept (``None``: all). ``connect_timeout`` bounds reaching the server
+    (TCP and TLS, retries included), ``read_timeout`` the wait for the upgrade's answer.
 
     On a v4-only server there is no way to close stdin without closing the connection: the
     data is sent, but a command that reads until EOF (``cat``, ``sort``) then waits forever.
@@ -158,6 +171,7 @@ class ExecSpec:
     height: int = 24
     capture_limit: int | None = 16 * 1024 * 1024
     connect_timeout: float = 10.0
+    read_timeout: float = READ_TIMEOUT
 
 
 @dataclass
@@ -345,43 +359,99 @@ def _close_detail(exc: ConnectionClosed) -> str:
     return f"close code {frame.code}{reason}"
 
 
+class _TracedConnection(ClientConnection):
+    """A ClientConnection that tells a :class:`~podmagic.kubeapi.Reach` how far the opening got.
+
+    websockets creates it once the TCP connection stands (through a proxy: once the proxy
+    has connected), asyncio calls ``connection_made`` once TLS is done (and the upgrade
+    request is sent right after), and the first bytes received begin the answer.
+    """
+
+    def __init__(self, protocol: Any, *, reach: Reach, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
+        reach.tcp = True
+        self._reach: Reach | None = reach
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._reach is not None:
+            self._reach.advance("answer")
+
+    def data_received(self, data: bytes) -> None:
+        reach = self._reach
+        if reach is not None:
+            self._reach = None  # from here on, nothing per read
+            reach.advance("body")
+        super().data_received(data)
+
+
 async def _connect(
     api: KubeApi,
     spec: ExecSpec,
     url: str,
     policy: RetryPolicy,
     subprotocols: Sequence[str],
+    reach: Reach,
 ) -> ClientConnection:
-    """Open the WebSocket, retrying what is safe to retry before the upgrade."""
+    """Open the WebSocket, retrying what is safe to retry before the upgrade.
+
+    A timeout is not retried: the server had its chance, and a retry would multiply the
+    wait. Refused or reset connections are retried within ``spec.connect_timeout`` overall.
+    """
     where = {"pod": spec.pod, "namespace": spec.namespace, "container": spec.container}
     backoff = policy.start()
     reauthenticated = False
     ssl_context = api.websocket_ssl()
+    reach.connect_timeout, reach.read_timeout = spec.connect_timeout, spec.read_timeout
+    # Reaching the server has one budget across retries; it starts again once it answered.
+    reach_by: float | None = None
     while True:
+        reach.step = "credentials"
         headers = await api.credentials.auth_headers()
-        try:
-            return await connect(
-                url,
-                ssl=ssl_context,
-                proxy=api.proxy,
-                additional_headers=headers,
-                user_agent_header=api.user_agent,
-                subprotocols=[Subprotocol(p) for p in subprotocols],
-                # Outputs are often already compressed or binary; deflate costs CPU per byte.
-                compression=None,
-                max_size=None,
-                open_timeout=spec.connect_timeout,
-                ping_interval=PING_INTERVAL,
-                ping_timeout=PING_TIMEOUT,
-                close_timeout=CLOSE_TIMEOUT,
-                # Up to 64 received frames (64 KiB each from a typical server) may wait for
-                # the reader; stdin waits while more than one frame is unsent.
-                max_queue=64,
-                write_limit=STDIN_CHUNK,
-                logger=_WS_LOGGER,
-            )
-        except InvalidStatus as exc:
-            response = exc.response
+        if reach_by is None:
+            reach_by = anyio.current_time() + spec.connect_timeout
+        failure: Exception | None = None
+        with anyio.CancelScope() as scope:
+            reach.bind(scope, reach_by)
+            try:
+                ws = await connect(
+                    url,
+                    ssl=ssl_context,
+                    proxy=api.proxy,
+                    additional_headers=headers,
+                    user_agent_header=api.user_agent,
+                    subprotocols=[Subprotocol(p) for p in subprotocols],
+                    # Outputs are often already compressed or binary; deflate costs CPU per byte.
+                    compression=None,
+                    max_size=None,
+                    # The scope above bounds each step with its own limit.
+                    open_timeout=None,
+                    ping_interval=PING_INTERVAL,
+                    ping_timeout=PING_TIMEOUT,
+                    close_timeout=CLOSE_TIMEOUT,
+                    # Up to 64 received frames (64 KiB each from a typical server) may wait for
+                    # the reader; stdin waits while more than one frame is unsent.
+                    max_queue=64,
+                    write_limit=STDIN_CHUNK,
+                    logger=_WS_LOGGER,
+                    create_connection=functools.partial(  # type: ignore[arg-type]
+                        _TracedConnection, reach=reach),
+                )
+            except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake) as exc:
+                failure = exc
+        if scope.cancelled_caught:
+            step = reach.stalled_step()
+            message, hint = describe_timeout(api.server, step, reach.limit(step),
+                                             what="exec upgrade", proxy=bool(api.proxy),
+                                             https=api.server.startswith("https:"))
+            # http_status 0: no HTTP answer at all (the convention of the official client).
+            raise HandshakeError(http_status=0, server_message=message, hint=hint, **where)
+        if failure is None:
+            reach.advance("done")
+            return ws
+        if isinstance(failure, InvalidStatus):
+            reach_by = None
+            response = failure.response
             code = response.status_code
             if code == 401 and not reauthenticated:
                 # An exec-plugin or file token may have expired since it was read.
@@ -393,20 +463,17 @@ async def _connect(
                 continue
             body = bytes(response.body) if response.body is not None else None
             raise HandshakeError.from_status(code, body, **where) from None
-        except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake) as exc:
-            # The server never answered the upgrade (refused, unreachable, timed out, cut the
-            # connection or spoke something else than HTTP): safe to try again.
-            if not is_certificate_error(exc) and await backoff.wait():
-                continue
-            if isinstance(exc, InvalidHandshake) and not isinstance(exc, OSError):
-                message = f"the exec upgrade failed ({exc})"
-                hint = "check that the server address points at the Kubernetes API server"
-            else:
-                message, hint = describe_connect_error(api.server, exc,
-                                                       timeout=spec.connect_timeout)
-            # http_status 0: no HTTP answer at all (the convention of the official client).
-            raise HandshakeError(http_status=0, server_message=message, hint=hint,
-                                 **where) from None
+        # The server never answered the upgrade (refused, unreachable, cut the connection or
+        # spoke something else than HTTP): safe to try again, within the budget.
+        if isinstance(failure, InvalidHandshake) and not isinstance(failure, OSError):
+            message = f"the exec upgrade failed ({failure})"
+            hint = "check that the server address points at the Kubernetes API server"
+        else:
+            message, hint = describe_connect_error(api.server, failure)
+        reach.last_failure = message
+        if not is_certificate_error(failure) and await backoff.wait(deadline=reach_by):
+            continue
+        raise HandshakeError(http_status=0, server_message=message, hint=hint, **where) from None
 
 
 def _tune_tls_reads(ws: ClientConnection) -> None:
@@ -436,8 +503,10 @@ async def _close(ws: ClientConnection, *, server_closing: bool = False) -> None:
     with anyio.CancelScope(shield=True):
         try:
             # close() gives the server CLOSE_TIMEOUT to answer, then drops the socket itself;
-            # the outer bound covers a close that is stuck for any other reason.
-            with anyio.move_on_after(CLOSE_TIMEOUT + 0.5):
+            # the outer bound covers a close that is stuck for any other reason. An exec that
+            # did not end by itself (timed out, cancelled, broken) only sends its close frame.
+            with anyio.move_on_after(CLOSE_TIMEOUT + 0.5 if server_closing
+                                     else CANCEL_CLOSE_TIMEOUT):
                 if server_closing:
                     with anyio.move_on_after(CLOSE_TIMEOUT):
                         await ws.wait_closed()
@@ -526,13 +595,15 @@ async def run_exec(
     on_started: Callable[[], None] | None = None,
     retry: RetryPolicy | None = None,
     subprotocols: Sequence[str] = SUBPROTOCOLS,
+    reach: Reach | None = None,
 ) -> ExecOutcome:
     """Run ``spec.command`` in one container and return how it ended.
 
     ``on_started()`` is called once the upgrade succeeded (the command is starting);
     ``on_output(channel, chunk)`` for every output chunk as it arrives, also beyond the
     capture limit. ``retry`` governs the handshake only (default: ``api.retry``);
-    ``subprotocols`` is what to offer, in order of preference.
+    ``subprotocols`` is what to offer, in order of preference; ``reach``, when given, records
+    how far the opening got (its ``step`` is ``done`` once the command started).
 
     Raises :class:`~podmagic.errors.HandshakeError` when the upgrade is refused (404 for a
     missing pod, 403 for RBAC, ...) or, with ``http_status`` 0, when the server cannot be
@@ -543,7 +614,8 @@ async def run_exec(
         spec.namespace, spec.pod, container=spec.container, command=spec.command,
         stdin=spec.stdin is not None, stdout=True, stderr=not spec.tty, tty=spec.tty,
     )
-    ws = await _connect(api, spec, url, retry or api.retry, subprotocols)
+    ws = await _connect(api, spec, url, retry or api.retry, subprotocols,
+                        reach if reach is not None else Reach())
     _tune_tls_reads(ws)
     status_received = False
     try:
