@@ -386,3 +386,25 @@ def test_env_reaches_the_script_on_a_terminal(cluster: Cluster) -> None:
 def test_workdir_path_still_applies(cluster: Cluster) -> None:
     result = one(cluster.run("pwd", "box", tty=True, workdir="/tmp", env={"A": "1"}, timeout=60))
     assert terminal_text(result.stdout).endswith(b"/tmp\n")
+
+
+#: Scripts where eval and `sh -c` might part ways: syntax errors (here and at the end), special
+#: built-ins at the top level, $0 and $#, aliases, traps.
+EDGE_SCRIPTS = [
+    "echo a\nif", "echo a; if", "echo a\n)", "echo a\ncase x in", "echo a\n'unterminated",
+    "echo a\n`", "echo a\nfi\necho b", "echo a\n${", "echo \"$0\" $#", "return 3",
+    "echo a\nreturn 3\necho b", "break; echo a", "alias e=echo\ne hi", "local x=1; echo $x",
+    "trap 'echo bye' EXIT; echo a", "shift; echo $?", "set -u; echo $undefined_variable; echo b",
+    "exec echo replaced", "set -e\nfalse\necho not-reached",
+]
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash", "ash", "mksh", "zsh"])
+def test_edge_scripts_behave_as_with_sh_c(cluster: Cluster, shells: dict[str, str], shell: str) -> None:
+    # Shells word their error messages differently inside eval ("eval: line 2"), so the
+    # comparison is of exit codes and stdout; whether stderr was written is the same too.
+    for script in EDGE_SCRIPTS:
+        inline = one(cluster.run(script, "box", shell=shells[shell], timeout=60))
+        loaded = one(cluster.run(script, "box", shell=shells[shell], env={"A": "1"}, timeout=60))
+        assert (loaded.exit_code, loaded.stdout) == (inline.exit_code, inline.stdout), script
+        assert bool(loaded.stderr) == bool(inline.stderr), script
