@@ -545,3 +545,44 @@ async def test_a_pod_beyond_the_pod_network_is_403_not_500(fresh: Sandbox) -> No
     assert (code, answer["reason"]) == (403, "Forbidden")
     assert answer["message"] == ('pods "made" is forbidden: the sandbox has given out all 65534 pod addresses '
                                  "of 10.244.0.0/16; start a new sandbox for more pods")
+
+
+ENV_NAME = (
+    "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', "
+    "and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used "
+    "for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"
+)
+
+
+@pytest.mark.anyio
+async def test_env_entries_are_checked_before_an_exec_could_trip_on_them(fresh: Sandbox) -> None:
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body(
+            env=[{"name": "1ST", "value": "x"}, {"value": "y"}, {"name": "OK", "value": "a\x00b"}]))
+        assert (code, answer) == (422, invalid("Pod", "made", [
+            ("FieldValueInvalid", "spec.containers[0].env[0].name", f'Invalid value: "1ST": {ENV_NAME}'),
+            ("FieldValueRequired", "spec.containers[0].env[1].name", "Required value"),
+            ("FieldValueInvalid", "spec.containers[0].env[2].value",
+             'Invalid value: "a\\u0000b": must not contain a NUL character'),
+        ]))
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body(env=[{"name": 7}]))
+        assert (code, answer) == (400, bad_request(
+            'Pod in version "v1" cannot be handled as a Pod: spec.containers[0].env[0].name: Invalid value: 7: '
+            "expected a string, got number"))
+    assert fresh.pods("t") == ["a", "b"]
+
+
+@pytest.mark.anyio
+async def test_a_null_env_value_is_empty_as_go_decodes_it(fresh: Sandbox) -> None:
+    async with api_client(fresh) as session:
+        code, _ = await send(session, "POST", "/api/v1/namespaces/t/pods",
+                             pod_body(env=[{"name": "EMPTY", "value": None}]))
+        assert code == 201
+        params = [("command", "sh"), ("command", "-c"), ("command", 'printf "[%s]" "$EMPTY"'), ("stdout", "true")]
+        stdout = b""
+        async with session.ws_connect("/api/v1/namespaces/t/pods/made/exec", params=params,
+                                      protocols=["v5.channel.k8s.io"]) as ws:
+            async for message in ws:
+                if message.data[0] == 1:
+                    stdout += message.data[1:]
+    assert stdout == b"[]"

@@ -39,6 +39,7 @@ from .validation import (
     generated_name,
     normalised_working_dir,
     replica_count,
+    text_value,
     validate_object,
 )
 
@@ -369,7 +370,7 @@ class Cluster:
             if not name:
                 continue
             if "value" in variable:
-                env[name] = _expand(str(variable["value"]), env)
+                env[name] = _expand(text_value(variable["value"]) or "", env)  # null: "", as Go decodes it
             elif "valueFrom" in variable:
                 env[name] = _field_ref(pod, (variable["valueFrom"] or {}).get("fieldRef") or {})
         return env

@@ -77,6 +77,12 @@ _LABEL_VALUE_MESSAGE = (
     "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
     f"'my_value',  or '12345', regex used for validation is '{_LABEL_VALUE}')"
 )
+_ENV_NAME = "[-._a-zA-Z][-._a-zA-Z0-9]*"
+_ENV_NAME_MESSAGE = (
+    "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or "
+    "'.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
+    f"'MyEnvName1', regex used for validation is '{_ENV_NAME}')"
+)
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
 # apiserver: a generated name keeps at most 58 characters of generateName, then 5 random ones.
 _MAX_GENERATED_PREFIX = 58
@@ -390,15 +396,45 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
             argv = container.get(key)
             if argv is not None and not (isinstance(argv, list) and all(text_value(a) is not None for a in argv)):
                 errors.append(_wrong_type(f"{where}.{key}", argv, "an array of strings"))
-        env = container.get("env")
-        if env is not None and not (isinstance(env, list) and all(isinstance(v, Mapping) for v in env)):
-            errors.append(_wrong_type(f"{where}.env", env, "an array of objects"))
+        errors.extend(_validate_env(container.get("env"), f"{where}.env"))
     node = spec.get("nodeName")
     if node is not None and node != "":
         if not isinstance(node, str):
             errors.append(_wrong_type(f"{path}.nodeName", node, "a string"))
         else:
             errors.extend(FieldError(f"{path}.nodeName", "Invalid", node, p) for p in _dns_subdomain(node))
+    return errors
+
+
+def _validate_env(env: Any, path: str) -> list[FieldError]:
+    if env is None:
+        return []
+    if not isinstance(env, list):
+        return [_wrong_type(path, env, "an array of objects")]
+    errors: list[FieldError] = []
+    for index, variable in enumerate(env):
+        where = f"{path}[{index}]"
+        if not isinstance(variable, Mapping):
+            errors.append(_wrong_type(where, variable, "an object"))
+            continue
+        name = variable.get("name")
+        if not name:
+            errors.append(FieldError(f"{where}.name", "Required"))
+        elif not isinstance(name, str):
+            errors.append(_wrong_type(f"{where}.name", name, "a string"))
+        elif not re.fullmatch(_ENV_NAME, name):
+            errors.append(FieldError(f"{where}.name", "Invalid", name, _ENV_NAME_MESSAGE))
+        value = variable.get("value")
+        if value is not None and text_value(value) is None:
+            errors.append(_wrong_type(f"{where}.value", value, "a string"))
+        elif isinstance(value, str) and "\x00" in value:  # no process environment can hold one
+            errors.append(FieldError(f"{where}.value", "Invalid", value, "must not contain a NUL character"))
+        source = variable.get("valueFrom")
+        if source is not None:
+            field_ref = source.get("fieldRef") if isinstance(source, Mapping) else None
+            if not isinstance(source, Mapping) or (field_ref is not None and not (
+                    isinstance(field_ref, Mapping) and isinstance(field_ref.get("fieldPath", ""), str))):
+                errors.append(_wrong_type(f"{where}.valueFrom", source, "an object such as {fieldRef: {fieldPath: ...}}"))
     return errors
 
 
