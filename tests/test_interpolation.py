@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import re
 import shlex
 import subprocess
-import re
 import tempfile
 import uuid
 from collections.abc import Iterator

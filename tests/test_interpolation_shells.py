@@ -1,0 +1,310 @@
+"""A value never executes, under dash, bash, busybox ash, mksh and zsh.
+
+Every test here runs the interpolated text with the real shells (Debian's packages) in a
+fresh folder and looks for a canary file that only a value that ran could create. The
+property test builds scripts from a grammar of shell contexts (arithmetic, quoting forms,
+here-documents, eval-like builtins, assignments, tests ...) with a placeholder somewhere and
+a hostile value, and asserts: refused with a one-line reason that does not quote the value,
+or run by every shell without a canary. The named tests are the reproductions from issue 9.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import missing_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from podmagic.client import Cluster
+from podmagic.interpolation import InterpolationError, interpolate
+from podmagic.sandbox import Sandbox
+
+CANARY = "CANARY"
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+
+
+def _shells() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name in ("dash", "bash", "mksh", "zsh"):
+        path = shutil.which(name)
+        if path:
+            found[name] = [path]
+    busybox = shutil.which("busybox")
+    if busybox:
+        found["ash"] = [busybox, "sh"]
+    return found
+
+
+SHELLS = _shells()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def all_five_shells() -> None:
+    missing = sorted({"dash", "bash", "ash", "mksh", "zsh"} - SHELLS.keys())
+    if missing:
+        missing_tool(f"shells {missing} not installed (apt-get install dash bash busybox mksh zsh)")
+
+
+def ran_in(script: str) -> list[str]:
+    """The shells in which ``script`` created the canary (each in a fresh folder)."""
+    ran = []
+    for name, argv in SHELLS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            # A file to match, so that zsh glob qualifiers and bash patterns have something.
+            Path(folder, "file").write_text("x\n")
+            try:
+                subprocess.run([*argv, "-c", script], cwd=folder, env=ENV, timeout=20,
+                               stdin=subprocess.DEVNULL, capture_output=True, check=False)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{name} did not finish within 20 s: {script!r}")
+            if Path(folder, CANARY).exists():
+                ran.append(name)
+    return ran
+
+
+def refused_or_harmless(template: str, value: Any) -> str | None:
+    """The refusal message, or None after checking that no shell runs the value."""
+    try:
+        text = interpolate(template, {"x": value})
+    except InterpolationError as exc:
+        message = str(exc)
+        assert "\n" not in message and "\r" not in message, message
+        assert CANARY not in message, message  # the template is quoted, never the value
+        assert "{{" in message, message  # it names the placeholder
+        return message
+    assert ran_in(text) == [], (template, value, text)
+    return None
+
+
+SUBSTITUTION = f"$(touch {CANARY})"
+SUBSCRIPT = f"a[$(touch {CANARY})]"
+CODE = f"touch {CANARY}"
+
+# Each one ran the value on main before this change (the shells named in the comment).
+REPRODUCTIONS = {
+    "dash_has_no_dollar_single_quotes": ("echo $'\\'' {{x}} '", f";{CODE};"),  # dash
+    "case_pattern_paren_inside_quoted_substitution": (
+        'echo "$(case a in a) echo " {{x}} ";; esac)"', SUBSTITUTION),  # all five
+    "bash_dollar_bracket_arithmetic": ("echo $[1+{{x}}]", SUBSCRIPT),  # bash, zsh
+    "array_subscript_in_expansion": ("echo ${a[{{x}}]}", SUBSCRIPT),  # bash, mksh, zsh
+    "double_bracket_eq": ("[[ {{x}} -eq 1 ]]", SUBSCRIPT),  # bash, mksh
+    "let": ("let n={{x}}", SUBSCRIPT),  # bash, mksh
+    "declare_i": ("declare -i n={{x}}", SUBSCRIPT),  # bash
+    "typeset_i": ("typeset -i n={{x}}", SUBSCRIPT),  # bash, mksh
+    "local_i_in_function": ("f() { local -i n={{x}}; }; f", SUBSCRIPT),  # bash, mksh
+    "printf_v": ("printf -v {{x}} %s 1", SUBSCRIPT),  # bash, zsh
+    "eval": ("eval {{x}}", CODE),  # all five
+    "eval_reparses_quoted_value": ('eval "echo "{{x}}', f";{CODE}"),  # all five
+    "command_eval": ("command eval {{x}}", CODE),  # dash, bash, ash, mksh
+    "trap": ("trap {{x}} EXIT", CODE),  # all five
+    "sh_c": ("sh -c {{x}}", CODE),  # all five
+    "kubectl_exec_sh_c": ("exec sh -c {{x}}", CODE),  # all five
+    "substring_offset": ("v=abc; echo ${v:{{x}}}", SUBSCRIPT),  # bash, zsh
+    "substring_length": ("v=abc; echo ${v:1:{{x}}}", SUBSCRIPT),  # mksh, zsh
+    "default_assign_to_integer": ("declare -i y; echo ${y:={{x}}}", SUBSCRIPT),  # bash
+    "assign_after_declare_i": ("declare -i n; n={{x}}", SUBSCRIPT),  # bash
+    "export_after_declare_i": ("declare -i n; export n={{x}}", SUBSCRIPT),  # bash
+    "assign_after_integer": ("integer n; n={{x}}", SUBSCRIPT),  # mksh
+    "assign_to_RANDOM": ("RANDOM={{x}}", SUBSCRIPT),  # bash, mksh
+    "assign_to_SECONDS": ("export SECONDS={{x}}", SUBSCRIPT),  # mksh
+    "for_over_integer_variable": ("for OPTIND in {{x}}; do :; done", SUBSCRIPT),  # bash, mksh
+    "test_eq": ("test {{x}} -eq 1", SUBSCRIPT),  # mksh
+    "bracket_eq": ("[ {{x}} -eq 1 ]", SUBSCRIPT),  # mksh
+    "bracket_v": ("[ -v {{x}} ]", SUBSCRIPT),  # bash, mksh
+    "test_with_split_substitution": ("[ $(echo {{x}}) ]", f"-v {SUBSCRIPT}"),  # bash, mksh
+    "read": ("read {{x}} <<< 1", SUBSCRIPT),  # bash, mksh, zsh
+    "read_timeout": ("read -t {{x}} v </dev/null", SUBSCRIPT),  # zsh
+    "getopts": ("getopts a {{x}}", SUBSCRIPT),  # mksh
+    "unset": ("unset {{x}}", SUBSCRIPT),  # mksh
+    "shift": ("shift {{x}}", SUBSCRIPT),  # mksh
+    "ulimit": ("ulimit -t {{x}}", SUBSCRIPT),  # mksh
+    "typeset_Z_width": ("typeset -Z {{x}} v", SUBSCRIPT),  # mksh, zsh
+    "mapfile_callback": ("mapfile -C {{x}} -c 1 arr <<< a", CODE),  # bash
+    "compgen_wordlist": ("compgen -W {{x}}", SUBSTITUTION),  # bash
+    "zsh_emulate_c": ("emulate sh -c {{x}}", CODE),  # zsh
+    "prompt_variable": ("PS4={{x}}; set -x; echo", SUBSTITUTION),  # bash, mksh
+    "bash_env": ("BASH_ENV={{x}} bash -c :", SUBSTITUTION),  # all five
+    "arithmetic_of_substitution": ("echo $(( $(echo {{x}}) ))", SUBSCRIPT),  # bash, mksh, zsh
+    "eval_of_substitution": ('eval "$(echo {{x}})"', CODE),  # all five
+    "list_as_assignment_value": ("v={{x}}", ["a", "eval", CODE]),  # all five
+    "list_as_redirection_target": ("read v < {{x}}", ["/dev/null", SUBSCRIPT]),  # bash, mksh
+}
+
+
+@pytest.mark.parametrize(("template", "value"), REPRODUCTIONS.values(), ids=REPRODUCTIONS.keys())
+def test_reproduction_is_refused(template: str, value: Any) -> None:
+    assert refused_or_harmless(template, value) is not None
+
+
+# What works today keeps working, in every shell: (template, value, expected output).
+COMMON = [
+    ("printf '[%s]' {{x}}", "a'b $(id)", "[a'b $(id)]"),
+    ("grep -c {{x}} file", "x", "1\n"),
+    ("printf '[%s]' --flag={{x}}", "v v", "[--flag=v v]"),
+    ("printf '[%s]' {{x}}", ["a b", "c"], "[a b][c]"),
+    ("export NS={{x}}; printf %s \"$NS\"", f"{SUBSCRIPT}", SUBSCRIPT),
+    ("v={{x}}; printf %s \"$v\"", SUBSTITUTION, SUBSTITUTION),
+    ("for p in {{x}}; do printf '[%s]' \"$p\"; done", ["p 1", "p2"], "[p 1][p2]"),
+    ("printf %s $(cat {{x}})", "file", "x"),
+    ("case {{x}} in a*) echo A;; *) echo other;; esac", "ab", "A\n"),
+    ("x=$(case {{x}} in (a) echo one;; b|c) echo two;; esac); echo \"$x\"", "c", "two\n"),
+    ("cat <<EOF\nbody\nEOF\nprintf %s {{x}}", "$(id)", "body\n$(id)"),
+    ("printf %s {{x|raw}}", "'raw'", "raw"),
+    ("[ -n {{x}} ] && echo yes", "-eq", "yes\n"),
+    ("[ {{x}} = b ] || echo no", SUBSCRIPT, "no\n"),
+    ("sh -c 'printf %s \"$1\"' sh {{x}}", SUBSTITUTION, SUBSTITUTION),
+    ("printf %s $(( {{x}} + 1 ))", 41, "42"),
+    ("f() { printf '[%s]' \"$@\"; }; f {{x}}", SUBSCRIPT, f"[{SUBSCRIPT}]"),
+]
+
+
+@pytest.mark.parametrize(("template", "value", "expected"), COMMON)
+def test_common_cases_still_work_in_every_shell(template: str, value: Any, expected: str) -> None:
+    text = interpolate(template, {"x": value})
+    for name, argv in SHELLS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "file").write_text("x\n")
+            out = subprocess.run([*argv, "-c", text], cwd=folder, env=ENV, timeout=20,
+                                 stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        assert (out.returncode, out.stdout.decode()) == (0, expected), (name, text, out.stderr)
+
+
+def test_an_integer_is_inserted_as_digits_where_only_arithmetic_may_stand() -> None:
+    assert interpolate("echo $(( {{n}} + 1 )) ${a[{{n}}]}", {"n": 7}) == "echo $(( 7 + 1 )) ${a[7]}"
+    assert interpolate("let n={{n}}", {"n": -3}) == "let n=-3"
+    assert interpolate("echo ${v:{{n}}:2}", {"n": 2}) == "echo ${v:2:2}"
+    for value in ("7", 7.0, True, [7]):
+        message = str(pytest.raises(InterpolationError, interpolate, "let n={{n}}", {"n": value}).value)
+        assert message.startswith("{{n}} is an argument of let, which is arithmetic, and its value"
+                                  f" is a {type(value).__name__}, not an int (column 7); give an int")
+
+
+def test_refusals_say_how_to_pass_the_value_instead() -> None:
+    def message(template: str) -> str:
+        return str(pytest.raises(InterpolationError, interpolate, template, {"x": "v"}).value)
+
+    assert message("eval {{x}}") == (
+        "{{x}} is an argument of eval, which the shell reads as code, a variable name or "
+        "arithmetic (column 6); pass it as an environment value instead: -e V={{x}}, then "
+        "\"$V\" in the command")
+    assert message("bash -c {{x}}").endswith(
+        "pass it after the code, as an argument: bash -c 'echo \"$1\"' bash {{x}}; or as an "
+        "environment value: -e V={{x}}, then \"$V\" in the code")
+    assert message("printf {{x}}").endswith("put a literal argument or -- before it "
+                                            "(printf '%s' {{x}}, set -- {{x}})")
+
+
+def test_a_known_shell_is_read_in_its_own_dialect_only() -> None:
+    # dash reads (( j <<= 2 )) as subshells around a here-document: refused for /bin/sh,
+    # which may be dash; fine for bash, which reads arithmetic.
+    template = "(( j <<= 2 ))\necho {{x}}"
+    with pytest.raises(InterpolationError, match="in a here-document"):
+        interpolate(template, {"x": "v"}, shell="/bin/sh")
+    assert interpolate(template, {"x": "v"}, shell="/usr/bin/bash") == "(( j <<= 2 ))\necho v"
+
+
+# -- the property test ----------------------------------------------------------------------
+
+PAYLOADS = [
+    SUBSTITUTION, f"`touch {CANARY}`", SUBSCRIPT, f"1+{SUBSCRIPT}", CODE, f";{CODE};",
+    f"';{CODE};'", f'";{CODE};"', f"\n{CODE}\n", f")\n{CODE}\n", f"esac\n{CODE}\n",
+    f"$'\\x27';{CODE}", f"EOF\n{CODE}\n", f"\\'; {CODE} #", f"-v {SUBSCRIPT}", "-v", "'", '"',
+    "\\", "", 3, [SUBSCRIPT, CODE], ["-v", SUBSCRIPT], ["x", "eval", CODE],
+]
+
+# Contexts: "W" is where the inner snippet (eventually the placeholder) goes.
+CONTEXTS = [
+    # arithmetic
+    "echo $((1+W))", "echo $[1+W]", "((W))", "let n=W", "declare -i n=W", "typeset -i n=W",
+    "f() { local -i n=W; }; f", "[[ W -eq 1 ]]", "[ W -eq 1 ]", "test W -gt 0", "echo ${a[W]}",
+    "a[W]=1", "printf -v W %s 1", "read W <<< 1", "v=abc; echo ${v:W}", "declare -i n; n=W",
+    "for ((i=W;i<1;i++)); do :; done", "[ -v W ]", "RANDOM=W", "integer n; n=W",
+    # quoting forms
+    "echo 'W'", 'echo "W"', "echo $'W'", 'echo $"W"', "echo $'\\'' W '", 'echo "$(W)"',
+    "echo $(W)", 'echo "$(case a in a) echo W;; esac)"', 'echo "$(case a in (a) echo " W ";; esac)"',
+    "echo `echo W`", "echo ${u:-W}", 'echo "${u:-W}"', "echo ${u:=W}",
+    # here-documents and here-strings
+    "cat <<EOF\nW\nEOF", "cat <<'EOF'\nW\nEOF", "cat <<< W", "cat <<W\nx\nW",
+    # code
+    "eval W", 'eval "echo "W', "trap W EXIT", "alias a=W\na", "source W", ". W", "sh -c W",
+    "bash -c W", "command eval W", "builtin eval W", "exec sh -c W", "env sh -c W",
+    "sh -c 'echo \"$1\"' sh W", "xargs sh -c W </dev/null", "emulate sh -c W", "PS4=W; set -x; :",
+    # process substitution, plain words, assignments
+    "cat <(echo W)", "echo W", "x=W; echo \"$x\"", "export N=W", "case W in *) echo;; esac",
+    "for p in W; do echo \"$p\"; done", "printf '%s' W", "echo W | cat", "[ W = b ]", "ls *(W)",
+]
+
+
+def _wrap(context: str, inner: str) -> str:
+    return context.replace("W", inner)
+
+
+SNIPPETS = st.recursive(
+    st.just("{{x}}"),
+    lambda inner: st.builds(_wrap, st.sampled_from(CONTEXTS), inner),
+    max_leaves=3,
+)
+SCRIPTS = st.lists(SNIPPETS, min_size=1, max_size=3).flatmap(
+    lambda parts: st.sampled_from(["; ", "\n"]).map(lambda sep: sep.join(parts))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(script=SCRIPTS, value=st.sampled_from(PAYLOADS))
+def test_no_shell_context_runs_a_value(script: str, value: Any) -> None:
+    refused_or_harmless(script, value)
+
+
+# -- the same in pods ---------------------------------------------------------------------
+
+NAMESPACE = "interp"
+MANIFEST = f"""
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {NAMESPACE}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: box
+  namespace: {NAMESPACE}
+spec:
+  containers:
+    - name: main
+      image: busybox:1.36
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
+    sandbox.apply(MANIFEST)
+    yield Cluster(kubeconfig=sandbox.kubeconfig, namespace=NAMESPACE)
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.delete_namespace, NAMESPACE)
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash", "mksh", "zsh"])
+def test_values_reach_pods_as_plain_words_under_each_shell(cluster: Cluster, shell: str) -> None:
+    path = shutil.which(shell)
+    assert path is not None
+    # The canary goes to the pod's working folder; the script reports whether it exists.
+    for template, value in [("printf '[%s]' {{x}}", SUBSCRIPT), ("v={{x}}; echo \"$v\"", SUBSTITUTION),
+                            ("export N={{x}}; printf %s \"$N\"", SUBSCRIPT)]:
+        script = interpolate(template, {"x": value}, shell=path) + f"\nif [ -e {CANARY} ]; then echo RAN; fi"
+        (result,) = list(cluster.run(script, "box", shell=path, timeout=60))
+        assert result.exit_code == 0, (shell, template, result.stderr)
+        assert b"RAN" not in result.stdout and value.encode() in result.stdout, (shell, template)
+    # $[...] is plain text to dash, arithmetic to the others.
+    refused = ["let n={{x}}", "printf -v {{x}} %s 1", "[[ {{x}} -eq 1 ]]"]
+    for template in refused + ([] if shell == "dash" else ["echo $[1+{{x}}]"]):
+        with pytest.raises(InterpolationError):
+            interpolate(template, {"x": SUBSCRIPT}, shell=path)
