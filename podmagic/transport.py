@@ -147,8 +147,9 @@ class ExecSpec:
     """What to run where.
 
     ``command`` is the argv (no shell is added). ``stdin`` is sent and then closed (on v5);
-    ``None`` opens no stdin channel; a :class:`LoaderInput` is sent as it describes. With ``tty`` the command gets a terminal of ``width`` x
-    ``height`` and all its output arrives as stdout. ``capture_limit`` bounds how many bytes
+    ``None`` opens no stdin channel; a :class:`LoaderInput` is sent as it describes. With
+    ``tty`` the command gets a terminal of ``width`` x ``height`` and all its output arrives
+    as stdout. ``capture_limit`` bounds how many bytes
     of each stream are kept (``None``: all). ``connect_timeout`` bounds reaching the server
     (TCP and TLS, retries included), ``read_timeout`` the wait for the upgrade's answer.
 

@@ -278,8 +278,8 @@ SIZES = [1, 60, 4094, 4095, 4096, INLINE_SCRIPT_LIMIT + 1, 16383, 16385, 70_000,
          140_000, 1024 * 1024]
 
 #: Literal text: ASCII, backslashes, CR, non-ASCII, and the bytes a terminal would act on
-#: in its normal mode (^C, ^D, ^Q, ^S, ^U, ^V, ^W, DEL, ESC).
-ALPHABET = "ab \\\r\té漢🙂\x03\x04\x11\x13\x15\x16\x17\x7f\x1b$'\"`"
+#: in its normal mode (^C, ^D, ^O, ^Q, ^R, ^S, ^U, ^V, ^W, ^Z, ^\, DEL, ESC).
+ALPHABET = "ab \\\r\té漢🙂\x03\x04\x0f\x11\x12\x13\x15\x16\x17\x1a\x1c\x7f\x1b$'\"`"
 
 
 def reference(shell: str, tail: str) -> tuple[int, bytes]:
