@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import numbers
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import IO, Any
@@ -32,7 +33,7 @@ from typing import IO, Any
 import anyio
 
 from .command import RemoteCommand, build_command
-from .credentials import ClusterCredentials, load_credentials
+from .credentials import DEFAULT_PLUGIN_TIMEOUT, ClusterCredentials, load_credentials
 from .engine import (
     DEFAULT_CAPTURE_BUDGET,
     DEFAULT_CAPTURE_LIMIT,
@@ -43,7 +44,7 @@ from .engine import (
 )
 from .errors import SelectionError
 from .events import EventCallback
-from .kubeapi import KubeApi
+from .kubeapi import CONNECT_TIMEOUT, READ_TIMEOUT, KubeApi
 from .portal import run_blocking
 from .results import PodResults
 from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
@@ -116,6 +117,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "shell": (lambda v: v is None or isinstance(v, str), 'a path str such as "/bin/bash", or None'),
     "timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
     "deadline": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "plugin_timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
     "max_concurrency": (lambda v: v is None or _is_int(v), "an int or None"),
     "retries": (_is_int, "an int"),
     "pick": (lambda v: v is None or _is_int(v), "an int or None"),
@@ -172,6 +174,13 @@ class Cluster:
             ``yes=True``. ``[]`` protects none.
         confirm_above: runs in more pods than this (default 50, as ``PodMagic.confirm_above``)
             need ``yes=True``; None sets no limit.
+        plugin_timeout: seconds an exec credential plugin (``users[].user.exec`` in the
+            kubeconfig) may run before it is stopped and the run fails naming it (default 60;
+            None: no limit).
+
+    ``timeout`` bounds more than the command: each API request made to find the pods waits at
+    most that long to connect and for an answer (at most 10 s to connect and 15 s for an
+    answer without it), and an exec's connecting and upgrade count within its per-pod time.
     """
 
     def __init__(
@@ -187,16 +196,21 @@ class Cluster:
         credentials: ClusterCredentials | None = None,
         protected_contexts: Sequence[str] = DEFAULT_PROTECTED_CONTEXTS,
         confirm_above: int | None = DEFAULT_CONFIRM_ABOVE,
+        plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
     ) -> None:
         _check_types("Cluster()", {
             "context": context, "kubeconfig": kubeconfig, "namespace": namespace,
             "max_concurrency": max_concurrency, "timeout": timeout, "capture_limit": capture_limit,
             "capture_budget": capture_budget, "protected_contexts": protected_contexts,
-            "confirm_above": confirm_above,
+            "confirm_above": confirm_above, "plugin_timeout": plugin_timeout,
         })
+        if plugin_timeout is not None and not plugin_timeout > 0:
+            raise ValueError(f"Cluster(): plugin_timeout must be a positive number of seconds, "
+                             f"got {plugin_timeout}")
         self.protected_contexts: tuple[str, ...] = tuple(protected_contexts)
         self.confirm_above = confirm_above
-        self.credentials = credentials or load_credentials(context=context, kubeconfig=kubeconfig)
+        self.credentials = credentials or load_credentials(context=context, kubeconfig=kubeconfig,
+                                                           plugin_timeout=plugin_timeout)
         self.namespace = namespace or self.credentials.namespace
         self.defaults = ExecOptions(max_concurrency=max_concurrency, timeout=timeout,
                                     capture_limit=capture_limit, capture_budget=capture_budget)
@@ -240,19 +254,32 @@ class Cluster:
         )
 
     async def aselect(self, target: str | Sequence[str] | None = None, *,
-                      deadline: float | None = None, **query: Any) -> Selection:
+                      deadline: float | None = None, timeout: float | None = _UNSET,
+                      **query: Any) -> Selection:
         """Resolve a target to the pods it would run in (nothing is executed).
 
         With ``deadline`` (seconds), finding the pods — throttled retries included — gives up
-        with a :class:`SelectionError` once it has passed.
+        with a :class:`SelectionError` once it has passed. ``timeout`` (default: the
+        Cluster's) bounds each request's connecting and its wait for an answer.
         """
-        async with KubeApi(self.credentials) as api:
+        timeout = self.defaults.timeout if timeout is _UNSET else timeout
+        async with self._api(timeout) as api:
             return await self._resolve(api, self.query(target, **query), deadline)
 
-    async def _resolve(self, api: KubeApi, query: TargetQuery, deadline: float | None) -> Selection:
+    def _api(self, timeout: float | None) -> KubeApi:
+        """The API client, its connect and read limits within the per-pod ``timeout``."""
+        if timeout is None or not timeout > 0:
+            return KubeApi(self.credentials)
+        return KubeApi(self.credentials, connect_timeout=min(CONNECT_TIMEOUT, timeout),
+                       read_timeout=min(READ_TIMEOUT, timeout))
+
+    async def _resolve(self, api: KubeApi, query: TargetQuery, deadline: float | None,
+                       until: float | None = None) -> Selection:
         if deadline is None:
             return await resolve(api, query, default_namespace=self.namespace)
-        with anyio.move_on_after(deadline):
+        if until is None:
+            until = anyio.current_time() + deadline
+        with anyio.move_on_after(until - anyio.current_time()):
             return await resolve(api, query, default_namespace=self.namespace)
         raise SelectionError(
             f"the overall deadline of {deadline:g}s passed while finding the pods "
@@ -307,6 +334,7 @@ class Cluster:
         selection: Selection | None = None,
         yes: bool = False,
         all_pods: bool = False,
+        started_at: float | None = None,
         **query: Any,
     ) -> PodResults:
         """Run ``command`` in every pod the target names; one result per pod × container.
@@ -320,6 +348,10 @@ class Cluster:
         protected context or more than ``confirm_above`` pods need ``yes=True``; naming no
         target and no selector needs ``all_pods=True`` (or ``selector=""``), since running in
         every pod of the namespace is rarely what a call that forgot its target meant.
+
+        ``deadline`` covers finding the pods and the execs. A caller that found the pods
+        itself (``selection``) passes ``started_at``, the :func:`time.monotonic` time it
+        began, so that the deadline counts from then; messages show ``deadline`` as given.
         """
         _check_types("Cluster.run()", {
             "command": command, "target": target, "env": env, "workdir": workdir, "shell": shell,
@@ -353,21 +385,22 @@ class Cluster:
             ),
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
-        async with KubeApi(self.credentials) as api:
+        # The overall deadline covers finding the pods too; the execs get what is left.
+        # anyio's clock on asyncio is the loop's, time.monotonic().
+        now = anyio.current_time()
+        begun = now if started_at is None else started_at + (now - time.monotonic())
+        deadline_at = begun + deadline if deadline is not None else None
+        async with self._api(options.timeout) as api:
             everything = False
             if selection is None:
-                # The overall deadline covers finding the pods too; the execs get what is left.
-                started = anyio.current_time()
-                selection = await self._resolve(api, request, deadline)
-                if deadline is not None:
-                    left = deadline - (anyio.current_time() - started)
-                    options = replace(options, deadline=max(left, 0.001))
+                selection = await self._resolve(api, request, deadline, deadline_at)
                 everything = not named and not all_pods
             check_allowed(selection, context=self.context, protected=self.protected_contexts,
                           confirm_above=self.confirm_above, everything=everything,
                           confirmed=yes, api=True)
             return await run_fanout(api, selection, remote, options, context=self.context,
-                                    command_args=shown, control=control, on_event=on_event)
+                                    command_args=shown, control=control, on_event=on_event,
+                                    deadline_at=deadline_at)
 
     def run(self, command: str | Sequence[str], target: str | Sequence[str] | None = None,
             **kwargs: Any) -> PodResults:

@@ -15,7 +15,9 @@ driven here, because the package ties it to its global configuration and to bloc
 * exec credential plugins (``client.authentication.k8s.io/v1`` and ``v1beta1``) run in a worker
   thread with ``KUBERNETES_EXEC_INFO`` set, their token is cached until its
   ``expirationTimestamp`` or until :meth:`ClusterCredentials.invalidate_token`, and a refresh is
-  shared by every caller waiting for it;
+  shared by every caller waiting for it; a plugin that runs longer than ``plugin_timeout``
+  (:data:`DEFAULT_PLUGIN_TIMEOUT`) is stopped, with the processes it started, and the error
+  names it;
 * ``tokenFile`` tokens and the in-cluster service-account token are re-read at most every
   :data:`TOKEN_FILE_REREAD_SECONDS` (kubectl re-reads them once a minute), and at once after
   :meth:`~ClusterCredentials.invalidate_token`.
@@ -35,6 +37,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -62,6 +65,7 @@ from podmagic.errors import ConfigError
 
 __all__ = [
     "DEFAULT_KUBECONFIG",
+    "DEFAULT_PLUGIN_TIMEOUT",
     "IN_CLUSTER_CONTEXT",
     "SERVICE_ACCOUNT_DIR",
     "TOKEN_FILE_REREAD_SECONDS",
@@ -79,6 +83,8 @@ IN_CLUSTER_CONTEXT = "in-cluster"
 SERVICE_ACCOUNT_DIR = os.path.dirname(_incluster.SERVICE_TOKEN_FILENAME)
 #: How long a token read from a file (``tokenFile``, in-cluster) is used before re-reading it.
 TOKEN_FILE_REREAD_SECONDS = 60.0
+#: Seconds an exec credential plugin may run (a browser login included) before it is stopped.
+DEFAULT_PLUGIN_TIMEOUT = 60.0
 
 _EXEC_API_VERSIONS = (
     "client.authentication.k8s.io/v1",
@@ -515,8 +521,10 @@ class _ExecAuth(_RefreshingAuth):
         base_path: str,
         cluster_info: dict[str, Any] | None,
         redact: _Redactor,
+        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
     ) -> None:
         super().__init__()
+        self._timeout = timeout
         config = copy.deepcopy(dict(exec_config))
         self._config = _kube.ConfigNode("exec", config)  # type: ignore[no-untyped-call]
         self._user = user
@@ -588,8 +596,8 @@ class _ExecAuth(_RefreshingAuth):
         with self._mutex:
             self._aborted = True
             proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        if proc is not None:
+            _kill_plugin(proc)
 
     def _fetch(self) -> tuple[str, _dt.datetime | None, float | None]:
         provider = self._provider()  # environment as of now, like a fresh kubectl process
@@ -617,6 +625,10 @@ class _ExecAuth(_RefreshingAuth):
                 # Interactive plugins prompt on stderr, so it stays on the terminal then.
                 stderr=None if interactive else subprocess.PIPE,
                 env=env,
+                # Its own session, so that stopping it stops what it started too (a shell
+                # script's children would otherwise keep its output pipe open). Not for an
+                # interactive plugin: it must keep the terminal to prompt on.
+                start_new_session=not interactive,
             )
         except FileNotFoundError:
             hint = f" ({self._install_hint})" if self._install_hint else ""
@@ -633,9 +645,17 @@ class _ExecAuth(_RefreshingAuth):
             self._proc = proc
             aborted = self._aborted
         if aborted:
-            proc.kill()
+            _kill_plugin(proc)
         try:
-            stdout, stderr = proc.communicate()
+            stdout, stderr = proc.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            _stop_plugin(proc)
+            raise ConfigError(
+                f"the {self._what()} did not finish within {self._timeout:g}s and was stopped",
+                hint="run it by hand to see what it waits for (a login, the network); if it "
+                "needs longer, raise plugin_timeout (Cluster(plugin_timeout=...), "
+                "%config PodMagic.plugin_timeout)",
+            ) from None
         finally:
             with self._mutex:
                 self._proc = None
@@ -694,6 +714,32 @@ class _ExecAuth(_RefreshingAuth):
             except ValueError:
                 raise bad("an invalid expirationTimestamp") from None
         return f"Bearer {token}", expires_at, None
+
+
+def _kill_plugin(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a plugin and, when it has its own session, everything in its process group."""
+    if proc.poll() is not None:
+        return
+    try:
+        if os.name == "posix" and os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+    except OSError:
+        pass
+    proc.kill()
+
+
+def _stop_plugin(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a plugin that overran and reap it, without waiting on pipes that a process it
+    moved out of its group may still hold open."""
+    _kill_plugin(proc)
+    try:
+        proc.communicate(timeout=2)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
 
 
 class _ProviderAuth(_RefreshingAuth):
@@ -868,8 +914,12 @@ def load_credentials(
     context: str | None = None,
     kubeconfig: str | os.PathLike[str] | None = None,
     service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+    plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
 ) -> ClusterCredentials:
     """Resolve the cluster credentials kubectl would use and pin them.
+
+    ``plugin_timeout`` is how many seconds an exec credential plugin may run before it is
+    stopped and the request fails naming it (``None``: no limit).
 
     ``kubeconfig`` is one file (kubectl's ``--kubeconfig``); without it, ``KUBECONFIG`` (a
     ``os.pathsep``-separated list whose files are merged: the first file that defines a name
@@ -932,7 +982,7 @@ def load_credentials(
             f"kubeconfig {_where(candidates)} defines no contexts",
             hint="pass a kubeconfig that does, or set KUBECONFIG",
         )
-    return _load_from_kubeconfig(documents, context)
+    return _load_from_kubeconfig(documents, context, plugin_timeout)
 
 
 def _defines_context(documents: list[tuple[str, dict[str, Any]]], name: str) -> bool:
@@ -1005,7 +1055,9 @@ class _Loader(_kube.KubeConfigLoader):
 
 
 def _load_from_kubeconfig(
-    documents: list[tuple[str, dict[str, Any]]], context: str | None
+    documents: list[tuple[str, dict[str, Any]]],
+    context: str | None,
+    plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
 ) -> ClusterCredentials:
     files = tuple(p for p, _ in documents)
     where = _where(files)
@@ -1219,6 +1271,7 @@ def _load_from_kubeconfig(
             base_path=user_base,
             cluster_info=cluster_info,
             redact=redact,
+            timeout=plugin_timeout,
         )
     elif static_header and static_header.lower().startswith("basic "):
         auth = _StaticAuth(static_header, "basic")

@@ -28,7 +28,7 @@ from anyio.lowlevel import EventLoopToken
 from .command import RemoteCommand
 from .errors import HandshakeError, PodmagicError, StreamLostError
 from .events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from .kubeapi import KubeApi, RetryPolicy
+from .kubeapi import KubeApi, Reach, RetryPolicy, describe_timeout
 from .results import ExecStatus, PodResult, PodResults
 from .targets import PodTarget, Selection, SkippedPod
 from .transport import ExecOutcome, ExecSpec, run_exec
@@ -175,6 +175,43 @@ _IDLE_NOTE_AFTER = 1.0
 _NO_SHELL_HINT = "images without a shell need a direct argv: --no-shell"
 
 
+def _starts_background_job(command: Sequence[str]) -> bool:
+    """Whether a shell script (``sh -c SCRIPT``) starts a background job: an unquoted ``&``
+    that is not part of ``&&``, ``|&``, ``>&``, ``<&`` or ``&>``. A heuristic (a ``&`` in a
+    here-document or an arithmetic expression counts too), used only to word a hint."""
+    if len(command) < 3 or command[-2] != "-c":
+        return False
+    script = command[-1]
+    quote: str | None = None
+    index, size = 0, len(script)
+    while index < size:
+        char = script[index]
+        if quote == "'":
+            if char == "'":
+                quote = None
+        elif char == "\\":
+            index += 1  # the next character is literal
+        elif quote == '"':
+            if char == '"':
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or script[index - 1] in " \t\n;&|()"):
+            newline = script.find("\n", index)
+            index = size if newline < 0 else newline
+            continue
+        elif char == "&":
+            before = script[index - 1] if index else ""
+            after = script[index + 1] if index + 1 < size else ""
+            if after == "&":
+                index += 2
+                continue
+            if before not in ("|", ">", "<") and after != ">":
+                return True
+        index += 1
+    return False
+
+
 def _exit_hint(code: int) -> str | None:
     if code == 126:
         return ("exit 126: command found but not executable (permissions, or a directory); "
@@ -280,20 +317,18 @@ class _PodRun:
             connect_timeout=options.connect_timeout,
         )
         timeout = options.timeout
+        reach = Reach()
         try:
+            # The per-pod timeout covers the whole exec: credentials, connecting, the upgrade,
+            # the command, and the close (which then only sends its close frame).
             with anyio.fail_after(timeout) if timeout else nullcontext():
                 outcome: ExecOutcome = await run_exec(
                     fanout.api, spec, on_output=self._on_output, on_started=self._on_started,
-                    retry=self._handshake_policy(timeout),
+                    retry=self._handshake_policy(timeout), reach=reach,
                 )
         except TimeoutError:
-            if self.started_at is None:
-                hint = (f"the exec did not start within the {timeout:g}s timeout (the API server "
-                        "did not accept the upgrade in time)")
-            else:
-                hint = (f"no exit status within the {timeout:g}s timeout; a background process that "
-                        "keeps stdout open holds the exec (redirect it: cmd >/dev/null 2>&1 &)")
-            self.finish(ExecStatus.TIMEOUT, error=hint)
+            assert timeout is not None
+            self.finish(ExecStatus.TIMEOUT, error=self._timeout_message(timeout, reach))
             return False
         except HandshakeError as error:
             message: str | None = str(error)
@@ -331,6 +366,27 @@ class _PodRun:
                            "or choose one with --shell")
         self.finish(ExecStatus.ERROR, error=error_text)
         return False
+
+    def _timeout_message(self, timeout: float, reach: Reach) -> str:
+        """What the per-pod timeout cut, in words that say only what is known."""
+        api = self.fanout.api
+        if self.started_at is None:
+            step = reach.stalled_step() if reach.step != "done" else "answer"
+            what, _ = describe_timeout(api.server, step, None, what="exec upgrade",
+                                       proxy=bool(api.proxy), https=api.server.startswith("https:"))
+            message = f"the exec did not start within the {timeout:g}s timeout: {what}"
+            if reach.last_failure and step == "tcp":
+                message += f" (the attempt before: {reach.last_failure})"
+            return message
+        message = f"no exit status within the {timeout:g}s timeout; the command may still be running"
+        if _starts_background_job(self.fanout.command_args):
+            # Only a hint where the script starts a job with `&`: a finished command whose job
+            # keeps stdout/stderr open gets no exit status either, and nothing tells the two
+            # apart from here (the server says nothing until every writer has closed).
+            message += ("; or it finished but a background job it started with & keeps "
+                        "stdout/stderr open, which holds the exec (redirect the job's output: "
+                        "cmd >/dev/null 2>&1 &)")
+        return message
 
     async def _current_pod(self) -> tuple[bool, dict[str, Any] | None]:
         """``(known, pod)``: the pod as the API server has it now (``None``: gone).
@@ -408,13 +464,18 @@ async def run_fanout(
     command_args: Sequence[str] | None = None,
     control: RunControl | None = None,
     on_event: EventCallback | None = None,
+    deadline_at: float | None = None,
 ) -> PodResults:
     """Run ``command`` in every pod of ``selection``; always returns one result per target.
 
     ``command_args`` is what results show as their command (default: the argv sent).
+    ``deadline_at`` is when ``options.deadline`` passes, on :func:`anyio.current_time`'s
+    clock (default: that many seconds from now); a caller that spent part of the deadline
+    finding the pods passes it, and messages still show the deadline as it was asked.
     """
     control = control or RunControl()
-    deadline_at = anyio.current_time() + options.deadline if options.deadline is not None else None
+    if deadline_at is None and options.deadline is not None:
+        deadline_at = anyio.current_time() + options.deadline
     fanout = _Fanout(api=api, context=context, command=command, options=options, control=control,
                      on_event=on_event, shell_display=tuple(command_args or command.argv),
                      deadline_at=deadline_at,
@@ -423,17 +484,17 @@ async def run_fanout(
     runs = [_PodRun(fanout, target) for target in selection.run]
     limiter = anyio.CapacityLimiter(options.max_concurrency)
 
-    async def watchdog(seconds: float) -> None:
-        await anyio.sleep(seconds)
+    async def watchdog(until: float, asked: float) -> None:
+        await anyio.sleep_until(until)
         # Set the reason before cancelling, so every task records "timeout", not "cancelled".
-        control.cancel(f"overall deadline of {seconds:g}s reached")
+        control.cancel(f"overall deadline of {asked:g}s reached")
 
     with anyio.CancelScope() as scope:
         control._attach(scope)
         try:
             async with anyio.create_task_group() as outer:
-                if options.deadline is not None:
-                    outer.start_soon(watchdog, options.deadline)
+                if deadline_at is not None and options.deadline is not None:
+                    outer.start_soon(watchdog, deadline_at, options.deadline)
                 async with anyio.create_task_group() as group:
                     for run in runs:
                         group.start_soon(run.run, limiter)

@@ -20,6 +20,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from .background import BackgroundRun
 from .client import Cluster
+from .credentials import DEFAULT_PLUGIN_TIMEOUT
 from .engine import (
     DEFAULT_CAPTURE_BUDGET,
     DEFAULT_CAPTURE_LIMIT,
@@ -169,10 +170,12 @@ class PodMagic(Magics):
     head_lines = Int(200, help="lines per pod kept at the start of the live view").tag(config=True)
     tail_lines = Int(200, help="lines per pod kept at the end of the live view").tag(config=True)
     quiet = Bool(False, help="no live view (like -q)").tag(config=True)
+    plugin_timeout = Float(DEFAULT_PLUGIN_TIMEOUT, allow_none=True,
+                           help="seconds a kubeconfig exec credential plugin may run").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._clusters: dict[tuple[str | None, str | None], Cluster] = {}
+        self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
         self.sandbox: Any = None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -188,10 +191,10 @@ class PodMagic(Magics):
         return self._shell.user_ns  # type: ignore[no-any-return]
 
     def _cluster(self, context: str | None, kubeconfig: str | None) -> Cluster:
-        key = (context or self.context, kubeconfig or self.kubeconfig)
+        key = (context or self.context, kubeconfig or self.kubeconfig, self.plugin_timeout)
         if key not in self._clusters:
             # Pinned for the session: later context switches elsewhere do not redirect it.
-            self._clusters[key] = Cluster(context=key[0], kubeconfig=key[1])
+            self._clusters[key] = Cluster(context=key[0], kubeconfig=key[1], plugin_timeout=key[2])
         return self._clusters[key]
 
     def _expand(self, text: str | None) -> str | None:
@@ -305,11 +308,10 @@ class PodMagic(Magics):
             container=self._expand(args.container), all_containers=args.all_containers,
         )
         deadline = args.deadline if args.deadline is not None else self.deadline
+        timeout = args.timeout if args.timeout is not None else self.timeout
+        # The overall deadline covers finding the pods; the execs get what is left (started_at).
         listing_started = time.monotonic()
-        selection: Selection = cluster.select(targets or None, deadline=deadline, **query)
-        if deadline is not None:
-            # The overall deadline covers finding the pods; the execs get what is left.
-            deadline = max(deadline - (time.monotonic() - listing_started), 0.001)
+        selection: Selection = cluster.select(targets or None, deadline=deadline, timeout=timeout, **query)
         everything = cluster.query(targets or None, **query).selects_everything
         if args.dry_run:
             self._show_selection(cluster, selection)
@@ -329,8 +331,8 @@ class PodMagic(Magics):
         run_kwargs: dict[str, Any] = dict(
             env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,
             stdin=stdin, tty=args.tty, retries=args.retries, selection=selection,
-            timeout=args.timeout if args.timeout is not None else self.timeout,
-            deadline=deadline,
+            timeout=timeout,
+            deadline=deadline, started_at=listing_started,
             max_concurrency=args.max_concurrency or self.max_concurrency,
             capture_limit=self.capture_limit,
             capture_budget=self.capture_budget,
