@@ -47,15 +47,50 @@ Values
 
 Where a quoted placeholder may stand
 ------------------------------------
-A single-quoted word is one word only where the shell reads quotes: unquoted text, including
-inside ``$(...)`` and an unquoted ``${...}``. Elsewhere the quotes podmagic adds would be
-literal characters, and the value could escape them (``echo "{{x}}"`` with
-``x = "$(reboot)"`` would run ``reboot``). So ``{{expr}}`` is an error, before anything is
-evaluated, when it stands inside ``'...'``, ``"..."``, ``$'...'``, backticks, ``$((...))``, a
-``#`` comment or a here-document body, or right after a ``$``. Close the quotes around it
-instead (``"pod "{{pod}}" is up"``), or use ``|raw`` for trusted text. This check reads the
-shell text the way a POSIX shell does, without being a full parser (``case`` patterns inside
-``$(...)`` can confuse it); when in doubt it refuses rather than guesses.
+The pod's ``/bin/sh`` may be dash, bash (RHEL's), busybox ash, mksh or zsh, so the template is
+read as each would read it (dash has no ``$'...'``, ``$[...]``, ``[[`` or ``((``; the others
+do), unless ``shell=`` names bash, zsh, mksh, ksh or dash. A ``{{expr}}`` must be a plain word
+in every reading, and in a place where the command takes plain text; otherwise it is an
+error, before anything is evaluated:
+
+- Quotes and comments: inside ``'...'``, ``"..."``, ``$'...'``, ``$"..."``, backticks, a ``#``
+  comment, a here-document body or delimiter, or right after a ``$``: the quotes podmagic adds
+  would be literal there (``echo "{{x}}"`` with ``x = "$(reboot)"`` would run ``reboot``).
+  Close the quotes around it instead (``"pod "{{pod}}" is up"``).
+- Arithmetic: ``$((...))``, ``((...))``, ``$[...]``, ``let``, array subscripts (``a[...]=``,
+  ``${a[...]}``), ``${v:offset:length}``, test operands next to ``-eq``/``-lt``/``-v`` and the
+  like (in ``[[ ]]``, ``test`` and ``[``), assignments to integer variables (any assignment when
+  the script has ``declare -i``/``typeset -i``/``local -i``/``integer``/``float``, and the
+  shells' own ``RANDOM``, ``SECONDS``, ``OPTIND`` ...), also through a ``$(...)`` whose output
+  lands there. Bash, mksh and zsh evaluate subscripts inside arithmetic, running a ``$(...)``
+  in the value even when it is quoted. Here an ``int`` value (not ``bool``) is inserted as its
+  digits (``$(( {{n}} + 1 ))``); any other value is an error.
+- Commands that read an argument as code, a variable name or a number: ``eval``, ``trap``,
+  ``alias``, ``source``/``.``, ``read``, ``getopts``, ``unset``, ``shift``, ``ulimit``,
+  ``mapfile``, ``compgen``, ``emulate``, ``select``/``for`` variable names, ``printf -v``,
+  the names (not the values) of ``export``/``declare``/``local``/``readonly``, and every other
+  builtin of the five shells but the plain-text ones (``echo``, ``printf``, ``cd``, ``cat``,
+  ``test`` ...), also behind ``command``, ``builtin``, ``exec``, ``env``; the code or options of
+  ``sh -c``, ``bash -c`` and the other shells wherever they appear (``kubectl exec p -- sh -c``,
+  ``xargs sh -c``), and any argument of ``ssh`` or ``watch``, which join their arguments into a
+  command line. A value may follow the code: ``sh -c 'echo "$1"' sh {{x}}``. ``printf``,
+  ``print`` and ``set`` take values only after a literal argument or ``--`` (a value could be
+  ``-v``); ``test``/``[`` not beside another value or a ``$(...)``; no argument of a command
+  whose name is itself a value, or an alias the script defines. The error says how to pass the
+  value instead, usually as an environment value: ``-e V={{x}}``, then ``"$V"``.
+- Assignments to ``PS1``-``PS4``, ``PROMPT_COMMAND``, ``BASH_ENV``, ``ENV`` (run as code).
+- A list where one word must stand (an assignment, a redirection target, a command name, a
+  test operand) is an error: its other items would become arguments or commands.
+
+Still fine: plain arguments (``kubectl logs {{pod}}``, ``grep -r {{pattern}} /etc``,
+``--flag={{v}}``, lists), ``export NS={{ns}}``, ``x={{v}}; echo "$x"``,
+``for p in {{pods}}; do``, ``$(cat {{file}})``, ``case {{x}} in``, ``<<< {{x}}``, ``{{x|raw}}``
+anywhere. What the script later does with a variable is its own business: a value stored in
+``x`` and then used as ``$((x))``, ``eval "$x"`` or ``xargs sh -c '... {}'`` runs, exactly as an
+environment value would; compute numbers in Python (``{{ int(n) }}``). Programs that take code
+of their own (``python -c``, ``awk``, ``sed``'s ``e``) and options that a program runs
+(``ssh -oProxyCommand=``) are not shells' business either. Functions defined in a sourced file
+and integer declarations made there are not seen.
 
 Errors are :class:`InterpolationError` (a :class:`~podmagic.errors.PodmagicError` and a
 :class:`ValueError`), one line that names the placeholder and says what to do, e.g.
