@@ -449,12 +449,22 @@ class PodMagic(Magics):
         for its Python API: faults, throttling, its kubeconfig path.
         """
         args = parse_argstring(self.pod_sandbox, line)
-        from .sandbox import Sandbox
+        from .sandbox import ManifestError, Sandbox
 
         if args.action == "start":
             if self.sandbox is not None:
                 raise UsageError(f"a sandbox is already running at {self.sandbox.url}; %pod_sandbox stop first")
-            self.sandbox = Sandbox(args.manifest).start()
+            try:
+                sandbox = Sandbox(args.manifest).start()
+            except ManifestError as error:
+                # Already one line naming the file, object and field: no traceback.
+                raise UsageError(str(error)) from None
+            except OSError as error:
+                if args.manifest is None or error.filename is None:
+                    raise
+                raise UsageError(f"cannot read the manifest {error.filename}: "
+                                 f"{error.strerror or error}") from None
+            self.sandbox = sandbox
             self.kubeconfig = str(self.sandbox.kubeconfig)
             self.context = self.sandbox.context
             self._clusters.clear()

@@ -178,3 +178,24 @@ def test_help_is_complete(ip: InteractiveShell) -> None:
     doc = ip.find_line_magic("pod").__doc__ or ""
     for option in ("--selector", "--all-namespaces", "--bg", "--check", "--parse", "--dry-run", "--yes", "{{expr}}"):
         assert option in doc
+
+
+def test_pod_sandbox_start_with_a_bad_manifest_is_one_usage_error(
+    ip: InteractiveShell, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    manifest = Path(str(tmp_path)) / "bad.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"
+        "spec:\n  replicas: -1\n  selector: {matchLabels: {app: web}}\n"
+        "  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec: {containers: [{name: c, image: x}]}\n"
+    )
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("pod_sandbox", f"start --manifest {manifest}")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "bad.yaml" in message and "spec.replicas" in message
+    with pytest.raises(UsageError, match="cannot read the manifest"):
+        ip.run_line_magic("pod_sandbox", f"start --manifest {manifest}.missing")
