@@ -460,10 +460,12 @@ class PodMagic(Magics):
                 # Already one line naming the file, object and field: no traceback.
                 raise UsageError(str(error)) from None
             except OSError as error:
-                if args.manifest is None or error.filename is None:
+                if args.manifest is None:
                     raise
-                raise UsageError(f"cannot read the manifest {error.filename}: "
-                                 f"{error.strerror or error}") from None
+                if error.strerror is None:  # the sandbox's own one-line message
+                    raise UsageError(str(error)) from None
+                raise UsageError(f"cannot read the manifest {args.manifest}: "
+                                 f"{error.strerror}") from None
             self.sandbox = sandbox
             self.kubeconfig = str(self.sandbox.kubeconfig)
             self.context = self.sandbox.context

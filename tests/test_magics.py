@@ -197,5 +197,5 @@ def test_pod_sandbox_start_with_a_bad_manifest_is_one_usage_error(
     message = str(caught.value)
     assert "\n" not in message
     assert "bad.yaml" in message and "spec.replicas" in message
-    with pytest.raises(UsageError, match="cannot read the manifest"):
+    with pytest.raises(UsageError, match="manifest not found"):
         ip.run_line_magic("pod_sandbox", f"start --manifest {manifest}.missing")
