@@ -323,7 +323,9 @@ class PodMagic(Magics):
                       confirm_above=self.confirm_above, everything=everything, confirmed=args.yes)
 
         assert command_text is not None
-        script = interpolate(command_text, self._user_ns)
+        # Read in the dialect of the shell that will run it (/bin/sh may be any of them).
+        script = interpolate(command_text, self._user_ns,
+                             shell=args.shell or self.default_shell)
         command: str | list[str] = script
         if args.no_shell:
             command = shlex.split(script)
