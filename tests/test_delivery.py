@@ -346,6 +346,7 @@ PATHS = pytest.mark.parametrize(("tty", "env"), [(False, False), (False, True), 
                                                                HealthCheck.function_scoped_fixture])
 @given(case=scripts(), shell=st.sampled_from(["dash", "bash", "ash", "mksh", "zsh"]))
 @example(case=("echo start; " + "true; " * 1000 + "echo end", "", b"start\nend\n"), shell="dash")
+@example(case=("printf '%s|' one two\\\n", "printf '%s|' one two\\\n", b""), shell="dash")
 def test_every_path_runs_the_same_script(cluster: Cluster, shells: dict[str, str], tty: bool,
                                          env: bool, case: tuple[str, str, bytes],
                                          shell: str) -> None:
