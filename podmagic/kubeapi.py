@@ -324,6 +324,17 @@ class Reach:
                 continue
         return False
 
+    def cut(self) -> None:
+        """Shut this attempt's sockets down after a timeout: the connection then closes at
+        once, rather than waiting up to half a minute for the TLS goodbye of a server that
+        does not answer."""
+        for sock in self.sockets:
+            try:
+                if sock.fileno() != -1:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+
     def stalled_step(self) -> str:
         """The step a timeout cut: ``credentials``, ``tcp``, ``tls``, ``answer`` or ``body``."""
         if self.step == "connect":
@@ -591,6 +602,7 @@ class KubeApi:
                 _REACH.reset(token)
             if scope.cancelled_caught or isinstance(failure, (TimeoutError, asyncio.TimeoutError)):
                 step = reach.stalled_step()
+                reach.cut()
                 message, hint = describe_timeout(self.server, step, reach.limit(step),
                                                  proxy=bool(self.proxy), https=self._https)
                 raise ConfigError(f"{what}: {message}", hint=hint) from None
