@@ -859,8 +859,19 @@ class ClusterCredentials:
     async def auth_headers(self) -> dict[str, str]:
         """The headers that authenticate a request (``{}`` for certificate-only or anonymous
         access). Refreshes expired exec-plugin, auth-provider and file tokens first; concurrent
-        callers share one refresh. Raises :class:`~podmagic.errors.ConfigError` if it fails."""
-        return await self._auth.headers()
+        callers share one refresh. Raises :class:`~podmagic.errors.ConfigError` if it fails,
+        or if the token holds a character no HTTP header may carry (CR, LF, ESC …)."""
+        headers = await self._auth.headers()
+        for value in headers.values():
+            # aiohttp would refuse it with a bare ValueError; the token itself is never shown.
+            if any(ord(ch) < 0x20 and ch != "\t" or ord(ch) == 0x7F for ch in value):
+                owner = f'user "{self.user}"' if self.user else f'context "{self.context}"'
+                raise ConfigError(
+                    f"the token of {owner} ({self.auth_method}) contains a control character "
+                    "(a line break or escape), which no HTTP header may carry",
+                    hint="fix the token in the kubeconfig or the token file",
+                )
+        return headers
 
     def invalidate_token(self, used: Mapping[str, str] | None = None) -> None:
         """Forget the current token after the server answered 401, so that the next
