@@ -383,8 +383,8 @@ class _PodRun:
             # Only a hint where the script starts a job with `&`: a finished command whose job
             # keeps stdout/stderr open gets no exit status either, and nothing tells the two
             # apart from here (the server says nothing until every writer has closed).
-            message += ("; or it finished but a background job it started with & keeps "
-                        "stdout/stderr open, which holds the exec (redirect the job's output: "
+            message += ("; or it finished but a background process it started with & keeps "
+                        "stdout/stderr open, which holds the exec (redirect its output: "
                         "cmd >/dev/null 2>&1 &)")
         return message
 
