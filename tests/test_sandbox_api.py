@@ -1006,15 +1006,17 @@ async def test_downward_api_env_is_seen_by_exec(monkeypatch: pytest.MonkeyPatch)
       "ReplicaSet, StatefulSet, DaemonSet, Job)")),
     (("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {sandbox.podmagic.io/phase: Sleeping}\n"
       "spec: {containers: [{name: c, image: i}]}\n"),
-     "Pod p: sandbox.podmagic.io/phase: expected one of Failed, Pending, Running, Succeeded, got 'Sleeping'"),
+     ('Pod "p" is invalid: metadata.annotations[sandbox.podmagic.io/phase]: Invalid value: "Sleeping": '
+      "expected one of Failed, Pending, Running, Succeeded")),
     (("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {sandbox.podmagic.io/exec-delay: soon}\n"
       "spec: {containers: [{name: c, image: i}]}\n"),
-     "Pod p: sandbox.podmagic.io/exec-delay: expected seconds, got 'soon'"),
+     ('Pod "p" is invalid: metadata.annotations[sandbox.podmagic.io/exec-delay]: Invalid value: "soon": '
+      "expected seconds")),
     (("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    metadata:\n"
       "      annotations: {sandbox.podmagic.io/exec-fault: explode}\n"
       "    spec: {containers: [{name: c, image: i}]}\n"),
-     ("Deployment d: sandbox.podmagic.io/exec-fault: expected one of delete, drop, error-500, forbidden, "
-      "recreate, restart, got 'explode'")),
+     ('Deployment "d" is invalid: spec.template.metadata.annotations[sandbox.podmagic.io/exec-fault]: '
+      'Invalid value: "explode": expected one of delete, drop, error-500, forbidden, recreate, restart')),
     ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: x}\nspec: {containers: [{name: c, image: i}]}\n",
      "document 1 (Pod): metadata.name is required"),
     ("- just\n- a list\n", "every YAML document must be a mapping (a Kubernetes object)"),

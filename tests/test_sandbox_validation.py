@@ -106,8 +106,8 @@ def test_only_replicas_that_are_not_indexes_are_one_manifest_error(tmp_path: Pat
     manifest = deployment("2").replace(
         "metadata: {name: web}", "metadata: {name: web, annotations: {sandbox.podmagic.io/only-replicas: 'a,b'}}")
     assert start_error(manifest, tmp_path) == (
-        "Deployment web: sandbox.podmagic.io/only-replicas: expected comma-separated replica indexes "
-        "(0, 1, ...), got 'a,b'")
+        'Deployment "web" is invalid: metadata.annotations[sandbox.podmagic.io/only-replicas]: '
+        'Invalid value: "a,b": expected comma-separated replica indexes (0, 1, ...)')
 
 
 # -- manifests: names and paths --------------------------------------------------------------------
@@ -506,7 +506,7 @@ def test_python_api_documents_that_are_not_objects_are_one_manifest_error(fresh:
 async def test_a_namespace_from_generate_name(fresh: Sandbox) -> None:
     async with api_client(fresh) as session:
         code, created = await send(session, "POST", "/api/v1/namespaces",
-                                   {"metadata": {"generateName": "team-", "labels": {"tier": 2}}})
+                                   {"metadata": {"generateName": "team-", "labels": {"tier": "2"}}})
     assert code == 201
     assert created["metadata"]["name"].startswith("team-") and len(created["metadata"]["name"]) == 10
     assert created["metadata"]["labels"]["tier"] == "2"

@@ -508,7 +508,8 @@ async def issue_token(request: web.Request) -> web.Response:
         ttl = (await _body(request)).get("ttl")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise status.bad_request(f"ttl must be a number of seconds, got {json.dumps(ttl)}")
-    if ttl is not None and not (math.isfinite(ttl) and 0 < ttl <= MAX_TOKEN_TTL):
+    # The range first: math.isfinite() of a huge JSON integer (10**400) overflows.
+    if ttl is not None and not (0 < ttl <= MAX_TOKEN_TTL and math.isfinite(ttl)):
         # 400 (not 422) as this endpoint always answered; the cause names the field all the same.
         problem = FieldError("ttl", "Invalid", ttl, f"must be above 0 and at most {MAX_TOKEN_TTL:.0f} seconds")
         raise status.ApiFailure(400, "BadRequest", str(problem), {"causes": [

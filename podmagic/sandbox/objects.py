@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .behaviour import PREFIX, BehaviourError, PodBehaviour
+from .behaviour import PREFIX, PodBehaviour, parse_only_replicas
 from .validation import desired_replicas, generated_name, text_value
 
 __all__ = [
@@ -103,11 +103,7 @@ def _replica_annotations(
     merged = {**workload_annotations, **annotations}
     only = merged.pop(PREFIX + "only-replicas", None)
     if only is not None:
-        try:
-            chosen = {int(part) for part in str(only).split(",") if part.strip()}
-        except ValueError:
-            raise BehaviourError(f"{PREFIX}only-replicas: expected comma-separated replica indexes "
-                                 f"(0, 1, ...), got {only!r}") from None
+        chosen = parse_only_replicas(str(only))
         if index not in chosen:
             merged = {k: v for k, v in merged.items() if not k.startswith(PREFIX) or k == PREFIX + "files"}
     return {key: text_value(value) or "" for key, value in merged.items()}

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from .behaviour import PREFIX, BehaviourError, PodBehaviour
+from .behaviour import PREFIX, BehaviourError, PodBehaviour, parse_files
 from .objects import (
     WORKLOAD_KINDS,
     expand_workload,
@@ -228,29 +228,35 @@ class Cluster:
         behaviour = refresh_pod_status(pod)
         metadata["resourceVersion"] = self.next_resource_version()
         entry = PodEntry(pod=pod, behaviour=behaviour, throttle_left=behaviour.throttle)
+        # The folders first, the pod second: a pod whose files cannot be made is never stored
+        # (nor seen by a watch), and what was made of its folder is removed again.
+        try:
+            self._prepare_filesystem(entry)
+        except Exception as error:
+            shutil.rmtree(self.state_dir / "pods" / namespace / metadata["name"], ignore_errors=True)
+            if isinstance(error, OSError):
+                raise ManifestError(f"pod {metadata['name']}: its files could not be made "
+                                    f"({error.strerror or error})") from None
+            raise
         self.pods[(namespace, metadata["name"])] = entry
-        self._prepare_filesystem(entry)
         self._notify("ADDED", pod)
         return entry
 
     def _prepare_filesystem(self, entry: PodEntry) -> None:
         annotations = entry.pod["metadata"].get("annotations") or {}
         files_spec = annotations.get(PREFIX + "files")
-        files: Mapping[str, Any] = {}
-        if files_spec:
-            loaded = yaml.safe_load(files_spec)
-            if not isinstance(loaded, Mapping):
-                raise ManifestError(f"{PREFIX}files of pod {entry.name}: expected a mapping of path to content")
-            files = loaded
+        # Validated when the pod was created; parsed again here as the sandbox's own check.
+        files = parse_files(files_spec) if files_spec else {}
         for container in entry.pod["spec"].get("containers", []):
             root = self.container_root(entry.namespace, entry.name, container["name"])
             self.working_dir(entry, container)
+            real_root = root.resolve()
             for relative, content in files.items():
-                target = (root / str(relative).lstrip("/")).resolve()
-                if root.resolve() not in target.parents:
+                target = (root / relative).resolve()
+                if real_root not in target.parents:  # a symlink in the root could lead out
                     raise ManifestError(f"{PREFIX}files of pod {entry.name}: {relative!r} leaves the pod")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(str(content))
+                target.write_text(content)
 
     def create_pod(self, body: dict[str, Any], namespace: str) -> PodEntry:
         """Create a pod from a client's POST body (``generateName`` honoured)."""
@@ -385,8 +391,17 @@ class Cluster:
         for owner in [workload, *extra]:
             owner["metadata"]["resourceVersion"] = self.next_resource_version()
             self.workloads[(owner["kind"], namespace, owner["metadata"]["name"])] = owner
-        for pod in pods:
-            self.add_pod(pod)
+        added: list[PodEntry] = []
+        try:
+            for pod in pods:
+                added.append(self.add_pod(pod))
+        except Exception:
+            # All or nothing: a replica that cannot be made takes the workload's others with it.
+            for entry in added:
+                self.delete_pod(entry.namespace, entry.name)
+            for owner in [workload, *extra]:
+                self.workloads.pop((owner["kind"], namespace, owner["metadata"]["name"]), None)
+            raise
         for owner in [workload, *extra]:
             self._refresh_workload(owner)
 
@@ -506,7 +521,8 @@ class Cluster:
         """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
         until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``)."""
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
-                                or not math.isfinite(ttl) or not 0 < ttl <= MAX_TOKEN_TTL):
+                                # range first: math.isfinite() overflows on a huge int
+                                or not 0 < ttl <= MAX_TOKEN_TTL or not math.isfinite(ttl)):
             raise ValueError(f"ttl must be a number of seconds above 0 and at most {MAX_TOKEN_TTL:.0f}, "
                              f"got {ttl!r}")
         token = "sandbox-issued-" + secrets.token_urlsafe(32)

@@ -13,11 +13,18 @@ What is checked, per kind (the rules of the real API server unless marked *sandb
   and workloads are RFC 1123 subdomains (at most 253); ``generateName`` as a prefix of one;
 - ``metadata.namespace``: an RFC 1123 label;
 - labels: keys are qualified names (``[prefix/]name``), values label values; annotation keys
-  qualified names, at most 256 KiB in all; values of both must be strings (*sandbox*: numbers
-  and booleans are accepted as their text, as YAML writers often forget the quotes);
+  qualified names, at most 256 KiB in all; values of both must be strings (a number or a
+  boolean is a decode error, 400, as in the real API server; ``null`` is ``""`` as Go decodes it);
+- ``sandbox.podmagic.io/*`` annotations (*sandbox*): values the sandbox acts on are checked
+  when the object is created (:func:`~podmagic.sandbox.behaviour.annotation_problems`), as
+  ``metadata.annotations[<key>]`` causes;
 - ``spec.containers``: a non-empty list of objects, each with a unique name;
-- ``workingDir``: *sandbox*: an absolute path without ``..`` parts (a container's root cannot
-  be left; the real API server leaves this to the container runtime);
+- ``workingDir``: *sandbox*: an absolute path without ``..`` parts, parts of at most 255 bytes
+  and at most 2048 bytes in all (:mod:`.paths`; a container's root cannot be left; the real API
+  server leaves this to the container runtime). Backslashes are ordinary file-name characters;
+- ``env``: names as the API server's rule, values strings without NUL, ``valueFrom.fieldRef``
+  a field path the API server supports for environment variables;
+- ``command`` and ``args``: arrays of strings;
 - ``spec.replicas`` (and a Job's ``spec.parallelism``): an integer, at least 0 and, *sandbox*,
   at most :data:`MAX_REPLICAS` (each replica is a pod with its own folder and IP).
 
@@ -33,6 +40,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .behaviour import PREFIX, annotation_problems
+from .paths import path_problem
 
 __all__ = [
     "MAX_REPLICAS",
@@ -84,6 +94,10 @@ _ENV_NAME_MESSAGE = (
     f"'MyEnvName1', regex used for validation is '{_ENV_NAME}')"
 )
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
+# The apiserver's validEnvDownwardAPIFieldPathExpressions, plus labels/annotations subscripts.
+_ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                    "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
+                    "status.podIPs")
 # apiserver: a generated name keeps at most 58 characters of generateName, then 5 random ones.
 _MAX_GENERATED_PREFIX = 58
 
@@ -99,6 +113,7 @@ _TYPES = {
     "Required": ("Required value", "FieldValueRequired"),
     "Duplicate": ("Duplicate value", "FieldValueDuplicate"),
     "TooLong": ("Too long", "FieldValueTooLong"),
+    "NotSupported": ("Unsupported value", "FieldValueNotSupported"),
 }
 
 
@@ -351,15 +366,18 @@ def _validate_string_map(values: Any, path: str, *, labels: bool) -> list[FieldE
             errors.append(_wrong_type(path, key, "string keys"))
             continue
         errors.extend(FieldError(path, "Invalid", key, p) for p in _qualified_name(key))
-        text = "" if value is None else text_value(value)  # Go decodes null as ""
-        if text is None:
+        if value is not None and not isinstance(value, str):  # Go decodes null as ""
             errors.append(_wrong_type(f"{path}[{key}]", value, "a string"))
             continue
+        text = value or ""
         if labels:
             errors.extend(FieldError(path, "Invalid", text, p) for p in _label_value(text))
         size += len(key.encode()) + len(text.encode())
     if not labels and size > _ANNOTATIONS_MAX_BYTES:
         errors.append(FieldError(path, "TooLong", detail=f"must have at most {_ANNOTATIONS_MAX_BYTES} bytes"))
+    if not labels:
+        errors.extend(FieldError(f"{path}[{PREFIX}{problem.key}]", "Invalid", problem.value, problem.detail)
+                      for problem in annotation_problems(values))
     return errors
 
 
@@ -394,7 +412,7 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
         errors.extend(_validate_working_dir(container.get("workingDir"), f"{where}.workingDir"))
         for key in ("command", "args"):
             argv = container.get(key)
-            if argv is not None and not (isinstance(argv, list) and all(text_value(a) is not None for a in argv)):
+            if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
                 errors.append(_wrong_type(f"{where}.{key}", argv, "an array of strings"))
         errors.extend(_validate_env(container.get("env"), f"{where}.env"))
     node = spec.get("nodeName")
@@ -425,7 +443,7 @@ def _validate_env(env: Any, path: str) -> list[FieldError]:
         elif not re.fullmatch(_ENV_NAME, name):
             errors.append(FieldError(f"{where}.name", "Invalid", name, _ENV_NAME_MESSAGE))
         value = variable.get("value")
-        if value is not None and text_value(value) is None:
+        if value is not None and not isinstance(value, str):
             errors.append(_wrong_type(f"{where}.value", value, "a string"))
         elif isinstance(value, str) and "\x00" in value:  # no process environment can hold one
             errors.append(FieldError(f"{where}.value", "Invalid", value, "must not contain a NUL character"))
@@ -435,7 +453,24 @@ def _validate_env(env: Any, path: str) -> list[FieldError]:
             if not isinstance(source, Mapping) or (field_ref is not None and not (
                     isinstance(field_ref, Mapping) and isinstance(field_ref.get("fieldPath", ""), str))):
                 errors.append(_wrong_type(f"{where}.valueFrom", source, "an object such as {fieldRef: {fieldPath: ...}}"))
+            elif field_ref is not None:
+                errors.extend(_validate_field_path(field_ref.get("fieldPath") or "",
+                                                   f"{where}.valueFrom.fieldRef.fieldPath"))
     return errors
+
+
+def _validate_field_path(field_path: str, path: str) -> list[FieldError]:
+    """A ``fieldRef.fieldPath`` of an environment variable, as the apiserver checks it."""
+    if not field_path:
+        return [FieldError(path, "Required")]
+    for prefix in ("metadata.labels", "metadata.annotations"):
+        if field_path.startswith(prefix + "['") and field_path.endswith("']"):
+            key = field_path[len(prefix) + 2:-2]
+            return [FieldError(path, "Invalid", key, p) for p in _qualified_name(key)]
+    if field_path in _ENV_FIELD_PATHS:
+        return []
+    supported = ", ".join(json.dumps(p) for p in _ENV_FIELD_PATHS)
+    return [FieldError(path, "NotSupported", field_path, f"supported values: {supported}")]
 
 
 def _validate_working_dir(value: Any, path: str) -> list[FieldError]:
@@ -448,9 +483,8 @@ def _validate_working_dir(value: Any, path: str) -> list[FieldError]:
     if not value.startswith("/"):
         return [FieldError(path, "Invalid", value, "must be an absolute path (the sandbox runs the "
                            "command there, inside the container's root)")]
-    if ".." in value.split("/"):
-        return [FieldError(path, "Invalid", value, "must not contain '..'")]
-    return []
+    problem = path_problem(value)
+    return [] if problem is None else [FieldError(path, "Invalid", value, problem)]
 
 
 def normalised_working_dir(value: Any) -> str:
