@@ -80,10 +80,13 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext podmagic``: register the magics."""
+    """``%load_ext podmagic``: register the magics, and safe display of ``--parse`` frames."""
     from .magics import PodMagic
+    from .render import register_frame_formatters
 
     magics = PodMagic(shell=ipython)
     ipython.register_magics(magics)
+    # --parse frames hold pod output: shown with control characters as text, data unchanged.
+    register_frame_formatters(ipython)
     # %config only reaches configurables the shell knows about.
     ipython.configurables.append(magics)

@@ -25,6 +25,13 @@ key=value]             ``sep=`` to fix the separator, ``unquote=False`` to keep 
 
 Malformed output raises :class:`~podmagic.errors.ParseError` (the caller adds the pod); an
 unknown format or option is a programming error and raises ``ValueError``.
+
+Empty output (nothing but whitespace) is an error for the formats that need a header or a
+document — ``json``, ``csv``, ``tsv``, ``table``: "the output is empty". For the record formats
+— ``lines``, ``jsonl``, ``kv``, ``regex`` — it is zero rows, which ``PodResults.parse()`` lists
+as a pod that gave no rows. A csv/tsv row with fewer or more fields than the header (or
+``columns=``) names is an error; without either, rows are padded to the widest. A ``kv`` key
+given twice is an error (which value is meant cannot be guessed).
 """
 
 from __future__ import annotations
@@ -200,12 +207,17 @@ def _records(
     header: bool,
     columns: Sequence[str] | None,
 ) -> list[Row]:
-    """Rows from split records; short records are padded with None, long ones are errors.
+    """Rows from split records, each with exactly as many fields as the header names.
 
     ``records`` are (line number, fields). With ``header`` the first record names the
-    columns, unless ``columns`` does (then the header record is dropped).
+    columns, unless ``columns`` does (then the header record is dropped). Empty output is an
+    error: there is not even a header. With neither a header nor ``columns``, short records
+    are padded with None to the widest.
     """
-    if header and records:
+    if not records:
+        raise ParseError("the output is empty", fmt=fmt)
+    named = header or columns is not None
+    if header:
         first = records.pop(0)[1]
         names = _unique(columns if columns is not None else [f.strip() for f in first])
     elif columns is not None:
@@ -215,9 +227,11 @@ def _records(
         names = [f"col{i}" for i in range(width)]
     rows = []
     for number, fields in records:
-        if len(fields) > len(names):
+        if len(fields) > len(names) or (named and len(fields) < len(names)):
             raise ParseError(
-                f"line {number} has {len(fields)} fields, the header has {len(names)}", fmt=fmt
+                f"line {number}: {len(fields)} field{'' if len(fields) == 1 else 's'} where "
+                f"the header has {len(names)}",
+                fmt=fmt,
             )
         row: Row = dict.fromkeys(names)
         row.update(zip(names, fields))
@@ -232,6 +246,8 @@ def _parse_csv(
     columns: Sequence[str] | None = None,
     delimiter: str = ",",
 ) -> list[Row]:
+    if not text.strip():
+        raise ParseError("the output is empty", fmt="csv")
     # keepends: a quoted field may span lines.
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
     try:
@@ -328,6 +344,8 @@ def parse_table(text: str) -> list[Row]:
 
 
 def _parse_table(text: str) -> list[Row]:
+    if not text.strip():
+        raise ParseError("the output is empty", fmt="table")
     return parse_table(text)
 
 
@@ -339,6 +357,7 @@ def _unquote(value: str) -> str:
 
 def _parse_kv(text: str, *, sep: str | None = None, unquote: bool = True) -> list[Row]:
     row: Row = {}
+    first_seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -357,6 +376,12 @@ def _parse_kv(text: str, *, sep: str | None = None, unquote: bool = True) -> lis
             raise ParseError(f"line {number} has no key: {stripped[:80]!r}", fmt="kv")
         key = stripped[:at].strip()
         value = stripped[at + width :].strip()
+        if key in first_seen:
+            raise ParseError(
+                f"line {number} repeats the key {key!r} (first on line {first_seen[key]})",
+                fmt="kv",
+            )
+        first_seen[key] = number
         row[key] = _unquote(value) if unquote else value
     return [row] if row else []
 

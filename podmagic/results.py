@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "FRAME_MARK",
     "ExecStatus",
     "OutputGroup",
     "PodResult",
@@ -37,6 +38,9 @@ __all__ = [
     "check_parsed",
     "parse_problems",
 ]
+
+#: ``frame.attrs`` key marking a DataFrame made from pod output (see :meth:`PodResults.parse`).
+FRAME_MARK = "podmagic"
 
 #: Display limits: the summary never grows with the size of the output or the fan-out.
 MAX_TABLE_ROWS = 50
@@ -554,8 +558,15 @@ class PodResults(Sequence[PodResult]):
         the whole), and execs that did not complete or never started (timeout, error,
         cancelled, not started). The same reasons are in ``frame.attrs["errors"]`` (display
         name → reason). Skipped pods (not ready, not chosen, ...) ran nothing and get no row:
-        they are in ``frame.attrs["skipped"]`` (display name → why). :func:`parse_problems`
-        puts both in words, and :func:`check_parsed` raises when a pod was not parsed.
+        they are in ``frame.attrs["skipped"]`` (display name → why). A pod whose output was
+        read but held no records (``lines``, ``jsonl``, ``kv``, ``regex`` of empty output; a
+        csv header alone) is not an error, yet has no row either: its display name is in
+        ``frame.attrs["empty"]``. :func:`parse_problems` puts all three in words, and
+        :func:`check_parsed` raises when a pod was not parsed.
+
+        ``frame.attrs["podmagic"]`` marks the frame as holding pod output, so that after
+        ``%load_ext podmagic`` IPython shows its control characters as text (the frame keeps
+        the exact data).
 
         With ``strict=True`` the first pod that is not parsed raises
         :class:`~podmagic.errors.ParseError` instead.
@@ -583,6 +594,7 @@ class PodResults(Sequence[PodResult]):
         records: list[dict[str, Any]] = []
         errors: dict[str, str] = {}
         skipped: dict[str, str] = {}
+        empty: list[str] = []
 
         for r, label in zip(self._items, self.labels):
             if r.status is ExecStatus.SKIPPED:
@@ -630,6 +642,8 @@ class PodResults(Sequence[PodResult]):
             if reason is not None:
                 records.append({**{key: where[key] for key in lead}, "error": reason})
                 continue
+            if not rows:
+                empty.append(label)
             for row in rows:
                 record = {key: where[key] for key in lead}
                 for key, value in row.items():
@@ -660,6 +674,8 @@ class PodResults(Sequence[PodResult]):
         frame.attrs["format"] = name
         frame.attrs["errors"] = errors
         frame.attrs["skipped"] = skipped
+        frame.attrs["empty"] = empty
+        frame.attrs[FRAME_MARK] = True
         return frame
 
     # -- display ---------------------------------------------------------------------------
@@ -700,7 +716,8 @@ def parse_problems(frame: pd.DataFrame) -> str | None:
     """
     errors: dict[str, str] = frame.attrs.get("errors") or {}
     skipped: dict[str, str] = frame.attrs.get("skipped") or {}
-    if not errors and not skipped:
+    empty: list[str] = frame.attrs.get("empty") or []
+    if not errors and not skipped and not empty:
         return None
     fmt = frame.attrs.get("format", "?")
     lines = []
@@ -716,6 +733,14 @@ def parse_problems(frame: pd.DataFrame) -> str | None:
             "no rows:"
         )
         lines += [f"  {line}" for line in _listing(skipped, MAX_PARSE_PROBLEMS, ": ")]
+    if empty:
+        shown = ", ".join(empty[:MAX_PARSE_PROBLEMS])
+        if len(empty) > MAX_PARSE_PROBLEMS:
+            shown += f" and {len(empty) - MAX_PARSE_PROBLEMS} more"
+        lines.append(
+            f"--parse {fmt}: {len(empty)} {'pod' if len(empty) == 1 else 'pods'} gave no rows "
+            f"(no records in the output): {shown}"
+        )
     return "\n".join(lines)
 
 

@@ -145,9 +145,16 @@ def test_csv_without_header_and_with_named_columns() -> None:
     assert parse_output("a;b\n1;2\n", "csv", delimiter=";") == [{"a": "1", "b": "2"}]
 
 
-def test_csv_short_rows_are_padded_and_long_rows_are_errors() -> None:
-    assert parse_output("a,b\n1\n", "csv") == [{"a": "1", "b": None}]
-    with pytest.raises(ParseError, match="line 2 has 3 fields, the header has 2"):
+def test_csv_and_tsv_rows_with_too_few_or_too_many_fields_are_errors() -> None:
+    with pytest.raises(ParseError, match="line 2: 1 field where the header has 2"):
+        parse_output("a,b\n1\n", "csv")
+    with pytest.raises(ParseError, match="line 3: 2 fields where the header has 3"):
+        parse_output("a,b,c\n1,2,3\n4,5\n", "csv")
+    with pytest.raises(ParseError, match="line 2: 2 fields where the header has 3"):
+        parse_output("a\tb\tc\n1\t2\n", "tsv")
+    with pytest.raises(ParseError, match="line 1: 1 field where the header has 2"):
+        parse_output("1\n", "csv", header=False, columns=["x", "y"])
+    with pytest.raises(ParseError, match="line 2: 3 fields where the header has 2"):
         parse_output("a,b\n1,2,3\n", "csv")
     with pytest.raises(ParseError, match="line 2"):
         parse_output('a,b\n1,"2"x\n', "csv")
@@ -155,7 +162,24 @@ def test_csv_short_rows_are_padded_and_long_rows_are_errors() -> None:
 
 def test_csv_duplicate_and_blank_header_names_are_made_unique() -> None:
     assert parse_output("a,a,\n1,2,3\n", "csv") == [{"a": "1", "a_2": "2", "col2": "3"}]
-    assert parse_output("", "csv") == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "table", "json"])
+@pytest.mark.parametrize("text", ["", "\n", "  \n\n"])
+def test_empty_output_is_an_error_for_formats_that_need_a_header_or_document(fmt: str, text: str) -> None:
+    with pytest.raises(ParseError, match="the output is empty"):
+        parse_output(text, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["lines", "jsonl", "kv"])
+def test_empty_output_is_zero_rows_for_record_formats(fmt: str) -> None:
+    assert parse_output("", fmt) == []
+    assert parse_output("", "regex", pattern=r"(?P<x>\d+)") == []
+
+
+def test_kv_repeated_key_is_an_error_naming_both_lines() -> None:
+    with pytest.raises(ParseError, match=r"line 3 repeats the key 'a' \(first on line 1\)"):
+        parse_output("a=1\nb=2\na=3\n", "kv")
 
 
 def test_tsv_splits_on_tabs_without_quoting() -> None:
@@ -289,3 +313,44 @@ def test_regex_needs_named_groups_and_a_valid_pattern() -> None:
         parse_output("a", "regex", pattern=r"(a)")
     with pytest.raises(ValueError, match="invalid pattern"):
         parse_output("a", "regex", pattern=r"(?P<x>")
+
+
+# -- pods with no rows in PodResults.parse() --------------------------------------------------
+
+
+def _results(*outputs: tuple[str, bytes]) -> Any:
+    from podmagic.results import ExecStatus, PodResult, PodResults
+
+    return PodResults([PodResult(context="ctx", namespace="demo", pod=pod, status=ExecStatus.OK,
+                                 exit_code=0, stdout=stdout) for pod, stdout in outputs])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "table", "json"])
+def test_a_pod_with_empty_output_is_an_error_row_for_header_and_document_formats(fmt: str) -> None:
+    from podmagic.results import check_parsed
+
+    good = {"csv": b"a,b\n1,2\n", "tsv": b"a\tb\n1\t2\n", "table": b"a b\n1 2\n",
+            "json": b'{"a": 1, "b": 2}'}[fmt]
+    frame = _results(("web-1", good), ("web-2", b"")).parse(fmt)
+    assert frame.attrs["errors"] == {"web-2": "the output is empty"}
+    assert frame["pod"].tolist() == ["web-1", "web-2"]
+    with pytest.raises(ParseError, match="web-2"):
+        check_parsed(frame)
+
+
+@pytest.mark.parametrize(("fmt", "options", "good"), [
+    ("lines", {}, b"x\n"), ("jsonl", {}, b'{"a": 1}\n'), ("kv", {}, b"a=1\n"),
+    ("regex", {"pattern": r"(?P<n>\d+)"}, b"12\n"),
+])
+def test_a_pod_with_no_records_is_listed_not_dropped(fmt: str, options: dict[str, Any],
+                                                      good: bytes) -> None:
+    from podmagic.results import check_parsed, parse_problems
+
+    frame = _results(("web-1", good), ("web-2", b""), ("web-3", b"")).parse(fmt, **options)
+    assert frame["pod"].tolist() == ["web-1"]
+    assert frame.attrs["empty"] == ["web-2", "web-3"]
+    assert frame.attrs["errors"] == {}
+    note = parse_problems(frame)
+    assert note is not None and f"--parse {fmt}: 2 pods gave no rows" in note
+    assert "web-2, web-3" in note
+    check_parsed(frame)  # no records is not a parse error

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -260,3 +262,70 @@ def test_dry_run_listing_shows_control_characters_visibly(capsys: pytest.Capture
     shown = capsys.readouterr().out
     assert "skip  demo/web-2: Pending ^[]0;PWNED^G" in shown
     assert raw_controls(shown) == []
+
+
+# -- invisible format characters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0xFEFF, 0x200B, 0x200C, 0x200D, 0x2060, 0x00AD, 0x2066, 0x2069,
+                                  0xE0041])
+def test_invisible_format_characters_are_shown_as_code_points(code: int) -> None:
+    assert visible_controls(f"ro{chr(code)}ot") == f"ro<U+{code:04X}>ot"
+
+
+# -- DataFrames that --parse makes, through IPython's formatters ------------------------------
+
+
+_HOSTILE = "x\x1b]0;PWNED\x07\x1b[2J\u009by\ufeff"
+
+
+@pytest.fixture
+def frame_shell() -> Iterator[Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from podmagic import load_ipython_extension
+
+    shell = InteractiveShell.instance()
+    load_ipython_extension(shell)
+    yield shell
+
+
+def _parsed(fmt: str, stdout: bytes) -> Any:
+    r = PodResult(context="ctx", namespace="demo", pod="db-0", status=ExecStatus.OK,
+                  exit_code=0, stdout=stdout)
+    return PodResults([r]).parse(fmt)
+
+
+@pytest.mark.parametrize(("fmt", "stdout"), [
+    ("lines", _HOSTILE.encode() + b"\n"),
+    ("json", b'{"a": "\\u001b]0;JSONPWN\\u0007", "\\u001b[2Jkey": 1}'),
+])
+def test_parsed_frame_display_shows_controls_as_text_and_keeps_the_data(
+        frame_shell: Any, fmt: str, stdout: bytes) -> None:
+    frame = _parsed(fmt, stdout)
+    before = frame.copy()
+    shown, _ = frame_shell.display_formatter.format(frame)
+    for mime in ("text/plain", "text/html"):
+        assert "\x1b" not in shown[mime] and "\x07" not in shown[mime], mime
+        assert "\u009b" not in shown[mime] and "\ufeff" not in shown[mime], mime
+        assert "^[" in shown[mime], mime
+    assert frame.equals(before) and list(frame.columns) == list(before.columns)
+    assert "\x1b" in "".join(str(v) for v in frame.iloc[0]) + "".join(map(str, frame.columns))
+
+
+def test_other_dataframes_display_as_pandas_shows_them(frame_shell: Any) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": ["x\x1b[1my"]})
+    shown, _ = frame_shell.display_formatter.format(frame)
+    assert shown["text/plain"] == repr(frame)
+    assert shown["text/html"] == frame._repr_html_()
+
+
+def test_loading_the_extension_twice_keeps_one_safe_formatter(frame_shell: Any) -> None:
+    from podmagic import load_ipython_extension
+
+    load_ipython_extension(frame_shell)
+    frame = _parsed("lines", b"a\x1b[2Jb\n")
+    shown, _ = frame_shell.display_formatter.format(frame)
+    assert "a^[[2Jb" in shown["text/plain"]

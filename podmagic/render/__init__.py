@@ -31,6 +31,7 @@ from ._base import (
     summary_bundle,
 )
 from ._choose import choose_renderer, in_widget_kernel
+from ._frames import register_frame_formatters, shown_frame
 from ._text import TextRenderer
 from ._widget import WidgetRenderer
 
@@ -45,5 +46,7 @@ __all__ = [
     "choose_renderer",
     "in_widget_kernel",
     "pod_colour",
+    "register_frame_formatters",
+    "shown_frame",
     "summary_bundle",
 ]
