@@ -153,6 +153,7 @@ def interpolate(template: str, namespace: Mapping[str, Any], *, shell: str | Non
             raise _context_error(template, p, where)
 
     scope = dict(namespace)
+    arithmetic = _variable_arithmetic(template)
     values = iter(codes)
     out: list[str] = []
     pos = 0
@@ -163,7 +164,14 @@ def interpolate(template: str, namespace: Mapping[str, Any], *, shell: str | Non
         else:
             placeholder = token.placeholder
             out.append(
-                _render(template, placeholder, next(values), scope, contexts.get(placeholder.start))
+                _render(
+                    template,
+                    placeholder,
+                    next(values),
+                    scope,
+                    contexts.get(placeholder.start),
+                    arithmetic,
+                )
             )
         pos = token.end
     out.append(template[pos:])
@@ -547,6 +555,36 @@ _INTEGER_DECLARATION = re.compile(
     r"(?:[ \t]+[-+][A-Za-z]*)*[ \t]+[-+][A-Za-z]*[iEF]"
 )
 _ALIAS_DEFINITION = re.compile(r"(?<![\w./-])alias[ \t]+(?:-\S*[ \t]+)*([^\s=;&|()<>'\"]+)=")
+
+# Where a script evaluates a variable's value as arithmetic or as a variable name, which bash,
+# mksh and zsh do recursively: x='a[$(cmd)]'; echo $((x)) runs cmd, and so do ${a[x]}, ${s:x},
+# [[ $x -eq 1 ]], [ "$x" -eq 1 ] (mksh), let, ${!x}, declare -n r=$x, read "$x", shift "$x"
+# (mksh), read -t "$x" (zsh) ... A subscript is the only way in: a value with no "[" runs
+# nothing there (checked for $(...), `...` and ${y:=$(...)} in each shell). Which variables a
+# value reaches is not known statically (assignments, loops, set --, sh -c, read, $(...), pipes),
+# so the whole template is searched, quoted text and here-documents too (sh -c '... $(($1))').
+_NAME_BUILTINS = r"(?:read|readarray|mapfile|declare|typeset|local|export|readonly|private|global)"
+_VARIABLE_ARITHMETIC = re.compile(
+    r"\(\(|\$\["  # $((...)), ((...)), for ((...)), $[...]
+    r"|(?<![\w./-])(?:let|shift|ulimit|getopts|unset|integer|float|nameref)(?![\w.-])"
+    r"|(?<![\w-])-(?:eq|ne|lt|le|gt|ge)(?![\w-])"  # test, [ and [[ comparisons
+    r"|(?:\[|(?<![\w./-])test(?![\w.-]))[^\n;&|\]]*?(?<![\w-])-[vR](?![\w-])"  # [ -v "$x" ]
+    r"|(?<![\w./-])printf?(?![\w.-])[^\n;&|]*?(?<![\w-])-v(?![\w-])"  # printf -v "$x"
+    r"|(?<![\w./-])" + _NAME_BUILTINS + r"(?![\w.-])[^\n;&|]*?[$`]"  # read "$x", export "$x"=
+    + r"|\$\{[#!]?(?:\w+|[@*])(?:\[|:(?![-=+?]))"  # ${a[x]}, ${#a[x]}, ${s:x}, ${@:x}
+    r"|\$\{[!(]"  # ${!x} (bash), ${(P)x} and the other zsh flags
+    r"|\$\w+\["  # zsh: $a[x]
+    r"|(?<![\w$])[A-Za-z_]\w*\[[^\]\n]*\]\+?="  # a[x]=1
+    r"|(?<![\w$])(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")\+?="
+    r"|(?<![\w./-])for[ \t]+(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")(?!\w)"
+)
+
+
+def _variable_arithmetic(template: str) -> re.Match[str] | None:
+    """Where ``template`` first evaluates some variable as arithmetic or a name, if it does."""
+    matches = (_VARIABLE_ARITHMETIC.search(template), _INTEGER_DECLARATION.search(template))
+    found = [m for m in matches if m is not None]
+    return min(found, key=lambda m: m.start()) if found else None
 
 
 class _Where(NamedTuple):
@@ -1369,7 +1407,12 @@ def _check_words(
 
 
 def _render(
-    template: str, p: Placeholder, code: CodeType, scope: dict[str, Any], where: _Where | None
+    template: str,
+    p: Placeholder,
+    code: CodeType,
+    scope: dict[str, Any],
+    where: _Where | None,
+    arithmetic: re.Match[str] | None,
 ) -> str:
     text = template[p.start : p.end]
     try:
@@ -1390,7 +1433,25 @@ def _render(
     checked = _check_words(template, p, where, words, value)
     if checked is not None:
         return checked
+    if arithmetic is not None and not p.raw and any("[" in word for word in words):
+        raise _subscript_error(template, p, arithmetic)
     return " ".join(words if p.raw else map(shlex.quote, words))
+
+
+def _subscript_error(template: str, p: Placeholder, use: re.Match[str]) -> InterpolationError:
+    text = template[p.start : p.end]
+    start = use.start() - (template[use.start() - 1 : use.start()] == "$")
+    construct = template[start : use.end()].split()[0]
+    return InterpolationError(
+        f"{text} gives a value with '[' and the script evaluates variables as arithmetic or "
+        f"names ('{construct}' at {_location(template, start)}), where bash, mksh and zsh "
+        f"run a $(...) in a subscript of a value that reaches them through a variable "
+        f"({_location(template, p.start)})",
+        hint=(
+            "give an int ({{ int(" + p.expr + ") }}) if it is a number; otherwise check the "
+            "value and leave the '[' out, or do the arithmetic in a separate command"
+        ),
+    )
 
 
 def _one_line(exc: BaseException) -> str:

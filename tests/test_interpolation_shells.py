@@ -211,6 +211,68 @@ def test_a_known_shell_is_read_in_its_own_dialect_only() -> None:
     assert interpolate(template, {"x": "v"}, shell="/usr/bin/bash") == "(( j <<= 2 ))\necho v"
 
 
+# A value kept in a variable (or a positional parameter) that the script then evaluates as
+# arithmetic or as a name: bash, mksh and zsh run the $(...) of a subscript in it, quoted or not.
+# Each ran the value on main before this change (the shells named in the comment).
+STORED_REPRODUCTIONS = {
+    "assignment_then_dollar_arithmetic": "x={{x}}; echo $((x))",  # bash, mksh
+    "assignment_then_sum": "x={{x}}; echo $(( x + 1 ))",  # bash, mksh
+    "assignment_then_double_parens": "x={{x}}; (( x > 1 ))",  # bash, mksh
+    "assignment_then_let": "x={{x}}; let y=x",  # bash, mksh
+    "assignment_then_double_bracket_eq": "x={{x}}; [[ $x -eq 1 ]]",  # bash, mksh
+    "assignment_then_bracket_eq": 'x={{x}}; [ "$x" -eq 1 ]',  # mksh
+    "assignment_then_subscript": "a=(1 2); x={{x}}; echo ${a[x]}",  # bash, mksh, zsh
+    "assignment_then_substring_offset": "s=abc; x={{x}}; echo ${s:x}",  # bash, mksh
+    "for_list_then_arithmetic": "for p in {{x}}; do echo $((p)); done",  # bash, mksh
+    "export_then_arithmetic": "export N={{x}}; echo $((N))",  # bash, mksh
+    "sh_c_positional_arithmetic": "bash -c 'echo $(($1))' bash {{x}}",  # all five (bash runs it)
+    "set_positional_arithmetic": "set -- {{x}}; echo $(($1))",  # bash, mksh
+    "function_argument_arithmetic": "f() { echo $(($1)); }; f {{x}}",  # bash, mksh
+    "read_here_string_then_arithmetic": "read -r n <<< {{x}}; echo $((n))",  # bash, mksh
+    "pipe_into_read_then_arithmetic": "echo {{x}} | { read -r n; echo $((n)); }",  # bash, mksh
+    "captured_output_then_arithmetic": "n=$(echo {{x}}); echo $((n))",  # bash, mksh
+    "zsh_array_subscript_of_variable": "a=(1 2); x={{x}}; echo $a[x]",  # zsh
+    "indirect_expansion": "x={{x}}; echo ${!x}",  # bash
+    "nameref": "x={{x}}; typeset -n r=$x; echo $r",  # bash, mksh
+    "variable_as_name_of_read": 'x={{x}}; read "$x" <<< 1',  # bash, mksh, zsh
+    "variable_as_read_timeout": 'x={{x}}; read -t "$x" y </dev/null',  # zsh
+    "variable_as_shift_count": 'x={{x}}; shift "$x"',  # mksh
+    "variable_as_test_v": 'x={{x}}; [[ -v $x ]]',  # bash, mksh
+    "variable_as_printf_v": 'x={{x}}; printf -v "$x" %s 1',  # bash, zsh
+    "variable_in_assignment_subscript": "x={{x}}; a[x]=1",  # bash, mksh, zsh
+    "positional_slice": 'set -- a b; x={{x}}; echo "${@:x}"',  # bash
+}
+
+
+@pytest.mark.parametrize("template", STORED_REPRODUCTIONS.values(), ids=STORED_REPRODUCTIONS.keys())
+def test_value_stored_then_used_in_arithmetic_is_refused(template: str) -> None:
+    for value in (SUBSCRIPT, f"1+{SUBSCRIPT}", [SUBSCRIPT]):
+        assert refused_or_harmless(template, value) is not None, template
+
+
+# Values that flow into arithmetic and are safe there still work: (template, value, output).
+STORED_COMMON = [
+    ("x={{x}}; echo $((x + 1))", 41, "42\n"),
+    ("x={{x}}; echo $((x + 1))", "41", "42\n"),
+    ("for p in {{x}}; do printf %s $((p * 2)); done", [1, 2, "3"], "246"),
+    ("sh -c 'echo $(($1 + 1))' sh {{x}}", 1, "2\n"),
+    ("set -- {{x}}; echo $(($1 + $2))", [2, 3], "5\n"),
+    ("x={{x}}; [ \"$x\" -eq 7 ] && echo seven", 7, "seven\n"),
+    ("x={{x}}; printf %s \"$x\"; echo $((1 + 1))", "$(id) `id` ${u:=x}", "$(id) `id` ${u:=x}2\n"),
+]
+
+
+@pytest.mark.parametrize(("template", "value", "expected"), STORED_COMMON)
+def test_values_without_a_subscript_still_reach_arithmetic(
+    template: str, value: Any, expected: str
+) -> None:
+    text = interpolate(template, {"x": value})
+    for name, argv in SHELLS.items():
+        out = subprocess.run([*argv, "-c", text], env=ENV, timeout=20, stdin=subprocess.DEVNULL,
+                             capture_output=True, check=False)
+        assert (out.returncode, out.stdout.decode()) == (0, expected), (name, text, out.stderr)
+
+
 # -- the property test ----------------------------------------------------------------------
 
 PAYLOADS = [
