@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from sandbox_client import api_client
 
@@ -586,3 +587,181 @@ async def test_a_null_env_value_is_empty_as_go_decodes_it(fresh: Sandbox) -> Non
                 if message.data[0] == 1:
                     stdout += message.data[1:]
     assert stdout == b"[]"
+
+
+# -- checked before anything is stored (outside probes) ---------------------------------------------
+
+
+def pod_folders(fresh: Sandbox) -> list[str]:
+    """Every pod folder of namespace ``t`` in the sandbox's state."""
+    folder = fresh.state_dir / "fs" / "pods" / "t"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def annotated(annotations: dict[str, Any], **container: Any) -> dict[str, Any]:
+    body = pod_body("probe", **container)
+    body["metadata"]["annotations"] = annotations
+    return body
+
+
+FILES = "sandbox.podmagic.io/files"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("key", "value", "detail"), [
+    # Each used to answer 400 or 500 while the pod was stored and shown Running.
+    (FILES, "../../../../tmp/x/pwned1: hello", "'../../../../tmp/x/pwned1': must not contain '..'"),
+    (FILES, "{[: x", "expected a YAML mapping of relative path to text (while parsing a flow node"),
+    (FILES, "- a\n- b", "expected a YAML mapping of relative path to text"),
+    (FILES, "a" * 256 + ": x", f"'{'a' * 256}': each part between '/' must be no more than 255 bytes (NAME_MAX)"),
+    (FILES, "a: x\na/b: y", "'a' is both a file and the folder of 'a/b'"),
+    (FILES, "a: [1, 2]", "'a': the content of each path must be text"),
+    ("sandbox.podmagic.io/exec-delay", "nan", "expected seconds from 0 to 3600"),
+    ("sandbox.podmagic.io/exec-delay", "1e308", "expected seconds from 0 to 3600"),
+    ("sandbox.podmagic.io/retry-after", "inf", "expected seconds from 0 to 3600"),
+    ("sandbox.podmagic.io/throttle", str(2**31), "expected a whole number from 0 to 2147483647"),
+    ("sandbox.podmagic.io/phase", "Sleeping", "expected one of Failed, Pending, Running, Succeeded"),
+])
+async def test_sandbox_annotations_are_422_at_create_time_and_nothing_is_stored(
+        fresh: Sandbox, tmp_path: Path, key: str, value: str, detail: str) -> None:
+    outside = sorted(str(p) for p in tmp_path.rglob("*") if "state" not in p.parts)
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", annotated({key: value}))
+    assert (code, answer["reason"]) == (422, "Invalid"), answer
+    [cause] = answer["details"]["causes"]
+    assert cause["field"] == f"metadata.annotations[{key}]"
+    assert cause["message"].startswith(f"Invalid value: {json.dumps(value)}: {detail}")
+    assert "\n" not in answer["message"]
+    assert fresh.pods("t") == ["a", "b"]
+    assert "probe" not in pod_folders(fresh)
+    assert sorted(str(p) for p in tmp_path.rglob("*") if "state" not in p.parts) == outside
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("working_dir", "detail"), [
+    ("/" + "a" * 5000, "must be no more than 2048 bytes (the sandbox's limit)"),  # used to be a 500
+    ("/" + "a" * 256, "each part between '/' must be no more than 255 bytes (NAME_MAX)"),
+])
+async def test_a_working_dir_too_long_for_the_file_system_is_422_and_creates_nothing(
+        fresh: Sandbox, working_dir: str, detail: str) -> None:
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body(workingDir=working_dir))
+    assert (code, answer) == (422, invalid("Pod", "made", [
+        ("FieldValueInvalid", "spec.containers[0].workingDir", f"Invalid value: {json.dumps(working_dir)}: {detail}")]))
+    assert fresh.pods("t") == ["a", "b"] and "made" not in pod_folders(fresh)
+
+
+@pytest.mark.anyio
+async def test_a_pod_whose_files_cannot_be_made_is_not_stored_and_leaves_no_folder(fresh: Sandbox) -> None:
+    # The file "work" is also the container's workingDir: only making the folders can tell.
+    body = annotated({FILES: "work: text"}, workingDir="/work")
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", body)
+    assert (code, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"].startswith("pod probe: its files could not be made (")
+    assert fresh.pods("t") == ["a", "b"] and "probe" not in pod_folders(fresh)
+
+
+@pytest.mark.anyio
+async def test_a_token_ttl_too_large_for_a_float_is_400_with_a_cause(fresh: Sandbox) -> None:
+    digits = "1" + "0" * 400  # used to be a 500 (OverflowError in math.isfinite)
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/sandbox/tokens", data=f'{{"ttl": {digits}}}'.encode())
+    assert (code, answer["reason"]) == (400, "BadRequest")
+    assert answer["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "ttl", "message":
+                                            f"Invalid value: {digits}: must be above 0 and at most 4294967296 seconds"}]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("change", "field", "got"), [
+    ({"env": [{"name": "N", "value": 5}]}, "spec.containers[0].env[0].value", "5: expected a string, got number"),
+    ({"args": ["sleep", 5]}, "spec.containers[0].args", "expected an array of strings, got array"),
+    ({"labels": {"tier": 2}}, "metadata.labels[tier]", "2: expected a string, got number"),
+    ({"annotations": {"on": True}}, "metadata.annotations[on]", "true: expected a string, got boolean"),
+])
+async def test_values_that_are_not_strings_are_400_as_the_api_server_cannot_decode_them(
+        fresh: Sandbox, change: dict[str, Any], field: str, got: str) -> None:
+    body = pod_body()
+    for key, value in change.items():
+        (body["metadata"] if key in ("labels", "annotations") else body["spec"]["containers"][0])[key] = value
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", body)
+    assert (code, answer) == (400, bad_request(f'Pod in version "v1" cannot be handled as a Pod: {field}: Invalid value: {got}'))
+    assert fresh.pods("t") == ["a", "b"]
+
+
+@pytest.mark.anyio
+async def test_an_unsupported_field_ref_path_is_422_with_the_supported_values(fresh: Sandbox) -> None:
+    env = [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.nope"}}},
+           {"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}}]
+    async with api_client(fresh) as session:
+        code, answer = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body(env=env))
+    assert (code, answer) == (422, invalid("Pod", "made", [
+        ("FieldValueNotSupported", "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+         ('Unsupported value: "metadata.nope": supported values: "metadata.name", "metadata.namespace", '
+          '"metadata.uid", "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", '
+          '"status.podIP", "status.podIPs"'))]))
+
+
+async def run_exec(session: aiohttp.ClientSession, pod: str, command: list[str]) -> tuple[bytes, dict[str, Any], int | None]:
+    """One exec to its end within a generous bound: (stdout, status frame, close code)."""
+    params = [("command", part) for part in command] + [("stdout", "true")]
+    stdout, frames = b"", []
+    async with session.ws_connect(f"/api/v1/namespaces/t/pods/{pod}/exec", params=params,
+                                  protocols=["v5.channel.k8s.io"], timeout=aiohttp.ClientWSTimeout(ws_close=10)) as ws:
+        with anyio.fail_after(15):
+            async for message in ws:
+                if message.data[0] == 1:
+                    stdout += message.data[1:]
+                elif message.data[0] == 3:
+                    frames.append(json.loads(message.data[1:]))
+        code = ws.close_code
+    assert len(frames) == 1, frames
+    return stdout, frames[0], code
+
+
+@pytest.mark.anyio
+async def test_a_working_dir_with_backslashes_stays_inside_the_container_root(fresh: Sandbox, tmp_path: Path) -> None:
+    # Backslashes are ordinary characters in Linux names: "/..\..\x" is one folder, in the root.
+    async with api_client(fresh) as session:
+        code, _ = await send(session, "POST", "/api/v1/namespaces/t/pods", pod_body(workingDir="/..\\..\\x"))
+        assert code == 201
+        stdout, status_frame, _ = await run_exec(session, "made", ["pwd"])
+    root = fresh.state_dir / "fs" / "pods" / "t" / "made" / "main"
+    assert status_frame["status"] == "Success"
+    assert Path(stdout.decode().strip()) == root.resolve() / "..\\..\\x"
+    assert [p.name for p in root.iterdir()] == ["..\\..\\x"]
+
+
+@pytest.mark.anyio
+async def test_an_exec_whose_process_cannot_start_gets_a_failure_status_and_a_clean_close(
+        fresh: Sandbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import podmagic.sandbox.exec as exec_module
+
+    async def cannot_start(spec: Any) -> Any:
+        raise OSError(7, "Argument list too long")
+
+    # Used to escape the handler after the upgrade: the client saw a broken WebSocket only
+    # when its ping timed out.
+    monkeypatch.setattr(exec_module, "start_process", cannot_start)
+    with caplog.at_level(logging.ERROR, logger="podmagic.sandbox"):
+        async with api_client(fresh) as session:
+            stdout, status_frame, close_code = await run_exec(session, "a", ["true"])
+    assert (stdout, close_code) == (b"", 1000)
+    assert status_frame == {
+        "metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500,
+        "message": ("Internal error occurred: error executing command in container: failed to exec in container: "
+                    "failed to start exec: the sandbox could not start the process (OSError); its log "
+                    "(logger podmagic.sandbox) has the details"),
+        "details": {"causes": [{"message": (
+            "error executing command in container: failed to exec in container: failed to start exec: the sandbox "
+            "could not start the process (OSError); its log (logger podmagic.sandbox) has the details")}]}}
+    assert "Argument list too long" in caplog.text
+
+
+def test_annotate_refuses_delays_that_are_not_finite(fresh: Sandbox) -> None:
+    from podmagic.sandbox.behaviour import BehaviourError
+
+    for value in ("nan", "1e308", "-1"):
+        with pytest.raises(BehaviourError, match=r"exec-delay: expected seconds from 0 to 3600, got "):
+            fresh.annotate("a", {"sandbox.podmagic.io/exec-delay": value}, namespace="t")

@@ -174,26 +174,34 @@ class ExecSession:
             await asyncio.sleep(behaviour.exec_delay)
         try:
             workdir = self.cluster.working_dir(self.entry, self.container)
+            width, height = await self._initial_size() if self.tty else (80, 24)
+            spec = ProcessSpec(
+                argv=self.argv,
+                env=self.cluster.exec_environment(self.entry, self.container, tty=self.tty),
+                cwd=workdir,
+                hostname=self.entry.name[:63],
+                tty=self.tty,
+                width=width,
+                height=height,
+            )
+            self.process = await start_process(spec)
         except ManifestError as error:
             await self._finish(_exec_failure_frame(f"failed to exec in container: {error}"))
             return self.ws
-        width, height = await self._initial_size() if self.tty else (80, 24)
-        spec = ProcessSpec(
-            argv=self.argv,
-            env=self.cluster.exec_environment(self.entry, self.container, tty=self.tty),
-            cwd=workdir,
-            hostname=self.entry.name[:63],
-            tty=self.tty,
-            width=width,
-            height=height,
-        )
-        try:
-            self.process = await start_process(spec)
         except ExecutableNotFound as error:
             await self._finish(_exec_failure_frame(
                 f'failed to exec in container: failed to start exec: OCI runtime exec failed: '
                 f'exec failed: unable to start container process: {error}: unknown'
             ))
+            return self.ws
+        except Exception as error:
+            # Whatever stops the process from starting, the client gets a Failure status and a
+            # clean close, never a WebSocket left open until its ping timeout. The details
+            # (which could name the state folder) go to the log only.
+            log.exception("exec in pod %s/%s could not start", self.entry.namespace, self.entry.name)
+            await self._finish(_exec_failure_frame(
+                "failed to exec in container: failed to start exec: the sandbox could not start the "
+                f"process ({type(error).__name__}); its log (logger podmagic.sandbox) has the details"))
             return self.ws
         if self.interrupted:
             self.process.kill()

@@ -576,6 +576,9 @@ def _field_ref(pod: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
         "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
         "status.podIP": pod["status"].get("podIP", ""),
         "status.hostIP": pod["status"].get("hostIP", ""),
+        # The kubelet joins the lists with commas.
+        "status.podIPs": ",".join(ip.get("ip", "") for ip in pod["status"].get("podIPs") or []),
+        "status.hostIPs": ",".join(ip.get("ip", "") for ip in pod["status"].get("hostIPs") or []),
     }
     if path in simple:
         return str(simple[path])
