@@ -118,7 +118,9 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
     "deadline": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
     "plugin_timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
-    "max_concurrency": (lambda v: v is None or _is_int(v), "an int or None"),
+    "max_concurrency": (lambda v: v is None or _is_int(v), "an int (at least 1) or None"),
+    "on_event": (lambda v: v is None or callable(v), "a callable taking one event, or None"),
+    "control": (lambda v: v is None or isinstance(v, RunControl), "a RunControl or None"),
     "retries": (_is_int, "an int"),
     "pick": (lambda v: v is None or _is_int(v), "an int or None"),
     "seed": (lambda v: v is None or _is_int(v), "an int or None"),
@@ -263,8 +265,11 @@ class Cluster:
         Cluster's) bounds each request's connecting and its wait for an answer.
         """
         timeout = self.defaults.timeout if timeout is _UNSET else timeout
+        request = self.query(target, **query)
         async with self._api(timeout) as api:
-            return await self._resolve(api, self.query(target, **query), deadline)
+            selection = await self._resolve(api, request, deadline)
+        # Remembered for run(selection=...): no target and no label selector is every pod.
+        return replace(selection, untargeted=not request.targets and request.label_selector is None)
 
     def _api(self, timeout: float | None) -> KubeApi:
         """The API client, its connect and read limits within the per-pod ``timeout``."""
@@ -358,15 +363,17 @@ class Cluster:
             "tty": tty, "timeout": timeout, "deadline": deadline,
             "max_concurrency": max_concurrency, "retries": retries,
             "capture_limit": capture_limit, "capture_budget": capture_budget, "yes": yes,
-            "all_pods": all_pods,
+            "all_pods": all_pods, "on_event": on_event, "control": control,
         })
         _check_types("Cluster.run()", query)
         _check_stdin("Cluster.run()", stdin)
         if selection is not None and not isinstance(selection, Selection):
             raise TypeError(f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}")
         request = self.query(target, **query)
-        named = bool(request.targets) or query.get("selector") is not None or query.get("field_selector") is not None
-        if all_pods and (named or selection is not None):
+        # A field selector alone names no pods (status.phase=Running is most of them): like
+        # %pod, only a target or a label selector does; selector="" says "every pod" on purpose.
+        named = bool(request.targets) or query.get("selector") is not None
+        if all_pods and (named or (selection is not None and not selection.untargeted)):
             raise ValueError("Cluster.run(): all_pods=True means every pod of the namespace; "
                              "drop it, or drop the target, selector and selection")
         remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin)
@@ -375,7 +382,7 @@ class Cluster:
             tty=tty,
             deadline=deadline,
             retries=retries,
-            max_concurrency=max_concurrency or self.defaults.max_concurrency,
+            max_concurrency=self.defaults.max_concurrency if max_concurrency is None else max_concurrency,
             timeout=self.defaults.timeout if timeout is _UNSET else timeout,
             capture_limit=self.defaults.capture_limit if capture_limit is _UNSET else capture_limit,
             capture_budget=(
@@ -391,10 +398,11 @@ class Cluster:
         begun = now if started_at is None else started_at + (now - time.monotonic())
         deadline_at = begun + deadline if deadline is not None else None
         async with self._api(options.timeout) as api:
-            everything = False
             if selection is None:
                 selection = await self._resolve(api, request, deadline, deadline_at)
                 everything = not named and not all_pods
+            else:
+                everything = selection.untargeted and not all_pods
             check_allowed(selection, context=self.context, protected=self.protected_contexts,
                           confirm_above=self.confirm_above, everything=everything,
                           confirmed=yes, api=True)

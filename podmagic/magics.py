@@ -36,7 +36,7 @@ from .portal import get_portal, run_blocking
 from .render import NullRenderer, RenderLimits, choose_renderer
 from .results import ExecStatus, PodResults, check_parsed, parse_problems
 from .safe_text import visible_controls
-from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
+from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed, names_no_pods
 from .targets import Selection
 
 __all__ = ["PodMagic", "RunInterrupted"]
@@ -156,7 +156,7 @@ class PodMagic(Magics):
     context = Unicode(None, allow_none=True, help="kubeconfig context (default: the current one)").tag(config=True)
     kubeconfig = Unicode(None, allow_none=True, help="kubeconfig path (default: KUBECONFIG, ~/.kube/config)").tag(config=True)
     namespace = Unicode(None, allow_none=True, help="default namespace (default: the context's)").tag(config=True)
-    max_concurrency = Int(DEFAULT_CONCURRENCY, help="execs running at once (-P)").tag(config=True)
+    max_concurrency = Int(DEFAULT_CONCURRENCY, min=1, help="execs running at once (-P, at least 1)").tag(config=True)
     timeout = Float(None, allow_none=True, help="per-pod timeout in seconds").tag(config=True)
     deadline = Float(None, allow_none=True, help="overall deadline of a run in seconds").tag(config=True)
     capture_limit = Int(DEFAULT_CAPTURE_LIMIT, help="bytes of stdout/stderr kept per pod").tag(config=True)
@@ -301,18 +301,18 @@ class PodMagic(Magics):
         selector = self._expand(args.selector)
         if not targets and selector is None:
             raise UsageError("no target: name a pod (web-1), a workload (deploy/web) or a selector (-l app=web)")
-        query = dict(
-            selector=selector, field_selector=self._expand(args.field_selector),
-            namespace=namespace, all_namespaces=args.all_namespaces,
-            include_unready=args.include_unready, one=args.one, pick=args.pick,
-            container=self._expand(args.container), all_containers=args.all_containers,
-        )
+        query = {
+            "selector": selector, "field_selector": self._expand(args.field_selector),
+            "namespace": namespace, "all_namespaces": args.all_namespaces,
+            "include_unready": args.include_unready, "one": args.one, "pick": args.pick,
+            "container": self._expand(args.container), "all_containers": args.all_containers,
+        }
         deadline = args.deadline if args.deadline is not None else self.deadline
         timeout = args.timeout if args.timeout is not None else self.timeout
         # The overall deadline covers finding the pods; the execs get what is left (started_at).
         listing_started = time.monotonic()
         selection: Selection = cluster.select(targets or None, deadline=deadline, timeout=timeout, **query)
-        everything = cluster.query(targets or None, **query).selects_everything
+        everything = names_no_pods(cluster.query(targets or None, **query))
         if args.dry_run:
             self._show_selection(cluster, selection)
             if args.out:
@@ -330,18 +330,18 @@ class PodMagic(Magics):
         if args.no_shell:
             command = shlex.split(script)
         env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
-        run_kwargs: dict[str, Any] = dict(
-            env=env or None, workdir=self._expand(args.workdir), shell=args.shell or self.default_shell,
-            stdin=stdin, tty=args.tty, retries=args.retries, selection=selection,
-            timeout=timeout,
-            deadline=deadline, started_at=listing_started,
-            max_concurrency=args.max_concurrency or self.max_concurrency,
-            capture_limit=self.capture_limit,
-            capture_budget=self.capture_budget,
+        run_kwargs: dict[str, Any] = {
+            "env": env or None, "workdir": self._expand(args.workdir), "shell": args.shell or self.default_shell,
+            "stdin": stdin, "tty": args.tty, "retries": args.retries, "selection": selection,
+            "timeout": timeout,
+            "deadline": deadline, "started_at": listing_started,
+            "max_concurrency": args.max_concurrency if args.max_concurrency is not None else self.max_concurrency,
+            "capture_limit": self.capture_limit,
+            "capture_budget": self.capture_budget,
             # check_allowed above applied this magic's own settings (PodMagic.confirm_above …)
             # and --yes; the Cluster's defaults must not judge the same run again.
-            yes=True,
-        )
+            "yes": True,
+        }
         cluster.command(command, env=run_kwargs["env"], workdir=run_kwargs["workdir"],
                         shell=run_kwargs["shell"], stdin=None)  # validate before anything starts
         quiet = args.quiet or self.quiet
@@ -429,8 +429,8 @@ class PodMagic(Magics):
     def _show_selection(self, cluster: Cluster, selection: Selection) -> None:
         from IPython.display import display
 
-        lines = [f"context {cluster.context}: {selection.description} — "
-                 f"{len(selection.run)} to run, {len(selection.skipped)} skipped (dry run: nothing ran)"]
+        lines = [(f"context {cluster.context}: {selection.description} — "
+                 f"{len(selection.run)} to run, {len(selection.skipped)} skipped (dry run: nothing ran)")]
         for target in selection.run:
             lines.append(f"  run   {target.namespace}/{target.pod} [{target.container}] on {target.node}")
         for skipped in selection.skipped:

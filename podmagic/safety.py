@@ -12,13 +12,14 @@ import fnmatch
 from collections.abc import Sequence
 
 from .errors import RefusedError
-from .targets import Selection
+from .targets import Selection, TargetQuery
 
 __all__ = [
     "DEFAULT_CONFIRM_ABOVE",
     "DEFAULT_PROTECTED_CONTEXTS",
     "check_allowed",
     "matches_protected",
+    "names_no_pods",
 ]
 
 #: Context name patterns (shell-style, case-insensitive) that need confirmation.
@@ -35,6 +36,15 @@ def matches_protected(context: str, patterns: Sequence[str]) -> str | None:
         if fnmatch.fnmatch(context.lower(), pattern.lower()):
             return pattern
     return None
+
+
+def names_no_pods(query: TargetQuery) -> bool:
+    """True when ``query`` has no target and no (or an empty) label selector.
+
+    A field selector alone does not narrow a run to chosen pods (``status.phase=Running`` is
+    most of them), so it does not count: such a run is one in every pod, and needs saying so.
+    """
+    return not query.targets and not (query.label_selector or "").strip()
 
 
 def _targets_listing(selection: Selection) -> str:
@@ -57,8 +67,8 @@ def check_allowed(
 ) -> None:
     """Raise :class:`RefusedError` unless this run may go ahead without confirmation.
 
-    ``everything``: the run names no target and no selector, so it selects every pod of
-    the namespace(s). ``confirmed`` is ``--yes`` (``yes=True``), which lifts every refusal
+    ``everything``: the run names no target and no label selector (a field selector alone
+    does not count, see :func:`names_no_pods`), so it selects every pod of the namespace(s). ``confirmed`` is ``--yes`` (``yes=True``), which lifts every refusal
     except, for the Python API (``api=True``), that one: a call that forgot its target is a
     mistake that ``yes=True`` does not mean to confirm; ``all_pods=True`` says it instead.
     ``confirm_above=None`` sets no limit on the number of pods. The hints name the magic's
@@ -68,10 +78,10 @@ def check_allowed(
     if everything and (api or not confirmed):
         if api:
             raise RefusedError(
-                f"no target and no selector: this would run in every pod ({count} in "
+                f"no target and no label selector: this would run in every pod ({count} in "
                 f"{selection.description}): {_targets_listing(selection)}",
-                hint="name a pod or workload, or pass selector=...; all_pods=True (or "
-                'selector="") runs in every pod on purpose',
+                hint="name a pod or workload, or pass selector=... (a field selector alone "
+                'does not count); all_pods=True (or selector="") runs in every pod on purpose',
             )
         raise RefusedError(
             f"an empty selector selects every pod ({count} in {selection.description})",

@@ -362,11 +362,17 @@ class SkippedPod:
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """The outcome of :func:`resolve`, in namespace then natural pod-name order."""
+    """The outcome of :func:`resolve`, in namespace then natural pod-name order.
+
+    ``untargeted``: made with no target and no label selector (a field selector alone does
+    not count), so it is every pod of the namespace(s); ``Cluster.run`` refuses it unless
+    told ``all_pods=True``, as it refuses such a call itself.
+    """
 
     run: tuple[PodTarget, ...]
     skipped: tuple[SkippedPod, ...]
     description: str
+    untargeted: bool = False
 
 
 # -- reading pod objects --------------------------------------------------------------------------

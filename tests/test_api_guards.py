@@ -117,12 +117,12 @@ async def test_arun_is_guarded_too(sandbox: Sandbox) -> None:
 
 def test_run_without_target_or_selector_is_refused(sandbox: Sandbox, cluster: Cluster) -> None:
     error = refused(sandbox, lambda: cluster.run("hostname", namespace=NS),
-                    "no target and no selector: this would run in every pod")
+                    "no target and no label selector: this would run in every pod")
     assert "all_pods=True" in str(error)
 
 
 def test_yes_does_not_stand_in_for_a_missing_target(sandbox: Sandbox, cluster: Cluster) -> None:
-    refused(sandbox, lambda: cluster.run("hostname", yes=True), "no target and no selector")
+    refused(sandbox, lambda: cluster.run("hostname", yes=True), "no target and no label selector")
 
 
 def test_all_pods_or_an_empty_selector_runs_in_every_pod(sandbox: Sandbox, cluster: Cluster) -> None:
@@ -140,8 +140,50 @@ def test_all_pods_with_a_target_is_a_value_error(cluster: Cluster) -> None:
 
 def test_a_selector_or_a_target_needs_nothing_more(cluster: Cluster) -> None:
     assert cluster.run("true", selector="app=db").ok
-    assert cluster.run("true", field_selector="metadata.name=solo").ok
+    assert cluster.run("true", selector="app=db", field_selector="status.phase=Running").ok
     assert cluster.run("true", ["solo", "deploy/web"]).ok
+
+
+@pytest.mark.parametrize("fields", ["", "status.phase=Running", "metadata.name=solo"])
+def test_a_field_selector_alone_is_no_target_and_is_refused(
+        sandbox: Sandbox, cluster: Cluster, fields: str) -> None:
+    error = refused(sandbox, lambda: cluster.run("true", field_selector=fields),
+                    "no target and no label selector")
+    assert "field selector alone" in str(error)
+
+
+def test_all_pods_with_a_field_selector_runs_in_the_pods_it_matches(cluster: Cluster) -> None:
+    results = cluster.run("true", field_selector="metadata.name=solo", all_pods=True)
+    assert [r.pod for r in results] == ["solo"]
+
+
+def test_a_selection_made_with_no_target_is_refused_like_the_call(
+        sandbox: Sandbox, cluster: Cluster) -> None:
+    everything = cluster.select()
+    assert everything.untargeted
+    refused(sandbox, lambda: cluster.run("true", selection=everything),
+            "no target and no label selector")
+    refused(sandbox, lambda: cluster.run("true", selection=everything, yes=True),
+            "no target and no label selector")
+    by_field = cluster.select(field_selector="status.phase=Running")
+    refused(sandbox, lambda: cluster.run("true", selection=by_field), "no target")
+    ran = cluster.run("true", selection=everything, all_pods=True)
+    assert {r.pod for r in ran} == {t.pod for t in (*everything.run, *everything.skipped)}
+
+
+def test_a_selection_with_a_target_or_selector_runs_without_all_pods(cluster: Cluster) -> None:
+    for selection in (cluster.select("solo"), cluster.select(selector="app=db"),
+                      cluster.select(selector="")):
+        assert not selection.untargeted
+        assert cluster.run("true", selection=selection).ok
+    with pytest.raises(ValueError, match="all_pods=True means every pod"):
+        cluster.run("true", selection=cluster.select("solo"), all_pods=True)
+
+
+def test_magic_with_an_empty_selector_and_a_field_selector_needs_yes(
+        sandbox: Sandbox, ip: InteractiveShell) -> None:
+    refused(sandbox, lambda: ip.run_line_magic(
+        "pod", "-l '' --field-selector status.phase=Running -- true"), "every pod")
 
 
 # -- argument types -------------------------------------------------------------------------------
@@ -149,7 +191,10 @@ def test_a_selector_or_a_target_needs_nothing_more(cluster: Cluster) -> None:
 BAD_RUN_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
     ({"deadline": "10"}, "deadline must be a number of seconds or None, not str"),
-    ({"max_concurrency": "3"}, "max_concurrency must be an int or None, not str"),
+    ({"max_concurrency": "3"}, r"max_concurrency must be an int \(at least 1\) or None, not str"),
+    ({"on_event": 5}, "on_event must be a callable taking one event, or None, not int"),
+    ({"control": 5}, "control must be a RunControl or None, not int"),
+    ({"control": "stop"}, "control must be a RunControl or None, not str"),
     ({"retries": 1.5}, "retries must be an int, not float"),
     ({"capture_limit": "1000"}, r"capture_limit must be an int \(bytes\) or None, not str"),
     ({"pick": "2"}, "pick must be an int or None, not str"),
@@ -189,7 +234,7 @@ def test_type_errors_never_show_env_values(cluster: Cluster) -> None:
     ({"protected_contexts": "prod"}, "protected_contexts must be a list of context patterns"),
     ({"confirm_above": "50"}, r"confirm_above must be an int \(pods\) or None, not str"),
     ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
-    ({"max_concurrency": 2.5}, "max_concurrency must be an int or None, not float"),
+    ({"max_concurrency": 2.5}, r"max_concurrency must be an int \(at least 1\) or None, not float"),
 ])
 def test_wrong_cluster_argument_types_are_one_clear_type_error(
     sandbox: Sandbox, kwargs: dict[str, Any], message: str
@@ -259,3 +304,29 @@ def test_magic_settings_decide_not_the_cluster_defaults(ip: InteractiveShell, pr
     assert isinstance(results, PodResults) and results.stdout == b"solo\n"
     with pytest.raises(RefusedError, match="protected"):
         ip.run_line_magic("pod", f"solo --kubeconfig {prod_kubeconfig} -- hostname")
+
+
+# -- max_concurrency must be at least 1 everywhere -------------------------------------------------
+
+
+def test_zero_max_concurrency_is_refused_by_run_and_cluster(sandbox: Sandbox, cluster: Cluster) -> None:
+    before = execs(sandbox)
+    with pytest.raises(ValueError, match="max_concurrency must be at least 1, got 0"):
+        cluster.run("true", "solo", max_concurrency=0)
+    with pytest.raises(ValueError, match="max_concurrency must be at least 1, got 0"):
+        Cluster(kubeconfig=sandbox.kubeconfig, max_concurrency=0)
+    assert execs(sandbox) == before
+
+
+def test_zero_max_concurrency_is_refused_by_the_magic_and_its_setting(
+        sandbox: Sandbox, ip: InteractiveShell) -> None:
+    from traitlets import TraitError
+
+    before = execs(sandbox)
+    with pytest.raises(UsageError, match="max_concurrency must be at least 1, got 0"):
+        ip.run_line_magic("pod", "solo -P 0 -- true")
+    magic = ip.magics_manager.registry["PodMagic"]
+    with pytest.raises(TraitError):
+        magic.max_concurrency = 0
+    assert magic.max_concurrency >= 1
+    assert execs(sandbox) == before
