@@ -182,7 +182,8 @@ def test_bad_manifest_is_exit_2_with_one_line(tmp_path: Path) -> None:
     out = tmp_path / "kubeconfig"
     result = run_cli("serve", "--manifest", str(manifest), "--kubeconfig", str(out), home=tmp_path / "home")
     assert result.returncode == 2
-    assert result.stderr == f"error: {manifest}: Pod p: sandbox.podmagic.io/ready: expected true or false, got 'maybe'\n"
+    assert result.stderr == (f'error: {manifest}: Pod "p" is invalid: metadata.annotations[sandbox.podmagic.io/ready]: '
+                             'Invalid value: "maybe": expected true or false\n')
     assert not out.exists()
 
 

@@ -765,3 +765,17 @@ def test_annotate_refuses_delays_that_are_not_finite(fresh: Sandbox) -> None:
     for value in ("nan", "1e308", "-1"):
         with pytest.raises(BehaviourError, match=r"exec-delay: expected seconds from 0 to 3600, got "):
             fresh.annotate("a", {"sandbox.podmagic.io/exec-delay": value}, namespace="t")
+
+
+@pytest.mark.kubectl
+def test_kubectl_prints_a_bad_sandbox_annotation_as_a_real_cluster_prints_an_invalid_field(
+        kubectl_factory: Callable[[str], Any], sandbox: Sandbox, tmp_path: Path) -> None:
+    manifest = tmp_path / "files.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: files1\n  annotations:\n"
+                        "    sandbox.podmagic.io/files: '../../../../tmp/x/pwned1: hello'\n"
+                        "spec: {containers: [{name: c, image: i}]}\n")
+    result = kubectl_factory("1.33")("create", "-n", "conf", "-f", str(manifest), "--validate=false")
+    assert (result.returncode, result.stderr.decode()) == (1, (
+        'The Pod "files1" is invalid: metadata.annotations[sandbox.podmagic.io/files]: Invalid value: '
+        "\"../../../../tmp/x/pwned1: hello\": '../../../../tmp/x/pwned1': must not contain '..'\n"))
+    assert "files1" not in sandbox.pods("conf")
