@@ -9,6 +9,7 @@ Settings a user sets once are traitlets (``%config PodMagic.namespace = "prod"``
 
 from __future__ import annotations
 
+import keyword
 import shlex
 import time
 from typing import Any
@@ -139,6 +140,15 @@ def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
                      f"opened for reading (e.g. --stdin \"str(x)\" or --stdin \"open('data.csv', 'rb')\")")
 
 
+def _check_out_name(name: str | None) -> None:
+    """``-o NAME`` must be usable as a variable afterwards: an identifier, not a keyword."""
+    if name is None:
+        return
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"-o {name!r}: not a Python variable name; use letters, digits and _, "
+                         "not starting with a digit (e.g. -o result)")
+
+
 def _parse_env(items: list[str] | None) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in items or []:
@@ -263,9 +273,18 @@ class PodMagic(Magics):
         ``KeyboardInterrupt``), so a "Run All" stops there like after any interrupt. A second
         interrupt abandons the run at once. ``--bg`` runs are not affected by interrupts.
         """
+        try:
+            return self._pod(line, cell)
+        except UsageError as error:
+            # The message may quote the user's own line (argparse, --stdin): control
+            # characters in it are shown, never obeyed, in a terminal.
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod(self, line: str, cell: str | None) -> Any:
         options_text, command_text = _split_line(line)
         argv = _split_options(options_text)
         args = self.pod.parser.parse_args(argv)
+        _check_out_name(args.out)
         if cell is not None:
             if command_text is not None:
                 raise UsageError("%%pod takes its command from the cell; remove the ` -- COMMAND` part")
@@ -390,7 +409,7 @@ class PodMagic(Magics):
                 # Shown even with -q: pods missing from the parsed rows never pass in silence.
                 from IPython.display import display
 
-                display({"text/plain": problems}, raw=True)
+                display({"text/plain": visible_controls(problems)}, raw=True)
         if args.out:
             self._user_ns[args.out] = value
         if args.check and not results.ok:
@@ -450,6 +469,12 @@ class PodMagic(Magics):
         ``start`` returns the :class:`~podmagic.sandbox.Sandbox` (``sandbox = %pod_sandbox start``)
         for its Python API: faults, throttling, its kubeconfig path.
         """
+        try:
+            return self._pod_sandbox(line)
+        except UsageError as error:
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod_sandbox(self, line: str) -> Any:
         args = parse_argstring(self.pod_sandbox, line)
         from .sandbox import ManifestError, Sandbox
 

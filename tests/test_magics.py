@@ -199,3 +199,38 @@ def test_pod_sandbox_start_with_a_bad_manifest_is_one_usage_error(
     assert "bad.yaml" in message and "spec.replicas" in message
     with pytest.raises(UsageError, match="manifest not found"):
         ip.run_line_magic("pod_sandbox", f"start --manifest {manifest}.missing")
+
+
+# -- error messages and -o NAME ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [
+    "solo --bogus\x1b]0;PWN\x07 -- true",
+    "solo --stdin x\x1b]0;PWN2\x07 -- true",
+    "solo -- echo {{undefined\x1b]0;PWN3\x07}}",
+])
+def test_usage_errors_show_control_characters_from_the_line_as_text(ip: InteractiveShell,
+                                                                   line: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("pod", line)
+    message = str(caught.value)
+    assert "\x1b" not in message and "\x07" not in message
+    assert "^[]0;PWN" in message
+
+
+def test_pod_sandbox_usage_errors_show_control_characters_as_text(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("pod_sandbox", "start --manifest /nonexistent/x\x1b]0;PWN\x07.yaml")
+    assert "\x1b" not in str(caught.value) and "^[]0;PWN^G" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["'not valid-name'", "1x", "class", "a.b", "'x\x1b[2J'"])
+def test_out_name_must_be_a_python_identifier(ip: InteractiveShell, sandbox: Sandbox,
+                                              name: str) -> None:
+    before = sandbox.exec_stats()["total"]
+    keys = set(ip.user_ns)
+    with pytest.raises(UsageError, match="not a Python variable name") as caught:
+        ip.run_line_magic("pod", f"solo -o {name} -- true")
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
+    assert sandbox.exec_stats()["total"] == before
+    assert set(ip.user_ns) == keys
