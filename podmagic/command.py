@@ -101,6 +101,15 @@ class RemoteCommand:
         """Whether the script travels over stdin (env values or a long script)."""
         return self.argv[-1:] == (LOADER,)
 
+    def __repr__(self) -> str:
+        # stdin may carry env values (the loader's payload) or the user's data: sizes only.
+        if isinstance(self.stdin, bytes):
+            stdin = f"<{len(self.stdin)} bytes>"
+        else:
+            stdin = repr(self.stdin)
+        return (f"RemoteCommand(argv={self.argv!r}, stdin={stdin}, display={self.display!r}, "
+                f"env_names={self.env_names!r})")
+
 
 def encode_payload(text: str) -> bytes:
     """The lines :data:`LOADER` turns back into ``text``, exactly, ending with an empty line."""

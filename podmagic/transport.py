@@ -141,6 +141,11 @@ class LoaderInput:
         """Everything, in order: what is sent without a tty."""
         return self.payload + (self.rest or b"")
 
+    def __repr__(self) -> str:
+        # The payload holds env values (-e, env=): sizes only, never the bytes.
+        rest = "None" if self.rest is None else f"<{len(self.rest)} bytes>"
+        return f"LoaderInput(payload=<{len(self.payload)} bytes>, rest={rest})"
+
 
 @dataclass(frozen=True)
 class ExecSpec:

@@ -330,3 +330,22 @@ def test_zero_max_concurrency_is_refused_by_the_magic_and_its_setting(
         magic.max_concurrency = 0
     assert magic.max_concurrency >= 1
     assert execs(sandbox) == before
+
+
+# -- env values never in a repr ---------------------------------------------------------------------
+
+
+def test_no_repr_or_str_shows_env_values(cluster: Cluster) -> None:
+    from podmagic.transport import ExecSpec
+
+    secret = "SEKRIT-31337"
+    remote = cluster.command("echo hi", env={"A": secret}, stdin=b"user data")
+    spec = ExecSpec(namespace=NS, pod="solo", container="c", command=remote.argv,
+                    stdin=remote.stdin)
+    for obj in (remote, remote.stdin, spec):
+        for text in (repr(obj), str(obj)):
+            assert secret not in text and "user data" not in text, text
+    assert "bytes>" in repr(remote) and "env_names=('A',)" in repr(remote)
+    results = cluster.run("echo hi", "solo", env={"A": secret})
+    assert secret not in repr(results) and secret not in str(results)
+    assert all(secret not in repr(r) for r in results)
