@@ -771,7 +771,15 @@ SAFE_TEXT = st.text(st.sampled_from(list("abz019 \t\n;|&=-/.,:+@%_")))
 @settings(max_examples=200, deadline=None)
 @given(before=SAFE_TEXT, value=SHELL_TEXT, after=SAFE_TEXT)
 def test_text_around_placeholders_is_preserved(before: str, value: str, after: str) -> None:
-    out = interpolate(before + "{{v}}" + after, {"v": value})
+    template = before + "{{v}}" + after
+    try:
+        out = interpolate(template, {"v": value})
+    except InterpolationError:
+        # A position where no text may stand ('. {{v}}' sources the value): refused for a
+        # harmless word as well, so the refusal is the template's, not this value's.
+        with pytest.raises(InterpolationError):
+            interpolate(template, {"v": "word"})
+        return
     assert out == before + shlex.quote(value) + after
 
 
@@ -910,3 +918,29 @@ def test_no_composition_of_shell_constructs_runs_the_value(
             return
         run(shell, text, cwd=Path(folder))
         assert not marker.exists(), text
+
+
+def test_a_value_with_a_subscript_is_refused_where_the_script_evaluates_variables() -> None:
+    value = "a[$(touch CANARY)]"
+    message = str(pytest.raises(InterpolationError, interpolate, "n={{ v }}\necho $((n + 1))",
+                                {"v": value}).value)
+    assert message == (
+        "{{ v }} gives a value with '[' and the script evaluates variables as arithmetic or names "
+        "('$((' at line 2, column 6), where bash, mksh and zsh run a $(...) in a subscript of a "
+        "value that reaches them through a variable (line 1, column 3); give an int "
+        "({{ int(v) }}) if it is a number; otherwise check the value and leave the '[' out, or do "
+        "the arithmetic in a separate command")
+    assert "CANARY" not in message
+    # Each word of a list is checked; the construct is found in quoted code too.
+    with pytest.raises(InterpolationError, match=r"\('-eq' at column 34\)"):
+        interpolate("for p in {{v}}; do sh -c '[ \"$1\" -eq 1 ]' sh \"$p\"; done", {"v": [1, value]})
+
+
+def test_values_without_a_subscript_and_scripts_without_arithmetic_are_unchanged() -> None:
+    assert interpolate("n={{v}}; echo $((n))", {"v": "$(id) `id` ${u:=x}"}) == (
+        "n='$(id) `id` ${u:=x}'; echo $((n))")
+    assert interpolate("n={{v}}; echo $((n))", {"v": 7}) == "n=7; echo $((n))"
+    assert interpolate("n={{v|raw}}; echo $((n))", {"v": "a[1]"}) == "n=a[1]; echo $((n))"
+    for template in ("grep -e {{v}} file", "x={{v}}; printf %s \"$x\"", "echo ${u:-x} {{v}}",
+                     "kubectl get pods -o jsonpath='{.items[*]}' -l {{v}}", "grep -v {{v}}"):
+        assert interpolate(template, {"v": "[a-z]"}) == template.replace("{{v}}", "'[a-z]'")

@@ -280,6 +280,7 @@ PAYLOADS = [
     f"';{CODE};'", f'";{CODE};"', f"\n{CODE}\n", f")\n{CODE}\n", f"esac\n{CODE}\n",
     f"$'\\x27';{CODE}", f"EOF\n{CODE}\n", f"\\'; {CODE} #", f"-v {SUBSCRIPT}", "-v", "'", '"',
     "\\", "", 3, [SUBSCRIPT, CODE], ["-v", SUBSCRIPT], ["x", "eval", CODE],
+    f"a[1]+{SUBSCRIPT}", f"{SUBSCRIPT}=1", f"a[{SUBSTITUTION}", [1, SUBSCRIPT], "7",
 ]
 
 # Contexts: "W" is where the inner snippet (eventually the placeholder) goes.
@@ -314,7 +315,31 @@ SNIPPETS = st.recursive(
     lambda inner: st.builds(_wrap, st.sampled_from(CONTEXTS), inner),
     max_leaves=3,
 )
-SCRIPTS = st.lists(SNIPPETS, min_size=1, max_size=3).flatmap(
+# A value flows into a variable (S: how it gets there, "W" the value's place, "U" the use) and
+# the variable flows into arithmetic or a name (U, over the variable s).
+STORES = [
+    "s=W; U", "export s=W; U", "for s in W; do U; done", "set -- W; s=$1; U",
+    "f() { s=$1; U; }; f W", "read -r s <<< W; U", "s=$(echo W); U", "echo W | { read -r s; U; }",
+    "s=${u:-W}; U", "sh -c 's=$1; U' sh W", "bash -c 's=$1; U' bash W", "mksh -c 's=$1; U' mksh W",
+    "set -- W; echo $(($1))", "bash -c 'echo $(($1))' bash W", "f() { echo $(($1)); }; f W",
+]
+USES = [
+    "echo $((s))", "echo $(( s + 1 ))", "(( s > 1 ))", "let y=s", "[[ $s -eq 1 ]]",
+    "[ \"$s\" -eq 1 ]", "test \"$s\" -gt 0", "a=(1 2); echo ${a[s]}", "echo ${a[$s]}",
+    "v=abc; echo ${v:s}", "echo $[s]", "typeset -i n; n=$s", "integer n=s", "a[s]=1", "a[$s]=1",
+    "echo ${!s}", "typeset -n r=$s", "read \"$s\" <<< 1", "unset \"$s\"", "[[ -v $s ]]",
+    "[ -v \"$s\" ]", "printf -v \"$s\" %s 1", "export \"$s\"=1", "shift \"$s\"",
+    "ulimit -t \"$s\"", "typeset -Z \"$s\" q", "read -t \"$s\" y </dev/null",
+    "getopts a \"$s\"", "a=(1 2); echo $a[s]", "for ((i=s;i<1;i++)); do :; done",
+]
+
+
+def _flow(store: str, use: str, inner: str) -> str:
+    return store.replace("U", use).replace("W", inner)
+
+
+FLOWS = st.builds(_flow, st.sampled_from(STORES), st.sampled_from(USES), SNIPPETS)
+SCRIPTS = st.lists(st.one_of(SNIPPETS, FLOWS), min_size=1, max_size=3).flatmap(
     lambda parts: st.sampled_from(["; ", "\n"]).map(lambda sep: sep.join(parts))
 )
 
@@ -322,6 +347,19 @@ SCRIPTS = st.lists(SNIPPETS, min_size=1, max_size=3).flatmap(
 @settings(max_examples=300, deadline=None)
 @given(script=SCRIPTS, value=st.sampled_from(PAYLOADS))
 def test_no_shell_context_runs_a_value(script: str, value: Any) -> None:
+    refused_or_harmless(script, value)
+
+
+# The flows on their own: mixed into SCRIPTS, most examples hold some refused context.
+FLOW_SCRIPTS = st.builds(
+    _flow, st.sampled_from(STORES), st.sampled_from(USES),
+    st.sampled_from(["{{x}}", '"$(echo {{x}})"', "$(printf %s {{x}})"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(script=FLOW_SCRIPTS, value=st.sampled_from(PAYLOADS))
+def test_no_value_that_flows_into_arithmetic_through_a_variable_runs(script: str, value: Any) -> None:
     refused_or_harmless(script, value)
 
 
