@@ -85,9 +85,22 @@ error, before anything is evaluated:
 Still fine: plain arguments (``kubectl logs {{pod}}``, ``grep -r {{pattern}} /etc``,
 ``--flag={{v}}``, lists), ``export NS={{ns}}``, ``x={{v}}; echo "$x"``,
 ``for p in {{pods}}; do``, ``$(cat {{file}})``, ``case {{x}} in``, ``<<< {{x}}``, ``{{x|raw}}``
-anywhere. What the script later does with a variable is its own business: a value stored in
-``x`` and then used as ``$((x))``, ``eval "$x"`` or ``xargs sh -c '... {}'`` runs, exactly as an
-environment value would; compute numbers in Python (``{{ int(n) }}``). Programs that take code
+anywhere.
+
+A value that contains ``[`` is refused when the template anywhere (quoted code and
+here-documents included) evaluates a variable as arithmetic or as a name: ``$((``, ``((``,
+``$[``, ``let``, ``-eq``/``-lt`` and the like, ``[ -v``, ``${a[``, ``${s:offset}``, ``${!x}``,
+``a[...]=``, integer declarations, ``nameref``/``typeset -n``, ``shift``, ``ulimit``, ``getopts``,
+``unset``, ``printf -v``, ``read``/``export``/``declare`` with a ``$`` in their arguments. Bash,
+mksh and zsh evaluate a variable's value recursively there, so ``x={{v}}; echo $((x))`` with
+``v = "a[$(cmd)]"`` runs ``cmd``; a subscript is the only way in (a ``$(...)``, backticks or
+``${...}`` in a value are not run by any of the five), and which variables a value reaches
+(assignments, loops, ``set --``, ``sh -c`` arguments, ``read``, ``$(...)``, pipes) is not known,
+so every placeholder of such a template is checked. ``int`` values and text without ``[`` pass.
+Environment values (``-e N=...``) are not checked: a script that does arithmetic on ``$N`` runs
+a subscript in it, so check them in Python first. Otherwise what the script does with a
+variable is its own business: ``eval "$x"`` or ``xargs sh -c '... {}'`` runs it, exactly as for
+an environment value; compute numbers in Python (``{{ int(n) }}``). Programs that take code
 of their own (``python -c``, ``awk``, ``sed``'s ``e``) and options that a program runs
 (``ssh -oProxyCommand=``) are not shells' business either. Functions defined in a sourced file
 and integer declarations made there are not seen.
