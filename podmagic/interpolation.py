@@ -79,6 +79,8 @@ error, before anything is evaluated:
   whose name is itself a value, or an alias the script defines. The error says how to pass the
   value instead, usually as an environment value: ``-e V={{x}}``, then ``"$V"``.
 - Assignments to ``PS1``-``PS4``, ``PROMPT_COMMAND``, ``BASH_ENV``, ``ENV`` (run as code).
+- After a ``(`` inside an array assignment (``a=( ( ...``): bash reports the syntax error and
+  reads on at the next line, which may lie inside a quoted value.
 - A list where one word must stand (an assignment, a redirection target, a command name, a
   test operand) is an error: its other items would become arguments or commands.
 
@@ -588,6 +590,9 @@ _VARIABLE_ARITHMETIC = re.compile(
     r"|\$\{[!(]"  # ${!x} (bash), ${(P)x} and the other zsh flags
     r"|\$\w+\["  # zsh: $a[x]
     r"|(?<![\w$])[A-Za-z_]\w*\[[^\]\n]*\]\+?="  # a[x]=1
+    r"|(?<![^\s(])\[[^\]\n]*\]\+?="  # a=([x]=1)
+    r"|(?<![\w./-])(?:declare|typeset|local|readonly|export|private|global)"
+    r"(?:[ \t]+[-+][A-Za-z]*)*[ \t]+[-+][A-Za-z]*n"  # declare -n r; r=$x
     r"|(?<![\w$])(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")\+?="
     r"|(?<![\w./-])for[ \t]+(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")(?!\w)"
 )
@@ -651,6 +656,7 @@ class _Reader:
         self.integers = _INTEGER_DECLARATION.search(template) is not None
         self.aliases = set(_ALIAS_DEFINITION.findall(template))
         self.stack = [_Frame("cmd")]
+        self.broken = False  # a syntax error that bash recovers from was read
 
     def refuse(self, hole: int, kind: str) -> None:
         self.kinds.setdefault(hole, []).append(kind)
@@ -923,6 +929,8 @@ class _Reader:
     def hole(self, i: int, after_dollar: bool) -> None:
         if after_dollar:
             self.refuse(i, "dollar")
+        if self.broken:
+            self.refuse(i, "broken")
         crossed = False  # passed a command frame: quotes further out do not apply
         innermost = True  # only param frames so far: their part (name, offset...) applies
         for frame in reversed(self.stack):
@@ -1070,6 +1078,10 @@ class _Reader:
         if kind in ("array", "glob"):
             if ch == "(":
                 top.depth += 1
+                if kind == "array":
+                    # a=( ( ...: a syntax error, after which bash skips to the end of the line
+                    # and reads on, so a newline inside a later quoted value starts a command.
+                    self.broken = True
             elif ch == ")" and top.depth:
                 top.depth -= 1
             elif ch == ")":
@@ -1299,6 +1311,13 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
     "assign-code": (
         "assigned to %(cmd)s, which the shell runs as code",
         "set %(cmd)s to text written in the template, or use %(raw)s for trusted text",
+    ),
+    "broken": (
+        (
+            "after a ( inside an array assignment (a=( ( ...), a syntax error after which bash "
+            "reads on at the next line, which may be inside the value"
+        ),
+        "remove or quote that (, or use %(raw)s for trusted text",
     ),
     "comment": (
         "in a # comment, which a newline in the value would end",

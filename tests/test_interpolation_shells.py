@@ -136,6 +136,7 @@ REPRODUCTIONS = {
     "eval_of_substitution": ('eval "$(echo {{x}})"', CODE),  # all five
     "list_as_assignment_value": ("v={{x}}", ["a", "eval", CODE]),  # all five
     "list_as_redirection_target": ("read v < {{x}}", ["/dev/null", SUBSCRIPT]),  # bash, mksh
+    "after_a_paren_inside_an_array_assignment": ("s=(a ( {{x}} ) )", f"\n{CODE}\n"),  # bash
 }
 
 
@@ -241,6 +242,8 @@ STORED_REPRODUCTIONS = {
     "variable_as_printf_v": 'x={{x}}; printf -v "$x" %s 1',  # bash, zsh
     "variable_in_assignment_subscript": "x={{x}}; a[x]=1",  # bash, mksh, zsh
     "positional_slice": 'set -- a b; x={{x}}; echo "${@:x}"',  # bash
+    "compound_array_assignment": "x={{x}}; a=([x]=1)",  # bash, zsh
+    "nameref_assigned_later": "x={{x}}; declare -n r; r=$x; echo $r",  # bash
 }
 
 
@@ -331,6 +334,7 @@ USES = [
     "[ -v \"$s\" ]", "printf -v \"$s\" %s 1", "export \"$s\"=1", "shift \"$s\"",
     "ulimit -t \"$s\"", "typeset -Z \"$s\" q", "read -t \"$s\" y </dev/null",
     "getopts a \"$s\"", "a=(1 2); echo $a[s]", "for ((i=s;i<1;i++)); do :; done",
+    "a=([s]=1)", "a+=([$s]=1)", "declare -n r; r=$s; echo $r", "a=(1); echo ${a[@]:s}",
 ]
 
 
