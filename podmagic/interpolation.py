@@ -578,6 +578,9 @@ _ALIAS_DEFINITION = re.compile(r"(?<![\w./-])alias[ \t]+(?:-\S*[ \t]+)*([^\s=;&|
 # nothing there (checked for $(...), `...` and ${y:=$(...)} in each shell). Which variables a
 # value reaches is not known statically (assignments, loops, set --, sh -c, read, $(...), pipes),
 # so the whole template is searched, quoted text and here-documents too (sh -c '... $(($1))').
+# a=([$x]=1): bash expands the subscript and then expands the result again, so there a
+# $(...) or `...` in a value runs too, not only a subscript.
+_COMPOUND_SUBSCRIPT = re.compile(r"(?<![^\s(])\[[^\]\n]*\]\+?=")
 _NAME_BUILTINS = r"(?:read|readarray|mapfile|declare|typeset|local|export|readonly|private|global)"
 _VARIABLE_ARITHMETIC = re.compile(
     r"\(\(|\$\["  # $((...)), ((...)), for ((...)), $[...]
@@ -590,10 +593,10 @@ _VARIABLE_ARITHMETIC = re.compile(
     r"|\$\{[!(]"  # ${!x} (bash), ${(P)x} and the other zsh flags
     r"|\$\w+\["  # zsh: $a[x]
     r"|(?<![\w$])[A-Za-z_]\w*\[[^\]\n]*\]\+?="  # a[x]=1
-    r"|(?<![^\s(])\[[^\]\n]*\]\+?="  # a=([x]=1)
     r"|(?<![\w./-])(?:declare|typeset|local|readonly|export|private|global)"
     r"(?:[ \t]+[-+][A-Za-z]*)*[ \t]+[-+][A-Za-z]*n"  # declare -n r; r=$x
-    r"|(?<![\w$])(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")\+?="
+    + r"|" + _COMPOUND_SUBSCRIPT.pattern
+    + r"|(?<![\w$])(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")\+?="
     r"|(?<![\w./-])for[ \t]+(?:" + "|".join(sorted(_INTEGER_VARIABLES)) + r")(?!\w)"
 )
 
@@ -1465,23 +1468,29 @@ def _render(
     checked = _check_words(template, p, where, words, value)
     if checked is not None:
         return checked
-    if arithmetic is not None and not p.raw and any("[" in word for word in words):
-        raise _subscript_error(template, p, arithmetic)
+    if arithmetic is not None and not p.raw:
+        compound = _COMPOUND_SUBSCRIPT.search(template)
+        if any("[" in word for word in words):
+            raise _subscript_error(template, p, arithmetic)
+        if compound is not None and any("$" in word or "`" in word for word in words):
+            raise _subscript_error(template, p, compound, "a $ or `")
     return " ".join(words if p.raw else map(shlex.quote, words))
 
 
-def _subscript_error(template: str, p: Placeholder, use: re.Match[str]) -> InterpolationError:
+def _subscript_error(
+    template: str, p: Placeholder, use: re.Match[str], holding: str = "'['"
+) -> InterpolationError:
     text = template[p.start : p.end]
     start = use.start() - (template[use.start() - 1 : use.start()] == "$")
     construct = template[start : use.end()].split()[0]
     return InterpolationError(
-        f"{text} gives a value with '[' and the script evaluates variables as arithmetic or "
+        f"{text} gives a value with {holding} and the script evaluates variables as arithmetic or "
         f"names ('{construct}' at {_location(template, start)}), where bash, mksh and zsh "
         f"run a $(...) in a subscript of a value that reaches them through a variable "
         f"({_location(template, p.start)})",
         hint=(
             "give an int ({{ int(" + p.expr + ") }}) if it is a number; otherwise check the "
-            "value and leave the '[' out, or do the arithmetic in a separate command"
+            f"value and leave the {holding} out, or do the arithmetic in a separate command"
         ),
     )
 

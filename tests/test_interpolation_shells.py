@@ -136,6 +136,8 @@ REPRODUCTIONS = {
     "eval_of_substitution": ('eval "$(echo {{x}})"', CODE),  # all five
     "list_as_assignment_value": ("v={{x}}", ["a", "eval", CODE]),  # all five
     "list_as_redirection_target": ("read v < {{x}}", ["/dev/null", SUBSCRIPT]),  # bash, mksh
+    "compound_array_subscript_expands_twice": ("x={{x}}; a+=([$x]=1)", SUBSTITUTION),  # bash
+    "compound_array_subscript_backticks": ("x={{x}}; a=([$x]=1)", f"`touch {CANARY}`"),  # bash
     "after_a_paren_inside_an_array_assignment": ("s=(a ( {{x}} ) )", f"\n{CODE}\n"),  # bash
 }
 
