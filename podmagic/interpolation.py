@@ -98,7 +98,9 @@ mksh and zsh evaluate a variable's value recursively there, so ``x={{v}}; echo $
 ``v = "a[$(cmd)]"`` runs ``cmd``; a subscript is the only way in (a ``$(...)``, backticks or
 ``${...}`` in a value are not run by any of the five), and which variables a value reaches
 (assignments, loops, ``set --``, ``sh -c`` arguments, ``read``, ``$(...)``, pipes) is not known,
-so every placeholder of such a template is checked. ``int`` values and text without ``[`` pass.
+so every placeholder of such a template is checked. ``int`` values and text without ``[`` pass,
+except where bash expands a compound assignment's subscript twice (``a=([$x]=1)``): there a
+``$`` or a backtick in a value is refused too.
 Environment values (``-e N=...``) are not checked: a script that does arithmetic on ``$N`` runs
 a subscript in it, so check them in Python first. Otherwise what the script does with a
 variable is its own business: ``eval "$x"`` or ``xargs sh -c '... {}'`` runs it, exactly as for
