@@ -33,7 +33,12 @@ from typing import IO, Any
 import anyio
 
 from .command import RemoteCommand, build_command
-from .credentials import DEFAULT_PLUGIN_TIMEOUT, ClusterCredentials, load_credentials
+from .credentials import (
+    DEFAULT_PLUGIN_TIMEOUT,
+    ClusterCredentials,
+    load_credentials,
+    noting_credential_waits,
+)
 from .engine import (
     DEFAULT_CAPTURE_BUDGET,
     DEFAULT_CAPTURE_LIMIT,
@@ -44,7 +49,7 @@ from .engine import (
 )
 from .errors import SelectionError
 from .events import EventCallback
-from .kubeapi import CONNECT_TIMEOUT, READ_TIMEOUT, KubeApi
+from .kubeapi import KubeApi, format_seconds
 from .portal import run_blocking
 from .results import PodResults
 from .safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
@@ -180,9 +185,11 @@ class Cluster:
             kubeconfig) may run before it is stopped and the run fails naming it (default 60;
             None: no limit).
 
-    ``timeout`` bounds more than the command: each API request made to find the pods waits at
-    most that long to connect and for an answer (at most 10 s to connect and 15 s for an
-    answer without it), and an exec's connecting and upgrade count within its per-pod time.
+    ``timeout`` bounds more than the command: each API request made to find the pods takes
+    at most that long as a whole — an exec credential plugin it waits for included, which is
+    stopped then (so a plugin gets the smaller of ``plugin_timeout`` and ``timeout``) —
+    and an exec's connecting and upgrade count within its per-pod time. Without it, a request
+    may take 10 s to connect, 15 s without a byte of its answer, and 60 s in all.
     """
 
     def __init__(
@@ -275,8 +282,7 @@ class Cluster:
         """The API client, its connect and read limits within the per-pod ``timeout``."""
         if timeout is None or not timeout > 0:
             return KubeApi(self.credentials)
-        return KubeApi(self.credentials, connect_timeout=min(CONNECT_TIMEOUT, timeout),
-                       read_timeout=min(READ_TIMEOUT, timeout))
+        return KubeApi(self.credentials, timeout=timeout)
 
     async def _resolve(self, api: KubeApi, query: TargetQuery, deadline: float | None,
                        until: float | None = None) -> Selection:
@@ -284,12 +290,23 @@ class Cluster:
             return await resolve(api, query, default_namespace=self.namespace)
         if until is None:
             until = anyio.current_time() + deadline
-        with anyio.move_on_after(until - anyio.current_time()):
-            return await resolve(api, query, default_namespace=self.namespace)
+        with noting_credential_waits() as waits:
+            with anyio.move_on_after(until - anyio.current_time()):
+                return await resolve(api, query, default_namespace=self.namespace)
+        asked = format_seconds(deadline)
+        if waits:
+            # The time ran out during a login, not at the API server: name what was running.
+            raise SelectionError(
+                f"the overall deadline of {asked}s passed while waiting for the {waits[0]} "
+                f"(finding the pods: {query.describe(self.namespace)}); it was stopped",
+                hint="run the plugin by hand to see what it waits for (a login, the network); "
+                     "allow more time with --deadline",
+            )
         raise SelectionError(
-            f"the overall deadline of {deadline:g}s passed while finding the pods "
+            f"the overall deadline of {asked}s passed while finding the pods "
             f"({query.describe(self.namespace)})",
-            hint="the API server is slow or throttling requests; allow more time with --deadline",
+            hint="allow more time with --deadline; if that was ample, the API server is slow "
+                 "or unreachable",
         )
 
     def select(self, target: str | Sequence[str] | None = None, **query: Any) -> Selection:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import copy
 import datetime as _dt
 import json
@@ -45,7 +47,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -71,6 +73,7 @@ __all__ = [
     "TOKEN_FILE_REREAD_SECONDS",
     "ClusterCredentials",
     "load_credentials",
+    "noting_credential_waits",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,13 @@ def _utcnow() -> _dt.datetime:
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _seconds(value: float | None) -> str:
+    """A number of seconds as the user gave it (see :func:`podmagic.kubeapi.format_seconds`)."""
+    from .kubeapi import format_seconds  # here: kubeapi's types refer to this module
+
+    return format_seconds(value) if value is not None else "no limit"
 
 
 def _first_line(text: str) -> str:
@@ -651,7 +661,8 @@ class _ExecAuth(_RefreshingAuth):
         except subprocess.TimeoutExpired:
             _stop_plugin(proc)
             raise ConfigError(
-                f"the {self._what()} did not finish within {self._timeout:g}s and was stopped",
+                f"the {self._what()} did not finish within {_seconds(self._timeout)}s and was "
+                "stopped",
                 hint="run it by hand to see what it waits for (a login, the network); if it "
                 "needs longer, raise plugin_timeout (Cluster(plugin_timeout=...), "
                 "%config PodMagic.plugin_timeout)",
@@ -800,6 +811,25 @@ def _jwt_expiry(token: str) -> _dt.datetime | None:
 # The public object
 # --------------------------------------------------------------------------------------------
 
+#: Where :meth:`ClusterCredentials.auth_headers` notes a wait for credentials that was
+#: cancelled, for :func:`noting_credential_waits`.
+_CREDENTIAL_WAITS_CUT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "podmagic_credential_waits_cut", default=None)
+
+
+@contextlib.contextmanager
+def noting_credential_waits() -> Iterator[list[str]]:
+    """Collect, in the list this yields, what each wait for credentials cancelled in this
+    context (tasks it starts included) was waiting for (:meth:`ClusterCredentials.
+    credential_source`): a deadline that passes mid-login then names the plugin."""
+    cut: list[str] = []
+    token = _CREDENTIAL_WAITS_CUT.set(cut)
+    try:
+        yield cut
+    finally:
+        _CREDENTIAL_WAITS_CUT.reset(token)
+
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ClusterCredentials:
@@ -826,6 +856,14 @@ class ClusterCredentials:
     kubeconfig_files: tuple[str, ...] = ()
     _auth: _AuthSource = field(default_factory=_AuthSource, repr=False)
     _tls: _TlsState = field(default_factory=_TlsState, repr=False)
+
+    def credential_source(self) -> str:
+        """What the credentials come from, for messages: ``exec credential plugin "NAME" of
+        user "USER"`` for an exec plugin, else ``credentials of user "USER" (METHOD)``."""
+        if isinstance(self._auth, _ExecAuth):
+            return self._auth._what()
+        owner = f'user "{self.user}"' if self.user else f'context "{self.context}"'
+        return f"credentials of {owner} ({self.auth_method})"
 
     @property
     def auth_method(self) -> str:
@@ -861,7 +899,15 @@ class ClusterCredentials:
         access). Refreshes expired exec-plugin, auth-provider and file tokens first; concurrent
         callers share one refresh. Raises :class:`~podmagic.errors.ConfigError` if it fails,
         or if the token holds a character no HTTP header may carry (CR, LF, ESC …)."""
-        headers = await self._auth.headers()
+        try:
+            headers = await self._auth.headers()
+        except anyio.get_cancelled_exc_class():
+            # A deadline cut the wait (a running plugin is stopped by the cancellation):
+            # whoever set the deadline words it with the source (noting_credential_waits).
+            cut = _CREDENTIAL_WAITS_CUT.get()
+            if cut is not None:
+                cut.append(self.credential_source())
+            raise
         for value in headers.values():
             # aiohttp would refuse it with a bare ValueError; the token itself is never shown.
             if any(ord(ch) < 0x20 and ch != "\t" or ord(ch) == 0x7F for ch in value):

@@ -28,7 +28,7 @@ from anyio.lowlevel import EventLoopToken
 from .command import RemoteCommand
 from .errors import HandshakeError, PodmagicError, StreamLostError
 from .events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from .kubeapi import KubeApi, Reach, RetryPolicy, describe_timeout
+from .kubeapi import KubeApi, Reach, RetryPolicy, describe_timeout, format_seconds
 from .results import ExecStatus, PodResult, PodResults
 from .targets import PodTarget, Selection, SkippedPod
 from .transport import ExecOutcome, ExecSpec, run_exec
@@ -174,6 +174,13 @@ _IDLE_NOTE_AFTER = 1.0
 
 _NO_SHELL_HINT = "images without a shell need a direct argv: --no-shell"
 
+#: Added to a timeout after the start, where the script starts a job with ``&``: a finished
+#: command whose job keeps stdout/stderr open gets no exit status either, and nothing tells
+#: the two apart from here (the server says nothing until every writer has closed).
+_BACKGROUND_HINT = ("; or it finished but a background process it started with & keeps "
+                    "stdout/stderr open, which holds the exec (redirect its output: "
+                    "cmd >/dev/null 2>&1 &)")
+
 
 def _starts_background_job(command: Sequence[str]) -> bool:
     """Whether a shell script (``sh -c SCRIPT``) starts a background job: an unquoted ``&``
@@ -277,6 +284,8 @@ class _PodRun:
             if self.started_at is None:
                 self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
             elif reason.startswith("overall deadline"):
+                if _starts_background_job(fanout.command_args):
+                    reason += _BACKGROUND_HINT
                 self.finish(ExecStatus.TIMEOUT, error=reason)
             else:
                 self.finish(ExecStatus.CANCELLED, error=reason)
@@ -374,18 +383,15 @@ class _PodRun:
             step = reach.stalled_step() if reach.step != "done" else "answer"
             what, _ = describe_timeout(api.server, step, None, what="exec upgrade",
                                        proxy=bool(api.proxy), https=api.server.startswith("https:"))
-            message = f"the exec did not start within the {timeout:g}s timeout: {what}"
+            message = (f"the exec did not start within the {format_seconds(timeout)}s timeout: "
+                       f"{what}")
             if reach.last_failure and step == "tcp":
                 message += f" (the attempt before: {reach.last_failure})"
             return message
-        message = f"no exit status within the {timeout:g}s timeout; the command may still be running"
+        message = (f"no exit status within the {format_seconds(timeout)}s timeout; the command "
+                   "may still be running")
         if _starts_background_job(self.fanout.command_args):
-            # Only a hint where the script starts a job with `&`: a finished command whose job
-            # keeps stdout/stderr open gets no exit status either, and nothing tells the two
-            # apart from here (the server says nothing until every writer has closed).
-            message += ("; or it finished but a background process it started with & keeps "
-                        "stdout/stderr open, which holds the exec (redirect its output: "
-                        "cmd >/dev/null 2>&1 &)")
+            message += _BACKGROUND_HINT  # only where the script starts a job with `&`
         return message
 
     async def _current_pod(self) -> tuple[bool, dict[str, Any] | None]:
@@ -487,7 +493,7 @@ async def run_fanout(
     async def watchdog(until: float, asked: float) -> None:
         await anyio.sleep_until(until)
         # Set the reason before cancelling, so every task records "timeout", not "cancelled".
-        control.cancel(f"overall deadline of {asked:g}s reached")
+        control.cancel(f"overall deadline of {format_seconds(asked)}s reached")
 
     with anyio.CancelScope() as scope:
         control._attach(scope)

@@ -47,7 +47,7 @@ import anyio
 from yarl import URL
 
 from . import __version__
-from .errors import ApiError, ConfigError
+from .errors import ApiError, ConfigError, PodmagicError
 
 if TYPE_CHECKING:
     from .credentials import ClusterCredentials
@@ -56,14 +56,17 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "PAGE_SIZE",
     "READ_TIMEOUT",
+    "REQUEST_TIMEOUT",
     "RETRY_STATUSES",
     "WORKLOAD_KINDS",
     "Backoff",
     "KubeApi",
     "Reach",
+    "RequestTimeoutError",
     "RetryPolicy",
     "describe_connect_error",
     "describe_timeout",
+    "format_seconds",
     "is_certificate_error",
     "parse_retry_after",
 ]
@@ -77,6 +80,43 @@ CONNECT_TIMEOUT = 10.0
 #: Seconds to wait for the API server's answer once a request is sent (its response headers,
 #: or an exec's upgrade), and then for each further piece of the answer.
 READ_TIMEOUT = 15.0
+#: Seconds one request may take from its first connect attempt to the last byte of its
+#: answer, however steadily a slow server keeps sending (``READ_TIMEOUT`` is an idle limit).
+REQUEST_TIMEOUT = 60.0
+
+
+class RequestTimeoutError(PodmagicError):
+    """An API request did not finish within the per-pod ``timeout`` the caller asked for
+    (the configuration is fine: the time was too short for the server, or the server is
+    stuck). ``timeout`` is that limit, in seconds."""
+
+    def __init__(self, message: str, *, timeout: float, hint: str | None = None) -> None:
+        self.timeout = timeout
+        super().__init__(message, hint=hint)
+
+
+#: How each step reads after "the timeout of Ns passed before ...".
+_BEFORE_STEP = {
+    "tcp": "a TCP connection to {where} was made",
+    "tls": "the TLS handshake with {where} finished",
+    "answer": "{where} answered the {what}",
+    "answer-total": "{where} answered the {what}",
+    "body": "{where} finished answering the {what}",
+    "body-total": "{where} finished answering the {what}",
+}
+
+
+def format_seconds(value: float) -> str:
+    """``value`` as the user wrote it, as near as a number allows: the shortest text that
+    reads back as the same float (``1.23456789``, ``0.0001``, ``2.5``), without a trailing
+    ``.0`` (``2``). Unlike ``:g``, never rounds what was asked to six digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
 
 #: Statuses that mean "try again later": throttling and a struggling server or proxy.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -235,7 +275,7 @@ def describe_connect_error(server: str, exc: BaseException,
                 "check the server address in your kubeconfig, and your network or VPN")
     if isinstance(cause, (TimeoutError, asyncio.TimeoutError)) or isinstance(
             exc, (aiohttp.ServerTimeoutError, TimeoutError)):
-        within = f" within {timeout:g}s" if timeout is not None else ""
+        within = f" within {format_seconds(timeout)}s" if timeout is not None else ""
         return (f"no answer from {where}{within}",
                 "check that the cluster is reachable (network, VPN, firewall or proxy)")
     text = str(cause).lower()
@@ -264,7 +304,10 @@ class Reach:
     ``connect`` (no connection yet: TCP connect, then TLS handshake), ``answer`` (the request
     is sent, nothing has come back), ``body`` (the answer has begun), ``done``. Reaching the
     server — every connect step — may take ``connect_timeout`` seconds; waiting for the
-    answer, and then for each further piece of it, ``read_timeout``. A cancel scope given to
+    answer, and then for each further piece of it, ``read_timeout`` (an idle limit, restarted
+    by every piece that arrives: :meth:`progress`). ``total_timeout`` bounds the attempt as a
+    whole, from :meth:`bind` to the last byte, however steadily the server sends. A cancel
+    scope given to
     :meth:`bind` gets its deadline moved as the steps advance, so one scope bounds every step
     with its own limit; on a timeout, :meth:`stalled_step` says which step it was, in words
     that match what happened (``describe_timeout``).
@@ -273,10 +316,16 @@ class Reach:
     ORDER = ("credentials", "connect", "answer", "body", "done")
 
     def __init__(self, connect_timeout: float = CONNECT_TIMEOUT,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT,
+                 total_timeout: float | None = None) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.total_timeout = total_timeout
         self.step = "credentials"
+        #: When the attempt as a whole must end (``total_timeout`` after :meth:`bind`).
+        self._total_by = math.inf
+        #: Whether the scope's deadline is ``_total_by`` rather than a step's own limit.
+        self._total_bound = False
         #: Whether the TCP connection stands (for a timeout in ``connect``: TCP or TLS?).
         self.tcp = False
         #: The sockets this attempt opened (see :meth:`tcp_connected`).
@@ -292,22 +341,33 @@ class Reach:
         self.step = "connect"
         self.tcp = False
         self.sockets = []
-        if scope is not None:
-            scope.deadline = (connect_deadline if connect_deadline is not None
-                              else anyio.current_time() + self.connect_timeout)
+        now = anyio.current_time()
+        self._total_by = now + self.total_timeout if self.total_timeout is not None else math.inf
+        self._limit(connect_deadline if connect_deadline is not None
+                    else now + self.connect_timeout)
+
+    def _limit(self, step_deadline: float) -> None:
+        """Move the scope's deadline to ``step_deadline``, or to the end of the whole
+        attempt if that comes first (remembered, to word a timeout right)."""
+        self._total_bound = self._total_by < step_deadline
+        if self._scope is not None:
+            self._scope.deadline = min(step_deadline, self._total_by)
+
+    def progress(self) -> None:
+        """A piece of the answer arrived: the idle limit starts again."""
+        if self.step == "body":
+            self._limit(anyio.current_time() + self.read_timeout)
 
     def advance(self, step: str) -> None:
         """Note that ``step`` was reached (never moves back within an attempt)."""
         if self.ORDER.index(step) <= self.ORDER.index(self.step):
             return
         self.step = step
-        scope = self._scope
-        if scope is None:
-            return
         if step in ("answer", "body"):
-            scope.deadline = anyio.current_time() + self.read_timeout
-        elif step == "done":
-            scope.deadline = math.inf
+            self._limit(anyio.current_time() + self.read_timeout)
+        elif step == "done" and self._scope is not None:
+            self._total_bound = False
+            self._scope.deadline = math.inf
 
     def tcp_connected(self) -> bool:
         """Whether the TCP connection of this attempt stands (or stood until the timeout)."""
@@ -336,13 +396,19 @@ class Reach:
                 continue
 
     def stalled_step(self) -> str:
-        """The step a timeout cut: ``credentials``, ``tcp``, ``tls``, ``answer`` or ``body``."""
+        """The step a timeout cut: ``credentials``, ``tcp``, ``tls``, ``answer``, ``body``,
+        or — when the limit for the whole attempt ran out first — ``answer-total`` (no
+        answer yet) or ``body-total`` (the answer was still arriving)."""
         if self.step == "connect":
             return "tls" if self.tcp_connected() else "tcp"
+        if self._total_bound and self.step in ("answer", "body"):
+            return f"{self.step}-total"
         return self.step
 
     def limit(self, step: str) -> float:
         """The seconds ``step`` (as :meth:`stalled_step` names it) was allowed."""
+        if step.endswith("-total") and self.total_timeout is not None:
+            return self.total_timeout
         return self.read_timeout if step in ("answer", "body") else self.connect_timeout
 
 
@@ -354,8 +420,8 @@ def describe_timeout(server: str, step: str, seconds: float | None, *, what: str
     leave the time out of the words); ``what`` names the request ("request", "exec upgrade").
     """
     where = _display_server(server)
-    within = f" within {seconds:g}s" if seconds is not None else ""
-    for_ = f" for {seconds:g}s" if seconds is not None else ""
+    within = f" within {format_seconds(seconds)}s" if seconds is not None else ""
+    for_ = f" for {format_seconds(seconds)}s" if seconds is not None else ""
     hint = "check that the cluster is reachable (network, VPN, firewall or proxy)"
     if step in ("tcp", "tls", "connect") and proxy:
         message = f"no connection to {where} through the proxy{within}"
@@ -376,6 +442,16 @@ def describe_timeout(server: str, step: str, seconds: float | None, *, what: str
         message = f"{where} began answering the {what}, then sent nothing more{for_}"
         hint = ("the API server (or a proxy in front of it) stalled; try again, and check the "
                 "cluster's health")
+    elif step == "answer-total":
+        message = (f"{where} accepted the {what} but sent no answer{within} (the limit for "
+                   "the whole request)")
+        hint = ("the API server (or a proxy in front of it) is stuck or overloaded; check the "
+                "cluster's health, or allow more time")
+    elif step == "body-total":
+        message = (f"{where} began answering the {what} but did not finish its answer{within} "
+                   "(the limit for the whole request)")
+        hint = ("the answer arrives too slowly (a slow link, or an overloaded API server or "
+                "proxy); allow more time, or ask for less (a narrower selector)")
     elif step == "credentials":
         message = f"the credentials for {where} were not ready{within}"
         hint = "check the kubeconfig user's exec plugin or token source"
@@ -461,7 +537,14 @@ class KubeApi:
         connect_timeout: seconds to reach the server — TCP connect and TLS handshake —
             retries of refused or reset connections included (default 10).
         read_timeout: seconds to wait for the answer once a request is sent, and then for
-            each further piece of it (default 15).
+            each further piece of it (default 15): an idle limit, restarted by every piece.
+        request_timeout: seconds one attempt at a request may take as a whole, from the
+            first connect to the last byte (default 60; ``None``: no such limit).
+        timeout: the caller's per-pod timeout: every limit above is at most this, and a
+            request it cuts raises :class:`RequestTimeoutError` that says so.
+        credentials_timeout: seconds to wait for the credentials of a request (an exec
+            plugin that is still running is stopped then); ``None`` leaves it to the
+            plugin's own ``plugin_timeout``.
 
     A timeout is never retried: the server had its chance, and retrying would multiply the
     wait. The error says which step stalled and for how long (see :class:`Reach`).
@@ -475,12 +558,26 @@ class KubeApi:
         limit: int = 64,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        request_timeout: float | None = REQUEST_TIMEOUT,
+        credentials_timeout: float | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.credentials = credentials
         self.retry = retry if retry is not None else RetryPolicy()
         self.limit = limit
+        #: The caller's per-pod timeout, which bounds every request as a whole.
+        self.timeout = timeout if timeout is not None and timeout > 0 else None
+        if self.timeout is not None:
+            connect_timeout = min(connect_timeout, self.timeout)
+            read_timeout = min(read_timeout, self.timeout)
+            request_timeout = (self.timeout if request_timeout is None
+                               else min(request_timeout, self.timeout))
+            credentials_timeout = (self.timeout if credentials_timeout is None
+                                   else min(credentials_timeout, self.timeout))
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
+        self.credentials_timeout = credentials_timeout
         self.server = credentials.server.rstrip("/")
         #: The HTTP proxy to reach the server through (kubeconfig ``proxy-url``, else the
         #: environment's), or None for a direct connection. May embed credentials.
@@ -570,13 +667,13 @@ class KubeApi:
         backoff = (retry or self.retry).start()
         url = URL(self.url(path, params), encoded=True)
         reauthenticated = False
-        reach = Reach(self.connect_timeout, self.read_timeout)
+        reach = Reach(self.connect_timeout, self.read_timeout, self.request_timeout)
         # Reaching the server has one budget, however many refused or reset connections are
         # retried; it starts again once the server has answered (a 429 or a 503).
         reach_by: float | None = None
         while True:
             reach.step = "credentials"
-            headers = await self.credentials.auth_headers()
+            headers = await self._auth_headers(what)
             if reach_by is None:
                 reach_by = anyio.current_time() + self.connect_timeout
             failure: BaseException | None = None
@@ -592,7 +689,12 @@ class KubeApi:
                                                trace_request_ctx=reach) as response:
                             reach.advance("body")
                             status = response.status
-                            body = await response.read()
+                            # Piece by piece, so that each one restarts the idle limit.
+                            pieces: list[bytes] = []
+                            async for piece in response.content.iter_any():
+                                pieces.append(piece)
+                                reach.progress()
+                            body = b"".join(pieces)
                             retry_after = parse_retry_after(response.headers.get("Retry-After"))
                         reach.advance("done")
                     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
@@ -603,7 +705,21 @@ class KubeApi:
             if scope.cancelled_caught or isinstance(failure, (TimeoutError, asyncio.TimeoutError)):
                 step = reach.stalled_step()
                 reach.cut()
-                message, hint = describe_timeout(self.server, step, reach.limit(step),
+                limit = reach.limit(step)
+                if self.timeout is not None and limit >= self.timeout and step in _BEFORE_STEP:
+                    # The caller's own timeout ran out, not a default limit: say so.
+                    if step == "tls" and not self._https:
+                        step = "tcp"
+                    before = _BEFORE_STEP[step].format(where=_display_server(self.server),
+                                                       what="request")
+                    raise RequestTimeoutError(
+                        f"{what}: the timeout of {format_seconds(self.timeout)}s passed before "
+                        f"{before}",
+                        timeout=self.timeout,
+                        hint="allow more time with --timeout (timeout=...), or check the "
+                             "cluster's health",
+                    ) from None
+                message, hint = describe_timeout(self.server, step, limit,
                                                  proxy=bool(self.proxy), https=self._https)
                 raise ConfigError(f"{what}: {message}", hint=hint) from None
             if failure is not None:
@@ -623,6 +739,23 @@ class KubeApi:
             if status in RETRY_STATUSES and await backoff.wait(retry_after):
                 continue
             raise ApiError.from_status(status, body, what=what) from None
+
+    async def _auth_headers(self, what: str) -> dict[str, str]:
+        """The credentials for a request, within ``credentials_timeout`` when one is set."""
+        limit = self.credentials_timeout
+        if limit is None:
+            return await self.credentials.auth_headers()
+        with anyio.move_on_after(limit):
+            return await self.credentials.auth_headers()
+        # Cancelled: a plugin still running was stopped (see ClusterCredentials.auth_headers).
+        source = self.credentials.credential_source()
+        hint = ("run it by hand to see what it waits for (a login, the network); allow more "
+                "time with --timeout (timeout=...)")
+        message = (f"{what}: the timeout of {format_seconds(limit)}s passed while waiting for "
+                   f"the {source}, which was stopped")
+        if self.timeout is not None and limit >= self.timeout:
+            raise RequestTimeoutError(message, timeout=self.timeout, hint=hint)
+        raise ConfigError(message, hint=hint)
 
     async def _get_or_none(self, path: str, *, what: str) -> dict[str, Any] | None:
         try:

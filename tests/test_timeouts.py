@@ -29,8 +29,16 @@ from podmagic import transport as transport_module
 from podmagic.command import build_command
 from podmagic.credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from podmagic.engine import ExecOptions, run_fanout
-from podmagic.errors import ConfigError, HandshakeError
-from podmagic.kubeapi import CONNECT_TIMEOUT, READ_TIMEOUT, KubeApi, RetryPolicy
+from podmagic.errors import ConfigError, HandshakeError, SelectionError
+from podmagic.kubeapi import (
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    REQUEST_TIMEOUT,
+    KubeApi,
+    RequestTimeoutError,
+    RetryPolicy,
+    format_seconds,
+)
 from podmagic.magics import PodMagic
 from podmagic.results import ExecStatus
 from podmagic.sandbox import Sandbox
@@ -140,6 +148,26 @@ def headers_then_stall(conn: socket.socket, stop: threading.Event) -> None:
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 1000\r\n\r\n{\"kind\": ")
     drain(conn, stop)
+
+
+POD_JSON = b'{"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "ns"}}'
+
+
+def drip(body: bytes, every: float) -> Handler:
+    """Answer with headers at once, then ``body`` one byte every ``every`` seconds: a slow
+    server that never goes quiet."""
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn, stop)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        for index in range(len(body)):
+            if stop.wait(every):
+                return
+            conn.sendall(body[index:index + 1])
+        drain(conn, stop)
+
+    return handler
 
 
 def slow_upgrade(delay: float) -> Handler:
@@ -308,12 +336,14 @@ def test_per_pod_timeout_bounds_finding_the_pods(
     kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}",
                                 certificates)
     began = time.monotonic()
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=2)
     elapsed = time.monotonic() - began
-    assert "get pod ns/p:" in str(caught.value)
-    assert "sent no answer within 2s" in str(caught.value)
-    assert elapsed < 7, elapsed
+    assert str(caught.value).startswith(
+        f"get pod ns/p: the timeout of 2s passed before https://127.0.0.1:{server.port} "
+        "answered the request;")
+    assert not isinstance(caught.value, ConfigError)
+    assert elapsed < 2 + 5, elapsed
     assert TOKEN not in str(caught.value)
 
 
@@ -503,3 +533,172 @@ def test_plugin_timeout_defaults_to_60_seconds_and_reaches_the_plugin(tmp_path: 
     with pytest.raises(TypeError, match="plugin_timeout must be a number of seconds or None"):
         Cluster(kubeconfig=kubeconfig, plugin_timeout="60")  # type: ignore[arg-type]
 
+
+
+# -- a server that keeps sending, slowly; limits as asked; who is waited for ----------------
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_body_that_keeps_arriving_is_not_cut_by_the_idle_limit(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    # One byte every 0.05 s: several times the idle limit in all, never idle for long.
+    assert len(POD_JSON) * 0.05 > 3
+    server = serve(drip(POD_JSON, 0.05))
+    async with api_for(server, tmp_path, certificates, read_timeout=1.0) as api:
+        pod = await api.get_pod("ns", "p")
+    assert pod is not None and pod["metadata"]["name"] == "p"
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_a_dripping_body_is_cut_by_the_whole_request_limit_in_words_that_fit(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(drip(POD_JSON * 10, 0.1))
+    began = time.monotonic()
+    async with api_for(server, tmp_path, certificates, read_timeout=1.0,
+                       request_timeout=2.0) as api:
+        with pytest.raises(ConfigError) as caught:
+            await api.get_pod("ns", "p")
+    elapsed = time.monotonic() - began
+    message = str(caught.value)
+    assert (f"http://127.0.0.1:{server.port} began answering the request but did not finish "
+            "its answer within 2s (the limit for the whole request)") in message
+    assert "sent nothing more" not in message
+    assert elapsed < 2 + 5, elapsed
+    assert REQUEST_TIMEOUT <= 60
+
+
+@pytest.mark.timeout(60)
+def test_per_pod_timeout_bounds_a_dripping_answer_as_a_whole(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(drip(POD_JSON * 10, 0.1))
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates)
+    began = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as caught:
+        Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=2)
+    elapsed = time.monotonic() - began
+    assert str(caught.value).startswith(
+        f"get pod ns/p: the timeout of 2s passed before http://127.0.0.1:{server.port} "
+        "finished answering the request;")
+    assert elapsed < 2 + 5, elapsed
+    assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.timeout(60)
+def test_tiny_timeout_says_the_timeout_passed_and_is_no_config_error(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(hold)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}",
+                                certificates)
+    with pytest.raises(RequestTimeoutError) as caught:
+        Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=1e-3)
+    message = str(caught.value)
+    assert not isinstance(caught.value, ConfigError)
+    assert caught.value.timeout == 1e-3
+    assert message.startswith("get pod ns/p: the timeout of 0.001s passed before ")
+    assert "did not finish within" not in message
+
+
+@pytest.mark.timeout(60)
+def test_tiny_deadline_while_finding_the_pods_does_not_blame_the_api_server(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(silent_after_request)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates)
+    with pytest.raises(SelectionError) as caught:
+        Cluster(kubeconfig=kubeconfig).run("true", "p", deadline=0.0001)
+    message = str(caught.value)
+    assert message.startswith("the overall deadline of 0.0001s passed while finding the pods")
+    assert "slow or throttling" not in message
+    assert "allow more time with --deadline" in message
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (2, "2"), (2.0, "2"), (2.5, "2.5"), (1.23456789, "1.23456789"), (0.0001, "0.0001"),
+    (1e-3, "0.001"), (1.98716, "1.98716"), (86400.0, "86400"), (1e-7, "1e-07"),
+])
+def test_seconds_are_shown_as_given(value: float, shown: str) -> None:
+    assert format_seconds(value) == shown
+
+
+@pytest.mark.timeout(60)
+def test_deadline_with_many_digits_is_shown_as_asked(sandbox: Sandbox) -> None:
+    [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
+        "sleep 30", "solo", deadline=1.23456789)
+    assert result.status is ExecStatus.TIMEOUT
+    assert result.error == "overall deadline of 1.23456789s reached"
+
+
+@pytest.mark.timeout(60)
+def test_background_job_holding_stdout_gets_the_hint_under_the_deadline_too(
+        sandbox: Sandbox) -> None:
+    [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
+        "sleep 30 & echo started", "solo", deadline=2.5)
+    assert result.status is ExecStatus.TIMEOUT
+    assert result.stdout == b"started\n"
+    assert result.error is not None
+    assert result.error.startswith("overall deadline of 2.5s reached; ")
+    assert "a background process it started with & keeps stdout/stderr open" in result.error
+    assert "cmd >/dev/null 2>&1 &" in result.error
+
+
+def plugin_user(script: Path) -> dict[str, Any]:
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script),
+                     "args": ["--secret", TOKEN], "interactiveMode": "Never"}}
+
+
+def assert_stopped(pids: Path) -> None:
+    for pid in map(int, pids.read_text().split()):
+        until = time.monotonic() + 5
+        while alive(pid) and time.monotonic() < until:
+            time.sleep(0.05)
+        assert not alive(pid), pid
+
+
+@pytest.mark.timeout(60)
+def test_deadline_during_an_exec_plugin_names_the_plugin(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(hold)
+    script, pids = sleepy_plugin(tmp_path)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
+                                certificates, plugin_user(script))
+    began = time.monotonic()
+    with pytest.raises(SelectionError) as caught:
+        Cluster(kubeconfig=kubeconfig).run("true", "p", deadline=1.5)
+    elapsed = time.monotonic() - began
+    message = str(caught.value)
+    assert message.startswith('the overall deadline of 1.5s passed while waiting for the exec '
+                              'credential plugin "sleepy-login" of user "someone"')
+    assert "API server" not in message
+    assert TOKEN not in message
+    assert elapsed < 1.5 + 5, elapsed
+    assert server.accepted == 0
+    assert_stopped(pids)
+
+
+@pytest.mark.timeout(60)
+def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(hold)
+    script, pids = sleepy_plugin(tmp_path)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
+                                certificates, plugin_user(script))
+    began = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as caught:
+        Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=1.5)  # plugin_timeout: 60
+    elapsed = time.monotonic() - began
+    message = str(caught.value)
+    assert message.startswith('get pod ns/p: the timeout of 1.5s passed while waiting for the '
+                              'exec credential plugin "sleepy-login" of user "someone", which '
+                              "was stopped;")
+    assert TOKEN not in message
+    assert elapsed < 1.5 + 5, elapsed
+    assert server.accepted == 0
+    assert_stopped(pids)
