@@ -120,6 +120,7 @@ API: :func:`interpolate` (template and namespace to shell text), :func:`find_pla
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
@@ -170,7 +171,10 @@ def interpolate(template: str, namespace: Mapping[str, Any], *, shell: str | Non
             raise _context_error(template, p, where)
 
     scope = dict(namespace)
-    arithmetic = _variable_arithmetic(template)
+    # Also with continuations joined: le\<newline>t is let to the shells.
+    arithmetic = _variable_arithmetic(template) or _variable_arithmetic(
+        _join_continuations(template)[0]
+    )
     values = iter(codes)
     out: list[str] = []
     pos = 0
@@ -363,7 +367,6 @@ _SAFE_BUILTINS = frozenset(
         "true",
         "false",
         "kill",
-        "wait",
         "exit",
         "return",
         "break",
@@ -539,6 +542,16 @@ _INTEGER_VARIABLES = frozenset(
         "BASH_SUBSHELL",
         "SRANDOM",
         "LOGCHECK",
+        # mksh (typeset -i lists them), and zsh's ARGC, FUNCNEST, ZSH_SUBSHELL
+        "KSHUID",
+        "KSHGID",
+        "KSHEGID",
+        "PGRP",
+        "BASHPID",
+        "PIPESTATUS",
+        "ARGC",
+        "FUNCNEST",
+        "ZSH_SUBSHELL",
     ]
 )
 _CODE_VARIABLES = frozenset(
@@ -603,6 +616,13 @@ _VARIABLE_ARITHMETIC = re.compile(
 )
 
 
+_PIPE_INTO_SHELL = re.compile(
+    r"(?<!\|)\|&?(?!\|)[ \t\n]*"
+    r"(?:(?:command|builtin|exec|nohup|nice|env|busybox|time|!)[ \t]+(?:-\S*[ \t]+)*)*"
+    r"((?:[^\s;&|()<>]*/)?(?:" + "|".join(sorted(_SHELLS)) + r"|source|eval|\.))(?=[\s;&|)]|\Z)"
+)
+
+
 def _variable_arithmetic(template: str) -> re.Match[str] | None:
     """Where ``template`` first evaluates some variable as arithmetic or a name, if it does."""
     matches = (_VARIABLE_ARITHMETIC.search(template), _INTEGER_DECLARATION.search(template))
@@ -633,14 +653,17 @@ class _Frame:
     # ansi ($'...'), bq (`...`), comment, heredoc (a here-document body)
     kind: str
     depth: int = 0  # unclosed "(" (or "[" in $[...]): a subshell's ")" closes no frame
-    heredocs: list[tuple[str, bool]] = field(default_factory=list)  # bodies due after newline
+    heredocs: list[tuple[str, bool, bool]] = field(default_factory=list)  # bodies due next
     delimiter: str = ""  # heredoc: the line that ends the body
     strip_tabs: bool = False  # heredoc from <<-: the delimiter line may start with tabs
+    quoted: bool = False  # heredoc with a quoted delimiter: the body is kept as it is
     close: str = ""  # arith: "))" or "]"
     # cmd frames: the simple command being read
     words: list[_Word] = field(default_factory=list)
     word: _Word | None = None
     target: bool = False  # the next word is a redirection target, not an argument
+    input: bool = False  # ... of an input redirection (<, <<<, <&): what the command reads
+    stdin: list[int] = field(default_factory=list)  # placeholders in input redirections
     cond: bool = False  # inside [[ ... ]]
     skip: int = 0  # words to drop: the name after "function"
     cases: list[str] = field(default_factory=list)  # per open case: subject, in, pattern, body
@@ -652,8 +675,17 @@ class _Frame:
 class _Reader:
     """One reading of a template in one dialect: where each placeholder stands."""
 
-    def __init__(self, template: str, at: Mapping[int, _Token], dialect: str) -> None:
+    def __init__(
+        self, template: str, at: Mapping[int, _Token], dialect: str, origin: list[int] | None = None
+    ) -> None:
         self.t = template
+        # Where a backslash-newline was removed: just before these indices of the joined text.
+        origin = origin or list(range(len(template) + 1))
+        self.joins = {j for j in range(1, len(template) + 1) if origin[j] - origin[j - 1] > 1}
+        if origin[:1] and origin[0] > 0:
+            self.joins.add(0)
+        self.continued = False  # a continuation the shell keeps was removed: reading is unsure
+        self.stdin_holes: list[int] = []  # of the command being checked
         self.at = at
         self.extended = dialect == "extended"
         self.kinds: dict[int, list[str]] = {}
@@ -702,6 +734,8 @@ class _Reader:
             # A redirection target: a file name, but a list there would add arguments.
             frame.target = False
             self.one_word.update(word.direct)
+            if frame.input:
+                frame.stdin.extend(word.holes)
             return
         if self.t[i : i + 1] in ("<", ">") and re.fullmatch(
             r"[0-9]+|\{\w+\}", self.t[word.start : i]
@@ -740,6 +774,7 @@ class _Reader:
     def end_command(self, frame: _Frame) -> None:
         words, cond = frame.words, frame.cond
         frame.words, frame.cond, frame.target = [], False, False
+        self.stdin_holes, frame.stdin = frame.stdin, []
         if words:
             self.check_command(words, cond)
 
@@ -780,6 +815,11 @@ class _Reader:
             while i < n and (plain[i] or "").startswith("-") and plain[i] != "-":
                 if prefix == "command" and plain[i] in ("-v", "-V"):
                     return  # only looks the name up
+                if prefix == "env" and re.match(r"-[^-]*S|--split-string", plain[i] or ""):
+                    # env -S 'cmd args': env splits the text into a command line of its own
+                    for hole in [h for w in words[i:] for h in w.holes]:
+                        self.refuse(hole, "runner:env -S")
+                    return
                 i += 2 if prefix == "exec" and plain[i] == "-a" else 1
             # env NAME=value cmd: the assignments are plain arguments for env
             while prefix == "env" and i < n and self.assignment(words[i]) is not None:
@@ -787,24 +827,32 @@ class _Reader:
         if i >= n:
             return
         name, args, arg_plain = plain[i], words[i + 1 :], plain[i + 1 :]
+        if any(c in self.t[words[i].start : words[i].end] for c in "$`"):
+            name = None  # "$cmd": an expansion inside quotes is an expansion still
         holes = [h for w in args for h in w.holes]
 
         def refuse_all(kind: str, among: list[int] = holes) -> None:
             for hole in among:
                 self.refuse(hole, kind)
 
+        base = name.rsplit("/", 1)[-1] if name is not None else None
+        if base is None or base in _SHELLS or base in (".", "source", "eval"):
+            # A shell (or source, eval) reads its standard input as code: sh <<< {{x}}.
+            for hole in self.stdin_holes:
+                self.refuse(hole, f"stdin:{plain[i] or 'a command named by an expansion'}")
         if name is None:
-            if words[i].direct:  # the command's name is a value: its arguments are unknown
-                self.one_word.update(words[i].direct)
-                refuse_all("dynamic")
-            elif words[i].holes:
-                refuse_all("dynamic", words[i].holes + holes)
+            # The command's name is an expansion (${E:-eval}, $e, "$cmd", a value): it may be
+            # eval or sh, so how it reads its arguments is not known.
+            self.one_word.update(words[i].direct)
+            refuse_all("dynamic", holes if words[i].direct else words[i].holes + holes)
         elif name in self.aliases:
             refuse_all(f"alias:{name}")
         elif name in ("test", "[") or name == "[[":  # [[ here: the posix reading (busybox's test)
             self.check_test(args, arg_plain, single=True)
         elif name in ("printf", "print", "set"):
             self.check_options(name, args, arg_plain)
+        elif name == "wait":
+            self.check_wait(args, arg_plain)
         elif name in _SAFE_BUILTINS:
             pass
         elif name in _DECLARE:
@@ -842,6 +890,16 @@ class _Reader:
                     return
             else:
                 operand = True
+
+    def check_wait(self, args: list[_Word], plain: list[str | None]) -> None:
+        """wait: bash's ``-p NAME`` assigns to a variable, whose subscript is arithmetic; a
+        value could be that -p, taking the next word (another value) as the name."""
+        holes = [h for w in args for h in w.holes]
+        named = any(t is not None and re.fullmatch(r"-[a-z]*p[a-z]*", t) for t in plain)
+        chained = any(a.holes and b.dynamic for a, b in itertools.pairwise(args))
+        if named or chained:
+            for hole in holes:
+                self.refuse(hole, "builtin:wait -p")
 
     def check_test(self, args: list[_Word], plain: list[str | None], single: bool) -> None:
         if any(text in _TEST_ARITHMETIC for text in plain):
@@ -900,6 +958,16 @@ class _Reader:
         """An external program: plain arguments, unless it hands them to a shell."""
         for j, text in enumerate(plain):
             base = text.rsplit("/", 1)[-1] if text else None
+            if base == "busybox" and j + 1 < len(words):
+                # busybox APPLET args runs APPLET: busybox sh -c is sh -c
+                self.check_command(words[j + 1 :], cond=False)
+                return
+            if base == "script":
+                # util-linux script runs its -c argument (or a value read as -c) as a command
+                for word in words[j + 1 :]:
+                    for hole in word.holes:
+                        self.refuse(hole, "runner:script")
+                return
             if base in _JOINERS:
                 for word in words[j + 1 :]:
                     for hole in word.holes:
@@ -936,6 +1004,8 @@ class _Reader:
             self.refuse(i, "dollar")
         if self.broken:
             self.refuse(i, "broken")
+        if self.continued:
+            self.refuse(i, "continued")
         crossed = False  # passed a command frame: quotes further out do not apply
         innermost = True  # only param frames so far: their part (name, offset...) applies
         for frame in reversed(self.stack):
@@ -980,10 +1050,17 @@ class _Reader:
         i = 0
         while i < n:
             top = stack[-1]
+            if i in self.joins and (
+                top.kind in ("sq", "ansi", "comment") or (top.kind == "heredoc" and top.quoted)
+            ):
+                # The shell keeps this backslash-newline, which this reading removed.
+                self.continued = True
             if top.kind == "heredoc" and (i == 0 or t[i - 1] == "\n"):
                 eol = t.find("\n", i)
                 eol = n if eol < 0 else eol
                 line = t[i:eol]
+                if top.quoted and any(i < j <= eol for j in self.joins):
+                    self.continued = True
                 if (line.lstrip("\t") if top.strip_tabs else line) == top.delimiter:
                     stack.pop()
                     i = eol + 1
@@ -1181,13 +1258,14 @@ class _Reader:
             return i + 1
         if ch in "<>":
             if t.startswith("<<<", i):
-                top.target = True
+                top.target = top.input = True
                 return i + 3
             if t.startswith("<<", i):
                 strip_tabs = t.startswith("-", i + 2)
                 delimiter, j = self.heredoc_word(i + 2 + strip_tabs)
                 if delimiter:
-                    top.heredocs.append((delimiter, strip_tabs))
+                    quoted = any(c in "'\"\\" for c in t[i + 2 + strip_tabs : j])
+                    top.heredocs.append((delimiter, strip_tabs, quoted))
                 return j
             if t[i + 1 : i + 2] == "(":  # <(...) >(...): a word holding a command
                 self.start_word(top, i).dynamic = True
@@ -1197,6 +1275,7 @@ class _Reader:
             while j < len(t) and t[j] in "<>&|":
                 j += 1
             top.target = True
+            top.input = ch == "<"
             return j
         if ch == "&" and t[i + 1 : i + 2] == ">":  # &> and &>>: redirections
             return i + 1
@@ -1214,8 +1293,10 @@ class _Reader:
             return j
         if ch == "\n" and top.heredocs:
             # Bodies follow one another, the first here-document's first.
-            for delimiter, strip_tabs in reversed(top.heredocs):
-                stack.append(_Frame("heredoc", delimiter=delimiter, strip_tabs=strip_tabs))
+            for delimiter, strip_tabs, quoted in reversed(top.heredocs):
+                stack.append(
+                    _Frame("heredoc", delimiter=delimiter, strip_tabs=strip_tabs, quoted=quoted)
+                )
             top.heredocs.clear()
         return i + 1
 
@@ -1248,6 +1329,34 @@ class _Reader:
         return "".join(word), i
 
 
+def _join_continuations(template: str) -> tuple[str, list[int]]:
+    """``template`` with every backslash-newline removed, and where each character came from.
+
+    The shells remove a backslash-newline before they split words, so ``ev\\<newline>al`` is
+    ``eval`` and a continued line is no here-document delimiter. They keep it inside '...',
+    $'...', a comment and a quoted-delimiter here-document; the reader refuses placeholders
+    after a continuation there (see _Reader.continued). ``origin[j]`` is the index in
+    ``template`` of the joined text's character ``j`` (``origin[len(joined)]`` its end).
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    i, n = 0, len(template)
+    while i < n:
+        ch = template[i]
+        if ch == "\\" and template[i + 1 : i + 2] == "\n":
+            i += 2
+            continue
+        out.append(ch)
+        origin.append(i)
+        if ch == "\\" and i + 1 < n:  # an escaped character (an escaped backslash included)
+            out.append(template[i + 1])
+            origin.append(i + 1)
+            i += 1
+        i += 1
+    origin.append(n)
+    return "".join(out), origin
+
+
 def _dialects(shell: str | None) -> tuple[str, ...]:
     name = (shell or "").rsplit("/", 1)[-1]
     if name in ("bash", "zsh", "mksh", "lksh", "ksh", "ksh93"):
@@ -1261,15 +1370,31 @@ def _shell_contexts(
     template: str, tokens: list[_Token], dialects: tuple[str, ...] = ("extended", "posix")
 ) -> dict[int, _Where]:
     """For each placeholder not free in every dialect: its start → where it stands."""
-    at = {t.start: t for t in tokens}
+    joined, origin = _join_continuations(template)
+    joined_at = {o: j for j, o in enumerate(origin)}
+    at: dict[int, _Token] = {}
+    for t in tokens:  # tokens never hold a newline, so none holds a continuation either
+        start = joined_at[t.start]
+        at[start] = _Token(start, start + t.end - t.start, t.placeholder)
     kinds: dict[int, list[str]] = {}
     one_word: set[int] = set()
     for dialect in dialects:
-        reader = _Reader(template, at, dialect)
+        reader = _Reader(joined, at, dialect, origin)
         reader.run()
-        for start, found in reader.kinds.items():
+        for hole, found in reader.kinds.items():
+            start = origin[hole]
             kinds.setdefault(start, []).extend(k for k in found if k not in kinds.get(start, []))
-        one_word |= reader.one_word
+        one_word |= {origin[hole] for hole in reader.one_word}
+    # A pipe into a shell (echo {{x}} | sh): what goes down it is read as code. Which earlier
+    # command writes into it (a { ...; } group, a loop) is not followed: every placeholder
+    # before such a pipe is refused.
+    for pipe in _PIPE_INTO_SHELL.finditer(joined):
+        for hole, token in at.items():
+            if hole < pipe.start() and token.placeholder is not None:
+                start = origin[hole]
+                kind = "stdin:" + pipe.group(1)
+                if kind not in kinds.setdefault(start, []):
+                    kinds[start].append(kind)
     return {
         start: _Where(tuple(kinds.get(start, ())), start in one_word)
         for start in kinds.keys() | one_word
@@ -1324,6 +1449,13 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
         ),
         "remove or quote that (, or use %(raw)s for trusted text",
     ),
+    "continued": (
+        (
+            "after a backslash-newline inside '...', $'...', a # comment or a quoted here-document, "
+            "where the shells keep it and lines are not joined, so how they read on is not sure"
+        ),
+        "remove that backslash-newline, or use %(raw)s for trusted text",
+    ),
     "comment": (
         "in a # comment, which a newline in the value would end",
         "take it out of the comment, or use %(raw)s for trusted text",
@@ -1366,6 +1498,14 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
             "pass it after the code, as an argument: %(cmd)s -c 'echo \"$1\"' %(cmd)s %(text)s; "
             'or as an environment value: -e V=%(text)s, then "$V" in the code'
         ),
+    ),
+    "runner": (
+        "an argument of %(cmd)s, which may run it as a command line",
+        'pass it as an environment value instead: -e V=%(text)s, then "$V" in the command line',
+    ),
+    "stdin": (
+        "on the standard input of %(cmd)s, which reads it as shell code",
+        'pass it as an environment value instead: -e V=%(text)s, then "$V" in the code',
     ),
     "joiner": (
         "an argument of %(cmd)s, which joins its arguments into a command line for a shell",
@@ -1471,11 +1611,23 @@ def _render(
     if checked is not None:
         return checked
     if arithmetic is not None and not p.raw:
-        compound = _COMPOUND_SUBSCRIPT.search(template)
+        compound = _COMPOUND_SUBSCRIPT.search(template) or _COMPOUND_SUBSCRIPT.search(
+            _join_continuations(template)[0]
+        )
         if any("[" in word for word in words):
             raise _subscript_error(template, p, arithmetic)
         if compound is not None and any("$" in word or "`" in word for word in words):
             raise _subscript_error(template, p, compound, "a $ or `")
+        line_start = template.rfind("\n", 0, p.start) + 1
+        bracket = template.rfind("[", line_start, p.start)
+        if (
+            bracket >= 0
+            and "]" not in template[bracket : p.start]
+            and any("$" in word or "`" in word for word in words)
+        ):
+            # s=a[{{x}}]: the template writes the subscript around the value, and an
+            # arithmetic use of $s later evaluates it, running a $(...) in the value.
+            raise _subscript_error(template, p, arithmetic, "a $ or ` inside [...]")
     return " ".join(words if p.raw else map(shlex.quote, words))
 
 
@@ -1483,11 +1635,12 @@ def _subscript_error(
     template: str, p: Placeholder, use: re.Match[str], holding: str = "'['"
 ) -> InterpolationError:
     text = template[p.start : p.end]
-    start = use.start() - (template[use.start() - 1 : use.start()] == "$")
-    construct = template[start : use.end()].split()[0]
+    found = use.string  # the template, or the template with its continuations joined
+    start = use.start() - (found[use.start() - 1 : use.start()] == "$")
+    construct = found[start : use.end()].split()[0]
     return InterpolationError(
         f"{text} gives a value with {holding} and the script evaluates variables as arithmetic or "
-        f"names ('{construct}' at {_location(template, start)}), where bash, mksh and zsh "
+        f"names ('{construct}' at {_location(found, start)}), where bash, mksh and zsh "
         f"run a $(...) in a subscript of a value that reaches them through a variable "
         f"({_location(template, p.start)})",
         hint=(

@@ -139,6 +139,49 @@ REPRODUCTIONS = {
     "compound_array_subscript_expands_twice": ("x={{x}}; a+=([$x]=1)", SUBSTITUTION),  # bash
     "compound_array_subscript_backticks": ("x={{x}}; a=([$x]=1)", f"`touch {CANARY}`"),  # bash
     "after_a_paren_inside_an_array_assignment": ("s=(a ( {{x}} ) )", f"\n{CODE}\n"),  # bash
+    # Backslash-newline joins lines before the shell reads words, comments and delimiters.
+    "continued_eval": ("ev\\\nal {{x}}", CODE),  # all five
+    "continued_trap": ("tr\\\nap {{x}} EXIT", CODE),  # all five
+    "continued_sh_c": ("s\\\nh -c {{x}}", CODE),  # all five
+    "continued_command_eval": ("command ev\\\nal {{x}}", CODE),  # dash, bash, ash, mksh
+    "continuation_before_eval": ("\\\neval {{x}}", CODE),  # all five
+    "continuation_after_eval": ("eval\\\n {{x}}", CODE),  # all five
+    "continuation_then_comment": ("echo hi \\\n#{{x}}", f"\n{CODE}\n#"),  # all five
+    "continued_heredoc_delimiter_is_no_end": (
+        "cat <<EOF\nhi \\\nEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
+    "continued_heredoc_delimiter_strip_tabs": (
+        "cat <<-EOF\nhi \\\n\tEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
+    "two_heredocs_one_continued": (
+        "cat <<A <<B\na\nA\nb \\\nB\necho {{x}}\nB", SUBSTITUTION),  # all five
+    "continued_declare_i": ("dec\\\nlare -i n; n={{x}}", SUBSCRIPT),  # bash
+    "continued_typeset_option": ("typeset -\\\ni n; n={{x}}", SUBSCRIPT),  # bash, mksh
+    # busybox runs its applets: busybox sh is sh.
+    "busybox_sh_c": ("busybox sh -c {{x}}", CODE),  # all five
+    "busybox_ash_c": ("busybox ash -c {{x}}", CODE),  # all five
+    "busybox_path_sh_c": ("/usr/bin/busybox sh -c {{x}}", CODE),  # all five
+    "busybox_env_sh_c": ("busybox env sh -c {{x}}", CODE),  # all five
+    # mksh's own integer variables.
+    **{f"assign_to_{name}": (f"{name}={{{{x}}}}", SUBSCRIPT)  # mksh
+       for name in ("KSHUID", "KSHGID", "KSHEGID", "PGRP", "BASHPID", "PIPESTATUS")},
+    "export_KSHUID": ("export KSHUID={{x}}", SUBSCRIPT),  # mksh
+    "zsh_ARGC": ("ARGC={{x}}", SUBSCRIPT),  # zsh
+    "zsh_FUNCNEST": ("FUNCNEST={{x}}", SUBSCRIPT),  # zsh
+    # Commands that take a variable name or run code.
+    "wait_p": ("sleep 0 & wait -p {{x}}", SUBSCRIPT),  # bash
+    "wait_value_as_option": ("sleep 0 & wait {{x}} {{x}}", ["-p", SUBSCRIPT]),  # bash
+    "script_c": ("script -qc {{x}} /dev/null", CODE),  # util-linux script
+    "env_split_string": ("env -S {{x}}", CODE),  # coreutils env
+    # A command whose name is an expansion may be eval.
+    "name_from_default_expansion": ("${E:-eval} {{x}}", CODE),  # all five
+    "name_from_variable": ("e=eval; $e {{x}}", CODE),  # all five
+    "name_from_quoted_variable": ('cmd=eval; "$cmd" {{x}}', CODE),  # all five
+    # A value on a shell's standard input is code.
+    "here_string_into_sh": ("sh <<< {{x}}", CODE),  # bash, mksh, zsh
+    "here_string_into_source": (". /dev/stdin <<< {{x}}", CODE),  # bash, mksh, zsh
+    "pipe_into_sh": ("echo {{x}} | sh", CODE),  # all five
+    "pipe_into_bash_from_printf": ("printf '%s\\n' {{x}} | bash", CODE),  # all five
+    "pipe_into_busybox_sh": ("echo {{x}} | busybox sh", CODE),  # all five
+    "pipe_into_source": ("echo {{x}} | . /dev/stdin", CODE),  # bash (lastpipe off: zsh, ksh)
 }
 
 
