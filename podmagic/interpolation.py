@@ -1051,9 +1051,11 @@ class _Reader:
         while i < n:
             top = stack[-1]
             if i in self.joins and (
-                top.kind in ("sq", "ansi", "comment") or (top.kind == "heredoc" and top.quoted)
+                top.kind == "comment" or (top.kind == "heredoc" and top.quoted)
             ):
-                # The shell keeps this backslash-newline, which this reading removed.
+                # The shell keeps this backslash-newline, which this reading removed, and then
+                # reads the next line differently. (Inside '...' and $'...' it keeps it too,
+                # but there removing it changes no quote: awk '{ ... \<newline> ... }' is fine.)
                 self.continued = True
             if top.kind == "heredoc" and (i == 0 or t[i - 1] == "\n"):
                 eol = t.find("\n", i)
@@ -1334,8 +1336,8 @@ def _join_continuations(template: str) -> tuple[str, list[int]]:
 
     The shells remove a backslash-newline before they split words, so ``ev\\<newline>al`` is
     ``eval`` and a continued line is no here-document delimiter. They keep it inside '...',
-    $'...', a comment and a quoted-delimiter here-document; the reader refuses placeholders
-    after a continuation there (see _Reader.continued). ``origin[j]`` is the index in
+    $'...' (where removing it changes no quote), a comment and a quoted-delimiter
+    here-document; the reader refuses placeholders after a continuation in those two. ``origin[j]`` is the index in
     ``template`` of the joined text's character ``j`` (``origin[len(joined)]`` its end).
     """
     out: list[str] = []
@@ -1451,8 +1453,8 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
     ),
     "continued": (
         (
-            "after a backslash-newline inside '...', $'...', a # comment or a quoted here-document, "
-            "where the shells keep it and lines are not joined, so how they read on is not sure"
+            "after a backslash-newline inside a # comment or a quoted here-document, where the "
+            "shells keep it and do not join the lines, so how they read on is not sure here"
         ),
         "remove that backslash-newline, or use %(raw)s for trusted text",
     ),
