@@ -19,7 +19,9 @@ line discipline would cut lines at 4095 bytes. So when its stdin is a terminal t
 first saves the terminal settings and switches off echo and line editing (``stty raw
 -echo``), then prints :data:`~podmagic.transport.READY_MARKER`; the client sends the payload
 only after seeing it. Once the payload is read the settings are restored and the marker
-printed again, and only then is the user's stdin sent. The client removes both markers from
+printed again, and only then is the user's stdin sent (none given: the terminal's EOF
+character, so a read ends at once, as for ``sh -c`` with a terminal and no stdin channel on
+the sandbox). The client removes both markers from
 the output (see :class:`~podmagic.transport.LoaderInput`). Without ``stty`` in the container
 the loader says so on one line and exits 125 before anything of the script runs.
 """
@@ -188,7 +190,8 @@ def build_command(
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if stdin is None:
         # Nothing more will come on stdin; over v4 it cannot even be closed. Don't let the
-        # script wait for it. A terminal stays, as it does for `sh -c` with -t.
+        # script wait for it. A terminal stays, as it does for `sh -c` with -t (the client
+        # types its EOF character after the loader's second marker).
         lines.append("[ -t 0 ] || exec </dev/null")
     full = "\n".join(lines) + "\n" + prelude + script
     return RemoteCommand(argv=(shell, "-c", LOADER),

@@ -67,6 +67,7 @@ __all__ = [
     "READY_MARKER",
     "STDIN_CHUNK",
     "SUBPROTOCOLS",
+    "TERMINAL_EOF",
     "V4",
     "V5",
     "ExecOutcome",
@@ -92,6 +93,10 @@ STDIN_CHUNK = 64 * 1024
 #: stdin (an APC escape sequence: nothing else prints it, and terminals show nothing for it).
 #: The client removes it from the output.
 READY_MARKER = b"\x1b_podmagic:ready\x1b\\"
+#: What the loader's client types on a terminal when the user gave no stdin: ^D, the EOF
+#: character of a terminal in its normal (canonical) mode, where the loader left it. Not the
+#: v5 close frame: containerd hangs up a terminal whose stdin is closed, and v4 has none.
+TERMINAL_EOF = b"\x04"
 
 #: Seconds between keepalive pings, and to wait for each pong before declaring the link dead.
 PING_INTERVAL = 20.0
@@ -128,9 +133,12 @@ class LoaderInput:
     Without a tty both are sent at once, then EOF. With a tty the loader prints
     :data:`READY_MARKER` once it has switched off the terminal's echo and line editing, and
     again once it has read the payload and restored them: ``payload`` goes only after the first,
-    ``rest`` and EOF only after the second (with ``rest`` None, stdin is left as it is, like a
-    terminal nobody types into). So nothing of the payload is echoed or cut at the terminal's
-    line limit, and the user's stdin meets the terminal as the script set it.
+    ``rest`` and EOF only after the second. With ``rest`` None the terminal's EOF character
+    (:data:`TERMINAL_EOF`, ^D) is typed after the second marker instead, and stdin stays open:
+    ``sh -c`` with a terminal and no stdin channel gets the same from the sandbox (a terminal
+    whose first read ends at once), so ``read`` and ``cat`` end alike on both paths. So nothing of
+    the payload is echoed or cut at the terminal's line limit, and the user's stdin meets the
+    terminal as the script set it.
     """
 
     payload: bytes
@@ -579,6 +587,11 @@ async def _send_loader_input(ws: ClientConnection, stdin: LoaderInput, protocol:
     await second.wait()
     if stdin.rest is not None:
         await _send_stdin(ws, stdin.rest, protocol, collector)
+    else:
+        # No stdin of the user's: as for `sh -c` without a stdin channel (the sandbox types
+        # ^D then), the script's first read of the terminal ends at once. The terminal itself
+        # stays, so `[ -t 0 ]` still holds.
+        await _send_stdin(ws, TERMINAL_EOF, protocol, collector, eof=False)
 
 
 async def _read(ws: ClientConnection, collector: _Collector) -> ConnectionClosed | None:

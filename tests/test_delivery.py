@@ -219,6 +219,25 @@ def test_stdin_of_the_script_is_what_sh_c_gives_it(cluster: Cluster, tty: bool) 
     assert inline.stdout == loaded.stdout == (b"terminal\r\n" if tty else b"none\n")
 
 
+TTY_STDIN_PROBES = ['read x; echo "got[$x]"', "cat; echo end", "[ -t 0 ] && echo tty || echo notty"]
+
+
+@pytest.mark.parametrize("probe", TTY_STDIN_PROBES)
+def test_tty_with_env_and_no_stdin_reads_eof_like_sh_c(cluster: Cluster, probe: str) -> None:
+    # With -t and no stdin given, `sh -c` gets a terminal nobody types into but whose first
+    # read ends at once (the server sends the terminal's EOF). The loader path, taken for env
+    # or a long script, must give the script the same: a terminal, and EOF on reading it.
+    inline = one(cluster.run(probe, "box", tty=True, timeout=30))
+    with_env = one(cluster.run(probe, "box", tty=True, env={"V": "1"}, timeout=30))
+    long = one(cluster.run(probe + "\n#" + "p" * INLINE_SCRIPT_LIMIT, "box", tty=True,
+                           timeout=30))
+    assert inline.status is ExecStatus.OK, inline
+    for loaded in (with_env, long):
+        assert (loaded.status, loaded.exit_code, loaded.stdout) == \
+            (inline.status, inline.exit_code, inline.stdout), probe
+        assert_nothing_of_ours(loaded)
+
+
 # -- the marker on the client side ------------------------------------------------------------
 
 
@@ -270,6 +289,9 @@ TAILS = [
     "exit 4\n\n",
     "set -e; false; echo not-reached",
     "f() { return 7; }; f",
+    # No stdin was given: every path reads EOF at once, as `sh -c` does from /dev/null.
+    'read x; echo "got[$x]"',
+    "cat; echo end",
 ]
 
 #: Script sizes around the terminal's line limit, the URL limit, the payload line size, the
