@@ -76,18 +76,25 @@ error, before anything is evaluated:
   command line. A value may follow the code: ``sh -c 'echo "$1"' sh {{x}}``. ``printf``,
   ``print`` and ``set`` take values only after a literal argument or ``--`` (a value could be
   ``-v``); ``test``/``[`` not beside another value or a ``$(...)``; no argument of a command
-  whose name is itself a value, or an alias the script defines. The error says how to pass the
-  value instead, usually as an environment value: ``-e V={{x}}``, then ``"$V"``.
+  whose name is a value or an expansion (``$cmd``), or an alias the script defines. The error
+  says how to pass the value instead, usually as an environment value: ``-e V={{x}}``, then
+  ``"$V"``.
 - Assignments to ``PS1``-``PS4``, ``PROMPT_COMMAND``, ``BASH_ENV``, ``ENV`` (run as code).
 - After a ``(`` inside an array assignment (``a=( ( ...``): bash reports the syntax error and
   reads on at the next line, which may lie inside a quoted value.
+- Standard input of a shell, ``source``/``.`` or ``eval`` (``sh <<< {{x}}``, ``sh < {{f}}``),
+  and every placeholder before a pipe into one (``echo {{x}} | sh``): it is read as code.
+  Also ``wait -p``, ``script`` and ``env -S``, and ``busybox APPLET`` is read as ``APPLET``.
+- Backslash-newline: removed before the rest is read, as the shells do (``ev\<newline>al``
+  is ``eval``). The shells keep it in a ``#`` comment and a quoted-delimiter here-document, and
+  there the next line is read differently: placeholders after one are refused.
 - A list where one word must stand (an assignment, a redirection target, a command name, a
   test operand) is an error: its other items would become arguments or commands.
 
 Still fine: plain arguments (``kubectl logs {{pod}}``, ``grep -r {{pattern}} /etc``,
 ``--flag={{v}}``, lists), ``export NS={{ns}}``, ``x={{v}}; echo "$x"``,
-``for p in {{pods}}; do``, ``$(cat {{file}})``, ``case {{x}} in``, ``<<< {{x}}``, ``{{x|raw}}``
-anywhere.
+``for p in {{pods}}; do``, ``$(cat {{file}})``, ``case {{x}} in``, ``cat <<< {{x}}``,
+``{{x|raw}}`` anywhere.
 
 A value that contains ``[`` is refused when the template anywhere (quoted code and
 here-documents included) evaluates a variable as arithmetic or as a name: ``$((``, ``((``,
@@ -1332,9 +1339,9 @@ class _Reader:
 
 
 def _join_continuations(template: str) -> tuple[str, list[int]]:
-    """``template`` with every backslash-newline removed, and where each character came from.
+    r"""``template`` with every backslash-newline removed, and where each character came from.
 
-    The shells remove a backslash-newline before they split words, so ``ev\\<newline>al`` is
+    The shells remove a backslash-newline before they split words, so ``ev\<newline>al`` is
     ``eval`` and a continued line is no here-document delimiter. They keep it inside '...',
     $'...' (where removing it changes no quote), a comment and a quoted-delimiter
     here-document; the reader refuses placeholders after a continuation in those two. ``origin[j]`` is the index in
