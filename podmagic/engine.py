@@ -383,6 +383,9 @@ class _PodRun:
             step = reach.stalled_step() if reach.step != "done" else "answer"
             what, _ = describe_timeout(api.server, step, None, what="exec upgrade",
                                        proxy=bool(api.proxy), https=api.server.startswith("https:"))
+            if step == "credentials":
+                # Still logging in: name what was waited for (a plugin is stopped by the cut).
+                what = f"still waiting for the {api.credentials.credential_source()}, which was stopped"
             message = (f"the exec did not start within the {format_seconds(timeout)}s timeout: "
                        f"{what}")
             if reach.last_failure and step == "tcp":

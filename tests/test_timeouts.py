@@ -702,3 +702,24 @@ def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
     assert elapsed < 1.5 + 5, elapsed
     assert server.accepted == 0
     assert_stopped(pids)
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+async def test_per_pod_timeout_during_the_exec_login_names_the_plugin(
+        serve: Callable[..., StallServer], tmp_path: Path,
+        certificates: ServingCertificates) -> None:
+    server = serve(hold)
+    script, pids = sleepy_plugin(tmp_path)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
+                                certificates, plugin_user(script))
+    async with KubeApi(load_credentials(kubeconfig=kubeconfig)) as api:
+        results = await run_fanout(api, one_pod(), build_command(script="true"),
+                                   ExecOptions(timeout=1.5), context="stall")
+    [result] = results
+    assert result.status is ExecStatus.TIMEOUT
+    assert result.error == ('the exec did not start within the 1.5s timeout: still waiting for '
+                            'the exec credential plugin "sleepy-login" of user "someone", which '
+                            "was stopped")
+    assert server.accepted == 0
+    assert_stopped(pids)
