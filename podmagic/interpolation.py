@@ -828,6 +828,11 @@ class _Reader:
                         self.refuse(hole, "runner:env -S")
                     return
                 i += 2 if prefix == "exec" and plain[i] == "-a" else 1
+            if prefix == "env" and i < n and plain[i] is None:
+                # env {{x}}: a value may be -S, which makes the next words a command line
+                for hole in [h for w in words[i:] for h in w.holes]:
+                    self.refuse(hole, "runner:env")
+                return
             # env NAME=value cmd: the assignments are plain arguments for env
             while prefix == "env" and i < n and self.assignment(words[i]) is not None:
                 i += 1
@@ -1068,9 +1073,14 @@ class _Reader:
                 eol = t.find("\n", i)
                 eol = n if eol < 0 else eol
                 line = t[i:eol]
-                if top.quoted and any(i < j <= eol for j in self.joins):
+                continued = any(i < j <= eol for j in self.joins)
+                if top.quoted and continued:
                     self.continued = True
                 if (line.lstrip("\t") if top.strip_tabs else line) == top.delimiter:
+                    if continued:
+                        # EO\<newline>F: bash, mksh and zsh end the document there, dash and
+                        # busybox do not.
+                        self.continued = True
                     stack.pop()
                     i = eol + 1
                     continue
@@ -1460,8 +1470,8 @@ _CONTEXTS: dict[str, tuple[str, str]] = {
     ),
     "continued": (
         (
-            "after a backslash-newline inside a # comment or a quoted here-document, where the "
-            "shells keep it and do not join the lines, so how they read on is not sure here"
+            "after a backslash-newline inside a # comment, a quoted here-document or a "
+            "here-document's end line, where the shells differ on joining the lines"
         ),
         "remove that backslash-newline, or use %(raw)s for trusted text",
     ),

@@ -151,6 +151,8 @@ REPRODUCTIONS = {
         "cat <<EOF\nhi \\\nEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
     "continued_heredoc_delimiter_strip_tabs": (
         "cat <<-EOF\nhi \\\n\tEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
+    "continued_heredoc_end_line": (  # bash, mksh, zsh end it there; dash, busybox do not
+        "cat <<EOF\nhi\nEO\\\nF\necho {{x}}\nEOF", SUBSTITUTION),
     "two_heredocs_one_continued": (
         "cat <<A <<B\na\nA\nb \\\nB\necho {{x}}\nB", SUBSTITUTION),  # all five
     "continued_declare_i": ("dec\\\nlare -i n; n={{x}}", SUBSCRIPT),  # bash
@@ -171,6 +173,8 @@ REPRODUCTIONS = {
     "wait_value_as_option": ("sleep 0 & wait {{x}} {{x}}", ["-p", SUBSCRIPT]),  # bash
     "script_c": ("script -qc {{x}} /dev/null", CODE),  # util-linux script
     "env_split_string": ("env -S {{x}}", CODE),  # coreutils env
+    "env_split_string_long": ("env --split-string={{x}}", CODE),  # coreutils env
+    "env_value_as_option": ("env {{x}}", f"-S{CODE}"),  # coreutils env
     # A command whose name is an expansion may be eval.
     "name_from_default_expansion": ("${E:-eval} {{x}}", CODE),  # all five
     "name_from_variable": ("e=eval; $e {{x}}", CODE),  # all five
@@ -480,7 +484,7 @@ def test_a_continuation_the_shells_keep_refuses_the_placeholders_after_it() -> N
     # it may end the document; which reading is right is not decided here: refused, one line.
     template = "cat <<'EOF'\nhi \\\nEOF\nprintf %s {{x}}"
     message = str(pytest.raises(InterpolationError, interpolate, template, {"x": "v"}).value)
-    assert message.startswith("{{x}} is after a backslash-newline inside a # comment"), message
+    assert message.startswith("{{x}} is after a backslash-newline inside a # comment, a quoted"), message
     assert "\n" not in message
     comment = "# note \\\necho '\n{{x}}\n'"  # the shells: a command opening a quote
     assert "backslash-newline" in str(pytest.raises(InterpolationError, interpolate, comment, {"x": "v"}).value)
