@@ -127,6 +127,7 @@ API: :func:`interpolate` (template and namespace to shell text), :func:`find_pla
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import shlex
@@ -691,6 +692,7 @@ class _Reader:
         self.joins = {j for j in range(1, len(template) + 1) if origin[j] - origin[j - 1] > 1}
         if origin[:1] and origin[0] > 0:
             self.joins.add(0)
+        self.join_list = sorted(self.joins)
         self.continued = False  # a continuation the shell keeps was removed: reading is unsure
         self.stdin_holes: list[int] = []  # of the command being checked
         self.at = at
@@ -1073,7 +1075,9 @@ class _Reader:
                 eol = t.find("\n", i)
                 eol = n if eol < 0 else eol
                 line = t[i:eol]
-                continued = any(i < j <= eol for j in self.joins)
+                # a join inside this line (sorted list: long scripts stay linear)
+                k = bisect.bisect_right(self.join_list, i)
+                continued = k < len(self.join_list) and self.join_list[k] <= eol
                 if top.quoted and continued:
                     self.continued = True
                 if (line.lstrip("\t") if top.strip_tabs else line) == top.delimiter:
