@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .results import PodResult, PodResults
@@ -57,5 +57,5 @@ class RunFinished:
     results: PodResults
 
 
-Event = Union[RunStarted, PodStarted, PodOutput, PodFinished, RunFinished]
+Event = RunStarted | PodStarted | PodOutput | PodFinished | RunFinished
 EventCallback = Callable[[Event], None]
