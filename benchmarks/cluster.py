@@ -90,17 +90,31 @@ class SandboxProcess:
         log = open(self.folder / "sandbox.log", "wb")  # noqa: SIM115 - closed by the child's exit
         began = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "podmagic.sandbox", "serve", "--manifest", str(path),
-             "--kubeconfig", str(self.kubeconfig), "--state-dir", str(self.folder / "state")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "podmagic.sandbox",
+                "serve",
+                "--manifest",
+                str(path),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--state-dir",
+                str(self.folder / "state"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         deadline = time.monotonic() + timeout
         # The kubeconfig is written once the server accepts connections.
         while not self.kubeconfig.exists():
             if self.process.poll() is not None:
-                raise RuntimeError(f"the sandbox exited with {self.process.returncode}: "
-                                   + (self.folder / "sandbox.log").read_text(errors="replace"))
+                raise RuntimeError(
+                    f"the sandbox exited with {self.process.returncode}: "
+                    + (self.folder / "sandbox.log").read_text(errors="replace")
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"the sandbox did not start within {timeout:g}s")

@@ -23,7 +23,7 @@ sys.path.insert(0, {root!r})
 %load_ext podmagic
 %config PodMagic.kubeconfig = {kubeconfig!r}
 %config PodMagic.namespace = {namespace!r}
-import podmagic.magics as _bench_magics
+import podmagic._magics as _bench_magics
 _bench_renderers = []
 _bench_choose = _bench_magics.choose_renderer
 def _bench_record(**kwargs):
@@ -37,8 +37,16 @@ _bench_magics.choose_renderer = _bench_record
 
 WARM_UP = "%pod -l {selector} --no-shell -- true"
 
-DISPLAY_TYPES = {"comm_open", "comm_msg", "comm_close", "display_data", "update_display_data",
-                 "clear_output", "execute_result", "stream"}
+DISPLAY_TYPES = {
+    "comm_open",
+    "comm_msg",
+    "comm_close",
+    "display_data",
+    "update_display_data",
+    "clear_output",
+    "execute_result",
+    "stream",
+}
 
 
 def _execute(client: Any, code: str, timeout: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -49,8 +57,11 @@ def _execute(client: Any, code: str, timeout: float) -> tuple[list[dict[str, Any
     while True:
         message = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
         messages.append(message)
-        if (message["msg_type"] == "status" and message["content"]["execution_state"] == "idle"
-                and message["parent_header"].get("msg_id") == msg_id):
+        if (
+            message["msg_type"] == "status"
+            and message["content"]["execution_state"] == "idle"
+            and message["parent_header"].get("msg_id") == msg_id
+        ):
             break
     reply = client.get_shell_msg(timeout=timeout)
     if reply["content"]["status"] != "ok":
@@ -60,7 +71,8 @@ def _execute(client: Any, code: str, timeout: float) -> tuple[list[dict[str, Any
 
 def _size(message: dict[str, Any]) -> int:
     return len(json.dumps(message["content"], default=str)) + sum(
-        len(buffer) for buffer in message.get("buffers") or ())
+        len(buffer) for buffer in message.get("buffers") or ()
+    )
 
 
 def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
@@ -69,13 +81,18 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
     manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(ROOT))
     try:
         pid = manager.provisioner.process.pid  # type: ignore[union-attr]
-        _execute(client, SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"],
-                                      namespace=NAMESPACE), 60)
+        _execute(
+            client,
+            SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"], namespace=NAMESPACE),
+            60,
+        )
         _execute(client, WARM_UP.format(selector=selector(1)), 60)
         _execute(client, "_bench_renderers.clear()", 60)
         quiet = " -q" if spec["contender"] == "kernel-quiet" else ""
-        cell = (f"%%pod -l {selector(spec['pods'])} --yes --no-shell "
-                f"-P {spec['concurrency']} -o _bench_res{quiet}\n{shlex.join(spec['argv'])}\n")
+        cell = (
+            f"%%pod -l {selector(spec['pods'])} --yes --no-shell "
+            f"-P {spec['concurrency']} -o _bench_res{quiet}\n{shlex.join(spec['argv'])}\n"
+        )
         cpu_start = _proc_cpu(pid)
         rss_start = proc_status_kib(pid, "VmRSS") / 1024
         started = time.perf_counter()
@@ -101,14 +118,19 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
         shown = [m for m in messages if m["msg_type"] in DISPLAY_TYPES]
         comm_msgs = [m for m in shown if m["msg_type"] == "comm_msg"]
         return {
-            "wall_s": wall, "cpu_s": cpu, "rss_peak_mib": peak,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "rss_peak_mib": peak,
             "rss_growth_mib": max(0.0, peak - rss_start),
-            "ok": stats.get("ok", 0), "bytes": stats.get("bytes", 0),
+            "ok": stats.get("ok", 0),
+            "bytes": stats.get("bytes", 0),
             "updates_sent": stats.get("updates_sent", 0),
             "updates_per_s": stats.get("updates_sent", 0) / wall,
             "max_updates_1s": stats.get("max_updates_1s", 0),
-            "comm_messages": len(comm_msgs), "comm_bytes": sum(_size(m) for m in comm_msgs),
-            "display_messages": len(shown), "display_bytes": sum(_size(m) for m in shown),
+            "comm_messages": len(comm_msgs),
+            "comm_bytes": sum(_size(m) for m in comm_msgs),
+            "display_messages": len(shown),
+            "display_bytes": sum(_size(m) for m in shown),
         }
     finally:
         client.stop_channels()

@@ -65,11 +65,11 @@ class Scenario:
 def _lines_command(pods_lines: int, batches: int) -> tuple[list[str], int]:
     per_batch = pods_lines // batches
     text = "line %g: the quick brown fox jumps over the lazy dog"
-    script = (f'for i in $(seq {batches}); do seq -f "batch $i {text}" {per_batch}; '
-              f"sleep 0.2; done")
+    script = f'for i in $(seq {batches}); do seq -f "batch $i {text}" {per_batch}; sleep 0.2; done'
     # The bytes one pod prints: computed once, locally, with the same tools.
-    printed = subprocess.run(["sh", "-c", script.replace("sleep 0.2", "true")],
-                             capture_output=True, check=True).stdout
+    printed = subprocess.run(
+        ["sh", "-c", script.replace("sleep 0.2", "true")], capture_output=True, check=True
+    ).stdout
     return ["sh", "-c", script], len(printed)
 
 
@@ -78,45 +78,79 @@ def scenarios(mode: str) -> list[Scenario]:
     stream_bytes = {"full": 256 * MiB, "quick": 64 * MiB, "smoke": 1 * MiB}[mode]
     many_pods = {"full": 1000, "quick": 200, "smoke": 5}[mode]
     many_bytes = {"full": MiB, "quick": MiB, "smoke": 64 * 1024}[mode]
-    view_pods, view_lines, view_batches = {"full": (20, 100_000, 10), "quick": (20, 100_000, 10),
-                                           "smoke": (5, 500, 2)}[mode]
+    view_pods, view_lines, view_batches = {
+        "full": (20, 100_000, 10),
+        "quick": (20, 100_000, 10),
+        "smoke": (5, 500, 2),
+    }[mode]
     fanout = ["podmagic", "kernel", "kubectl", "official", "floor"]
     found: list[Scenario] = []
     for size in fan_sizes:
-        found.append(Scenario(
-            key=f"fanout-{size}", number=1, title=f"1. fan-out of `hostname` over {size} pods",
-            pods=size, argv=["hostname"], expect_bytes=6, contenders=fanout,
-            repeat_cap={"kubectl": 2} if size >= 500 else {},
-        ))
-    found.append(Scenario(
-        key="stream", number=2,
-        title=f"2. one exec streaming {stream_bytes // MiB} MiB of stdout",
-        pods=1, argv=["head", "-c", str(stream_bytes), "/dev/zero"], expect_bytes=stream_bytes,
-        contenders=["podmagic", "podmagic-nocap", "kernel", "kubectl", "official", "floor"],
-        discard_output=True,
-        # The official client's read loop appends every frame to one bytes object
-        # (quadratic): 256 MiB take it minutes, so it is cut off and measured so far.
-        time_limit={"official": 30.0}, repeat_cap={"official": 1},
-    ))
-    found.append(Scenario(
-        key="many", number=3,
-        title=f"3. {many_pods} pods each printing "
-              + (f"{many_bytes // MiB} MiB" if many_bytes >= MiB else f"{many_bytes // 1024} KiB"),
-        pods=many_pods, argv=["head", "-c", str(many_bytes), "/dev/zero"],
-        expect_bytes=many_bytes,
-        contenders=["podmagic", "podmagic-nocap", "kernel", "kubectl", "official", "floor"],
-        repeat_cap={"kubectl": 1, "official": 1, "kernel": 1} if mode == "full" else {},
-        discard_output=True,
-    ))
+        found.append(
+            Scenario(
+                key=f"fanout-{size}",
+                number=1,
+                title=f"1. fan-out of `hostname` over {size} pods",
+                pods=size,
+                argv=["hostname"],
+                expect_bytes=6,
+                contenders=fanout,
+                repeat_cap={"kubectl": 2} if size >= 500 else {},
+            )
+        )
+    found.append(
+        Scenario(
+            key="stream",
+            number=2,
+            title=f"2. one exec streaming {stream_bytes // MiB} MiB of stdout",
+            pods=1,
+            argv=["head", "-c", str(stream_bytes), "/dev/zero"],
+            expect_bytes=stream_bytes,
+            contenders=["podmagic", "podmagic-nocap", "kernel", "kubectl", "official", "floor"],
+            discard_output=True,
+            # The official client's read loop appends every frame to one bytes object
+            # (quadratic): 256 MiB take it minutes, so it is cut off and measured so far.
+            time_limit={"official": 30.0},
+            repeat_cap={"official": 1},
+        )
+    )
+    found.append(
+        Scenario(
+            key="many",
+            number=3,
+            title=f"3. {many_pods} pods each printing "
+            + (f"{many_bytes // MiB} MiB" if many_bytes >= MiB else f"{many_bytes // 1024} KiB"),
+            pods=many_pods,
+            argv=["head", "-c", str(many_bytes), "/dev/zero"],
+            expect_bytes=many_bytes,
+            contenders=["podmagic", "podmagic-nocap", "kernel", "kubectl", "official", "floor"],
+            repeat_cap={"kubectl": 1, "official": 1, "kernel": 1} if mode == "full" else {},
+            discard_output=True,
+        )
+    )
     argv, per_pod = _lines_command(view_lines // view_pods, view_batches)
-    found.append(Scenario(
-        key="view", number=4,
-        title=(f"4. live view fed {view_lines:,} lines from {view_pods} pods "
-               f"({view_batches} bursts 0.2 s apart)"),
-        pods=view_pods, argv=argv, expect_bytes=per_pod,
-        contenders=["podmagic", "podmagic-widgets", "kernel", "kernel-quiet", "kubectl",
-                    "official", "floor"],
-    ))
+    found.append(
+        Scenario(
+            key="view",
+            number=4,
+            title=(
+                f"4. live view fed {view_lines:,} lines from {view_pods} pods "
+                f"({view_batches} bursts 0.2 s apart)"
+            ),
+            pods=view_pods,
+            argv=argv,
+            expect_bytes=per_pod,
+            contenders=[
+                "podmagic",
+                "podmagic-widgets",
+                "kernel",
+                "kernel-quiet",
+                "kubectl",
+                "official",
+                "floor",
+            ],
+        )
+    )
     return found
 
 
@@ -137,8 +171,11 @@ class Bench:
         self.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
         self.repeat = args.repeat or (1 if self.mode != "full" else 3)
         self.concurrency = args.concurrency
-        self.scenarios = [s for s in scenarios(self.mode)
-                          if not args.only or any(s.key.startswith(o) for o in args.only)]
+        self.scenarios = [
+            s
+            for s in scenarios(self.mode)
+            if not args.only or any(s.key.startswith(o) for o in args.only)
+        ]
         self.kubectl = _kubectl_binary()
         self.sandbox = SandboxProcess(max(s.pods for s in self.scenarios))
         self.results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -153,18 +190,33 @@ class Bench:
         self.kubectl_home, self.kubectl_cache = str(home), str(home / "cache")
         if self.kubectl is None:
             return
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": self.kubectl_home,
-               "KUBECONFIG": str(self.sandbox.kubeconfig), "KUBECACHEDIR": self.kubectl_cache}
-        subprocess.run([self.kubectl, "exec", "-n", "bench", "p0000", "--", "true"], env=env,
-                       check=True, capture_output=True, timeout=60)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": self.kubectl_home,
+            "KUBECONFIG": str(self.sandbox.kubeconfig),
+            "KUBECACHEDIR": self.kubectl_cache,
+        }
+        subprocess.run(
+            [self.kubectl, "exec", "-n", "bench", "p0000", "--", "true"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def measure(self, scenario: Scenario, contender: str) -> dict[str, Any]:
         spec = {
-            "contender": contender, "kubeconfig": str(self.sandbox.kubeconfig),
-            "pods": scenario.pods, "argv": scenario.argv, "concurrency": self.concurrency,
-            "expect_bytes": scenario.expect_bytes, "workdir": str(self.sandbox.folder),
-            "kubectl": self.kubectl, "kubectl_home": self.kubectl_home,
-            "kubectl_cache": self.kubectl_cache, "keep_output": not scenario.discard_output,
+            "contender": contender,
+            "kubeconfig": str(self.sandbox.kubeconfig),
+            "pods": scenario.pods,
+            "argv": scenario.argv,
+            "concurrency": self.concurrency,
+            "expect_bytes": scenario.expect_bytes,
+            "workdir": str(self.sandbox.folder),
+            "kubectl": self.kubectl,
+            "kubectl_home": self.kubectl_home,
+            "kubectl_cache": self.kubectl_cache,
+            "keep_output": not scenario.discard_output,
             "time_limit": scenario.time_limit.get(contender),
         }
         if contender == "kubectl" and self.kubectl is None:
@@ -172,9 +224,14 @@ class Bench:
         server_cpu = self.sandbox.cpu_seconds()
         began = time.perf_counter()
         try:
-            done = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
-                                  cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                                  check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return {"error": "timed out"}
         figures: dict[str, Any]
@@ -186,14 +243,18 @@ class Bench:
             figures["server_cpu_s"] = self.sandbox.cpu_seconds() - server_cpu
             expected = scenario.pods
             if figures.get("timed_out"):
-                figures["partial"] = (f"stopped after {figures['wall_s']:.0f} s with "
-                                      f"{figures['bytes'] / MiB:.0f} of "
-                                      f"{expected * scenario.expect_bytes / MiB:.0f} MiB")
+                figures["partial"] = (
+                    f"stopped after {figures['wall_s']:.0f} s with "
+                    f"{figures['bytes'] / MiB:.0f} of "
+                    f"{expected * scenario.expect_bytes / MiB:.0f} MiB"
+                )
             elif figures.get("ok") != expected:
                 figures["error"] = f"{figures.get('ok')} of {expected} execs succeeded"
             elif figures.get("bytes") != expected * scenario.expect_bytes:
-                figures["error"] = (f"received {figures.get('bytes')} bytes, expected "
-                                    f"{expected * scenario.expect_bytes}")
+                figures["error"] = (
+                    f"received {figures.get('bytes')} bytes, expected "
+                    f"{expected * scenario.expect_bytes}"
+                )
         figures["process_s"] = time.perf_counter() - began
         return figures
 
@@ -201,12 +262,15 @@ class Bench:
         started = time.perf_counter()
         self.sandbox.start()
         try:
-            self.log(f"sandbox: {self.sandbox.pods} pods, started in {self.sandbox.started_in:.1f}s")
+            self.log(
+                f"sandbox: {self.sandbox.pods} pods, started in {self.sandbox.started_in:.1f}s"
+            )
             self.warm_kubectl()
             for scenario in self.scenarios:
                 if self.args.contenders:
-                    scenario.contenders = [c for c in scenario.contenders
-                                           if c in self.args.contenders]
+                    scenario.contenders = [
+                        c for c in scenario.contenders if c in self.args.contenders
+                    ]
                 runs: dict[str, list[dict[str, Any]]] = {c: [] for c in scenario.contenders}
                 for repetition in range(self.repeat):
                     for contender in scenario.contenders:
@@ -214,10 +278,15 @@ class Bench:
                             continue
                         figures = self.measure(scenario, contender)
                         runs[contender].append(figures)
-                        self.log(f"{scenario.key:12} #{repetition + 1} {contender:17} "
-                                 + (f"ERROR {figures['error']}" if "error" in figures else
-                                    f"{figures['wall_s']:8.3f}s wall {figures['cpu_s']:8.3f}s cpu "
-                                    f"{figures['rss_peak_mib']:7.1f} MiB"))
+                        self.log(
+                            f"{scenario.key:12} #{repetition + 1} {contender:17} "
+                            + (
+                                f"ERROR {figures['error']}"
+                                if "error" in figures
+                                else f"{figures['wall_s']:8.3f}s wall {figures['cpu_s']:8.3f}s cpu "
+                                f"{figures['rss_peak_mib']:7.1f} MiB"
+                            )
+                        )
                 self.results[scenario.key] = runs
         finally:
             self.sandbox.stop()
@@ -229,26 +298,41 @@ class Bench:
         out: dict[str, Any] = {
             "machine": machine(),
             "command": " ".join([_shown_python(), "-m benchmarks.run", *sys.argv[1:]]),
-            "mode": self.mode, "repeat": self.repeat, "concurrency": self.concurrency,
-            "elapsed_s": elapsed, "scenarios": [],
+            "mode": self.mode,
+            "repeat": self.repeat,
+            "concurrency": self.concurrency,
+            "elapsed_s": elapsed,
+            "scenarios": [],
         }
         for scenario in self.scenarios:
             runs = self.results.get(scenario.key, {})
             entry: dict[str, Any] = {
-                "key": scenario.key, "number": scenario.number, "title": scenario.title,
-                "pods": scenario.pods, "argv": scenario.argv,
-                "bytes_per_pod": scenario.expect_bytes, "contenders": {},
+                "key": scenario.key,
+                "number": scenario.number,
+                "title": scenario.title,
+                "pods": scenario.pods,
+                "argv": scenario.argv,
+                "bytes_per_pod": scenario.expect_bytes,
+                "contenders": {},
             }
             for contender in scenario.contenders:
                 measured = runs.get(contender, [])
                 good = [r for r in measured if "error" not in r]
-                median = {key: statistics.median(r[key] for r in good)
-                          for key in good[0] if isinstance(good[0][key], (int, float))} if good else {}
+                median = (
+                    {
+                        key: statistics.median(r[key] for r in good)
+                        for key in good[0]
+                        if isinstance(good[0][key], (int, float))
+                    }
+                    if good
+                    else {}
+                )
                 if median and median.get("wall_s"):
                     median["mib_per_s"] = median["bytes"] / MiB / median["wall_s"]
                     median["cpu_ms_per_exec"] = 1000 * median["cpu_s"] / scenario.pods
                 entry["contenders"][contender] = {
-                    "runs": measured, "median": median,
+                    "runs": measured,
+                    "median": median,
                     "errors": [r["error"] for r in measured if "error" in r],
                     "partial": next((r["partial"] for r in good if "partial" in r), None),
                 }
@@ -260,7 +344,11 @@ class Bench:
 def _shown_python() -> str:
     """The interpreter as the README would write it (``.venv/bin/python``)."""
     try:
-        return os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else "python"
+        return (
+            os.path.relpath(sys.executable, ROOT)
+            if sys.executable.startswith(str(ROOT))
+            else "python"
+        )
     except ValueError:
         return "python"
 
@@ -280,10 +368,13 @@ def machine() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - informational only
             versions[module] = None
     return {
-        "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
-        "python": platform.python_version(), "platform": platform.platform(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "kubectl": _kubectl_binary(), "versions": versions,
+        "kubectl": _kubectl_binary(),
+        "versions": versions,
     }
 
 
@@ -300,11 +391,21 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, met: bool | None, shown: str) -> None:
-        found.append({"target": name, "value": value, "met": met,
-                      "shown": shown if value is not None else "not measured"})
+        found.append(
+            {
+                "target": name,
+                "value": value,
+                "met": met,
+                "shown": shown if value is not None else "not measured",
+            }
+        )
 
     keys = {entry["key"] for entry in report["scenarios"]}
-    fan = "fanout-100" if "fanout-100" in keys else next((k for k in sorted(keys) if k.startswith("fanout")), None)
+    fan = (
+        "fanout-100"
+        if "fanout-100" in keys
+        else next((k for k in sorted(keys) if k.startswith("fanout")), None)
+    )
     if fan:
         pm = _median(report, fan, "podmagic", "wall_s")
         kc = _median(report, fan, "kubectl", "wall_s")
@@ -312,44 +413,77 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         pm_cpu = _median(report, fan, "podmagic", "cpu_s")
         of_cpu = _median(report, fan, "official", "cpu_s")
         ratio = kc / pm if pm and kc else None
-        add(f"{fan}: at least 15x faster than the kubectl loop", ratio,
-            ratio >= 15 if ratio else None, f"{ratio:.1f}x" if ratio else "")
+        add(
+            f"{fan}: at least 15x faster than the kubectl loop",
+            ratio,
+            ratio >= 15 if ratio else None,
+            f"{ratio:.1f}x" if ratio else "",
+        )
         ratio = of / pm if pm and of else None
-        add(f"{fan}: faster than the official client's thread pool", ratio,
-            ratio > 1 if ratio else None, f"{ratio:.2f}x" if ratio else "")
+        add(
+            f"{fan}: faster than the official client's thread pool",
+            ratio,
+            ratio > 1 if ratio else None,
+            f"{ratio:.2f}x" if ratio else "",
+        )
         ratio = pm_cpu / of_cpu if pm_cpu and of_cpu else None
-        add(f"{fan}: client CPU per exec at most half the official client's", ratio,
-            ratio <= 0.5 if ratio else None, f"{ratio:.2f} of it" if ratio else "")
-    big = max((k for k in keys if k.startswith("fanout")), key=lambda k: int(k.split("-")[1]),
-              default=None)
+        add(
+            f"{fan}: client CPU per exec at most half the official client's",
+            ratio,
+            ratio <= 0.5 if ratio else None,
+            f"{ratio:.2f} of it" if ratio else "",
+        )
+    big = max(
+        (k for k in keys if k.startswith("fanout")),
+        key=lambda k: int(k.split("-")[1]),
+        default=None,
+    )
     if big:
         pm = _median(report, big, "podmagic", "wall_s")
         fl = _median(report, big, "floor", "wall_s")
         ratio = pm / fl if pm and fl else None
-        add(f"{big}: within 1.3x of the floor", ratio, ratio <= 1.3 if ratio else None,
-            f"{ratio:.2f}x the floor" if ratio else "")
+        add(
+            f"{big}: within 1.3x of the floor",
+            ratio,
+            ratio <= 1.3 if ratio else None,
+            f"{ratio:.2f}x the floor" if ratio else "",
+        )
     if "stream" in keys:
         pm = _median(report, "stream", "podmagic", "mib_per_s")
         kc = _median(report, "stream", "kubectl", "mib_per_s")
         ratio = pm / kc if pm and kc else None
-        add("stream: throughput at least kubectl's", ratio, ratio >= 1 if ratio else None,
-            f"{pm:.0f} vs {kc:.0f} MiB/s ({ratio:.2f}x)" if ratio else "")
+        add(
+            "stream: throughput at least kubectl's",
+            ratio,
+            ratio >= 1 if ratio else None,
+            f"{pm:.0f} vs {kc:.0f} MiB/s ({ratio:.2f}x)" if ratio else "",
+        )
         growth = _median(report, "stream", "podmagic", "rss_growth_mib")
         beyond = growth - CAPTURE_LIMIT_MIB if growth is not None else None
-        add("stream: client RSS growth under 64 MiB beyond the 16 MiB capture cap", beyond,
+        add(
+            "stream: client RSS growth under 64 MiB beyond the 16 MiB capture cap",
+            beyond,
             beyond < 64 if beyond is not None else None,
-            f"{beyond:.0f} MiB beyond the cap" if beyond is not None else "")
+            f"{beyond:.0f} MiB beyond the cap" if beyond is not None else "",
+        )
     if "many" in keys:
         peak = _median(report, "many", "podmagic", "rss_peak_mib")
-        add("many: completes with client RSS under 300 MiB", peak,
-            peak < 300 if peak is not None else None, f"{peak:.0f} MiB peak" if peak else "")
+        add(
+            "many: completes with client RSS under 300 MiB",
+            peak,
+            peak < 300 if peak is not None else None,
+            f"{peak:.0f} MiB peak" if peak else "",
+        )
     if "view" in keys:
         rate = _median(report, "view", "podmagic-widgets", "max_updates_1s")
         kernel_rate = _median(report, "view", "kernel", "max_updates_1s")
         worst = max(v for v in (rate, kernel_rate, 0.0) if v is not None)
-        add("view: at most ~10 display updates a second", worst if rate is not None else None,
+        add(
+            "view: at most ~10 display updates a second",
+            worst if rate is not None else None,
             worst <= 11 if rate is not None else None,
-            f"at most {worst:.0f} in any second")
+            f"at most {worst:.0f} in any second",
+        )
     return found
 
 
@@ -370,8 +504,17 @@ def render_tables(report: dict[str, Any]) -> str:
         streaming = entry["number"] in (2, 3)
         view = entry["number"] == 4
         out.append(f"\n#### {entry['title']}\n")
-        header = ["contender", "runs", "wall s", "× podmagic", "client CPU s", "CPU ms/exec",
-                  "peak RSS MiB", "RSS growth MiB", "server CPU s"]
+        header = [
+            "contender",
+            "runs",
+            "wall s",
+            "× podmagic",
+            "client CPU s",
+            "CPU ms/exec",
+            "peak RSS MiB",
+            "RSS growth MiB",
+            "server CPU s",
+        ]
         if streaming:
             header.insert(4, "MiB/s")
         if view:
@@ -383,8 +526,10 @@ def render_tables(report: dict[str, Any]) -> str:
             runs = len([r for r in data["runs"] if "error" not in r])
             if not median:
                 error = data["errors"][0] if data["errors"] else "not run"
-                out.append(f"| {CONTENDER_TITLES[contender]} | 0 | error: {error} |"
-                           + " |" * (len(header) - 3))
+                out.append(
+                    f"| {CONTENDER_TITLES[contender]} | 0 | error: {error} |"
+                    + " |" * (len(header) - 3)
+                )
                 continue
             ratio = (median["wall_s"] / base["wall_s"]) if base.get("wall_s") else None
             rss = _fmt(median["rss_peak_mib"], 0)
@@ -393,15 +538,27 @@ def render_tables(report: dict[str, Any]) -> str:
             wall = _fmt(median["wall_s"], 3)
             if data.get("partial"):
                 wall = f"> {median['wall_s']:.0f} ({data['partial']})"
-            row = [CONTENDER_TITLES[contender], str(runs), wall,
-                   _fmt(ratio, 2), _fmt(median["cpu_s"], 2), _fmt(median["cpu_ms_per_exec"], 1),
-                   rss, _fmt(median["rss_growth_mib"], 0), _fmt(median.get("server_cpu_s"), 2)]
+            row = [
+                CONTENDER_TITLES[contender],
+                str(runs),
+                wall,
+                _fmt(ratio, 2),
+                _fmt(median["cpu_s"], 2),
+                _fmt(median["cpu_ms_per_exec"], 1),
+                rss,
+                _fmt(median["rss_growth_mib"], 0),
+                _fmt(median.get("server_cpu_s"), 2),
+            ]
             if streaming:
                 row.insert(4, _fmt(median["mib_per_s"], 0))
             if view:
                 if "updates_sent" in median:
-                    row += [_fmt(median["updates_sent"], 0), _fmt(median.get("max_updates_1s"), 0),
-                            _fmt(median["comm_messages"], 0), _fmt(median["comm_bytes"] / 1024, 0)]
+                    row += [
+                        _fmt(median["updates_sent"], 0),
+                        _fmt(median.get("max_updates_1s"), 0),
+                        _fmt(median["comm_messages"], 0),
+                        _fmt(median["comm_bytes"] / 1024, 0),
+                    ]
                 else:
                     row += ["–"] * 4
             out.append("| " + " | ".join(row) + " |")
@@ -424,27 +581,49 @@ def render_tables(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
     size.add_argument("--smoke", action="store_true", help="every scenario in miniature (CI)")
-    parser.add_argument("--repeat", type=int, help="repetitions (default 3; 1 with --quick/--smoke)")
-    parser.add_argument("--concurrency", "-P", type=int, default=50,
-                        help="execs at once, for every contender (default 50)")
-    parser.add_argument("--only", nargs="*", help="scenario keys to run (prefixes: fanout, stream, many, view)")
-    parser.add_argument("--contenders", nargs="*", choices=sorted(CONTENDER_TITLES),
-                        help="run only these contenders (default: every one)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json",
-                        help="where to write the JSON (default benchmarks/results/latest.json)")
+    parser.add_argument(
+        "--repeat", type=int, help="repetitions (default 3; 1 with --quick/--smoke)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        "-P",
+        type=int,
+        default=50,
+        help="execs at once, for every contender (default 50)",
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="scenario keys to run (prefixes: fanout, stream, many, view)"
+    )
+    parser.add_argument(
+        "--contenders",
+        nargs="*",
+        choices=sorted(CONTENDER_TITLES),
+        help="run only these contenders (default: every one)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results" / "latest.json",
+        help="where to write the JSON (default benchmarks/results/latest.json)",
+    )
     args = parser.parse_args(argv)
     bench = Bench(args)
     report = bench.run()
     m = report["machine"]
-    tables = (f"podmagic benchmarks ({report['mode']}): {m['cores']} cores, {m['memory_gib']} GiB, "
-              f"Python {m['python']}, {m['date']}; `{report['command']}`; "
-              f"-P {report['concurrency']}, medians of up to {report['repeat']} runs; "
-              f"{report['elapsed_s']:.0f} s in all\n" + render_tables(report))
+    tables = (
+        f"podmagic benchmarks ({report['mode']}): {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Python {m['python']}, {m['date']}; `{report['command']}`; "
+        f"-P {report['concurrency']}, medians of up to {report['repeat']} runs; "
+        f"{report['elapsed_s']:.0f} s in all\n" + render_tables(report)
+    )
     print(tables)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

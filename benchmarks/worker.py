@@ -74,9 +74,14 @@ class Measure:
         self.faults = usage.ru_minflt - self.usage_start.ru_minflt
 
     def figures(self) -> dict[str, float]:
-        return {"wall_s": self.wall, "cpu_s": self.cpu, "rss_peak_mib": self.rss_peak,
-                "rss_growth_mib": max(0.0, self.rss_peak - self.rss_start),
-                "sys_s": self.sys, "page_faults": self.faults}
+        return {
+            "wall_s": self.wall,
+            "cpu_s": self.cpu,
+            "rss_peak_mib": self.rss_peak,
+            "rss_growth_mib": max(0.0, self.rss_peak - self.rss_start),
+            "sys_s": self.sys,
+            "page_faults": self.faults,
+        }
 
 
 # -- podmagic -----------------------------------------------------------------------------------
@@ -84,7 +89,7 @@ class Measure:
 
 def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     from podmagic import Cluster
-    from podmagic.events import PodOutput
+    from podmagic._events import PodOutput
 
     cluster = Cluster(kubeconfig=spec["kubeconfig"], namespace=NAMESPACE)
     variant = spec["contender"]
@@ -104,7 +109,7 @@ def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
         on_event = count
     elif variant == "podmagic-widgets":
         comms = _record_comms()
-        from podmagic.render import RenderLimits, WidgetRenderer
+        from podmagic._render import RenderLimits, WidgetRenderer
 
         renderer = WidgetRenderer(limits=RenderLimits(), display=False, show_summary=False)
         stamps = stamp_updates(renderer)
@@ -114,8 +119,14 @@ def run_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     cluster.run(["true"], selector=selector(1), max_concurrency=1)
     with Measure() as measure:
         # yes=True: up to 1,000 pods, past the confirmation threshold on purpose.
-        results = cluster.run(list(spec["argv"]), selector=selector(spec["pods"]), yes=True,
-                              max_concurrency=spec["concurrency"], on_event=on_event, **limits)
+        results = cluster.run(
+            list(spec["argv"]),
+            selector=selector(spec["pods"]),
+            yes=True,
+            max_concurrency=spec["concurrency"],
+            on_event=on_event,
+            **limits,
+        )
         if renderer is not None:
             renderer.close()
     figures = measure.figures()
@@ -168,8 +179,14 @@ def _record_comms() -> list[tuple[str, int]]:
     sent: list[tuple[str, int]] = []
 
     class RecordingComm(BaseComm):
-        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None,
-                        buffers: Any = None, **keys: Any) -> None:
+        def publish_msg(
+            self,
+            msg_type: str,
+            data: Any = None,
+            metadata: Any = None,
+            buffers: Any = None,
+            **keys: Any,
+        ) -> None:
             content = {"data": data, "comm_id": self.comm_id, **keys}
             size = len(json.dumps(content, default=str))
             size += sum(len(b) for b in buffers or ())
@@ -189,8 +206,8 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     from websockets.exceptions import ConnectionClosed
     from websockets.typing import Subprotocol
 
-    from podmagic.credentials import load_credentials
-    from podmagic.kubeapi import KubeApi
+    from podmagic._credentials import load_credentials
+    from podmagic._kubeapi import KubeApi
 
     credentials = load_credentials(kubeconfig=spec["kubeconfig"])
     names = pod_names(spec["pods"])
@@ -205,17 +222,32 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
         limit = asyncio.Semaphore(spec["concurrency"])
 
         async def one(pod: str) -> tuple[int, int]:
-            url = api.exec_url(NAMESPACE, pod, container="main", command=argv, stdin=False,
-                               stdout=True, stderr=True, tty=False)
+            url = api.exec_url(
+                NAMESPACE,
+                pod,
+                container="main",
+                command=argv,
+                stdin=False,
+                stdout=True,
+                stderr=True,
+                tty=False,
+            )
             async with limit:
                 kept: list[bytes] = []
                 size = total = 0
                 status = b""
-                async with connect(url, ssl=ssl_context, additional_headers=headers,
-                                   user_agent_header=api.user_agent,
-                                   subprotocols=[Subprotocol("v5.channel.k8s.io"),
-                                                 Subprotocol("v4.channel.k8s.io")],
-                                   compression=None, max_size=None) as ws:
+                async with connect(
+                    url,
+                    ssl=ssl_context,
+                    additional_headers=headers,
+                    user_agent_header=api.user_agent,
+                    subprotocols=[
+                        Subprotocol("v5.channel.k8s.io"),
+                        Subprotocol("v4.channel.k8s.io"),
+                    ],
+                    compression=None,
+                    max_size=None,
+                ) as ws:
                     try:
                         while True:
                             frame = await ws.recv(decode=False)
@@ -223,7 +255,7 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
                             if channel in (1, 2):
                                 total += len(frame) - 1
                                 if size < cap:
-                                    piece = frame[1:1 + cap - size]
+                                    piece = frame[1 : 1 + cap - size]
                                     kept.append(piece)
                                     size += len(piece)
                             elif channel == 3:
@@ -245,7 +277,7 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _default_capture(execs: int) -> int:
-    from podmagic.engine import ExecOptions
+    from podmagic._engine import ExecOptions
 
     share = ExecOptions().capture_share(execs) if hasattr(ExecOptions, "capture_share") else None
     return CAPTURE_LIMIT if share is None else share
@@ -261,8 +293,10 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
     from kubernetes.stream import stream
 
     configuration = client.Configuration()
-    config.load_kube_config(config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
-                            client_configuration=configuration)
+    config.load_kube_config(
+        config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
+        client_configuration=configuration,
+    )
     local = threading.local()
     outputs: list[bytes] = []
     timed_out: list[str] = []
@@ -275,9 +309,19 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         api = getattr(local, "api", None)
         if api is None:  # one ApiClient per thread: stream() patches the client it uses
             api = local.api = client.CoreV1Api(client.ApiClient(configuration))
-        response = stream(api.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=argv,
-                          container="main", stderr=True, stdin=False, stdout=True, tty=False,
-                          binary=True, _preload_content=False)
+        response = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            NAMESPACE,
+            command=argv,
+            container="main",
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            binary=True,
+            _preload_content=False,
+        )
         kept: list[bytes] = []
         cut = threading.Event()
         timer = None
@@ -320,17 +364,28 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         outputs.append(output)  # kept until the end, as results are
         return (1 if code == 0 else 0), len(output)
 
-    warm = stream(client.CoreV1Api(client.ApiClient(configuration)).connect_get_namespaced_pod_exec,
-                  names[0], NAMESPACE, command=["true"], container="main", stderr=True,
-                  stdin=False, stdout=True, tty=False)  # lazy imports happen here, untimed
+    warm = stream(
+        client.CoreV1Api(client.ApiClient(configuration)).connect_get_namespaced_pod_exec,
+        names[0],
+        NAMESPACE,
+        command=["true"],
+        container="main",
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )  # lazy imports happen here, untimed
     del warm
     with Measure() as measure:
         if limit:
             deadline = time.monotonic() + limit
         with ThreadPoolExecutor(max_workers=spec["concurrency"]) as pool:
             done = list(pool.map(one, names))
-    figures = {**measure.figures(), "ok": sum(ok for ok, _ in done),
-               "bytes": sum(size for _, size in done)}
+    figures = {
+        **measure.figures(),
+        "ok": sum(ok for ok, _ in done),
+        "bytes": sum(size for _, size in done),
+    }
     if timed_out:
         # Stopped at the time limit: the figures describe the part that was received.
         figures["timed_out"] = len(timed_out)
@@ -369,28 +424,52 @@ def run_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
     names_file = workdir / "pods.txt"
     names_file.write_text("\n".join(pod_names(spec["pods"])) + "\n")
     out_path = workdir / "kubectl.out"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": spec["kubectl_home"],
-           "KUBECONFIG": spec["kubeconfig"], "KUBECACHEDIR": spec["kubectl_cache"]}
-    command = ["xargs", "-a", str(names_file), "-P", str(spec["concurrency"]), "-I{}",
-               spec["kubectl"], "exec", "-n", NAMESPACE, "{}", "--", *spec["argv"]]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": spec["kubectl_home"],
+        "KUBECONFIG": spec["kubeconfig"],
+        "KUBECACHEDIR": spec["kubectl_cache"],
+    }
+    command = [
+        "xargs",
+        "-a",
+        str(names_file),
+        "-P",
+        str(spec["concurrency"]),
+        "-I{}",
+        spec["kubectl"],
+        "exec",
+        "-n",
+        NAMESPACE,
+        "{}",
+        "--",
+        *spec["argv"],
+    ]
     keep = spec.get("keep_output", True)
     sampler = _TreeSampler()
     children_before = _cpu(resource.RUSAGE_CHILDREN)
     with open(out_path if keep else os.devnull, "wb") as out:
         sampler.start()
         started = time.perf_counter()
-        code = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, env=env,
-                              check=False).returncode
+        code = subprocess.run(
+            command, stdout=out, stderr=subprocess.PIPE, env=env, check=False
+        ).returncode
         wall = time.perf_counter() - started
         sampler.stop_event.set()
         sampler.join()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     received = out_path.stat().st_size if keep else spec["pods"] * spec["expect_bytes"]
     ok = spec["pods"] if code == 0 else 0
-    return {"wall_s": wall, "cpu_s": _cpu(resource.RUSAGE_CHILDREN) - children_before,
-            "rss_peak_mib": sampler.peak_kib / 1024, "rss_growth_mib": sampler.peak_kib / 1024,
-            "rss_one_mib": usage.ru_maxrss / 1024, "ok": ok, "bytes": received,
-            "exit_code": code}
+    return {
+        "wall_s": wall,
+        "cpu_s": _cpu(resource.RUSAGE_CHILDREN) - children_before,
+        "rss_peak_mib": sampler.peak_kib / 1024,
+        "rss_growth_mib": sampler.peak_kib / 1024,
+        "rss_one_mib": usage.ru_maxrss / 1024,
+        "ok": ok,
+        "bytes": received,
+        "exit_code": code,
+    }
 
 
 # -- a real kernel --------------------------------------------------------------------------------

@@ -58,7 +58,9 @@ KubectlRunner = Callable[..., subprocess.CompletedProcess[bytes]]
 
 
 @pytest.fixture(scope="session")
-def kubectl_factory(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], KubectlRunner]:
+def kubectl_factory(
+    sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], KubectlRunner]:
     """``kubectl_factory("1.33")`` → a function running that kubectl against the sandbox."""
 
     def factory(version: str) -> KubectlRunner:
@@ -75,9 +77,17 @@ def kubectl_factory(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) 
             "KUBECACHEDIR": str(cache / "cache"),
         }
 
-        def run(*args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run([str(binary), *args], input=input, capture_output=True,
-                                  env=env, timeout=timeout, check=False)
+        def run(
+            *args: str, input: bytes | None = None, timeout: float = 60
+        ) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [str(binary), *args],
+                input=input,
+                capture_output=True,
+                env=env,
+                timeout=timeout,
+                check=False,
+            )
 
         run.binary = str(binary)  # type: ignore[attr-defined]
         run.env = env  # type: ignore[attr-defined]

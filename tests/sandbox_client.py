@@ -15,7 +15,9 @@ from podmagic.sandbox import Sandbox
 
 
 @contextlib.asynccontextmanager
-async def api_client(sandbox: Sandbox, *, token: str | None = "sandbox") -> AsyncIterator[aiohttp.ClientSession]:
+async def api_client(
+    sandbox: Sandbox, *, token: str | None = "sandbox"
+) -> AsyncIterator[aiohttp.ClientSession]:
     """An aiohttp session trusting the sandbox's CA; ``token="sandbox"`` sends the real token."""
     assert sandbox.ca_pem is not None
     context = ssl.create_default_context(cadata=sandbox.ca_pem.decode())
@@ -30,7 +32,9 @@ async def api_client(sandbox: Sandbox, *, token: str | None = "sandbox") -> Asyn
         return sockets[-1]
 
     connector = aiohttp.TCPConnector(ssl=context, limit=0, socket_factory=socket_factory)
-    async with aiohttp.ClientSession(base_url=sandbox.url, headers=headers, connector=connector) as session:
+    async with aiohttp.ClientSession(
+        base_url=sandbox.url, headers=headers, connector=connector
+    ) as session:
         yield session
     # A connection closed last (an upgraded WebSocket, which the connector no longer tracks)
     # finishes closing in later loop callbacks: wait for them so no socket outlives the loop.

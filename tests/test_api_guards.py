@@ -17,10 +17,10 @@ import yaml
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic.client import Cluster
-from podmagic.errors import RefusedError
-from podmagic.magics import PodMagic
-from podmagic.results import PodResults
+from podmagic._client import Cluster
+from podmagic._errors import RefusedError
+from podmagic._magics import PodMagic
+from podmagic._results import PodResults
 from podmagic.sandbox import Sandbox
 
 NS = "conf"
@@ -59,7 +59,9 @@ def refused(sandbox: Sandbox, call: Callable[[], Any], match: str) -> RefusedErr
 # -- protected contexts -------------------------------------------------------------------------
 
 
-def test_cluster_in_a_protected_context_refuses_to_run(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+def test_cluster_in_a_protected_context_refuses_to_run(
+    sandbox: Sandbox, prod_kubeconfig: Path
+) -> None:
     prod = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS)
     error = refused(sandbox, lambda: prod.run("hostname", "solo"), 'context "prod-eu" is protected')
     assert "yes=True" in str(error)
@@ -72,13 +74,17 @@ def test_protected_context_runs_with_yes(sandbox: Sandbox, prod_kubeconfig: Path
 
 
 def test_protected_contexts_are_overridable(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
-    unprotected = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS, protected_contexts=[])
+    unprotected = Cluster(
+        "prod-eu", kubeconfig=prod_kubeconfig, namespace=NS, protected_contexts=[]
+    )
     assert unprotected.run("hostname", "solo").ok
     own = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, protected_contexts=["*sandbox*"])
     refused(sandbox, lambda: own.run("hostname", "solo"), "matches '\\*sandbox\\*'")
 
 
-def test_protected_context_is_refused_for_a_ready_selection(sandbox: Sandbox, prod_kubeconfig: Path) -> None:
+def test_protected_context_is_refused_for_a_ready_selection(
+    sandbox: Sandbox, prod_kubeconfig: Path
+) -> None:
     prod = Cluster("prod-eu", kubeconfig=prod_kubeconfig, namespace=NS)
     selection = prod.select("solo")
     refused(sandbox, lambda: prod.run("hostname", selection=selection), "protected")
@@ -95,8 +101,9 @@ def test_guard_defaults_are_the_magics(cluster: Cluster) -> None:
 
 def test_more_pods_than_confirm_above_are_refused_until_yes(sandbox: Sandbox) -> None:
     small = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, confirm_above=2)
-    error = refused(sandbox, lambda: small.run("true", selector="app=web"),
-                    "3 pods is more than the 2 allowed")
+    error = refused(
+        sandbox, lambda: small.run("true", selector="app=web"), "3 pods is more than the 2 allowed"
+    )
     assert "Cluster(confirm_above=...)" in str(error)
     assert len(small.run("true", selector="app=web", yes=True)) == 3
     unlimited = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS, confirm_above=None)
@@ -116,8 +123,11 @@ async def test_arun_is_guarded_too(sandbox: Sandbox) -> None:
 
 
 def test_run_without_target_or_selector_is_refused(sandbox: Sandbox, cluster: Cluster) -> None:
-    error = refused(sandbox, lambda: cluster.run("hostname", namespace=NS),
-                    "no target and no label selector: this would run in every pod")
+    error = refused(
+        sandbox,
+        lambda: cluster.run("hostname", namespace=NS),
+        "no target and no label selector: this would run in every pod",
+    )
     assert "all_pods=True" in str(error)
 
 
@@ -125,7 +135,9 @@ def test_yes_does_not_stand_in_for_a_missing_target(sandbox: Sandbox, cluster: C
     refused(sandbox, lambda: cluster.run("hostname", yes=True), "no target and no label selector")
 
 
-def test_all_pods_or_an_empty_selector_runs_in_every_pod(sandbox: Sandbox, cluster: Cluster) -> None:
+def test_all_pods_or_an_empty_selector_runs_in_every_pod(
+    sandbox: Sandbox, cluster: Cluster
+) -> None:
     everything = cluster.run("true", all_pods=True)
     assert {r.pod for r in everything} == set(sandbox.pods(NS))
     assert {r.pod for r in cluster.run("true", selector="")} == {r.pod for r in everything}
@@ -146,9 +158,13 @@ def test_a_selector_or_a_target_needs_nothing_more(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize("fields", ["", "status.phase=Running", "metadata.name=solo"])
 def test_a_field_selector_alone_is_no_target_and_is_refused(
-        sandbox: Sandbox, cluster: Cluster, fields: str) -> None:
-    error = refused(sandbox, lambda: cluster.run("true", field_selector=fields),
-                    "no target and no label selector")
+    sandbox: Sandbox, cluster: Cluster, fields: str
+) -> None:
+    error = refused(
+        sandbox,
+        lambda: cluster.run("true", field_selector=fields),
+        "no target and no label selector",
+    )
     assert "field selector alone" in str(error)
 
 
@@ -158,13 +174,20 @@ def test_all_pods_with_a_field_selector_runs_in_the_pods_it_matches(cluster: Clu
 
 
 def test_a_selection_made_with_no_target_is_refused_like_the_call(
-        sandbox: Sandbox, cluster: Cluster) -> None:
+    sandbox: Sandbox, cluster: Cluster
+) -> None:
     everything = cluster.select()
     assert everything.untargeted
-    refused(sandbox, lambda: cluster.run("true", selection=everything),
-            "no target and no label selector")
-    refused(sandbox, lambda: cluster.run("true", selection=everything, yes=True),
-            "no target and no label selector")
+    refused(
+        sandbox,
+        lambda: cluster.run("true", selection=everything),
+        "no target and no label selector",
+    )
+    refused(
+        sandbox,
+        lambda: cluster.run("true", selection=everything, yes=True),
+        "no target and no label selector",
+    )
     by_field = cluster.select(field_selector="status.phase=Running")
     refused(sandbox, lambda: cluster.run("true", selection=by_field), "no target")
     ran = cluster.run("true", selection=everything, all_pods=True)
@@ -172,8 +195,11 @@ def test_a_selection_made_with_no_target_is_refused_like_the_call(
 
 
 def test_a_selection_with_a_target_or_selector_runs_without_all_pods(cluster: Cluster) -> None:
-    for selection in (cluster.select("solo"), cluster.select(selector="app=db"),
-                      cluster.select(selector="")):
+    for selection in (
+        cluster.select("solo"),
+        cluster.select(selector="app=db"),
+        cluster.select(selector=""),
+    ):
         assert not selection.untargeted
         assert cluster.run("true", selection=selection).ok
     with pytest.raises(ValueError, match="all_pods=True means every pod"):
@@ -181,9 +207,13 @@ def test_a_selection_with_a_target_or_selector_runs_without_all_pods(cluster: Cl
 
 
 def test_magic_with_an_empty_selector_and_a_field_selector_needs_yes(
-        sandbox: Sandbox, ip: InteractiveShell) -> None:
-    refused(sandbox, lambda: ip.run_line_magic(
-        "pod", "-l '' --field-selector status.phase=Running -- true"), "every pod")
+    sandbox: Sandbox, ip: InteractiveShell
+) -> None:
+    refused(
+        sandbox,
+        lambda: ip.run_line_magic("pod", "-l '' --field-selector status.phase=Running -- true"),
+        "every pod",
+    )
 
 
 # -- argument types -------------------------------------------------------------------------------
@@ -207,8 +237,11 @@ BAD_RUN_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), BAD_RUN_ARGUMENTS,
-                         ids=[next(iter(kwargs)) for kwargs, _ in BAD_RUN_ARGUMENTS])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    BAD_RUN_ARGUMENTS,
+    ids=[next(iter(kwargs)) for kwargs, _ in BAD_RUN_ARGUMENTS],
+)
 def test_wrong_argument_types_are_one_clear_type_error(
     sandbox: Sandbox, cluster: Cluster, kwargs: dict[str, Any], message: str
 ) -> None:
@@ -219,7 +252,9 @@ def test_wrong_argument_types_are_one_clear_type_error(
 
 
 @pytest.mark.parametrize(("target", "command"), [(123, "true"), ("solo", 123), ("solo", b"true")])
-def test_wrong_target_or_command_types_are_one_clear_type_error(cluster: Cluster, target: Any, command: Any) -> None:
+def test_wrong_target_or_command_types_are_one_clear_type_error(
+    cluster: Cluster, target: Any, command: Any
+) -> None:
     with pytest.raises(TypeError, match=r"^Cluster.run\(\): (target|command) must be"):
         cluster.run(command, target)
 
@@ -230,12 +265,18 @@ def test_type_errors_never_show_env_values(cluster: Cluster) -> None:
     assert "31337424242" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"protected_contexts": "prod"}, "protected_contexts must be a list of context patterns"),
-    ({"confirm_above": "50"}, r"confirm_above must be an int \(pods\) or None, not str"),
-    ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
-    ({"max_concurrency": 2.5}, r"max_concurrency must be an int \(at least 1\) or None, not float"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"protected_contexts": "prod"}, "protected_contexts must be a list of context patterns"),
+        ({"confirm_above": "50"}, r"confirm_above must be an int \(pods\) or None, not str"),
+        ({"timeout": "5"}, "timeout must be a number of seconds or None, not str"),
+        (
+            {"max_concurrency": 2.5},
+            r"max_concurrency must be an int \(at least 1\) or None, not float",
+        ),
+    ],
+)
 def test_wrong_cluster_argument_types_are_one_clear_type_error(
     sandbox: Sandbox, kwargs: dict[str, Any], message: str
 ) -> None:
@@ -260,13 +301,16 @@ def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
         setattr(magic, name, value)
 
 
-@pytest.mark.parametrize(("expr", "message"), [
-    ("1/0", r"^--stdin 1/0 raised ZeroDivisionError: division by zero$"),
-    ("12345", r"^--stdin 12345 is int; it must be str, bytes or a file opened for reading"),
-    ("undefined_name_xyz", r"^--stdin undefined_name_xyz raised NameError"),
-    ("'a' +", r"^--stdin 'a' \+: not a Python expression"),
-    ("[b'x']", r"^--stdin \[b'x'\] is list; it must be str, bytes"),
-])
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("1/0", r"^--stdin 1/0 raised ZeroDivisionError: division by zero$"),
+        ("12345", r"^--stdin 12345 is int; it must be str, bytes or a file opened for reading"),
+        ("undefined_name_xyz", r"^--stdin undefined_name_xyz raised NameError"),
+        ("'a' +", r"^--stdin 'a' \+: not a Python expression"),
+        ("[b'x']", r"^--stdin \[b'x'\] is list; it must be str, bytes"),
+    ],
+)
 def test_bad_stdin_is_one_usage_error_and_nothing_runs(
     ip: InteractiveShell, sandbox: Sandbox, expr: str, message: str
 ) -> None:
@@ -291,7 +335,9 @@ def test_stdin_takes_bytes_and_files(ip: InteractiveShell, tmp_path: Path) -> No
         assert ip.run_line_magic("pod", "solo --stdin in_file -- cat").stdout == b"from a file"
 
 
-def test_magic_settings_decide_not_the_cluster_defaults(ip: InteractiveShell, prod_kubeconfig: Path) -> None:
+def test_magic_settings_decide_not_the_cluster_defaults(
+    ip: InteractiveShell, prod_kubeconfig: Path
+) -> None:
     # The magic applies its own guard settings once; the Cluster's defaults must not refuse
     # what PodMagic.protected_contexts allows.
     magic = ip.magics_manager.registry["PodMagic"]
@@ -309,7 +355,9 @@ def test_magic_settings_decide_not_the_cluster_defaults(ip: InteractiveShell, pr
 # -- max_concurrency must be at least 1 everywhere -------------------------------------------------
 
 
-def test_zero_max_concurrency_is_refused_by_run_and_cluster(sandbox: Sandbox, cluster: Cluster) -> None:
+def test_zero_max_concurrency_is_refused_by_run_and_cluster(
+    sandbox: Sandbox, cluster: Cluster
+) -> None:
     before = execs(sandbox)
     with pytest.raises(ValueError, match="max_concurrency must be at least 1, got 0"):
         cluster.run("true", "solo", max_concurrency=0)
@@ -319,7 +367,8 @@ def test_zero_max_concurrency_is_refused_by_run_and_cluster(sandbox: Sandbox, cl
 
 
 def test_zero_max_concurrency_is_refused_by_the_magic_and_its_setting(
-        sandbox: Sandbox, ip: InteractiveShell) -> None:
+    sandbox: Sandbox, ip: InteractiveShell
+) -> None:
     from traitlets import TraitError
 
     before = execs(sandbox)
@@ -336,12 +385,13 @@ def test_zero_max_concurrency_is_refused_by_the_magic_and_its_setting(
 
 
 def test_no_repr_or_str_shows_env_values(cluster: Cluster) -> None:
-    from podmagic.transport import ExecSpec
+    from podmagic._transport import ExecSpec
 
     secret = "SEKRIT-31337"
     remote = cluster.command("echo hi", env={"A": secret}, stdin=b"user data")
-    spec = ExecSpec(namespace=NS, pod="solo", container="c", command=remote.argv,
-                    stdin=remote.stdin)
+    spec = ExecSpec(
+        namespace=NS, pod="solo", container="c", command=remote.argv, stdin=remote.stdin
+    )
     for obj in (remote, remote.stdin, spec):
         for text in (repr(obj), str(obj)):
             assert secret not in text and "user data" not in text, text

@@ -30,17 +30,26 @@ EXPECTED = {
     3: COMMON | {"podmagic-nocap"},
     4: COMMON | {"podmagic-widgets", "kernel-quiet"},
 }
-FIGURES = ("wall_s", "cpu_s", "rss_peak_mib", "rss_growth_mib", "server_cpu_s", "cpu_ms_per_exec",
-           "mib_per_s")
+FIGURES = (
+    "wall_s",
+    "cpu_s",
+    "rss_peak_mib",
+    "rss_growth_mib",
+    "server_cpu_s",
+    "cpu_ms_per_exec",
+    "mib_per_s",
+)
 
 
 def _require_contenders() -> None:
     folder = kubectl_folder()
     if folder is None or not os.access(folder / "kubectl.1.33", os.X_OK):
         missing_tool("kubectl.1.33 not found beside `kubectl` on PATH (a benchmark contender)")
-    for module, why in (("kubernetes", "the official client is a benchmark contender"),
-                        ("jupyter_client", "%%pod runs in a real kernel"),
-                        ("ipykernel", "%%pod runs in a real kernel")):
+    for module, why in (
+        ("kubernetes", "the official client is a benchmark contender"),
+        ("jupyter_client", "%%pod runs in a real kernel"),
+        ("ipykernel", "%%pod runs in a real kernel"),
+    ):
         try:
             __import__(module)
         except ImportError:
@@ -57,7 +66,11 @@ def test_smoke_run_reports_every_scenario_and_contender(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "#### Targets" in done.stdout  # the table went to stdout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from podmagic.command import (
+from podmagic._command import (
     CHUNK_CHARS,
     INLINE_SCRIPT_LIMIT,
     LOADER,
@@ -18,12 +18,14 @@ from podmagic.command import (
     build_command,
     encode_payload,
 )
-from podmagic.transport import READY_MARKER, LoaderInput
+from podmagic._transport import READY_MARKER, LoaderInput
 
 SHELLS = [shell for shell in ("/bin/sh", "/usr/bin/dash", "/usr/bin/bash") if shutil.which(shell)]
 
 
-def run_locally(argv: tuple[str, ...], stdin: bytes | LoaderInput | None) -> subprocess.CompletedProcess[bytes]:
+def run_locally(
+    argv: tuple[str, ...], stdin: bytes | LoaderInput | None
+) -> subprocess.CompletedProcess[bytes]:
     data = stdin.data if isinstance(stdin, LoaderInput) else stdin
     return subprocess.run(argv, input=data or b"", capture_output=True, timeout=30, check=False)
 
@@ -66,7 +68,9 @@ def test_long_script_goes_over_stdin() -> None:
 
 @pytest.mark.parametrize("shell", SHELLS)
 def test_user_stdin_follows_the_script(shell: str) -> None:
-    command = build_command(script="cat; echo done", env={"A": "1"}, stdin=b"line1\nline2", shell=shell)
+    command = build_command(
+        script="cat; echo done", env={"A": "1"}, stdin=b"line1\nline2", shell=shell
+    )
     result = run_locally(command.argv, command.stdin)
     assert result.stdout == b"line1\nline2done\n"
 
@@ -88,8 +92,9 @@ def test_no_user_stdin_means_eof_for_the_script(shell: str) -> None:
 
 
 def test_argv_with_env_and_workdir_execs_the_program(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    command = build_command(argv=["sh", "-c", 'printf "%s|%s" "$Q" "$(pwd)"'], env={"Q": "z z"},
-                            workdir=str(tmp_path))
+    command = build_command(
+        argv=["sh", "-c", 'printf "%s|%s" "$Q" "$(pwd)"'], env={"Q": "z z"}, workdir=str(tmp_path)
+    )
     assert command.via_stdin
     result = run_locally(command.argv, command.stdin)
     assert result.stdout.decode() == f"z z|{tmp_path}"
@@ -117,7 +122,9 @@ def test_bad_input_is_a_clear_error(kwargs: dict, message: str) -> None:  # type
         build_command(**kwargs)
 
 
-text_without_nul = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
+text_without_nul = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -130,7 +137,9 @@ def test_env_values_arrive_byte_exact(value: str, script_tail: str) -> None:
     assert result.stdout == value.encode()
 
 
-ALL_SHELLS = [path for path in (shutil.which(name) for name in ("dash", "bash", "mksh", "zsh")) if path]
+ALL_SHELLS = [
+    path for path in (shutil.which(name) for name in ("dash", "bash", "mksh", "zsh")) if path
+]
 if shutil.which("busybox"):
     ALL_SHELLS.append("busybox-ash")
 
@@ -144,7 +153,10 @@ def shell_argv(shell: str, argv: tuple[str, ...]) -> tuple[str, ...]:
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)
 @settings(max_examples=40, deadline=None)
-@given(text=text_without_nul, trailing=st.sampled_from(["", "\\", "\\\n", "\n\n\n", "\\\\\n\n", "\r\n"]))
+@given(
+    text=text_without_nul,
+    trailing=st.sampled_from(["", "\\", "\\\n", "\n\n\n", "\\\\\n\n", "\r\n"]),
+)
 @example(text="\\\n\ré" * CHUNK_CHARS, trailing="\\\n")  # several payload lines
 def test_loader_hands_over_the_exact_text(shell: str, text: str, trailing: str) -> None:
     # The loader as it is, except that it prints the text it would eval.
@@ -166,7 +178,8 @@ def test_a_payload_cut_short_runs_nothing(shell: str) -> None:
         assert result.returncode == LOADER_EXIT
         assert result.stdout == b""
         assert result.stderr.endswith(
-            b"podmagic: the script did not arrive whole over stdin; nothing of it ran\n")
+            b"podmagic: the script did not arrive whole over stdin; nothing of it ran\n"
+        )
 
 
 @pytest.mark.parametrize("shell", ALL_SHELLS)
@@ -185,7 +198,11 @@ def test_script_too_long_for_a_url_once_encoded_goes_over_stdin() -> None:
 
 @pytest.mark.parametrize("where", ["script", "env"])
 def test_text_with_a_lone_surrogate_is_a_clear_error(where: str) -> None:
-    kwargs = {"script": "echo \udcff"} if where == "script" else {"script": "true", "env": {"V": "\udcff"}}
+    kwargs = (
+        {"script": "echo \udcff"}
+        if where == "script"
+        else {"script": "true", "env": {"V": "\udcff"}}
+    )
     with pytest.raises(ValueError, match="lone surrogate"):
         build_command(**kwargs)  # type: ignore[arg-type]
 
@@ -193,6 +210,6 @@ def test_text_with_a_lone_surrogate_is_a_clear_error(where: str) -> None:
 def test_loader_prints_the_transport_marker() -> None:
     # The format inside the loader must print exactly what the client waits for.
     start = LOADER.index("printf '") + len("printf '")
-    fmt = LOADER[start:LOADER.index("'", start)]
+    fmt = LOADER[start : LOADER.index("'", start)]
     result = subprocess.run(["sh", "-c", f"printf '{fmt}'"], capture_output=True, check=True)
     assert result.stdout == READY_MARKER

@@ -30,13 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes.client import Configuration
 
-from podmagic import credentials
-from podmagic.credentials import (
+from podmagic import _credentials as credentials
+from podmagic._credentials import (
     IN_CLUSTER_CONTEXT,
     ClusterCredentials,
     load_credentials,
 )
-from podmagic.errors import ConfigError
+from podmagic._errors import ConfigError
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from podmagic.client import Cluster
-from podmagic.command import INLINE_SCRIPT_LIMIT
-from podmagic.results import ExecStatus, PodResult
+from podmagic._client import Cluster
+from podmagic._command import INLINE_SCRIPT_LIMIT
+from podmagic._results import ExecStatus, PodResult
 from podmagic.sandbox import Sandbox
 
 SECRET = "hunter2-Zq9sEcReT"
@@ -94,8 +94,13 @@ def terminal_text(data: bytes) -> bytes:
 
 def assert_nothing_of_ours(result: PodResult, *secrets: str) -> None:
     """No env value, no export line, no loader marker anywhere the user can see."""
-    views = [result.stdout, result.stderr, str(result).encode(), repr(result).encode(),
-             (result.error or "").encode()]
+    views = [
+        result.stdout,
+        result.stderr,
+        str(result).encode(),
+        repr(result).encode(),
+        (result.error or "").encode(),
+    ]
     for view in views:
         assert MARKER_START not in view
         assert b"export " not in view
@@ -115,7 +120,9 @@ def test_tty_script_over_4_kib_runs_whole(cluster: Cluster) -> None:
 
 def test_tty_script_over_4_kib_ending_in_rm_removes_only_junk(cluster: Cluster) -> None:
     junk = "junk-" + "j" * 60
-    setup = one(cluster.run(f"rm -rf keep; mkdir -p keep/{junk} && echo precious > keep/file", "box"))
+    setup = one(
+        cluster.run(f"rm -rf keep; mkdir -p keep/{junk} && echo precious > keep/file", "box")
+    )
     assert setup.ok
     # Before the fix the terminal cut the loader's one line at 4095 bytes: here, right after
     # "./keep/", so `rm -rf ./keep/` ran and reported success.
@@ -149,7 +156,11 @@ def test_pod_magic_tty_env_shows_no_secret(sandbox: Sandbox, cluster: Cluster) -
     magic = ip.magics_manager.registry["PodMagic"]
     saved = {name: getattr(magic, name) for name in ("kubeconfig", "context", "namespace", "quiet")}
     magic.kubeconfig, magic.context, magic.namespace, magic.quiet = (
-        str(sandbox.kubeconfig), None, NAMESPACE, True)
+        str(sandbox.kubeconfig),
+        None,
+        NAMESPACE,
+        True,
+    )
     try:
         assert ip.run_line_magic("pod", "box -t -e DB_PASSWORD=hunter2 -o r -- echo done") is None
     finally:
@@ -162,7 +173,9 @@ def test_pod_magic_tty_env_shows_no_secret(sandbox: Sandbox, cluster: Cluster) -
 
 
 @pytest.mark.parametrize("tty", [False, True])
-def test_script_ending_in_backslash_newline_runs_the_same_with_env(cluster: Cluster, tty: bool) -> None:
+def test_script_ending_in_backslash_newline_runs_the_same_with_env(
+    cluster: Cluster, tty: bool
+) -> None:
     script = "printf '%s|' one two\\\n"
     plain = one(cluster.run(script, "box", tty=tty, timeout=60))
     with_env = one(cluster.run(script, "box", tty=tty, env={"A": "1"}, timeout=60))
@@ -178,7 +191,8 @@ def test_many_trailing_newlines_reach_a_here_doc_with_env(cluster: Cluster) -> N
 
 
 def test_script_over_128_kib_runs_under_a_shell_without_printf_builtin(
-        cluster: Cluster, shells: dict[str, str]) -> None:
+    cluster: Cluster, shells: dict[str, str]
+) -> None:
     # mksh runs /usr/bin/printf, and one argument may not exceed 128 KiB.
     literal = "x" * (200 * 1024)
     script = f"cat <<'E' | md5sum\n{literal}\nE\n"
@@ -190,22 +204,37 @@ def test_script_over_128_kib_runs_under_a_shell_without_printf_builtin(
 def test_tty_without_stty_runs_nothing_and_says_why(cluster: Cluster) -> None:
     # This container has no rm either: the file is made only if the script runs.
     # The wait for the loader's marker ends with the exec: the timeout is only a backstop.
-    result = one(cluster.run("echo ran > ran", "no-stty", tty=True, env={"A": SECRET},
-                             shell="/bin/sh", timeout=60))
+    result = one(
+        cluster.run(
+            "echo ran > ran", "no-stty", tty=True, env={"A": SECRET}, shell="/bin/sh", timeout=60
+        )
+    )
     assert (result.status, result.exit_code) == (ExecStatus.FAILED, 125)
-    assert result.stdout.strip() == (b"podmagic: -t with --env or a script over 4 KiB needs stty "
-                                     b"in the container; nothing of the script ran")
+    assert result.stdout.strip() == (
+        b"podmagic: -t with --env or a script over 4 KiB needs stty "
+        b"in the container; nothing of the script ran"
+    )
     assert_nothing_of_ours(result, SECRET)
     check = one(cluster.run("[ -e ran ] && echo ran || echo not-ran", "no-stty"))
     assert check.stdout == b"not-ran\n"
 
 
 @pytest.mark.parametrize("env", [{}, {"A": "1"}])
-def test_tty_user_stdin_reaches_the_script_as_with_sh_c(cluster: Cluster, env: dict[str, str]) -> None:
+def test_tty_user_stdin_reaches_the_script_as_with_sh_c(
+    cluster: Cluster, env: dict[str, str]
+) -> None:
     script = "cat; echo end"
     reference = one(cluster.run(script, "box", tty=True, stdin=b"hello\n", timeout=60))
-    long = one(cluster.run(script + "\n#" + "p" * INLINE_SCRIPT_LIMIT, "box", tty=True,
-                           stdin=b"hello\n", env=env, timeout=60))
+    long = one(
+        cluster.run(
+            script + "\n#" + "p" * INLINE_SCRIPT_LIMIT,
+            "box",
+            tty=True,
+            stdin=b"hello\n",
+            env=env,
+            timeout=60,
+        )
+    )
     assert reference.ok and long.ok
     # The terminal echoes what is typed, then cat prints it: the same through both paths.
     assert reference.stdout == long.stdout == b"hello\r\nhello\r\nend\r\n"
@@ -229,12 +258,14 @@ def test_tty_with_env_and_no_stdin_reads_eof_like_sh_c(cluster: Cluster, probe: 
     # or a long script, must give the script the same: a terminal, and EOF on reading it.
     inline = one(cluster.run(probe, "box", tty=True, timeout=30))
     with_env = one(cluster.run(probe, "box", tty=True, env={"V": "1"}, timeout=30))
-    long = one(cluster.run(probe + "\n#" + "p" * INLINE_SCRIPT_LIMIT, "box", tty=True,
-                           timeout=30))
+    long = one(cluster.run(probe + "\n#" + "p" * INLINE_SCRIPT_LIMIT, "box", tty=True, timeout=30))
     assert inline.status is ExecStatus.OK, inline
     for loaded in (with_env, long):
-        assert (loaded.status, loaded.exit_code, loaded.stdout) == \
-            (inline.status, inline.exit_code, inline.stdout), probe
+        assert (loaded.status, loaded.exit_code, loaded.stdout) == (
+            inline.status,
+            inline.exit_code,
+            inline.stdout,
+        ), probe
         assert_nothing_of_ours(loaded)
 
 
@@ -242,13 +273,13 @@ def test_tty_with_env_and_no_stdin_reads_eof_like_sh_c(cluster: Cluster, probe: 
 
 
 def test_ready_marker_split_across_frames_is_found_and_removed() -> None:
-    from podmagic.transport import READY_MARKER, _Collector
+    from podmagic._transport import READY_MARKER, _Collector
 
     seen: list[bytes] = []
     collector = _Collector(None, lambda channel, chunk: seen.append(chunk), markers=2)
     stream = b"before" + READY_MARKER + b"middle" + READY_MARKER + b"after" + READY_MARKER
     for index in range(len(stream)):  # one byte per frame: every possible split
-        collector.feed(b"\x01" + stream[index:index + 1])
+        collector.feed(b"\x01" + stream[index : index + 1])
         if index == len(b"before" + READY_MARKER) - 2:
             assert not collector.ready[0].is_set()
     assert all(event.is_set() for event in collector.ready)
@@ -259,7 +290,7 @@ def test_ready_marker_split_across_frames_is_found_and_removed() -> None:
 
 
 def test_output_that_only_looks_like_a_marker_start_is_kept() -> None:
-    from podmagic.transport import READY_MARKER, _Collector
+    from podmagic._transport import READY_MARKER, _Collector
 
     collector = _Collector(None, None, markers=2)
     collector.feed(b"\x01out" + READY_MARKER[:5])
@@ -282,7 +313,7 @@ TAILS = [
     "printf '%s|' \\\\\\\\\n",
     "printf '%s|' 'a\\' b\\",
     "printf '%s|' b\\\\",
-    "printf '<%s>' \"$0\" \"$#\"",
+    'printf \'<%s>\' "$0" "$#"',
     "printf '%s\\r\\n' crlf\r\n",
     "cat <<'E'\nhere\n\nE",
     "exit 3",
@@ -296,8 +327,19 @@ TAILS = [
 
 #: Script sizes around the terminal's line limit, the URL limit, the payload line size, the
 #: 128 KiB argument limit, and up to 1 MiB.
-SIZES = [1, 60, 4094, 4095, 4096, INLINE_SCRIPT_LIMIT + 1, 16383, 16385, 70_000,
-         140_000, 1024 * 1024]
+SIZES = [
+    1,
+    60,
+    4094,
+    4095,
+    4096,
+    INLINE_SCRIPT_LIMIT + 1,
+    16383,
+    16385,
+    70_000,
+    140_000,
+    1024 * 1024,
+]
 
 #: Literal text: ASCII, backslashes, CR, non-ASCII, and the bytes a terminal would act on
 #: in its normal mode (^C, ^D, ^O, ^Q, ^R, ^S, ^U, ^V, ^W, ^Z, ^\, DEL, ESC).
@@ -306,14 +348,20 @@ ALPHABET = "ab \\\r\té漢🙂\x03\x04\x0f\x11\x12\x13\x15\x16\x17\x1a\x1c\x7f\x
 
 def reference(shell: str, tail: str) -> tuple[int, bytes]:
     """Exit code and stdout of the tail alone, run as ``SHELL -c TAIL`` here."""
-    done = subprocess.run([shell, "-c", "true\n" + tail], capture_output=True, timeout=30,
-                          check=False, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [shell, "-c", "true\n" + tail],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.stderr == b"", (shell, tail, done.stderr)
     return done.returncode, done.stdout
 
 
-def build_script(size: int, tail: str, unit: str, *, long_lines: bool,
-                 counts: Iterator[int]) -> tuple[str, bytes]:
+def build_script(
+    size: int, tail: str, unit: str, *, long_lines: bool, counts: Iterator[int]
+) -> tuple[str, bytes]:
     """``(script, first output line)``: a checksummed literal grown to ``size`` bytes, then
     ``tail``; scripts too small for the literal print one word instead."""
     head = "cat <<'PODMAGIC_END' | md5sum\n"
@@ -344,8 +392,9 @@ def scripts(draw: st.DrawFn) -> tuple[str, str, bytes]:
     return script, tail, first
 
 
-def check_run(cluster: Cluster, shell: str, script: str, tail: str, first: bytes, *, tty: bool,
-              env: bool) -> None:
+def check_run(
+    cluster: Cluster, shell: str, script: str, tail: str, first: bytes, *, tty: bool, env: bool
+) -> None:
     """Run ``script`` one way and compare with the oracle."""
     code, rest = reference(shell, tail)
     secrets = {"PODMAGIC_SECRET": SECRET} if env else {}
@@ -358,33 +407,49 @@ def check_run(cluster: Cluster, shell: str, script: str, tail: str, first: bytes
     assert_nothing_of_ours(result, SECRET)
 
 
-PATHS = pytest.mark.parametrize(("tty", "env"), [(False, False), (False, True), (True, False),
-                                                 (True, True)])
+PATHS = pytest.mark.parametrize(
+    ("tty", "env"), [(False, False), (False, True), (True, False), (True, True)]
+)
 
 
 @PATHS
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                               HealthCheck.data_too_large,
-                                                               HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(case=scripts(), shell=st.sampled_from(["dash", "bash", "ash", "mksh", "zsh"]))
 @example(case=("echo start; " + "true; " * 1000 + "echo end", "", b"start\nend\n"), shell="dash")
 @example(case=("printf '%s|' one two\\\n", "printf '%s|' one two\\\n", b""), shell="dash")
-def test_every_path_runs_the_same_script(cluster: Cluster, shells: dict[str, str], tty: bool,
-                                         env: bool, case: tuple[str, str, bytes],
-                                         shell: str) -> None:
+def test_every_path_runs_the_same_script(
+    cluster: Cluster,
+    shells: dict[str, str],
+    tty: bool,
+    env: bool,
+    case: tuple[str, str, bytes],
+    shell: str,
+) -> None:
     script, tail, first = case
     size = len(script.encode())
-    event("size " + next(f"<= {limit}" for limit in (64, 4096, 16384, 131072, 2**21) if size <= limit))
+    event(
+        "size " + next(f"<= {limit}" for limit in (64, 4096, 16384, 131072, 2**21) if size <= limit)
+    )
     check_run(cluster, shells[shell], script, tail, first, tty=tty, env=env)
 
 
 @PATHS
 @pytest.mark.parametrize("size", SIZES)
-def test_every_path_at_each_boundary_size(cluster: Cluster, shells: dict[str, str], size: int,
-                                          tty: bool, env: bool) -> None:
+def test_every_path_at_each_boundary_size(
+    cluster: Cluster, shells: dict[str, str], size: int, tty: bool, env: bool
+) -> None:
     tail = "printf '%s|' one two\\\n"
-    script, first = build_script(size, tail, ALPHABET + "\n", long_lines=size % 2 == 1,
-                                 counts=iter(lambda: 3, None))
+    script, first = build_script(
+        size, tail, ALPHABET + "\n", long_lines=size % 2 == 1, counts=iter(lambda: 3, None)
+    )
     assert abs(len(script.encode()) - size) <= 4 or size < 100
     check_run(cluster, shells["dash"], script, tail, first, tty=tty, env=env)
 
@@ -392,15 +457,18 @@ def test_every_path_at_each_boundary_size(cluster: Cluster, shells: dict[str, st
 @pytest.mark.parametrize("script", ["", " ", "\n\n", "\t\n"])
 @pytest.mark.parametrize("tty", [False, True])
 @pytest.mark.parametrize("env", [False, True])
-def test_empty_script_is_refused_on_every_path(cluster: Cluster, script: str, tty: bool, env: bool) -> None:
+def test_empty_script_is_refused_on_every_path(
+    cluster: Cluster, script: str, tty: bool, env: bool
+) -> None:
     with pytest.raises(ValueError, match="empty command"):
         cluster.run(script, "box", tty=tty, env={"A": "1"} if env else None)
 
 
 def test_env_reaches_the_script_on_a_terminal(cluster: Cluster) -> None:
     value = "s p\\a\nc\re'\"$x\x03\x16é" * 300  # long, with what a terminal would act on
-    result = one(cluster.run('printf %s "$V" | md5sum', "box", tty=True, env={"V": value},
-                             timeout=60))
+    result = one(
+        cluster.run('printf %s "$V" | md5sum', "box", tty=True, env={"V": value}, timeout=60)
+    )
     expected = hashlib.md5(value.encode()).hexdigest()
     assert (result.exit_code, result.stdout) == (0, f"{expected}  -\r\n".encode())
     assert_nothing_of_ours(result, value[:20])
@@ -414,16 +482,32 @@ def test_workdir_path_still_applies(cluster: Cluster) -> None:
 #: Scripts where eval and `sh -c` might part ways: syntax errors (here and at the end), special
 #: built-ins at the top level, $0 and $#, aliases, traps.
 EDGE_SCRIPTS = [
-    "echo a\nif", "echo a; if", "echo a\n)", "echo a\ncase x in", "echo a\n'unterminated",
-    "echo a\n`", "echo a\nfi\necho b", "echo a\n${", "echo \"$0\" $#", "return 3",
-    "echo a\nreturn 3\necho b", "break; echo a", "alias e=echo\ne hi", "local x=1; echo $x",
-    "trap 'echo bye' EXIT; echo a", "shift; echo $?", "set -u; echo $undefined_variable; echo b",
-    "exec echo replaced", "set -e\nfalse\necho not-reached",
+    "echo a\nif",
+    "echo a; if",
+    "echo a\n)",
+    "echo a\ncase x in",
+    "echo a\n'unterminated",
+    "echo a\n`",
+    "echo a\nfi\necho b",
+    "echo a\n${",
+    'echo "$0" $#',
+    "return 3",
+    "echo a\nreturn 3\necho b",
+    "break; echo a",
+    "alias e=echo\ne hi",
+    "local x=1; echo $x",
+    "trap 'echo bye' EXIT; echo a",
+    "shift; echo $?",
+    "set -u; echo $undefined_variable; echo b",
+    "exec echo replaced",
+    "set -e\nfalse\necho not-reached",
 ]
 
 
 @pytest.mark.parametrize("shell", ["dash", "bash", "ash", "mksh", "zsh"])
-def test_edge_scripts_behave_as_with_sh_c(cluster: Cluster, shells: dict[str, str], shell: str) -> None:
+def test_edge_scripts_behave_as_with_sh_c(
+    cluster: Cluster, shells: dict[str, str], shell: str
+) -> None:
     # Shells word their error messages differently inside eval ("eval: line 2"), so the
     # comparison is of exit codes and stdout; whether stderr was written is the same too.
     for script in EDGE_SCRIPTS:

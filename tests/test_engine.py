@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from podmagic.client import Cluster
-from podmagic.engine import RunControl
-from podmagic.events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from podmagic.portal import THREAD_NAME, shutdown_portal
-from podmagic.results import ExecStatus
+from podmagic._client import Cluster
+from podmagic._engine import RunControl
+from podmagic._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from podmagic._portal import THREAD_NAME, shutdown_portal
+from podmagic._results import ExecStatus
 from podmagic.sandbox import Sandbox
 
 
@@ -73,12 +73,16 @@ def test_one_hung_pod_does_not_hold_up_the_others(cluster: Cluster) -> None:
     elapsed = time.monotonic() - started
     assert elapsed < 6
     outcome = by_pod(results)
-    assert outcome["db-0"].status is ExecStatus.TIMEOUT and "timeout" in (outcome["db-0"].error or "")
+    assert outcome["db-0"].status is ExecStatus.TIMEOUT and "timeout" in (
+        outcome["db-0"].error or ""
+    )
     assert outcome["db-1"].stdout == b"done\n" and outcome["solo"].ok
 
 
 def test_overall_deadline(cluster: Cluster) -> None:
-    results = cluster.run("echo start; sleep 30", selector="app=web", deadline=1.0, max_concurrency=2)
+    results = cluster.run(
+        "echo start; sleep 30", selector="app=web", deadline=1.0, max_concurrency=2
+    )
     statuses = sorted(r.status.value for r in results)
     assert statuses == ["not started", "timeout", "timeout"]
     timed_out = [r for r in results if r.status is ExecStatus.TIMEOUT]
@@ -107,8 +111,12 @@ def test_events_arrive_in_order_per_pod(cluster: Cluster) -> None:
     cluster.run("echo a; echo b >&2", selector="app=db", on_event=events.append)
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     for pod in ("db-0", "db-1"):
-        mine = [e for e in events if getattr(getattr(e, "target", None), "pod", None) == pod
-                or getattr(getattr(e, "result", None), "pod", None) == pod]
+        mine = [
+            e
+            for e in events
+            if getattr(getattr(e, "target", None), "pod", None) == pod
+            or getattr(getattr(e, "result", None), "pod", None) == pod
+        ]
         assert isinstance(mine[0], PodStarted) and isinstance(mine[-1], PodFinished)
         chunks = {(e.stream, e.data) for e in mine if isinstance(e, PodOutput)}
         assert chunks == {(1, b"a\n"), (2, b"b\n")}
@@ -154,7 +162,9 @@ spec: {containers: [{name: main, image: busybox}]}
         own.delete_pod("brief")
         outcome = by_pod(cluster.run("true", selection=selection))
         assert outcome["stays"].ok
-        assert outcome["brief"].status is ExecStatus.ERROR and "gone (404)" in (outcome["brief"].error or "")
+        assert outcome["brief"].status is ExecStatus.ERROR and "gone (404)" in (
+            outcome["brief"].error or ""
+        )
 
 
 def test_pod_deleted_mid_exec_is_reported(sandbox: Sandbox, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -175,8 +185,12 @@ def test_cancel_returns_partial_results(cluster: Cluster, sandbox: Sandbox) -> N
     timer = threading.Timer(0.8, control.cancel)
     timer.start()
     started = time.monotonic()
-    results = cluster.run("echo up; sleep 30", selector="app in (web, db, multi, solo)",
-                          max_concurrency=3, control=control)
+    results = cluster.run(
+        "echo up; sleep 30",
+        selector="app in (web, db, multi, solo)",
+        max_concurrency=3,
+        control=control,
+    )
     elapsed = time.monotonic() - started
     assert elapsed < 2.5
     statuses = [r.status for r in results]
@@ -240,7 +254,9 @@ spec:
 def test_two_hundred_pod_fan_out(big_sandbox: Sandbox) -> None:
     cluster = Cluster(kubeconfig=big_sandbox.kubeconfig)
     started = time.monotonic()
-    results = cluster.run("echo $HOSTNAME", "deploy/fleet", max_concurrency=100, yes=True)  # 200 pods
+    results = cluster.run(
+        "echo $HOSTNAME", "deploy/fleet", max_concurrency=100, yes=True
+    )  # 200 pods
     print(f"200 pods in {time.monotonic() - started:.2f}s")
     assert len(results) == 200 and results.ok
     assert sorted(r.stdout.decode().strip() for r in results) == sorted(big_sandbox.pods())
@@ -248,8 +264,12 @@ def test_two_hundred_pod_fan_out(big_sandbox: Sandbox) -> None:
 
 def test_capture_budget_is_shared_across_a_fan_out(cluster: Cluster) -> None:
     # 8 execs share a 1 MiB budget: 64 KiB per stream each; one pod alone keeps the pod limit.
-    results = cluster.run("head -c 200000 /dev/zero", selector="app in (web, db, multi, solo)",
-                          capture_limit=1_000_000, capture_budget=1024 * 1024)
+    results = cluster.run(
+        "head -c 200000 /dev/zero",
+        selector="app in (web, db, multi, solo)",
+        capture_limit=1_000_000,
+        capture_budget=1024 * 1024,
+    )
     assert len(results) == 8
     assert {len(r.stdout) for r in results} == {65536}
     assert {r.stdout_dropped for r in results} == {200000 - 65536}
@@ -263,7 +283,7 @@ def test_explicit_uncapped_capture_keeps_everything(cluster: Cluster) -> None:
 
 
 def test_deadline_covers_finding_the_pods(cluster: Cluster, sandbox: Sandbox) -> None:
-    from podmagic.errors import SelectionError
+    from podmagic._errors import SelectionError
 
     sandbox.throttle(5, retry_after=2)
     started = time.monotonic()

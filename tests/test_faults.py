@@ -1,6 +1,6 @@
 """What goes wrong, and what a person sees then: the fault matrix, end to end.
 
-Every case runs through the engine (``podmagic.client.Cluster``) against the sandbox and,
+Every case runs through the engine (``podmagic._client.Cluster``) against the sandbox and,
 where it shows, through ``%pod`` in a real ``InteractiveShell``. The pods live in the namespace
 ``faults`` (tests/manifests/faults.yaml), added to the session's sandbox for these modules and
 removed afterwards. Cases 20–23 are in ``test_faults_security.py``.
@@ -64,13 +64,13 @@ import pytest
 import yaml
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic import transport
-from podmagic.client import Cluster
-from podmagic.engine import RunControl
-from podmagic.errors import ApiError, ConfigError, PodsFailedError, SelectionError
-from podmagic.events import PodFinished
-from podmagic.portal import THREAD_NAME, get_portal
-from podmagic.results import ExecStatus, PodResults
+from podmagic import _transport as transport
+from podmagic._client import Cluster
+from podmagic._engine import RunControl
+from podmagic._errors import ApiError, ConfigError, PodsFailedError, SelectionError
+from podmagic._events import PodFinished
+from podmagic._portal import THREAD_NAME, get_portal
+from podmagic._results import ExecStatus, PodResults
 from podmagic.sandbox import Sandbox
 
 MANIFESTS = Path(__file__).parent / "manifests"
@@ -91,7 +91,12 @@ def ip(faults: Sandbox) -> Iterator[InteractiveShell]:
     shell.run_line_magic("load_ext", "podmagic")
     magic = shell.magics_manager.registry["PodMagic"]
     saved = {name: getattr(magic, name) for name in ("kubeconfig", "context", "namespace", "quiet")}
-    magic.kubeconfig, magic.context, magic.namespace, magic.quiet = str(faults.kubeconfig), None, NS, True
+    magic.kubeconfig, magic.context, magic.namespace, magic.quiet = (
+        str(faults.kubeconfig),
+        None,
+        NS,
+        True,
+    )
     yield shell
     for name, value in saved.items():
         setattr(magic, name, value)
@@ -107,9 +112,15 @@ def exec_requests(sandbox: Sandbox, pod: str | None = None) -> list[str]:
     return [p for p in paths if pod is None or f"/pods/{pod}/exec" in p]
 
 
-def kubeconfig_variant(sandbox: Sandbox, path: Path, *, server: str | None = None,
-                       token: str | None = None, drop_ca: bool = False,
-                       user: dict[str, Any] | None = None) -> Path:
+def kubeconfig_variant(
+    sandbox: Sandbox,
+    path: Path,
+    *,
+    server: str | None = None,
+    token: str | None = None,
+    drop_ca: bool = False,
+    user: dict[str, Any] | None = None,
+) -> Path:
     """A copy of the sandbox's kubeconfig with one thing changed."""
     assert sandbox.kubeconfig is not None
     document = yaml.safe_load(Path(sandbox.kubeconfig).read_text())
@@ -126,7 +137,9 @@ def kubeconfig_variant(sandbox: Sandbox, path: Path, *, server: str | None = Non
     return path
 
 
-def run_cell(ip: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> tuple[Any, str]:
+def run_cell(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str
+) -> tuple[Any, str]:
     """Run a cell; returns (its ExecutionResult, everything it printed)."""
     capsys.readouterr()
     result = ip.run_cell(cell)
@@ -162,7 +175,8 @@ def timer() -> Iterator[list[float]]:
     ],
 )
 def test_01_exit_126_and_127_explain_and_hint_at_images_without_a_shell(
-        cluster: Cluster, script: str, code: int, words: str) -> None:
+    cluster: Cluster, script: str, code: int, words: str
+) -> None:
     [result] = cluster.run(script, "pool-0")
     assert (result.status, result.exit_code) == (ExecStatus.FAILED, code)
     assert words in (result.error or "") and "--no-shell" in (result.error or "")
@@ -176,14 +190,20 @@ def test_01_every_exit_code_reaches_the_magic_summary_exactly(ip: InteractiveShe
     shown = str(results)
     assert "2 failed" in shown and "exit 137: killed" in shown
     rows = [line.split()[:4] for line in shown.splitlines()]
-    assert ["pool-1", "main", "42", "failed"] in rows and ["pool-2", "main", "137", "failed"] in rows
+    assert ["pool-1", "main", "42", "failed"] in rows and [
+        "pool-2",
+        "main",
+        "137",
+        "failed",
+    ] in rows
 
 
 # -- 2. the stream drops without a status --------------------------------------------------------
 
 
 def test_02_stream_drop_keeps_output_and_says_may_still_run(
-        cluster: Cluster, ip: InteractiveShell) -> None:
+    cluster: Cluster, ip: InteractiveShell
+) -> None:
     with timer() as elapsed:
         [result] = cluster.run("echo partial; sleep 5; echo never", "cut")
     assert elapsed[0] < 3, "a dropped stream is reported when it drops, not at the command's end"
@@ -209,7 +229,8 @@ def test_02_stream_drop_keeps_output_and_says_may_still_run(
     ],
 )
 def test_03_pod_deleted_replaced_or_restarted_mid_exec_is_reported_as_such(
-        cluster: Cluster, pod: str, words: str) -> None:
+    cluster: Cluster, pod: str, words: str
+) -> None:
     with timer() as elapsed:
         [result] = cluster.run("echo before; sleep 5", pod)
     assert elapsed[0] < 3
@@ -223,8 +244,8 @@ def test_03_pod_deleted_replaced_or_restarted_mid_exec_is_reported_as_such(
 
 
 def test_04_wrong_token_is_one_error_before_anything_runs(
-        faults: Sandbox, ip: InteractiveShell, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    faults: Sandbox, ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     wrong = kubeconfig_variant(faults, tmp_path / "wrong", token="wrong-token-4711")
     faults.clear_requests()
     with pytest.raises(ApiError) as info:
@@ -237,10 +258,12 @@ def test_04_wrong_token_is_one_error_before_anything_runs(
 
 
 def test_04_token_rejected_at_the_exec_is_a_per_pod_401(
-        faults: Sandbox, cluster: Cluster, tmp_path: Path) -> None:
+    faults: Sandbox, cluster: Cluster, tmp_path: Path
+) -> None:
     selection = cluster.select(selector="app=pool")
-    revoked = Cluster(kubeconfig=kubeconfig_variant(faults, tmp_path / "revoked", token="revoked"),
-                      namespace=NS)
+    revoked = Cluster(
+        kubeconfig=kubeconfig_variant(faults, tmp_path / "revoked", token="revoked"), namespace=NS
+    )
     faults.clear_requests()
     results = revoked.run("true", selection=selection)
     assert [r.status for r in results] == [ExecStatus.ERROR] * 3
@@ -253,7 +276,8 @@ def test_04_token_rejected_at_the_exec_is_a_per_pod_401(
 
 
 def test_04_server_error_on_the_upgrade_is_retried_then_reported_per_pod(
-        faults: Sandbox, cluster: Cluster) -> None:
+    faults: Sandbox, cluster: Cluster
+) -> None:
     faults.clear_requests()
     results = by_pod(cluster.run("true", selector="app in (broken, pool)"))
     broken = results.pop("broken")
@@ -266,7 +290,9 @@ def test_04_server_error_on_the_upgrade_is_retried_then_reported_per_pod(
 # -- 5. 429 and Retry-After -----------------------------------------------------------------------
 
 
-def test_05_throttled_listing_is_retried_after_retry_after(faults: Sandbox, cluster: Cluster) -> None:
+def test_05_throttled_listing_is_retried_after_retry_after(
+    faults: Sandbox, cluster: Cluster
+) -> None:
     faults.throttle(2, retry_after=1)
     with timer() as elapsed:
         results = cluster.run("true", selector="app=pool", deadline=10)
@@ -275,8 +301,11 @@ def test_05_throttled_listing_is_retried_after_retry_after(faults: Sandbox, clus
 
 
 def test_05_throttled_exec_is_retried_with_backoff(faults: Sandbox, cluster: Cluster) -> None:
-    faults.annotate("pool-1", {"sandbox.podmagic.io/throttle": "2",
-                               "sandbox.podmagic.io/retry-after": "1"}, namespace=NS)
+    faults.annotate(
+        "pool-1",
+        {"sandbox.podmagic.io/throttle": "2", "sandbox.podmagic.io/retry-after": "1"},
+        namespace=NS,
+    )
     faults.clear_requests()
     with timer() as elapsed:
         results = by_pod(cluster.run("echo ok", selector="app=pool", deadline=10))
@@ -287,9 +316,14 @@ def test_05_throttled_exec_is_retried_with_backoff(faults: Sandbox, cluster: Clu
     assert results["pool-0"].duration is not None and results["pool-0"].duration < 1
 
 
-def test_05_retry_after_beyond_the_deadline_is_not_waited_for(faults: Sandbox, cluster: Cluster) -> None:
-    faults.annotate("pool-1", {"sandbox.podmagic.io/throttle": "50",
-                               "sandbox.podmagic.io/retry-after": "30"}, namespace=NS)
+def test_05_retry_after_beyond_the_deadline_is_not_waited_for(
+    faults: Sandbox, cluster: Cluster
+) -> None:
+    faults.annotate(
+        "pool-1",
+        {"sandbox.podmagic.io/throttle": "50", "sandbox.podmagic.io/retry-after": "30"},
+        namespace=NS,
+    )
     try:
         with timer() as elapsed:
             results = by_pod(cluster.run("true", selector="app=pool", deadline=3))
@@ -312,22 +346,30 @@ class CuttingProxy:
     forwarding nothing more after ``blackhole_after`` seconds while keeping the sockets open.
     """
 
-    def __init__(self, port: int, *, idle_cut: float | None = None, cut_after: float | None = None,
-                 blackhole_after: float | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        idle_cut: float | None = None,
+        cut_after: float | None = None,
+        blackhole_after: float | None = None,
+    ) -> None:
         self.upstream = port
         self.idle_cut, self.cut_after, self.blackhole_after = idle_cut, cut_after, blackhole_after
         self.cuts = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-cutting-proxy",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="test-cutting-proxy", daemon=True
+        )
         self._writers: set[Any] = set()
         self._server: Any = None
 
     def __enter__(self) -> CuttingProxy:  # noqa: PYI034
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop).result(5)
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
+        ).result(5)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -353,19 +395,26 @@ class CuttingProxy:
         async def pipe(source: Any, sink: Any) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await source.read(65536):
-                    if self.blackhole_after is not None and loop.time() - opened > self.blackhole_after:
+                    if (
+                        self.blackhole_after is not None
+                        and loop.time() - opened > self.blackhole_after
+                    ):
                         continue  # swallowed: the peer hears nothing, not even a close
                     last[0] = loop.time()
                     sink.write(data)
                     await sink.drain()
 
-        tasks = [asyncio.create_task(pipe(reader, up_writer)), asyncio.create_task(pipe(up_reader, writer))]
+        tasks = [
+            asyncio.create_task(pipe(reader, up_writer)),
+            asyncio.create_task(pipe(up_reader, writer)),
+        ]
         try:
             while not any(task.done() for task in tasks):
                 await asyncio.sleep(0.05)
                 now = loop.time()
                 if (self.idle_cut is not None and now - last[0] > self.idle_cut) or (
-                        self.cut_after is not None and now - opened > self.cut_after):
+                    self.cut_after is not None and now - opened > self.cut_after
+                ):
                     self.cuts += 1
                     break
         finally:
@@ -387,8 +436,9 @@ def via_proxy(faults: Sandbox, cluster: Cluster, tmp_path: Path) -> Any:
 
     def make(**cuts: float) -> tuple[CuttingProxy, Cluster, Any]:
         proxy = stack.enter_context(CuttingProxy(faults.port, **cuts))
-        config = kubeconfig_variant(faults, tmp_path / f"proxy-{proxy.port}",
-                                    server=f"https://127.0.0.1:{proxy.port}")
+        config = kubeconfig_variant(
+            faults, tmp_path / f"proxy-{proxy.port}", server=f"https://127.0.0.1:{proxy.port}"
+        )
         return proxy, Cluster(kubeconfig=config, namespace=NS), cluster.select("pool-0")
 
     with stack:
@@ -396,7 +446,8 @@ def via_proxy(faults: Sandbox, cluster: Cluster, tmp_path: Path) -> Any:
 
 
 def test_06_keepalive_pings_keep_a_silent_exec_open_through_an_idle_cutting_proxy(
-        via_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    via_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(transport, "PING_INTERVAL", 0.3)
     proxy, through, selection = via_proxy(idle_cut=1.0)
     [result] = through.run("sleep 2.5; echo done", selection=selection)
@@ -405,7 +456,8 @@ def test_06_keepalive_pings_keep_a_silent_exec_open_through_an_idle_cutting_prox
 
 
 def test_06_idle_cut_without_pings_is_reported_as_a_lost_connection(
-        via_proxy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    via_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(transport, "PING_INTERVAL", None)
     proxy, through, selection = via_proxy(idle_cut=1.0)
     with timer() as elapsed:
@@ -417,15 +469,20 @@ def test_06_idle_cut_without_pings_is_reported_as_a_lost_connection(
     assert "nothing had arrived for" in error and "idle" in error
 
 
-@pytest.mark.parametrize("cut", [{"cut_after": 1.0}, {"blackhole_after": 1.0}], ids=["closed", "blackholed"])
+@pytest.mark.parametrize(
+    "cut", [{"cut_after": 1.0}, {"blackhole_after": 1.0}], ids=["closed", "blackholed"]
+)
 def test_06_proxy_cutting_regardless_of_traffic_is_an_error_not_success(
-        via_proxy: Any, monkeypatch: pytest.MonkeyPatch, cut: dict[str, float]) -> None:
+    via_proxy: Any, monkeypatch: pytest.MonkeyPatch, cut: dict[str, float]
+) -> None:
     monkeypatch.setattr(transport, "PING_INTERVAL", 0.3)
     monkeypatch.setattr(transport, "PING_TIMEOUT", 0.6)
     _, through, selection = via_proxy(**cut)
     everything = b"".join(f"{i}\n".encode() for i in range(1, 41))
     with timer() as elapsed:
-        [result] = through.run("for i in $(seq 40); do echo $i; sleep 0.1; done", selection=selection)
+        [result] = through.run(
+            "for i in $(seq 40); do echo $i; sleep 0.1; done", selection=selection
+        )
     assert elapsed[0] < 4
     assert result.status is ExecStatus.ERROR and result.exit_code is None
     assert "connection lost" in (result.error or "")
@@ -437,7 +494,8 @@ def test_06_proxy_cutting_regardless_of_traffic_is_an_error_not_success(
 
 
 def test_07_background_process_holding_stdout_times_out_with_a_hint(
-        faults: Sandbox, cluster: Cluster) -> None:
+    faults: Sandbox, cluster: Cluster
+) -> None:
     with timer() as elapsed:
         [held] = cluster.run("sleep 1000 &", "pool-0", timeout=1)
     assert 1 <= elapsed[0] < 2.5
@@ -511,7 +569,7 @@ def test_08_hundred_megabytes_capped_keep_memory_bounded(cluster: Cluster) -> No
 
 # -- 9. an exec-plugin token the server expires -------------------------------------------------
 
-PLUGIN = r'''
+PLUGIN = r"""
 import json, os, pathlib, ssl, urllib.request
 
 count = pathlib.Path(os.environ["PLUGIN_COUNT"])
@@ -530,7 +588,7 @@ info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
 # No expirationTimestamp: the client learns that the token expired from a 401.
 print(json.dumps({"apiVersion": info["apiVersion"], "kind": "ExecCredential",
                   "status": {"token": issued["token"]}}))
-'''
+"""
 
 
 @pytest.fixture
@@ -546,15 +604,25 @@ def plugin_cluster(faults: Sandbox, tmp_path: Path) -> Any:
 
     def make(**env: str) -> tuple[Cluster, Any]:
         variables = {
-            "PLUGIN_COUNT": str(count), "SANDBOX_TOKENS_URL": faults.tokens_url,
+            "PLUGIN_COUNT": str(count),
+            "SANDBOX_TOKENS_URL": faults.tokens_url,
             "SANDBOX_CA": str(tmp_path / "ca.pem"),
-            "SANDBOX_ADMIN_TOKEN_FILE": str(tmp_path / "admin-token"), **env,
+            "SANDBOX_ADMIN_TOKEN_FILE": str(tmp_path / "admin-token"),
+            **env,
         }
-        user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
-                         "args": [str(script)], "interactiveMode": "Never",
-                         "env": [{"name": k, "value": v} for k, v in variables.items()]}}
+        user = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "command": sys.executable,
+                "args": [str(script)],
+                "interactiveMode": "Never",
+                "env": [{"name": k, "value": v} for k, v in variables.items()],
+            }
+        }
         config = kubeconfig_variant(faults, tmp_path / "plugin-kubeconfig", user=user)
-        return Cluster(kubeconfig=config, namespace=NS), lambda: int(count.read_text()) if count.exists() else 0
+        return Cluster(
+            kubeconfig=config, namespace=NS
+        ), lambda: int(count.read_text()) if count.exists() else 0
 
     return make
 
@@ -568,8 +636,12 @@ def test_09_sandbox_issues_and_expires_tokens(faults: Sandbox) -> None:
     context = ssl.create_default_context(cadata=faults.ca_pem.decode())
 
     def call(path: str, token: str, *, method: str = "GET", body: bytes | None = None) -> int:
-        request = urllib.request.Request(faults.url + path, method=method, data=body,
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            faults.url + path,
+            method=method,
+            data=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:
                 return int(response.status)
@@ -591,7 +663,8 @@ def test_09_sandbox_issues_and_expires_tokens(faults: Sandbox) -> None:
 
 
 def test_09_expired_token_is_refreshed_through_the_plugin_and_the_run_succeeds(
-        faults: Sandbox, plugin_cluster: Any) -> None:
+    faults: Sandbox, plugin_cluster: Any
+) -> None:
     cluster, runs = plugin_cluster()
     assert cluster.credentials.auth_method == "exec"
     assert cluster.run("echo one", selector="app=pool").ok
@@ -603,7 +676,8 @@ def test_09_expired_token_is_refreshed_through_the_plugin_and_the_run_succeeds(
 
 
 def test_09_token_expiring_between_listing_and_exec_is_refreshed_once_for_every_pod(
-        faults: Sandbox, plugin_cluster: Any) -> None:
+    faults: Sandbox, plugin_cluster: Any
+) -> None:
     cluster, runs = plugin_cluster()
     selection = cluster.select(selector="app=pool")
     assert runs() == 1
@@ -634,16 +708,23 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(params=["unreachable", "untrusted"])
-def broken_kubeconfig(request: pytest.FixtureRequest, faults: Sandbox, tmp_path: Path) -> tuple[Path, str]:
+def broken_kubeconfig(
+    request: pytest.FixtureRequest, faults: Sandbox, tmp_path: Path
+) -> tuple[Path, str]:
     if request.param == "unreachable":
-        path = kubeconfig_variant(faults, tmp_path / "kc", server=f"https://127.0.0.1:{_closed_port()}")
+        path = kubeconfig_variant(
+            faults, tmp_path / "kc", server=f"https://127.0.0.1:{_closed_port()}"
+        )
         return path, "connection refused"
     return kubeconfig_variant(faults, tmp_path / "kc", drop_ca=True), "certificate verify failed"
 
 
 def test_10_unreachable_or_untrusted_server_is_one_error_before_any_exec(
-        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str],
-        broken_kubeconfig: tuple[Path, str]) -> None:
+    faults: Sandbox,
+    ip: InteractiveShell,
+    capsys: pytest.CaptureFixture[str],
+    broken_kubeconfig: tuple[Path, str],
+) -> None:
     path, words = broken_kubeconfig
     faults.clear_requests()
     with pytest.raises(ConfigError, match=words) as info:
@@ -677,7 +758,8 @@ def test_11_one_hung_pod_does_not_delay_the_others_results(cluster: Cluster) -> 
 
 
 def test_12_pod_gone_between_listing_and_exec_is_gone_404_for_that_pod_only(
-        faults: Sandbox, cluster: Cluster) -> None:
+    faults: Sandbox, cluster: Cluster
+) -> None:
     selection = cluster.select(selector="app=brief")
     faults.delete_pod("brief-a", namespace=NS)
     results = by_pod(cluster.run("echo here", selection=selection))
@@ -691,7 +773,8 @@ def test_12_pod_gone_between_listing_and_exec_is_gone_404_for_that_pod_only(
 
 
 def test_13_pods_that_cannot_run_are_skipped_with_reasons_or_included_on_request(
-        cluster: Cluster, ip: InteractiveShell) -> None:
+    cluster: Cluster, ip: InteractiveShell
+) -> None:
     results = ip.run_line_magic("pod", "-l app=states -- echo ran")
     outcome = {r.pod: (r.status.value, r.error) for r in results}
     assert outcome == {
@@ -703,11 +786,20 @@ def test_13_pods_that_cannot_run_are_skipped_with_reasons_or_included_on_request
         "state-unready": ("skipped", "not ready"),
     }
     shown = str(results)
-    for reason in ("failed (Failed)", "Pending", "completed (Succeeded)", "terminating", "not ready"):
+    for reason in (
+        "failed (Failed)",
+        "Pending",
+        "completed (Succeeded)",
+        "terminating",
+        "not ready",
+    ):
         assert reason in shown
     included = by_pod(cluster.run("echo ran", selector="app=states", include_unready=True))
     assert {pod for pod, r in included.items() if r.ok} == {
-        "state-running", "state-unready", "state-terminating"}
+        "state-running",
+        "state-unready",
+        "state-terminating",
+    }
     assert included["state-pending"].status is ExecStatus.SKIPPED  # exec cannot reach these
     assert included["state-succeeded"].status is ExecStatus.SKIPPED
 
@@ -785,7 +877,8 @@ def settle(check: Any, timeout: float = 3.0) -> Any:
 
 @pytest.mark.slow
 def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_nothing(
-        fleet: Sandbox) -> None:
+    fleet: Sandbox,
+) -> None:
     cluster = Cluster(kubeconfig=fleet.kubeconfig)
     assert cluster.run("true", ["fleet-0", "fleet-1"]).ok  # the loop thread and pools exist
     threads_before = sorted(t.name for t in threading.enumerate())
@@ -816,7 +909,9 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
     script = 'n=${HOSTNAME##*-}; if [ "$n" -lt 20 ]; then echo fast; else echo up; sleep 60; fi'
     trigger = threading.Thread(target=interrupt_when_busy, name="test-interrupter")
     trigger.start()
-    results = cluster.run(script, "sts/fleet", max_concurrency=50, control=control, yes=True)  # 200 pods
+    results = cluster.run(
+        script, "sts/fleet", max_concurrency=50, control=control, yes=True
+    )  # 200 pods
     returned = time.monotonic()
     trigger.join()
     assert returned - fired[0] < 2.0, "an interrupt ends the run within about a second"
@@ -829,10 +924,16 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
     assert statuses.count(ExecStatus.CANCELLED) == 50
     assert statuses.count(ExecStatus.NOT_STARTED) == 130
     assert all(r.stdout == b"fast\n" for r in results if r.ok)
-    assert all(r.stdout == b"up\n" and r.error == "interrupted"
-               for r in results if r.status is ExecStatus.CANCELLED)
-    assert all(r.error == "not started: interrupted" and r.started_at is None
-               for r in results if r.status is ExecStatus.NOT_STARTED)
+    assert all(
+        r.stdout == b"up\n" and r.error == "interrupted"
+        for r in results
+        if r.status is ExecStatus.CANCELLED
+    )
+    assert all(
+        r.error == "not started: interrupted" and r.started_at is None
+        for r in results
+        if r.status is ExecStatus.NOT_STARTED
+    )
     # 16: never more than -P execs at once, and the limit was reached.
     assert fleet.exec_stats()["high_water"] == 50
 
@@ -848,7 +949,10 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
 
     # The next run works.
     again = cluster.run("echo again", selector="app=fleet", pick=5, max_concurrency=50)
-    assert again.ok and [r.stdout for r in again if r.status is not ExecStatus.SKIPPED] == [b"again\n"] * 5
+    assert (
+        again.ok
+        and [r.stdout for r in again if r.status is not ExecStatus.SKIPPED] == [b"again\n"] * 5
+    )
 
 
 # -- 17. bad input ---------------------------------------------------------------------------------
@@ -880,8 +984,13 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
     ],
 )
 def test_17_bad_input_is_one_line_and_nothing_runs(
-        faults: Sandbox, ip: InteractiveShell, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-        line: str, words: str) -> None:
+    faults: Sandbox,
+    ip: InteractiveShell,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    line: str,
+    words: str,
+) -> None:
     canary = tmp_path / "ran"  # sandbox pods are local processes: this file appears if one ran
     faults.clear_requests()
     before = faults.exec_stats()["total"]
@@ -894,8 +1003,16 @@ def test_17_bad_input_is_one_line_and_nothing_runs(
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
-        (lambda c: c.run("true", selector="app in (pool"), SelectionError, "invalid label selector"),
-        (lambda c: c.run("true", "pool-0", namespace="nope"), SelectionError, 'namespace "nope" not found'),
+        (
+            lambda c: c.run("true", selector="app in (pool"),
+            SelectionError,
+            "invalid label selector",
+        ),
+        (
+            lambda c: c.run("true", "pool-0", namespace="nope"),
+            SelectionError,
+            'namespace "nope" not found',
+        ),
         (lambda c: c.run("true", "pol-0"), SelectionError, "did you mean pool-0"),
         (lambda c: c.run("true", "pool-0", container="nope"), SelectionError, "not found"),
         (lambda c: c.run("true", "pool-0", timeout=-1), ValueError, "timeout"),
@@ -904,7 +1021,8 @@ def test_17_bad_input_is_one_line_and_nothing_runs(
     ],
 )
 def test_17_bad_input_to_the_engine_raises_before_any_exec(
-        faults: Sandbox, cluster: Cluster, call: Any, error: type[Exception], words: str) -> None:
+    faults: Sandbox, cluster: Cluster, call: Any, error: type[Exception], words: str
+) -> None:
     faults.clear_requests()
     with pytest.raises(error, match=words):
         call(cluster)
@@ -920,7 +1038,8 @@ def test_17_unknown_context_in_the_engine(faults: Sandbox) -> None:
 
 
 def test_18_binary_and_invalid_utf8_are_exact_bytes_and_replaced_only_for_display(
-        cluster: Cluster, ip: InteractiveShell) -> None:
+    cluster: Cluster, ip: InteractiveShell
+) -> None:
     every_byte = bytes(range(256)) * 64
     [echoed] = cluster.run("cat", "pool-0", stdin=every_byte)
     assert echoed.ok and echoed.stdout == every_byte
@@ -939,7 +1058,8 @@ def test_18_binary_and_invalid_utf8_are_exact_bytes_and_replaced_only_for_displa
 
 
 def test_19_megabyte_script_travels_over_stdin_not_the_url(
-        faults: Sandbox, cluster: Cluster, ip: InteractiveShell) -> None:
+    faults: Sandbox, cluster: Cluster, ip: InteractiveShell
+) -> None:
     marker = "LONG-SCRIPT-MARKER"
     body = "".join(f": {marker}-{i:07d} padding padding padding padding\n" for i in range(16_500))
     script = f"echo start\n{body}echo end $((40 + 2))\n"
@@ -961,8 +1081,25 @@ def test_19_megabyte_script_travels_over_stdin_not_the_url(
 def test_readme_failure_table_covers_the_matrix() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("## Failure behaviour", 1)[1].split("\n## ", 1)[0]
-    for words in ("exit code", "may still be running", "deleted", "401", "403", "404", "429",
-                  "keep-alive", "--timeout", "capture_limit", "exec credential plugin",
-                  "unreachable", "not ready", "--max-concurrency", "Ctrl-C", "--yes",
-                  "replacement", "stdin", "--dry-run"):
+    for words in (
+        "exit code",
+        "may still be running",
+        "deleted",
+        "401",
+        "403",
+        "404",
+        "429",
+        "keep-alive",
+        "--timeout",
+        "capture_limit",
+        "exec credential plugin",
+        "unreachable",
+        "not ready",
+        "--max-concurrency",
+        "Ctrl-C",
+        "--yes",
+        "replacement",
+        "stdin",
+        "--dry-run",
+    ):
         assert words in section, words

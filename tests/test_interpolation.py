@@ -20,8 +20,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from podmagic.errors import PodmagicError
-from podmagic.interpolation import (
+from podmagic._errors import PodmagicError
+from podmagic._interpolation import (
     InterpolationError,
     Placeholder,
     find_placeholders,
@@ -922,25 +922,35 @@ def test_no_composition_of_shell_constructs_runs_the_value(
 
 def test_a_value_with_a_subscript_is_refused_where_the_script_evaluates_variables() -> None:
     value = "a[$(touch CANARY)]"
-    message = str(pytest.raises(InterpolationError, interpolate, "n={{ v }}\necho $((n + 1))",
-                                {"v": value}).value)
+    message = str(
+        pytest.raises(
+            InterpolationError, interpolate, "n={{ v }}\necho $((n + 1))", {"v": value}
+        ).value
+    )
     assert message == (
         "{{ v }} gives a value with '[' and the script evaluates variables as arithmetic or names "
         "('$((' at line 2, column 6), where bash, mksh and zsh run a $(...) in a subscript of a "
         "value that reaches them through a variable (line 1, column 3); give an int "
         "({{ int(v) }}) if it is a number; otherwise check the value and leave the '[' out, or do "
-        "the arithmetic in a separate command")
+        "the arithmetic in a separate command"
+    )
     assert "CANARY" not in message
     # Each word of a list is checked; the construct is found in quoted code too.
     with pytest.raises(InterpolationError, match=r"\('-eq' at column 34\)"):
-        interpolate("for p in {{v}}; do sh -c '[ \"$1\" -eq 1 ]' sh \"$p\"; done", {"v": [1, value]})
+        interpolate('for p in {{v}}; do sh -c \'[ "$1" -eq 1 ]\' sh "$p"; done', {"v": [1, value]})
 
 
 def test_values_without_a_subscript_and_scripts_without_arithmetic_are_unchanged() -> None:
     assert interpolate("n={{v}}; echo $((n))", {"v": "$(id) `id` ${u:=x}"}) == (
-        "n='$(id) `id` ${u:=x}'; echo $((n))")
+        "n='$(id) `id` ${u:=x}'; echo $((n))"
+    )
     assert interpolate("n={{v}}; echo $((n))", {"v": 7}) == "n=7; echo $((n))"
     assert interpolate("n={{v|raw}}; echo $((n))", {"v": "a[1]"}) == "n=a[1]; echo $((n))"
-    for template in ("grep -e {{v}} file", "x={{v}}; printf %s \"$x\"", "echo ${u:-x} {{v}}",
-                     "kubectl get pods -o jsonpath='{.items[*]}' -l {{v}}", "grep -v {{v}}"):
+    for template in (
+        "grep -e {{v}} file",
+        'x={{v}}; printf %s "$x"',
+        "echo ${u:-x} {{v}}",
+        "kubectl get pods -o jsonpath='{.items[*]}' -l {{v}}",
+        "grep -v {{v}}",
+    ):
         assert interpolate(template, {"v": "[a-z]"}) == template.replace("{{v}}", "'[a-z]'")

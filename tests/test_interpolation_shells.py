@@ -23,8 +23,8 @@ from conftest import missing_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podmagic.client import Cluster
-from podmagic.interpolation import InterpolationError, interpolate
+from podmagic._client import Cluster
+from podmagic._interpolation import InterpolationError, interpolate
 from podmagic.sandbox import Sandbox
 
 CANARY = "CANARY"
@@ -61,8 +61,15 @@ def ran_in(script: str) -> list[str]:
             # A file to match, so that zsh glob qualifiers and bash patterns have something.
             Path(folder, "file").write_text("x\n")
             try:
-                subprocess.run([*argv, "-c", script], cwd=folder, env=ENV, timeout=20,
-                               stdin=subprocess.DEVNULL, capture_output=True, check=False)
+                subprocess.run(
+                    [*argv, "-c", script],
+                    cwd=folder,
+                    env=ENV,
+                    timeout=20,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
                 pytest.fail(f"{name} did not finish within 20 s: {script!r}")
             if Path(folder, CANARY).exists():
@@ -92,7 +99,9 @@ CODE = f"touch {CANARY}"
 REPRODUCTIONS = {
     "dash_has_no_dollar_single_quotes": ("echo $'\\'' {{x}} '", f";{CODE};"),  # dash
     "case_pattern_paren_inside_quoted_substitution": (
-        'echo "$(case a in a) echo " {{x}} ";; esac)"', SUBSTITUTION),  # all five
+        'echo "$(case a in a) echo " {{x}} ";; esac)"',
+        SUBSTITUTION,
+    ),  # all five
     "bash_dollar_bracket_arithmetic": ("echo $[1+{{x}}]", SUBSCRIPT),  # bash, zsh
     "array_subscript_in_expansion": ("echo ${a[{{x}}]}", SUBSCRIPT),  # bash, mksh, zsh
     "double_bracket_eq": ("[[ {{x}} -eq 1 ]]", SUBSCRIPT),  # bash, mksh
@@ -148,13 +157,21 @@ REPRODUCTIONS = {
     "continuation_after_eval": ("eval\\\n {{x}}", CODE),  # all five
     "continuation_then_comment": ("echo hi \\\n#{{x}}", f"\n{CODE}\n#"),  # all five
     "continued_heredoc_delimiter_is_no_end": (
-        "cat <<EOF\nhi \\\nEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
+        "cat <<EOF\nhi \\\nEOF\necho {{x}}\nEOF",
+        SUBSTITUTION,
+    ),  # all five
     "continued_heredoc_delimiter_strip_tabs": (
-        "cat <<-EOF\nhi \\\n\tEOF\necho {{x}}\nEOF", SUBSTITUTION),  # all five
+        "cat <<-EOF\nhi \\\n\tEOF\necho {{x}}\nEOF",
+        SUBSTITUTION,
+    ),  # all five
     "continued_heredoc_end_line": (  # bash, mksh, zsh end it there; dash, busybox do not
-        "cat <<EOF\nhi\nEO\\\nF\necho {{x}}\nEOF", SUBSTITUTION),
+        "cat <<EOF\nhi\nEO\\\nF\necho {{x}}\nEOF",
+        SUBSTITUTION,
+    ),
     "two_heredocs_one_continued": (
-        "cat <<A <<B\na\nA\nb \\\nB\necho {{x}}\nB", SUBSTITUTION),  # all five
+        "cat <<A <<B\na\nA\nb \\\nB\necho {{x}}\nB",
+        SUBSTITUTION,
+    ),  # all five
     "continued_declare_i": ("dec\\\nlare -i n; n={{x}}", SUBSCRIPT),  # bash
     "continued_typeset_option": ("typeset -\\\ni n; n={{x}}", SUBSCRIPT),  # bash, mksh
     # busybox runs its applets: busybox sh is sh.
@@ -163,8 +180,10 @@ REPRODUCTIONS = {
     "busybox_path_sh_c": ("/usr/bin/busybox sh -c {{x}}", CODE),  # all five
     "busybox_env_sh_c": ("busybox env sh -c {{x}}", CODE),  # all five
     # mksh's own integer variables.
-    **{f"assign_to_{name}": (f"{name}={{{{x}}}}", SUBSCRIPT)  # mksh
-       for name in ("KSHUID", "KSHGID", "KSHEGID", "PGRP", "BASHPID", "PIPESTATUS")},
+    **{
+        f"assign_to_{name}": (f"{name}={{{{x}}}}", SUBSCRIPT)  # mksh
+        for name in ("KSHUID", "KSHGID", "KSHEGID", "PGRP", "BASHPID", "PIPESTATUS")
+    },
     "export_KSHUID": ("export KSHUID={{x}}", SUBSCRIPT),  # mksh
     "zsh_ARGC": ("ARGC={{x}}", SUBSCRIPT),  # zsh
     "zsh_FUNCNEST": ("FUNCNEST={{x}}", SUBSCRIPT),  # zsh
@@ -200,12 +219,12 @@ COMMON = [
     ("grep -c {{x}} file", "x", "1\n"),
     ("printf '[%s]' --flag={{x}}", "v v", "[--flag=v v]"),
     ("printf '[%s]' {{x}}", ["a b", "c"], "[a b][c]"),
-    ("export NS={{x}}; printf %s \"$NS\"", f"{SUBSCRIPT}", SUBSCRIPT),
-    ("v={{x}}; printf %s \"$v\"", SUBSTITUTION, SUBSTITUTION),
+    ('export NS={{x}}; printf %s "$NS"', f"{SUBSCRIPT}", SUBSCRIPT),
+    ('v={{x}}; printf %s "$v"', SUBSTITUTION, SUBSTITUTION),
     ("for p in {{x}}; do printf '[%s]' \"$p\"; done", ["p 1", "p2"], "[p 1][p2]"),
     ("printf %s $(cat {{x}})", "file", "x"),
     ("case {{x}} in a*) echo A;; *) echo other;; esac", "ab", "A\n"),
-    ("x=$(case {{x}} in (a) echo one;; b|c) echo two;; esac); echo \"$x\"", "c", "two\n"),
+    ('x=$(case {{x}} in (a) echo one;; b|c) echo two;; esac); echo "$x"', "c", "two\n"),
     ("cat <<EOF\nbody\nEOF\nprintf %s {{x}}", "$(id)", "body\n$(id)"),
     ("printf %s {{x|raw}}", "'raw'", "raw"),
     ("[ -n {{x}} ] && echo yes", "-eq", "yes\n"),
@@ -232,8 +251,15 @@ def test_common_cases_still_work_in_every_shell(template: str, value: Any, expec
     for name, argv in SHELLS.items():
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "file").write_text("x\n")
-            out = subprocess.run([*argv, "-c", text], cwd=folder, env=ENV, timeout=20,
-                                 stdin=subprocess.DEVNULL, capture_output=True, check=False)
+            out = subprocess.run(
+                [*argv, "-c", text],
+                cwd=folder,
+                env=ENV,
+                timeout=20,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+            )
         assert (out.returncode, out.stdout.decode()) == (0, expected), (name, text, out.stderr)
 
 
@@ -242,9 +268,13 @@ def test_an_integer_is_inserted_as_digits_where_only_arithmetic_may_stand() -> N
     assert interpolate("let n={{n}}", {"n": -3}) == "let n=-3"
     assert interpolate("echo ${v:{{n}}:2}", {"n": 2}) == "echo ${v:2:2}"
     for value in ("7", 7.0, True, [7]):
-        message = str(pytest.raises(InterpolationError, interpolate, "let n={{n}}", {"n": value}).value)
-        assert message.startswith("{{n}} is an argument of let, which is arithmetic, and its value"
-                                  f" is a {type(value).__name__}, not an int (column 7); give an int")
+        message = str(
+            pytest.raises(InterpolationError, interpolate, "let n={{n}}", {"n": value}).value
+        )
+        assert message.startswith(
+            "{{n}} is an argument of let, which is arithmetic, and its value"
+            f" is a {type(value).__name__}, not an int (column 7); give an int"
+        )
 
 
 def test_refusals_say_how_to_pass_the_value_instead() -> None:
@@ -254,12 +284,15 @@ def test_refusals_say_how_to_pass_the_value_instead() -> None:
     assert message("eval {{x}}") == (
         "{{x}} is an argument of eval, which the shell reads as code, a variable name or "
         "arithmetic (column 6); pass it as an environment value instead: -e V={{x}}, then "
-        "\"$V\" in the command")
+        '"$V" in the command'
+    )
     assert message("bash -c {{x}}").endswith(
         "pass it after the code, as an argument: bash -c 'echo \"$1\"' bash {{x}}; or as an "
-        "environment value: -e V={{x}}, then \"$V\" in the code")
-    assert message("printf {{x}}").endswith("put a literal argument or -- before it "
-                                            "(printf '%s' {{x}}, set -- {{x}})")
+        'environment value: -e V={{x}}, then "$V" in the code'
+    )
+    assert message("printf {{x}}").endswith(
+        "put a literal argument or -- before it (printf '%s' {{x}}, set -- {{x}})"
+    )
 
 
 def test_a_known_shell_is_read_in_its_own_dialect_only() -> None:
@@ -298,7 +331,7 @@ STORED_REPRODUCTIONS = {
     "variable_as_name_of_read": 'x={{x}}; read "$x" <<< 1',  # bash, mksh, zsh
     "variable_as_read_timeout": 'x={{x}}; read -t "$x" y </dev/null',  # zsh
     "variable_as_shift_count": 'x={{x}}; shift "$x"',  # mksh
-    "variable_as_test_v": 'x={{x}}; [[ -v $x ]]',  # bash, mksh
+    "variable_as_test_v": "x={{x}}; [[ -v $x ]]",  # bash, mksh
     "variable_as_printf_v": 'x={{x}}; printf -v "$x" %s 1',  # bash, zsh
     "variable_in_assignment_subscript": "x={{x}}; a[x]=1",  # bash, mksh, zsh
     "positional_slice": 'set -- a b; x={{x}}; echo "${@:x}"',  # bash
@@ -320,8 +353,8 @@ STORED_COMMON = [
     ("for p in {{x}}; do printf %s $((p * 2)); done", [1, 2, "3"], "246"),
     ("sh -c 'echo $(($1 + 1))' sh {{x}}", 1, "2\n"),
     ("set -- {{x}}; echo $(($1 + $2))", [2, 3], "5\n"),
-    ("x={{x}}; [ \"$x\" -eq 7 ] && echo seven", 7, "seven\n"),
-    ("x={{x}}; printf %s \"$x\"; echo $((1 + 1))", "$(id) `id` ${u:=x}", "$(id) `id` ${u:=x}2\n"),
+    ('x={{x}}; [ "$x" -eq 7 ] && echo seven', 7, "seven\n"),
+    ('x={{x}}; printf %s "$x"; echo $((1 + 1))', "$(id) `id` ${u:=x}", "$(id) `id` ${u:=x}2\n"),
 ]
 
 
@@ -331,46 +364,140 @@ def test_values_without_a_subscript_still_reach_arithmetic(
 ) -> None:
     text = interpolate(template, {"x": value})
     for name, argv in SHELLS.items():
-        out = subprocess.run([*argv, "-c", text], env=ENV, timeout=20, stdin=subprocess.DEVNULL,
-                             capture_output=True, check=False)
+        out = subprocess.run(
+            [*argv, "-c", text],
+            env=ENV,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
         assert (out.returncode, out.stdout.decode()) == (0, expected), (name, text, out.stderr)
 
 
 # -- the property test ----------------------------------------------------------------------
 
 PAYLOADS = [
-    SUBSTITUTION, f"`touch {CANARY}`", SUBSCRIPT, f"1+{SUBSCRIPT}", CODE, f";{CODE};",
-    f"';{CODE};'", f'";{CODE};"', f"\n{CODE}\n", f")\n{CODE}\n", f"esac\n{CODE}\n",
-    f"$'\\x27';{CODE}", f"EOF\n{CODE}\n", f"\\'; {CODE} #", f"-v {SUBSCRIPT}", "-v", "'", '"',
-    "\\", "", 3, f"\\\n{CODE}", f"\n{CODE}\n#", f"EOF\n{CODE}\nEOF", [SUBSCRIPT, CODE], ["-v", SUBSCRIPT], ["x", "eval", CODE],
-    f"a[1]+{SUBSCRIPT}", f"{SUBSCRIPT}=1", f"a[{SUBSTITUTION}", [1, SUBSCRIPT], "7",
+    SUBSTITUTION,
+    f"`touch {CANARY}`",
+    SUBSCRIPT,
+    f"1+{SUBSCRIPT}",
+    CODE,
+    f";{CODE};",
+    f"';{CODE};'",
+    f'";{CODE};"',
+    f"\n{CODE}\n",
+    f")\n{CODE}\n",
+    f"esac\n{CODE}\n",
+    f"$'\\x27';{CODE}",
+    f"EOF\n{CODE}\n",
+    f"\\'; {CODE} #",
+    f"-v {SUBSCRIPT}",
+    "-v",
+    "'",
+    '"',
+    "\\",
+    "",
+    3,
+    f"\\\n{CODE}",
+    f"\n{CODE}\n#",
+    f"EOF\n{CODE}\nEOF",
+    [SUBSCRIPT, CODE],
+    ["-v", SUBSCRIPT],
+    ["x", "eval", CODE],
+    f"a[1]+{SUBSCRIPT}",
+    f"{SUBSCRIPT}=1",
+    f"a[{SUBSTITUTION}",
+    [1, SUBSCRIPT],
+    "7",
 ]
 
 # Contexts: "W" is where the inner snippet (eventually the placeholder) goes.
 CONTEXTS = [
     # arithmetic
-    "echo $((1+W))", "echo $[1+W]", "((W))", "let n=W", "declare -i n=W", "typeset -i n=W",
-    "f() { local -i n=W; }; f", "[[ W -eq 1 ]]", "[ W -eq 1 ]", "test W -gt 0", "echo ${a[W]}",
-    "a[W]=1", "printf -v W %s 1", "read W <<< 1", "v=abc; echo ${v:W}", "declare -i n; n=W",
-    "for ((i=W;i<1;i++)); do :; done", "[ -v W ]", "RANDOM=W", "integer n; n=W",
+    "echo $((1+W))",
+    "echo $[1+W]",
+    "((W))",
+    "let n=W",
+    "declare -i n=W",
+    "typeset -i n=W",
+    "f() { local -i n=W; }; f",
+    "[[ W -eq 1 ]]",
+    "[ W -eq 1 ]",
+    "test W -gt 0",
+    "echo ${a[W]}",
+    "a[W]=1",
+    "printf -v W %s 1",
+    "read W <<< 1",
+    "v=abc; echo ${v:W}",
+    "declare -i n; n=W",
+    "for ((i=W;i<1;i++)); do :; done",
+    "[ -v W ]",
+    "RANDOM=W",
+    "integer n; n=W",
     # quoting forms
-    "echo 'W'", 'echo "W"', "echo $'W'", 'echo $"W"', "echo $'\\'' W '", 'echo "$(W)"',
-    "echo $(W)", 'echo "$(case a in a) echo W;; esac)"', 'echo "$(case a in (a) echo " W ";; esac)"',
-    "echo `echo W`", "echo ${u:-W}", 'echo "${u:-W}"', "echo ${u:=W}",
+    "echo 'W'",
+    'echo "W"',
+    "echo $'W'",
+    'echo $"W"',
+    "echo $'\\'' W '",
+    'echo "$(W)"',
+    "echo $(W)",
+    'echo "$(case a in a) echo W;; esac)"',
+    'echo "$(case a in (a) echo " W ";; esac)"',
+    "echo `echo W`",
+    "echo ${u:-W}",
+    'echo "${u:-W}"',
+    "echo ${u:=W}",
     # here-documents and here-strings
-    "cat <<EOF\nW\nEOF", "cat <<'EOF'\nW\nEOF", "cat <<< W", "cat <<W\nx\nW",
+    "cat <<EOF\nW\nEOF",
+    "cat <<'EOF'\nW\nEOF",
+    "cat <<< W",
+    "cat <<W\nx\nW",
     # code
-    "eval W", 'eval "echo "W', "trap W EXIT", "alias a=W\na", "source W", ". W", "sh -c W",
-    "bash -c W", "command eval W", "builtin eval W", "exec sh -c W", "env sh -c W",
-    "sh -c 'echo \"$1\"' sh W", "xargs sh -c W </dev/null", "emulate sh -c W", "PS4=W; set -x; :",
+    "eval W",
+    'eval "echo "W',
+    "trap W EXIT",
+    "alias a=W\na",
+    "source W",
+    ". W",
+    "sh -c W",
+    "bash -c W",
+    "command eval W",
+    "builtin eval W",
+    "exec sh -c W",
+    "env sh -c W",
+    "sh -c 'echo \"$1\"' sh W",
+    "xargs sh -c W </dev/null",
+    "emulate sh -c W",
+    "PS4=W; set -x; :",
     # process substitution, plain words, assignments
-    "cat <(echo W)", "echo W", "x=W; echo \"$x\"", "export N=W", "case W in *) echo;; esac",
-    "for p in W; do echo \"$p\"; done", "printf '%s' W", "echo W | cat", "[ W = b ]", "ls *(W)",
+    "cat <(echo W)",
+    "echo W",
+    'x=W; echo "$x"',
+    "export N=W",
+    "case W in *) echo;; esac",
+    'for p in W; do echo "$p"; done',
+    "printf '%s' W",
+    "echo W | cat",
+    "[ W = b ]",
+    "ls *(W)",
     # line continuations, busybox applets, stdin of a shell, names from expansions, wait -p
-    "ev\\\nal W", "s\\\nh -c W", "echo hi \\\n#W", "cat <<EOF\nhi \\\nEOF\nW\nEOF",
-    "cat <<'EOF'\nhi \\\nEOF\nW", "echo 'a\\\n' W", "echo \\\n W", "busybox sh -c W",
-    "busybox env sh -c W", "sh <<< W", "echo W | sh", "${E:-eval} W", "e=eval; $e W",
-    "sleep 0 & wait -p W", "typeset -\\\ni n; n=W",
+    "ev\\\nal W",
+    "s\\\nh -c W",
+    "echo hi \\\n#W",
+    "cat <<EOF\nhi \\\nEOF\nW\nEOF",
+    "cat <<'EOF'\nhi \\\nEOF\nW",
+    "echo 'a\\\n' W",
+    "echo \\\n W",
+    "busybox sh -c W",
+    "busybox env sh -c W",
+    "sh <<< W",
+    "echo W | sh",
+    "${E:-eval} W",
+    "e=eval; $e W",
+    "sleep 0 & wait -p W",
+    "typeset -\\\ni n; n=W",
 ]
 
 
@@ -386,20 +513,57 @@ SNIPPETS = st.recursive(
 # A value flows into a variable (S: how it gets there, "W" the value's place, "U" the use) and
 # the variable flows into arithmetic or a name (U, over the variable s).
 STORES = [
-    "s=W; U", "export s=W; U", "for s in W; do U; done", "set -- W; s=$1; U",
-    "f() { s=$1; U; }; f W", "read -r s <<< W; U", "s=$(echo W); U", "echo W | { read -r s; U; }",
-    "s=${u:-W}; U", "sh -c 's=$1; U' sh W", "bash -c 's=$1; U' bash W", "mksh -c 's=$1; U' mksh W",
-    "set -- W; echo $(($1))", "bash -c 'echo $(($1))' bash W", "f() { echo $(($1)); }; f W",
+    "s=W; U",
+    "export s=W; U",
+    "for s in W; do U; done",
+    "set -- W; s=$1; U",
+    "f() { s=$1; U; }; f W",
+    "read -r s <<< W; U",
+    "s=$(echo W); U",
+    "echo W | { read -r s; U; }",
+    "s=${u:-W}; U",
+    "sh -c 's=$1; U' sh W",
+    "bash -c 's=$1; U' bash W",
+    "mksh -c 's=$1; U' mksh W",
+    "set -- W; echo $(($1))",
+    "bash -c 'echo $(($1))' bash W",
+    "f() { echo $(($1)); }; f W",
 ]
 USES = [
-    "echo $((s))", "echo $(( s + 1 ))", "(( s > 1 ))", "let y=s", "[[ $s -eq 1 ]]",
-    "[ \"$s\" -eq 1 ]", "test \"$s\" -gt 0", "a=(1 2); echo ${a[s]}", "echo ${a[$s]}",
-    "v=abc; echo ${v:s}", "echo $[s]", "typeset -i n; n=$s", "integer n=s", "a[s]=1", "a[$s]=1",
-    "echo ${!s}", "typeset -n r=$s", "read \"$s\" <<< 1", "unset \"$s\"", "[[ -v $s ]]",
-    "[ -v \"$s\" ]", "printf -v \"$s\" %s 1", "export \"$s\"=1", "shift \"$s\"",
-    "ulimit -t \"$s\"", "typeset -Z \"$s\" q", "read -t \"$s\" y </dev/null",
-    "getopts a \"$s\"", "a=(1 2); echo $a[s]", "for ((i=s;i<1;i++)); do :; done",
-    "a=([s]=1)", "a+=([$s]=1)", "declare -n r; r=$s; echo $r", "a=(1); echo ${a[@]:s}",
+    "echo $((s))",
+    "echo $(( s + 1 ))",
+    "(( s > 1 ))",
+    "let y=s",
+    "[[ $s -eq 1 ]]",
+    '[ "$s" -eq 1 ]',
+    'test "$s" -gt 0',
+    "a=(1 2); echo ${a[s]}",
+    "echo ${a[$s]}",
+    "v=abc; echo ${v:s}",
+    "echo $[s]",
+    "typeset -i n; n=$s",
+    "integer n=s",
+    "a[s]=1",
+    "a[$s]=1",
+    "echo ${!s}",
+    "typeset -n r=$s",
+    'read "$s" <<< 1',
+    'unset "$s"',
+    "[[ -v $s ]]",
+    '[ -v "$s" ]',
+    'printf -v "$s" %s 1',
+    'export "$s"=1',
+    'shift "$s"',
+    'ulimit -t "$s"',
+    'typeset -Z "$s" q',
+    'read -t "$s" y </dev/null',
+    'getopts a "$s"',
+    "a=(1 2); echo $a[s]",
+    "for ((i=s;i<1;i++)); do :; done",
+    "a=([s]=1)",
+    "a+=([$s]=1)",
+    "declare -n r; r=$s; echo $r",
+    "a=(1); echo ${a[@]:s}",
 ]
 
 
@@ -421,14 +585,18 @@ def test_no_shell_context_runs_a_value(script: str, value: Any) -> None:
 
 # The flows on their own: mixed into SCRIPTS, most examples hold some refused context.
 FLOW_SCRIPTS = st.builds(
-    _flow, st.sampled_from(STORES), st.sampled_from(USES),
+    _flow,
+    st.sampled_from(STORES),
+    st.sampled_from(USES),
     st.sampled_from(["{{x}}", '"$(echo {{x}})"', "$(printf %s {{x}})"]),
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(script=FLOW_SCRIPTS, value=st.sampled_from(PAYLOADS))
-def test_no_value_that_flows_into_arithmetic_through_a_variable_runs(script: str, value: Any) -> None:
+def test_no_value_that_flows_into_arithmetic_through_a_variable_runs(
+    script: str, value: Any
+) -> None:
     refused_or_harmless(script, value)
 
 
@@ -466,9 +634,15 @@ def test_values_reach_pods_as_plain_words_under_each_shell(cluster: Cluster, she
     path = shutil.which(shell)
     assert path is not None
     # The canary goes to the pod's working folder; the script reports whether it exists.
-    for template, value in [("printf '[%s]' {{x}}", SUBSCRIPT), ("v={{x}}; echo \"$v\"", SUBSTITUTION),
-                            ("export N={{x}}; printf %s \"$N\"", SUBSCRIPT)]:
-        script = interpolate(template, {"x": value}, shell=path) + f"\nif [ -e {CANARY} ]; then echo RAN; fi"
+    for template, value in [
+        ("printf '[%s]' {{x}}", SUBSCRIPT),
+        ('v={{x}}; echo "$v"', SUBSTITUTION),
+        ('export N={{x}}; printf %s "$N"', SUBSCRIPT),
+    ]:
+        script = (
+            interpolate(template, {"x": value}, shell=path)
+            + f"\nif [ -e {CANARY} ]; then echo RAN; fi"
+        )
         (result,) = list(cluster.run(script, "box", shell=path, timeout=60))
         assert result.exit_code == 0, (shell, template, result.stderr)
         assert b"RAN" not in result.stdout and value.encode() in result.stdout, (shell, template)
@@ -484,13 +658,21 @@ def test_a_continuation_the_shells_keep_refuses_the_placeholders_after_it() -> N
     # it may end the document; which reading is right is not decided here: refused, one line.
     template = "cat <<'EOF'\nhi \\\nEOF\nprintf %s {{x}}"
     message = str(pytest.raises(InterpolationError, interpolate, template, {"x": "v"}).value)
-    assert message.startswith("{{x}} is after a backslash-newline inside a # comment, a quoted"), message
+    assert message.startswith("{{x}} is after a backslash-newline inside a # comment, a quoted"), (
+        message
+    )
     assert "\n" not in message
     comment = "# note \\\necho '\n{{x}}\n'"  # the shells: a command opening a quote
-    assert "backslash-newline" in str(pytest.raises(InterpolationError, interpolate, comment, {"x": "v"}).value)
+    assert "backslash-newline" in str(
+        pytest.raises(InterpolationError, interpolate, comment, {"x": "v"}).value
+    )
     assert interpolate("awk '{ print \\\n $1 }' {{x}}", {"x": "f"}).endswith("}' f")
 
 
 def test_stdin_of_a_shell_refusal_names_the_shell() -> None:
-    message = str(pytest.raises(InterpolationError, interpolate, "echo {{x}} | bash", {"x": "v"}).value)
-    assert message.startswith("{{x}} is on the standard input of bash, which reads it as shell code")
+    message = str(
+        pytest.raises(InterpolationError, interpolate, "echo {{x}} | bash", {"x": "v"}).value
+    )
+    assert message.startswith(
+        "{{x}} is on the standard input of bash, which reads it as shell code"
+    )

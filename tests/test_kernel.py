@@ -129,12 +129,17 @@ class Kernel:
         return self.messages(cell, *OUTPUT_TYPES)
 
     def stdout(self, cell: Cell) -> str:
-        return "".join(m.content["text"] for m in self.messages(cell, "stream")
-                       if m.content["name"] == "stdout")
+        return "".join(
+            m.content["text"]
+            for m in self.messages(cell, "stream")
+            if m.content["name"] == "stdout"
+        )
 
     def updates_of(self, display_id: str) -> list[Message]:
         """Every ``update_display_data`` for this display slot, whatever its parent header."""
-        return [m for m in self.log if m.type == "update_display_data" and m.display_id == display_id]
+        return [
+            m for m in self.log if m.type == "update_display_data" and m.display_id == display_id
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +176,10 @@ def widget_slot(kernel: Kernel, cell: Cell) -> str:
 
 def test_the_kernel_runs_this_environments_ipykernel_and_ipython(kernel: Kernel) -> None:
     # scripts/test-compat relies on this: its kernels must be .venv-compat's ipykernel 6.
-    remote = kernel.value("[__import__('ipykernel').__version__, __import__('IPython').__version__,"
-                          " __import__('sys').prefix]")
+    remote = kernel.value(
+        "[__import__('ipykernel').__version__, __import__('IPython').__version__,"
+        " __import__('sys').prefix]"
+    )
     assert remote == [ipykernel.__version__, IPython.__version__, sys.prefix]
 
 
@@ -180,8 +187,9 @@ def test_the_kernel_runs_this_environments_ipykernel_and_ipython(kernel: Kernel)
 
 
 def test_background_run_stays_in_its_own_slot(kernel: Kernel) -> None:
-    first = kernel.ok("h = %pod -l app=web -n demo --bg -- "
-                      "for i in 1 2 3; do echo tick $i; sleep 0.3; done")
+    first = kernel.ok(
+        "h = %pod -l app=web -n demo --bg -- for i in 1 2 3; do echo tick $i; sleep 0.3; done"
+    )
     second = kernel.ok('print("second")\nimport time\ntime.sleep(2.5)')
 
     # Cell 1 returned at once with a handle; its live view is one widget display.
@@ -211,13 +219,19 @@ def test_background_run_stays_in_its_own_slot(kernel: Kernel) -> None:
     assert slot not in shown_in_second
 
     third = kernel.ok("r3 = h.result(timeout=10)\nprint(repr(h))")
-    assert kernel.stdout(third).startswith("<BackgroundRun app=web in namespace demo: done, 3/3 done")
+    assert kernel.stdout(third).startswith(
+        "<BackgroundRun app=web in namespace demo: done, 3/3 done"
+    )
     assert kernel.value("[r3.ok, len(r3), sorted({x.stdout.decode() for x in r3})]") == [
-        True, 3, ["tick 1\ntick 2\ntick 3\n"]
+        True,
+        3,
+        ["tick 1\ntick 2\ntick 3\n"],
     ]
     # The slot was updated exactly once: nothing arrived after the run ended.
     assert len(kernel.updates_of(slot)) == 1
-    assert {(m.type, m.content.get("name")) for m in kernel.outputs(third)} == {("stream", "stdout")}
+    assert {(m.type, m.content.get("name")) for m in kernel.outputs(third)} == {
+        ("stream", "stdout")
+    }
 
 
 # -- b. interrupting a blocking fan-out ----------------------------------------------------------
@@ -232,8 +246,10 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
 
     # Interrupt once every pod has printed "up" (the live view shows it), ~1.5 s in.
     deadline = sent + 15
-    while not any(m.type == "comm_msg" and m.at > sent and json.dumps(m.content).count("| up") >= 3
-                  for m in kernel.log):
+    while not any(
+        m.type == "comm_msg" and m.at > sent and json.dumps(m.content).count("| up") >= 3
+        for m in kernel.log
+    ):
         assert time.monotonic() < deadline, "the pods never printed up"
         kernel.pump()
     while time.monotonic() < sent + 1.5:
@@ -257,37 +273,52 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
     # The live view gave way to the summary of the partial results, in the cell itself.
     slot = widget_slot(kernel, cell)
     assert [m.content["data"] for m in kernel.updates_of(slot)] == [{"text/plain": ""}]
-    summaries = [m.content["data"] for m in kernel.messages(cell, "display_data")
-                 if WIDGET_VIEW not in m.content["data"]]
+    summaries = [
+        m.content["data"]
+        for m in kernel.messages(cell, "display_data")
+        if WIDGET_VIEW not in m.content["data"]
+    ]
     assert len(summaries) == 1
     assert summaries[0]["text/plain"].startswith(
-        "3 pods in context podmagic-sandbox, namespace demo: 3 cancelled")
+        "3 pods in context podmagic-sandbox, namespace demo: 3 cancelled"
+    )
     errors = kernel.messages(cell, "error")
     assert len(errors) == 1 and errors[0].content["traceback"] == cell.reply["traceback"]
 
     # r holds the partial results.
-    assert kernel.value("[(x.status.value, x.stdout.decode()) for x in r]") == [
-        ["cancelled", "up\n"]
-    ] * 3
+    assert (
+        kernel.value("[(x.status.value, x.stdout.decode()) for x in r]")
+        == [["cancelled", "up\n"]] * 3
+    )
     assert kernel.value("type(r).__name__") == "PodResults"
     # Nothing is left running: no exec in the sandbox, no redraw thread.
     assert kernel.value("sandbox.exec_stats()['active']") == 0
-    assert kernel.value("[t.name for t in __import__('threading').enumerate()"
-                        " if t.name.startswith('podmagic-render')]") == []
+    assert (
+        kernel.value(
+            "[t.name for t in __import__('threading').enumerate()"
+            " if t.name.startswith('podmagic-render')]"
+        )
+        == []
+    )
     # The next run works.
     after = kernel.ok("%pod -l app=web -n demo -- echo ok")
     texts = [m.content["data"]["text/plain"] for m in kernel.messages(after, "display_data")]
-    assert any(t.startswith("3 pods in context podmagic-sandbox, namespace demo: 3 ok")
-               for t in texts)
+    assert any(
+        t.startswith("3 pods in context podmagic-sandbox, namespace demo: 3 ok") for t in texts
+    )
 
 
 # -- c. 100,000 lines: throttled redraws, bounded traffic, a static summary at the end -------------
 
 
 def _comm_updates(kernel: Kernel, cell: Cell) -> list[Message]:
-    return [m for m in kernel.log
-            if m.type == "comm_msg" and cell.sent <= m.at <= cell.idle
-            and m.content["data"].get("method") == "update"]
+    return [
+        m
+        for m in kernel.log
+        if m.type == "comm_msg"
+        and cell.sent <= m.at <= cell.idle
+        and m.content["data"].get("method") == "update"
+    ]
 
 
 def test_100000_lines_are_throttled_and_end_in_a_static_summary(kernel: Kernel) -> None:
@@ -308,7 +339,8 @@ def test_100000_lines_are_throttled_and_end_in_a_static_summary(kernel: Kernel) 
     summary = outputs[1].content["data"]
     assert set(summary) == {"text/plain", "text/html"}
     assert summary["text/plain"].startswith(
-        "3 pods in context podmagic-sandbox, namespace demo: 3 ok")
+        "3 pods in context podmagic-sandbox, namespace demo: 3 ok"
+    )
     assert "<table" in summary["text/html"]
     # The results keep every byte, whatever the view showed.
     assert kernel.value("[len(x.stdout.splitlines()) for x in _]") == [34000] * 3
@@ -375,9 +407,9 @@ def test_usage_errors_are_one_line_on_stderr(kernel: Kernel) -> None:
     cell = kernel.run("%pod -n demo -- echo hi")
     assert cell.status == "error" and cell.reply["ename"] == "UsageError"
     assert cell.reply["traceback"] == []
-    assert [(m.type, m.content.get("name"), m.content.get("text")) for m in kernel.outputs(cell)] == [
-        ("stream", "stderr", f"UsageError: {cell.reply['evalue']}\n")
-    ]
+    assert [
+        (m.type, m.content.get("name"), m.content.get("text")) for m in kernel.outputs(cell)
+    ] == [("stream", "stderr", f"UsageError: {cell.reply['evalue']}\n")]
 
 
 # -- e. terminal IPython ---------------------------------------------------------------------------
@@ -389,23 +421,35 @@ def demo_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield running
 
 
-def test_terminal_ipython_prints_prefixed_lines_and_the_summary(demo_sandbox: Sandbox,
-                                                                tmp_path: Path) -> None:
+def test_terminal_ipython_prints_prefixed_lines_and_the_summary(
+    demo_sandbox: Sandbox, tmp_path: Path
+) -> None:
     ipython = Path(sys.executable).with_name("ipython")
-    script = "\n".join([
-        "%load_ext podmagic",
-        f"%config PodMagic.kubeconfig = {str(demo_sandbox.kubeconfig)!r}",
-        "%pod -l app=db -n demo -- echo hi",
-    ])
-    env = {**os.environ, "TERM": "dumb", "IPYTHONDIR": str(tmp_path / "ipython"),
-           "JUPYTER_PLATFORM_DIRS": "1"}
+    script = "\n".join(
+        [
+            "%load_ext podmagic",
+            f"%config PodMagic.kubeconfig = {str(demo_sandbox.kubeconfig)!r}",
+            "%pod -l app=db -n demo -- echo hi",
+        ]
+    )
+    env = {
+        **os.environ,
+        "TERM": "dumb",
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
     env.pop("FORCE_COLOR", None)
-    done = subprocess.run([str(ipython), "--no-banner", "--colors=nocolor", "-c", script],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [str(ipython), "--no-banner", "--colors=nocolor", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == ("context podmagic-sandbox · app=db in namespace demo · 2 pods · "
-                        "$ echo hi")
+    assert lines[0] == ("context podmagic-sandbox · app=db in namespace demo · 2 pods · $ echo hi")
     assert sorted(lines[1:3]) == ["db-0 | hi", "db-1 | hi"]
     # The summary follows, once (no second copy as the cell's value).
     assert lines[3] == "2 pods in context podmagic-sandbox, namespace demo: 2 ok"

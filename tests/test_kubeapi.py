@@ -16,11 +16,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from podmagic.credentials import load_credentials
-from podmagic.errors import ApiError, ConfigError
-from podmagic.kubeapi import KubeApi, RetryPolicy, parse_retry_after
+from podmagic._credentials import load_credentials
+from podmagic._errors import ApiError, ConfigError
+from podmagic._kubeapi import KubeApi, RetryPolicy, parse_retry_after
 from podmagic.sandbox import Sandbox
-from podmagic.sandbox.tls import generate_certificates
+from podmagic.sandbox._tls import generate_certificates
 
 pytestmark = pytest.mark.anyio
 
@@ -86,8 +86,15 @@ async def serve(handler: Handler) -> AsyncIterator[str]:
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def write_kubeconfig(path: Path, document: dict[str, Any]) -> Path:
@@ -117,8 +124,9 @@ async def test_list_pods_with_selectors(api: KubeApi) -> None:
     assert [p["metadata"]["name"] for p in solo] == ["solo"]
 
     everywhere = await api.list_pods(None, label_selector="app=solo")
-    assert ("conf", "solo") in {(p["metadata"]["namespace"], p["metadata"]["name"])
-                                for p in everywhere}
+    assert ("conf", "solo") in {
+        (p["metadata"]["namespace"], p["metadata"]["name"]) for p in everywhere
+    }
 
 
 async def test_list_pods_bad_selector_is_an_api_error(api: KubeApi) -> None:
@@ -154,8 +162,11 @@ async def test_list_pods_paginates(tmp_path: Path) -> None:
             names = {p["metadata"]["name"] for p in pods}
             assert len(pods) == len(names) == 600
             assert len(await client.list_pods(None)) == 600
-        lists = [urlsplit(r.path_qs) for r in big.requests()
-                 if r.path_qs.startswith("/api/v1/namespaces/big/pods")]
+        lists = [
+            urlsplit(r.path_qs)
+            for r in big.requests()
+            if r.path_qs.startswith("/api/v1/namespaces/big/pods")
+        ]
     assert len(lists) == 2
     first, second = (parse_qs(u.query) for u in lists)
     assert first == {"labelSelector": ["app=many"], "limit": ["500"]}
@@ -191,9 +202,11 @@ async def test_workload_paths(sandbox: Sandbox, api: KubeApi) -> None:
     await api.get_workload("DaemonSet", "conf", "x")
     await api.get_workload("Job", "conf", "x")
     paths = [r.path_qs for r in sandbox.requests()[-3:]]
-    assert paths == ["/apis/apps/v1/namespaces/conf/replicasets/x",
-                     "/apis/apps/v1/namespaces/conf/daemonsets/x",
-                     "/apis/batch/v1/namespaces/conf/jobs/x"]
+    assert paths == [
+        "/apis/apps/v1/namespaces/conf/replicasets/x",
+        "/apis/apps/v1/namespaces/conf/daemonsets/x",
+        "/apis/batch/v1/namespaces/conf/jobs/x",
+    ]
 
 
 # -- retries ----------------------------------------------------------------------------------
@@ -214,8 +227,9 @@ async def test_retries_stop_at_the_deadline(sandbox: Sandbox, api: KubeApi) -> N
     started = anyio.current_time()
     policy = RetryPolicy(deadline=started + 0.5)
     with pytest.raises(ApiError) as caught:
-        await api.get_json("/api/v1/namespaces/conf/pods/solo", what="get pod conf/solo",
-                           retry=policy)
+        await api.get_json(
+            "/api/v1/namespaces/conf/pods/solo", what="get pod conf/solo", retry=policy
+        )
     # The server asked for 1 s: waiting would pass the deadline, so no wait at all.
     assert anyio.current_time() - started < 0.4
     assert caught.value.status == 429
@@ -235,7 +249,9 @@ async def test_500_is_retried_only_up_to_attempts() -> None:
             await client.get_json("/api/v1/namespaces", what="list namespaces")
     assert calls == 3
     assert caught.value.status == 500
-    assert str(caught.value).startswith("list namespaces failed: etcd is sad (HTTP 500 InternalError)")
+    assert str(caught.value).startswith(
+        "list namespaces failed: etcd is sad (HTTP 500 InternalError)"
+    )
 
 
 async def test_503_then_success() -> None:
@@ -324,8 +340,9 @@ async def test_wrong_certificate_authority(sandbox: Sandbox, tmp_path: Path) -> 
     assert sandbox.kubeconfig is not None
     document = yaml.safe_load(sandbox.kubeconfig.read_text(encoding="utf-8"))
     other_ca = generate_certificates().ca_pem
-    document["clusters"][0]["cluster"]["certificate-authority-data"] = \
-        base64.b64encode(other_ca).decode()
+    document["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(
+        other_ca
+    ).decode()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", document)
     started = time.monotonic()
     async with KubeApi(load_credentials(kubeconfig=kubeconfig)) as client:
@@ -343,7 +360,9 @@ async def test_wrong_certificate_authority(sandbox: Sandbox, tmp_path: Path) -> 
 async def test_connection_refused(tmp_path: Path) -> None:
     server = f"http://127.0.0.1:{free_port()}"
     document = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "gone",
         "clusters": [{"name": "gone", "cluster": {"server": server}}],
         "users": [{"name": "gone", "user": {}}],
         "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}],
@@ -363,8 +382,10 @@ async def test_unknown_host() -> None:
     async with fake_api(credentials, RetryPolicy(attempts=1)) as client:
         with pytest.raises(ConfigError) as caught:
             await client.list_namespaces()
-    assert "cannot resolve the host no-such-host.invalid of http://no-such-host.invalid:6443" \
+    assert (
+        "cannot resolve the host no-such-host.invalid of http://no-such-host.invalid:6443"
         in str(caught.value)
+    )
 
 
 # -- exec URLs --------------------------------------------------------------------------------
@@ -372,30 +393,73 @@ async def test_unknown_host() -> None:
 
 def test_exec_url(sandbox: Sandbox) -> None:
     client = KubeApi(load_credentials(kubeconfig=sandbox.kubeconfig))
-    url = client.exec_url("conf", "web-0", container="app", command=["sh", "-c", "echo a&b=c ü +"],
-                          stdin=False, stdout=True, stderr=True, tty=False)
+    url = client.exec_url(
+        "conf",
+        "web-0",
+        container="app",
+        command=["sh", "-c", "echo a&b=c ü +"],
+        stdin=False,
+        stdout=True,
+        stderr=True,
+        tty=False,
+    )
     parts = urlsplit(url)
     assert parts.scheme == "wss" and parts.netloc == urlsplit(sandbox.url).netloc
     assert parts.path == "/api/v1/namespaces/conf/pods/web-0/exec"
-    assert parse_qsl(parts.query) == [("command", "sh"), ("command", "-c"),
-                                      ("command", "echo a&b=c ü +"), ("container", "app"),
-                                      ("stderr", "true"), ("stdout", "true")]
+    assert parse_qsl(parts.query) == [
+        ("command", "sh"),
+        ("command", "-c"),
+        ("command", "echo a&b=c ü +"),
+        ("container", "app"),
+        ("stderr", "true"),
+        ("stdout", "true"),
+    ]
     assert " " not in url and "ü" not in url
 
-    tty = client.exec_url("conf", "web-0", container="app", command=["bash"],
-                          stdin=True, stdout=True, stderr=True, tty=True)
-    assert parse_qsl(urlsplit(tty).query) == [("command", "bash"), ("container", "app"),
-                                              ("stdin", "true"), ("stdout", "true"),
-                                              ("tty", "true")]
+    tty = client.exec_url(
+        "conf",
+        "web-0",
+        container="app",
+        command=["bash"],
+        stdin=True,
+        stdout=True,
+        stderr=True,
+        tty=True,
+    )
+    assert parse_qsl(urlsplit(tty).query) == [
+        ("command", "bash"),
+        ("container", "app"),
+        ("stdin", "true"),
+        ("stdout", "true"),
+        ("tty", "true"),
+    ]
     with pytest.raises(ValueError):
-        client.exec_url("conf", "p", container="c", command=[], stdin=False, stdout=True,
-                        stderr=False, tty=False)
+        client.exec_url(
+            "conf",
+            "p",
+            container="c",
+            command=[],
+            stdin=False,
+            stdout=True,
+            stderr=False,
+            tty=False,
+        )
 
 
 def test_exec_url_plain_http_and_prefix() -> None:
     client = fake_api(FakeCredentials("http://proxy.example:8001/k8s/clusters/c-1"))
-    url = client.exec_url("ns", "p", container="c", command=["true"], stdin=False, stdout=True,
-                          stderr=False, tty=False)
-    assert url == ("ws://proxy.example:8001/k8s/clusters/c-1/api/v1/namespaces/ns/pods/p/exec"
-                   "?command=true&container=c&stdout=true")
+    url = client.exec_url(
+        "ns",
+        "p",
+        container="c",
+        command=["true"],
+        stdin=False,
+        stdout=True,
+        stderr=False,
+        tty=False,
+    )
+    assert url == (
+        "ws://proxy.example:8001/k8s/clusters/c-1/api/v1/namespaces/ns/pods/p/exec"
+        "?command=true&container=c&stdout=true"
+    )
     assert client.websocket_ssl() is None

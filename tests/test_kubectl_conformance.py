@@ -71,8 +71,9 @@ def test_label_selectors(kubectl, selector: str, expected: list[str]) -> None:  
 
 
 def test_field_selector(kubectl) -> None:  # type: ignore[no-untyped-def]
-    result = kubectl("get", "pods", "-n", "conf", "--field-selector",
-                     "status.phase!=Running,metadata.name!=done")
+    result = kubectl(
+        "get", "pods", "-n", "conf", "--field-selector", "status.phase!=Running,metadata.name!=done"
+    )
     assert result.returncode == 0, result.stderr
     assert names_in_table(result.stdout) == ["pending"]
 
@@ -97,7 +98,9 @@ def test_unsupported_field_is_bad_request(kubectl) -> None:  # type: ignore[no-u
 
 @pytest.mark.parametrize("code", [0, 1, 42])
 def test_exec_exit_codes(kubectl, code: int) -> None:  # type: ignore[no-untyped-def]
-    result = kubectl("exec", "-n", "conf", "solo", "--", "sh", "-c", f"echo out; echo err >&2; exit {code}")
+    result = kubectl(
+        "exec", "-n", "conf", "solo", "--", "sh", "-c", f"echo out; echo err >&2; exit {code}"
+    )
     assert result.returncode == code, result.stderr
     assert result.stdout == b"out\n"
     assert result.stderr.startswith(b"err\n")
@@ -121,7 +124,9 @@ def test_exec_sees_pod_identity(kubectl) -> None:  # type: ignore[no-untyped-def
 
 
 def test_exec_deployment_picks_one_of_its_pods(kubectl, sandbox: Sandbox) -> None:  # type: ignore[no-untyped-def]
-    result = kubectl("exec", "-n", "conf", "deploy/web", "--", "sh", "-c", "echo $MY_POD $GREETING; pwd")
+    result = kubectl(
+        "exec", "-n", "conf", "deploy/web", "--", "sh", "-c", "echo $MY_POD $GREETING; pwd"
+    )
     assert result.returncode == 0, result.stderr
     identity, workdir = lines(result.stdout)
     pod, greeting = identity.split()
@@ -173,9 +178,22 @@ def test_exec_tty_with_resize(kubectl_factory) -> None:  # type: ignore[no-untyp
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     process = subprocess.Popen(
-        [kubectl.binary, "exec", "-it", "-n", "conf", "solo", "--", "sh", "-c",
-         "tty; stty size; echo oops >&2"],
-        stdin=follower, stdout=follower, stderr=subprocess.PIPE, env=kubectl.env,
+        [
+            kubectl.binary,
+            "exec",
+            "-it",
+            "-n",
+            "conf",
+            "solo",
+            "--",
+            "sh",
+            "-c",
+            "tty; stty size; echo oops >&2",
+        ],
+        stdin=follower,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=kubectl.env,
     )
     os.close(follower)
     output = b""

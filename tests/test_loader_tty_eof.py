@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from podmagic.command import build_command
-from podmagic.credentials import load_credentials
-from podmagic.kubeapi import KubeApi
+from podmagic._command import build_command
+from podmagic._credentials import load_credentials
+from podmagic._kubeapi import KubeApi
+from podmagic._transport import V4, V5, ExecOutcome, ExecSpec, run_exec
 from podmagic.sandbox import Sandbox
-from podmagic.transport import V4, V5, ExecOutcome, ExecSpec, run_exec
 
 pytestmark = pytest.mark.anyio
 
@@ -32,10 +32,12 @@ async def run_on_tty(api: KubeApi, script: str, env: dict[str, str], protocol: s
 
 
 @pytest.mark.parametrize("protocol", [V5, V4])
-@pytest.mark.parametrize("script", ['read x; echo "got[$x]"', "cat; echo end",
-                                    "[ -t 0 ] && echo tty || echo notty"])
+@pytest.mark.parametrize(
+    "script", ['read x; echo "got[$x]"', "cat; echo end", "[ -t 0 ] && echo tty || echo notty"]
+)
 async def test_tty_loader_without_stdin_reads_eof_on_each_protocol(
-        api: KubeApi, protocol: str, script: str) -> None:
+    api: KubeApi, protocol: str, script: str
+) -> None:
     inline = await run_on_tty(api, script, {}, protocol)
     loaded = await run_on_tty(api, script, {"V": "1"}, protocol)
     assert build_command(script=script, env={"V": "1"}).via_stdin

@@ -16,37 +16,104 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic.results import ExecStatus
+from podmagic._results import ExecStatus
 from podmagic.sandbox import Sandbox
 
 pytestmark = pytest.mark.timeout(300)
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 #: Shell-significant fragments, so that generated text hits them far more often than chance.
 NASTY = [
-    "'", '"', "\\", "`", "$", "$(id)", "${HOME}", "$((1+1))", "`id`", "; rm -rf /", '"; rm -rf /',
-    "'; rm -rf / #", "\n", "\r", "\t", " ", "  ", "*", "?", "[a-z]", "~", "!", "!!", "#", "&&",
-    "||", "|", "&", ">", "<", "<<EOF", "(", ")", "{", "}", "{{", "}}", "-", "--", "-n", "-e",
-    "--help", "%s", "%b", "\\0", "\\n", "\\\\", "é", "ß", "€", "😀", "\u200b", "\u2028", "\x7f",
-    "\x1b[31m", "\x01",
+    "'",
+    '"',
+    "\\",
+    "`",
+    "$",
+    "$(id)",
+    "${HOME}",
+    "$((1+1))",
+    "`id`",
+    "; rm -rf /",
+    '"; rm -rf /',
+    "'; rm -rf / #",
+    "\n",
+    "\r",
+    "\t",
+    " ",
+    "  ",
+    "*",
+    "?",
+    "[a-z]",
+    "~",
+    "!",
+    "!!",
+    "#",
+    "&&",
+    "||",
+    "|",
+    "&",
+    ">",
+    "<",
+    "<<EOF",
+    "(",
+    ")",
+    "{",
+    "}",
+    "{{",
+    "}}",
+    "-",
+    "--",
+    "-n",
+    "-e",
+    "--help",
+    "%s",
+    "%b",
+    "\\0",
+    "\\n",
+    "\\\\",
+    "é",
+    "ß",
+    "€",
+    "😀",
+    "\u200b",
+    "\u2028",
+    "\x7f",
+    "\x1b[31m",
+    "\x01",
 ]
 #: Any text a shell word may hold: everything but NUL (and lone surrogates, which are not text
 #: that UTF-8 can carry).
 CHARACTERS = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 WORD = st.one_of(
     st.text(CHARACTERS),
-    st.lists(st.one_of(st.sampled_from(NASTY), st.text(CHARACTERS, max_size=3)), max_size=8)
-    .map("".join),
+    st.lists(st.one_of(st.sampled_from(NASTY), st.text(CHARACTERS, max_size=3)), max_size=8).map(
+        "".join
+    ),
 )
 MARKER = "pwned"
 #: Ways a value could try to run a command if it were not quoted as one word.
 INJECTIONS = [
-    "; touch {m}", "'; touch {m}; '", '"; touch {m}; "', "$(touch {m})", "`touch {m}`",
-    "\ntouch {m}\n", "&& touch {m}", "|| touch {m}", "| touch {m}", "& touch {m} &",
-    "> {m}", "$(touch${{IFS}}{m})", "'$(touch {m})'", "\\'; touch {m}; \\'", "\\\"; touch {m}; \"",
-    "'\"'\"'; touch {m}; '\"'\"'", "\r\ntouch {m}", "x' 'y; touch {m}",
+    "; touch {m}",
+    "'; touch {m}; '",
+    '"; touch {m}; "',
+    "$(touch {m})",
+    "`touch {m}`",
+    "\ntouch {m}\n",
+    "&& touch {m}",
+    "|| touch {m}",
+    "| touch {m}",
+    "& touch {m} &",
+    "> {m}",
+    "$(touch${{IFS}}{m})",
+    "'$(touch {m})'",
+    "\\'; touch {m}; \\'",
+    '\\"; touch {m}; "',
+    "'\"'\"'; touch {m}; '\"'\"'",
+    "\r\ntouch {m}",
+    "x' 'y; touch {m}",
 ]
 
 
@@ -90,8 +157,9 @@ def test_a_value_arrives_as_one_exact_word(ip: InteractiveShell, value: str) -> 
 @given(value=WORD)
 @example(value="")
 @example(value="'; touch pwned #")
-def test_a_value_arrives_exactly_in_a_cell_and_without_a_shell(ip: InteractiveShell,
-                                                               value: str) -> None:
+def test_a_value_arrives_exactly_in_a_cell_and_without_a_shell(
+    ip: InteractiveShell, value: str
+) -> None:
     ip.user_ns["v"] = value
     results = ip.run_cell_magic("pod", "solo -n conf", "printf '%s\\0' {{v}}\n")
     assert results.stdout == nul_separated(value)
@@ -125,14 +193,16 @@ def test_a_list_arrives_as_exactly_those_words(ip: InteractiveShell, words: list
 
 @SETTINGS
 @given(template=st.sampled_from(INJECTIONS), before=WORD, after=WORD)
-def test_an_injection_payload_never_runs(ip: InteractiveShell, template: str, before: str,
-                                         after: str) -> None:
+def test_an_injection_payload_never_runs(
+    ip: InteractiveShell, template: str, before: str, after: str
+) -> None:
     value = before + template.format(m=MARKER) + after
     ip.user_ns["v"] = value
     assert run(ip, "solo -n conf -- printf '%s\\0' {{v}}") == nul_separated(value)
     ip.user_ns["words"] = [value, template.format(m=MARKER)]
     assert run(ip, "solo -n conf -- printf '%s\\0' {{words}}") == nul_separated(
-        value, template.format(m=MARKER))
+        value, template.format(m=MARKER)
+    )
     # No marker file appeared in the pod's working directory (its own folder).
     listing = run(ip, "solo -n conf -- ls -A").decode().split("\n")
     assert not [name for name in listing if MARKER in name]

@@ -9,11 +9,11 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic.background import BackgroundRun
-from podmagic.errors import PodsFailedError, RefusedError, SelectionError
-from podmagic.results import ExecStatus, PodResults
+from podmagic._background import BackgroundRun
+from podmagic._errors import PodsFailedError, RefusedError, SelectionError
+from podmagic._results import ExecStatus, PodResults
+from podmagic._targets import Selection
 from podmagic.sandbox import Sandbox
-from podmagic.targets import Selection
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_line_magic_runs_in_one_pod(ip: InteractiveShell) -> None:
 
 
 def test_cell_magic_runs_the_script(ip: InteractiveShell) -> None:
-    results = ip.run_cell_magic("pod", "-l app=db", "x=$(hostname)\necho \"host=$x\"\n")
+    results = ip.run_cell_magic("pod", "-l app=db", 'x=$(hostname)\necho "host=$x"\n')
     assert sorted(r.stdout for r in results) == [b"host=db-0\n", b"host=db-1\n"]
 
 
@@ -176,7 +176,16 @@ def test_no_shell_runs_argv(ip: InteractiveShell) -> None:
 
 def test_help_is_complete(ip: InteractiveShell) -> None:
     doc = ip.find_line_magic("pod").__doc__ or ""
-    for option in ("--selector", "--all-namespaces", "--bg", "--check", "--parse", "--dry-run", "--yes", "{{expr}}"):
+    for option in (
+        "--selector",
+        "--all-namespaces",
+        "--bg",
+        "--check",
+        "--parse",
+        "--dry-run",
+        "--yes",
+        "{{expr}}",
+    ):
         assert option in doc
 
 
@@ -204,13 +213,17 @@ def test_pod_sandbox_start_with_a_bad_manifest_is_one_usage_error(
 # -- error messages and -o NAME ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line", [
-    "solo --bogus\x1b]0;PWN\x07 -- true",
-    "solo --stdin x\x1b]0;PWN2\x07 -- true",
-    "solo -- echo {{undefined\x1b]0;PWN3\x07}}",
-])
-def test_usage_errors_show_control_characters_from_the_line_as_text(ip: InteractiveShell,
-                                                                   line: str) -> None:
+@pytest.mark.parametrize(
+    "line",
+    [
+        "solo --bogus\x1b]0;PWN\x07 -- true",
+        "solo --stdin x\x1b]0;PWN2\x07 -- true",
+        "solo -- echo {{undefined\x1b]0;PWN3\x07}}",
+    ],
+)
+def test_usage_errors_show_control_characters_from_the_line_as_text(
+    ip: InteractiveShell, line: str
+) -> None:
     with pytest.raises(UsageError) as caught:
         ip.run_line_magic("pod", line)
     message = str(caught.value)
@@ -225,8 +238,9 @@ def test_pod_sandbox_usage_errors_show_control_characters_as_text(ip: Interactiv
 
 
 @pytest.mark.parametrize("name", ["'not valid-name'", "1x", "class", "a.b", "'x\x1b[2J'"])
-def test_out_name_must_be_a_python_identifier(ip: InteractiveShell, sandbox: Sandbox,
-                                              name: str) -> None:
+def test_out_name_must_be_a_python_identifier(
+    ip: InteractiveShell, sandbox: Sandbox, name: str
+) -> None:
     before = sandbox.exec_stats()["total"]
     keys = set(ip.user_ns)
     with pytest.raises(UsageError, match="not a Python variable name") as caught:

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - the test extra installs it
 
 
 @pytest.fixture(scope="module")
-def core(sandbox: Sandbox) -> Iterator["client.CoreV1Api"]:
+def core(sandbox: Sandbox) -> Iterator[client.CoreV1Api]:
     if client is None:
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail("the kubernetes package is required under CI=true")
@@ -57,24 +57,50 @@ def test_list_pods_with_selector(core) -> None:  # type: ignore[no-untyped-def]
 
 def test_exec_returncode(core) -> None:  # type: ignore[no-untyped-def]
     for command, code in ((["false"], 1), (["sh", "-c", "sleep 0.2; exit 3"], 3), (["true"], 0)):
-        resp = stream(core.connect_get_namespaced_pod_exec, "solo", "conf", command=command,
-                      stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        resp = stream(
+            core.connect_get_namespaced_pod_exec,
+            "solo",
+            "conf",
+            command=command,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
         resp.run_forever(timeout=10)
         assert resp.returncode == code, command
 
 
 def test_exec_text_output(core) -> None:  # type: ignore[no-untyped-def]
-    output = stream(core.connect_get_namespaced_pod_exec, "solo", "conf",
-                    command=["sh", "-c", "echo $HOSTNAME"], stderr=True, stdin=False, stdout=True, tty=False)
+    output = stream(
+        core.connect_get_namespaced_pod_exec,
+        "solo",
+        "conf",
+        command=["sh", "-c", "echo $HOSTNAME"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
     assert output.strip() == "solo"
 
 
 def test_exec_binary_gzip_round_trip(core) -> None:  # type: ignore[no-untyped-def]
     payload = os.urandom(200_000)
     packed = gzip.compress(payload)
-    resp = stream(core.connect_get_namespaced_pod_exec, "solo", "conf",
-                  command=["sh", "-c", "gzip -dc"], stderr=True, stdin=True, stdout=True, tty=False,
-                  binary=True, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "solo",
+        "conf",
+        command=["sh", "-c", "gzip -dc"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        binary=True,
+        _preload_content=False,
+    )
     resp.write_stdin(packed)
     resp.update(timeout=1)
     resp.close_channel(0)
@@ -89,8 +115,17 @@ def test_exec_binary_gzip_round_trip(core) -> None:  # type: ignore[no-untyped-d
 
 
 def test_exec_close_channel_ends_cat(core) -> None:  # type: ignore[no-untyped-def]
-    resp = stream(core.connect_get_namespaced_pod_exec, "solo", "conf", command=["cat"],
-                  stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "solo",
+        "conf",
+        command=["cat"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     resp.write_stdin("hello\n")
     resp.close_channel(0)
     resp.run_forever(timeout=10)
@@ -99,8 +134,17 @@ def test_exec_close_channel_ends_cat(core) -> None:  # type: ignore[no-untyped-d
 
 
 def test_interactive_shell_over_stdin(core) -> None:  # type: ignore[no-untyped-def]
-    resp = stream(core.connect_get_namespaced_pod_exec, "solo", "conf", command=["/bin/sh"],
-                  stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        "solo",
+        "conf",
+        command=["/bin/sh"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     resp.write_stdin("echo one\n")
     output = ""
     deadline = time.monotonic() + 10
@@ -116,15 +160,34 @@ def test_interactive_shell_over_stdin(core) -> None:  # type: ignore[no-untyped-
 def test_pod_lifecycle_like_the_client_e2e(core) -> None:  # type: ignore[no-untyped-def]
     core.read_namespaced_service_account("default", "conf")
     name = "e2e-busybox"
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                "spec": {"containers": [{"image": "busybox", "name": "sleep",
-                                         "args": ["/bin/sh", "-c", "while true;do date;sleep 5; done"]}]}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [
+                {
+                    "image": "busybox",
+                    "name": "sleep",
+                    "args": ["/bin/sh", "-c", "while true;do date;sleep 5; done"],
+                }
+            ]
+        },
+    }
     core.create_namespaced_pod(body=manifest, namespace="conf")
     try:
         pod = core.read_namespaced_pod(name, "conf")
         assert pod.status.phase != "Pending"
-        output = stream(core.connect_get_namespaced_pod_exec, name, "conf", command=["sh", "-c", "echo ok"],
-                        stderr=True, stdin=False, stdout=True, tty=False)
+        output = stream(
+            core.connect_get_namespaced_pod_exec,
+            name,
+            "conf",
+            command=["sh", "-c", "echo ok"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
         assert output == "ok\n"
         assert any(p.metadata.name == name for p in core.list_pod_for_all_namespaces().items)
     finally:
@@ -136,6 +199,14 @@ def test_pod_lifecycle_like_the_client_e2e(core) -> None:  # type: ignore[no-unt
 
 def test_handshake_404_surfaces(core) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ApiException) as info:
-        stream(core.connect_get_namespaced_pod_exec, "nope", "conf", command=["true"],
-               stderr=True, stdin=False, stdout=True, tty=False)
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            "nope",
+            "conf",
+            command=["true"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
     assert "404" in str(info.value)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from podmagic.errors import ParseError
-from podmagic.parsing import (
+from podmagic._errors import ParseError
+from podmagic._parsing import (
     formats,
     get_format,
     parse_output,
@@ -81,7 +81,7 @@ def test_register_format() -> None:
             register_format("test-upper", upper)
         register_format("test-upper", upper, replace=True)
     finally:
-        from podmagic import parsing
+        from podmagic import _parsing as parsing
 
         for key in ("test-upper", "test-up"):
             parsing._FORMATS.pop(key, None)
@@ -166,7 +166,9 @@ def test_csv_duplicate_and_blank_header_names_are_made_unique() -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "table", "json"])
 @pytest.mark.parametrize("text", ["", "\n", "  \n\n"])
-def test_empty_output_is_an_error_for_formats_that_need_a_header_or_document(fmt: str, text: str) -> None:
+def test_empty_output_is_an_error_for_formats_that_need_a_header_or_document(
+    fmt: str, text: str
+) -> None:
     with pytest.raises(ParseError, match="the output is empty"):
         parse_output(text, fmt)
 
@@ -319,18 +321,33 @@ def test_regex_needs_named_groups_and_a_valid_pattern() -> None:
 
 
 def _results(*outputs: tuple[str, bytes]) -> Any:
-    from podmagic.results import ExecStatus, PodResult, PodResults
+    from podmagic._results import ExecStatus, PodResult, PodResults
 
-    return PodResults([PodResult(context="ctx", namespace="demo", pod=pod, status=ExecStatus.OK,
-                                 exit_code=0, stdout=stdout) for pod, stdout in outputs])
+    return PodResults(
+        [
+            PodResult(
+                context="ctx",
+                namespace="demo",
+                pod=pod,
+                status=ExecStatus.OK,
+                exit_code=0,
+                stdout=stdout,
+            )
+            for pod, stdout in outputs
+        ]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "table", "json"])
 def test_a_pod_with_empty_output_is_an_error_row_for_header_and_document_formats(fmt: str) -> None:
-    from podmagic.results import check_parsed
+    from podmagic._results import check_parsed
 
-    good = {"csv": b"a,b\n1,2\n", "tsv": b"a\tb\n1\t2\n", "table": b"a b\n1 2\n",
-            "json": b'{"a": 1, "b": 2}'}[fmt]
+    good = {
+        "csv": b"a,b\n1,2\n",
+        "tsv": b"a\tb\n1\t2\n",
+        "table": b"a b\n1 2\n",
+        "json": b'{"a": 1, "b": 2}',
+    }[fmt]
     frame = _results(("web-1", good), ("web-2", b"")).parse(fmt)
     assert frame.attrs["errors"] == {"web-2": "the output is empty"}
     assert frame["pod"].tolist() == ["web-1", "web-2"]
@@ -338,13 +355,19 @@ def test_a_pod_with_empty_output_is_an_error_row_for_header_and_document_formats
         check_parsed(frame)
 
 
-@pytest.mark.parametrize(("fmt", "options", "good"), [
-    ("lines", {}, b"x\n"), ("jsonl", {}, b'{"a": 1}\n'), ("kv", {}, b"a=1\n"),
-    ("regex", {"pattern": r"(?P<n>\d+)"}, b"12\n"),
-])
-def test_a_pod_with_no_records_is_listed_not_dropped(fmt: str, options: dict[str, Any],
-                                                      good: bytes) -> None:
-    from podmagic.results import check_parsed, parse_problems
+@pytest.mark.parametrize(
+    ("fmt", "options", "good"),
+    [
+        ("lines", {}, b"x\n"),
+        ("jsonl", {}, b'{"a": 1}\n'),
+        ("kv", {}, b"a=1\n"),
+        ("regex", {"pattern": r"(?P<n>\d+)"}, b"12\n"),
+    ],
+)
+def test_a_pod_with_no_records_is_listed_not_dropped(
+    fmt: str, options: dict[str, Any], good: bytes
+) -> None:
+    from podmagic._results import check_parsed, parse_problems
 
     frame = _results(("web-1", good), ("web-2", b""), ("web-3", b"")).parse(fmt, **options)
     assert frame["pod"].tolist() == ["web-1"]

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from podmagic.events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from podmagic.render import (
+from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from podmagic._render import (
     PALETTE,
     NullRenderer,
     Renderer,
@@ -28,8 +28,8 @@ from podmagic.render import (
     choose_renderer,
     pod_colour,
 )
-from podmagic.results import ExecStatus, PodResult, PodResults
-from podmagic.targets import PodTarget, Selection, SkippedPod
+from podmagic._results import ExecStatus, PodResult, PodResults
+from podmagic._targets import PodTarget, Selection, SkippedPod
 
 CONTEXT = "sandbox"
 NAMESPACE = "demo"
@@ -38,23 +38,57 @@ NAMESPACE = "demo"
 # -- building events by hand -------------------------------------------------------------------
 
 
-def target(pod: str, container: str = "app", *, namespace: str = NAMESPACE,
-           containers: Sequence[str] | None = None) -> PodTarget:
-    return PodTarget(namespace=namespace, pod=pod, container=container, node="node-a",
-                     containers=tuple(containers or (container,)), pod_uid=f"uid-{pod}", restarts=0)
+def target(
+    pod: str,
+    container: str = "app",
+    *,
+    namespace: str = NAMESPACE,
+    containers: Sequence[str] | None = None,
+) -> PodTarget:
+    return PodTarget(
+        namespace=namespace,
+        pod=pod,
+        container=container,
+        node="node-a",
+        containers=tuple(containers or (container,)),
+        pod_uid=f"uid-{pod}",
+        restarts=0,
+    )
 
 
-def run_started(targets: Sequence[PodTarget], skipped: Sequence[SkippedPod] = (),
-                command: str = "uptime", description: str = "app=web in namespace demo") -> RunStarted:
+def run_started(
+    targets: Sequence[PodTarget],
+    skipped: Sequence[SkippedPod] = (),
+    command: str = "uptime",
+    description: str = "app=web in namespace demo",
+) -> RunStarted:
     selection = Selection(run=tuple(targets), skipped=tuple(skipped), description=description)
     return RunStarted(context=CONTEXT, selection=selection, command=command)
 
 
-def result(t: PodTarget, *, status: ExecStatus = ExecStatus.OK, exit_code: int | None = 0,
-           stdout: bytes = b"", stderr: bytes = b"", error: str | None = None) -> PodResult:
-    return PodResult(context=CONTEXT, namespace=t.namespace, pod=t.pod, container=t.container,
-                     node=t.node, command=("sh", "-c", "uptime"), status=status, exit_code=exit_code,
-                     stdout=stdout, stderr=stderr, duration=0.25, error=error)
+def result(
+    t: PodTarget,
+    *,
+    status: ExecStatus = ExecStatus.OK,
+    exit_code: int | None = 0,
+    stdout: bytes = b"",
+    stderr: bytes = b"",
+    error: str | None = None,
+) -> PodResult:
+    return PodResult(
+        context=CONTEXT,
+        namespace=t.namespace,
+        pod=t.pod,
+        container=t.container,
+        node=t.node,
+        command=("sh", "-c", "uptime"),
+        status=status,
+        exit_code=exit_code,
+        stdout=stdout,
+        stderr=stderr,
+        duration=0.25,
+        error=error,
+    )
 
 
 def out(t: PodTarget, data: bytes, stream: int = 1) -> PodOutput:
@@ -76,8 +110,12 @@ def feed(renderer: Renderer, events: Sequence[Event]) -> None:
 
 
 def simple_run(t: PodTarget, *chunks: bytes, stream: int = 1) -> list[Event]:
-    return [run_started([t]), PodStarted(t), *(out(t, c, stream) for c in chunks),
-            PodFinished(result(t, stdout=b"".join(chunks)))]
+    return [
+        run_started([t]),
+        PodStarted(t),
+        *(out(t, c, stream) for c in chunks),
+        PodFinished(result(t, stdout=b"".join(chunks))),
+    ]
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -85,24 +123,36 @@ def simple_run(t: PodTarget, *chunks: bytes, stream: int = 1) -> list[Event]:
 
 def test_text_lines_are_prefixed_and_padded_to_the_longest_pod() -> None:
     a, b = target("web-1"), target("web-10")
-    lines = text_run([run_started([a, b]), PodStarted(a), PodStarted(b),
-                      out(a, b"hello\n"), out(b, b"hi\nthere\n"),
-                      PodFinished(result(a)), PodFinished(result(b))], show_summary=False)
+    lines = text_run(
+        [
+            run_started([a, b]),
+            PodStarted(a),
+            PodStarted(b),
+            out(a, b"hello\n"),
+            out(b, b"hi\nthere\n"),
+            PodFinished(result(a)),
+            PodFinished(result(b)),
+        ],
+        show_summary=False,
+    )
     assert lines[1:] == ["web-1  | hello", "web-10 | hi", "web-10 | there"]
 
 
 def test_text_stderr_lines_are_marked() -> None:
     t = target("web-1")
-    lines = text_run([run_started([t]), out(t, b"fine\n"), out(t, b"oops\n", stream=2),
-                      PodFinished(result(t))], show_summary=False)
+    lines = text_run(
+        [run_started([t]), out(t, b"fine\n"), out(t, b"oops\n", stream=2), PodFinished(result(t))],
+        show_summary=False,
+    )
     assert lines[1:] == ["web-1 | fine", "web-1 ! oops"]
 
 
 def test_text_names_containers_when_a_pod_runs_several() -> None:
     app = target("web-1", "app", containers=("app", "sidecar"))
     side = target("web-1", "sidecar", containers=("app", "sidecar"))
-    lines = text_run([run_started([app, side]), out(app, b"a\n"), out(side, b"s\n")],
-                     show_summary=False)
+    lines = text_run(
+        [run_started([app, side]), out(app, b"a\n"), out(side, b"s\n")], show_summary=False
+    )
     assert lines[0].endswith("2 containers in 1 pod · $ uptime")
     assert lines[1:] == ["web-1/app     | a", "web-1/sidecar | s"]
 
@@ -115,23 +165,36 @@ def test_text_names_namespaces_when_the_run_spans_several() -> None:
 
 def test_partial_lines_are_joined_across_chunks_and_flushed_at_the_end() -> None:
     t = target("web-1")
-    lines = text_run(simple_run(t, b"hel", b"lo\nwor", b"ld\nno newline", b" at the end"),
-                     show_summary=False)
+    lines = text_run(
+        simple_run(t, b"hel", b"lo\nwor", b"ld\nno newline", b" at the end"), show_summary=False
+    )
     assert lines[1:] == ["web-1 | hello", "web-1 | world", "web-1 | no newline at the end"]
 
 
 def test_partial_lines_are_kept_per_stream() -> None:
     t = target("web-1")
-    lines = text_run([run_started([t]), out(t, b"std"), out(t, b"err", 2), out(t, b"out\n"),
-                      out(t, b"or\n", 2)], show_summary=False)
+    lines = text_run(
+        [run_started([t]), out(t, b"std"), out(t, b"err", 2), out(t, b"out\n"), out(t, b"or\n", 2)],
+        show_summary=False,
+    )
     assert lines[1:] == ["web-1 | stdout", "web-1 ! error"]
 
 
 def test_a_utf8_character_split_across_chunks_survives() -> None:
     t = target("web-1")
     euro, smile = "€".encode(), "😀".encode()
-    lines = text_run(simple_run(t, b"caf\xc3", b"\xa9 " + euro[:1], euro[1:2], euro[2:] + smile[:3],
-                                smile[3:] + b"\n", b"bad \xff byte\n"), show_summary=False)
+    lines = text_run(
+        simple_run(
+            t,
+            b"caf\xc3",
+            b"\xa9 " + euro[:1],
+            euro[1:2],
+            euro[2:] + smile[:3],
+            smile[3:] + b"\n",
+            b"bad \xff byte\n",
+        ),
+        show_summary=False,
+    )
     assert lines[1:] == ["web-1 | café €😀", "web-1 | bad \ufffd byte"]
 
 
@@ -146,29 +209,47 @@ def test_per_pod_cap_keeps_head_and_tail_and_counts_the_middle() -> None:
     a, b = target("web-1"), target("web-2")
     limits = RenderLimits(head_lines=3, tail_lines=2)
     body = b"".join(b"line %d\n" % i for i in range(10))
-    lines = text_run([run_started([a, b]), out(a, body), out(b, b"other\n"),
-                      PodFinished(result(a)), PodFinished(result(b))],
-                     limits=limits, show_summary=False)
+    lines = text_run(
+        [
+            run_started([a, b]),
+            out(a, body),
+            out(b, b"other\n"),
+            PodFinished(result(a)),
+            PodFinished(result(b)),
+        ],
+        limits=limits,
+        show_summary=False,
+    )
     assert lines[1:] == [
-        "web-1 | line 0", "web-1 | line 1", "web-1 | line 2",
+        "web-1 | line 0",
+        "web-1 | line 1",
+        "web-1 | line 2",
         "web-2 | other",
         # the tail comes when the pod finishes
-        "web-1 | … 5 lines hidden …", "web-1 | line 8", "web-1 | line 9",
+        "web-1 | … 5 lines hidden …",
+        "web-1 | line 8",
+        "web-1 | line 9",
     ]
 
 
 def test_per_pod_cap_without_hidden_lines_prints_the_tail_without_a_marker() -> None:
     t = target("web-1")
-    lines = text_run(simple_run(t, b"1\n2\n3\n4\n"), limits=RenderLimits(head_lines=2, tail_lines=2),
-                     show_summary=False)
+    lines = text_run(
+        simple_run(t, b"1\n2\n3\n4\n"),
+        limits=RenderLimits(head_lines=2, tail_lines=2),
+        show_summary=False,
+    )
     assert lines[1:] == ["web-1 | 1", "web-1 | 2", "web-1 | 3", "web-1 | 4"]
 
 
 def test_long_lines_are_cut_with_a_marker() -> None:
     t = target("web-1")
     limits = RenderLimits(max_line_length=10)
-    lines = text_run(simple_run(t, b"x" * 25 + b"\n", b"y" * 8, b"y" * 8, b"y" * 8 + b"\nshort\n"),
-                     limits=limits, show_summary=False)
+    lines = text_run(
+        simple_run(t, b"x" * 25 + b"\n", b"y" * 8, b"y" * 8, b"y" * 8 + b"\nshort\n"),
+        limits=limits,
+        show_summary=False,
+    )
     assert lines[1:] == [
         "web-1 | xxxxxxxxxx … [15 more characters cut]",
         "web-1 | yyyyyyyyyy … [14 more characters cut]",
@@ -177,7 +258,7 @@ def test_long_lines_are_cut_with_a_marker() -> None:
 
 
 def test_a_line_without_end_uses_bounded_memory() -> None:
-    from podmagic.render._base import LineSplitter
+    from podmagic._render._base import LineSplitter
 
     splitter = LineSplitter(100)
     for _ in range(1000):
@@ -190,8 +271,9 @@ def test_a_line_without_end_uses_bounded_memory() -> None:
 def test_header_names_context_target_command_and_counts() -> None:
     a, b, c = target("web-1"), target("web-2"), target("web-3")
     skipped = SkippedPod(NAMESPACE, "web-4", "app", None, "not ready")
-    lines = text_run([run_started([a, b, c], [skipped], command="df -h\necho done")],
-                     show_summary=False)
+    lines = text_run(
+        [run_started([a, b, c], [skipped], command="df -h\necho done")], show_summary=False
+    )
     assert lines == [
         "context sandbox · app=web in namespace demo · 3 pods (1 skipped) · $ df -h … (+1 lines)"
     ]
@@ -200,12 +282,25 @@ def test_header_names_context_target_command_and_counts() -> None:
 
 def test_summary_at_the_end_is_the_results_text() -> None:
     a, b = target("web-1"), target("web-2")
-    results = PodResults([result(a, stdout=b"ok\n"),
-                          result(b, status=ExecStatus.FAILED, exit_code=2, stderr=b"bad\n")])
+    results = PodResults(
+        [
+            result(a, stdout=b"ok\n"),
+            result(b, status=ExecStatus.FAILED, exit_code=2, stderr=b"bad\n"),
+        ]
+    )
     stream = io.StringIO()
     renderer = TextRenderer(stream, colour=False)
-    feed(renderer, [run_started([a, b]), out(a, b"ok\n"), out(b, b"bad\n", 2),
-                  PodFinished(results[0]), PodFinished(results[1]), RunFinished(results)])
+    feed(
+        renderer,
+        [
+            run_started([a, b]),
+            out(a, b"ok\n"),
+            out(b, b"bad\n", 2),
+            PodFinished(results[0]),
+            PodFinished(results[1]),
+            RunFinished(results),
+        ],
+    )
     renderer.close()
     text = stream.getvalue()
     assert text.endswith("\n" + str(results) + "\n")
@@ -216,8 +311,15 @@ def test_close_without_results_flushes_and_summarises_what_finished() -> None:
     a, b = target("web-1"), target("web-2")
     stream = io.StringIO()
     renderer = TextRenderer(stream, colour=False)
-    feed(renderer, [run_started([a, b]), out(a, b"done"), PodFinished(result(a, stdout=b"done")),
-                  out(b, b"half a line")])
+    feed(
+        renderer,
+        [
+            run_started([a, b]),
+            out(a, b"done"),
+            PodFinished(result(a, stdout=b"done")),
+            out(b, b"half a line"),
+        ],
+    )
     renderer.close()
     renderer.close()  # idempotent
     renderer.handle_event(out(b, b"late\n"))  # ignored after close
@@ -253,10 +355,15 @@ def test_pod_colours_are_stable_and_agree_between_html_and_ansi() -> None:
 
 
 def test_pod_colours_do_not_depend_on_the_process() -> None:
-    script = "from podmagic.render import pod_colour; print(pod_colour('api-7c9d8-x2k4p'))"
+    script = "from podmagic._render import pod_colour; print(pod_colour('api-7c9d8-x2k4p'))"
     seen = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         for seed in ("1", "2", "3")
     }
     assert seen == {pod_colour("api-7c9d8-x2k4p")}
@@ -343,8 +450,14 @@ def test_widget_throttles_100000_lines_and_shows_the_last_ones(fake_display: Fak
     renderer = WidgetRenderer()
     per_pod, per_chunk = 5000, 50
     chunks = [
-        (t, b"".join(b"%s line %d\n" % (t.pod.encode(), n) for n in range(start, start + per_chunk)))
-        for start in range(0, per_pod, per_chunk) for t in pods
+        (
+            t,
+            b"".join(
+                b"%s line %d\n" % (t.pod.encode(), n) for n in range(start, start + per_chunk)
+            ),
+        )
+        for start in range(0, per_pod, per_chunk)
+        for t in pods
     ]
 
     def engine() -> None:  # plays the engine's loop thread
@@ -379,9 +492,17 @@ def test_widget_throttles_100000_lines_and_shows_the_last_ones(fake_display: Fak
 def test_widget_per_pod_view_shows_only_that_pods_lines_capped(fake_display: FakeDisplay) -> None:
     a, b = target("web-1"), target("web-2")
     renderer = WidgetRenderer(limits=RenderLimits(head_lines=3, tail_lines=2))
-    feed(renderer, [run_started([a, b]), PodStarted(a), PodStarted(b),
-                  out(a, b"".join(b"a%d\n" % i for i in range(10))), out(b, b"b-only\n"),
-                  out(b, b"b-err <tag>\n", 2)])
+    feed(
+        renderer,
+        [
+            run_started([a, b]),
+            PodStarted(a),
+            PodStarted(b),
+            out(a, b"".join(b"a%d\n" % i for i in range(10))),
+            out(b, b"b-only\n"),
+            out(b, b"b-err <tag>\n", 2),
+        ],
+    )
     wait_until(lambda: "b-err" in renderer.pod_views.get("web-2", _NoValue).value)
     view_a = renderer.pod_views["web-1"].value
     view_b = renderer.pod_views["web-2"].value
@@ -433,8 +554,12 @@ def test_widget_header(fake_display: FakeDisplay) -> None:
     renderer.handle_event(run_started([a], [skipped], command="echo <hi>"))
     wait_until(lambda: "echo" in renderer._header.value)
     header = renderer._header.value
-    for part in ("<b>sandbox</b>", "app=web in namespace demo", "1 pod (1 skipped)",
-                 "$ echo &lt;hi&gt;"):
+    for part in (
+        "<b>sandbox</b>",
+        "app=web in namespace demo",
+        "1 pod (1 skipped)",
+        "$ echo &lt;hi&gt;",
+    ):
         assert part in header
     renderer.close()
 
@@ -443,8 +568,17 @@ def test_widget_close_replaces_the_slot_with_the_summary(fake_display: FakeDispl
     a, b = target("web-1"), target("web-2")
     results = PodResults([result(a, stdout=b"same\n"), result(b, stdout=b"same\n")])
     renderer = WidgetRenderer()
-    feed(renderer, [run_started([a, b]), out(a, b"same\n"), out(b, b"same\n"),
-                  PodFinished(results[0]), PodFinished(results[1]), RunFinished(results)])
+    feed(
+        renderer,
+        [
+            run_started([a, b]),
+            out(a, b"same\n"),
+            out(b, b"same\n"),
+            PodFinished(results[0]),
+            PodFinished(results[1]),
+            RunFinished(results),
+        ],
+    )
     handle = fake_display.handles[0]
     wait_until(lambda: bool(handle.updates))  # RunFinished alone puts the summary up
     renderer.close()
@@ -462,12 +596,20 @@ def test_widget_close_replaces_the_slot_with_the_summary(fake_display: FakeDispl
 def test_widget_close_without_results_summarises_what_finished(fake_display: FakeDisplay) -> None:
     a, b = target("web-1"), target("web-2")
     renderer = WidgetRenderer()
-    feed(renderer, [run_started([a, b]), out(a, b"x"), PodFinished(result(a, stdout=b"x")),
-                  out(b, b"partial")])
+    feed(
+        renderer,
+        [
+            run_started([a, b]),
+            out(a, b"x"),
+            PodFinished(result(a, stdout=b"x")),
+            out(b, b"partial"),
+        ],
+    )
     renderer.close()
     bundle, _ = fake_display.handles[0].updates[0]
     assert bundle["text/plain"].startswith(
-        "The run ended without its final results; 1 of 2 execs had finished.\n1 pod")
+        "The run ended without its final results; 1 of 2 execs had finished.\n1 pod"
+    )
     assert "partial" in renderer._stream_view.value
 
 
@@ -486,8 +628,9 @@ def test_widget_retry_restarts_the_pod(fake_display: FakeDisplay) -> None:
     renderer = WidgetRenderer(display=False)
     renderer.handle_event(run_started([t]))
     renderer.handle_event(PodStarted(t))
-    renderer.handle_event(PodFinished(result(t, status=ExecStatus.ERROR, exit_code=None,
-                                             error="connection lost")))
+    renderer.handle_event(
+        PodFinished(result(t, status=ExecStatus.ERROR, exit_code=None, error="connection lost"))
+    )
     renderer.handle_event(PodStarted(t))
     renderer.handle_event(out(t, b"second try\n"))
     wait_until(lambda: "second try" in renderer._stream_view.value)
@@ -497,7 +640,10 @@ def test_widget_retry_restarts_the_pod(fake_display: FakeDisplay) -> None:
 
 
 GARBAGE: list[Any] = [
-    None, "text", 42, object(),
+    None,
+    "text",
+    42,
+    object(),
     PodOutput(None, 1, b"x\n"),  # type: ignore[arg-type]
     PodOutput(target("web-1"), 1, None),  # type: ignore[arg-type]
     PodOutput(target("web-1"), 7, b"unknown stream\n"),
@@ -523,8 +669,9 @@ def test_handle_event_never_raises_text(caplog: pytest.LogCaptureFixture) -> Non
     assert len(caplog.records) <= 4  # the first few in full, then one line
 
 
-def test_handle_event_never_raises_widget(fake_display: FakeDisplay,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_handle_event_never_raises_widget(
+    fake_display: FakeDisplay, caplog: pytest.LogCaptureFixture
+) -> None:
     renderer = WidgetRenderer()
     with caplog.at_level(logging.ERROR, logger="podmagic.render"):
         for event in GARBAGE:
@@ -553,8 +700,9 @@ def test_choose_renderer_outside_a_kernel_is_text() -> None:
         choose_renderer(nope=1)
 
 
-def test_choose_renderer_in_a_kernel_is_widgets(monkeypatch: pytest.MonkeyPatch,
-                                                fake_display: FakeDisplay) -> None:
+def test_choose_renderer_in_a_kernel_is_widgets(
+    monkeypatch: pytest.MonkeyPatch, fake_display: FakeDisplay
+) -> None:
     import IPython
 
     class ZMQInteractiveShell:  # the name is what counts
@@ -576,12 +724,12 @@ def test_render_limits_are_checked() -> None:
 
 # -- a real kernel ---------------------------------------------------------------------------------
 
-_NOTEBOOK_SETUP = '''
+_NOTEBOOK_SETUP = """
 import threading, time
-from podmagic.events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from podmagic.render import WidgetRenderer
-from podmagic.results import ExecStatus, PodResult, PodResults
-from podmagic.targets import PodTarget, Selection
+from podmagic._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from podmagic._render import WidgetRenderer
+from podmagic._results import ExecStatus, PodResult, PodResults
+from podmagic._targets import PodTarget, Selection
 
 def run(renderer, tag, delay):
     pods = [PodTarget("demo", f"{tag}-{i}", "app", "node-a", ("app",), "uid", 0) for i in range(3)]
@@ -597,35 +745,38 @@ def run(renderer, tag, delay):
         renderer.handle_event(PodFinished(results[-1]))
     renderer.handle_event(RunFinished(PodResults(results)))
     renderer.close()
-'''
+"""
 
 _NOTEBOOK_CELLS = [
     # A background run: the cell returns at once, the events arrive while the next cell runs.
-    _NOTEBOOK_SETUP + '''
+    _NOTEBOOK_SETUP
+    + """
 background = WidgetRenderer()
 feeder = threading.Thread(target=run, args=(background, "bg", 0.5))
 feeder.start()
-''',
-    '''
+""",
+    """
 print("second cell")
 feeder.join()
-''',
+""",
     # A blocking run in one cell.
-    '''
+    """
 run(WidgetRenderer(), "fg", 0.0)
-''',
+""",
 ]
 
 
-def test_real_kernel_summary_persists_and_nothing_leaks(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_kernel_summary_persists_and_nothing_leaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in _NOTEBOOK_CELLS]
-    client = nbclient.NotebookClient(notebook, timeout=30, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=30, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     began = time.monotonic()
     client.execute()
     assert time.monotonic() - began < 15

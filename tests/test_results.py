@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from podmagic import errors
-from podmagic.errors import (
+from podmagic import _errors as errors
+from podmagic._errors import (
     ApiError,
     ConfigError,
     ExecError,
@@ -28,7 +28,7 @@ from podmagic.errors import (
     SelectionError,
     StreamLostError,
 )
-from podmagic.results import ExecStatus, OutputGroup, PodResult, PodResults
+from podmagic._results import ExecStatus, OutputGroup, PodResult, PodResults
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -786,7 +786,7 @@ def test_errors_pickle_and_copy(exc: PodmagicError) -> None:
 
 def test_importing_results_does_not_import_pandas() -> None:
     code = (
-        "import sys, podmagic.results, podmagic.parsing, podmagic.errors; "
+        "import sys, podmagic._results, podmagic._parsing, podmagic._errors; "
         "heavy = [m for m in ('pandas', 'numpy', 'IPython', 'ipywidgets') if m in sys.modules]; "
         "print(heavy)"
     )

@@ -35,15 +35,27 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def run_cli(*args: str, home: Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "podmagic.sandbox", *args], capture_output=True, text=True,
-                          env=environment(home), cwd=cwd, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "podmagic.sandbox", *args],
+        capture_output=True,
+        text=True,
+        env=environment(home),
+        cwd=cwd,
+        timeout=30,
+        check=False,
+    )
 
 
 @contextlib.contextmanager
 def serving(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen([sys.executable, "-m", "podmagic.sandbox", "serve", *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment(home), cwd=REPO)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "podmagic.sandbox", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(home),
+        cwd=REPO,
+    )
     try:
         yield process
     finally:
@@ -52,7 +64,9 @@ def serving(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
         process.communicate(timeout=10)
 
 
-def wait_for_kubeconfig(path: Path, process: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
+def wait_for_kubeconfig(
+    path: Path, process: subprocess.Popen[str], timeout: float = 30
+) -> dict[str, Any]:
     """Poll for the kubeconfig; the moment it exists it must be complete and the server up."""
     deadline = time.monotonic() + timeout
     while True:
@@ -67,7 +81,9 @@ def wait_for_kubeconfig(path: Path, process: subprocess.Popen[str], timeout: flo
         assert config["current-context"] == "podmagic-sandbox"
         server = urlsplit(config["clusters"][0]["cluster"]["server"])
         assert server.hostname and server.port
-        socket.create_connection((server.hostname, server.port), timeout=2).close()  # accepting already
+        socket.create_connection(
+            (server.hostname, server.port), timeout=2
+        ).close()  # accepting already
         return config  # type: ignore[no-any-return]
 
 
@@ -76,7 +92,9 @@ async def client_for(config: dict[str, Any]) -> AsyncIterator[tuple[aiohttp.Clie
     """An aiohttp session built from a kubeconfig document, and the server URL."""
     cluster = config["clusters"][0]["cluster"]
     user = config["users"][0]["user"]
-    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    context = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+    )
     sockets: list[socket.socket] = []
 
     def socket_factory(address: Any) -> socket.socket:
@@ -85,8 +103,9 @@ async def client_for(config: dict[str, Any]) -> AsyncIterator[tuple[aiohttp.Clie
         return sockets[-1]
 
     connector = aiohttp.TCPConnector(ssl=context, socket_factory=socket_factory)
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {user['token']}"},
-                                     connector=connector) as session:
+    async with aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {user['token']}"}, connector=connector
+    ) as session:
         yield session, cluster["server"]
     with anyio.fail_after(5):
         while any(sock.fileno() != -1 for sock in sockets):
@@ -102,12 +121,17 @@ def process_running(pid: int) -> bool:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("signum", "manifest", "namespace", "pod"), [
-    (signal.SIGTERM, None, "demo", "db-0"),
-    (signal.SIGINT, CLUSTER, "conf", "solo"),
-], ids=["demo-SIGTERM", "manifest-SIGINT"])
-async def test_serve_until_signalled(tmp_path: Path, signum: signal.Signals, manifest: Path | None,
-                                     namespace: str, pod: str) -> None:
+@pytest.mark.parametrize(
+    ("signum", "manifest", "namespace", "pod"),
+    [
+        (signal.SIGTERM, None, "demo", "db-0"),
+        (signal.SIGINT, CLUSTER, "conf", "solo"),
+    ],
+    ids=["demo-SIGTERM", "manifest-SIGINT"],
+)
+async def test_serve_until_signalled(
+    tmp_path: Path, signum: signal.Signals, manifest: Path | None, namespace: str, pod: str
+) -> None:
     out = tmp_path / "out" / "kubeconfig"
     args = ["--kubeconfig", str(out)] + (["--manifest", str(manifest)] if manifest else [])
     with serving(*args, home=tmp_path / "home") as process:
@@ -125,14 +149,30 @@ async def test_serve_until_signalled(tmp_path: Path, signum: signal.Signals, man
                 assert sum(name.startswith("web-") for name in pods) == 3
                 assert sum(name.startswith("node-agent-") for name in pods) == 3
             else:
-                assert pods[:8] == ["db-0", "db-1", "done", "multi", "multi-default", "pending", "solo", "unready"]
+                assert pods[:8] == [
+                    "db-0",
+                    "db-1",
+                    "done",
+                    "multi",
+                    "multi-default",
+                    "pending",
+                    "solo",
+                    "unready",
+                ]
                 assert len(pods) == 11
 
-            params = [("command", "sh"), ("command", "-c"), ("command", "echo $$; exec sleep 1000"),
-                      ("stdout", "true")]
-            async with session.ws_connect(f"{server}/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-                                          params=params, protocols=["v5.channel.k8s.io"],
-                                          autoclose=False) as ws:
+            params = [
+                ("command", "sh"),
+                ("command", "-c"),
+                ("command", "echo $$; exec sleep 1000"),
+                ("stdout", "true"),
+            ]
+            async with session.ws_connect(
+                f"{server}/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+                params=params,
+                protocols=["v5.channel.k8s.io"],
+                autoclose=False,
+            ) as ws:
                 output = b""
                 while not output.endswith(b"\n"):
                     message = await ws.receive(timeout=10)
@@ -161,29 +201,42 @@ async def test_serve_until_signalled(tmp_path: Path, signum: signal.Signals, man
     assert stdout.splitlines()[-1] == "podmagic sandbox stopped"
     # The exec was told its command was killed, then the stream closed normally.
     assert [frame[0] for frame in frames] == [3]
-    assert json.loads(frames[0][1:])["details"]["causes"][0] == {"reason": "ExitCode", "message": "137"}
+    assert json.loads(frames[0][1:])["details"]["causes"][0] == {
+        "reason": "ExitCode",
+        "message": "137",
+    }
     assert message.type is aiohttp.WSMsgType.CLOSE and message.data == 1000
 
 
 def test_missing_manifest_is_exit_2_with_one_line(tmp_path: Path) -> None:
     out = tmp_path / "kubeconfig"
     missing = tmp_path / "nowhere.yaml"
-    result = run_cli("serve", "--manifest", str(missing), "--kubeconfig", str(out), home=tmp_path / "home")
+    result = run_cli(
+        "serve", "--manifest", str(missing), "--kubeconfig", str(out), home=tmp_path / "home"
+    )
     assert result.returncode == 2
-    assert result.stderr == f"error: manifest {missing} does not exist; pass a Kubernetes YAML file\n"
+    assert (
+        result.stderr == f"error: manifest {missing} does not exist; pass a Kubernetes YAML file\n"
+    )
     assert result.stdout == ""
     assert not out.exists()
 
 
 def test_bad_manifest_is_exit_2_with_one_line(tmp_path: Path) -> None:
     manifest = tmp_path / "bad.yaml"
-    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
-                        "    sandbox.podmagic.io/ready: maybe\nspec: {containers: [{name: c, image: i}]}\n")
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+        "    sandbox.podmagic.io/ready: maybe\nspec: {containers: [{name: c, image: i}]}\n"
+    )
     out = tmp_path / "kubeconfig"
-    result = run_cli("serve", "--manifest", str(manifest), "--kubeconfig", str(out), home=tmp_path / "home")
+    result = run_cli(
+        "serve", "--manifest", str(manifest), "--kubeconfig", str(out), home=tmp_path / "home"
+    )
     assert result.returncode == 2
-    assert result.stderr == (f'error: {manifest}: Pod "p" is invalid: metadata.annotations[sandbox.podmagic.io/ready]: '
-                             'Invalid value: "maybe": expected true or false\n')
+    assert result.stderr == (
+        f'error: {manifest}: Pod "p" is invalid: metadata.annotations[sandbox.podmagic.io/ready]: '
+        'Invalid value: "maybe": expected true or false\n'
+    )
     assert not out.exists()
 
 

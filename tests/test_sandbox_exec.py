@@ -48,8 +48,15 @@ EXIT_42 = (
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def exec_params(argv: Iterable[str], *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
-                tty: bool = False, container: str | None = None) -> list[tuple[str, str]]:
+def exec_params(
+    argv: Iterable[str],
+    *,
+    stdin: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    tty: bool = False,
+    container: str | None = None,
+) -> list[tuple[str, str]]:
     """The query kubectl sends: one ``command`` per argv element, false flags omitted."""
     params = [("command", arg) for arg in argv]
     if container is not None:
@@ -106,7 +113,9 @@ class Exec:
         with anyio.fail_after(timeout):
             while not predicate(self):
                 if await self.next() is None:
-                    raise AssertionError(f"stream ended ({self.ended}) before the condition held: {self.frames}")
+                    raise AssertionError(
+                        f"stream ended ({self.ended}) before the condition held: {self.frames}"
+                    )
 
     async def finish(self, timeout: float = 10) -> Exec:
         with anyio.fail_after(timeout):
@@ -137,18 +146,35 @@ class Exec:
 
 
 @contextlib.asynccontextmanager
-async def open_exec(session: aiohttp.ClientSession, pod: str, argv: Iterable[str], *,
-                    namespace: str = "t", protocols: Iterable[str] = (V5,), autoping: bool = True,
-                    **flags: Any) -> AsyncIterator[Exec]:
+async def open_exec(
+    session: aiohttp.ClientSession,
+    pod: str,
+    argv: Iterable[str],
+    *,
+    namespace: str = "t",
+    protocols: Iterable[str] = (V5,),
+    autoping: bool = True,
+    **flags: Any,
+) -> AsyncIterator[Exec]:
     async with session.ws_connect(
-        f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", params=exec_params(argv, **flags),
-        protocols=list(protocols), autoclose=False, autoping=autoping,
+        f"/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+        params=exec_params(argv, **flags),
+        protocols=list(protocols),
+        autoclose=False,
+        autoping=autoping,
     ) as ws:
         yield Exec(ws)
 
 
-async def run_exec(session: aiohttp.ClientSession, pod: str, argv: Iterable[str], *,
-                   send: Iterable[bytes | str] = (), timeout: float = 10, **options: Any) -> Exec:
+async def run_exec(
+    session: aiohttp.ClientSession,
+    pod: str,
+    argv: Iterable[str],
+    *,
+    send: Iterable[bytes | str] = (),
+    timeout: float = 10,
+    **options: Any,
+) -> Exec:
     """Run one exec to its end: (frames by channel, status JSON, close code) in an :class:`Exec`."""
     async with open_exec(session, pod, argv, **options) as stream:
         for item in send:
@@ -156,12 +182,20 @@ async def run_exec(session: aiohttp.ClientSession, pod: str, argv: Iterable[str]
         return await stream.finish(timeout)
 
 
-async def handshake_failure(session: aiohttp.ClientSession, path: str, params: list[tuple[str, str]], *,
-                            method: str = "GET", protocols: str | None = V5,
-                            upgrade: str | None = "websocket") -> tuple[int, dict[str, Any]]:
+async def handshake_failure(
+    session: aiohttp.ClientSession,
+    path: str,
+    params: list[tuple[str, str]],
+    *,
+    method: str = "GET",
+    protocols: str | None = V5,
+    upgrade: str | None = "websocket",
+) -> tuple[int, dict[str, Any]]:
     """Send an upgrade request by hand and return the (status, Status body) it was refused with."""
-    headers = {"Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+    headers = {
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+    }
     if upgrade is not None:
         headers.update({"Connection": "Upgrade", "Upgrade": upgrade})
     if protocols is not None:
@@ -173,8 +207,15 @@ async def handshake_failure(session: aiohttp.ClientSession, path: str, params: l
 
 
 def bad_request(message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": "BadRequest", "code": 400}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "BadRequest",
+        "code": 400,
+    }
 
 
 def process_running(pid: int) -> bool:
@@ -218,8 +259,12 @@ async def conf(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.mark.parametrize("offered", [[V5], [V5, V4], [V4, V5], ["channel.k8s.io", V4, V5]])
-async def test_v5_is_chosen_whenever_offered(conf: aiohttp.ClientSession, offered: list[str]) -> None:
-    stream = await run_exec(conf, "solo", ["sh", "-c", "echo v5"], namespace="conf", protocols=offered)
+async def test_v5_is_chosen_whenever_offered(
+    conf: aiohttp.ClientSession, offered: list[str]
+) -> None:
+    stream = await run_exec(
+        conf, "solo", ["sh", "-c", "echo v5"], namespace="conf", protocols=offered
+    )
     assert stream.protocol == V5
     assert stream.stdout == b"v5\n"
     assert stream.status_frames == [SUCCESS]
@@ -228,7 +273,9 @@ async def test_v5_is_chosen_whenever_offered(conf: aiohttp.ClientSession, offere
 
 @pytest.mark.parametrize("offered", [[V4], ["base64.channel.k8s.io", V4]])
 async def test_v4_when_only_v4_is_offered(conf: aiohttp.ClientSession, offered: list[str]) -> None:
-    stream = await run_exec(conf, "solo", ["sh", "-c", "echo v4"], namespace="conf", protocols=offered)
+    stream = await run_exec(
+        conf, "solo", ["sh", "-c", "echo v4"], namespace="conf", protocols=offered
+    )
     assert stream.protocol == V4
     assert stream.stdout == b"v4\n"
     assert stream.status_frames == [SUCCESS]
@@ -236,11 +283,16 @@ async def test_v4_when_only_v4_is_offered(conf: aiohttp.ClientSession, offered: 
 
 
 async def test_handshake_echoes_exactly_the_chosen_protocol(conf: aiohttp.ClientSession) -> None:
-    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
-               "Sec-WebSocket-Protocol": f"{V4}, {V5}"}
-    response = await conf.get("/api/v1/namespaces/conf/pods/solo/exec",
-                              params=exec_params(["true"]), headers=headers)
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Protocol": f"{V4}, {V5}",
+    }
+    response = await conf.get(
+        "/api/v1/namespaces/conf/pods/solo/exec", params=exec_params(["true"]), headers=headers
+    )
     try:
         assert response.status == 101
         assert response.headers["Sec-WebSocket-Protocol"] == V5
@@ -249,44 +301,74 @@ async def test_handshake_echoes_exactly_the_chosen_protocol(conf: aiohttp.Client
         response.close()
 
 
-@pytest.mark.parametrize("offered", ["base64.channel.k8s.io", "channel.k8s.io,v3.channel.k8s.io", None])
-async def test_no_supported_protocol_is_400(conf: aiohttp.ClientSession, offered: str | None) -> None:
-    code, body = await handshake_failure(conf, "/api/v1/namespaces/conf/pods/solo/exec",
-                                         exec_params(["true"]), protocols=offered)
-    assert (code, body) == (400, bad_request(
-        "unsupported exec subprotocol: offer v5.channel.k8s.io or v4.channel.k8s.io in Sec-WebSocket-Protocol"))
+@pytest.mark.parametrize(
+    "offered", ["base64.channel.k8s.io", "channel.k8s.io,v3.channel.k8s.io", None]
+)
+async def test_no_supported_protocol_is_400(
+    conf: aiohttp.ClientSession, offered: str | None
+) -> None:
+    code, body = await handshake_failure(
+        conf, "/api/v1/namespaces/conf/pods/solo/exec", exec_params(["true"]), protocols=offered
+    )
+    assert (code, body) == (
+        400,
+        bad_request(
+            "unsupported exec subprotocol: offer v5.channel.k8s.io or v4.channel.k8s.io in Sec-WebSocket-Protocol"
+        ),
+    )
 
 
 async def test_plain_get_is_upgrade_required(conf: aiohttp.ClientSession) -> None:
-    async with conf.get("/api/v1/namespaces/conf/pods/solo/exec", params=exec_params(["true"])) as response:
+    async with conf.get(
+        "/api/v1/namespaces/conf/pods/solo/exec", params=exec_params(["true"])
+    ) as response:
         assert response.status == 400
         assert await response.json() == bad_request("Upgrade request required")
 
 
 async def test_spdy_is_refused_with_a_message_naming_websocket(conf: aiohttp.ClientSession) -> None:
-    code, body = await handshake_failure(conf, "/api/v1/namespaces/conf/pods/solo/exec",
-                                         exec_params(["true"], stdin=True), method="POST",
-                                         protocols=None, upgrade="SPDY/3.1")
+    code, body = await handshake_failure(
+        conf,
+        "/api/v1/namespaces/conf/pods/solo/exec",
+        exec_params(["true"], stdin=True),
+        method="POST",
+        protocols=None,
+        upgrade="SPDY/3.1",
+    )
     assert code == 400
     assert body == bad_request(
         "this server speaks the exec protocol over WebSocket only (v5.channel.k8s.io or "
         "v4.channel.k8s.io), not SPDY; use kubectl 1.30 or newer without "
-        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false (1.29: set it to true)")
+        "KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false (1.29: set it to true)"
+    )
 
 
 async def test_one_of_stdin_stdout_stderr_is_required(conf: aiohttp.ClientSession) -> None:
-    for flags in ([("command", "true")],
-                  [("command", "true"), ("stdout", "false"), ("stderr", "0"), ("stdin", "F")]):
+    for flags in (
+        [("command", "true")],
+        [("command", "true"), ("stdout", "false"), ("stderr", "0"), ("stdin", "F")],
+    ):
         code, body = await handshake_failure(conf, "/api/v1/namespaces/conf/pods/solo/exec", flags)
-        assert (code, body) == (400, bad_request("you must specify at least 1 of stdin, stdout, stderr"))
+        assert (code, body) == (
+            400,
+            bad_request("you must specify at least 1 of stdin, stdout, stderr"),
+        )
 
 
 @pytest.mark.parametrize("true_value", ["True", "1", "t", "T", "TRUE", "true"])
-async def test_query_booleans_are_parsed_like_go(conf: aiohttp.ClientSession, true_value: str) -> None:
-    params = [("command", "sh"), ("command", "-c"), ("command", "echo out; echo err >&2"),
-              ("stdout", true_value), ("stderr", "False")]
-    async with conf.ws_connect("/api/v1/namespaces/conf/pods/solo/exec", params=params,
-                               protocols=[V5], autoclose=False) as ws:
+async def test_query_booleans_are_parsed_like_go(
+    conf: aiohttp.ClientSession, true_value: str
+) -> None:
+    params = [
+        ("command", "sh"),
+        ("command", "-c"),
+        ("command", "echo out; echo err >&2"),
+        ("stdout", true_value),
+        ("stderr", "False"),
+    ]
+    async with conf.ws_connect(
+        "/api/v1/namespaces/conf/pods/solo/exec", params=params, protocols=[V5], autoclose=False
+    ) as ws:
         stream = await Exec(ws).finish()
     assert stream.stdout == b"out\n"
     assert stream.stderr == b""  # stderr=False: not streamed at all
@@ -294,8 +376,9 @@ async def test_query_booleans_are_parsed_like_go(conf: aiohttp.ClientSession, tr
 
 
 async def test_invalid_boolean_is_400(conf: aiohttp.ClientSession) -> None:
-    code, body = await handshake_failure(conf, "/api/v1/namespaces/conf/pods/solo/exec",
-                                         [("command", "true"), ("stdout", "yes")])
+    code, body = await handshake_failure(
+        conf, "/api/v1/namespaces/conf/pods/solo/exec", [("command", "true"), ("stdout", "yes")]
+    )
     assert code == 400
     assert body["reason"] == "BadRequest"
     assert 'strconv.ParseBool: parsing "yes": invalid syntax' in body["message"]
@@ -304,22 +387,43 @@ async def test_invalid_boolean_is_400(conf: aiohttp.ClientSession) -> None:
 async def test_errors_before_the_upgrade(conf: aiohttp.ClientSession) -> None:
     base = "/api/v1/namespaces/conf/pods"
     code, body = await handshake_failure(conf, f"{base}/nope/exec", exec_params(["true"]))
-    assert (code, body) == (404, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                  "message": 'pods "nope" not found', "reason": "NotFound",
-                                  "details": {"name": "nope", "kind": "pods"}, "code": 404})
+    assert (code, body) == (
+        404,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": 'pods "nope" not found',
+            "reason": "NotFound",
+            "details": {"name": "nope", "kind": "pods"},
+            "code": 404,
+        },
+    )
     assert await handshake_failure(conf, f"{base}/multi/exec", exec_params(["true"])) == (
-        400, bad_request("a container name must be specified for pod multi, choose one of: [first second]"))
-    assert await handshake_failure(conf, f"{base}/multi/exec", exec_params(["true"], container="third")) == (
-        400, bad_request("container third is not valid for pod multi"))
+        400,
+        bad_request(
+            "a container name must be specified for pod multi, choose one of: [first second]"
+        ),
+    )
+    assert await handshake_failure(
+        conf, f"{base}/multi/exec", exec_params(["true"], container="third")
+    ) == (400, bad_request("container third is not valid for pod multi"))
     assert await handshake_failure(conf, f"{base}/done/exec", exec_params(["true"])) == (
-        400, bad_request("cannot exec into a container in a completed pod; current phase is Succeeded"))
+        400,
+        bad_request("cannot exec into a container in a completed pod; current phase is Succeeded"),
+    )
     assert await handshake_failure(conf, f"{base}/pending/exec", exec_params(["true"])) == (
-        400, bad_request('container "main" in pod "pending" is waiting to start: ContainerCreating'))
+        400,
+        bad_request('container "main" in pod "pending" is waiting to start: ContainerCreating'),
+    )
 
 
 async def test_named_container_of_a_multi_container_pod(conf: aiohttp.ClientSession) -> None:
     for container in ("first", "second"):
-        stream = await run_exec(conf, "multi", ["sh", "-c", "pwd"], namespace="conf", container=container)
+        stream = await run_exec(
+            conf, "multi", ["sh", "-c", "pwd"], namespace="conf", container=container
+        )
         assert stream.stdout.decode().rstrip("\n").endswith(f"/pods/conf/multi/{container}")
         assert stream.status_frames == [SUCCESS]
 
@@ -330,20 +434,28 @@ async def test_named_container_of_a_multi_container_pod(conf: aiohttp.ClientSess
 async def test_first_frame_is_an_empty_stdout_frame(conf: aiohttp.ClientSession) -> None:
     stream = await run_exec(conf, "solo", ["sh", "-c", "echo hi"], namespace="conf")
     assert stream.frames[0] == (STDOUT, b"")
-    only_stderr = await run_exec(conf, "solo", ["sh", "-c", "echo err >&2"], namespace="conf", stdout=False)
+    only_stderr = await run_exec(
+        conf, "solo", ["sh", "-c", "echo err >&2"], namespace="conf", stdout=False
+    )
     assert only_stderr.frames[0] == (STDERR, b"")
     assert only_stderr.stdout == b""
     assert only_stderr.stderr == b"err\n"
 
 
 async def test_stdout_and_stderr_are_separate(conf: aiohttp.ClientSession) -> None:
-    stream = await run_exec(conf, "solo", ["sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2"],
-                            namespace="conf")
+    stream = await run_exec(
+        conf,
+        "solo",
+        ["sh", "-c", "echo out1; echo err1 >&2; echo out2; echo err2 >&2"],
+        namespace="conf",
+    )
     assert stream.stdout == b"out1\nout2\n"
     assert stream.stderr == b"err1\nerr2\n"
 
 
-async def test_status_frames_and_close_exactly_as_the_protocol_says(conf: aiohttp.ClientSession) -> None:
+async def test_status_frames_and_close_exactly_as_the_protocol_says(
+    conf: aiohttp.ClientSession,
+) -> None:
     for argv, expected in ((["sh", "-c", "exit 0"], SUCCESS), (["sh", "-c", "exit 42"], EXIT_42)):
         stream = await run_exec(conf, "solo", argv, namespace="conf")
         assert stream.status_frames == [expected]
@@ -354,46 +466,75 @@ async def test_status_frames_and_close_exactly_as_the_protocol_says(conf: aiohtt
     assert failure["details"]["causes"][0] == {"reason": "ExitCode", "message": "42"}
 
 
-async def test_close_frame_follows_status_even_for_a_plain_client(conf: aiohttp.ClientSession) -> None:
+async def test_close_frame_follows_status_even_for_a_plain_client(
+    conf: aiohttp.ClientSession,
+) -> None:
     # Like the real API server (golang.org/x/net/websocket), the sandbox closes the TCP connection
     # right after its Close frame; a client's own close_code may then read 1006. What the server
     # sent is what counts: the status frame, then a Close frame with code 1000.
     for _ in range(10):
-        async with conf.ws_connect("/api/v1/namespaces/conf/pods/solo/exec",
-                                   params=exec_params(["true"], stdin=True), protocols=[V5],
-                                   autoclose=False) as ws:
+        async with conf.ws_connect(
+            "/api/v1/namespaces/conf/pods/solo/exec",
+            params=exec_params(["true"], stdin=True),
+            protocols=[V5],
+            autoclose=False,
+        ) as ws:
             messages = []
             while (message := await ws.receive(timeout=10)).type is not WSMsgType.CLOSE:
                 messages.append(message)
             assert [(m.type, m.data) for m in messages] == [
-                (WSMsgType.BINARY, bytes([STDOUT])), (WSMsgType.BINARY, bytes([STATUS]) + SUCCESS)]
+                (WSMsgType.BINARY, bytes([STDOUT])),
+                (WSMsgType.BINARY, bytes([STATUS]) + SUCCESS),
+            ]
             assert message.data == 1000
 
 
 async def test_text_frame_reaches_stdin(conf: aiohttp.ClientSession) -> None:
     # The official client's write_stdin(str) sends "\x00" + data as a text frame.
-    stream = await run_exec(conf, "solo", ["head", "-c", "5"], namespace="conf", stdin=True,
-                            send=["\x00hello"])
+    stream = await run_exec(
+        conf, "solo", ["head", "-c", "5"], namespace="conf", stdin=True, send=["\x00hello"]
+    )
     assert stream.stdout == b"hello"
     assert stream.status_frames == [SUCCESS]
 
 
 async def test_v5_close_frame_ends_stdin(conf: aiohttp.ClientSession) -> None:
-    stream = await run_exec(conf, "solo", ["cat"], namespace="conf", stdin=True,
-                            send=[b"\x00abc", "\x00def", bytes([CLOSE, STDIN])])
+    stream = await run_exec(
+        conf,
+        "solo",
+        ["cat"],
+        namespace="conf",
+        stdin=True,
+        send=[b"\x00abc", "\x00def", bytes([CLOSE, STDIN])],
+    )
     assert stream.protocol == V5
     assert stream.stdout == b"abcdef"
     assert stream.status_frames == [SUCCESS]
     assert stream.close_code == 1000
 
 
-async def test_v4_stdin_works_and_closing_the_socket_kills_the_process(conf: aiohttp.ClientSession) -> None:
-    stream = await run_exec(conf, "solo", ["head", "-c", "6"], namespace="conf", stdin=True,
-                            protocols=[V4], send=[b"\x00abc", b"\x00def"])
+async def test_v4_stdin_works_and_closing_the_socket_kills_the_process(
+    conf: aiohttp.ClientSession,
+) -> None:
+    stream = await run_exec(
+        conf,
+        "solo",
+        ["head", "-c", "6"],
+        namespace="conf",
+        stdin=True,
+        protocols=[V4],
+        send=[b"\x00abc", b"\x00def"],
+    )
     assert (stream.protocol, stream.stdout, stream.status_frames) == (V4, b"abcdef", [SUCCESS])
 
-    async with open_exec(conf, "solo", ["sh", "-c", "echo $$; exec cat"], namespace="conf",
-                         protocols=[V4], stdin=True) as stream:
+    async with open_exec(
+        conf,
+        "solo",
+        ["sh", "-c", "echo $$; exec cat"],
+        namespace="conf",
+        protocols=[V4],
+        stdin=True,
+    ) as stream:
         await stream.until(lambda s: s.stdout.endswith(b"\n"))
         pid = int(stream.stdout)
         # v4 has no half-close: the CLOSE channel means nothing there, cat keeps running.
@@ -406,8 +547,14 @@ async def test_v4_stdin_works_and_closing_the_socket_kills_the_process(conf: aio
 
 
 async def test_tty_folds_stderr_into_stdout(conf: aiohttp.ClientSession) -> None:
-    stream = await run_exec(conf, "solo", ["sh", "-c", "echo out; echo err >&2; test -t 1 && echo tty"],
-                            namespace="conf", tty=True, stderr=True)
+    stream = await run_exec(
+        conf,
+        "solo",
+        ["sh", "-c", "echo out; echo err >&2; test -t 1 && echo tty"],
+        namespace="conf",
+        tty=True,
+        stderr=True,
+    )
     assert stream.stdout == b"out\r\nerr\r\ntty\r\n"
     assert all(channel != STDERR for channel, _ in stream.frames)
     assert stream.frames[0] == (STDOUT, b"")
@@ -416,13 +563,26 @@ async def test_tty_folds_stderr_into_stdout(conf: aiohttp.ClientSession) -> None
 
 async def test_tty_resize_sets_the_terminal_size(conf: aiohttp.ClientSession) -> None:
     # kubectl sends the size right after connecting: the command starts at that size.
-    stream = await run_exec(conf, "solo", ["stty", "size"], namespace="conf", tty=True, stdin=True,
-                            send=[bytes([RESIZE]) + b'{"Width":100,"Height":30}'])
+    stream = await run_exec(
+        conf,
+        "solo",
+        ["stty", "size"],
+        namespace="conf",
+        tty=True,
+        stdin=True,
+        send=[bytes([RESIZE]) + b'{"Width":100,"Height":30}'],
+    )
     assert stream.stdout == b"30 100\r\n"
 
     # A resize while the command runs reaches its terminal (several objects: the last wins).
-    async with open_exec(conf, "solo", ["sh", "-c", "stty size; read line; stty size"], namespace="conf",
-                         tty=True, stdin=True) as stream:
+    async with open_exec(
+        conf,
+        "solo",
+        ["sh", "-c", "stty size; read line; stty size"],
+        namespace="conf",
+        tty=True,
+        stdin=True,
+    ) as stream:
         await stream.until(lambda s: b"24 80\r\n" in s.stdout)
         await stream.send(bytes([RESIZE]) + b'{"Width":100,"Height":30}{"Width":132,"Height":43}')
         await stream.send(b"\x00\n")
@@ -432,8 +592,14 @@ async def test_tty_resize_sets_the_terminal_size(conf: aiohttp.ClientSession) ->
 
 
 async def test_pings_are_answered(conf: aiohttp.ClientSession) -> None:
-    async with open_exec(conf, "solo", ["sh", "-c", "read line; echo $line"], namespace="conf",
-                         stdin=True, autoping=False) as stream:
+    async with open_exec(
+        conf,
+        "solo",
+        ["sh", "-c", "read line; echo $line"],
+        namespace="conf",
+        stdin=True,
+        autoping=False,
+    ) as stream:
         await stream.ws.ping(b"are you there")
         await stream.until(lambda s: (-2, b"are you there") in s.frames, timeout=5)
         await stream.send(b"\x00done\n")
@@ -444,12 +610,19 @@ async def test_pings_are_answered(conf: aiohttp.ClientSession) -> None:
 
 async def test_command_not_found_is_an_internal_error_status(conf: aiohttp.ClientSession) -> None:
     stream = await run_exec(conf, "solo", ["no-such-command", "x"], namespace="conf")
-    detail = ('error executing command in container: failed to exec in container: failed to start exec: '
-              'OCI runtime exec failed: exec failed: unable to start container process: '
-              'exec: "no-such-command": executable file not found in $PATH: unknown')
-    assert stream.status == {"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {detail}",
-                             "reason": "InternalError", "details": {"causes": [{"message": detail}]},
-                             "code": 500}
+    detail = (
+        "error executing command in container: failed to exec in container: failed to start exec: "
+        "OCI runtime exec failed: exec failed: unable to start container process: "
+        'exec: "no-such-command": executable file not found in $PATH: unknown'
+    )
+    assert stream.status == {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {detail}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": detail}]},
+        "code": 500,
+    }
     assert stream.frames[-1][0] == STATUS
     assert stream.close_code == 1000
 
@@ -478,7 +651,10 @@ async def test_drop_cuts_the_stream_without_status_or_close(fresh: Sandbox) -> N
         elapsed = time.monotonic() - started
     assert stream.stdout.endswith(b"start\n")  # the partial output arrived ...
     assert stream.status_frames == []  # ... and no status frame ...
-    assert stream.close_code is None and stream.ended in (WSMsgType.CLOSED, WSMsgType.ERROR)  # ... nor Close
+    assert stream.close_code is None and stream.ended in (
+        WSMsgType.CLOSED,
+        WSMsgType.ERROR,
+    )  # ... nor Close
     assert 0.25 <= elapsed < 5
     assert await wait_gone(int(stream.stdout.split()[0]))
 
@@ -486,7 +662,9 @@ async def test_drop_cuts_the_stream_without_status_or_close(fresh: Sandbox) -> N
 async def test_drop_after_bytes_sends_exactly_that_many(fresh: Sandbox) -> None:
     fresh.set_fault("p", "drop", namespace="t", fault_after_bytes=10)
     async with api_client(fresh) as session:
-        stream = await run_exec(session, "p", ["sh", "-c", "printf 0123456; printf 789abcdef; sleep 30"])
+        stream = await run_exec(
+            session, "p", ["sh", "-c", "printf 0123456; printf 789abcdef; sleep 30"]
+        )
     assert stream.stdout == b"0123456789"
     assert stream.status_frames == []
     assert stream.close_code is None
@@ -498,12 +676,23 @@ async def test_forbidden_fault_is_403_in_rbac_wording() -> None:
         async with api_client(sandbox) as session:
             path = "/api/v1/namespaces/t/pods/p/exec"
             for method, verb in (("GET", "get"), ("POST", "create")):
-                code, body = await handshake_failure(session, path, exec_params(["true"]), method=method)
-                assert (code, body) == (403, {
-                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": f'pods "p" is forbidden: User "alice" cannot {verb} resource "pods/exec" '
-                               'in API group "" in the namespace "t"',
-                    "reason": "Forbidden", "details": {"name": "p", "kind": "pods"}, "code": 403})
+                code, body = await handshake_failure(
+                    session, path, exec_params(["true"]), method=method
+                )
+                assert (code, body) == (
+                    403,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Failure",
+                        "message": f'pods "p" is forbidden: User "alice" cannot {verb} resource "pods/exec" '
+                        'in API group "" in the namespace "t"',
+                        "reason": "Forbidden",
+                        "details": {"name": "p", "kind": "pods"},
+                        "code": 403,
+                    },
+                )
             sandbox.set_fault("p", None, namespace="t")
             assert (await run_exec(session, "p", ["true"])).status_frames == [SUCCESS]
 
@@ -511,17 +700,33 @@ async def test_forbidden_fault_is_403_in_rbac_wording() -> None:
 async def test_error_500_fault(fresh: Sandbox) -> None:
     fresh.set_fault("p", "error-500", namespace="t")
     async with api_client(fresh) as session:
-        code, body = await handshake_failure(session, "/api/v1/namespaces/t/pods/p/exec", exec_params(["true"]))
+        code, body = await handshake_failure(
+            session, "/api/v1/namespaces/t/pods/p/exec", exec_params(["true"])
+        )
     message = "error dialing backend: the sandbox was asked to fail this upgrade"
-    assert (code, body) == (500, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                  "message": f"Internal error occurred: {message}", "reason": "InternalError",
-                                  "details": {"causes": [{"message": message}]}, "code": 500})
+    assert (code, body) == (
+        500,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"Internal error occurred: {message}",
+            "reason": "InternalError",
+            "details": {"causes": [{"message": message}]},
+            "code": 500,
+        },
+    )
 
 
 def killed_status(argv: str) -> dict[str, Any]:
-    return {"metadata": {}, "status": "Failure",
-            "message": f"command terminated with non-zero exit code: error executing command [{argv}], exit code 137",
-            "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": "137"}]}}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: error executing command [{argv}], exit code 137",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": "137"}]},
+    }
 
 
 async def test_delete_fault_removes_the_pod_and_ends_the_exec(fresh: Sandbox) -> None:
@@ -577,8 +782,11 @@ async def test_requests_are_recorded_without_credentials(fresh: Sandbox) -> None
         await get_json(session, "/api/v1/namespaces/t/pods/p")
     recorded = fresh.requests()
     assert [(r.method, r.path_qs, r.user_agent) for r in recorded] == [
-        ("GET", "/api/v1/namespaces/t/pods/p/exec?command=echo&command=a+b&stdin=true&stdout=true&stderr=true",
-         "wire-test/1.0"),
+        (
+            "GET",
+            "/api/v1/namespaces/t/pods/p/exec?command=echo&command=a+b&stdin=true&stdout=true&stderr=true",
+            "wire-test/1.0",
+        ),
         ("GET", "/api/v1/namespaces/t/pods/p", "wire-test/1.0"),
     ]
     assert fresh.token
@@ -589,8 +797,10 @@ async def test_exec_stats_count_active_and_high_water(fresh: Sandbox) -> None:
     fresh.reset_exec_stats()
     assert fresh.exec_stats() == {"active": 0, "high_water": 0, "total": 0}
     async with api_client(fresh) as session, contextlib.AsyncExitStack() as stack:
-        streams = [await stack.enter_async_context(open_exec(session, "p", ["cat"], stdin=True))
-                   for _ in range(3)]
+        streams = [
+            await stack.enter_async_context(open_exec(session, "p", ["cat"], stdin=True))
+            for _ in range(3)
+        ]
         for stream in streams:
             await stream.until(lambda s: len(s.frames) >= 1)
         assert fresh.exec_stats() == {"active": 3, "high_water": 3, "total": 3}
@@ -608,8 +818,10 @@ async def test_exec_stats_count_active_and_high_water(fresh: Sandbox) -> None:
 async def test_stop_leaves_no_pod_process() -> None:
     sandbox = Sandbox(POD_MANIFEST).start()
     try:
-        async with api_client(sandbox) as session, \
-                open_exec(session, "p", ["sh", "-c", "echo $$; sleep 1000 & echo $!; wait"]) as stream:
+        async with (
+            api_client(sandbox) as session,
+            open_exec(session, "p", ["sh", "-c", "echo $$; sleep 1000 & echo $!; wait"]) as stream,
+        ):
             await stream.until(lambda s: s.stdout.count(b"\n") == 2)
             shell, child = (int(pid) for pid in stream.stdout.split())
             assert process_running(shell) and process_running(child)

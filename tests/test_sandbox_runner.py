@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from podmagic.sandbox import runner
-from podmagic.sandbox.runner import (
+from podmagic.sandbox import _runner as runner
+from podmagic.sandbox._runner import (
     CHUNK_SIZE,
     STDERR,
     STDOUT,
@@ -38,8 +38,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def spec(argv: Sequence[str], *, env: Mapping[str, str] = ENV, cwd: Path = Path("/"),
-         **kwargs: Any) -> ProcessSpec:
+def spec(
+    argv: Sequence[str], *, env: Mapping[str, str] = ENV, cwd: Path = Path("/"), **kwargs: Any
+) -> ProcessSpec:
     return ProcessSpec(argv=list(argv), env=env, cwd=cwd, **kwargs)
 
 
@@ -128,8 +129,10 @@ async def test_stdout_and_stderr_are_separate_and_ordered() -> None:
     # Each line is written only once the previous one has arrived (a handshake over stdin,
     # not sleeps), so the expected order holds however loaded the machine is.
     expected = [(STDOUT, b"out1\n"), (STDERR, b"err1\n"), (STDOUT, b"out2\n"), (STDERR, b"err2\n")]
-    script = "; ".join(f"read go; echo {data.decode().strip()}" + (" >&2" if ch == STDERR else "")
-                       for ch, data in expected)
+    script = "; ".join(
+        f"read go; echo {data.decode().strip()}" + (" >&2" if ch == STDERR else "")
+        for ch, data in expected
+    )
     async with started(["sh", "-c", script]) as process:
         output = process.read_output()
         for want in expected:
@@ -180,7 +183,7 @@ async def test_environment_is_exactly_the_given_one() -> None:
 
 async def test_argv0_is_looked_up_in_the_given_path(tmp_path: Path) -> None:
     tool = tmp_path / "pod-tool"
-    tool.write_text("#!/bin/sh\necho \"$0 ran with $1\"\n")
+    tool.write_text('#!/bin/sh\necho "$0 ran with $1"\n')
     tool.chmod(0o755)
     exit_code, chunks = await run(["pod-tool", "arg"], env={"PATH": f"{tmp_path}:{PATH}"})
     assert exit_code == 0
@@ -428,8 +431,9 @@ async def test_64_mib_output_is_byte_exact_with_bounded_memory(tmp_path: Path) -
 
 async def test_many_concurrent_processes() -> None:
     async def one(index: int) -> tuple[int, bytes]:
-        exit_code, chunks = await run(["sh", "-c", f"echo {index}; exit {index % 3}"],
-                                      hostname=f"pod-{index}")
+        exit_code, chunks = await run(
+            ["sh", "-c", f"echo {index}; exit {index % 3}"], hostname=f"pod-{index}"
+        )
         return exit_code, joined(chunks, STDOUT)
 
     results = await asyncio.gather(*(one(index) for index in range(200)))
@@ -460,7 +464,8 @@ async def test_no_descriptor_zombie_or_task_leaks(tmp_path: Path) -> None:
 
 
 async def test_hostname_falls_back_silently_without_namespaces(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(runner, "_uts_supported", False)
     exit_code, chunks = await run(["hostname"], hostname="web-0")
     assert exit_code == 0

@@ -46,7 +46,9 @@ spec:
 def big() -> Iterator[Sandbox]:
     started = time.perf_counter()
     with Sandbox(MANIFEST) as running:
-        print(f"\n[scale] sandbox with {BIG + PICK} pods started in {time.perf_counter() - started:.2f}s")
+        print(
+            f"\n[scale] sandbox with {BIG + PICK} pods started in {time.perf_counter() - started:.2f}s"
+        )
         yield running
 
 
@@ -62,16 +64,23 @@ async def api_client(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
         return sockets[-1]
 
     connector = aiohttp.TCPConnector(ssl=context, limit=0, socket_factory=socket_factory)
-    async with aiohttp.ClientSession(base_url=sandbox.url, headers={"Authorization": f"Bearer {sandbox.token}"},
-                                     connector=connector) as session:
+    async with aiohttp.ClientSession(
+        base_url=sandbox.url,
+        headers={"Authorization": f"Bearer {sandbox.token}"},
+        connector=connector,
+    ) as session:
         yield session
     with anyio.fail_after(10):
         while any(sock.fileno() != -1 for sock in sockets):
             await anyio.sleep(0.005)
 
 
-async def list_names(session: aiohttp.ClientSession, selector: str | None = None,
-                     limit: int | None = None, table: bool = False) -> tuple[list[str], int]:
+async def list_names(
+    session: aiohttp.ClientSession,
+    selector: str | None = None,
+    limit: int | None = None,
+    table: bool = False,
+) -> tuple[list[str], int]:
     """Every pod name in namespace ``scale`` (following continue tokens) and the pages it took."""
     seen: list[str] = []
     pages = 0
@@ -85,7 +94,9 @@ async def list_names(session: aiohttp.ClientSession, selector: str | None = None
         if token:
             params["continue"] = token
         headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"} if table else {}
-        async with session.get("/api/v1/namespaces/scale/pods", params=params, headers=headers) as response:
+        async with session.get(
+            "/api/v1/namespaces/scale/pods", params=params, headers=headers
+        ) as response:
             assert response.status == 200
             body = await response.json(content_type=None)
         pages += 1
@@ -124,24 +135,38 @@ async def test_a_thousand_pods_list_whole_and_in_pages(big: Sandbox) -> None:
         picks = [f"pick-{index}" for index in range(PICK)]
         assert (await list_names(session, "app=pick"))[0] == picks
         assert (await list_names(session, "tier=db", limit=2)) == (picks, 3)
-        assert (await list_names(session, "app!=pick"))[0] == [n for n in expected if n.startswith("big-")]
+        assert (await list_names(session, "app!=pick"))[0] == [
+            n for n in expected if n.startswith("big-")
+        ]
         assert len((await list_names(session, "app=big,tier=web", limit=250))[0]) == BIG
-        assert (await list_names(session, "statefulset.kubernetes.io/pod-name in (pick-1,pick-3)"))[0] == [
-            "pick-1", "pick-3"]
+        assert (await list_names(session, "statefulset.kubernetes.io/pod-name in (pick-1,pick-3)"))[
+            0
+        ] == ["pick-1", "pick-3"]
         assert (await list_names(session, "app=big,tier=db"))[0] == []
         async with session.get("/apis/apps/v1/namespaces/scale/deployments/big") as response:
             status = (await response.json())["status"]
         assert (status["replicas"], status["readyReplicas"]) == (BIG, BIG)
-    print(f"\n[scale] list 1000 pods: whole {whole_time * 1000:.0f} ms, 10 pages of 100 "
-          f"{paged_time * 1000:.0f} ms, Table in 2 pages of 500 {table_time * 1000:.0f} ms")
+    print(
+        f"\n[scale] list 1000 pods: whole {whole_time * 1000:.0f} ms, 10 pages of 100 "
+        f"{paged_time * 1000:.0f} ms, Table in 2 pages of 500 {table_time * 1000:.0f} ms"
+    )
 
 
 async def one_exec(session: aiohttp.ClientSession, pod: str) -> tuple[str, bytes, bytes | None]:
-    params = [("command", "sh"), ("command", "-c"), ("command", "sleep 0.5; echo $HOSTNAME"),
-              ("stdout", "true"), ("stderr", "true")]
+    params = [
+        ("command", "sh"),
+        ("command", "-c"),
+        ("command", "sleep 0.5; echo $HOSTNAME"),
+        ("stdout", "true"),
+        ("stderr", "true"),
+    ]
     stdout, status = b"", None
-    async with session.ws_connect(f"/api/v1/namespaces/scale/pods/{pod}/exec", params=params,
-                                  protocols=["v5.channel.k8s.io"], autoclose=False) as ws:
+    async with session.ws_connect(
+        f"/api/v1/namespaces/scale/pods/{pod}/exec",
+        params=params,
+        protocols=["v5.channel.k8s.io"],
+        autoclose=False,
+    ) as ws:
         while (message := await ws.receive(timeout=60)).type is aiohttp.WSMsgType.BINARY:
             if message.data[0] == 1:
                 stdout += message.data[1:]
@@ -156,6 +181,7 @@ async def test_two_hundred_concurrent_execs(big: Sandbox) -> None:
     big.reset_exec_stats()
     results: list[tuple[str, bytes, bytes | None]] = []
     async with api_client(big) as session:
+
         async def run(pod: str) -> None:
             results.append(await one_exec(session, pod))
 
@@ -169,8 +195,12 @@ async def test_two_hundred_concurrent_execs(big: Sandbox) -> None:
     assert len(results) == 200
     for pod, stdout, status in results:
         assert stdout == f"{pod}\n".encode(), pod
-        assert status is not None and json.loads(status) == {"metadata": {}, "status": "Success"}, pod
+        assert status is not None and json.loads(status) == {"metadata": {}, "status": "Success"}, (
+            pod
+        )
     assert stats["total"] == 200
     assert stats["high_water"] >= 150
-    print(f"\n[scale] 200 concurrent execs (sleep 0.5) in {elapsed:.2f}s; "
-          f"exec high-water {stats['high_water']}, total {stats['total']}")
+    print(
+        f"\n[scale] 200 concurrent execs (sleep 0.5) in {elapsed:.2f}s; "
+        f"exec high-water {stats['high_water']}, total {stats['total']}"
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from podmagic.selectors import (
+from podmagic._selectors import (
     FieldRequirement,
     FieldSelector,
     LabelSelector,
@@ -111,9 +111,7 @@ MATCHING = [
 
 
 @pytest.mark.parametrize(("text", "labels", "expected"), MATCHING)
-def test_label_selector_matching(
-    text: str, labels: dict[str, str] | None, expected: bool
-) -> None:
+def test_label_selector_matching(text: str, labels: dict[str, str] | None, expected: bool) -> None:
     assert LabelSelector.parse(text).matches(labels) is expected
 
 
@@ -264,23 +262,39 @@ PARSE_ERRORS = [
     ),
     (
         "k in (-a,-b)",
-        PARSE + '[values[0][k]: Invalid value: "-a": ' + LABEL_VALUE
-        + ', values[1][k]: Invalid value: "-b": ' + LABEL_VALUE + "]",
+        PARSE
+        + '[values[0][k]: Invalid value: "-a": '
+        + LABEL_VALUE
+        + ', values[1][k]: Invalid value: "-b": '
+        + LABEL_VALUE
+        + "]",
     ),
-    (f"k={LONG}", PARSE + f'values[0][k]: Invalid value: "{LONG}": must be no more than 63 '
-     "characters"),
+    (
+        f"k={LONG}",
+        PARSE + f'values[0][k]: Invalid value: "{LONG}": must be no more than 63 characters',
+    ),
     (
         f"k={LONG}-",
-        PARSE + f'values[0][k]: Invalid value: "{LONG}-": must be no more than 63 characters; '
+        PARSE
+        + f'values[0][k]: Invalid value: "{LONG}-": must be no more than 63 characters; '
         + LABEL_VALUE,
     ),
     # gt / lt bounds
-    ("k>abc", PARSE + "values[0]: Invalid value: \"abc\": for 'Gt', 'Lt' operators, the value "
-     "must be an integer"),
-    ("k<1.5", PARSE + "values[0]: Invalid value: \"1.5\": for 'Gt', 'Lt' operators, the value "
-     "must be an integer"),
-    ("k>", PARSE + "values[0]: Invalid value: \"\": for 'Gt', 'Lt' operators, the value must be "
-     "an integer"),
+    (
+        "k>abc",
+        PARSE + "values[0]: Invalid value: \"abc\": for 'Gt', 'Lt' operators, the value "
+        "must be an integer",
+    ),
+    (
+        "k<1.5",
+        PARSE + "values[0]: Invalid value: \"1.5\": for 'Gt', 'Lt' operators, the value "
+        "must be an integer",
+    ),
+    (
+        "k>",
+        PARSE + "values[0]: Invalid value: \"\": for 'Gt', 'Lt' operators, the value must be "
+        "an integer",
+    ),
     ("k>-1", PARSE + 'values[0][k]: Invalid value: "-1": ' + LABEL_VALUE),
     (
         "k>9223372036854775808",
@@ -304,25 +318,66 @@ def test_selector_error_is_a_value_error() -> None:
 
 REQUIREMENT_ERRORS = [
     (
-        "k", "like", ("x",),
-        ('operator: Unsupported value: "like": supported values: "in", "notin", "=", "==", '
-        '"!=", "gt", "lt", "exists", "!"'),
+        "k",
+        "like",
+        ("x",),
+        (
+            'operator: Unsupported value: "like": supported values: "in", "notin", "=", "==", '
+            '"!=", "gt", "lt", "exists", "!"'
+        ),
     ),
-    ("k", "in", (), ("values: Invalid value: []string{}: for 'in', 'notin' operators, values set "
-     "can't be empty")),
-    ("k", "=", ("a", "b"), ('values: Invalid value: []string{"a", "b"}: exact-match compatibility '
-     "requires one single value")),
-    ("k", "!=", (), ("values: Invalid value: []string{}: exact-match compatibility requires one "
-     "single value")),
-    ("k", "exists", ("a",), ('values: Invalid value: []string{"a"}: values set must be empty for '
-     "exists and does not exist")),
-    ("k", "gt", ("1", "2"), ('values: Invalid value: []string{"1", "2"}: for \'Gt\', \'Lt\' '
-     "operators, exactly one value is required")),
+    (
+        "k",
+        "in",
+        (),
+        (
+            "values: Invalid value: []string{}: for 'in', 'notin' operators, values set "
+            "can't be empty"
+        ),
+    ),
+    (
+        "k",
+        "=",
+        ("a", "b"),
+        (
+            'values: Invalid value: []string{"a", "b"}: exact-match compatibility '
+            "requires one single value"
+        ),
+    ),
+    (
+        "k",
+        "!=",
+        (),
+        ("values: Invalid value: []string{}: exact-match compatibility requires one single value"),
+    ),
+    (
+        "k",
+        "exists",
+        ("a",),
+        (
+            'values: Invalid value: []string{"a"}: values set must be empty for '
+            "exists and does not exist"
+        ),
+    ),
+    (
+        "k",
+        "gt",
+        ("1", "2"),
+        (
+            "values: Invalid value: []string{\"1\", \"2\"}: for 'Gt', 'Lt' "
+            "operators, exactly one value is required"
+        ),
+    ),
     ("-k", "exists", (), 'key: Invalid value: "-k": ' + NAME_PART),
     (
-        "-k", "=", ("-v",),
-        '[key: Invalid value: "-k": ' + NAME_PART + ', values[0][-k]: Invalid value: "-v": '
-        + LABEL_VALUE + "]",
+        "-k",
+        "=",
+        ("-v",),
+        '[key: Invalid value: "-k": '
+        + NAME_PART
+        + ', values[0][-k]: Invalid value: "-v": '
+        + LABEL_VALUE
+        + "]",
     ),
 ]
 
@@ -340,15 +395,17 @@ def test_requirement_construction_errors(
 
 
 def test_from_spec_match_labels_and_expressions() -> None:
-    selector = LabelSelector.from_spec({
-        "matchLabels": {"app": "web", "app.kubernetes.io/part-of": "shop"},
-        "matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["front", "edge"]},
-            {"key": "env", "operator": "NotIn", "values": ["dev"]},
-            {"key": "release", "operator": "Exists"},
-            {"key": "canary", "operator": "DoesNotExist", "values": []},
-        ],
-    })
+    selector = LabelSelector.from_spec(
+        {
+            "matchLabels": {"app": "web", "app.kubernetes.io/part-of": "shop"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["front", "edge"]},
+                {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                {"key": "release", "operator": "Exists"},
+                {"key": "canary", "operator": "DoesNotExist", "values": []},
+            ],
+        }
+    )
     assert str(selector) == (
         "app=web,app.kubernetes.io/part-of=shop,!canary,env notin (dev),release,"
         "tier in (edge,front)"
@@ -362,8 +419,9 @@ def test_from_spec_match_labels_and_expressions() -> None:
     assert not selector.matches({k: v for k, v in pod.items() if k != "release"})
 
 
-@pytest.mark.parametrize("spec", [{}, {"matchLabels": {}, "matchExpressions": []},
-                                  {"matchLabels": None}])
+@pytest.mark.parametrize(
+    "spec", [{}, {"matchLabels": {}, "matchExpressions": []}, {"matchLabels": None}]
+)
 def test_from_spec_empty_matches_everything(spec: dict[str, Any]) -> None:
     selector = LabelSelector.from_spec(spec)
     assert selector.is_empty
@@ -372,20 +430,36 @@ def test_from_spec_empty_matches_everything(spec: dict[str, Any]) -> None:
 
 
 FROM_SPEC_ERRORS = [
-    ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]},
-     '"Equals" is not a valid label selector operator'),
+    (
+        {"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]},
+        '"Equals" is not a valid label selector operator',
+    ),
     ({"matchExpressions": [{"key": "a"}]}, '"" is not a valid label selector operator'),
-    ({"matchExpressions": [{"key": "a", "operator": "In"}]},
-     ("values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be "
-     "empty")),
-    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": []}]},
-     ("values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be "
-     "empty")),
-    ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
-     ('values: Invalid value: []string{"x"}: values set must be empty for exists and does not '
-     "exist")),
-    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-x"]}]},
-     'values[1][a]: Invalid value: "-x": ' + LABEL_VALUE),
+    (
+        {"matchExpressions": [{"key": "a", "operator": "In"}]},
+        (
+            "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be "
+            "empty"
+        ),
+    ),
+    (
+        {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": []}]},
+        (
+            "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be "
+            "empty"
+        ),
+    ),
+    (
+        {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
+        (
+            'values: Invalid value: []string{"x"}: values set must be empty for exists and does not '
+            "exist"
+        ),
+    ),
+    (
+        {"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-x"]}]},
+        'values[1][a]: Invalid value: "-x": ' + LABEL_VALUE,
+    ),
     ({"matchLabels": {"-bad": "v"}}, 'key: Invalid value: "-bad": ' + NAME_PART),
     ({"matchLabels": {"app": "-v"}}, 'values[0][app]: Invalid value: "-v": ' + LABEL_VALUE),
 ]
@@ -443,8 +517,11 @@ FIELD_MATCHING = [
     ("spec.restartPolicy=Always", POD, True),
     ("spec.schedulerName=default-scheduler", POD, True),
     ("spec.serviceAccountName=runner", POD, True),
-    ("spec.serviceAccountName=old", make_pod(spec__serviceAccountName=None,
-                                             spec__serviceAccount="old"), True),
+    (
+        "spec.serviceAccountName=old",
+        make_pod(spec__serviceAccountName=None, spec__serviceAccount="old"),
+        True,
+    ),
     ("spec.hostNetwork=false", POD, True),
     ("spec.hostNetwork=true", make_pod(spec__hostNetwork=True), True),
     ("spec.hostNetwork=false", make_pod(spec__hostNetwork=True), False),

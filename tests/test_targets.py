@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from podmagic.errors import ApiError, SelectionError
-from podmagic.selectors import FieldSelector, LabelSelector
-from podmagic.targets import (
+from podmagic._errors import ApiError, SelectionError
+from podmagic._selectors import FieldSelector, LabelSelector
+from podmagic._targets import (
     WORKLOAD_ALIASES,
     PodSource,
     PodTarget,
@@ -72,10 +72,16 @@ def make_pod(
     if owner:
         kind, owner_name, uid = owner
         api_version = "batch/v1" if kind == "Job" else "apps/v1"
-        metadata["ownerReferences"] = [{
-            "apiVersion": api_version, "kind": kind, "name": owner_name, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True,
-        }]
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": owner_name,
+                "uid": uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     if deleting:
         metadata["deletionTimestamp"] = "2024-05-01T12:00:00Z"
         metadata["deletionGracePeriodSeconds"] = 30
@@ -95,31 +101,51 @@ def make_pod(
     status: Obj = {"phase": phase, "conditions": conditions}
     if node and phase != "Pending":
         status["containerStatuses"] = [
-            {"name": c, "ready": ready, "restartCount": (restarts or {}).get(c, 0),
-             "image": f"example/{c}:1"}
+            {
+                "name": c,
+                "ready": ready,
+                "restartCount": (restarts or {}).get(c, 0),
+                "image": f"example/{c}:1",
+            }
             for c in names
         ]
-    return {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec,
-            "status": status}
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec, "status": status}
 
 
 def make_workload(
-    kind: str, name: str, namespace: str = "demo", *, match_labels: dict[str, str],
-    owner: tuple[str, str, str] | None = None, replicas: int = 1,
+    kind: str,
+    name: str,
+    namespace: str = "demo",
+    *,
+    match_labels: dict[str, str],
+    owner: tuple[str, str, str] | None = None,
+    replicas: int = 1,
 ) -> Obj:
-    metadata: Obj = {"name": name, "namespace": namespace, "uid": f"uid-{kind}-{name}",
-                     "creationTimestamp": T0}
+    metadata: Obj = {
+        "name": name,
+        "namespace": namespace,
+        "uid": f"uid-{kind}-{name}",
+        "creationTimestamp": T0,
+    }
     if owner:
         metadata["ownerReferences"] = [
-            {"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "uid": owner[2],
-             "controller": True}
+            {
+                "apiVersion": "apps/v1",
+                "kind": owner[0],
+                "name": owner[1],
+                "uid": owner[2],
+                "controller": True,
+            }
         ]
     return {
         "kind": kind,
         "apiVersion": "batch/v1" if kind == "Job" else "apps/v1",
         "metadata": metadata,
-        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(match_labels)},
-                 "template": {"metadata": {"labels": dict(match_labels)}}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(match_labels)},
+            "template": {"metadata": {"labels": dict(match_labels)}},
+        },
     }
 
 
@@ -135,8 +161,12 @@ MESH = {"kubectl.kubernetes.io/default-container": "app"}
 def web_pod(name: str, template_hash: str = "5d8f7", **kwargs: Any) -> Obj:
     owner = WEB_RS if template_hash == "5d8f7" else WEB_OLD_RS
     return make_pod(
-        name, labels={"app": "web", "pod-template-hash": template_hash}, owner=owner,
-        containers=("app", "istio-proxy"), annotations=MESH, **kwargs,
+        name,
+        labels={"app": "web", "pod-template-hash": template_hash},
+        owner=owner,
+        containers=("app", "istio-proxy"),
+        annotations=MESH,
+        **kwargs,
     )
 
 
@@ -145,31 +175,47 @@ def cluster_pods() -> list[Obj]:
     stray pod labelled app=web; prod: a DaemonSet and standalone pods; staging: empty."""
     return [
         # Listed out of order on purpose: resolution sorts.
-        web_pod("web-5d8f7-x2k9p", node="node-2", ready_since="2024-05-01T10:05:00Z",
-                restarts={"app": 2}),
+        web_pod(
+            "web-5d8f7-x2k9p",
+            node="node-2",
+            ready_since="2024-05-01T10:05:00Z",
+            restarts={"app": 2},
+        ),
         web_pod("web-5d8f7-a1b2c", ready_since="2024-05-01T10:02:00Z"),
         web_pod("web-5d8f7-pend1", phase="Pending", node=None),
         web_pod("web-5d8f7-unrdy", ready=False),
         web_pod("web-5d8f7-gone1", deleting=True),
         web_pod("web-7c9b2-old01", template_hash="7c9b2", ready_since="2024-05-01T10:03:00Z"),
-        make_pod("web-canary-6b7c8-c4n4r",
-                 labels={"app": "web", "track": "canary", "pod-template-hash": "6b7c8"},
-                 owner=CANARY_RS),
+        make_pod(
+            "web-canary-6b7c8-c4n4r",
+            labels={"app": "web", "track": "canary", "pod-template-hash": "6b7c8"},
+            owner=CANARY_RS,
+        ),
         make_pod("debug", labels={"app": "web", "run": "debug"}, containers=("shell",)),
         *[
-            make_pod(f"db-{i}", labels={"app": "db"}, owner=DB,
-                     containers=("metrics", "postgres"),
-                     annotations={"kubectl.kubernetes.io/default-container":
-                                  "pg" if i == 2 else "postgres"},
-                     restarts={"postgres": i})
+            make_pod(
+                f"db-{i}",
+                labels={"app": "db"},
+                owner=DB,
+                containers=("metrics", "postgres"),
+                annotations={
+                    "kubectl.kubernetes.io/default-container": "pg" if i == 2 else "postgres"
+                },
+                restarts={"postgres": i},
+            )
             for i in (2, 0, 1)
         ],
-        make_pod("migrate-8kq2z", labels={"job-name": "migrate"}, owner=MIGRATE,
-                 phase="Succeeded"),
+        make_pod("migrate-8kq2z", labels={"job-name": "migrate"}, owner=MIGRATE, phase="Succeeded"),
         make_pod("migrate-v9c1d", labels={"job-name": "migrate"}, owner=MIGRATE, phase="Failed"),
         *[
-            make_pod(f"agent-{i}", "prod", labels={"app": "agent"}, owner=AGENT,
-                     node=f"node-{i}", containers=("agent", "exporter"))
+            make_pod(
+                f"agent-{i}",
+                "prod",
+                labels={"app": "agent"},
+                owner=AGENT,
+                node=f"node-{i}",
+                containers=("agent", "exporter"),
+            )
             for i in (10, 2, 1)
         ],
         make_pod("web-2", "prod", labels={"app": "web"}, node="node-2"),
@@ -181,16 +227,25 @@ def cluster_pods() -> list[Obj]:
 def cluster_workloads() -> list[Obj]:
     return [
         make_workload("Deployment", "web", match_labels={"app": "web"}, replicas=5),
-        make_workload("ReplicaSet", "web-5d8f7",
-                      match_labels={"app": "web", "pod-template-hash": "5d8f7"},
-                      owner=("Deployment", "web", "uid-Deployment-web")),
-        make_workload("ReplicaSet", "web-7c9b2",
-                      match_labels={"app": "web", "pod-template-hash": "7c9b2"},
-                      owner=("Deployment", "web", "uid-Deployment-web")),
+        make_workload(
+            "ReplicaSet",
+            "web-5d8f7",
+            match_labels={"app": "web", "pod-template-hash": "5d8f7"},
+            owner=("Deployment", "web", "uid-Deployment-web"),
+        ),
+        make_workload(
+            "ReplicaSet",
+            "web-7c9b2",
+            match_labels={"app": "web", "pod-template-hash": "7c9b2"},
+            owner=("Deployment", "web", "uid-Deployment-web"),
+        ),
         make_workload("Deployment", "web-canary", match_labels={"app": "web", "track": "canary"}),
-        make_workload("ReplicaSet", "web-canary-6b7c8",
-                      match_labels={"app": "web", "track": "canary", "pod-template-hash": "6b7c8"},
-                      owner=("Deployment", "web-canary", "uid-Deployment-web-canary")),
+        make_workload(
+            "ReplicaSet",
+            "web-canary-6b7c8",
+            match_labels={"app": "web", "track": "canary", "pod-template-hash": "6b7c8"},
+            owner=("Deployment", "web-canary", "uid-Deployment-web-canary"),
+        ),
         make_workload("Deployment", "empty", match_labels={"app": "empty"}, replicas=0),
         make_workload("StatefulSet", "db", match_labels={"app": "db"}, replicas=3),
         make_workload("Job", "migrate", match_labels={"job-name": "migrate"}),
@@ -198,8 +253,13 @@ def cluster_workloads() -> list[Obj]:
     ]
 
 
-PLURALS = {"deployments": "Deployment", "statefulsets": "StatefulSet",
-           "daemonsets": "DaemonSet", "replicasets": "ReplicaSet", "jobs": "Job"}
+PLURALS = {
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "daemonsets": "DaemonSet",
+    "replicasets": "ReplicaSet",
+    "jobs": "Job",
+}
 
 
 class FakeSource:
@@ -235,7 +295,8 @@ class FakeSource:
         labels = LabelSelector.parse(label_selector)
         fields = FieldSelector.parse(field_selector)
         return [
-            copy.deepcopy(pod) for pod in self.pods
+            copy.deepcopy(pod)
+            for pod in self.pods
             if namespace in (None, pod["metadata"]["namespace"])
             and labels.matches(pod["metadata"].get("labels"))
             and fields.matches_pod(pod)
@@ -266,9 +327,7 @@ class FakeSource:
         self._record("list_namespaces")
         return [{"kind": "Namespace", "metadata": {"name": n}} for n in self.namespaces]
 
-    async def get_json(
-        self, path: str, params: dict[str, str] | None = None, *, what: str
-    ) -> Obj:
+    async def get_json(self, path: str, params: dict[str, str] | None = None, *, what: str) -> Obj:
         self._record("get_json", path, what)
         parts = path.strip("/").split("/")
         # /apis/GROUP/VERSION/[namespaces/NS/]PLURAL
@@ -276,7 +335,8 @@ class FakeSource:
         namespace = parts[4] if len(parts) == 6 else None
         kind = PLURALS[parts[-1]]
         items = [
-            copy.deepcopy(w) for w in self.workloads
+            copy.deepcopy(w)
+            for w in self.workloads
             if w["kind"] == kind and namespace in (None, w["metadata"]["namespace"])
         ]
         return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": {}, "items": items}
@@ -293,8 +353,9 @@ async def run(
     return await resolve(source or FakeSource(), query, default_namespace=default_namespace)
 
 
-async def fails(query: TargetQuery, source: FakeSource | None = None,
-                default_namespace: str = "demo") -> str:
+async def fails(
+    query: TargetQuery, source: FakeSource | None = None, default_namespace: str = "demo"
+) -> str:
     """The message of the SelectionError that resolving ``query`` raises (one line)."""
     with pytest.raises(SelectionError) as caught:
         await run(query, source, default_namespace)
@@ -322,16 +383,33 @@ def pods(*names: str) -> tuple[Target, ...]:
 # -- Target.parse ---------------------------------------------------------------------------------
 
 EXPECTED_ALIASES = {
-    "pod": "Pod", "po": "Pod", "pods": "Pod",
-    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-    "deployment.apps": "Deployment", "deployments.apps": "Deployment",
-    "sts": "StatefulSet", "statefulset": "StatefulSet", "statefulsets": "StatefulSet",
-    "statefulset.apps": "StatefulSet", "statefulsets.apps": "StatefulSet",
-    "ds": "DaemonSet", "daemonset": "DaemonSet", "daemonsets": "DaemonSet",
-    "daemonset.apps": "DaemonSet", "daemonsets.apps": "DaemonSet",
-    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
-    "replicaset.apps": "ReplicaSet", "replicasets.apps": "ReplicaSet",
-    "job": "Job", "jobs": "Job", "job.batch": "Job", "jobs.batch": "Job",
+    "pod": "Pod",
+    "po": "Pod",
+    "pods": "Pod",
+    "deploy": "Deployment",
+    "deployment": "Deployment",
+    "deployments": "Deployment",
+    "deployment.apps": "Deployment",
+    "deployments.apps": "Deployment",
+    "sts": "StatefulSet",
+    "statefulset": "StatefulSet",
+    "statefulsets": "StatefulSet",
+    "statefulset.apps": "StatefulSet",
+    "statefulsets.apps": "StatefulSet",
+    "ds": "DaemonSet",
+    "daemonset": "DaemonSet",
+    "daemonsets": "DaemonSet",
+    "daemonset.apps": "DaemonSet",
+    "daemonsets.apps": "DaemonSet",
+    "rs": "ReplicaSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "replicaset.apps": "ReplicaSet",
+    "replicasets.apps": "ReplicaSet",
+    "job": "Job",
+    "jobs": "Job",
+    "job.batch": "Job",
+    "jobs.batch": "Job",
 }
 
 
@@ -360,9 +438,17 @@ def test_parse(text: str, expected: Target) -> None:
 
 
 def test_str_uses_the_short_prefix() -> None:
-    assert [str(Target.parse(t)) for t in ("web-1", "deployment.apps/web", "statefulsets/db",
-                                           "daemonset/a", "replicasets.apps/b", "jobs.batch/c")] \
-        == ["pod/web-1", "deploy/web", "sts/db", "ds/a", "rs/b", "job/c"]
+    assert [
+        str(Target.parse(t))
+        for t in (
+            "web-1",
+            "deployment.apps/web",
+            "statefulsets/db",
+            "daemonset/a",
+            "replicasets.apps/b",
+            "jobs.batch/c",
+        )
+    ] == ["pod/web-1", "deploy/web", "sts/db", "ds/a", "rs/b", "job/c"]
 
 
 NAME_RULE = (
@@ -373,17 +459,28 @@ NAME_RULE = (
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("svc/web", ('unknown kind "svc" in "svc/web"; use one of pod/, deploy/, sts/, ds/, rs/, '
-                     "job/ (long forms such as deployment/ and deployments.apps/ work too)")),
-        ("deployment.extensions/web",
-         ('unknown kind "deployment.extensions" in "deployment.extensions/web"; use one of pod/, '
-          "deploy/, sts/, ds/, rs/, job/ (long forms such as deployment/ and deployments.apps/ "
-          "work too)")),
+        (
+            "svc/web",
+            (
+                'unknown kind "svc" in "svc/web"; use one of pod/, deploy/, sts/, ds/, rs/, '
+                "job/ (long forms such as deployment/ and deployments.apps/ work too)"
+            ),
+        ),
+        (
+            "deployment.extensions/web",
+            (
+                'unknown kind "deployment.extensions" in "deployment.extensions/web"; use one of pod/, '
+                "deploy/, sts/, ds/, rs/, job/ (long forms such as deployment/ and deployments.apps/ "
+                "work too)"
+            ),
+        ),
         ("Web_1", f'invalid pod name "Web_1": {NAME_RULE}'),
         ("deploy/Web", f'invalid deployment name "Web": {NAME_RULE}'),
         ("web-", f'invalid pod name "web-": {NAME_RULE}'),
-        ("app=web", (f'invalid pod name "app=web": {NAME_RULE}; for a label selector use '
-                     "-l app=web")),
+        (
+            "app=web",
+            (f'invalid pod name "app=web": {NAME_RULE}; for a label selector use -l app=web'),
+        ),
         ("deploy/", 'no name after "deploy/"; e.g. deploy/web'),
         ("", "empty target; give a pod name, KIND/NAME such as deploy/web, or -l"),
         ("  ", "empty target; give a pod name, KIND/NAME such as deploy/web, or -l"),
@@ -414,15 +511,23 @@ def test_unknown_kind_in_constructor() -> None:
     [
         (TargetQuery(label_selector="app=web", namespace="prod"), "app=web in namespace prod"),
         (TargetQuery(targets=deploy("web")), "deploy/web in namespace demo"),
-        (TargetQuery(targets=pods("web-1", "web-2"), all_namespaces=True),
-         "pods web-1, web-2 in all namespaces"),
+        (
+            TargetQuery(targets=pods("web-1", "web-2"), all_namespaces=True),
+            "pods web-1, web-2 in all namespaces",
+        ),
         (TargetQuery(targets=pods("web-1")), "pod web-1 in namespace demo"),
-        (TargetQuery(targets=(Target("StatefulSet", "db"), *pods("a", "b", "a"))),
-         "pods a, b, sts/db in namespace demo"),
-        (TargetQuery(label_selector=" app=web ", field_selector="status.phase=Running"),
-         "app=web with status.phase=Running in namespace demo"),
-        (TargetQuery(field_selector="spec.nodeName=node-1"),
-         "spec.nodeName=node-1 in namespace demo"),
+        (
+            TargetQuery(targets=(Target("StatefulSet", "db"), *pods("a", "b", "a"))),
+            "pods a, b, sts/db in namespace demo",
+        ),
+        (
+            TargetQuery(label_selector=" app=web ", field_selector="status.phase=Running"),
+            "app=web with status.phase=Running in namespace demo",
+        ),
+        (
+            TargetQuery(field_selector="spec.nodeName=node-1"),
+            "spec.nodeName=node-1 in namespace demo",
+        ),
         (TargetQuery(), "all pods in namespace demo"),
         (TargetQuery(label_selector=""), "all pods in namespace demo"),
         (TargetQuery(all_namespaces=True, namespace="prod"), "all pods in all namespaces"),
@@ -475,8 +580,11 @@ async def test_label_selector_is_one_list_call() -> None:
 async def test_selector_sent_in_canonical_form_with_the_field_selector() -> None:
     source = FakeSource()
     selection = await run(
-        TargetQuery(label_selector="tier notin (x), app in (web,db)",
-                    field_selector="spec.nodeName==node-2", namespace="demo"),
+        TargetQuery(
+            label_selector="tier notin (x), app in (web,db)",
+            field_selector="spec.nodeName==node-2",
+            namespace="demo",
+        ),
         source,
     )
     assert source.calls == [
@@ -502,10 +610,16 @@ async def test_all_namespaces_sorted_by_namespace_then_natural_name() -> None:
     )
     assert source.calls == [("list_pods", None, "app in (agent,web)", "")]
     assert [(t.namespace, t.pod) for t in selection.run] == [
-        ("demo", "debug"), ("demo", "web-5d8f7-a1b2c"), ("demo", "web-5d8f7-x2k9p"),
-        ("demo", "web-7c9b2-old01"), ("demo", "web-canary-6b7c8-c4n4r"),
-        ("prod", "agent-1"), ("prod", "agent-2"), ("prod", "agent-10"),
-        ("prod", "web-1"), ("prod", "web-2"),
+        ("demo", "debug"),
+        ("demo", "web-5d8f7-a1b2c"),
+        ("demo", "web-5d8f7-x2k9p"),
+        ("demo", "web-7c9b2-old01"),
+        ("demo", "web-canary-6b7c8-c4n4r"),
+        ("prod", "agent-1"),
+        ("prod", "agent-2"),
+        ("prod", "agent-10"),
+        ("prod", "web-1"),
+        ("prod", "web-2"),
     ]
     assert selection.description == "app in (web,agent) in all namespaces"
 
@@ -514,21 +628,42 @@ async def test_no_selector_lists_every_pod_of_the_namespace() -> None:
     source = FakeSource()
     selection = await run(TargetQuery(namespace="prod"), source)
     assert source.calls == [("list_pods", "prod", "", "")]
-    assert [t.pod for t in selection.run] == ["agent-1", "agent-2", "agent-10", "debug",
-                                              "web-1", "web-2"]
+    assert [t.pod for t in selection.run] == [
+        "agent-1",
+        "agent-2",
+        "agent-10",
+        "debug",
+        "web-1",
+        "web-2",
+    ]
     assert selection.description == "all pods in namespace prod"
 
 
 @pytest.mark.parametrize(
     ("selector", "message"),
     [
-        ("app in (a", ('invalid label selector "app in (a": unable to parse requirement: found '
-                       "'', expected: ',' or ')'; e.g. -l app=web,tier in (a,b)")),
-        ("app web", ('invalid label selector "app web": unable to parse requirement: found '
-                     "'web', expected: in, notin, =, ==, !=, gt, lt; "
-                     "e.g. -l app=web,tier in (a,b)")),
-        ("app=(x)", ('invalid label selector "app=(x)": unable to parse requirement: found '
-                     "'(', expected: identifier; e.g. -l app=web,tier in (a,b)")),
+        (
+            "app in (a",
+            (
+                'invalid label selector "app in (a": unable to parse requirement: found '
+                "'', expected: ',' or ')'; e.g. -l app=web,tier in (a,b)"
+            ),
+        ),
+        (
+            "app web",
+            (
+                'invalid label selector "app web": unable to parse requirement: found '
+                "'web', expected: in, notin, =, ==, !=, gt, lt; "
+                "e.g. -l app=web,tier in (a,b)"
+            ),
+        ),
+        (
+            "app=(x)",
+            (
+                'invalid label selector "app=(x)": unable to parse requirement: found '
+                "'(', expected: identifier; e.g. -l app=web,tier in (a,b)"
+            ),
+        ),
     ],
 )
 async def test_invalid_label_selector(selector: str, message: str) -> None:
@@ -540,18 +675,29 @@ async def test_invalid_label_selector(selector: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("selector", "message"),
     [
-        ("spec.nodename=a", ('invalid field selector "spec.nodename=a": field label not '
-                             "supported: spec.nodename; e.g. --field-selector "
-                             "spec.nodeName=node-1,status.phase=Running")),
-        ("status.phase", ('invalid field selector "status.phase": invalid selector: '
-                          "'status.phase'; can't understand 'status.phase'; e.g. "
-                          "--field-selector spec.nodeName=node-1,status.phase=Running")),
+        (
+            "spec.nodename=a",
+            (
+                'invalid field selector "spec.nodename=a": field label not '
+                "supported: spec.nodename; e.g. --field-selector "
+                "spec.nodeName=node-1,status.phase=Running"
+            ),
+        ),
+        (
+            "status.phase",
+            (
+                'invalid field selector "status.phase": invalid selector: '
+                "'status.phase'; can't understand 'status.phase'; e.g. "
+                "--field-selector spec.nodeName=node-1,status.phase=Running"
+            ),
+        ),
     ],
 )
 async def test_invalid_field_selector(selector: str, message: str) -> None:
     source = FakeSource()
-    assert await fails(TargetQuery(targets=pods("web-1"), field_selector=selector), source) \
-        == message
+    assert (
+        await fails(TargetQuery(targets=pods("web-1"), field_selector=selector), source) == message
+    )
     assert source.calls == []
 
 
@@ -561,8 +707,10 @@ async def test_invalid_field_selector(selector: str, message: str) -> None:
 async def test_zero_match_counts_other_namespaces() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=web", namespace="staging"), source)
-    assert message == "no pods match app=web in namespace staging (10 pods in other namespaces; " \
-                      "try -A)"
+    assert (
+        message == "no pods match app=web in namespace staging (10 pods in other namespaces; "
+        "try -A)"
+    )
     assert source.calls == [
         ("list_pods", "staging", "app=web", ""),
         ("get_namespace", "staging"),
@@ -572,56 +720,73 @@ async def test_zero_match_counts_other_namespaces() -> None:
 
 async def test_zero_match_one_pod_elsewhere() -> None:
     message = await fails(TargetQuery(label_selector="track=canary", namespace="prod"))
-    assert message == "no pods match track=canary in namespace prod (1 pod in another " \
-                      "namespace; try -A)"
+    assert (
+        message == "no pods match track=canary in namespace prod (1 pod in another "
+        "namespace; try -A)"
+    )
 
 
 async def test_zero_match_with_field_selector_counts_with_both() -> None:
     source = FakeSource()
     message = await fails(
-        TargetQuery(label_selector="app=web", field_selector="spec.nodeName=node-2",
-                    namespace="staging"),
+        TargetQuery(
+            label_selector="app=web", field_selector="spec.nodeName=node-2", namespace="staging"
+        ),
         source,
     )
-    assert message == "no pods match app=web with spec.nodeName=node-2 in namespace staging " \
-                      "(2 pods in other namespaces; try -A)"
+    assert (
+        message == "no pods match app=web with spec.nodeName=node-2 in namespace staging "
+        "(2 pods in other namespaces; try -A)"
+    )
     assert source.calls[-1] == ("list_pods", None, "app=web", "spec.nodeName=node-2")
 
 
 async def test_zero_match_nowhere() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=nothing"), source)
-    assert message == "no pods match app=nothing in any namespace; check the labels with " \
-                      "kubectl get pods --show-labels"
+    assert (
+        message == "no pods match app=nothing in any namespace; check the labels with "
+        "kubectl get pods --show-labels"
+    )
     assert len(source.calls) == 3
 
 
 async def test_zero_match_all_namespaces_needs_no_extra_call() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=nothing", all_namespaces=True), source)
-    assert message == "no pods match app=nothing in any namespace; check the labels with " \
-                      "kubectl get pods --show-labels"
+    assert (
+        message == "no pods match app=nothing in any namespace; check the labels with "
+        "kubectl get pods --show-labels"
+    )
     assert source.calls == [("list_pods", None, "app=nothing", "")]
 
 
 async def test_zero_match_field_selector_only() -> None:
     message = await fails(TargetQuery(field_selector="spec.nodeName=node-9"))
-    assert message == "no pods match spec.nodeName=node-9 in any namespace; check the fields " \
-                      "with kubectl get pods -o wide"
+    assert (
+        message == "no pods match spec.nodeName=node-9 in any namespace; check the fields "
+        "with kubectl get pods -o wide"
+    )
 
 
 async def test_zero_match_empty_namespace_without_selector() -> None:
-    assert await fails(TargetQuery(namespace="staging")) == \
-        "no pods in namespace staging (19 pods in other namespaces; try -A)"
-    assert await fails(TargetQuery(), FakeSource(pods=[])) == \
-        "no pods in any namespace; check the context (--context)"
+    assert (
+        await fails(TargetQuery(namespace="staging"))
+        == "no pods in namespace staging (19 pods in other namespaces; try -A)"
+    )
+    assert (
+        await fails(TargetQuery(), FakeSource(pods=[]))
+        == "no pods in any namespace; check the context (--context)"
+    )
 
 
 async def test_zero_match_in_a_namespace_that_does_not_exist() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=web", namespace="dmeo"), source)
-    assert message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; ' \
-                      "did you mean demo?)"
+    assert (
+        message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; '
+        "did you mean demo?)"
+    )
     assert source.methods == ["list_pods", "get_namespace", "list_namespaces"]
 
 
@@ -638,8 +803,10 @@ async def test_zero_match_when_listing_everywhere_is_forbidden() -> None:
 
     source.list_pods = list_pods  # type: ignore[method-assign]
     message = await fails(TargetQuery(label_selector="app=web", namespace="staging"), source)
-    assert message == "no pods match app=web in namespace staging; check the labels with " \
-                      "kubectl get pods --show-labels, or try -A"
+    assert (
+        message == "no pods match app=web in namespace staging; check the labels with "
+        "kubectl get pods --show-labels, or try -A"
+    )
 
 
 async def test_other_api_errors_propagate() -> None:
@@ -653,8 +820,9 @@ async def test_other_api_errors_propagate() -> None:
 
 async def test_pod_names_one_get_each() -> None:
     source = FakeSource()
-    selection = await run(TargetQuery(targets=pods("web-2", "web-1", "web-2"), namespace="prod"),
-                          source)
+    selection = await run(
+        TargetQuery(targets=pods("web-2", "web-1", "web-2"), namespace="prod"), source
+    )
     assert sorted(source.calls) == [("get_pod", "prod", "web-1"), ("get_pod", "prod", "web-2")]
     assert ran(selection) == [("prod", "web-1", "app"), ("prod", "web-2", "app")]
     assert selection.skipped == ()
@@ -664,9 +832,15 @@ async def test_pod_names_one_get_each() -> None:
 async def test_pod_target_fields() -> None:
     selection = await run(TargetQuery(targets=pods("web-5d8f7-x2k9p")))
     assert selection.run == (
-        PodTarget(namespace="demo", pod="web-5d8f7-x2k9p", container="app", node="node-2",
-                  containers=("app", "istio-proxy"), pod_uid="uid-pod-demo-web-5d8f7-x2k9p",
-                  restarts=2),
+        PodTarget(
+            namespace="demo",
+            pod="web-5d8f7-x2k9p",
+            container="app",
+            node="node-2",
+            containers=("app", "istio-proxy"),
+            pod_uid="uid-pod-demo-web-5d8f7-x2k9p",
+            restarts=2,
+        ),
     )
 
 
@@ -699,44 +873,61 @@ async def test_missing_pod_single_suggestion() -> None:
 
 async def test_missing_pod_without_near_names() -> None:
     message = await fails(TargetQuery(targets=pods("zookeeper")))
-    assert message == 'pod "zookeeper" not found in namespace "demo"; list them with kubectl ' \
-                      "get pods -n demo, or look in every namespace with -A"
+    assert (
+        message == 'pod "zookeeper" not found in namespace "demo"; list them with kubectl '
+        "get pods -n demo, or look in every namespace with -A"
+    )
     message = await fails(TargetQuery(targets=pods("web-1"), namespace="staging"))
-    assert message == 'pod "web-1" not found in namespace "staging"; there are no pods in it; ' \
-                      "give another namespace with -n, or try -A"
+    assert (
+        message == 'pod "web-1" not found in namespace "staging"; there are no pods in it; '
+        "give another namespace with -n, or try -A"
+    )
 
 
 async def test_missing_pod_when_listing_is_forbidden() -> None:
     source = FakeSource(forbidden={"list_pods"})
     message = await fails(TargetQuery(targets=pods("web-9"), namespace="prod"), source)
-    assert message == 'pod "web-9" not found in namespace "prod"; check the name, or look in ' \
-                      "every namespace with -A"
+    assert (
+        message == 'pod "web-9" not found in namespace "prod"; check the name, or look in '
+        "every namespace with -A"
+    )
 
 
 async def test_missing_pod_in_missing_namespace() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(targets=pods("web-1"), namespace="dmeo"), source)
-    assert message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; ' \
-                      "did you mean demo?)"
-    assert source.calls == [("get_pod", "dmeo", "web-1"), ("get_namespace", "dmeo"),
-                            ("list_namespaces",)]
+    assert (
+        message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; '
+        "did you mean demo?)"
+    )
+    assert source.calls == [
+        ("get_pod", "dmeo", "web-1"),
+        ("get_namespace", "dmeo"),
+        ("list_namespaces",),
+    ]
 
 
 async def test_missing_namespace_messages() -> None:
     message = await fails(TargetQuery(targets=pods("web-1"), namespace="zzz"))
-    assert message == 'namespace "zzz" not found (namespaces: default, demo, prod, staging); ' \
-                      "check the name given with -n"
+    assert (
+        message == 'namespace "zzz" not found (namespaces: default, demo, prod, staging); '
+        "check the name given with -n"
+    )
     many = [f"team-{i}" for i in range(12)]
-    message = await fails(TargetQuery(targets=pods("web-1"), namespace="team-x"),
-                          FakeSource(namespaces=many))
-    assert message == 'namespace "team-x" not found (namespaces: team-0, team-1, team-10, ' \
-                      "team-11, team-2, team-3, team-4, team-5, team-6, team-7, ...; did you " \
-                      "mean team-0, team-1 or team-2?)"
+    message = await fails(
+        TargetQuery(targets=pods("web-1"), namespace="team-x"), FakeSource(namespaces=many)
+    )
+    assert (
+        message == 'namespace "team-x" not found (namespaces: team-0, team-1, team-10, '
+        "team-11, team-2, team-3, team-4, team-5, team-6, team-7, ...; did you "
+        "mean team-0, team-1 or team-2?)"
+    )
     source = FakeSource(forbidden={"list_namespaces"})
     message = await fails(TargetQuery(targets=pods("web-1"), namespace="zzz"), source)
     assert message == 'namespace "zzz" not found; check the name given with -n'
-    message = await fails(TargetQuery(targets=pods("web-1"), namespace="zzz"),
-                          FakeSource(namespaces=[]))
+    message = await fails(
+        TargetQuery(targets=pods("web-1"), namespace="zzz"), FakeSource(namespaces=[])
+    )
     assert message == 'namespace "zzz" not found (there are no namespaces)'
 
 
@@ -748,18 +939,21 @@ async def test_namespace_lookup_forbidden_assumes_it_exists() -> None:
 
 async def test_first_missing_name_is_reported() -> None:
     source = FakeSource()
-    message = await fails(TargetQuery(targets=pods("web-1", "nope-2", "nope-1"),
-                                      namespace="prod"), source)
+    message = await fails(
+        TargetQuery(targets=pods("web-1", "nope-2", "nope-1"), namespace="prod"), source
+    )
     assert message.startswith('pod "nope-2" not found in namespace "prod"')
 
 
 async def test_pod_name_in_all_namespaces_matches_several() -> None:
     source = FakeSource()
-    selection = await run(TargetQuery(targets=pods("debug", "web-1"), all_namespaces=True),
-                          source)
+    selection = await run(TargetQuery(targets=pods("debug", "web-1"), all_namespaces=True), source)
     assert source.calls == [("list_pods", None, "", "")]
-    assert ran(selection) == [("demo", "debug", "shell"), ("prod", "debug", "shell"),
-                              ("prod", "web-1", "app")]
+    assert ran(selection) == [
+        ("demo", "debug", "shell"),
+        ("prod", "debug", "shell"),
+        ("prod", "web-1", "app"),
+    ]
 
 
 async def test_missing_pod_in_all_namespaces() -> None:
@@ -768,15 +962,18 @@ async def test_missing_pod_in_all_namespaces() -> None:
     assert message == 'pod "web-3" not found in any namespace; did you mean web-1 or web-2?'
     assert source.calls == [("list_pods", None, "", "")]
     message = await fails(TargetQuery(targets=pods("zookeeper"), all_namespaces=True))
-    assert message == 'pod "zookeeper" not found in any namespace; check the name with kubectl ' \
-                      "get pods -A"
+    assert (
+        message == 'pod "zookeeper" not found in any namespace; check the name with kubectl '
+        "get pods -A"
+    )
 
 
 async def test_field_selector_applies_to_named_pods() -> None:
     source = FakeSource()
     selection = await run(
-        TargetQuery(targets=pods("web-1", "web-2"), field_selector="spec.nodeName=node-2",
-                    namespace="prod"),
+        TargetQuery(
+            targets=pods("web-1", "web-2"), field_selector="spec.nodeName=node-2", namespace="prod"
+        ),
         source,
     )
     assert ran(selection) == [("prod", "web-2", "app")]
@@ -786,8 +983,9 @@ async def test_field_selector_applies_to_named_pods() -> None:
 async def test_field_selector_on_named_pods_in_all_namespaces() -> None:
     source = FakeSource()
     selection = await run(
-        TargetQuery(targets=pods("debug"), field_selector="metadata.namespace=prod",
-                    all_namespaces=True),
+        TargetQuery(
+            targets=pods("debug"), field_selector="metadata.namespace=prod", all_namespaces=True
+        ),
         source,
     )
     assert ran(selection) == [("prod", "debug", "shell")]
@@ -796,18 +994,25 @@ async def test_field_selector_on_named_pods_in_all_namespaces() -> None:
 
 
 async def test_field_selector_excluding_every_named_pod() -> None:
-    message = await fails(TargetQuery(targets=pods("web-1"), field_selector="status.phase=Pending",
-                                      namespace="prod"))
-    assert message == "no pods match pod web-1 with status.phase=Pending in namespace prod; " \
-                      "check the field selector, or leave it out"
+    message = await fails(
+        TargetQuery(targets=pods("web-1"), field_selector="status.phase=Pending", namespace="prod")
+    )
+    assert (
+        message == "no pods match pod web-1 with status.phase=Pending in namespace prod; "
+        "check the field selector, or leave it out"
+    )
 
 
 async def test_names_and_selector_together() -> None:
     source = FakeSource()
-    assert await fails(TargetQuery(targets=pods("web-1"), label_selector="app=web"), source) \
+    assert (
+        await fails(TargetQuery(targets=pods("web-1"), label_selector="app=web"), source)
         == "give pod names or a selector (-l), not both"
-    assert await fails(TargetQuery(targets=deploy("web"), label_selector="app=web"), source) \
+    )
+    assert (
+        await fails(TargetQuery(targets=deploy("web"), label_selector="app=web"), source)
         == "give pod or workload names or a selector (-l), not both"
+    )
     assert source.calls == []
     # An empty selector is no selector.
     assert ran(await run(TargetQuery(targets=pods("debug"), label_selector=" "))) == [
@@ -841,10 +1046,13 @@ async def test_deployment_keeps_only_its_own_pods() -> None:
     ]
     # Not web-canary-... (selector overlaps, other ReplicaSet) and not debug (no owner).
     assert [t.pod for t in selection.run] == [
-        "web-5d8f7-a1b2c", "web-5d8f7-x2k9p", "web-7c9b2-old01"
+        "web-5d8f7-a1b2c",
+        "web-5d8f7-x2k9p",
+        "web-7c9b2-old01",
     ]
     assert skips(selection) == [
-        ("web-5d8f7-gone1", "terminating"), ("web-5d8f7-pend1", "Pending"),
+        ("web-5d8f7-gone1", "terminating"),
+        ("web-5d8f7-pend1", "Pending"),
         ("web-5d8f7-unrdy", "not ready"),
     ]
     assert selection.description == "deploy/web in namespace demo"
@@ -875,21 +1083,26 @@ async def test_statefulset_default_container_annotation() -> None:
         ("list_pods", "demo", "app=db", ""),
     ]
     # db-2's annotation names a container it does not have: the first one is used.
-    assert ran(selection) == [("demo", "db-0", "postgres"), ("demo", "db-1", "postgres"),
-                              ("demo", "db-2", "metrics")]
+    assert ran(selection) == [
+        ("demo", "db-0", "postgres"),
+        ("demo", "db-1", "postgres"),
+        ("demo", "db-2", "metrics"),
+    ]
     assert [t.restarts for t in selection.run] == [0, 1, 0]
 
 
 async def test_daemonset_in_natural_order_first_container() -> None:
     selection = await run(TargetQuery(targets=(Target.parse("ds/node-agent"),), namespace="prod"))
-    assert ran(selection) == [("prod", "agent-1", "agent"), ("prod", "agent-2", "agent"),
-                              ("prod", "agent-10", "agent")]
+    assert ran(selection) == [
+        ("prod", "agent-1", "agent"),
+        ("prod", "agent-2", "agent"),
+        ("prod", "agent-10", "agent"),
+    ]
     assert [t.node for t in selection.run] == ["node-1", "node-2", "node-10"]
 
 
 async def test_job_with_finished_pods_runs_nothing() -> None:
-    selection = await run(TargetQuery(targets=(Target.parse("job/migrate"),),
-                                      include_unready=True))
+    selection = await run(TargetQuery(targets=(Target.parse("job/migrate"),), include_unready=True))
     assert selection.run == ()
     assert selection.skipped == (
         SkippedPod("demo", "migrate-8kq2z", "app", "node-1", "completed (Succeeded)"),
@@ -900,19 +1113,27 @@ async def test_job_with_finished_pods_runs_nothing() -> None:
 async def test_workload_without_pods() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(targets=deploy("empty")), source)
-    assert message == "no pods match deploy/empty in namespace demo; it has no pods now " \
-                      "(scaled to zero, or not started yet)"
+    assert (
+        message == "no pods match deploy/empty in namespace demo; it has no pods now "
+        "(scaled to zero, or not started yet)"
+    )
     assert source.methods == ["get_workload", "list_pods"]
-    message = await fails(TargetQuery(targets=deploy("empty", "empty", "web-canary"),
-                                      field_selector="spec.nodeName=node-7"))
-    assert message == "no pods match deploy/empty, deploy/web-canary with spec.nodeName=node-7 " \
-                      "in namespace demo; check the field selector, or leave it out"
+    message = await fails(
+        TargetQuery(
+            targets=deploy("empty", "empty", "web-canary"), field_selector="spec.nodeName=node-7"
+        )
+    )
+    assert (
+        message == "no pods match deploy/empty, deploy/web-canary with spec.nodeName=node-7 "
+        "in namespace demo; check the field selector, or leave it out"
+    )
 
 
 async def test_workload_field_selector_goes_to_the_server() -> None:
     source = FakeSource()
-    selection = await run(TargetQuery(targets=deploy("web"), field_selector="spec.nodeName=node-2"),
-                          source)
+    selection = await run(
+        TargetQuery(targets=deploy("web"), field_selector="spec.nodeName=node-2"), source
+    )
     assert source.calls[-1] == ("list_pods", "demo", "app=web", "spec.nodeName=node-2")
     assert [t.pod for t in selection.run] == ["web-5d8f7-x2k9p"]
 
@@ -924,8 +1145,11 @@ async def test_missing_workload_suggests_near_names() -> None:
     assert source.calls == [
         ("get_workload", "Deployment", "demo", "webb"),
         ("get_namespace", "demo"),
-        ("get_json", "/apis/apps/v1/namespaces/demo/deployments",
-         "list deployments in namespace demo"),
+        (
+            "get_json",
+            "/apis/apps/v1/namespaces/demo/deployments",
+            "list deployments in namespace demo",
+        ),
     ]
 
 
@@ -933,21 +1157,30 @@ async def test_missing_workload_other_kinds_and_paths() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(targets=(Target.parse("job/migrat"),)), source)
     assert message == 'job "migrat" not found in namespace "demo"; did you mean migrate?'
-    assert source.calls[-1] == ("get_json", "/apis/batch/v1/namespaces/demo/jobs",
-                                "list jobs in namespace demo")
+    assert source.calls[-1] == (
+        "get_json",
+        "/apis/batch/v1/namespaces/demo/jobs",
+        "list jobs in namespace demo",
+    )
     message = await fails(TargetQuery(targets=(Target.parse("sts/cache"),)))
-    assert message == 'statefulset "cache" not found in namespace "demo"; list them with ' \
-                      "kubectl get statefulsets -n demo, or look in every namespace with -A"
+    assert (
+        message == 'statefulset "cache" not found in namespace "demo"; list them with '
+        "kubectl get statefulsets -n demo, or look in every namespace with -A"
+    )
     source = FakeSource(forbidden={"get_json"})
     message = await fails(TargetQuery(targets=(Target.parse("ds/agent"),)), source)
-    assert message == 'daemonset "agent" not found in namespace "demo"; check the name, or look ' \
-                      "in every namespace with -A"
+    assert (
+        message == 'daemonset "agent" not found in namespace "demo"; check the name, or look '
+        "in every namespace with -A"
+    )
 
 
 async def test_missing_workload_in_missing_namespace() -> None:
     message = await fails(TargetQuery(targets=deploy("web"), namespace="dmeo"))
-    assert message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; ' \
-                      "did you mean demo?)"
+    assert (
+        message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; '
+        "did you mean demo?)"
+    )
 
 
 async def test_workloads_in_all_namespaces() -> None:
@@ -960,42 +1193,60 @@ async def test_workloads_in_all_namespaces() -> None:
         ("get_json", "/apis/apps/v1/deployments", "list deployments in all namespaces"),
         ("get_json", "/apis/apps/v1/daemonsets", "list daemonsets in all namespaces"),
     ]
-    assert sorted(source.calls[2:]) == [("list_pods", "demo", "app=web", ""),
-                                        ("list_pods", "prod", "app=agent", "")]
+    assert sorted(source.calls[2:]) == [
+        ("list_pods", "demo", "app=web", ""),
+        ("list_pods", "prod", "app=agent", ""),
+    ]
     assert [(t.namespace, t.pod) for t in selection.run] == [
-        ("demo", "web-5d8f7-a1b2c"), ("demo", "web-5d8f7-x2k9p"), ("demo", "web-7c9b2-old01"),
-        ("prod", "agent-1"), ("prod", "agent-2"), ("prod", "agent-10"),
+        ("demo", "web-5d8f7-a1b2c"),
+        ("demo", "web-5d8f7-x2k9p"),
+        ("demo", "web-7c9b2-old01"),
+        ("prod", "agent-1"),
+        ("prod", "agent-2"),
+        ("prod", "agent-10"),
     ]
 
 
 async def test_missing_workload_in_all_namespaces() -> None:
     message = await fails(TargetQuery(targets=deploy("wbe-canary"), all_namespaces=True))
-    assert message == 'deployment "wbe-canary" not found in any namespace; did you mean ' \
-                      "web-canary?"
+    assert message == 'deployment "wbe-canary" not found in any namespace; did you mean web-canary?'
     message = await fails(TargetQuery(targets=(Target.parse("rs/zzz"),), all_namespaces=True))
-    assert message == 'replicaset "zzz" not found in any namespace; check the name with kubectl ' \
-                      "get replicasets -A"
+    assert (
+        message == 'replicaset "zzz" not found in any namespace; check the name with kubectl '
+        "get replicasets -A"
+    )
 
 
 async def test_invalid_workload_selector() -> None:
     broken = make_workload("Deployment", "web", match_labels={"app": "web"})
     broken["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "Near"}]}
     message = await fails(TargetQuery(targets=deploy("web")), FakeSource(workloads=[broken]))
-    assert message == 'deploy/web in namespace demo has an invalid selector: "Near" is not a ' \
-                      "valid label selector operator; check it with kubectl get deploy/web -n " \
-                      "demo -o yaml"
+    assert (
+        message == 'deploy/web in namespace demo has an invalid selector: "Near" is not a '
+        "valid label selector operator; check it with kubectl get deploy/web -n "
+        "demo -o yaml"
+    )
 
 
 async def test_union_of_targets_is_deduplicated_and_sorted() -> None:
     source = FakeSource()
     selection = await run(
-        TargetQuery(targets=(Target.parse("pod/web-canary-6b7c8-c4n4r"), *deploy("web"),
-                             Target.parse("web-5d8f7-x2k9p"), Target.parse("deploy/web"))),
+        TargetQuery(
+            targets=(
+                Target.parse("pod/web-canary-6b7c8-c4n4r"),
+                *deploy("web"),
+                Target.parse("web-5d8f7-x2k9p"),
+                Target.parse("deploy/web"),
+            )
+        ),
         source,
     )
     assert sorted(source.methods) == ["get_pod", "get_pod", "get_workload", "list_pods"]
     assert [t.pod for t in selection.run] == [
-        "web-5d8f7-a1b2c", "web-5d8f7-x2k9p", "web-7c9b2-old01", "web-canary-6b7c8-c4n4r"
+        "web-5d8f7-a1b2c",
+        "web-5d8f7-x2k9p",
+        "web-7c9b2-old01",
+        "web-canary-6b7c8-c4n4r",
     ]
     assert len(selection.skipped) == 3
 
@@ -1006,7 +1257,10 @@ async def test_union_of_targets_is_deduplicated_and_sorted() -> None:
 async def test_include_unready_runs_unready_and_terminating() -> None:
     selection = await run(TargetQuery(targets=deploy("web"), include_unready=True))
     assert [t.pod for t in selection.run] == [
-        "web-5d8f7-a1b2c", "web-5d8f7-gone1", "web-5d8f7-unrdy", "web-5d8f7-x2k9p",
+        "web-5d8f7-a1b2c",
+        "web-5d8f7-gone1",
+        "web-5d8f7-unrdy",
+        "web-5d8f7-x2k9p",
         "web-7c9b2-old01",
     ]
     assert skips(selection) == [("web-5d8f7-pend1", "Pending")]
@@ -1021,8 +1275,13 @@ async def test_other_phases_and_terminating_before_not_ready() -> None:
         make_pod("a-5", phase="Failed", deleting=True),
     ]
     selection = await run(TargetQuery(), FakeSource(pods=odd))
-    assert skips(selection) == [("a-1", "Unknown"), ("a-2", "Unknown"), ("a-3", "terminating"),
-                                ("a-4", "Pending"), ("a-5", "failed (Failed)")]
+    assert skips(selection) == [
+        ("a-1", "Unknown"),
+        ("a-2", "Unknown"),
+        ("a-3", "terminating"),
+        ("a-4", "Pending"),
+        ("a-5", "failed (Failed)"),
+    ]
     selection = await run(TargetQuery(include_unready=True), FakeSource(pods=odd))
     assert [t.pod for t in selection.run] == ["a-3"]
 
@@ -1036,8 +1295,10 @@ async def test_one_picks_the_longest_ready_pod() -> None:
     # a1b2c has been ready since 10:02, old01 since 10:03, x2k9p since 10:05.
     assert ran(selection) == [("demo", "web-5d8f7-a1b2c", "app")]
     assert skips(selection) == [
-        ("web-5d8f7-gone1", "terminating"), ("web-5d8f7-pend1", "Pending"),
-        ("web-5d8f7-unrdy", "not ready"), ("web-5d8f7-x2k9p", "not chosen (--one)"),
+        ("web-5d8f7-gone1", "terminating"),
+        ("web-5d8f7-pend1", "Pending"),
+        ("web-5d8f7-unrdy", "not ready"),
+        ("web-5d8f7-x2k9p", "not chosen (--one)"),
         ("web-7c9b2-old01", "not chosen (--one)"),
     ]
     assert len(source.calls) == 2
@@ -1049,8 +1310,7 @@ async def test_one_with_include_unready_prefers_ready() -> None:
         make_pod("p-2", deleting=True, ready=False),
         make_pod("p-3", restarts={"app": 9}),
     ]
-    selection = await run(TargetQuery(include_unready=True, one=True),
-                          FakeSource(pods=candidates))
+    selection = await run(TargetQuery(include_unready=True, one=True), FakeSource(pods=candidates))
     assert [t.pod for t in selection.run] == ["p-3"]
     assert skips(selection) == [("p-1", "not chosen (--one)"), ("p-2", "not chosen (--one)")]
 
@@ -1058,8 +1318,10 @@ async def test_one_with_include_unready_prefers_ready() -> None:
 async def test_one_without_eligible_pods_runs_nothing() -> None:
     selection = await run(TargetQuery(targets=(Target.parse("job/migrate"),), one=True))
     assert selection.run == ()
-    assert [reason for _, reason in skips(selection)] == ["completed (Succeeded)",
-                                                          "failed (Failed)"]
+    assert [reason for _, reason in skips(selection)] == [
+        "completed (Succeeded)",
+        "failed (Failed)",
+    ]
 
 
 def ranked(*pods_in: Obj) -> list[str]:
@@ -1075,25 +1337,39 @@ ORDERING: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"phase": "Running", "node": None},
     ),
     "running beats pending": ({"phase": "Running", "ready": False}, {"phase": "Pending"}),
-    "running beats unknown": ({"phase": "Running", "ready": False},
-                              {"phase": "Unknown", "ready": False}),
+    "running beats unknown": (
+        {"phase": "Running", "ready": False},
+        {"phase": "Unknown", "ready": False},
+    ),
     "unknown beats pending": ({"phase": "Unknown", "ready": False}, {"phase": "Pending"}),
     "unknown beats succeeded": ({"phase": "Unknown", "ready": False}, {"phase": "Succeeded"}),
-    "ready beats not ready": ({"restarts": {"app": 5}, "created": LATE},
-                              {"ready": False, "created": EARLY}),
-    "longer ready beats shorter": ({"ready_since": EARLY, "restarts": {"app": 3}, "created": LATE},
-                                   {"ready_since": LATE, "created": EARLY}),
+    "ready beats not ready": (
+        {"restarts": {"app": 5}, "created": LATE},
+        {"ready": False, "created": EARLY},
+    ),
+    "longer ready beats shorter": (
+        {"ready_since": EARLY, "restarts": {"app": 3}, "created": LATE},
+        {"ready_since": LATE, "created": EARLY},
+    ),
     "ready time beats none": ({"ready_since": "2024-05-01T11:00:00Z"}, {"ready_since": None}),
-    "fewer restarts beat more": ({"restarts": {"app": 1}, "created": LATE},
-                                 {"restarts": {"app": 2}, "created": EARLY}),
-    "max over containers": ({"containers": ("a", "b"), "restarts": {"a": 2, "b": 2}},
-                            {"containers": ("a", "b"), "restarts": {"a": 0, "b": 3}}),
+    "fewer restarts beat more": (
+        {"restarts": {"app": 1}, "created": LATE},
+        {"restarts": {"app": 2}, "created": EARLY},
+    ),
+    "max over containers": (
+        {"containers": ("a", "b"), "restarts": {"a": 2, "b": 2}},
+        {"containers": ("a", "b"), "restarts": {"a": 0, "b": 3}},
+    ),
     "older beats newer": ({"created": EARLY}, {"created": LATE}),
-    "offsets are compared as instants": ({"created": "2024-05-01T10:00:00+02:00"},
-                                         {"created": "2024-05-01T09:00:00Z"}),
+    "offsets are compared as instants": (
+        {"created": "2024-05-01T10:00:00+02:00"},
+        {"created": "2024-05-01T09:00:00Z"},
+    ),
     "creation time beats none": ({"created": LATE}, {"created": None}),
-    "fewer restarts beat more, unready too": ({"ready": False, "restarts": {"app": 0}},
-                                           {"ready": False, "restarts": {"app": 4}}),
+    "fewer restarts beat more, unready too": (
+        {"ready": False, "restarts": {"app": 0}},
+        {"ready": False, "restarts": {"app": 4}},
+    ),
 }
 
 
@@ -1122,8 +1398,13 @@ def test_most_active_full_ranking() -> None:
     ]
     random.Random(3).shuffle(pool)
     assert ranked(*pool) == [
-        "ready-early", "ready-early-young", "ready-early-restarted", "ready-late", "unready",
-        "unassigned-running", "pending",
+        "ready-early",
+        "ready-early-young",
+        "ready-early-restarted",
+        "ready-late",
+        "unready",
+        "unassigned-running",
+        "pending",
     ]
 
 
@@ -1136,16 +1417,25 @@ async def test_pick_is_a_seeded_sample() -> None:
     second = await run(query)
     assert first == second
     assert len(first.run) == 2
-    eligible = ["debug", "web-5d8f7-a1b2c", "web-5d8f7-x2k9p", "web-7c9b2-old01",
-                "web-canary-6b7c8-c4n4r"]
+    eligible = [
+        "debug",
+        "web-5d8f7-a1b2c",
+        "web-5d8f7-x2k9p",
+        "web-7c9b2-old01",
+        "web-canary-6b7c8-c4n4r",
+    ]
     chosen = [t.pod for t in first.run]
     assert chosen == sorted(chosen, key=natural_key) and set(chosen) <= set(eligible)
-    assert sorted(p for p, r in skips(first) if r == "not in sample (--pick 2)") == \
-        sorted(set(eligible) - set(chosen))
+    assert sorted(p for p, r in skips(first) if r == "not in sample (--pick 2)") == sorted(
+        set(eligible) - set(chosen)
+    )
     assert len(first.skipped) == 3 + 3
-    samples = {tuple(t.pod for t in (await run(TargetQuery(label_selector="app=web", pick=2,
-                                                           seed=seed))).run)
-               for seed in range(8)}
+    samples = {
+        tuple(
+            t.pod for t in (await run(TargetQuery(label_selector="app=web", pick=2, seed=seed))).run
+        )
+        for seed in range(8)
+    }
     assert len(samples) > 1
 
 
@@ -1164,14 +1454,18 @@ async def test_pick_one_and_without_seed() -> None:
 @pytest.mark.parametrize("pick", [0, -3])
 async def test_pick_below_one(pick: int) -> None:
     source = FakeSource()
-    assert await fails(TargetQuery(label_selector="app=web", pick=pick), source) == \
-        f"--pick {pick}: the sample must hold at least 1 pod; e.g. --pick 3"
+    assert (
+        await fails(TargetQuery(label_selector="app=web", pick=pick), source)
+        == f"--pick {pick}: the sample must hold at least 1 pod; e.g. --pick 3"
+    )
     assert source.calls == []
 
 
 async def test_one_and_pick_together() -> None:
-    assert await fails(TargetQuery(label_selector="app=web", one=True, pick=2)) == \
-        "give --one or --pick N, not both"
+    assert (
+        await fails(TargetQuery(label_selector="app=web", one=True, pick=2))
+        == "give --one or --pick N, not both"
+    )
 
 
 # -- containers -----------------------------------------------------------------------------------
@@ -1180,25 +1474,41 @@ async def test_one_and_pick_together() -> None:
 async def test_container_missing_in_some_pods_is_an_error_row() -> None:
     selection = await run(TargetQuery(label_selector="app=web", container="istio-proxy"))
     assert ran(selection) == [
-        ("demo", "web-5d8f7-a1b2c", "istio-proxy"), ("demo", "web-5d8f7-x2k9p", "istio-proxy"),
+        ("demo", "web-5d8f7-a1b2c", "istio-proxy"),
+        ("demo", "web-5d8f7-x2k9p", "istio-proxy"),
         ("demo", "web-7c9b2-old01", "istio-proxy"),
     ]
     errors = [s for s in selection.skipped if s.is_error]
     assert errors == [
-        SkippedPod("demo", "debug", "istio-proxy", "node-1",
-                   'container "istio-proxy" not found (containers: shell)', is_error=True),
-        SkippedPod("demo", "web-canary-6b7c8-c4n4r", "istio-proxy", "node-1",
-                   'container "istio-proxy" not found (containers: app)', is_error=True),
+        SkippedPod(
+            "demo",
+            "debug",
+            "istio-proxy",
+            "node-1",
+            'container "istio-proxy" not found (containers: shell)',
+            is_error=True,
+        ),
+        SkippedPod(
+            "demo",
+            "web-canary-6b7c8-c4n4r",
+            "istio-proxy",
+            "node-1",
+            'container "istio-proxy" not found (containers: app)',
+            is_error=True,
+        ),
     ]
     # Pods that could not run anyway keep their own reason, with the container asked for.
-    assert SkippedPod("demo", "web-5d8f7-pend1", "istio-proxy", None, "Pending") \
-        in selection.skipped
+    assert (
+        SkippedPod("demo", "web-5d8f7-pend1", "istio-proxy", None, "Pending") in selection.skipped
+    )
 
 
 async def test_container_in_no_matched_pod() -> None:
     message = await fails(TargetQuery(label_selector="app=web", container="nginx"))
-    assert message == 'container "nginx" not found in any matched pod (containers: shell, app, ' \
-                      "istio-proxy)"
+    assert (
+        message == 'container "nginx" not found in any matched pod (containers: shell, app, '
+        "istio-proxy)"
+    )
 
 
 async def test_one_chooses_among_pods_with_the_container() -> None:
@@ -1222,36 +1532,55 @@ async def test_init_and_ephemeral_containers_can_be_named() -> None:
 async def test_all_containers() -> None:
     selection = await run(TargetQuery(targets=(Target.parse("sts/db"),), all_containers=True))
     assert [(t.pod, t.container, t.restarts) for t in selection.run] == [
-        ("db-0", "metrics", 0), ("db-0", "postgres", 0),
-        ("db-1", "metrics", 0), ("db-1", "postgres", 1),
-        ("db-2", "metrics", 0), ("db-2", "postgres", 2),
+        ("db-0", "metrics", 0),
+        ("db-0", "postgres", 0),
+        ("db-1", "metrics", 0),
+        ("db-1", "postgres", 1),
+        ("db-2", "metrics", 0),
+        ("db-2", "postgres", 2),
     ]
     selection = await run(TargetQuery(targets=deploy("web"), all_containers=True, one=True))
-    assert ran(selection) == [("demo", "web-5d8f7-a1b2c", "app"),
-                              ("demo", "web-5d8f7-a1b2c", "istio-proxy")]
+    assert ran(selection) == [
+        ("demo", "web-5d8f7-a1b2c", "app"),
+        ("demo", "web-5d8f7-a1b2c", "istio-proxy"),
+    ]
     assert all(s.container is None for s in selection.skipped)
 
 
 async def test_container_and_all_containers_together() -> None:
-    assert await fails(TargetQuery(container="app", all_containers=True)) == \
-        "give -c/--container or --all-containers, not both"
+    assert (
+        await fails(TargetQuery(container="app", all_containers=True))
+        == "give -c/--container or --all-containers, not both"
+    )
     assert await fails(TargetQuery(container=" ")) == "empty container name; give -c NAME"
 
 
 async def test_default_container_rules() -> None:
-    annotated_missing = make_pod("c-3", containers=("x", "y"),
-                                 annotations={"kubectl.kubernetes.io/default-container": "z"})
-    source = FakeSource(pods=[
-        make_pod("c-1", containers=("only",),
-                 annotations={"kubectl.kubernetes.io/default-container": "other"}),
-        make_pod("c-2", containers=("first", "second"),
-                 annotations={"kubectl.kubernetes.io/default-container": "second"}),
-        annotated_missing,
-        make_pod("c-4", containers=("first", "second")),
-    ])
+    annotated_missing = make_pod(
+        "c-3", containers=("x", "y"), annotations={"kubectl.kubernetes.io/default-container": "z"}
+    )
+    source = FakeSource(
+        pods=[
+            make_pod(
+                "c-1",
+                containers=("only",),
+                annotations={"kubectl.kubernetes.io/default-container": "other"},
+            ),
+            make_pod(
+                "c-2",
+                containers=("first", "second"),
+                annotations={"kubectl.kubernetes.io/default-container": "second"},
+            ),
+            annotated_missing,
+            make_pod("c-4", containers=("first", "second")),
+        ]
+    )
     selection = await run(TargetQuery(), source)
     assert [(t.pod, t.container) for t in selection.run] == [
-        ("c-1", "only"), ("c-2", "second"), ("c-3", "x"), ("c-4", "first")
+        ("c-1", "only"),
+        ("c-2", "second"),
+        ("c-3", "x"),
+        ("c-4", "first"),
     ]
 
 
@@ -1260,8 +1589,9 @@ async def test_pod_without_containers_is_skipped() -> None:
     broken["spec"]["containers"] = []
     selection = await run(TargetQuery(), FakeSource(pods=[broken, make_pod("fine")]))
     assert ran(selection) == [("demo", "fine", "app")]
-    assert selection.skipped == (SkippedPod("demo", "broken", None, "node-1",
-                                            "no containers in its spec"),)
+    assert selection.skipped == (
+        SkippedPod("demo", "broken", None, "node-1", "no containers in its spec"),
+    )
 
 
 # -- query checks and helpers ---------------------------------------------------------------------
@@ -1272,8 +1602,10 @@ async def test_invalid_namespace(namespace: str) -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=web", namespace=namespace), source)
     assert message.startswith("invalid namespace ")
-    assert message.endswith(": namespaces are at most 63 lowercase letters, digits and '-', "
-                            "starting and ending with a letter or digit")
+    assert message.endswith(
+        ": namespaces are at most 63 lowercase letters, digits and '-', "
+        "starting and ending with a letter or digit"
+    )
     assert source.calls == []
 
 
@@ -1285,8 +1617,15 @@ async def test_namespace_is_ignored_with_all_namespaces() -> None:
 
 def test_natural_key() -> None:
     names = ["web-10", "web-2", "web-1", "web-02", "api", "web-1a", "web-"]
-    assert sorted(names, key=natural_key) == ["api", "web-", "web-1", "web-1a", "web-02",
-                                              "web-2", "web-10"]
+    assert sorted(names, key=natural_key) == [
+        "api",
+        "web-",
+        "web-1",
+        "web-1a",
+        "web-02",
+        "web-2",
+        "web-10",
+    ]
 
 
 def test_fake_source_satisfies_the_protocol() -> None:

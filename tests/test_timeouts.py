@@ -25,12 +25,12 @@ import pytest
 import yaml
 
 from podmagic import Cluster
-from podmagic import transport as transport_module
-from podmagic.command import build_command
-from podmagic.credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
-from podmagic.engine import ExecOptions, run_fanout
-from podmagic.errors import ConfigError, HandshakeError, SelectionError
-from podmagic.kubeapi import (
+from podmagic import _transport as transport_module
+from podmagic._command import build_command
+from podmagic._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
+from podmagic._engine import ExecOptions, run_fanout
+from podmagic._errors import ConfigError, HandshakeError, SelectionError
+from podmagic._kubeapi import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
     REQUEST_TIMEOUT,
@@ -39,12 +39,12 @@ from podmagic.kubeapi import (
     RetryPolicy,
     format_seconds,
 )
-from podmagic.magics import PodMagic
-from podmagic.results import ExecStatus
+from podmagic._magics import PodMagic
+from podmagic._results import ExecStatus
+from podmagic._targets import PodTarget, Selection
+from podmagic._transport import ExecSpec, run_exec
 from podmagic.sandbox import Sandbox
-from podmagic.sandbox.tls import ServingCertificates, generate_certificates
-from podmagic.targets import PodTarget, Selection
-from podmagic.transport import ExecSpec, run_exec
+from podmagic.sandbox._tls import ServingCertificates, generate_certificates
 
 TOKEN = "sekrit-token-never-shown-0123456789"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -81,8 +81,9 @@ class StallServer:
                 continue
             self.accepted += 1
             self.connections.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn,), name="stall-conn",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name="stall-conn", daemon=True
+            )
             self.threads.append(thread)
             thread.start()
 
@@ -145,8 +146,10 @@ def silent_after_request(conn: socket.socket, stop: threading.Event) -> None:
 
 def headers_then_stall(conn: socket.socket, stop: threading.Event) -> None:
     read_request(conn, stop)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 1000\r\n\r\n{\"kind\": ")
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"kind": '
+    )
     drain(conn, stop)
 
 
@@ -159,12 +162,14 @@ def drip(body: bytes, every: float) -> Handler:
 
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         read_request(conn, stop)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
         for index in range(len(body)):
             if stop.wait(every):
                 return
-            conn.sendall(body[index:index + 1])
+            conn.sendall(body[index : index + 1])
         drain(conn, stop)
 
     return handler
@@ -175,15 +180,22 @@ def slow_upgrade(delay: float) -> Handler:
 
     def handler(conn: socket.socket, stop: threading.Event) -> None:
         request = read_request(conn, stop).decode("latin-1")
-        key = next(line.split(":", 1)[1].strip() for line in request.split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:"))
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in request.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
         if stop.wait(delay):
             return
         accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\n"
-                      f"Sec-WebSocket-Accept: {accept}\r\n"
-                      "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n").encode())
+        conn.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n"
+                "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n"
+            ).encode()
+        )
         drain(conn, stop)
 
     return handler
@@ -208,34 +220,55 @@ def serve(certificates: ServingCertificates) -> Iterator[Callable[..., StallServ
         server.close()
 
 
-def kubeconfig_for(path: Path, server: str, certificates: ServingCertificates,
-                   user: dict[str, Any] | None = None) -> Path:
+def kubeconfig_for(
+    path: Path, server: str, certificates: ServingCertificates, user: dict[str, Any] | None = None
+) -> Path:
     cluster: dict[str, Any] = {"server": server}
     if server.startswith("https"):
         cluster["certificate-authority-data"] = base64.b64encode(certificates.ca_pem).decode()
     document = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "stall",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "stall",
         "clusters": [{"name": "stall", "cluster": cluster}],
-        "contexts": [{"name": "stall", "context": {"cluster": "stall", "user": "someone",
-                                                    "namespace": "ns"}}],
+        "contexts": [
+            {"name": "stall", "context": {"cluster": "stall", "user": "someone", "namespace": "ns"}}
+        ],
         "users": [{"name": "someone", "user": user or {"token": TOKEN}}],
     }
     path.write_text(yaml.safe_dump(document))
     return path
 
 
-def api_for(server: StallServer, tmp_path: Path, certificates: ServingCertificates, *,
-            https: bool = False, **limits: float) -> KubeApi:
+def api_for(
+    server: StallServer,
+    tmp_path: Path,
+    certificates: ServingCertificates,
+    *,
+    https: bool = False,
+    **limits: float,
+) -> KubeApi:
     scheme = "https" if https else "http"
-    kubeconfig = kubeconfig_for(tmp_path / "kubeconfig", f"{scheme}://127.0.0.1:{server.port}",
-                                certificates)
-    return KubeApi(load_credentials(kubeconfig=kubeconfig),
-                   retry=RetryPolicy(base_delay=0.01, max_delay=0.02), **limits)
+    kubeconfig = kubeconfig_for(
+        tmp_path / "kubeconfig", f"{scheme}://127.0.0.1:{server.port}", certificates
+    )
+    return KubeApi(
+        load_credentials(kubeconfig=kubeconfig),
+        retry=RetryPolicy(base_delay=0.01, max_delay=0.02),
+        **limits,
+    )
 
 
 def one_pod() -> Selection:
-    target = PodTarget(namespace="ns", pod="p", container="c", node=None, containers=("c",),
-                       pod_uid="uid", restarts=0)
+    target = PodTarget(
+        namespace="ns",
+        pod="p",
+        container="c",
+        node=None,
+        containers=("c",),
+        pod_uid="uid",
+        restarts=0,
+    )
     return Selection(run=(target,), skipped=(), description="pod ns/p")
 
 
@@ -245,8 +278,8 @@ def one_pod() -> Selection:
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_black_hole_request_fails_within_the_read_limit_saying_no_answer(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, read_timeout=1.0) as api:
@@ -263,12 +296,11 @@ async def test_black_hole_request_fails_within_the_read_limit_saying_no_answer(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_stalled_tls_handshake_is_named_with_the_connect_limit(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)  # accepts, never answers the ClientHello
     began = time.monotonic()
-    async with api_for(server, tmp_path, certificates, https=True,
-                       connect_timeout=1.0) as api:
+    async with api_for(server, tmp_path, certificates, https=True, connect_timeout=1.0) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
     elapsed = time.monotonic() - began
@@ -281,8 +313,8 @@ async def test_stalled_tls_handshake_is_named_with_the_connect_limit(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_silence_after_the_tls_handshake_is_no_answer(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(silent_after_request, tls=True)
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, https=True, read_timeout=1.0) as api:
@@ -298,8 +330,9 @@ async def test_silence_after_the_tls_handshake_is_no_answer(
 
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
-async def test_stalled_body_is_named(serve: Callable[..., StallServer], tmp_path: Path,
-                                     certificates: ServingCertificates) -> None:
+async def test_stalled_body_is_named(
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(headers_then_stall)
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, read_timeout=1.0) as api:
@@ -314,8 +347,8 @@ async def test_stalled_body_is_named(serve: Callable[..., StallServer], tmp_path
 
 @pytest.mark.timeout(90)
 def test_default_limits_fail_a_black_hole_within_15_seconds(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     assert CONNECT_TIMEOUT <= 15 and READ_TIMEOUT <= 15
     server = serve(hold)
     kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates)
@@ -330,18 +363,18 @@ def test_default_limits_fail_a_black_hole_within_15_seconds(
 
 @pytest.mark.timeout(60)
 def test_per_pod_timeout_bounds_finding_the_pods(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(silent_after_request, tls=True)
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}",
-                                certificates)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}", certificates)
     began = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=2)
     elapsed = time.monotonic() - began
     assert str(caught.value).startswith(
         f"get pod ns/p: the timeout of 2s passed before https://127.0.0.1:{server.port} "
-        "answered the request;")
+        "answered the request;"
+    )
     assert not isinstance(caught.value, ConfigError)
     assert elapsed < 2 + 5, elapsed
     assert TOKEN not in str(caught.value)
@@ -353,11 +386,17 @@ def test_per_pod_timeout_bounds_finding_the_pods(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_exec_upgrade_without_answer_is_named(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(silent_after_request, tls=True)
-    spec = ExecSpec(namespace="ns", pod="p", container="c", command=("true",),
-                    connect_timeout=1.0, read_timeout=1.0)
+    spec = ExecSpec(
+        namespace="ns",
+        pod="p",
+        container="c",
+        command=("true",),
+        connect_timeout=1.0,
+        read_timeout=1.0,
+    )
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, https=True) as api:
         with pytest.raises(HandshakeError) as caught:
@@ -373,11 +412,11 @@ async def test_exec_upgrade_without_answer_is_named(
 
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
-async def test_exec_tls_stall_is_named(serve: Callable[..., StallServer], tmp_path: Path,
-                                       certificates: ServingCertificates) -> None:
+async def test_exec_tls_stall_is_named(
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
-    spec = ExecSpec(namespace="ns", pod="p", container="c", command=("true",),
-                    connect_timeout=1.0)
+    spec = ExecSpec(namespace="ns", pod="p", container="c", command=("true",), connect_timeout=1.0)
     async with api_for(server, tmp_path, certificates, https=True) as api:
         with pytest.raises(HandshakeError) as caught:
             await run_exec(api, spec)
@@ -387,8 +426,11 @@ async def test_exec_tls_stall_is_named(serve: Callable[..., StallServer], tmp_pa
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_per_pod_timeout_covers_a_slow_upgrade_and_a_server_that_ignores_the_close(
-        serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    serve: Callable[..., StallServer],
+    tmp_path: Path,
+    certificates: ServingCertificates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A server that never answers the close would hold a polite client for CLOSE_TIMEOUT;
     # a timed-out exec must not wait for it (made long here so that waiting shows).
     monkeypatch.setattr(transport_module, "CLOSE_TIMEOUT", 30.0)
@@ -396,8 +438,7 @@ async def test_per_pod_timeout_covers_a_slow_upgrade_and_a_server_that_ignores_t
     command = build_command(script="sleep 100")
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, https=True) as api:
-        results = await run_fanout(api, one_pod(), command, ExecOptions(timeout=2),
-                                   context="stall")
+        results = await run_fanout(api, one_pod(), command, ExecOptions(timeout=2), context="stall")
     elapsed = time.monotonic() - began
     assert elapsed < 2 + 3, elapsed
     [result] = results
@@ -408,13 +449,14 @@ async def test_per_pod_timeout_covers_a_slow_upgrade_and_a_server_that_ignores_t
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_per_pod_timeout_before_the_upgrade_names_the_step(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(slow_upgrade(30), tls=True)
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, https=True) as api:
-        results = await run_fanout(api, one_pod(), build_command(script="true"),
-                                   ExecOptions(timeout=1.5), context="stall")
+        results = await run_fanout(
+            api, one_pod(), build_command(script="true"), ExecOptions(timeout=1.5), context="stall"
+        )
     elapsed = time.monotonic() - began
     [result] = results
     assert result.status is ExecStatus.TIMEOUT
@@ -430,7 +472,8 @@ async def test_per_pod_timeout_before_the_upgrade_names_the_step(
 @pytest.mark.timeout(60)
 def test_plain_sleep_timeout_has_no_background_hint(sandbox: Sandbox) -> None:
     [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
-        "sleep 30", "solo", timeout=1)
+        "sleep 30", "solo", timeout=1
+    )
     assert result.status is ExecStatus.TIMEOUT
     assert result.error == "no exit status within the 1s timeout; the command may still be running"
     assert "background" not in str(result)
@@ -439,7 +482,8 @@ def test_plain_sleep_timeout_has_no_background_hint(sandbox: Sandbox) -> None:
 @pytest.mark.timeout(60)
 def test_background_job_holding_stdout_gets_the_hint(sandbox: Sandbox) -> None:
     [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
-        "sleep 30 & echo started", "solo", timeout=2)
+        "sleep 30 & echo started", "solo", timeout=2
+    )
     assert result.status is ExecStatus.TIMEOUT
     assert result.stdout == b"started\n"
     assert result.error is not None
@@ -450,14 +494,16 @@ def test_background_job_holding_stdout_gets_the_hint(sandbox: Sandbox) -> None:
 @pytest.mark.timeout(60)
 def test_deadline_message_shows_the_deadline_as_asked(sandbox: Sandbox) -> None:
     [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
-        "sleep 30", "solo", deadline=2)
+        "sleep 30", "solo", deadline=2
+    )
     assert result.status is ExecStatus.TIMEOUT
     assert result.error == "overall deadline of 2s reached"
 
 
 @pytest.mark.timeout(60)
 def test_deadline_counted_from_an_earlier_listing_still_shows_the_deadline_as_asked(
-        sandbox: Sandbox) -> None:
+    sandbox: Sandbox,
+) -> None:
     cluster = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf")
     started = time.monotonic()
     selection = cluster.select("solo")
@@ -489,21 +535,31 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.timeout(60)
 def test_exec_plugin_that_never_exits_is_stopped_and_named(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
     script, pids = sleepy_plugin(tmp_path)
-    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script),
-                     "args": ["--secret", TOKEN], "env": [{"name": "SECRET", "value": TOKEN}],
-                     "interactiveMode": "Never"}}
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
-                                certificates, user)
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(script),
+            "args": ["--secret", TOKEN],
+            "env": [{"name": "SECRET", "value": TOKEN}],
+            "interactiveMode": "Never",
+        }
+    }
+    kubeconfig = kubeconfig_for(
+        tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates, user
+    )
     began = time.monotonic()
     with pytest.raises(ConfigError) as caught:
         Cluster(kubeconfig=kubeconfig, plugin_timeout=1).run("true", "p")
     elapsed = time.monotonic() - began
     message = str(caught.value)
-    assert 'exec credential plugin "sleepy-login" of user "someone" did not finish within 1s' in message
+    assert (
+        'exec credential plugin "sleepy-login" of user "someone" did not finish within 1s'
+        in message
+    )
     assert "plugin_timeout" in message
     assert TOKEN not in message
     assert elapsed < 1 + 5, elapsed
@@ -516,8 +572,9 @@ def test_exec_plugin_that_never_exits_is_stopped_and_named(
         assert not alive(pid), pid
 
 
-def test_plugin_timeout_defaults_to_60_seconds_and_reaches_the_plugin(tmp_path: Path,
-                                                                      certificates: ServingCertificates) -> None:
+def test_plugin_timeout_defaults_to_60_seconds_and_reaches_the_plugin(
+    tmp_path: Path, certificates: ServingCertificates
+) -> None:
     script, _ = sleepy_plugin(tmp_path)
     user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}}
     kubeconfig = kubeconfig_for(tmp_path / "kc", "http://127.0.0.1:1", certificates, user)
@@ -534,15 +591,14 @@ def test_plugin_timeout_defaults_to_60_seconds_and_reaches_the_plugin(tmp_path: 
         Cluster(kubeconfig=kubeconfig, plugin_timeout="60")  # type: ignore[arg-type]
 
 
-
 # -- a server that keeps sending, slowly; limits as asked; who is waited for ----------------
 
 
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_a_body_that_keeps_arriving_is_not_cut_by_the_idle_limit(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     # One byte every 0.05 s: several times the idle limit in all, never idle for long.
     assert len(POD_JSON) * 0.05 > 3
     server = serve(drip(POD_JSON, 0.05))
@@ -554,18 +610,21 @@ async def test_a_body_that_keeps_arriving_is_not_cut_by_the_idle_limit(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_a_dripping_body_is_cut_by_the_whole_request_limit_in_words_that_fit(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(drip(POD_JSON * 10, 0.1))
     began = time.monotonic()
-    async with api_for(server, tmp_path, certificates, read_timeout=1.0,
-                       request_timeout=2.0) as api:
+    async with api_for(
+        server, tmp_path, certificates, read_timeout=1.0, request_timeout=2.0
+    ) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
     elapsed = time.monotonic() - began
     message = str(caught.value)
-    assert (f"http://127.0.0.1:{server.port} began answering the request but did not finish "
-            "its answer within 2s (the limit for the whole request)") in message
+    assert (
+        f"http://127.0.0.1:{server.port} began answering the request but did not finish "
+        "its answer within 2s (the limit for the whole request)"
+    ) in message
     assert "sent nothing more" not in message
     assert elapsed < 2 + 5, elapsed
     assert REQUEST_TIMEOUT <= 60
@@ -573,8 +632,8 @@ async def test_a_dripping_body_is_cut_by_the_whole_request_limit_in_words_that_f
 
 @pytest.mark.timeout(60)
 def test_per_pod_timeout_bounds_a_dripping_answer_as_a_whole(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(drip(POD_JSON * 10, 0.1))
     kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates)
     began = time.monotonic()
@@ -583,18 +642,18 @@ def test_per_pod_timeout_bounds_a_dripping_answer_as_a_whole(
     elapsed = time.monotonic() - began
     assert str(caught.value).startswith(
         f"get pod ns/p: the timeout of 2s passed before http://127.0.0.1:{server.port} "
-        "finished answering the request;")
+        "finished answering the request;"
+    )
     assert elapsed < 2 + 5, elapsed
     assert TOKEN not in str(caught.value)
 
 
 @pytest.mark.timeout(60)
 def test_tiny_timeout_says_the_timeout_passed_and_is_no_config_error(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}",
-                                certificates)
+    kubeconfig = kubeconfig_for(tmp_path / "kc", f"https://127.0.0.1:{server.port}", certificates)
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=1e-3)
     message = str(caught.value)
@@ -606,8 +665,8 @@ def test_tiny_timeout_says_the_timeout_passed_and_is_no_config_error(
 
 @pytest.mark.timeout(60)
 def test_tiny_deadline_while_finding_the_pods_does_not_blame_the_api_server(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(silent_after_request)
     kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates)
     with pytest.raises(SelectionError) as caught:
@@ -618,10 +677,20 @@ def test_tiny_deadline_while_finding_the_pods_does_not_blame_the_api_server(
     assert "allow more time with --deadline" in message
 
 
-@pytest.mark.parametrize(("value", "shown"), [
-    (2, "2"), (2.0, "2"), (2.5, "2.5"), (1.23456789, "1.23456789"), (0.0001, "0.0001"),
-    (1e-3, "0.001"), (1.98716, "1.98716"), (86400.0, "86400"), (1e-7, "1e-07"),
-])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (2, "2"),
+        (2.0, "2"),
+        (2.5, "2.5"),
+        (1.23456789, "1.23456789"),
+        (0.0001, "0.0001"),
+        (1e-3, "0.001"),
+        (1.98716, "1.98716"),
+        (86400.0, "86400"),
+        (1e-7, "1e-07"),
+    ],
+)
 def test_seconds_are_shown_as_given(value: float, shown: str) -> None:
     assert format_seconds(value) == shown
 
@@ -629,16 +698,19 @@ def test_seconds_are_shown_as_given(value: float, shown: str) -> None:
 @pytest.mark.timeout(60)
 def test_deadline_with_many_digits_is_shown_as_asked(sandbox: Sandbox) -> None:
     [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
-        "sleep 30", "solo", deadline=1.23456789)
+        "sleep 30", "solo", deadline=1.23456789
+    )
     assert result.status is ExecStatus.TIMEOUT
     assert result.error == "overall deadline of 1.23456789s reached"
 
 
 @pytest.mark.timeout(60)
 def test_background_job_holding_stdout_gets_the_hint_under_the_deadline_too(
-        sandbox: Sandbox) -> None:
+    sandbox: Sandbox,
+) -> None:
     [result] = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf").run(
-        "sleep 30 & echo started", "solo", deadline=2.5)
+        "sleep 30 & echo started", "solo", deadline=2.5
+    )
     assert result.status is ExecStatus.TIMEOUT
     assert result.stdout == b"started\n"
     assert result.error is not None
@@ -648,8 +720,14 @@ def test_background_job_holding_stdout_gets_the_hint_under_the_deadline_too(
 
 
 def plugin_user(script: Path) -> dict[str, Any]:
-    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script),
-                     "args": ["--secret", TOKEN], "interactiveMode": "Never"}}
+    return {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(script),
+            "args": ["--secret", TOKEN],
+            "interactiveMode": "Never",
+        }
+    }
 
 
 def assert_stopped(pids: Path) -> None:
@@ -662,19 +740,22 @@ def assert_stopped(pids: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_deadline_during_an_exec_plugin_names_the_plugin(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
     script, pids = sleepy_plugin(tmp_path)
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
-                                certificates, plugin_user(script))
+    kubeconfig = kubeconfig_for(
+        tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates, plugin_user(script)
+    )
     began = time.monotonic()
     with pytest.raises(SelectionError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", deadline=1.5)
     elapsed = time.monotonic() - began
     message = str(caught.value)
-    assert message.startswith('the overall deadline of 1.5s passed while waiting for the exec '
-                              'credential plugin "sleepy-login" of user "someone"')
+    assert message.startswith(
+        "the overall deadline of 1.5s passed while waiting for the exec "
+        'credential plugin "sleepy-login" of user "someone"'
+    )
     assert "API server" not in message
     assert TOKEN not in message
     assert elapsed < 1.5 + 5, elapsed
@@ -684,20 +765,23 @@ def test_deadline_during_an_exec_plugin_names_the_plugin(
 
 @pytest.mark.timeout(60)
 def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
     script, pids = sleepy_plugin(tmp_path)
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
-                                certificates, plugin_user(script))
+    kubeconfig = kubeconfig_for(
+        tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates, plugin_user(script)
+    )
     began = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=1.5)  # plugin_timeout: 60
     elapsed = time.monotonic() - began
     message = str(caught.value)
-    assert message.startswith('get pod ns/p: the timeout of 1.5s passed while waiting for the '
-                              'exec credential plugin "sleepy-login" of user "someone", which '
-                              "was stopped;")
+    assert message.startswith(
+        "get pod ns/p: the timeout of 1.5s passed while waiting for the "
+        'exec credential plugin "sleepy-login" of user "someone", which '
+        "was stopped;"
+    )
     assert TOKEN not in message
     assert elapsed < 1.5 + 5, elapsed
     assert server.accepted == 0
@@ -707,19 +791,23 @@ def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_per_pod_timeout_during_the_exec_login_names_the_plugin(
-        serve: Callable[..., StallServer], tmp_path: Path,
-        certificates: ServingCertificates) -> None:
+    serve: Callable[..., StallServer], tmp_path: Path, certificates: ServingCertificates
+) -> None:
     server = serve(hold)
     script, pids = sleepy_plugin(tmp_path)
-    kubeconfig = kubeconfig_for(tmp_path / "kc", f"http://127.0.0.1:{server.port}",
-                                certificates, plugin_user(script))
+    kubeconfig = kubeconfig_for(
+        tmp_path / "kc", f"http://127.0.0.1:{server.port}", certificates, plugin_user(script)
+    )
     async with KubeApi(load_credentials(kubeconfig=kubeconfig)) as api:
-        results = await run_fanout(api, one_pod(), build_command(script="true"),
-                                   ExecOptions(timeout=1.5), context="stall")
+        results = await run_fanout(
+            api, one_pod(), build_command(script="true"), ExecOptions(timeout=1.5), context="stall"
+        )
     [result] = results
     assert result.status is ExecStatus.TIMEOUT
-    assert result.error == ('the exec did not start within the 1.5s timeout: still waiting for '
-                            'the exec credential plugin "sleepy-login" of user "someone", which '
-                            "was stopped")
+    assert result.error == (
+        "the exec did not start within the 1.5s timeout: still waiting for "
+        'the exec credential plugin "sleepy-login" of user "someone", which '
+        "was stopped"
+    )
     assert server.accepted == 0
     assert_stopped(pids)

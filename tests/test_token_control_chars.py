@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from podmagic.credentials import load_credentials
-from podmagic.errors import ConfigError
+from podmagic._credentials import load_credentials
+from podmagic._errors import ConfigError
 
 
 @pytest.fixture
@@ -17,13 +17,18 @@ def anyio_backend() -> str:
 
 
 def _kubeconfig(path: Path, user: dict[str, str]) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "alice", "user": user}],
-        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "alice"}}],
-        "current-context": "dev",
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "alice", "user": user}],
+                "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "alice"}}],
+                "current-context": "dev",
+            }
+        )
+    )
     return path
 
 
@@ -31,7 +36,8 @@ def _kubeconfig(path: Path, user: dict[str, str]) -> Path:
 @pytest.mark.parametrize("secret", ["SEKRIT\r\nX-Evil: 1", "SEKRIT\nmore", "SEKRIT\x1b]0;t\x07"])
 @pytest.mark.parametrize("where", ["token", "tokenFile"])
 async def test_token_with_control_characters_is_a_one_line_config_error_naming_the_user(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, where: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, where: str
+) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     if where == "token":
         user = {"token": secret}
@@ -47,8 +53,9 @@ async def test_token_with_control_characters_is_a_one_line_config_error_naming_t
 
 
 @pytest.mark.anyio
-async def test_token_with_a_tab_or_plain_text_still_works(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_token_with_a_tab_or_plain_text_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     creds = load_credentials(kubeconfig=_kubeconfig(tmp_path / "config", {"token": "abc.def-1"}))
     assert await creds.auth_headers() == {"Authorization": "Bearer abc.def-1"}

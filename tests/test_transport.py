@@ -19,12 +19,12 @@ import pytest
 import yaml
 from aiohttp import web
 
-from podmagic.credentials import load_credentials
-from podmagic.errors import HandshakeError, StreamLostError
-from podmagic.kubeapi import KubeApi, RetryPolicy
+from podmagic._credentials import load_credentials
+from podmagic._errors import HandshakeError, StreamLostError
+from podmagic._kubeapi import KubeApi, RetryPolicy
+from podmagic._transport import V4, V5, ExecSpec, interpret_status, partial_outcome, run_exec
 from podmagic.sandbox import Sandbox
-from podmagic.sandbox.tls import generate_certificates
-from podmagic.transport import V4, V5, ExecSpec, interpret_status, partial_outcome, run_exec
+from podmagic.sandbox._tls import generate_certificates
 
 pytestmark = pytest.mark.anyio
 
@@ -53,15 +53,15 @@ def fault(sandbox: Sandbox) -> Iterator[Callable[..., None]]:
     try:
         yield set_fault
     finally:
-        sandbox.set_fault("solo", None, namespace="conf", fault_after=None,
-                          fault_after_bytes=None)
+        sandbox.set_fault("solo", None, namespace="conf", fault_after=None, fault_after_bytes=None)
 
 
 # -- exit status and output -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("script", "code"), [("true", 0), ("exit 1", 1), ("exit 42", 42),
-                                              ("kill -9 $$", 137)])
+@pytest.mark.parametrize(
+    ("script", "code"), [("true", 0), ("exit 1", 1), ("exit 42", 42), ("kill -9 $$", 137)]
+)
 async def test_exit_codes(api: KubeApi, script: str, code: int) -> None:
     outcome = await run_exec(api, solo(script))
     assert outcome.exit_code == code
@@ -73,7 +73,8 @@ async def test_exit_codes(api: KubeApi, script: str, code: int) -> None:
 async def test_stdout_and_stderr_are_separate(api: KubeApi) -> None:
     events: list[Any] = []
     outcome = await run_exec(
-        api, solo("echo out; echo err >&2; echo more"),
+        api,
+        solo("echo out; echo err >&2; echo more"),
         on_started=lambda: events.append("started"),
         on_output=lambda channel, chunk: events.append((channel, chunk)),
     )
@@ -95,8 +96,11 @@ async def test_command_not_found(api: KubeApi) -> None:
 
 async def test_multibyte_output_split_across_frames(api: KubeApi) -> None:
     chunks: list[bytes] = []
-    outcome = await run_exec(api, solo(r"printf '\342\202'; sleep 0.2; printf '\254\n'"),
-                             on_output=lambda channel, chunk: chunks.append(chunk))
+    outcome = await run_exec(
+        api,
+        solo(r"printf '\342\202'; sleep 0.2; printf '\254\n'"),
+        on_output=lambda channel, chunk: chunks.append(chunk),
+    )
     assert len(chunks) >= 2  # the euro sign arrived in two pieces
     assert outcome.stdout == "€\n".encode()
 
@@ -126,8 +130,9 @@ async def test_stdin_on_v4(api: KubeApi) -> None:
 
 
 async def test_tty(api: KubeApi) -> None:
-    outcome = await run_exec(api, solo("tty; stty size; echo err >&2", tty=True, width=123,
-                                       height=45))
+    outcome = await run_exec(
+        api, solo("tty; stty size; echo err >&2", tty=True, width=123, height=45)
+    )
     assert outcome.exit_code == 0
     lines = outcome.stdout.decode().split("\r\n")
     assert lines[0].startswith("/dev/pts/")
@@ -162,8 +167,9 @@ async def test_capture_limit_keeps_memory_bounded(api: KubeApi) -> None:
         if seen % (4 * MIB) < len(chunk):
             peak = max(peak, _rss())
 
-    outcome = await run_exec(api, solo(f"head -c {size} /dev/zero", capture_limit=MIB),
-                             on_output=on_output)
+    outcome = await run_exec(
+        api, solo(f"head -c {size} /dev/zero", capture_limit=MIB), on_output=on_output
+    )
     assert outcome.exit_code == 0
     assert outcome.stdout == bytes(MIB)
     assert outcome.stdout_dropped == size - MIB
@@ -175,8 +181,10 @@ async def test_capture_limit_keeps_memory_bounded(api: KubeApi) -> None:
 
 async def test_unbounded_capture_is_exact(api: KubeApi) -> None:
     size = 64 * MIB
-    script = (f"head -c {size} /dev/urandom > blob && sha256sum blob >&2 && cat blob; "
-              "status=$?; rm -f blob; exit $status")
+    script = (
+        f"head -c {size} /dev/urandom > blob && sha256sum blob >&2 && cat blob; "
+        "status=$?; rm -f blob; exit $status"
+    )
     outcome = await run_exec(api, solo(script, capture_limit=None))
     assert outcome.exit_code == 0
     assert len(outcome.stdout) == size and outcome.stdout_dropped == 0
@@ -186,8 +194,9 @@ async def test_unbounded_capture_is_exact(api: KubeApi) -> None:
 # -- failures ---------------------------------------------------------------------------------
 
 
-async def test_dropped_connection_is_never_success(api: KubeApi,
-                                                   fault: Callable[..., None]) -> None:
+async def test_dropped_connection_is_never_success(
+    api: KubeApi, fault: Callable[..., None]
+) -> None:
     fault("drop", fault_after=0.3)
     with pytest.raises(StreamLostError) as caught:
         await run_exec(api, solo("echo started; echo warn >&2; sleep 5"))
@@ -212,8 +221,9 @@ async def test_forbidden(api: KubeApi, fault: Callable[..., None], sandbox: Sand
     assert sandbox.token is not None and sandbox.token not in str(error)
 
 
-async def test_server_error_is_retried_then_reported(api: KubeApi, fault: Callable[..., None],
-                                                     sandbox: Sandbox) -> None:
+async def test_server_error_is_retried_then_reported(
+    api: KubeApi, fault: Callable[..., None], sandbox: Sandbox
+) -> None:
     fault("error-500")
     before = len(sandbox.requests())
     with pytest.raises(HandshakeError) as caught:
@@ -262,8 +272,11 @@ async def test_rejected_token(sandbox: Sandbox, tmp_path: Path) -> None:
 async def test_cancellation_closes_the_exec(api: KubeApi, sandbox: Sandbox) -> None:
     pids: list[int] = []
     with anyio.move_on_after(0.5) as scope:
-        await run_exec(api, solo("echo $$; exec sleep 1000"),
-                       on_output=lambda channel, chunk: pids.append(int(chunk)))
+        await run_exec(
+            api,
+            solo("echo $$; exec sleep 1000"),
+            on_output=lambda channel, chunk: pids.append(int(chunk)),
+        )
     cancelled_at = anyio.current_time()
     assert scope.cancelled_caught
     assert cancelled_at - scope.deadline < 1.0  # the WebSocket closed promptly
@@ -300,9 +313,12 @@ async def test_exec_url_as_received(api: KubeApi, sandbox: Sandbox) -> None:
     assert len(recorded) == 1
     parts = urlsplit(recorded[0].path_qs)
     assert parts.path == "/api/v1/namespaces/conf/pods/solo/exec"
-    assert parse_qs(parts.query) == {"command": ["sh", "-c", "echo 'a b&c'"],
-                                     "container": ["main"], "stdout": ["true"],
-                                     "stderr": ["true"]}
+    assert parse_qs(parts.query) == {
+        "command": ["sh", "-c", "echo 'a b&c'"],
+        "container": ["main"],
+        "stdout": ["true"],
+        "stderr": ["true"],
+    }
     assert sandbox.token is not None and sandbox.token not in recorded[0].path_qs
     assert recorded[0].user_agent.startswith("podmagic/")
 
@@ -370,9 +386,14 @@ async def test_status_in_pieces_and_twice() -> None:
         await ws.send_bytes(frame(7, "unknown channel"))
         await ws.send_bytes(frame(1, "hello\n"))
         await ws.send_bytes(frame(3, '{"metadata":{},"status":"Fail'))
-        await ws.send_bytes(frame(3, 'ure","reason":"NonZeroExitCode","details":{"causes":'
-                                     '[{"reason":"Other","message":"x"},'
-                                     '{"reason":"ExitCode","message":"7"}]}}'))
+        await ws.send_bytes(
+            frame(
+                3,
+                'ure","reason":"NonZeroExitCode","details":{"causes":'
+                '[{"reason":"Other","message":"x"},'
+                '{"reason":"ExitCode","message":"7"}]}}',
+            )
+        )
         await ws.send_bytes(frame(3, '{"metadata":{},"status":"Success"}'))
         await ws.close()
 
@@ -398,8 +419,11 @@ async def test_no_status_is_stream_lost(ending: str) -> None:
     async with scripted(script) as client:
         with pytest.raises(StreamLostError) as caught:
             await run_exec(client, SPEC)
-    detail = {"clean": "without an exit status", "1011": "close code 1011: backend went away",
-              "abort": "(1006)"}[ending]
+    detail = {
+        "clean": "without an exit status",
+        "1011": "close code 1011: backend went away",
+        "abort": "(1006)",
+    }[ending]
     assert detail in str(caught.value)
     partial = partial_outcome(caught.value)
     assert partial is not None and partial.stdout == b"partial"
@@ -419,8 +443,12 @@ async def test_unreachable_exec_server() -> None:
 
 def test_interpret_status() -> None:
     assert interpret_status({"metadata": {}, "status": "Success"}) == (0, None)
-    failure = {"status": "Failure", "reason": "NonZeroExitCode", "message": "m",
-               "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
+    failure = {
+        "status": "Failure",
+        "reason": "NonZeroExitCode",
+        "message": "m",
+        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+    }
     assert interpret_status(failure) == (3, None)
     internal = {"status": "Failure", "reason": "InternalError", "message": "boom"}
     assert interpret_status(internal) == (None, "boom")
@@ -459,7 +487,8 @@ async def test_insecure_skip_tls_verify(sandbox: Sandbox, tmp_path: Path) -> Non
 async def test_untrusted_certificate(sandbox: Sandbox, tmp_path: Path) -> None:
     other_ca = generate_certificates().ca_pem
     kubeconfig = _kubeconfig_variant(
-        sandbox, tmp_path, {"certificate-authority-data": base64.b64encode(other_ca).decode()})
+        sandbox, tmp_path, {"certificate-authority-data": base64.b64encode(other_ca).decode()}
+    )
     async with KubeApi(load_credentials(kubeconfig=kubeconfig)) as client:
         started = anyio.current_time()
         with pytest.raises(HandshakeError) as caught:

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic.client import Cluster
-from podmagic.errors import ParseError
-from podmagic.render import TextRenderer
-from podmagic.results import (
+from podmagic._client import Cluster
+from podmagic._errors import ParseError
+from podmagic._render import TextRenderer
+from podmagic._results import (
     ExecStatus,
     PodResult,
     PodResults,
@@ -36,16 +36,30 @@ from podmagic.sandbox import Sandbox
 HEAD = b"x" * 65536
 
 
-def result(pod: str, stdout: bytes = b"", *, dropped_tail: bytes | None = None,
-           status: ExecStatus = ExecStatus.OK, **kw: Any) -> PodResult:
+def result(
+    pod: str,
+    stdout: bytes = b"",
+    *,
+    dropped_tail: bytes | None = None,
+    status: ExecStatus = ExecStatus.OK,
+    **kw: Any,
+) -> PodResult:
     """A result whose stdout was cut after ``stdout``: ``dropped_tail`` is what the cap
     dropped (counted and digested as the engine does)."""
     if dropped_tail is not None:
         kw["stdout_dropped"] = len(dropped_tail)
         kw["stdout_dropped_digest"] = hashlib.sha256(dropped_tail).digest()
     exit_code = kw.pop("exit_code", 0 if status is ExecStatus.OK else None)
-    return PodResult(context="ctx", namespace="prod", pod=pod, container="app", status=status,
-                     exit_code=exit_code, stdout=stdout, **kw)
+    return PodResult(
+        context="ctx",
+        namespace="prod",
+        pod=pod,
+        container="app",
+        status=status,
+        exit_code=exit_code,
+        stdout=stdout,
+        **kw,
+    )
 
 
 # -- groups -----------------------------------------------------------------------------------
@@ -203,8 +217,9 @@ def cluster(sandbox: Sandbox) -> Cluster:
 def test_drift_past_the_capture_limit_is_not_grouped_as_identical(
     cluster: Cluster, solo: str
 ) -> None:
-    results = cluster.run(DRIFT.format(solo=solo), selector=PODS, namespace="conf",
-                          capture_limit=65536)
+    results = cluster.run(
+        DRIFT.format(solo=solo), selector=PODS, namespace="conf", capture_limit=65536
+    )
     assert results.ok and len(results) == 4
     assert {len(r.stdout) for r in results} == {65536}, "the kept heads are identical"
     groups = results.groups()
@@ -220,8 +235,9 @@ def test_drift_past_the_capture_limit_is_not_grouped_as_identical(
 
 
 def test_the_same_truncated_output_still_groups(cluster: Cluster) -> None:
-    results = cluster.run(DRIFT.format(solo="500"), selector=PODS, namespace="conf",
-                          capture_limit=65536)
+    results = cluster.run(
+        DRIFT.format(solo="500"), selector=PODS, namespace="conf", capture_limit=65536
+    )
     [group] = results.groups()
     assert len(group.pods) == 4 and group.dropped_compared
     assert "the 4 pods' dropped bytes are identical (SHA-256)" in group.truncation_note
@@ -231,8 +247,13 @@ def test_text_view_says_what_was_not_kept(cluster: Cluster) -> None:
     out = io.StringIO()
     renderer = TextRenderer(out, colour=False)
     try:
-        cluster.run(DRIFT.format(solo="10"), selector=PODS, namespace="conf",
-                    capture_limit=65536, on_event=renderer.handle_event)
+        cluster.run(
+            DRIFT.format(solo="10"),
+            selector=PODS,
+            namespace="conf",
+            capture_limit=65536,
+            on_event=renderer.handle_event,
+        )
     finally:
         renderer.close()
     text = out.getvalue()
@@ -250,7 +271,8 @@ def test_parse_of_truncated_output_through_the_python_api(cluster: Cluster) -> N
     with pytest.raises(ParseError, match="4 pods not parsed"):
         check_parsed(frame)
     assert frame.attrs["errors"] == dict.fromkeys(
-        results.labels, "output truncated: 34,492 bytes not kept")
+        results.labels, "output truncated: 34,492 bytes not kept"
+    )
 
 
 # -- %pod --parse ---------------------------------------------------------------------------
@@ -297,8 +319,6 @@ def test_magic_check_fails_on_truncated_output(ip: InteractiveShell) -> None:
     ip.run_line_magic("config", "PodMagic.capture_limit = 65536")
     try:
         with pytest.raises(ParseError, match="4 pods not parsed.*output truncated"):
-            ip.run_line_magic(
-                "pod", f"-l '{PODS}' --parse kv --check -- {DRIFT.format(solo='10')}"
-            )
+            ip.run_line_magic("pod", f"-l '{PODS}' --parse kv --check -- {DRIFT.format(solo='10')}")
     finally:
         ip.run_line_magic("config", f"PodMagic.capture_limit = {16 * 1024 * 1024}")

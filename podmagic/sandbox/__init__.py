@@ -3,7 +3,7 @@
 ``python -m podmagic.sandbox serve`` runs one in the foreground; :class:`Sandbox` runs one in a
 background thread (also as the ``podmagic_sandbox`` pytest fixture). Sandbox-only behaviour —
 phases, readiness, delays and faults — is set with ``sandbox.podmagic.io/*`` annotations
-(see :mod:`podmagic.sandbox.behaviour`).
+(see :mod:`podmagic.sandbox._behaviour`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .server import Sandbox, demo_manifest
-    from .state import ManifestError
+    from ._server import Sandbox, demo_manifest
+    from ._state import ManifestError
 
 __all__ = ["ANNOTATION_PREFIX", "CONTEXT_NAME", "ManifestError", "Sandbox", "demo_manifest"]
 
@@ -24,11 +24,11 @@ def __getattr__(name: str) -> Any:
     # The server pulls in aiohttp and cryptography; the pytest plugin imports this package on
     # every pytest start-up, so load them only when a sandbox is actually wanted.
     if name in ("Sandbox", "demo_manifest"):
-        from . import server
+        from . import _server as server
 
         return getattr(server, name)
     if name == "ManifestError":
-        from .state import ManifestError
+        from ._state import ManifestError
 
         return ManifestError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

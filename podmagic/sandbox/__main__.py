@@ -12,44 +12,75 @@ import sys
 import threading
 from pathlib import Path
 
-from .behaviour import BehaviourError
-from .server import Sandbox
-from .state import ManifestError
+from ._behaviour import BehaviourError
+from ._server import Sandbox
+from ._state import ManifestError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m podmagic.sandbox",
-                                     description="A local Kubernetes API whose pods run commands as local processes.")
+    parser = argparse.ArgumentParser(
+        prog="python -m podmagic.sandbox",
+        description="A local Kubernetes API whose pods run commands as local processes.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a sandbox cluster until interrupted")
-    serve.add_argument("--manifest", type=Path, help="Kubernetes YAML to load (default: the built-in demo cluster)")
-    serve.add_argument("--empty", action="store_true", help="start with no objects instead of the demo cluster")
-    serve.add_argument("--kubeconfig", type=Path, required=True,
-                       help="where to write the kubeconfig (context podmagic-sandbox); never your own config")
-    serve.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--state-dir", type=Path, help="folder for the pods' files (default: a temporary one)")
-    serve.add_argument("--insecure-http", action="store_true",
-                       help="serve plain HTTP without a token (kubectl then sends no credentials)")
+    serve.add_argument(
+        "--manifest", type=Path, help="Kubernetes YAML to load (default: the built-in demo cluster)"
+    )
+    serve.add_argument(
+        "--empty", action="store_true", help="start with no objects instead of the demo cluster"
+    )
+    serve.add_argument(
+        "--kubeconfig",
+        type=Path,
+        required=True,
+        help="where to write the kubeconfig (context podmagic-sandbox); never your own config",
+    )
+    serve.add_argument(
+        "--port", type=int, default=0, help="port to listen on (default: a free one)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--state-dir", type=Path, help="folder for the pods' files (default: a temporary one)"
+    )
+    serve.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP without a token (kubectl then sends no credentials)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    manifest: object = None
+    manifest: Path | list[dict[str, object]] | None = None
     if args.empty:
         manifest = []
     elif args.manifest is not None:
         if not args.manifest.is_file():
-            print(f"error: manifest {args.manifest} does not exist; pass a Kubernetes YAML file", file=sys.stderr)
+            print(
+                f"error: manifest {args.manifest} does not exist; pass a Kubernetes YAML file",
+                file=sys.stderr,
+            )
             return 2
         manifest = args.manifest
     if args.kubeconfig.expanduser().resolve() == (Path.home() / ".kube" / "config").resolve():
-        print("error: refusing to overwrite your own ~/.kube/config; pass another --kubeconfig path",
-              file=sys.stderr)
+        print(
+            "error: refusing to overwrite your own ~/.kube/config; pass another --kubeconfig path",
+            file=sys.stderr,
+        )
         return 2
-    sandbox = Sandbox(manifest, kubeconfig=args.kubeconfig, host=args.host, port=args.port,  # type: ignore[arg-type]
-                      tls=not args.insecure_http, auth=not args.insecure_http, state_dir=args.state_dir)
+    sandbox = Sandbox(
+        manifest,
+        kubeconfig=args.kubeconfig,
+        host=args.host,
+        port=args.port,
+        tls=not args.insecure_http,
+        auth=not args.insecure_http,
+        state_dir=args.state_dir,
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -62,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
     pods = len(sandbox.pods())
-    print(f"podmagic sandbox serving {sandbox.url} with {pods} pods; "
-          f"kubeconfig {sandbox.kubeconfig} (context {sandbox.context}). Ctrl-C to stop.", flush=True)
+    print(
+        f"podmagic sandbox serving {sandbox.url} with {pods} pods; "
+        f"kubeconfig {sandbox.kubeconfig} (context {sandbox.context}). Ctrl-C to stop.",
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass

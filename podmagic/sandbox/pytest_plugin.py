@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .server import Sandbox  # imported here to keep plain pytest start-up light
+    from ._server import Sandbox  # imported here to keep plain pytest start-up light
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,11 @@ def podmagic_sandbox_manifest() -> Any:
 
 
 @pytest.fixture(scope="session")
-def podmagic_sandbox(podmagic_sandbox_manifest: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def podmagic_sandbox(
+    podmagic_sandbox_manifest: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
     """A sandbox cluster shared by the session; its kubeconfig is ``.kubeconfig``."""
-    from .server import Sandbox
+    from ._server import Sandbox
 
     kubeconfig = tmp_path_factory.mktemp("podmagic-sandbox") / "kubeconfig"
     with Sandbox(podmagic_sandbox_manifest, kubeconfig=kubeconfig) as sandbox:

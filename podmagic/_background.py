@@ -1,0 +1,87 @@
+"""``--bg`` runs: a handle that is awaitable, blocking-waitable and cancellable.
+
+The run itself lives on the loop thread (:mod:`.portal`); the handle only watches its future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from typing import Any
+
+from ._engine import RunControl
+from ._events import Event, PodFinished, RunStarted
+from ._results import PodResults
+
+__all__ = ["BackgroundRun"]
+
+
+class BackgroundRun:
+    """A run that keeps going while the notebook moves on.
+
+    ``await run`` or ``run.result()`` give the :class:`PodResults`; ``run.cancel()`` stops
+    it (partial results are kept); ``repr(run)`` tells its state.
+    """
+
+    def __init__(self, description: str, control: RunControl) -> None:
+        self.description = description
+        self._control = control
+        self._future: Future[Any] | None = None
+        self._started = time.monotonic()
+        self._finished_at: float | None = None
+        self.total = 0
+        self.done_count = 0
+        self.failed_count = 0
+
+    def _attach(self, future: Future[Any], on_done: Callable[[Future[Any]], None]) -> None:
+        self._future = future
+
+        def finished(done: Future[Any]) -> None:
+            self._finished_at = time.monotonic()
+            on_done(done)
+
+        future.add_done_callback(finished)
+
+    def observe(self, event: Event) -> None:
+        """Keep counts for the repr (called on the loop thread with every event)."""
+        if isinstance(event, RunStarted):
+            self.total = len(event.selection.run)
+        elif isinstance(event, PodFinished) and event.result.status.value != "skipped":
+            self.done_count += 1
+            if not event.result.ok:
+                self.failed_count += 1
+
+    @property
+    def state(self) -> str:
+        """``running``, ``done``, ``cancelled`` or ``error``."""
+        future = self._future
+        if future is None or not future.done():
+            return "running"
+        if future.cancelled() or self._control.cancel_requested:
+            return "cancelled"
+        return "error" if future.exception() is not None else "done"
+
+    def done(self) -> bool:
+        return self._future is not None and self._future.done()
+
+    def cancel(self) -> None:
+        """Stop the run; running execs end as cancelled, queued ones as not started."""
+        self._control.cancel("cancelled")
+
+    def result(self, timeout: float | None = None) -> PodResults:
+        """Wait for the results (raises what the run raised, e.g. ``PodsFailedError`` for --check)."""
+        assert self._future is not None
+        return self._future.result(timeout)  # type: ignore[no-any-return]
+
+    def __await__(self) -> Generator[Any, None, PodResults]:
+        assert self._future is not None
+        return asyncio.wrap_future(self._future).__await__()
+
+    def __repr__(self) -> str:
+        end = self._finished_at or time.monotonic()
+        counts = f"{self.done_count}/{self.total} done"
+        if self.failed_count:
+            counts += f", {self.failed_count} failed"
+        return f"<BackgroundRun {self.description}: {self.state}, {counts}, {end - self._started:.1f}s>"

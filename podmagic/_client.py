@@ -1,0 +1,550 @@
+"""The engine without magics: ``Cluster`` runs commands across pods from scripts and async code.
+
+::
+
+    from podmagic import Cluster
+
+    cluster = Cluster(context="staging")            # the context is pinned here
+    results = cluster.run("df -h /", selector="app=web", namespace="shop")
+    results.check().parse("table")                   # one DataFrame, a ``pod`` column first
+
+    results = await cluster.arun(["cat", "/etc/os-release"], "deploy/api")
+
+Every blocking method runs the same async code on one shared loop thread (:mod:`.portal`), so
+it also works inside Jupyter's running loop; Ctrl-C cancels the run within about a second and
+returns the partial results.
+
+The guards of ``%pod`` apply here too (:mod:`.safety`): a run in a protected context (default
+``*prod*``) or in more than ``confirm_above`` pods (default 50) is refused with a
+:class:`~podmagic.RefusedError` until it passes ``yes=True``, and a run that names no
+target and no selector is refused unless it says ``all_pods=True`` (or ``selector=""``).
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import IO, Any
+
+import anyio
+
+from ._command import RemoteCommand, build_command
+from ._credentials import (
+    DEFAULT_PLUGIN_TIMEOUT,
+    ClusterCredentials,
+    load_credentials,
+    noting_credential_waits,
+)
+from ._engine import (
+    DEFAULT_CAPTURE_BUDGET,
+    DEFAULT_CAPTURE_LIMIT,
+    DEFAULT_CONCURRENCY,
+    ExecOptions,
+    RunControl,
+    run_fanout,
+)
+from ._errors import SelectionError
+from ._events import EventCallback
+from ._kubeapi import KubeApi, format_seconds
+from ._portal import run_blocking
+from ._results import PodResults
+from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
+from ._targets import Selection, Target, TargetQuery, resolve
+
+__all__ = ["Cluster", "StdinSource"]
+
+StdinSource = bytes | str | IO[bytes] | IO[str] | None
+
+_UNSET: Any = object()
+
+
+def _stdin_bytes(stdin: StdinSource) -> bytes | None:
+    if stdin is None or isinstance(stdin, bytes):
+        return stdin
+    if isinstance(stdin, str):
+        return stdin.encode()
+    if isinstance(stdin, (bytearray, memoryview)):
+        return bytes(stdin)
+    read = getattr(stdin, "read", None)
+    if not callable(read):
+        raise TypeError(
+            f"stdin must be str, bytes or a file opened for reading, not {_kind(stdin)}"
+        )
+    data = read()
+    if isinstance(data, str):
+        return data.encode()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"stdin's read() returned {_kind(data)}; it must return str or bytes")
+    return bytes(data)
+
+
+def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
+    if target is None:
+        return ()
+    names = [target] if isinstance(target, str) else list(target)
+    return tuple(Target.parse(name) for name in names)
+
+
+# -- argument types ---------------------------------------------------------------------------
+# A wrong type must fail here, in one line naming the argument, and not as a comparison
+# TypeError from deep inside the engine (or, worse, run: a str is a Sequence of one-letter
+# targets). Messages show types, never values: env and stdin values may be secrets.
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_strings(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes, bytearray))
+        and all(isinstance(item, str) for item in value)
+    )
+
+
+_CHECKS: dict[str, tuple[Any, str]] = {
+    # name: (test, what it must be)
+    "context": (lambda v: v is None or isinstance(v, str), "a str or None"),
+    "kubeconfig": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a path or None"),
+    "namespace": (lambda v: v is None or isinstance(v, str), "a str or None"),
+    "selector": (
+        lambda v: v is None or isinstance(v, str),
+        'a label selector str such as "app=web", or None',
+    ),
+    "field_selector": (lambda v: v is None or isinstance(v, str), "a field selector str, or None"),
+    "container": (lambda v: v is None or isinstance(v, str), "a container name or None"),
+    "workdir": (lambda v: v is None or isinstance(v, str), "a path str or None"),
+    "shell": (lambda v: v is None or isinstance(v, str), 'a path str such as "/bin/bash", or None'),
+    "timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "deadline": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "plugin_timeout": (lambda v: v is None or _is_number(v), "a number of seconds or None"),
+    "max_concurrency": (lambda v: v is None or _is_int(v), "an int (at least 1) or None"),
+    "on_event": (lambda v: v is None or callable(v), "a callable taking one event, or None"),
+    "control": (lambda v: v is None or isinstance(v, RunControl), "a RunControl or None"),
+    "retries": (_is_int, "an int"),
+    "pick": (lambda v: v is None or _is_int(v), "an int or None"),
+    "seed": (lambda v: v is None or _is_int(v), "an int or None"),
+    "capture_limit": (lambda v: v is None or _is_int(v), "an int (bytes) or None"),
+    "capture_budget": (lambda v: v is None or _is_int(v), "an int (bytes) or None"),
+    "confirm_above": (lambda v: v is None or _is_int(v), "an int (pods) or None"),
+    "protected_contexts": (_is_strings, 'a list of context patterns such as ["*prod*"]'),
+    "target": (
+        lambda v: v is None or isinstance(v, str) or _is_strings(v),
+        'a pod or workload name ("web-1", "deploy/web"), a list of them, or None',
+    ),
+    "env": (
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, Mapping)
+                and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+            )
+        ),
+        "a mapping of str to str (convert numbers with str())",
+    ),
+    "command": (
+        lambda v: isinstance(v, str) or (_is_strings(v) and len(v) > 0),
+        "a shell script str, or a non-empty list of str (a direct argv)",
+    ),
+    **{
+        flag: (lambda v: isinstance(v, bool), "True or False")
+        for flag in (
+            "tty",
+            "yes",
+            "all_pods",
+            "all_namespaces",
+            "include_unready",
+            "one",
+            "all_containers",
+        )
+    },
+}
+
+
+def _check_types(where: str, arguments: Mapping[str, Any]) -> None:
+    """Raise one ``TypeError`` naming the first argument of the wrong type."""
+    for name, value in arguments.items():
+        check = _CHECKS.get(name)
+        if check is not None and value is not _UNSET and not check[0](value):
+            raise TypeError(f"{where}: {name} must be {check[1]}, not {_kind(value)}")
+
+
+def _check_stdin(where: str, stdin: object) -> None:
+    if stdin is None or isinstance(stdin, (str, bytes, bytearray, memoryview, io.IOBase)):
+        return
+    if not callable(getattr(stdin, "read", None)):
+        raise TypeError(
+            f"{where}: stdin must be str, bytes or a file opened for reading, not {_kind(stdin)}"
+        )
+
+
+class Cluster:
+    """Run commands in the pods of one cluster context.
+
+    Args:
+        context: kubeconfig context to use (default: the current one). It is resolved once
+            and pinned: a later ``kubectl config use-context`` elsewhere does not move it.
+        kubeconfig: path to a kubeconfig (default: ``KUBECONFIG``, then ``~/.kube/config``,
+            then in-cluster credentials).
+        namespace: default namespace (default: the context's, else ``default``).
+        max_concurrency, timeout: defaults for :meth:`run`.
+        capture_limit: bytes of stdout and of stderr kept per exec (default 16 MiB; None: all).
+        capture_budget: bytes kept across a whole run (default 128 MiB; None: no budget). A
+            fan-out shares it: each exec keeps at most ``budget / (2 × execs)`` bytes per
+            stream (at least 16 KiB), so 1,000 pods printing 1 MiB each stay in bounded memory.
+            What is dropped is counted in each result's ``stdout_dropped``/``stderr_dropped``.
+        protected_contexts: context patterns (shell-style, case-insensitive; default
+            ``["*prod*"]``, as ``PodMagic.protected_contexts``) where every run needs
+            ``yes=True``. ``[]`` protects none.
+        confirm_above: runs in more pods than this (default 50, as ``PodMagic.confirm_above``)
+            need ``yes=True``; None sets no limit.
+        plugin_timeout: seconds an exec credential plugin (``users[].user.exec`` in the
+            kubeconfig) may run before it is stopped and the run fails naming it (default 60;
+            None: no limit).
+
+    ``timeout`` bounds more than the command: each API request made to find the pods takes
+    at most that long as a whole — an exec credential plugin it waits for included, which is
+    stopped then (so a plugin gets the smaller of ``plugin_timeout`` and ``timeout``) —
+    and an exec's connecting and upgrade count within its per-pod time. Without it, a request
+    may take 10 s to connect, 15 s without a byte of its answer, and 60 s in all.
+    """
+
+    def __init__(
+        self,
+        context: str | None = None,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        namespace: str | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float | None = None,
+        capture_limit: int | None = DEFAULT_CAPTURE_LIMIT,
+        capture_budget: int | None = DEFAULT_CAPTURE_BUDGET,
+        credentials: ClusterCredentials | None = None,
+        protected_contexts: Sequence[str] = DEFAULT_PROTECTED_CONTEXTS,
+        confirm_above: int | None = DEFAULT_CONFIRM_ABOVE,
+        plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
+    ) -> None:
+        _check_types(
+            "Cluster()",
+            {
+                "context": context,
+                "kubeconfig": kubeconfig,
+                "namespace": namespace,
+                "max_concurrency": max_concurrency,
+                "timeout": timeout,
+                "capture_limit": capture_limit,
+                "capture_budget": capture_budget,
+                "protected_contexts": protected_contexts,
+                "confirm_above": confirm_above,
+                "plugin_timeout": plugin_timeout,
+            },
+        )
+        if plugin_timeout is not None and not plugin_timeout > 0:
+            raise ValueError(
+                f"Cluster(): plugin_timeout must be a positive number of seconds, "
+                f"got {plugin_timeout}"
+            )
+        self.protected_contexts: tuple[str, ...] = tuple(protected_contexts)
+        self.confirm_above = confirm_above
+        self.credentials = credentials or load_credentials(
+            context=context, kubeconfig=kubeconfig, plugin_timeout=plugin_timeout
+        )
+        self.namespace = namespace or self.credentials.namespace
+        self.defaults = ExecOptions(
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            capture_limit=capture_limit,
+            capture_budget=capture_budget,
+        )
+
+    @property
+    def context(self) -> str:
+        """The pinned context name."""
+        return self.credentials.context
+
+    def __repr__(self) -> str:
+        return f"<Cluster context={self.context!r} namespace={self.namespace!r} server={self.credentials.server}>"
+
+    # -- selection ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        target: str | Sequence[str] | None = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        include_unready: bool = False,
+        one: bool = False,
+        pick: int | None = None,
+        container: str | None = None,
+        all_containers: bool = False,
+        seed: int | None = None,
+    ) -> TargetQuery:
+        """A :class:`TargetQuery` from the familiar arguments (validates the target syntax)."""
+        _check_types(
+            "Cluster.query()",
+            {
+                "target": target,
+                "selector": selector,
+                "field_selector": field_selector,
+                "namespace": namespace,
+                "all_namespaces": all_namespaces,
+                "include_unready": include_unready,
+                "one": one,
+                "pick": pick,
+                "container": container,
+                "all_containers": all_containers,
+                "seed": seed,
+            },
+        )
+        return TargetQuery(
+            targets=_targets(target),
+            label_selector=selector,
+            field_selector=field_selector,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            include_unready=include_unready,
+            one=one,
+            pick=pick,
+            container=container,
+            all_containers=all_containers,
+            seed=seed,
+        )
+
+    async def aselect(
+        self,
+        target: str | Sequence[str] | None = None,
+        *,
+        deadline: float | None = None,
+        timeout: float | None = _UNSET,
+        **query: Any,
+    ) -> Selection:
+        """Resolve a target to the pods it would run in (nothing is executed).
+
+        With ``deadline`` (seconds), finding the pods — throttled retries included — gives up
+        with a :class:`SelectionError` once it has passed. ``timeout`` (default: the
+        Cluster's) bounds each request's connecting and its wait for an answer.
+        """
+        timeout = self.defaults.timeout if timeout is _UNSET else timeout
+        request = self.query(target, **query)
+        async with self._api(timeout) as api:
+            selection = await self._resolve(api, request, deadline)
+        # Remembered for run(selection=...): no target and no label selector is every pod.
+        return replace(selection, untargeted=not request.targets and request.label_selector is None)
+
+    def _api(self, timeout: float | None) -> KubeApi:
+        """The API client, its connect and read limits within the per-pod ``timeout``."""
+        if timeout is None or not timeout > 0:
+            return KubeApi(self.credentials)
+        return KubeApi(self.credentials, timeout=timeout)
+
+    async def _resolve(
+        self, api: KubeApi, query: TargetQuery, deadline: float | None, until: float | None = None
+    ) -> Selection:
+        if deadline is None:
+            return await resolve(api, query, default_namespace=self.namespace)
+        if until is None:
+            until = anyio.current_time() + deadline
+        with noting_credential_waits() as waits:
+            with anyio.move_on_after(until - anyio.current_time()):
+                return await resolve(api, query, default_namespace=self.namespace)
+        asked = format_seconds(deadline)
+        if waits:
+            # The time ran out during a login, not at the API server: name what was running.
+            raise SelectionError(
+                f"the overall deadline of {asked}s passed while waiting for the {waits[0]} "
+                f"(finding the pods: {query.describe(self.namespace)}); it was stopped",
+                hint="run the plugin by hand to see what it waits for (a login, the network); "
+                "allow more time with --deadline",
+            )
+        raise SelectionError(
+            f"the overall deadline of {asked}s passed while finding the pods "
+            f"({query.describe(self.namespace)})",
+            hint="allow more time with --deadline; if that was ample, the API server is slow "
+            "or unreachable",
+        )
+
+    def select(self, target: str | Sequence[str] | None = None, **query: Any) -> Selection:
+        """Blocking :meth:`aselect`."""
+        return run_blocking(lambda: self.aselect(target, **query))
+
+    # -- running -----------------------------------------------------------------------------
+
+    def command(
+        self,
+        command: str | Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        shell: str | None = "/bin/sh",
+        stdin: StdinSource = None,
+    ) -> RemoteCommand:
+        """Build the remote command: a string is a shell script, a sequence a direct argv."""
+        _check_types(
+            "Cluster.command()",
+            {"command": command, "env": env, "workdir": workdir, "shell": shell},
+        )
+        _check_stdin("Cluster.command()", stdin)
+        data = _stdin_bytes(stdin)
+        if isinstance(command, str):
+            if shell is None:
+                raise ValueError(
+                    "a shell script needs a shell; pass the command as a list to run it directly"
+                )
+            return build_command(script=command, shell=shell, env=env, workdir=workdir, stdin=data)
+        return build_command(
+            argv=list(command), shell=shell or "/bin/sh", env=env, workdir=workdir, stdin=data
+        )
+
+    async def arun(
+        self,
+        command: str | Sequence[str],
+        target: str | Sequence[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        shell: str | None = "/bin/sh",
+        stdin: StdinSource = None,
+        tty: bool = False,
+        timeout: float | None = _UNSET,
+        deadline: float | None = None,
+        max_concurrency: int | None = None,
+        retries: int = 0,
+        capture_limit: int | None = _UNSET,
+        capture_budget: int | None = _UNSET,
+        on_event: EventCallback | None = None,
+        control: RunControl | None = None,
+        selection: Selection | None = None,
+        yes: bool = False,
+        all_pods: bool = False,
+        started_at: float | None = None,
+        **query: Any,
+    ) -> PodResults:
+        """Run ``command`` in every pod the target names; one result per pod × container.
+
+        Query arguments (``selector``, ``namespace``, ``all_namespaces``, ``container``,
+        ``one``, ``pick`` ...) are those of :meth:`query`. Pass ``selection`` to run in pods
+        already resolved by :meth:`aselect`. An explicit ``capture_limit`` (``None``: keep
+        everything) is taken as asked: the run-wide budget then applies only if given too.
+
+        Guards, checked before anything runs (:class:`~podmagic.RefusedError`): a
+        protected context or more than ``confirm_above`` pods need ``yes=True``; naming no
+        target and no selector needs ``all_pods=True`` (or ``selector=""``), since running in
+        every pod of the namespace is rarely what a call that forgot its target meant.
+
+        ``deadline`` covers finding the pods and the execs. A caller that found the pods
+        itself (``selection``) passes ``started_at``, the :func:`time.monotonic` time it
+        began, so that the deadline counts from then; messages show ``deadline`` as given.
+        """
+        _check_types(
+            "Cluster.run()",
+            {
+                "command": command,
+                "target": target,
+                "env": env,
+                "workdir": workdir,
+                "shell": shell,
+                "tty": tty,
+                "timeout": timeout,
+                "deadline": deadline,
+                "max_concurrency": max_concurrency,
+                "retries": retries,
+                "capture_limit": capture_limit,
+                "capture_budget": capture_budget,
+                "yes": yes,
+                "all_pods": all_pods,
+                "on_event": on_event,
+                "control": control,
+            },
+        )
+        _check_types("Cluster.run()", query)
+        _check_stdin("Cluster.run()", stdin)
+        if selection is not None and not isinstance(selection, Selection):
+            raise TypeError(
+                f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}"
+            )
+        request = self.query(target, **query)
+        # A field selector alone names no pods (status.phase=Running is most of them): like
+        # %pod, only a target or a label selector does; selector="" says "every pod" on purpose.
+        named = bool(request.targets) or query.get("selector") is not None
+        if all_pods and (named or (selection is not None and not selection.untargeted)):
+            raise ValueError(
+                "Cluster.run(): all_pods=True means every pod of the namespace; "
+                "drop it, or drop the target, selector and selection"
+            )
+        remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin)
+        options = replace(
+            self.defaults,
+            tty=tty,
+            deadline=deadline,
+            retries=retries,
+            max_concurrency=self.defaults.max_concurrency
+            if max_concurrency is None
+            else max_concurrency,
+            timeout=self.defaults.timeout if timeout is _UNSET else timeout,
+            capture_limit=self.defaults.capture_limit if capture_limit is _UNSET else capture_limit,
+            capture_budget=(
+                capture_budget
+                if capture_budget is not _UNSET
+                else self.defaults.capture_budget
+                if capture_limit is _UNSET
+                else None
+            ),
+        )
+        shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
+        # The overall deadline covers finding the pods too; the execs get what is left.
+        # anyio's clock on asyncio is the loop's, time.monotonic().
+        now = anyio.current_time()
+        begun = now if started_at is None else started_at + (now - time.monotonic())
+        deadline_at = begun + deadline if deadline is not None else None
+        async with self._api(options.timeout) as api:
+            if selection is None:
+                selection = await self._resolve(api, request, deadline, deadline_at)
+                everything = not named and not all_pods
+            else:
+                everything = selection.untargeted and not all_pods
+            check_allowed(
+                selection,
+                context=self.context,
+                protected=self.protected_contexts,
+                confirm_above=self.confirm_above,
+                everything=everything,
+                confirmed=yes,
+                api=True,
+            )
+            return await run_fanout(
+                api,
+                selection,
+                remote,
+                options,
+                context=self.context,
+                command_args=shown,
+                control=control,
+                on_event=on_event,
+                deadline_at=deadline_at,
+            )
+
+    def run(
+        self, command: str | Sequence[str], target: str | Sequence[str] | None = None, **kwargs: Any
+    ) -> PodResults:
+        """Blocking :meth:`arun`; works inside Jupyter. Ctrl-C returns the partial results."""
+        control: RunControl = kwargs.pop("control", None) or RunControl()
+        return run_blocking(
+            lambda: self.arun(command, target, control=control, **kwargs),
+            on_interrupt=lambda: control.cancel("interrupted"),
+        )

@@ -1,0 +1,657 @@
+"""``%pod`` / ``%%pod``: parse the options, interpolate values, pick a renderer, and wire them
+to the engine. Nothing else happens here.
+
+    %pod TARGET... [options] -- COMMAND        one command line
+    %%pod TARGET... [options]                  the cell body is a shell script
+
+Settings a user sets once are traitlets (``%config PodMagic.namespace = "prod"``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import shlex
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Int, List, Unicode
+
+from ._background import BackgroundRun
+from ._client import Cluster
+from ._credentials import DEFAULT_PLUGIN_TIMEOUT
+from ._engine import (
+    DEFAULT_CAPTURE_BUDGET,
+    DEFAULT_CAPTURE_LIMIT,
+    DEFAULT_CONCURRENCY,
+    ExecOptions,
+    RunControl,
+)
+from ._errors import PodmagicError, PodsFailedError
+from ._events import Event
+from ._interpolation import InterpolationError, find_placeholders, interpolate
+from ._parsing import parser_for
+from ._portal import get_portal, run_blocking
+from ._render import NullRenderer, RenderLimits, choose_renderer
+from ._results import ExecStatus, PodResults, check_parsed, parse_problems
+from ._safe_text import visible_controls
+from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed, names_no_pods
+from ._targets import Selection
+
+__all__ = ["PodMagic", "RunInterrupted"]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A blocking ``%pod`` run was interrupted (the kernel's stop button, Ctrl-C).
+
+    Raised after the run was cancelled and its partial results shown (and stored with
+    ``-o NAME``), so that the cell ends as interrupted and "Run All" stops there instead of
+    going on with the next cell. Shown as one line; ``results`` holds the partial results.
+    """
+
+    def __init__(self, results: PodResults, out: str | None) -> None:
+        self.results = results
+        counts = {status: sum(1 for r in results if r.status is status) for status in ExecStatus}
+        cancelled = counts[ExecStatus.CANCELLED]
+        parts = [f"{cancelled} exec{'' if cancelled == 1 else 's'} cancelled"]
+        if counts[ExecStatus.NOT_STARTED]:
+            parts.append(f"{counts[ExecStatus.NOT_STARTED]} not started")
+        finished = (
+            len(results) - cancelled - counts[ExecStatus.NOT_STARTED] - counts[ExecStatus.SKIPPED]
+        )
+        if finished:
+            parts.append(f"{finished} finished")
+        where = f"the partial results are in {out}" if out else "-o NAME keeps the partial results"
+        super().__init__(f"the run was interrupted: {', '.join(parts)}; {where}")
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class _ShownResults(PodResults):
+    """Results whose summary the live view already put on screen in this cell.
+
+    Returned by a bare ``%pod`` as the cell's value: IPython's Out[] would show the same
+    summary twice, so the first display in that same execution is skipped; later ones
+    (``r`` in another cell) display normally.
+    """
+
+    _shown_in: int | None = None
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        if shell is not None and self._shown_in == shell.execution_count:
+            self._shown_in = None
+            return
+        display(PodResults(self))
+
+
+def _split_line(line: str) -> tuple[str, str | None]:
+    """Options before `` -- ``, the command after it (kept verbatim), or no command."""
+    padded = f" {line} "
+    index = padded.find(" -- ")
+    if index < 0:
+        return line.strip(), None
+    return padded[:index].strip(), padded[index + 4 :].strip()
+
+
+def _split_options(text: str) -> list[str]:
+    """Split options like a POSIX shell, keeping each ``{{expr}}`` whole.
+
+    So `-l 'app in (a,b)'`, `-l ''` and `-e NAME={{ 'a b' }}` mean what they look like.
+    """
+    placeholders = find_placeholders(text)
+    masked, last, saved = [], 0, {}
+    for index, placeholder in enumerate(placeholders):
+        token = f"\x00{index}\x00"
+        saved[token] = text[placeholder.start : placeholder.end]
+        masked.append(text[last : placeholder.start] + token)
+        last = placeholder.end
+    masked.append(text[last:])
+    try:
+        words = shlex.split("".join(masked))
+    except ValueError as error:
+        raise UsageError(f"cannot read the options: {error} (check the quotes)") from None
+    for token, original in saved.items():
+        words = [word.replace(token, original) for word in words]
+    return words
+
+
+def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
+    """The value of ``--stdin EXPR``, or one ``UsageError`` line saying what is wrong with it.
+
+    Evaluated in a copy of the namespace, like ``{{expr}}``: ``eval`` would otherwise put
+    ``__builtins__`` (and ``:=`` names) into the user's own namespace.
+    """
+    try:
+        # eval is the point: --stdin takes a Python expression from the user's own notebook.
+        value = eval(compile(expr, "<--stdin>", "eval", dont_inherit=True), dict(namespace))
+    except SyntaxError as error:
+        raise UsageError(f"--stdin {expr}: not a Python expression ({error.msg})") from None
+    except Exception as error:  # noqa: BLE001 - the user's expression may raise anything
+        raise UsageError(f"--stdin {expr} raised {type(error).__name__}: {error}") from None
+    if (
+        value is None
+        or isinstance(value, (str, bytes, bytearray, memoryview))
+        or callable(getattr(value, "read", None))
+    ):
+        return value
+    raise UsageError(
+        f"--stdin {expr} is {type(value).__name__}; it must be str, bytes or a file "
+        f"opened for reading (e.g. --stdin \"str(x)\" or --stdin \"open('data.csv', 'rb')\")"
+    )
+
+
+def _check_out_name(name: str | None) -> None:
+    """``-o NAME`` must be usable as a variable afterwards: an identifier, not a keyword."""
+    if name is None:
+        return
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(
+            f"-o {name!r}: not a Python variable name; use letters, digits and _, "
+            "not starting with a digit (e.g. -o result)"
+        )
+
+
+def _parse_env(items: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(
+                f"-e {item.split('=')[0]!r}: expected NAME=VALUE, e.g. -e LOG_LEVEL=debug"
+            )
+        env[name] = value
+    return env
+
+
+@magics_class
+class PodMagic(Magics):
+    """Run shell commands in Kubernetes pods from IPython."""
+
+    context = Unicode(
+        None, allow_none=True, help="kubeconfig context (default: the current one)"
+    ).tag(config=True)
+    kubeconfig = Unicode(
+        None, allow_none=True, help="kubeconfig path (default: KUBECONFIG, ~/.kube/config)"
+    ).tag(config=True)
+    namespace = Unicode(
+        None, allow_none=True, help="default namespace (default: the context's)"
+    ).tag(config=True)
+    max_concurrency = Int(
+        DEFAULT_CONCURRENCY, min=1, help="execs running at once (-P, at least 1)"
+    ).tag(config=True)
+    timeout = Float(None, allow_none=True, help="per-pod timeout in seconds").tag(config=True)
+    deadline = Float(None, allow_none=True, help="overall deadline of a run in seconds").tag(
+        config=True
+    )
+    capture_limit = Int(DEFAULT_CAPTURE_LIMIT, help="bytes of stdout/stderr kept per pod").tag(
+        config=True
+    )
+    capture_budget = Int(
+        DEFAULT_CAPTURE_BUDGET,
+        allow_none=True,
+        help="bytes kept across a whole run, shared among its pods",
+    ).tag(config=True)
+    default_shell = Unicode("/bin/sh", help="shell that runs %%pod cells and %pod commands").tag(
+        config=True
+    )
+    protected_contexts = List(
+        Unicode(),
+        default_value=list(DEFAULT_PROTECTED_CONTEXTS),
+        help="context patterns that need --yes",
+    ).tag(config=True)
+    confirm_above = Int(DEFAULT_CONFIRM_ABOVE, help="runs over more pods than this need --yes").tag(
+        config=True
+    )
+    max_updates_per_second = Float(10.0, help="live view refresh rate").tag(config=True)
+    head_lines = Int(200, help="lines per pod kept at the start of the live view").tag(config=True)
+    tail_lines = Int(200, help="lines per pod kept at the end of the live view").tag(config=True)
+    quiet = Bool(False, help="no live view (like -q)").tag(config=True)
+    plugin_timeout = Float(
+        DEFAULT_PLUGIN_TIMEOUT,
+        allow_none=True,
+        help="seconds a kubeconfig exec credential plugin may run",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
+        self.sandbox: Any = None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def _shell(self) -> Any:
+        if self.shell is None:
+            raise UsageError("the podmagic magics need an IPython shell")
+        return self.shell
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        return self._shell.user_ns  # type: ignore[no-any-return]
+
+    def _cluster(self, context: str | None, kubeconfig: str | None) -> Cluster:
+        key = (context or self.context, kubeconfig or self.kubeconfig, self.plugin_timeout)
+        if key not in self._clusters:
+            # Pinned for the session: later context switches elsewhere do not redirect it.
+            self._clusters[key] = Cluster(context=key[0], kubeconfig=key[1], plugin_timeout=key[2])
+        return self._clusters[key]
+
+    def _expand(self, text: str | None) -> str | None:
+        """``{{expr}}`` in an option value, inserted as plain text (options are not shell)."""
+        if text is None or "{{" not in text:
+            return text
+        # Every placeholder is taken raw: option values are not shell words.
+        pieces, last = [], 0
+        for placeholder in find_placeholders(text):
+            pieces.append(text[last : placeholder.start])
+            pieces.append(f"{{{{{placeholder.expr}|raw}}}}")
+            last = placeholder.end
+        pieces.append(text[last:])
+        return interpolate("".join(pieces), self._user_ns)
+
+    def _limits(self) -> RenderLimits:
+        return RenderLimits(
+            max_updates_per_second=self.max_updates_per_second,
+            head_lines=self.head_lines,
+            tail_lines=self.tail_lines,
+        )
+
+    # -- the magic ---------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "target",
+        nargs="*",
+        help="pod name, pod/NAME, deploy/NAME, sts/NAME, ds/NAME, rs/NAME or job/NAME",
+    )
+    @argument("-l", "--selector", help="label selector, e.g. app=web,tier in (a,b)")
+    @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
+    @argument(
+        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
+    )
+    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
+    @argument("--context", help="kubeconfig context")
+    @argument("--kubeconfig", help="kubeconfig file")
+    @argument(
+        "--include-unready", action="store_true", help="also run in Running pods that are not Ready"
+    )
+    @argument("--one", action="store_true", help="one pod only, the most active (as kubectl picks)")
+    @argument("--pick", type=int, metavar="N", help="a random sample of N pods")
+    @argument(
+        "-c",
+        "--container",
+        help="container name (default: the only one, the default-container annotation, or the first)",
+    )
+    @argument("--all-containers", action="store_true", help="run in every container of each pod")
+    @argument("--timeout", type=float, metavar="SECONDS", help="per-pod timeout")
+    @argument("--deadline", type=float, metavar="SECONDS", help="overall deadline")
+    @argument("-P", "--max-concurrency", type=int, metavar="N", help="execs at once")
+    @argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-run after a transient failure (the command may run twice)",
+    )
+    @argument(
+        "--stdin",
+        metavar="EXPR",
+        help="Python expression whose value (str, bytes or file) is sent to stdin",
+    )
+    @argument("-t", "--tty", action="store_true", help="allocate a terminal (stderr joins stdout)")
+    @argument("-w", "--workdir", help="working directory for the command")
+    @argument(
+        "-e",
+        "--env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="environment variable (repeatable; never in the exec URL)",
+    )
+    @argument("--shell", help="shell to run the command with (default: PodMagic.shell)")
+    @argument(
+        "--no-shell", action="store_true", help="run the command as a direct argv, without a shell"
+    )
+    @argument(
+        "--parse",
+        metavar="FORMAT",
+        help="parse every pod's output into one DataFrame: json, jsonl, csv, tsv, lines, table, kv, regex",
+    )
+    @argument(
+        "--pattern", help="the regular expression for --parse regex (named groups become columns)"
+    )
+    @argument("-o", "--out", metavar="NAME", help="store the result in this variable")
+    @argument(
+        "--bg", action="store_true", help="return at once with a handle; output keeps streaming"
+    )
+    @argument("--check", action="store_true", help="raise if any pod fails")
+    @argument(
+        "--dry-run",
+        action="store_true",
+        help="list the target pods; run nothing (-o NAME stores the selection)",
+    )
+    @argument(
+        "--yes", action="store_true", help="confirm a run on a protected context or many pods"
+    )
+    @argument("-q", "--quiet", action="store_true", help="no live output")
+    @no_var_expand  # IPython's own $var / {var} expansion would rewrite shell syntax
+    @line_cell_magic
+    def pod(self, line: str, cell: str | None = None) -> Any:
+        """Run a shell command in Kubernetes pods and return the results.
+
+        Line form ``%pod TARGET [options] -- COMMAND``; cell form ``%%pod TARGET [options]``
+        with the cell as the script. ``{{expr}}`` puts a Python value in as one quoted shell
+        word (a list as several), ``{{expr|raw}}`` unquoted; ``\\{{`` is a literal ``{{``.
+        Shell syntax ($VAR, $(cmd), awk '{print $1}', find -exec {} \\;) is left alone.
+
+        Interrupting the kernel during a blocking run cancels it within about a second; the
+        summary of the partial results is shown, ``-o NAME`` stores them (as ``PodResults``,
+        unparsed), and the cell then ends with a one-line :class:`RunInterrupted` (a
+        ``KeyboardInterrupt``), so a "Run All" stops there like after any interrupt. A second
+        interrupt abandons the run at once. ``--bg`` runs are not affected by interrupts.
+        """
+        try:
+            return self._pod(line, cell)
+        except UsageError as error:
+            # The message may quote the user's own line (argparse, --stdin): control
+            # characters in it are shown, never obeyed, in a terminal.
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod(self, line: str, cell: str | None) -> Any:
+        options_text, command_text = _split_line(line)
+        argv = _split_options(options_text)
+        args = self.pod.parser.parse_args(argv)
+        _check_out_name(args.out)
+        if cell is not None:
+            if command_text is not None:
+                raise UsageError(
+                    "%%pod takes its command from the cell; remove the ` -- COMMAND` part"
+                )
+            command_text = cell
+        elif command_text is None and not args.dry_run:
+            raise UsageError(
+                "no command: write %pod TARGET -- COMMAND, or use %%pod with the script as the cell"
+            )
+        try:
+            return self._run(args, command_text)
+        except (InterpolationError, ValueError) as error:
+            if isinstance(error, PodmagicError) and not isinstance(error, InterpolationError):
+                raise
+            raise UsageError(str(error)) from None
+
+    def _check_values(self, args: Any) -> None:
+        """Bad option values are usage errors before anything contacts the cluster
+        (``ValueError``, turned into a ``UsageError`` by the caller)."""
+        ExecOptions(
+            timeout=args.timeout if args.timeout is not None else self.timeout,
+            deadline=args.deadline if args.deadline is not None else self.deadline,
+            max_concurrency=args.max_concurrency
+            if args.max_concurrency is not None
+            else self.max_concurrency,
+            retries=args.retries,
+        )
+        if args.parse:
+            parser_for(args.parse, **({"pattern": args.pattern} if args.pattern else {}))
+
+    def _run(self, args: Any, command_text: str | None) -> Any:
+        self._check_values(args)
+        # Before the cluster is contacted: a bad --stdin must not cost a listing, or run anything.
+        stdin = _stdin_value(args.stdin, self._user_ns) if args.stdin else None
+        namespace = self._expand(args.namespace) or self.namespace
+        cluster = self._cluster(self._expand(args.context), self._expand(args.kubeconfig))
+        targets = [self._expand(t) or "" for t in args.target]
+        selector = self._expand(args.selector)
+        if not targets and selector is None:
+            raise UsageError(
+                "no target: name a pod (web-1), a workload (deploy/web) or a selector (-l app=web)"
+            )
+        query = {
+            "selector": selector,
+            "field_selector": self._expand(args.field_selector),
+            "namespace": namespace,
+            "all_namespaces": args.all_namespaces,
+            "include_unready": args.include_unready,
+            "one": args.one,
+            "pick": args.pick,
+            "container": self._expand(args.container),
+            "all_containers": args.all_containers,
+        }
+        deadline = args.deadline if args.deadline is not None else self.deadline
+        timeout = args.timeout if args.timeout is not None else self.timeout
+        # The overall deadline covers finding the pods; the execs get what is left (started_at).
+        listing_started = time.monotonic()
+        selection: Selection = cluster.select(
+            targets or None, deadline=deadline, timeout=timeout, **query
+        )
+        everything = names_no_pods(cluster.query(targets or None, **query))
+        if args.dry_run:
+            self._show_selection(cluster, selection)
+            if args.out:
+                self._user_ns[args.out] = selection
+            return None
+
+        check_allowed(
+            selection,
+            context=cluster.context,
+            protected=self.protected_contexts,
+            confirm_above=self.confirm_above,
+            everything=everything,
+            confirmed=args.yes,
+        )
+
+        assert command_text is not None
+        # Read in the dialect of the shell that will run it (/bin/sh may be any of them).
+        script = interpolate(command_text, self._user_ns, shell=args.shell or self.default_shell)
+        command: str | list[str] = script
+        if args.no_shell:
+            command = shlex.split(script)
+        env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
+        run_kwargs: dict[str, Any] = {
+            "env": env or None,
+            "workdir": self._expand(args.workdir),
+            "shell": args.shell or self.default_shell,
+            "stdin": stdin,
+            "tty": args.tty,
+            "retries": args.retries,
+            "selection": selection,
+            "timeout": timeout,
+            "deadline": deadline,
+            "started_at": listing_started,
+            "max_concurrency": args.max_concurrency
+            if args.max_concurrency is not None
+            else self.max_concurrency,
+            "capture_limit": self.capture_limit,
+            "capture_budget": self.capture_budget,
+            # check_allowed above applied this magic's own settings (PodMagic.confirm_above …)
+            # and --yes; the Cluster's defaults must not judge the same run again.
+            "yes": True,
+        }
+        cluster.command(
+            command,
+            env=run_kwargs["env"],
+            workdir=run_kwargs["workdir"],
+            shell=run_kwargs["shell"],
+            stdin=None,
+        )  # validate before anything starts
+        quiet = args.quiet or self.quiet
+        if args.bg:
+            # The run outlives the cell: the live view puts the summary up in its own slot.
+            renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits())
+            return self._run_background(cluster, command, run_kwargs, renderer, args, selection)
+        # A blocking run: the live view clears itself and the summary is displayed here, in
+        # the main thread, as an ordinary output of this cell.
+        renderer = (
+            NullRenderer() if quiet else choose_renderer(limits=self._limits(), show_summary=False)
+        )
+        control = RunControl()
+        interrupted: list[bool] = []
+
+        def on_interrupt() -> None:
+            interrupted.append(True)
+            control.cancel("interrupted")
+
+        try:
+            results = run_blocking(
+                lambda: cluster.arun(
+                    command, on_event=renderer.handle_event, control=control, **run_kwargs
+                ),
+                on_interrupt=on_interrupt,
+            )
+        finally:
+            renderer.close()
+        return self._finish(results, args, shown=not quiet, interrupted=bool(interrupted))
+
+    def _finish(
+        self, results: PodResults, args: Any, *, shown: bool, interrupted: bool = False
+    ) -> Any:
+        value: Any = results
+        if shown:
+            from IPython.display import display
+
+            display(PodResults(results))
+            value = _ShownResults(results)
+            value._shown_in = self._shell.execution_count
+        if interrupted:
+            # The cell must end as interrupted: a successful one would let "Run All" go on
+            # with the next cell after the user pressed stop.
+            if args.out:
+                self._user_ns[args.out] = PodResults(results)
+            raise RunInterrupted(PodResults(results), args.out)
+        if args.parse:
+            options = {"pattern": args.pattern} if args.pattern else {}
+            value = results.parse(args.parse, **options)
+            problems = parse_problems(value)
+            if problems:
+                # Shown even with -q: pods missing from the parsed rows never pass in silence.
+                from IPython.display import display
+
+                display({"text/plain": visible_controls(problems)}, raw=True)
+        if args.out:
+            self._user_ns[args.out] = value
+        if args.check and not results.ok:
+            raise PodsFailedError(results)
+        if args.check and args.parse:
+            check_parsed(value)
+        return None if args.out else value
+
+    def _run_background(
+        self,
+        cluster: Cluster,
+        command: Any,
+        run_kwargs: dict[str, Any],
+        renderer: Any,
+        args: Any,
+        selection: Selection,
+    ) -> BackgroundRun:
+        control = RunControl()
+        handle = BackgroundRun(selection.description, control)
+
+        def on_event(event: Event) -> None:
+            handle.observe(event)
+            renderer.handle_event(event)
+
+        async def work() -> Any:
+            results = await cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
+            renderer.close()
+            value: Any = results
+            if args.parse:
+                value = results.parse(
+                    args.parse, **({"pattern": args.pattern} if args.pattern else {})
+                )
+            if args.out:
+                self._user_ns[args.out] = value
+            if args.check and not results.ok:
+                raise PodsFailedError(results)
+            if args.check and args.parse:
+                check_parsed(value)
+            return results
+
+        future = get_portal().start_task_soon(work)
+        handle._attach(future, lambda _done: renderer.close())
+        return handle
+
+    def _show_selection(self, cluster: Cluster, selection: Selection) -> None:
+        from IPython.display import display
+
+        lines = [
+            (
+                f"context {cluster.context}: {selection.description} — "
+                f"{len(selection.run)} to run, {len(selection.skipped)} skipped (dry run: nothing ran)"
+            )
+        ]
+        for target in selection.run:
+            lines.append(
+                f"  run   {target.namespace}/{target.pod} [{target.container}] on {target.node}"
+            )
+        for skipped in selection.skipped:
+            lines.append(f"  skip  {skipped.namespace}/{skipped.pod}: {skipped.reason}")
+        # Skip reasons quote the API server: shown, never obeyed, in a terminal.
+        display({"text/plain": visible_controls("\n".join(lines))}, raw=True)
+
+    # -- the embedded sandbox ----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("action", nargs="?", default="status", choices=["start", "stop", "status"])
+    @argument("--manifest", help="Kubernetes YAML to load (default: the built-in demo cluster)")
+    @line_magic
+    def pod_sandbox(self, line: str) -> Any:
+        """Start, stop or show the embedded sandbox cluster; %pod then runs against it.
+
+        ``start`` returns the :class:`~podmagic.sandbox.Sandbox` (``sandbox = %pod_sandbox start``)
+        for its Python API: faults, throttling, its kubeconfig path.
+        """
+        try:
+            return self._pod_sandbox(line)
+        except UsageError as error:
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod_sandbox(self, line: str) -> Any:
+        args = parse_argstring(self.pod_sandbox, line)
+        from .sandbox import ManifestError, Sandbox
+
+        if args.action == "start":
+            if self.sandbox is not None:
+                raise UsageError(
+                    f"a sandbox is already running at {self.sandbox.url}; %pod_sandbox stop first"
+                )
+            try:
+                sandbox = Sandbox(args.manifest).start()
+            except ManifestError as error:
+                # Already one line naming the file, object and field: no traceback.
+                raise UsageError(str(error)) from None
+            except OSError as error:
+                if args.manifest is None:
+                    raise
+                if error.strerror is None:  # the sandbox's own one-line message
+                    raise UsageError(str(error)) from None
+                raise UsageError(
+                    f"cannot read the manifest {args.manifest}: {error.strerror}"
+                ) from None
+            self.sandbox = sandbox
+            self.kubeconfig = str(self.sandbox.kubeconfig)
+            self.context = self.sandbox.context
+            self._clusters.clear()
+        elif args.action == "stop":
+            if self.sandbox is None:
+                raise UsageError("no sandbox is running; %pod_sandbox start starts one")
+            self.sandbox.stop()
+            self.sandbox = None
+            self.kubeconfig = None
+            self.context = None
+            self._clusters.clear()
+            return None
+        if self.sandbox is None:
+            print("no sandbox running; %pod_sandbox start starts one")
+            return None
+        pods = self.sandbox.pods()
+        print(
+            f"sandbox {self.sandbox.url} (context {self.sandbox.context}): {len(pods)} pods; "
+            f"kubeconfig {self.sandbox.kubeconfig}"
+        )
+        return self.sandbox

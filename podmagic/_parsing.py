@@ -1,0 +1,412 @@
+"""Turn one pod's output text into rows (a list of dicts), in a named format.
+
+``parse_output(text, fmt, **options)`` is the whole interface; ``PodResults.parse()`` runs it
+for every pod and joins the rows into one DataFrame with a ``pod`` column. Values are kept as
+the strings they were in the output (JSON keeps its own types); converting numeric-looking
+columns is left to ``PodResults.parse(infer=True)``.
+
+Formats (aliases in brackets) and their options:
+
+=====================  ================================================================
+``json``               the whole output is one JSON document: an object is one row, a
+                       list gives one row per item, a scalar is a row ``{"value": x}``
+``jsonl`` [ndjson]     one JSON document per line, each treated like ``json``
+``csv``                comma-separated with a header row; ``header=False`` for none,
+                       ``columns=[...]`` to name them, ``delimiter=``
+``tsv``                tab-separated, no quoting; ``header=False``, ``columns=[...]``
+``lines``              one row per line, column ``line``; ``skip_blank=True`` drops blanks
+``table`` [whitespace] a whitespace-aligned table with a header (``df -h``, ``ps aux``,
+                       ``kubectl get``); see :func:`parse_table`
+``kv`` [keyvalue,      ``key=value`` or ``key: value`` per line, one row per output;
+key=value]             ``sep=`` to fix the separator, ``unquote=False`` to keep quotes
+``regex``              one row per match of ``pattern=`` (named groups become columns),
+                       with ``re.MULTILINE``; ``flags=`` for more
+=====================  ================================================================
+
+Malformed output raises :class:`~podmagic.ParseError` (the caller adds the pod); an
+unknown format or option is a programming error and raises ``ValueError``.
+
+Empty output (nothing but whitespace) is an error for the formats that need a header or a
+document — ``json``, ``csv``, ``tsv``, ``table``: "the output is empty". For the record formats
+— ``lines``, ``jsonl``, ``kv``, ``regex`` — it is zero rows, which ``PodResults.parse()`` lists
+as a pod that gave no rows. A csv/tsv row with fewer or more fields than the header (or
+``columns=``) names is an error; without either, rows are padded to the widest. A ``kv`` key
+given twice is an error (which value is meant cannot be guessed).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import ParseError
+
+__all__ = [
+    "Format",
+    "Parser",
+    "Row",
+    "formats",
+    "get_format",
+    "parse_output",
+    "parse_table",
+    "parser_for",
+    "register_format",
+]
+
+Row = dict[str, Any]
+#: ``parser(text, **options) -> rows``; options are keyword-only parameters.
+Parser = Callable[..., list[Row]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered output format."""
+
+    name: str
+    parser: Parser
+    aliases: tuple[str, ...] = ()
+
+
+_FORMATS: dict[str, Format] = {}
+
+
+def register_format(
+    name: str, parser: Parser, *, aliases: Iterable[str] = (), replace: bool = False
+) -> Format:
+    """Register ``parser`` under ``name`` (and ``aliases``); names are case-insensitive.
+
+    ``parser(text, **options)`` returns a list of dicts and raises ``ParseError`` for output
+    it cannot read. Its options must be keyword-only parameters.
+    """
+    spec = Format(name.lower(), parser, tuple(a.lower() for a in aliases))
+    keys = (spec.name, *spec.aliases)
+    if not replace:
+        taken = [k for k in keys if k in _FORMATS]
+        if taken:
+            raise ValueError(f"output format {taken[0]!r} is already registered")
+    for key in keys:
+        _FORMATS[key] = spec
+    return spec
+
+
+def formats() -> list[str]:
+    """The registered formats, by name, sorted."""
+    return sorted({spec.name for spec in _FORMATS.values()})
+
+
+def _known() -> str:
+    parts = []
+    for name in formats():
+        aliases = _FORMATS[name].aliases
+        parts.append(f"{name} ({', '.join(aliases)})" if aliases else name)
+    return ", ".join(parts)
+
+
+def get_format(fmt: str) -> Format:
+    """The format registered as ``fmt``; ``ValueError`` listing the known ones otherwise."""
+    spec = _FORMATS.get(fmt.lower())
+    if spec is None:
+        raise ValueError(f"unknown output format {fmt!r}; known formats: {_known()}")
+    return spec
+
+
+def parser_for(fmt: str, **options: Any) -> Callable[[str], list[Row]]:
+    """A one-argument parser for ``fmt`` with ``options`` bound, checked up front.
+
+    Raises ``ValueError`` for an unknown format, an option the format does not take, or a
+    required option that is missing.
+    """
+    import inspect
+
+    spec = get_format(fmt)
+    signature = inspect.signature(spec.parser)
+    try:
+        signature.bind("", **options)
+    except TypeError as exc:
+        accepted = [
+            p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+            for p in list(signature.parameters.values())[1:]
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no options"
+        raise ValueError(f"format {spec.name!r}: {exc}; {takes}") from None
+    return functools.partial(spec.parser, **options)
+
+
+def parse_output(text: str, fmt: str, **options: Any) -> list[Row]:
+    """Parse one output ``text`` in format ``fmt``: a list of rows (dicts)."""
+    return parser_for(fmt, **options)(text)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """Column names made unique (``NAME``, ``NAME_2``); a blank name becomes ``colN``."""
+    used: set[str] = set()
+    out = []
+    for index, name in enumerate(names):
+        name = name or f"col{index}"
+        unique, count = name, 1
+        while unique in used:
+            count += 1
+            unique = f"{name}_{count}"
+        used.add(unique)
+        out.append(unique)
+    return out
+
+
+def _as_row(value: Any) -> Row:
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return {"value": value}
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    return f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
+
+
+# -- formats ----------------------------------------------------------------------------------
+
+
+def _parse_json(text: str) -> list[Row]:
+    if not text.strip():
+        raise ParseError("the output is empty", fmt="json")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(_json_error(exc), fmt="json") from None
+    if isinstance(data, list):
+        return [_as_row(item) for item in data]
+    return [_as_row(data)]
+
+
+def _parse_jsonl(text: str) -> list[Row]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(_as_row(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ParseError(
+                f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})", fmt="jsonl"
+            ) from None
+    return rows
+
+
+def _records(
+    records: list[tuple[int, list[str]]],
+    *,
+    fmt: str,
+    header: bool,
+    columns: Sequence[str] | None,
+) -> list[Row]:
+    """Rows from split records, each with exactly as many fields as the header names.
+
+    ``records`` are (line number, fields). With ``header`` the first record names the
+    columns, unless ``columns`` does (then the header record is dropped). Empty output is an
+    error: there is not even a header. With neither a header nor ``columns``, short records
+    are padded with None to the widest.
+    """
+    if not records:
+        raise ParseError("the output is empty", fmt=fmt)
+    named = header or columns is not None
+    if header:
+        first = records.pop(0)[1]
+        names = _unique(columns if columns is not None else [f.strip() for f in first])
+    elif columns is not None:
+        names = _unique(columns)
+    else:
+        width = max((len(fields) for _, fields in records), default=0)
+        names = [f"col{i}" for i in range(width)]
+    rows = []
+    for number, fields in records:
+        if len(fields) > len(names) or (named and len(fields) < len(names)):
+            raise ParseError(
+                f"line {number}: {len(fields)} field{'' if len(fields) == 1 else 's'} where "
+                f"the header has {len(names)}",
+                fmt=fmt,
+            )
+        row: Row = dict.fromkeys(names)
+        row.update(zip(names, fields))
+        rows.append(row)
+    return rows
+
+
+def _parse_csv(
+    text: str,
+    *,
+    header: bool = True,
+    columns: Sequence[str] | None = None,
+    delimiter: str = ",",
+) -> list[Row]:
+    if not text.strip():
+        raise ParseError("the output is empty", fmt="csv")
+    # keepends: a quoted field may span lines.
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter, strict=True)
+    try:
+        records = [(reader.line_num, fields) for fields in reader if fields]
+    except csv.Error as exc:
+        raise ParseError(f"line {reader.line_num}: {exc}", fmt="csv") from None
+    return _records(records, fmt="csv", header=header, columns=columns)
+
+
+def _parse_tsv(
+    text: str, *, header: bool = True, columns: Sequence[str] | None = None
+) -> list[Row]:
+    records = [
+        (number, line.split("\t"))
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    ]
+    return _records(records, fmt="tsv", header=header, columns=columns)
+
+
+def _parse_lines(text: str, *, skip_blank: bool = False) -> list[Row]:
+    return [{"line": line} for line in text.splitlines() if line.strip() or not skip_blank]
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def _overlaps(span: tuple[int, int], other: tuple[int, int]) -> bool:
+    return span[0] < other[1] and other[0] < span[1]
+
+
+def parse_table(text: str) -> list[Row]:
+    """Rows of a whitespace-aligned table whose first non-blank line is the header.
+
+    Header words separated by one space are one column name (``Mounted on`` in ``df -h``,
+    ``NOMINATED NODE`` in ``kubectl get -o wide``) unless some row has a value under the
+    second word alone. Rows are then cut one of two ways:
+
+    - when every value in every row starts exactly where its column's name starts
+      (left-aligned, as ``kubectl get`` prints), at those positions, so values may contain
+      spaces (``2 (5m ago)``);
+    - otherwise by whitespace into as many fields as there are columns, the last column
+      taking the rest of the line (``ps aux``'s COMMAND).
+
+    Missing values are None.
+    """
+    lines = [line.expandtabs().rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return []
+    header, body = lines[0], lines[1:]
+    words = [(m.start(), m.end()) for m in _TOKEN.finditer(header)]
+    row_spans = [[(m.start(), m.end()) for m in _TOKEN.finditer(line)] for line in body]
+
+    # Each column is a run of header words.
+    columns: list[list[tuple[int, int]]] = [[words[0]]]
+    for word in words[1:]:
+        previous = columns[-1][-1]
+        same_name = (
+            bool(body)
+            and word[0] == previous[1] + 1
+            and not any(
+                _overlaps(span, word) and not _overlaps(span, previous)
+                for spans in row_spans
+                for span in spans
+            )
+        )
+        if same_name:
+            columns[-1].append(word)
+        else:
+            columns.append([word])
+    names = _unique([header[run[0][0] : run[-1][1]] for run in columns])
+    starts = [run[0][0] for run in columns]
+
+    def aligned(line: str) -> bool:
+        return all(
+            len(line) <= start or (line[start - 1] == " " and line[start] != " ")
+            for start in starts[1:]
+        )
+
+    rows: list[Row] = []
+    if all(aligned(line) for line in body):
+        cuts = [0, *starts[1:]]
+        ends: list[int | None] = [*starts[1:], None]
+        for line in body:
+            values = [line[a:b].strip() or None for a, b in zip(cuts, ends)]
+            rows.append(dict(zip(names, values)))
+    else:
+        for line in body:
+            fields: list[str | None] = list(line.split(None, len(names) - 1))
+            fields += [None] * (len(names) - len(fields))
+            rows.append(dict(zip(names, fields)))
+    return rows
+
+
+def _parse_table(text: str) -> list[Row]:
+    if not text.strip():
+        raise ParseError("the output is empty", fmt="table")
+    return parse_table(text)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _parse_kv(text: str, *, sep: str | None = None, unquote: bool = True) -> list[Row]:
+    row: Row = {}
+    first_seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if sep is not None:
+            at = stripped.find(sep)
+            width = len(sep)
+        else:
+            found = [i for i in (stripped.find("="), stripped.find(":")) if i >= 0]
+            at = min(found) if found else -1
+            width = 1
+        if at < 0:
+            wanted = repr(sep) if sep is not None else "'=' or ':'"
+            raise ParseError(f"line {number} has no {wanted}: {stripped[:80]!r}", fmt="kv")
+        if at == 0:
+            raise ParseError(f"line {number} has no key: {stripped[:80]!r}", fmt="kv")
+        key = stripped[:at].strip()
+        value = stripped[at + width :].strip()
+        if key in first_seen:
+            raise ParseError(
+                f"line {number} repeats the key {key!r} (first on line {first_seen[key]})",
+                fmt="kv",
+            )
+        first_seen[key] = number
+        row[key] = _unquote(value) if unquote else value
+    return [row] if row else []
+
+
+def _parse_regex(text: str, *, pattern: str | re.Pattern[str], flags: int = 0) -> list[Row]:
+    if isinstance(pattern, re.Pattern):
+        compiled = re.compile(pattern.pattern, pattern.flags | flags | re.MULTILINE)
+    else:
+        try:
+            compiled = re.compile(pattern, flags | re.MULTILINE)
+        except re.error as exc:
+            raise ValueError(f"format 'regex': invalid pattern {pattern!r}: {exc}") from None
+    if not compiled.groupindex:
+        raise ValueError(
+            f"format 'regex': the pattern {compiled.pattern!r} has no named groups; "
+            "name the columns like (?P<name>...)"
+        )
+    return [match.groupdict() for match in compiled.finditer(text)]
+
+
+register_format("json", _parse_json)
+register_format("jsonl", _parse_jsonl, aliases=["ndjson"])
+register_format("csv", _parse_csv)
+register_format("tsv", _parse_tsv)
+register_format("lines", _parse_lines)
+register_format("table", _parse_table, aliases=["whitespace"])
+register_format("kv", _parse_kv, aliases=["keyvalue", "key=value"])
+register_format("regex", _parse_regex)

@@ -1,0 +1,998 @@
+"""The data users keep: one ``PodResult`` per pod × container, gathered in ``PodResults``.
+
+``PodResult`` mirrors ``subprocess.CompletedProcess`` (``args``, ``returncode``, ``stdout``,
+``stderr``, ``check_returncode()``); its bytes are exact and its ``*_text`` views are for
+display. ``PodResults`` is an immutable list of them that answers the questions asked of a
+fan-out: did everything succeed, which failed, what did each say (grouped when identical),
+and what is all of it as one DataFrame.
+
+The summary shown in a notebook and in a terminal comes from one helper
+(``_summary_view``), rendered as HTML or as text, so the two always agree. pandas is imported
+only by the methods that return DataFrames.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, overload
+
+from ._errors import ParseError, PodExecError, PodsFailedError
+from ._safe_text import visible_controls
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FRAME_MARK",
+    "ExecStatus",
+    "OutputGroup",
+    "PodResult",
+    "PodResults",
+    "check_parsed",
+    "parse_problems",
+]
+
+#: ``frame.attrs`` key marking a DataFrame made from pod output (see :meth:`PodResults.parse`).
+FRAME_MARK = "podmagic"
+
+#: Display limits: the summary never grows with the size of the output or the fan-out.
+MAX_TABLE_ROWS = 50
+MAX_GROUPS = 10
+MAX_PREVIEW_LINES = 20
+MAX_PREVIEW_LINE_CHARS = 200
+MAX_LABEL_NAMES = 6
+
+
+class ExecStatus(str, Enum):
+    """How one exec ended."""
+
+    OK = "ok"
+    """The command ran and exited 0."""
+    FAILED = "failed"
+    """The command ran and exited non-zero."""
+    ERROR = "error"
+    """The exec could not be run or completed (handshake refused, connection lost, ...)."""
+    TIMEOUT = "timeout"
+    """The per-pod timeout passed before the command's exit status arrived."""
+    CANCELLED = "cancelled"
+    """The run was interrupted while this exec was running."""
+    SKIPPED = "skipped"
+    """The pod matched but was not run (not ready, ...); ``error`` says why."""
+    NOT_STARTED = "not started"
+    """The run ended (deadline, interrupt, earlier failure) before this exec started."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Statuses whose stdout is complete, so parsing it is meaningful.
+_COMPLETE = frozenset({ExecStatus.OK, ExecStatus.FAILED})
+
+
+def _short_bytes(data: bytes, limit: int = 60) -> str:
+    if len(data) <= limit:
+        return repr(data)
+    return f"{data[:limit]!r}...({len(data)} bytes)"
+
+
+def _format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _outcome(status: ExecStatus, exit_code: int | None) -> str:
+    if status in (ExecStatus.OK, ExecStatus.FAILED) and exit_code is not None:
+        return f"exit {exit_code}"
+    return status.value
+
+
+@dataclass(kw_only=True, repr=False)
+class PodResult:
+    """What one command did in one container of one pod.
+
+    ``stdout`` and ``stderr`` are the exact bytes received, up to the capture cap: the
+    *first* bytes of each stream are kept. ``stdout_dropped``/``stderr_dropped`` count the bytes
+    after those that the cap did not keep, and ``stdout_dropped_digest``/``stderr_dropped_digest``
+    are the SHA-256 digest of those dropped bytes (None when nothing was dropped, or when the
+    result was built without one), so that outputs can be compared past the cap.
+    ``started_at`` is a timezone-aware time, ``duration`` is in seconds, ``error`` explains any
+    status other than ok and failed (for skipped: why).
+    """
+
+    context: str
+    namespace: str
+    pod: str
+    container: str | None = None
+    node: str | None = None
+    command: tuple[str, ...] = ()
+    status: ExecStatus
+    exit_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    started_at: datetime | None = None
+    duration: float | None = None
+    error: str | None = None
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
+    stdout_dropped_digest: bytes | None = None
+    stderr_dropped_digest: bytes | None = None
+
+    def __post_init__(self) -> None:
+        self.status = ExecStatus(self.status)
+        self.command = tuple(self.command)
+        for name in ("stdout", "stderr"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise TypeError(f"PodResult.{name} must be bytes, not str")
+            if not isinstance(value, bytes):
+                setattr(self, name, bytes(value))
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The command, as ``subprocess.CompletedProcess.args``."""
+        return self.command
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code, as ``subprocess.CompletedProcess.returncode``; None if unknown."""
+        return self.exit_code
+
+    @property
+    def ok(self) -> bool:
+        """True when the command ran and exited 0."""
+        return self.status is ExecStatus.OK
+
+    @property
+    def outcome(self) -> str:
+        """A few words on how it ended: ``exit 0``, ``exit 1``, ``timeout``, ``skipped``..."""
+        return _outcome(self.status, self.exit_code)
+
+    @property
+    def stdout_text(self) -> str:
+        """stdout decoded as UTF-8, invalid bytes shown as U+FFFD. For display only."""
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def stderr_text(self) -> str:
+        """stderr decoded as UTF-8, invalid bytes shown as U+FFFD. For display only."""
+        return self.stderr.decode("utf-8", "replace")
+
+    @property
+    def truncated(self) -> bool:
+        """True when the capture cap dropped part of stdout or stderr."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
+
+    def check_returncode(self) -> None:
+        """Raise :class:`~podmagic.PodExecError` unless the command exited 0."""
+        if not self.ok:
+            raise PodExecError(self)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"context={self.context!r}",
+            f"namespace={self.namespace!r}",
+            f"pod={self.pod!r}",
+        ]
+        if self.container is not None:
+            parts.append(f"container={self.container!r}")
+        parts += [
+            f"status={self.status.value!r}",
+            f"exit_code={self.exit_code!r}",
+            f"stdout={_short_bytes(self.stdout)}",
+            f"stderr={_short_bytes(self.stderr)}",
+        ]
+        for name in ("stdout_dropped", "stderr_dropped"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
+        if self.error is not None:
+            parts.append(f"error={self.error!r}")
+        if self.duration is not None:
+            parts.append(f"duration={self.duration:.3f}")
+        return f"PodResult({', '.join(parts)})"
+
+    def _repr_html_(self) -> str:
+        return _render_html(_summary_view(PodResults([self])))
+
+
+def _bytes(count: int) -> str:
+    return f"{count:,} byte{'' if count == 1 else 's'}"
+
+
+def _not_kept(stdout_dropped: int, stderr_dropped: int) -> str:
+    """``40,000 bytes of stdout not kept``; empty when nothing was dropped."""
+    parts = [
+        f"{_bytes(count)} of {name}"
+        for name, count in (("stdout", stdout_dropped), ("stderr", stderr_dropped))
+        if count
+    ]
+    return f"{' and '.join(parts)} not kept" if parts else ""
+
+
+@dataclass(frozen=True)
+class OutputGroup:
+    """Results whose outputs, exit code and status are all identical.
+
+    Identical means: the same kept bytes (the first bytes of each stream, up to the capture
+    cap), the same number of bytes dropped after them, and, where bytes were dropped, the same
+    SHA-256 digest of the dropped bytes. ``dropped_compared`` is False when some member was
+    built without a digest: its dropped bytes were then compared by count only.
+    """
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int | None
+    status: ExecStatus
+    results: PodResults
+    pods: tuple[str, ...]
+    """The members' names, qualified with namespace and container where the collection they
+    came from needs it to tell them apart."""
+    stdout_dropped: int = 0
+    """Bytes of each member's stdout that the capture cap did not keep (after ``stdout``)."""
+    stderr_dropped: int = 0
+    """Bytes of each member's stderr that the capture cap did not keep (after ``stderr``)."""
+    dropped_compared: bool = True
+    """Whether the dropped bytes were compared by digest (always True when none were)."""
+
+    @property
+    def truncated(self) -> bool:
+        """True when the capture cap dropped part of this output."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
+
+    @property
+    def truncation_note(self) -> str:
+        """What was kept and what was not, in words; empty when nothing was dropped.
+
+        ``stdout: first 65,536 bytes kept, 40,000 bytes not kept; the 3 pods' dropped bytes
+        are identical (SHA-256)``.
+        """
+        if not self.truncated:
+            return ""
+        parts = [
+            f"{name}: first {_bytes(len(kept))} kept, {_bytes(dropped)} not kept"
+            for name, kept, dropped in (
+                ("stdout", self.stdout, self.stdout_dropped),
+                ("stderr", self.stderr, self.stderr_dropped),
+            )
+            if dropped
+        ]
+        note = "; ".join(parts)
+        if len(self.pods) > 1:
+            unit = _unit(self.results)
+            if self.dropped_compared:
+                note += f"; the {len(self.pods)} {unit}' dropped bytes are identical (SHA-256)"
+            else:
+                note += (
+                    f"; the {len(self.pods)} {unit}' dropped bytes were not compared "
+                    "(same count only)"
+                )
+        return note
+
+    @property
+    def stdout_text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    @property
+    def label(self) -> str:
+        """``web-1, web-2, web-4 — 3 pods, exit 0``."""
+        names = ", ".join(self.pods[:MAX_LABEL_NAMES])
+        if len(self.pods) > MAX_LABEL_NAMES:
+            names += f" and {len(self.pods) - MAX_LABEL_NAMES} more"
+        unit = _unit(self.results)
+        count = f"1 {unit[:-1]}" if len(self.pods) == 1 else f"{len(self.pods)} {unit}"
+        label = f"{names} — {count}, {_outcome(self.status, self.exit_code)}"
+        not_kept = _not_kept(self.stdout_dropped, self.stderr_dropped)
+        return f"{label}; {not_kept}" if not_kept else label
+
+
+def _unit(results: Iterable[PodResult]) -> str:
+    items = list(results)
+    pods = {(r.namespace, r.pod) for r in items}
+    return "containers" if len(pods) < len(items) else "pods"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort key that puts ``web-2`` before ``web-10``."""
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+
+
+class PodResults(Sequence[PodResult]):
+    """The results of one run: an immutable list of :class:`PodResult`.
+
+    Indexing gives a ``PodResult``, slicing and ``+`` give ``PodResults``. ``str()`` and the
+    notebook display show a summary table and the outputs grouped when identical.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, results: Iterable[PodResult] = ()) -> None:
+        items = tuple(results)
+        for item in items:
+            if not isinstance(item, PodResult):
+                raise TypeError(f"PodResults holds PodResult objects, not {type(item).__name__}")
+        self._items = items
+
+    # -- list behaviour -------------------------------------------------------------------
+
+    @overload
+    def __getitem__(self, index: int) -> PodResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> PodResults: ...
+
+    def __getitem__(self, index: int | slice) -> PodResult | PodResults:
+        if isinstance(index, slice):
+            return PodResults(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[PodResult]:
+        return iter(self._items)
+
+    def __add__(self, other: Iterable[PodResult]) -> PodResults:
+        if not isinstance(other, (PodResults, list, tuple)):
+            return NotImplemented
+        return PodResults((*self._items, *other))
+
+    def __radd__(self, other: Iterable[PodResult]) -> PodResults:
+        if not isinstance(other, (list, tuple)):
+            return NotImplemented
+        return PodResults((*other, *self._items))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PodResults):
+            return NotImplemented
+        return self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- outcome ---------------------------------------------------------------------------
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one exec ran and every one that was not skipped exited 0."""
+        ran = [r for r in self._items if r.status is not ExecStatus.SKIPPED]
+        return bool(ran) and all(r.ok for r in ran)
+
+    @property
+    def failed(self) -> PodResults:
+        """The results that were not skipped and did not exit 0."""
+        return PodResults(r for r in self._items if r.status is not ExecStatus.SKIPPED and not r.ok)
+
+    @property
+    def skipped(self) -> PodResults:
+        """The pods that matched but were not run."""
+        return PodResults(r for r in self._items if r.status is ExecStatus.SKIPPED)
+
+    @property
+    def worst_exit_code(self) -> int | None:
+        """The largest exit code received, or None if none was.
+
+        Results without an exit code (timeouts, errors) do not count: use ``ok`` to decide
+        whether everything succeeded.
+        """
+        codes = [r.exit_code for r in self._items if r.exit_code is not None]
+        return max(codes) if codes else None
+
+    def _single(self, what: str) -> PodResult:
+        if len(self._items) != 1:
+            raise ValueError(
+                f"PodResults.{what} needs exactly one result and there are "
+                f"{len(self._items)}; index one (results[0]), or use .ok, .failed, "
+                ".groups() or .to_dataframe()"
+            )
+        return self._items[0]
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of the only result; ``ValueError`` unless there is exactly one."""
+        return self._single("exit_code").exit_code
+
+    @property
+    def stdout(self) -> bytes:
+        """stdout of the only result; ``ValueError`` unless there is exactly one."""
+        return self._single("stdout").stdout
+
+    @property
+    def stderr(self) -> bytes:
+        """stderr of the only result; ``ValueError`` unless there is exactly one."""
+        return self._single("stderr").stderr
+
+    @property
+    def stdout_text(self) -> str:
+        """Decoded stdout of the only result; ``ValueError`` unless there is exactly one."""
+        return self._single("stdout_text").stdout_text
+
+    @property
+    def stderr_text(self) -> str:
+        """Decoded stderr of the only result; ``ValueError`` unless there is exactly one."""
+        return self._single("stderr_text").stderr_text
+
+    def check(self) -> PodResults:
+        """Return ``self`` if ``ok``; raise :class:`~podmagic.PodsFailedError`
+        (holding every result) otherwise."""
+        if not self.ok:
+            raise PodsFailedError(self)
+        return self
+
+    def summary(self) -> dict[str, int]:
+        """How many results ended in each status, e.g. ``{"ok": 38, "timeout": 2}``."""
+        counts = Counter(r.status for r in self._items)
+        return {status.value: counts[status] for status in ExecStatus if counts[status]}
+
+    # -- naming and grouping ---------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        """Each result's display name: the pod name, prefixed ``namespace/`` when the
+        results span namespaces and suffixed `` [container]`` when a pod appears more than
+        once."""
+        show_namespace = len({r.namespace for r in self._items}) > 1
+        pods = [(r.namespace, r.pod) for r in self._items]
+        show_container = len(set(pods)) < len(pods)
+        labels = []
+        for r in self._items:
+            label = f"{r.namespace}/{r.pod}" if show_namespace else r.pod
+            if show_container and r.container:
+                label += f" [{r.container}]"
+            labels.append(label)
+        return labels
+
+    def groups(self) -> list[OutputGroup]:
+        """Results with identical outputs, exit code and status, grouped.
+
+        Outputs are identical when their kept bytes are, and so is what the capture cap
+        dropped after them: the same count and the same SHA-256 digest (see
+        :class:`OutputGroup`). Largest group first; equal sizes in natural order of their
+        first pod's name.
+        """
+        labels = self.labels
+        buckets: dict[tuple[Any, ...], list[int]] = {}
+        for index, r in enumerate(self._items):
+            key = (
+                r.stdout, r.stdout_dropped, r.stdout_dropped_digest,
+                r.stderr, r.stderr_dropped, r.stderr_dropped_digest,
+                r.exit_code, r.status,
+            )  # fmt: skip
+            buckets.setdefault(key, []).append(index)
+        groups = []
+        for members in buckets.values():
+            first = self._items[members[0]]
+            digests = (
+                (first.stdout_dropped_digest, first.stdout_dropped),
+                (first.stderr_dropped_digest, first.stderr_dropped),
+            )
+            groups.append(
+                OutputGroup(
+                    stdout=first.stdout,
+                    stderr=first.stderr,
+                    exit_code=first.exit_code,
+                    status=first.status,
+                    results=PodResults(self._items[i] for i in members),
+                    pods=tuple(labels[i] for i in members),
+                    stdout_dropped=first.stdout_dropped,
+                    stderr_dropped=first.stderr_dropped,
+                    dropped_compared=all(digest is not None or not n for digest, n in digests),
+                )
+            )
+        groups.sort(key=lambda g: (-len(g.pods), _natural_key(g.results[0].pod), g.pods[0]))
+        return groups
+
+    # -- DataFrames ------------------------------------------------------------------------
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per result.
+
+        Columns: context, namespace, pod, container, node (text), status (categorical over
+        every status), exit_code (nullable Int64), duration (float seconds), started_at
+        (UTC datetime), stdout, stderr (decoded text: the kept part), stdout_dropped,
+        stderr_dropped (int64: bytes the capture cap did not keep), error (text).
+        """
+        import pandas as pd
+
+        text = _text_dtype()
+        items = self._items
+
+        def column(values: list[Any]) -> pd.Series:
+            return pd.Series(values, dtype=text)
+
+        started = pd.to_datetime([r.started_at for r in items], utc=True)
+        return pd.DataFrame(
+            {
+                "context": column([r.context for r in items]),
+                "namespace": column([r.namespace for r in items]),
+                "pod": column([r.pod for r in items]),
+                "container": column([r.container for r in items]),
+                "node": column([r.node for r in items]),
+                "status": pd.Categorical(
+                    [r.status.value for r in items],
+                    categories=[status.value for status in ExecStatus],
+                ),
+                "exit_code": pd.array([r.exit_code for r in items], dtype="Int64"),
+                "duration": pd.Series([r.duration for r in items], dtype="float64"),
+                "started_at": pd.Series(started, dtype="datetime64[us, UTC]"),
+                "stdout": column([r.stdout_text for r in items]),
+                "stderr": column([r.stderr_text for r in items]),
+                "stdout_dropped": pd.Series([r.stdout_dropped for r in items], dtype="int64"),
+                "stderr_dropped": pd.Series([r.stderr_dropped for r in items], dtype="int64"),
+                "error": column([r.error for r in items]),
+            }
+        )
+
+    def parse(
+        self, fmt: str, /, *, strict: bool = False, infer: bool = True, **options: Any
+    ) -> pd.DataFrame:
+        """Parse every pod's stdout in format ``fmt`` into one DataFrame.
+
+        The leading columns say where each row came from: ``pod``, and ``namespace`` /
+        ``container`` when those differ between results; then the parsed columns. A parsed
+        column named like a leading one or ``error`` gets a ``_`` suffix. Formats and
+        ``options`` are those of :func:`podmagic._parsing.parse_output`.
+
+        A pod whose output is not parsed does not stop the others, and is never left out
+        silently: it gets one row with an ``error`` column saying why (the column is there
+        whenever some pod was not parsed; the parsed rows have NaN in it). That covers output
+        that does not parse (``line 3: not valid JSON ...``), output the capture cap truncated
+        (``output truncated: 40,000 bytes not kept``: a prefix is never parsed as if it were
+        the whole), and execs that did not complete or never started (timeout, error,
+        cancelled, not started). The same reasons are in ``frame.attrs["errors"]`` (display
+        name → reason). Skipped pods (not ready, not chosen, ...) ran nothing and get no row:
+        they are in ``frame.attrs["skipped"]`` (display name → why). A pod whose output was
+        read but held no records (``lines``, ``jsonl``, ``kv``, ``regex`` of empty output; a
+        csv header alone) is not an error, yet has no row either: its display name is in
+        ``frame.attrs["empty"]``. :func:`parse_problems` puts all three in words, and
+        :func:`check_parsed` raises when a pod was not parsed.
+
+        ``frame.attrs["podmagic"]`` marks the frame as holding pod output, so that after
+        ``%load_ext podmagic`` IPython shows its control characters as text (the frame keeps
+        the exact data).
+
+        With ``strict=True`` the first pod that is not parsed raises
+        :class:`~podmagic.ParseError` instead.
+
+        With ``infer=True`` columns whose values are all numeric-looking strings become
+        numbers.
+        """
+        import pandas as pd
+
+        from . import _parsing as parsing
+
+        parse_one = parsing.parser_for(fmt, **options)
+        name = parsing.get_format(fmt).name
+
+        lead = []
+        if len({r.namespace for r in self._items}) > 1:
+            lead.append("namespace")
+        lead.append("pod")
+        if len({r.container for r in self._items}) > 1:
+            lead.append("container")
+
+        columns = list(lead)
+        reserved = {*lead, "error"}
+        known = set(columns)
+        records: list[dict[str, Any]] = []
+        errors: dict[str, str] = {}
+        skipped: dict[str, str] = {}
+        empty: list[str] = []
+
+        for r, label in zip(self._items, self.labels):
+            if r.status is ExecStatus.SKIPPED:
+                skipped[label] = r.error or "skipped"
+                continue
+            reason: str | None = None
+            reason_hint = "see the result's .status and .error"
+            cause: ParseError | None = None
+            rows: list[dict[str, Any]] = []
+            if r.status is ExecStatus.NOT_STARTED:
+                reason = r.error or "not started"
+                if not reason.startswith("not started"):
+                    reason = f"not started: {reason}"
+            elif r.status not in _COMPLETE:
+                reason = f"{r.outcome}: the output is incomplete, not parsed"
+            elif r.stdout_dropped:
+                reason = f"output truncated: {_bytes(r.stdout_dropped)} not kept"
+                if r.status is ExecStatus.FAILED:
+                    reason = f"{r.outcome}; {reason}"
+                reason_hint = (
+                    "raise the capture limit (capture_limit, PodMagic.capture_limit), "
+                    "or make the output smaller"
+                )
+            else:
+                try:
+                    rows = parse_one(r.stdout_text)
+                except ParseError as exc:
+                    cause = exc
+                    reason = exc.detail
+                    if r.status is ExecStatus.FAILED:
+                        reason = f"{r.outcome}; {reason}"
+                    reason_hint = "look at its raw output (.stdout_text), or choose another format"
+            if reason is not None:
+                if strict:
+                    raise ParseError(
+                        reason,
+                        fmt=name,
+                        pod=r.pod,
+                        namespace=r.namespace,
+                        container=r.container,
+                        hint=reason_hint,
+                    ) from cause
+                errors[label] = reason
+            where = {"namespace": r.namespace, "pod": r.pod, "container": r.container}
+            if reason is not None:
+                records.append({**{key: where[key] for key in lead}, "error": reason})
+                continue
+            if not rows:
+                empty.append(label)
+            for row in rows:
+                record = {key: where[key] for key in lead}
+                for key, value in row.items():
+                    column_name = f"{key}_" if key in reserved else key
+                    if column_name not in known:
+                        known.add(column_name)
+                        columns.append(column_name)
+                    record[column_name] = value
+                records.append(record)
+
+        parsed_columns = columns[len(lead) :]
+        if errors:
+            columns.append("error")
+        frame = pd.DataFrame(records, columns=columns)
+        if errors:
+            frame["error"] = frame["error"].astype(_text_dtype())
+        if infer:
+            for column_name in parsed_columns:
+                values = [v for v in frame[column_name] if not _missing(v)]
+                if not values or not all(isinstance(v, str) for v in values):
+                    continue
+                if not any(v.strip() for v in values):
+                    continue
+                try:
+                    frame[column_name] = pd.to_numeric(frame[column_name])
+                except (ValueError, TypeError):
+                    pass
+        frame.attrs["format"] = name
+        frame.attrs["errors"] = errors
+        frame.attrs["skipped"] = skipped
+        frame.attrs["empty"] = empty
+        frame.attrs[FRAME_MARK] = True
+        return frame
+
+    # -- display ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {status}" for status, n in self.summary().items())
+        return (
+            f"<PodResults: {len(self._items)} {_unit(self._items)}{': ' if counts else ''}{counts}>"
+        )
+
+    def __str__(self) -> str:
+        return _render_text(_summary_view(self))
+
+    def _repr_html_(self) -> str:
+        return _render_html(_summary_view(self))
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else str(self))
+
+
+#: How many pods :func:`parse_problems` and :func:`check_parsed` name before "and N more".
+MAX_PARSE_PROBLEMS = 10
+
+
+def _listing(items: dict[str, str], limit: int, sep: str) -> list[str]:
+    shown = [f"{label}{sep}{reason}" for label, reason in list(items.items())[:limit]]
+    if len(items) > limit:
+        shown.append(f"and {len(items) - limit} more")
+    return shown
+
+
+def parse_problems(frame: pd.DataFrame) -> str | None:
+    """The pods a :meth:`PodResults.parse` frame has no parsed rows for, in words.
+
+    Lines like ``--parse json: 2 pods not parsed (their rows have an error):`` followed by one
+    line per pod with the reason, and the skipped pods likewise; None when every pod that
+    was to run was parsed. ``%pod --parse`` shows this next to the DataFrame.
+    """
+    errors: dict[str, str] = frame.attrs.get("errors") or {}
+    skipped: dict[str, str] = frame.attrs.get("skipped") or {}
+    empty: list[str] = frame.attrs.get("empty") or []
+    if not errors and not skipped and not empty:
+        return None
+    fmt = frame.attrs.get("format", "?")
+    lines = []
+    if errors:
+        lines.append(
+            f"--parse {fmt}: {len(errors)} {'pod' if len(errors) == 1 else 'pods'} not parsed "
+            "(their rows have an error):"
+        )
+        lines += [f"  {line}" for line in _listing(errors, MAX_PARSE_PROBLEMS, ": ")]
+    if skipped:
+        lines.append(
+            f"--parse {fmt}: {len(skipped)} {'pod' if len(skipped) == 1 else 'pods'} skipped, "
+            "no rows:"
+        )
+        lines += [f"  {line}" for line in _listing(skipped, MAX_PARSE_PROBLEMS, ": ")]
+    if empty:
+        shown = ", ".join(empty[:MAX_PARSE_PROBLEMS])
+        if len(empty) > MAX_PARSE_PROBLEMS:
+            shown += f" and {len(empty) - MAX_PARSE_PROBLEMS} more"
+        lines.append(
+            f"--parse {fmt}: {len(empty)} {'pod' if len(empty) == 1 else 'pods'} gave no rows "
+            f"(no records in the output): {shown}"
+        )
+    return "\n".join(lines)
+
+
+def check_parsed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` if every pod that ran was parsed; raise
+    :class:`~podmagic.ParseError` naming those that were not, otherwise.
+
+    ``frame`` comes from :meth:`PodResults.parse`. Skipped pods do not count: they ran
+    nothing (``PodResults.check()`` is what fails a run where none ran).
+    """
+    errors: dict[str, str] = frame.attrs.get("errors") or {}
+    if not errors:
+        return frame
+    named = [f"{label} ({reason})" for label, reason in errors.items()]
+    if len(named) > MAX_PARSE_PROBLEMS:
+        named[MAX_PARSE_PROBLEMS:] = [f"and {len(named) - MAX_PARSE_PROBLEMS} more"]
+    detail = f"{len(errors)} {'pod' if len(errors) == 1 else 'pods'} not parsed: " + "; ".join(
+        named
+    )
+    raise ParseError(
+        detail,
+        fmt=frame.attrs.get("format"),
+        hint="the frame's error column (and .attrs['errors']) says why for each pod",
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text_dtype() -> Any:
+    """The text dtype pandas itself would infer (``str`` on pandas 3), NaN for missing."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        return pd.StringDtype(na_value=np.nan)
+    except TypeError:  # pandas < 2.3
+        return object
+
+
+# -- the one summary, rendered as text or HTML ------------------------------------------------
+
+
+@dataclass
+class _GroupView:
+    label: str
+    status: ExecStatus
+    stdout: list[str]
+    stderr: list[str]
+    note: str = ""
+
+
+@dataclass
+class _SummaryView:
+    title: str
+    notes: list[str]
+    columns: list[str]
+    numeric: set[str]
+    rows: list[tuple[list[str], ExecStatus]]
+    rows_omitted: int
+    groups: list[_GroupView]
+    groups_omitted: int
+
+
+def _preview(text: str) -> list[str]:
+    lines = text.splitlines()
+    shown = [
+        line if len(line) <= MAX_PREVIEW_LINE_CHARS else line[:MAX_PREVIEW_LINE_CHARS] + "…"
+        for line in lines[:MAX_PREVIEW_LINES]
+    ]
+    if len(lines) > MAX_PREVIEW_LINES:
+        shown.append(f"… {len(lines) - MAX_PREVIEW_LINES} more lines")
+    return shown
+
+
+def _summary_view(results: PodResults) -> _SummaryView:
+    items = list(results)
+    unit = _unit(items)
+    title = f"{len(items)} {unit[:-1] if len(items) == 1 else unit}"
+    contexts = {r.context for r in items}
+    namespaces = {r.namespace for r in items}
+    if len(contexts) == 1:
+        title += f" in context {next(iter(contexts))}"
+    if len(namespaces) == 1:
+        title += f", namespace {next(iter(namespaces))}"
+    counts = ", ".join(f"{n} {status}" for status, n in results.summary().items())
+    if counts:
+        title += f": {counts}"
+
+    notes = []
+    truncated = [r for r in items if r.truncated]
+    if truncated:
+        total = sum(r.stdout_dropped + r.stderr_dropped for r in truncated)
+        count = f"{len(truncated)} {unit[:-1] if len(truncated) == 1 else unit}"
+        notes.append(
+            f"Output truncated in {count}: {_bytes(total)} not kept (the first bytes of each "
+            "stream are kept; raise capture_limit to keep more)"
+        )
+
+    columns = ["pod", "container", "exit", "status", "duration", "node"]
+    if truncated:
+        columns.append("not kept")
+    with_error = any(r.error for r in items)
+    if with_error:
+        columns.append("error")
+
+    # Past the row limit, the rows that did not succeed are the ones worth showing.
+    order = sorted(range(len(items)), key=lambda i: items[i].ok)[:MAX_TABLE_ROWS]
+    labels = results.labels
+    rows = []
+    for index in sorted(order):
+        r = items[index]
+        cells = [
+            labels[index],
+            r.container or "-",
+            "-" if r.exit_code is None else str(r.exit_code),
+            r.status.value,
+            _format_duration(r.duration),
+            r.node or "-",
+        ]
+        if truncated:
+            dropped = r.stdout_dropped + r.stderr_dropped
+            cells.append(_bytes(dropped) if dropped else "-")
+        if with_error:
+            cells.append(r.error or "")
+        rows.append((cells, r.status))
+
+    # Pods that never ran have no output to compare: the table already says why.
+    groups = [
+        g
+        for g in results.groups()
+        if g.status not in (ExecStatus.SKIPPED, ExecStatus.NOT_STARTED) or g.stdout or g.stderr
+    ]
+    # Likewise past the group limit: outputs that did not succeed first.
+    shown = sorted(
+        sorted(range(len(groups)), key=lambda i: groups[i].status is ExecStatus.OK)[:MAX_GROUPS]
+    )
+    group_views = [
+        _GroupView(
+            label=groups[i].label,
+            status=groups[i].status,
+            # Control characters shown, not obeyed (and a lone \r is no line break here).
+            stdout=_preview(visible_controls(groups[i].stdout_text)),
+            stderr=_preview(visible_controls(groups[i].stderr_text)),
+            note=groups[i].truncation_note,
+        )
+        for i in shown
+    ]
+    return _SummaryView(
+        title=title,
+        notes=notes,
+        columns=columns,
+        numeric={"exit", "duration", "not kept"},
+        rows=rows,
+        rows_omitted=len(items) - len(rows),
+        groups=group_views,
+        groups_omitted=max(0, len(groups) - MAX_GROUPS),
+    )
+
+
+def _render_text(view: _SummaryView) -> str:
+    # Names and error messages come from the cluster: never let them act on a terminal.
+    out = [visible_controls(view.title)]
+    if view.rows:
+        table = [view.columns] + [
+            [visible_controls(cell) for cell in cells] for cells, _ in view.rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(view.columns))]
+        for row in table:
+            cells = [
+                cell.rjust(width) if name in view.numeric else cell.ljust(width)
+                for cell, width, name in zip(row, widths, view.columns)
+            ]
+            out.append("  ".join(cells).rstrip())
+    if view.rows_omitted:
+        out.append(f"… {view.rows_omitted} more rows; see .to_dataframe()")
+    out.extend(view.notes)
+    for group in view.groups:
+        out.append("")
+        out.append(visible_controls(group.label))
+        if not group.stdout and not group.stderr:
+            out.append("  (no output)")
+        out.extend(f"  {line}" for line in group.stdout)
+        if group.stderr:
+            out.append("  stderr:")
+            out.extend(f"    {line}" for line in group.stderr)
+        if group.note:
+            out.append(f"  [{group.note}]")
+    if view.groups_omitted:
+        out.append("")
+        out.append(f"… {view.groups_omitted} more distinct outputs; see .groups()")
+    return "\n".join(out)
+
+
+_STATUS_COLOURS = {
+    ExecStatus.OK: "#2e7d32",
+    ExecStatus.FAILED: "#c62828",
+    ExecStatus.ERROR: "#c62828",
+    ExecStatus.TIMEOUT: "#c62828",
+    ExecStatus.CANCELLED: "#ef6c00",
+    ExecStatus.NOT_STARTED: "#ef6c00",
+    ExecStatus.SKIPPED: "#757575",
+}
+
+
+#: Truncation notes: to be noticed, though nothing failed.
+_WARNING_COLOUR = "#ef6c00"
+
+
+def _render_html(view: _SummaryView) -> str:
+    def esc(text: str) -> str:
+        return html.escape(text, quote=True)
+
+    out = ['<div class="podmagic-results">', f"<p><strong>{esc(view.title)}</strong></p>"]
+    if view.rows:
+        out.append('<table class="podmagic-summary">')
+        out.append(
+            "<thead><tr>"
+            + "".join(f"<th>{esc(name)}</th>" for name in view.columns)
+            + "</tr></thead>"
+        )
+        out.append("<tbody>")
+        for cells, status in view.rows:
+            tds = []
+            for name, cell in zip(view.columns, cells):
+                style = ""
+                if name == "status":
+                    style = f' style="color: {_STATUS_COLOURS[status]}"'
+                elif name in view.numeric:
+                    style = ' style="text-align: right"'
+                tds.append(f"<td{style}>{esc(cell)}</td>")
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</tbody></table>")
+    if view.rows_omitted:
+        out.append(f"<p>… {view.rows_omitted} more rows; see <code>.to_dataframe()</code></p>")
+    out.extend(f'<p style="color: {_WARNING_COLOUR}">{esc(note)}</p>' for note in view.notes)
+    for group in view.groups:
+        colour = _STATUS_COLOURS[group.status]
+        out.append(f'<details open><summary style="color: {colour}">{esc(group.label)}</summary>')
+        if not group.stdout and not group.stderr:
+            out.append("<p><em>(no output)</em></p>")
+        if group.stdout:
+            out.append(f"<pre>{esc(chr(10).join(group.stdout))}</pre>")
+        if group.stderr:
+            out.append(f'<pre style="color: #c62828">{esc(chr(10).join(group.stderr))}</pre>')
+        if group.note:
+            out.append(f'<p style="color: {_WARNING_COLOUR}"><em>{esc(group.note)}</em></p>')
+        out.append("</details>")
+    if view.groups_omitted:
+        out.append(
+            f"<p>… {view.groups_omitted} more distinct outputs; see <code>.groups()</code></p>"
+        )
+    out.append("</div>")
+    return "\n".join(out)

@@ -1,0 +1,143 @@
+"""Static discovery documents: what the sandbox serves, advertised the legacy way.
+
+kubectl asks for aggregated discovery first and falls back to these plain JSON documents.
+Only what the sandbox actually serves is advertised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["API_GROUPS", "API_VERSIONS", "RESOURCE_LISTS", "VERSION_INFO"]
+
+KUBERNETES_VERSION = "v1.33.0"
+
+VERSION_INFO: dict[str, str] = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": f"{KUBERNETES_VERSION}+podmagic-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.24.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+API_VERSIONS: dict[str, Any] = {
+    "kind": "APIVersions",
+    "versions": ["v1"],
+    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+}
+
+_READ = ["get", "list", "watch"]
+_CRUD = ["create", "delete", "get", "list", "watch"]
+
+
+def _resource(
+    name: str,
+    kind: str,
+    verbs: list[str],
+    *,
+    namespaced: bool = True,
+    short_names: list[str] | None = None,
+    singular: str = "",
+    categories: list[str] | None = None,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "name": name,
+        "singularName": singular,
+        "namespaced": namespaced,
+        "kind": kind,
+        "verbs": verbs,
+    }
+    if short_names:
+        resource["shortNames"] = short_names
+    if categories:
+        resource["categories"] = categories
+    return resource
+
+
+def _group(name: str) -> dict[str, Any]:
+    version = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"name": name, "versions": [version], "preferredVersion": version}
+
+
+API_GROUPS: dict[str, Any] = {
+    "kind": "APIGroupList",
+    "apiVersion": "v1",
+    "groups": [_group("apps"), _group("batch")],
+}
+
+RESOURCE_LISTS: dict[str, dict[str, Any]] = {
+    "v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            _resource(
+                "namespaces",
+                "Namespace",
+                _CRUD,
+                namespaced=False,
+                short_names=["ns"],
+                singular="namespace",
+            ),
+            _resource("pods", "Pod", _CRUD, short_names=["po"], singular="pod", categories=["all"]),
+            _resource("pods/exec", "PodExecOptions", ["create", "get"]),
+            _resource(
+                "serviceaccounts",
+                "ServiceAccount",
+                ["get", "list"],
+                short_names=["sa"],
+                singular="serviceaccount",
+            ),
+        ],
+    },
+    "apps/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "apps/v1",
+        "resources": [
+            _resource(
+                "daemonsets",
+                "DaemonSet",
+                _READ,
+                short_names=["ds"],
+                singular="daemonset",
+                categories=["all"],
+            ),
+            _resource(
+                "deployments",
+                "Deployment",
+                _READ,
+                short_names=["deploy"],
+                singular="deployment",
+                categories=["all"],
+            ),
+            _resource(
+                "replicasets",
+                "ReplicaSet",
+                _READ,
+                short_names=["rs"],
+                singular="replicaset",
+                categories=["all"],
+            ),
+            _resource(
+                "statefulsets",
+                "StatefulSet",
+                _READ,
+                short_names=["sts"],
+                singular="statefulset",
+                categories=["all"],
+            ),
+        ],
+    },
+    "batch/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "batch/v1",
+        "resources": [
+            _resource("jobs", "Job", _READ, singular="job", categories=["all"]),
+        ],
+    },
+}

@@ -1,0 +1,359 @@
+"""``Sandbox``: a running sandbox cluster, started in a background thread or in the foreground.
+
+The server has its own event loop in a named daemon thread, so it serves while the caller
+(a test, a notebook, the CLI's main thread) blocks or runs its own loop. Every call that
+touches cluster state is handed to that loop, which owns the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ._api import CONNECTIONS_KEY, build_app
+from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
+from ._kubeconfig import CONTEXT_NAME, build_kubeconfig, write_kubeconfig
+from ._state import Cluster, ManifestError, RecordedRequest
+from ._tls import ServingCertificates, generate_certificates, generate_token
+
+__all__ = ["Sandbox", "demo_manifest"]
+
+T = TypeVar("T")
+
+
+def demo_manifest() -> str:
+    """The built-in demo manifest (YAML text)."""
+    return resources.files("podmagic.sandbox").joinpath("demo.yaml").read_text(encoding="utf-8")
+
+
+class Sandbox:
+    """A local Kubernetes API server whose pods run commands as local processes.
+
+    Use as a context manager::
+
+        with Sandbox(manifest="cluster.yaml") as sandbox:
+            subprocess.run(["kubectl", "--kubeconfig", sandbox.kubeconfig, "get", "pods"])
+
+    Args:
+        manifest: a path to a YAML manifest, YAML text, a list of object dicts, or ``None``
+            for the built-in demo cluster (``""`` or ``[]`` for an empty one). It is validated
+            like a real API server validates objects (:mod:`podmagic.sandbox._validation`);
+            :meth:`start` raises one-line :class:`~podmagic.sandbox.ManifestError` naming the
+            file, the object and the field, and creates nothing.
+        kubeconfig: where to write the kubeconfig (default: inside the sandbox's state
+            folder). Written atomically once the server accepts connections, removed at stop.
+        host, port: where to listen (port 0 picks a free one).
+        tls: serve HTTPS with a generated CA (default). kubectl sends tokens only over TLS.
+        auth: require the bearer token written into the kubeconfig.
+        state_dir: folder for the pods' filesystems (default: a new temporary folder, removed
+            at stop).
+        user: the user name the sandbox reports in RBAC errors.
+    """
+
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | None = None,
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+        auth: bool = True,
+        state_dir: str | os.PathLike[str] | None = None,
+        user: str = "sandbox-user",
+    ) -> None:
+        self._manifest = manifest
+        self._kubeconfig_request = kubeconfig
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.token: str | None = generate_token() if auth else None
+        self.user = user
+        self._own_state_dir = state_dir is None
+        self.state_dir = (
+            Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="podmagic-sandbox-"))
+        )
+        self.certificates: ServingCertificates | None = generate_certificates() if tls else None
+        self.kubeconfig: Path | None = None
+        self.cluster: Cluster | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._app: web.Application | None = None
+        self._socket: socket.socket | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The API server's base URL."""
+        scheme = "https" if self.tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def context(self) -> str:
+        """The context name in the kubeconfig the sandbox writes."""
+        return CONTEXT_NAME
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        return self.certificates.ca_pem if self.certificates else None
+
+    def start(self) -> Sandbox:
+        """Start serving in a background thread; returns once the kubeconfig is written."""
+        if self._thread is not None:
+            raise RuntimeError("this sandbox is already running")
+        loop = asyncio.new_event_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start_async())
+            except BaseException as error:  # noqa: BLE001 - handed to the starting thread, which re-raises it
+                started.set_exception(error)
+                loop.close()
+                return
+            started.set_result(None)
+            loop.run_forever()
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name="podmagic-sandbox", daemon=True)
+        self._thread.start()
+        try:
+            started.result()
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            self._cleanup_files()
+            raise
+        return self
+
+    async def _start_async(self) -> None:
+        self.cluster = Cluster(self.state_dir / "fs", user=self.user)
+        manifest = self._manifest
+        if manifest is None:
+            self.cluster.apply_yaml(demo_manifest())
+        elif isinstance(manifest, (str, os.PathLike)):
+            text = str(manifest)
+            path = Path(text) if isinstance(manifest, os.PathLike) or "\n" not in text else None
+            if path is not None and text and path.exists():
+                try:
+                    content = path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as error:
+                    raise ManifestError(
+                        f"{path}: not UTF-8 text (byte {error.start}); "
+                        "a manifest is Kubernetes YAML"
+                    ) from None
+                self.cluster.apply_yaml(content, source=str(path))
+            elif isinstance(manifest, os.PathLike) or (
+                text and "\n" not in text and ":" not in text
+            ):
+                raise FileNotFoundError(f"manifest not found: {text}")
+            else:
+                self.cluster.apply_yaml(text)
+        else:
+            self.cluster.apply(manifest)
+        self._app = build_app(self.cluster, token=self.token, exec_handler=handle_exec)
+        self._app[ACTIVE_SESSIONS_KEY] = set()
+        self._runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        ssl_context = self.certificates.server_ssl_context() if self.certificates else None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=1024)
+        await site.start()
+        target = self._kubeconfig_request or (self.state_dir / "kubeconfig")
+        self.kubeconfig = write_kubeconfig(
+            target, build_kubeconfig(self.url, token=self.token, ca_pem=self.ca_pem)
+        )
+
+    def stop(self) -> None:
+        """Stop serving, kill every pod process, and remove the kubeconfig and state folder."""
+        if self._thread is None or self._loop is None:
+            self._cleanup_files()
+            return
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(self._stop_async(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._thread = None
+        self._loop = None
+        self._cleanup_files()
+
+    async def _stop_async(self) -> None:
+        if self._app is not None:
+            sessions: set[ExecSession] = self._app[ACTIVE_SESSIONS_KEY]
+            for session in list(sessions):
+                session.interrupt("sandbox stopping")
+        if self.cluster is not None:
+            for watcher in list(self.cluster.watchers):
+                watcher.queue.put_nowait(None)
+        # Give sessions a moment to send their final frames, then tear everything down.
+        for _ in range(50):
+            if not self._app or not self._app[ACTIVE_SESSIONS_KEY]:
+                break
+            await asyncio.sleep(0.02)
+        connections: list[asyncio.Transport] = []
+        if self._app is not None:
+            connections.extend(self._app[CONNECTIONS_KEY].transports)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for transport in connections:
+            transport.abort()
+        # abort() closes sockets in callbacks: let them run before the loop stops.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if self._socket is not None:
+            # SockSite serves a socket it did not open, so it leaves closing it to us.
+            self._socket.close()
+
+    def _cleanup_files(self) -> None:
+        if self.kubeconfig is not None:
+            self.kubeconfig.unlink(missing_ok=True)
+            self.kubeconfig = None
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread else "stopped"
+        return f"<Sandbox {state} {self.url} context={self.context!r}>"
+
+    # -- the Python API for tests ------------------------------------------------------------
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(*args, **kwargs)`` on the sandbox's loop thread and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the sandbox is not running; call start() first")
+
+        async def run() -> T:
+            return function(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def _cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise RuntimeError("the sandbox is not running; call start() first")
+        return self.cluster
+
+    def apply(self, manifest: str | Iterable[Mapping[str, Any]]) -> None:
+        """Add objects from YAML text or a list of object dicts."""
+        cluster = self._cluster()
+        if isinstance(manifest, str):
+            self.call(cluster.apply_yaml, manifest)
+        else:
+            self.call(cluster.apply, list(manifest))
+
+    def annotate(
+        self, pod: str, annotations: Mapping[str, str | None], namespace: str = "default"
+    ) -> None:
+        """Set (``None``: remove) annotations on a pod, e.g. sandbox faults, at run time."""
+        self.call(self._cluster().annotate, namespace, pod, dict(annotations))
+
+    def set_fault(
+        self, pod: str, fault: str | None, namespace: str = "default", **options: Any
+    ) -> None:
+        """Shortcut for the ``exec-fault`` annotation plus its options (``fault_after=0.5``)."""
+        annotations: dict[str, str | None] = {"sandbox.podmagic.io/exec-fault": fault}
+        for key, value in options.items():
+            annotations["sandbox.podmagic.io/" + key.replace("_", "-")] = (
+                None if value is None else str(value)
+            )
+        self.annotate(pod, annotations, namespace)
+
+    def throttle(self, requests: int, retry_after: float = 1.0) -> None:
+        """Answer the next ``requests`` API requests (any path) with 429 and Retry-After."""
+
+        def set_throttle() -> None:
+            cluster = self._cluster()
+            cluster.throttle_left = requests
+            cluster.throttle_retry_after = retry_after
+
+        self.call(set_throttle)
+
+    def issue_token(self, ttl: float | None = None) -> str:
+        """A new bearer token the API accepts until ``ttl`` seconds pass (``None``: until
+        :meth:`expire_tokens`); then it gets 401, like an expired token of a real cluster.
+
+        ``ttl`` must be above 0 and at most 2**32 seconds (``ValueError`` otherwise).
+        Exec credential plugins in tests obtain the same from the server itself:
+        ``POST {url}/sandbox/tokens`` with the body ``{"ttl": seconds}`` (optional; 400
+        BadRequest outside those bounds),
+        authenticated with the sandbox's own token (``Authorization: Bearer {token}``),
+        answers ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``.
+        """
+        cluster = self._cluster()
+        return self.call(cluster.issue_token, ttl)[0]
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now (the sandbox's own token stays valid); returns how
+        many were still valid."""
+        return self.call(self._cluster().expire_tokens)
+
+    @property
+    def tokens_url(self) -> str:
+        """Where exec credential plugins ask for a token (``POST``; see :meth:`issue_token`)."""
+        return f"{self.url}/sandbox/tokens"
+
+    def delete_pod(self, pod: str, namespace: str = "default") -> None:
+        """Delete a pod at once (running execs in it are killed)."""
+        self.call(self._cluster().delete_pod, namespace, pod)
+
+    def pods(self, namespace: str | None = None) -> list[str]:
+        """Names of the pods in a namespace (all when None)."""
+        return self.call(
+            lambda: [p["metadata"]["name"] for p in self._cluster().list_pods(namespace)]
+        )
+
+    def exec_stats(self) -> dict[str, int]:
+        """Active execs, their high-water mark and the total served."""
+        cluster = self._cluster()
+        return self.call(
+            lambda: {
+                "active": cluster.exec_active,
+                "high_water": cluster.exec_high_water,
+                "total": cluster.exec_total,
+            }
+        )
+
+    def reset_exec_stats(self) -> None:
+        cluster = self._cluster()
+
+        def reset() -> None:
+            cluster.exec_high_water = cluster.exec_active
+            cluster.exec_total = 0
+
+        self.call(reset)
+
+    def requests(self) -> list[RecordedRequest]:
+        """Requests received so far (method, path with query, user agent; never credentials)."""
+        return self.call(lambda: list(self._cluster().requests))
+
+    def clear_requests(self) -> None:
+        self.call(self._cluster().requests.clear)

@@ -1,0 +1,655 @@
+"""The sandbox cluster's state: namespaces, nodes, workloads, pods, watches and faults.
+
+Everything here runs on the sandbox's event-loop thread (the HTTP handlers and the
+``Sandbox`` Python API both go through that loop), so no locks are needed. The listener
+(:mod:`.api`) and the process runner (:mod:`.runner`) are kept apart from this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import ipaddress
+import itertools
+import math
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from ._behaviour import PREFIX, BehaviourError, PodBehaviour, parse_files
+from ._objects import (
+    WORKLOAD_KINDS,
+    expand_workload,
+    make_pod,
+    name_suffix,
+    now_rfc3339,
+    refresh_pod_status,
+    restart_containers,
+    workload_status,
+)
+from ._validation import (
+    ObjectInvalid,
+    generated_name,
+    normalised_working_dir,
+    replica_count,
+    text_value,
+    validate_object,
+)
+
+__all__ = [
+    "MAX_PODS",
+    "MAX_TOKEN_TTL",
+    "Cluster",
+    "ExecSession",
+    "ManifestError",
+    "PodCapacityError",
+    "PodEntry",
+    "RecordedRequest",
+    "Watcher",
+]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS)
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+#: Pods a sandbox can hold over its life: one address each from :data:`POD_NETWORK`.
+MAX_PODS = POD_NETWORK.num_addresses - 2
+#: The longest ``ttl`` an issued token may have, in seconds (a TokenRequest's maximum: 2**32).
+MAX_TOKEN_TTL = float(2**32)
+
+
+class ManifestError(ValueError):
+    """A manifest document the sandbox cannot load (one line: the file, object and field)."""
+
+
+class PodCapacityError(ManifestError):
+    """Every pod address of the sandbox is taken: no more pods can be created."""
+
+
+class ExecSession(Protocol):
+    """What the state needs from a running exec: a way to end it."""
+
+    def interrupt(self, reason: str) -> None:
+        """Kill the command (pod deleted, container restarted, sandbox stopping)."""
+
+
+@dataclass
+class PodEntry:
+    """One pod: its API object plus sandbox-side bookkeeping."""
+
+    pod: dict[str, Any]
+    behaviour: PodBehaviour
+    throttle_left: int
+    sessions: set[ExecSession] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pod["metadata"]["namespace"])
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request as the sandbox received it (the Authorization header is never kept)."""
+
+    method: str
+    path_qs: str
+    user_agent: str
+
+
+@dataclass(eq=False)  # kept in a set: hashed by identity
+class Watcher:
+    """A ``?watch=true`` stream: a queue of events and the filter it applies."""
+
+    namespace: str | None
+    matches: Callable[[dict[str, Any]], bool]
+    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+
+
+class Cluster:
+    """The objects of one sandbox cluster and the faults set on them."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        user: str = "sandbox-user",
+        nodes: Iterable[str] = ("sandbox-node-1", "sandbox-node-2", "sandbox-node-3"),
+    ) -> None:
+        self.state_dir = state_dir
+        self.user = user
+        self.nodes: list[str] = list(nodes)
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.pods: dict[tuple[str, str], PodEntry] = {}
+        self.workloads: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.watchers: set[Watcher] = set()
+        self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=20_000)
+        self.exec_active = 0
+        self.exec_high_water = 0
+        self.exec_total = 0
+        self.throttle_left = 0
+        self.throttle_retry_after = 1.0
+        #: Bearer tokens handed out by :meth:`issue_token` → when they expire (monotonic
+        #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
+        self.issued_tokens: dict[str, float | None] = {}
+        self._resource_version = itertools.count(1000)
+        self._ips = (str(ip) for ip in POD_NETWORK.hosts())
+        self.ips_left = MAX_PODS
+        for name in ("default", "kube-system", "kube-public"):
+            self.add_namespace(name)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def next_resource_version(self) -> str:
+        return str(next(self._resource_version))
+
+    @property
+    def resource_version(self) -> str:
+        """The current resource version (that of the last change)."""
+        return str(next(copy.copy(self._resource_version)) - 1)
+
+    def next_ip(self) -> str:
+        """The next free pod address; :class:`PodCapacityError` when none is left."""
+        if self.ips_left <= 0:
+            raise PodCapacityError(
+                f"the sandbox has given out all {MAX_PODS} pod addresses of {POD_NETWORK}; "
+                "start a new sandbox for more pods"
+            )
+        self.ips_left -= 1
+        return next(self._ips)
+
+    def _notify(self, event_type: str, pod: dict[str, Any]) -> None:
+        for watcher in list(self.watchers):
+            if watcher.namespace not in (None, pod["metadata"]["namespace"]):
+                continue
+            if watcher.matches(pod):
+                watcher.queue.put_nowait({"type": event_type, "object": copy.deepcopy(pod)})
+
+    # -- namespaces --------------------------------------------------------------------------
+
+    def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        namespace = {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": name,
+                "uid": f"ns-{name}",
+                "resourceVersion": self.next_resource_version(),
+                "creationTimestamp": now_rfc3339(),
+                "labels": {"kubernetes.io/metadata.name": name, **(labels or {})},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+        self.namespaces[name] = namespace
+        return namespace
+
+    def delete_namespace(self, name: str) -> dict[str, Any]:
+        namespace = self.namespaces.pop(name)
+        for key in [key for key in self.pods if key[0] == name]:
+            self.delete_pod(*key)
+        for workload_key in [key for key in self.workloads if key[1] == name]:
+            del self.workloads[workload_key]
+        return namespace
+
+    # -- pods --------------------------------------------------------------------------------
+
+    def container_root(self, namespace: str, pod: str, container: str) -> Path:
+        """The folder that stands for a container's filesystem root."""
+        return self.state_dir / "pods" / namespace / pod / container
+
+    def working_dir(self, entry: PodEntry, container: Mapping[str, Any]) -> Path:
+        """A container's ``workingDir`` inside its root, created if missing.
+
+        Names and ``workingDir`` are validated on the way in, so the path stays inside the
+        root; a symlink a pod's command made could still lead out, and the sandbox never
+        creates folders or starts commands there (:class:`ManifestError`).
+        """
+        root = self.container_root(entry.namespace, entry.name, container["name"])
+        relative = normalised_working_dir(container.get("workingDir")).lstrip("/")
+        workdir = root / relative
+        root.mkdir(parents=True, exist_ok=True)
+        real_root, real_workdir = root.resolve(), workdir.resolve()
+        if real_workdir != real_root and real_root not in real_workdir.parents:
+            raise ManifestError(
+                f"workingDir {container.get('workingDir')!r} of container "
+                f"{container['name']!r} leads out of the container's root"
+            )
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
+
+    def add_pod(self, pod: dict[str, Any]) -> PodEntry:
+        """Store a new pod (already built) and create its containers' folders."""
+        metadata = pod["metadata"]
+        namespace = metadata.setdefault("namespace", "default")
+        if namespace not in self.namespaces:
+            self.add_namespace(namespace)
+        behaviour = refresh_pod_status(pod)
+        metadata["resourceVersion"] = self.next_resource_version()
+        entry = PodEntry(pod=pod, behaviour=behaviour, throttle_left=behaviour.throttle)
+        # The folders first, the pod second: a pod whose files cannot be made is never stored
+        # (nor seen by a watch), and what was made of its folder is removed again.
+        try:
+            self._prepare_filesystem(entry)
+        except Exception as error:
+            shutil.rmtree(
+                self.state_dir / "pods" / namespace / metadata["name"], ignore_errors=True
+            )
+            if isinstance(error, OSError):
+                raise ManifestError(
+                    f"pod {metadata['name']}: its files could not be made "
+                    f"({error.strerror or error})"
+                ) from None
+            raise
+        self.pods[(namespace, metadata["name"])] = entry
+        self._notify("ADDED", pod)
+        return entry
+
+    def _prepare_filesystem(self, entry: PodEntry) -> None:
+        annotations = entry.pod["metadata"].get("annotations") or {}
+        files_spec = annotations.get(PREFIX + "files")
+        # Validated when the pod was created; parsed again here as the sandbox's own check.
+        files = parse_files(files_spec) if files_spec else {}
+        for container in entry.pod["spec"].get("containers", []):
+            root = self.container_root(entry.namespace, entry.name, container["name"])
+            self.working_dir(entry, container)
+            real_root = root.resolve()
+            for relative, content in files.items():
+                target = (root / relative).resolve()
+                if real_root not in target.parents:  # a symlink in the root could lead out
+                    raise ManifestError(
+                        f"{PREFIX}files of pod {entry.name}: {relative!r} leaves the pod"
+                    )
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content)
+
+    def create_pod(self, body: dict[str, Any], namespace: str) -> PodEntry:
+        """Create a pod from a client's POST body (``generateName`` honoured)."""
+        metadata = body.setdefault("metadata", {})
+        name = metadata.get("name")
+        generate_name = metadata.get("generateName")
+        if not name and generate_name:
+            seed = f"{namespace}/{generate_name}/{len(self.pods)}/{now_rfc3339()}"
+            name = generated_name(generate_name, name_suffix(seed))
+            attempt = 0
+            while (namespace, name) in self.pods:  # never take a live pod's name
+                attempt += 1
+                name = generated_name(generate_name, name_suffix(f"{seed}/{attempt}"))
+        if not name:
+            raise ManifestError("name or generateName is required")
+        template = {
+            "metadata": {
+                "labels": metadata.get("labels") or {},
+                "annotations": metadata.get("annotations") or {},
+            },
+            "spec": body.get("spec") or {},
+        }
+        node = (body.get("spec") or {}).get("nodeName") or self.nodes[
+            len(self.pods) % len(self.nodes)
+        ]
+        pod = make_pod(
+            namespace=namespace,
+            name=name,
+            template=template,
+            node=node,
+            pod_ip=self.next_ip(),
+            owner=(metadata.get("ownerReferences") or [None])[0],
+            generate_name=generate_name,
+        )
+        return self.add_pod(pod)
+
+    def get_pod(self, namespace: str, name: str) -> PodEntry | None:
+        return self.pods.get((namespace, name))
+
+    def delete_pod(self, namespace: str, name: str) -> PodEntry | None:
+        """Remove a pod at once, ending every exec running in it."""
+        entry = self.pods.pop((namespace, name), None)
+        if entry is None:
+            return None
+        for session in list(entry.sessions):
+            session.interrupt("pod deleted")
+        entry.pod["metadata"]["deletionTimestamp"] = now_rfc3339()
+        entry.pod["metadata"]["resourceVersion"] = self.next_resource_version()
+        self._notify("DELETED", entry.pod)
+        shutil.rmtree(self.state_dir / "pods" / namespace / name, ignore_errors=True)
+        return entry
+
+    def recreate_pod(self, namespace: str, name: str) -> PodEntry | None:
+        """Delete a pod and create it again under the same name with a new uid."""
+        entry = self.delete_pod(namespace, name)
+        if entry is None:
+            return None
+        pod = copy.deepcopy(entry.pod)
+        metadata = pod["metadata"]
+        import uuid
+
+        metadata["uid"] = str(uuid.uuid4())
+        metadata["creationTimestamp"] = now_rfc3339()
+        metadata.pop("deletionTimestamp", None)
+        pod["status"] = {
+            k: v for k, v in pod["status"].items() if k in ("podIP", "podIPs", "hostIP", "qosClass")
+        }
+        annotations = metadata.get("annotations") or {}
+        annotations.pop(PREFIX + "exec-fault", None)  # the new pod is healthy
+        return self.add_pod(pod)
+
+    def restart_pod(self, namespace: str, name: str) -> None:
+        """Restart every container of a pod: running execs die, restart counts go up."""
+        entry = self.pods.get((namespace, name))
+        if entry is None:
+            return
+        for session in list(entry.sessions):
+            session.interrupt("container restarted")
+        restart_containers(entry.pod)
+        entry.pod["metadata"]["resourceVersion"] = self.next_resource_version()
+        self._notify("MODIFIED", entry.pod)
+
+    def annotate(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> PodEntry:
+        """Set (or, with ``None``, remove) annotations on a pod and apply their effect."""
+        entry = self.pods[(namespace, name)]
+        current = entry.pod["metadata"].setdefault("annotations", {})
+        previous = {key: current.get(key) for key in annotations}
+        for key, value in annotations.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = str(value)
+        try:
+            entry.behaviour = refresh_pod_status(entry.pod)
+        except BehaviourError:
+            for key, value in previous.items():  # put back what was there
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+            raise
+        if PREFIX + "throttle" in annotations:
+            entry.throttle_left = entry.behaviour.throttle
+        entry.pod["metadata"]["resourceVersion"] = self.next_resource_version()
+        self._notify("MODIFIED", entry.pod)
+        self._refresh_owner_status(entry.pod)
+        return entry
+
+    def list_pods(
+        self, namespace: str | None, matches: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """Pods in ``namespace`` (all when None) that pass ``matches``, in name order."""
+        pods = [
+            entry.pod
+            for (ns, _), entry in self.pods.items()
+            if namespace is None or ns == namespace
+        ]
+        if matches is not None:
+            pods = [pod for pod in pods if matches(pod)]
+        pods.sort(key=lambda pod: (pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        return pods
+
+    def exec_environment(
+        self, entry: PodEntry, container: Mapping[str, Any], *, tty: bool
+    ) -> dict[str, str]:
+        """The environment a command sees in a container, like the kubelet sets it up."""
+        pod = entry.pod
+        env: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": entry.name[:63]}
+        root = self.container_root(entry.namespace, entry.name, container["name"])
+        env["HOME"] = str(root)
+        if tty:
+            env["TERM"] = "xterm"
+        for variable in container.get("env") or []:
+            name = variable.get("name")
+            if not name:
+                continue
+            if "value" in variable:
+                env[name] = _expand(
+                    text_value(variable["value"]) or "", env
+                )  # null: "", as Go decodes it
+            elif "valueFrom" in variable:
+                env[name] = _field_ref(pod, (variable["valueFrom"] or {}).get("fieldRef") or {})
+        return env
+
+    # -- workloads ---------------------------------------------------------------------------
+
+    def add_workload(self, workload: dict[str, Any]) -> None:
+        namespace = workload.setdefault("metadata", {}).setdefault("namespace", "default")
+        if namespace not in self.namespaces:
+            self.add_namespace(namespace)
+        extra, pods = expand_workload(workload, nodes=self.nodes, next_ip=self.next_ip)
+        for owner in [workload, *extra]:
+            owner["metadata"]["resourceVersion"] = self.next_resource_version()
+            self.workloads[(owner["kind"], namespace, owner["metadata"]["name"])] = owner
+        added: list[PodEntry] = []
+        try:
+            for pod in pods:
+                added.append(self.add_pod(pod))
+        except Exception:
+            # All or nothing: a replica that cannot be made takes the workload's others with it.
+            for entry in added:
+                self.delete_pod(entry.namespace, entry.name)
+            for owner in [workload, *extra]:
+                self.workloads.pop((owner["kind"], namespace, owner["metadata"]["name"]), None)
+            raise
+        for owner in [workload, *extra]:
+            self._refresh_workload(owner)
+
+    def _owned_pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = workload["metadata"]["uid"]
+        owned_uids = {uid}
+        if workload["kind"] == "Deployment":
+            owned_uids |= {
+                rs["metadata"]["uid"]
+                for rs in self.workloads.values()
+                if rs["kind"] == "ReplicaSet"
+                and any(
+                    ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or []
+                )
+            }
+        return [
+            entry.pod
+            for entry in self.pods.values()
+            if any(
+                ref.get("uid") in owned_uids
+                for ref in entry.pod["metadata"].get("ownerReferences") or []
+            )
+        ]
+
+    def _refresh_workload(self, workload: dict[str, Any]) -> None:
+        workload_status(workload, self._owned_pods(workload))
+
+    def _refresh_owner_status(self, pod: dict[str, Any]) -> None:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            for workload in self.workloads.values():
+                if workload["metadata"]["uid"] == ref.get("uid"):
+                    self._refresh_workload(workload)
+                    for parent in workload["metadata"].get("ownerReferences") or []:
+                        for owner in self.workloads.values():
+                            if owner["metadata"]["uid"] == parent.get("uid"):
+                                self._refresh_workload(owner)
+
+    def list_workloads(self, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        items = [
+            w
+            for (k, ns, _), w in self.workloads.items()
+            if k == kind and (namespace is None or ns == namespace)
+        ]
+        for item in items:
+            self._refresh_workload(item)
+        items.sort(key=lambda w: (w["metadata"]["namespace"], w["metadata"]["name"]))
+        return items
+
+    def get_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        workload = self.workloads.get((kind, namespace, name))
+        if workload is not None:
+            self._refresh_workload(workload)
+        return workload
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    def apply(
+        self, documents: Iterable[Mapping[str, Any] | None], *, source: str | None = None
+    ) -> None:
+        """Load manifest documents: Namespaces and Nodes first, then Pods and workloads.
+
+        Every document is checked before any is loaded, so a bad manifest changes nothing;
+        the :class:`ManifestError` names ``source`` (a file), the object and the field.
+        """
+        where = f"{source}: " if source else ""
+        given = [doc for doc in documents if doc]
+        for index, doc in enumerate(given):
+            if not isinstance(doc, Mapping):
+                raise ManifestError(
+                    f"{where}document {index + 1} is a {type(doc).__name__}, "
+                    "not a mapping (a Kubernetes object)"
+                )
+        docs = [copy.deepcopy(dict(doc)) for doc in given]
+        for index, doc in enumerate(docs):
+            kind = doc.get("kind")
+            if kind == "List":
+                raise ManifestError(
+                    f"{where}kind List is not supported; use one document per object"
+                )
+            if kind not in SUPPORTED_KINDS:
+                raise ManifestError(
+                    f"{where}document {index + 1}: kind {kind!r} is not supported "
+                    f"(supported: {', '.join(SUPPORTED_KINDS)})"
+                )
+            metadata = doc.get("metadata")
+            if metadata is None or (isinstance(metadata, Mapping) and not metadata.get("name")):
+                raise ManifestError(
+                    f"{where}document {index + 1} ({kind}): metadata.name is required"
+                )
+            errors = validate_object(doc)
+            if errors:
+                name = metadata.get("name") if isinstance(metadata, Mapping) else None
+                label = f"document {index + 1}: " if not isinstance(name, str) else ""
+                invalid = ObjectInvalid(kind, name if isinstance(name, str) else "", errors)
+                raise ManifestError(f"{where}{label}{invalid.invalid_message}")
+        nodes = [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Node"]
+        wanted = sum(replica_count(doc, len(nodes or self.nodes)) for doc in docs)
+        if wanted > self.ips_left:
+            raise PodCapacityError(
+                f"{where}the manifest asks for {wanted} pods; the sandbox has room for "
+                f"{self.ips_left} more (at most {MAX_PODS}, one per address of {POD_NETWORK})"
+            )
+        if nodes:
+            self.nodes = nodes
+        for doc in docs:
+            if doc["kind"] == "Namespace" and doc["metadata"]["name"] not in self.namespaces:
+                self.add_namespace(doc["metadata"]["name"], doc["metadata"].get("labels"))
+        for doc in docs:
+            try:
+                if doc["kind"] == "Pod":
+                    namespace = doc["metadata"].get("namespace") or "default"
+                    if (namespace, doc["metadata"]["name"]) in self.pods:
+                        raise ManifestError(
+                            f'{where}pod "{doc["metadata"]["name"]}" is defined twice'
+                        )
+                    self.create_pod(doc, namespace)
+                elif doc["kind"] in WORKLOAD_KINDS:
+                    self.add_workload(doc)
+            except BehaviourError as error:
+                raise ManifestError(
+                    f"{where}{doc['kind']} {doc['metadata']['name']}: {error}"
+                ) from None
+
+    def apply_yaml(self, text: str, *, source: str | None = None) -> None:
+        """Load a multi-document YAML manifest (``source``: the file it came from, for errors)."""
+        where = f"{source}: " if source else ""
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as error:
+            detail = " ".join(str(error).split())  # one line: PyYAML's message spans several
+            raise ManifestError(f"{where}invalid YAML: {detail}") from None
+        for doc in documents:
+            if doc is not None and not isinstance(doc, Mapping):
+                raise ManifestError(
+                    f"{where}every YAML document must be a mapping (a Kubernetes object)"
+                )
+        self.apply(documents, source=source)
+
+    # -- issued tokens -----------------------------------------------------------------------
+
+    def issue_token(self, ttl: float | None = None) -> tuple[str, float | None]:
+        """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
+        until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``)."""
+        if ttl is not None and (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, (int, float))
+            # range first: math.isfinite() overflows on a huge int
+            or not 0 < ttl <= MAX_TOKEN_TTL
+            or not math.isfinite(ttl)
+        ):
+            raise ValueError(
+                f"ttl must be a number of seconds above 0 and at most {MAX_TOKEN_TTL:.0f}, "
+                f"got {ttl!r}"
+            )
+        token = "sandbox-issued-" + secrets.token_urlsafe(32)
+        self.issued_tokens[token] = None if ttl is None else time.monotonic() + ttl
+        return token, None if ttl is None else time.time() + ttl
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now; returns how many were still valid."""
+        now = time.monotonic()
+        valid = [token for token in self.issued_tokens if self.token_is_valid(token)]
+        for token in valid:
+            self.issued_tokens[token] = now
+        return len(valid)
+
+    def token_is_valid(self, token: str) -> bool:
+        """Whether ``token`` was issued by :meth:`issue_token` and has not expired."""
+        if token not in self.issued_tokens:
+            return False
+        expires = self.issued_tokens[token]
+        return expires is None or time.monotonic() < expires
+
+    # -- throttling --------------------------------------------------------------------------
+
+    def take_throttle(self, entry: PodEntry | None) -> float | None:
+        """Consume one throttled request, returning its Retry-After, or None to serve it."""
+        if self.throttle_left > 0:
+            self.throttle_left -= 1
+            return self.throttle_retry_after
+        if entry is not None and entry.throttle_left > 0:
+            entry.throttle_left -= 1
+            return entry.behaviour.retry_after
+        return None
+
+
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """``$(VAR)`` references to earlier variables, as the kubelet expands them."""
+    for name, replacement in env.items():
+        value = value.replace(f"$({name})", replacement)
+    return value
+
+
+def _field_ref(pod: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
+    """The downward API: ``valueFrom.fieldRef``."""
+    path = str(ref.get("fieldPath", ""))
+    metadata = pod["metadata"]
+    simple = {
+        "metadata.name": metadata["name"],
+        "metadata.namespace": metadata["namespace"],
+        "metadata.uid": metadata["uid"],
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
+        "status.podIP": pod["status"].get("podIP", ""),
+        "status.hostIP": pod["status"].get("hostIP", ""),
+        # The kubelet joins the lists with commas.
+        "status.podIPs": ",".join(ip.get("ip", "") for ip in pod["status"].get("podIPs") or []),
+        "status.hostIPs": ",".join(ip.get("ip", "") for ip in pod["status"].get("hostIPs") or []),
+    }
+    if path in simple:
+        return str(simple[path])
+    for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+        if path.startswith(prefix + "['") and path.endswith("']"):
+            return str((metadata.get(source) or {}).get(path[len(prefix) + 2 : -2], ""))
+    return ""

@@ -1,0 +1,234 @@
+"""The ``meta.k8s.io/v1`` ``Table`` form that ``kubectl get`` asks for.
+
+Without it kubectl prints only NAME and AGE; with it, the familiar READY / STATUS / RESTARTS
+columns. Column sets follow the apiserver's printers for each kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["TABLE_CONTENT_TYPE", "to_table", "wants_table"]
+
+TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def wants_table(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for the Table form first-class."""
+    return "as=Table" in accept and "g=meta.k8s.io" in accept
+
+
+def _age(timestamp: str | None) -> str:
+    """kubectl's short human duration (``45s``, ``3m``, ``5h``, ``2d``)."""
+    if not timestamp:
+        return "<unknown>"
+    created = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    seconds = int((dt.datetime.now(dt.timezone.utc) - created).total_seconds())
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    return f"{hours // 24}d"
+
+
+def _column(
+    name: str, kind: str = "string", priority: int = 0, description: str = ""
+) -> dict[str, Any]:
+    column: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "format": "name" if name == "Name" else "",
+        "description": description or name,
+        "priority": priority,
+    }
+    return column
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    metadata = pod["metadata"]
+    if metadata.get("deletionTimestamp"):
+        return "Terminating"
+    phase = pod["status"].get("phase", "Unknown")
+    if phase == "Succeeded":
+        return "Completed"
+    if phase == "Failed":
+        return "Error"
+    if phase == "Pending":
+        for status in pod["status"].get("containerStatuses") or []:
+            waiting = status.get("state", {}).get("waiting")
+            if waiting:
+                return str(waiting.get("reason", "Pending"))
+    return str(phase)
+
+
+def _pod_row(pod: dict[str, Any]) -> list[Any]:
+    statuses = pod["status"].get("containerStatuses") or []
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    return [
+        pod["metadata"]["name"],
+        f"{ready}/{len(pod['spec'].get('containers', []))}",
+        _pod_status(pod),
+        str(restarts),  # a "string" column: the apiserver sends "0" (or "2 (5m ago)")
+        _age(pod["metadata"].get("creationTimestamp")),
+        pod["status"].get("podIP", "<none>"),
+        pod["spec"].get("nodeName", "<none>"),
+        "<none>",
+        "<none>",
+    ]
+
+
+_POD_COLUMNS = [
+    _column("Name"),
+    _column("Ready"),
+    _column("Status"),
+    _column("Restarts", "string"),
+    _column("Age"),
+    _column("IP", priority=1),
+    _column("Node", priority=1),
+    _column("Nominated Node", priority=1),
+    _column("Readiness Gates", priority=1),
+]
+
+
+def _ready_pair(obj: dict[str, Any], ready_key: str, total_key: str) -> str:
+    status = obj.get("status") or {}
+    return f"{status.get(ready_key, 0)}/{status.get(total_key, obj.get('spec', {}).get('replicas', 0))}"
+
+
+_PRINTERS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list[Any]]]] = {
+    "Pod": (_POD_COLUMNS, _pod_row),
+    "Namespace": (
+        [_column("Name"), _column("Status"), _column("Age")],
+        lambda o: [
+            o["metadata"]["name"],
+            o["status"]["phase"],
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "Deployment": (
+        [
+            _column("Name"),
+            _column("Ready"),
+            _column("Up-to-date", "integer"),
+            _column("Available", "integer"),
+            _column("Age"),
+        ],
+        lambda o: [
+            o["metadata"]["name"],
+            _ready_pair(o, "readyReplicas", "replicas"),
+            o["status"].get("updatedReplicas", 0),
+            o["status"].get("availableReplicas", 0),
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "StatefulSet": (
+        [_column("Name"), _column("Ready"), _column("Age")],
+        lambda o: [
+            o["metadata"]["name"],
+            _ready_pair(o, "readyReplicas", "replicas"),
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "ReplicaSet": (
+        [
+            _column("Name"),
+            _column("Desired", "integer"),
+            _column("Current", "integer"),
+            _column("Ready", "integer"),
+            _column("Age"),
+        ],
+        lambda o: [
+            o["metadata"]["name"],
+            o["spec"].get("replicas", 0),
+            o["status"].get("replicas", 0),
+            o["status"].get("readyReplicas", 0),
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "DaemonSet": (
+        [
+            _column("Name"),
+            _column("Desired", "integer"),
+            _column("Current", "integer"),
+            _column("Ready", "integer"),
+            _column("Up-to-date", "integer"),
+            _column("Available", "integer"),
+            _column("Age"),
+        ],
+        lambda o: [
+            o["metadata"]["name"],
+            o["status"].get("desiredNumberScheduled", 0),
+            o["status"].get("currentNumberScheduled", 0),
+            o["status"].get("numberReady", 0),
+            o["status"].get("updatedNumberScheduled", 0),
+            o["status"].get("numberAvailable", 0),
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+    "Job": (
+        [_column("Name"), _column("Status"), _column("Completions"), _column("Age")],
+        lambda o: [
+            o["metadata"]["name"],
+            "Complete"
+            if o["status"].get("succeeded", 0) >= o["spec"].get("completions", 1)
+            else "Running",
+            f"{o['status'].get('succeeded', 0)}/{o['spec'].get('completions', 1)}",
+            _age(o["metadata"].get("creationTimestamp")),
+        ],
+    ),
+}
+
+
+def _partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
+
+
+def to_table(
+    kind: str,
+    items: Sequence[dict[str, Any]],
+    *,
+    resource_version: str,
+    include_object: str = "Metadata",
+    continue_token: str | None = None,
+) -> dict[str, Any]:
+    """A Table of ``items`` of one ``kind``; ``include_object`` is None / Metadata / Object."""
+    columns, row_of = _PRINTERS.get(
+        kind,
+        (
+            [_column("Name"), _column("Age")],
+            lambda o: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"))],
+        ),
+    )
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {"cells": row_of(item)}
+        if include_object == "Object":
+            row["object"] = {"kind": kind, "apiVersion": item.get("apiVersion", "v1"), **item}
+        elif include_object != "None":
+            row["object"] = _partial_metadata(item)
+        rows.append(row)
+    metadata: dict[str, Any] = {"resourceVersion": resource_version}
+    if continue_token:
+        metadata["continue"] = continue_token
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns,
+        "rows": rows,
+    }
