@@ -6,14 +6,14 @@ display. ``PodResults`` is an immutable list of them that answers the questions 
 fan-out: did everything succeed, which failed, what did each say (grouped when identical),
 and what is all of it as one DataFrame.
 
-The summary shown in a notebook and in a terminal comes from one helper
-(``_summary_view``), rendered as HTML or as text, so the two always agree. pandas is imported
-only by the methods that return DataFrames.
+This module holds data only: what a person sees of it (``str()``, the notebook display, the
+reprs) is written by the render room, ``podmagic._render._summary``, from one view rendered as
+HTML or as text, so the two always agree. pandas is imported only by the methods that return
+DataFrames.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections import Counter
@@ -24,7 +24,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ParseError, PodExecError, PodsFailedError
-from ._safe_text import visible_controls
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,11 +41,7 @@ __all__ = [
 #: ``frame.attrs`` key marking a DataFrame made from pod output (see :meth:`PodResults.parse`).
 FRAME_MARK = "podmagic"
 
-#: Display limits: the summary never grows with the size of the output or the fan-out.
-MAX_TABLE_ROWS = 50
-MAX_GROUPS = 10
-MAX_PREVIEW_LINES = 20
-MAX_PREVIEW_LINE_CHARS = 200
+#: How many pod names :attr:`OutputGroup.label` lists before "and N more".
 MAX_LABEL_NAMES = 6
 
 
@@ -74,23 +69,6 @@ class ExecStatus(str, Enum):
 
 #: Statuses whose stdout is complete, so parsing it is meaningful.
 _COMPLETE = frozenset({ExecStatus.OK, ExecStatus.FAILED})
-
-
-def _short_bytes(data: bytes, limit: int = 60) -> str:
-    if len(data) <= limit:
-        return repr(data)
-    return f"{data[:limit]!r}...({len(data)} bytes)"
-
-
-def _format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
 
 
 def _outcome(status: ExecStatus, exit_code: int | None) -> str:
@@ -181,30 +159,14 @@ class PodResult:
             raise PodExecError(self)
 
     def __repr__(self) -> str:
-        parts = [
-            f"context={self.context!r}",
-            f"namespace={self.namespace!r}",
-            f"pod={self.pod!r}",
-        ]
-        if self.container is not None:
-            parts.append(f"container={self.container!r}")
-        parts += [
-            f"status={self.status.value!r}",
-            f"exit_code={self.exit_code!r}",
-            f"stdout={_short_bytes(self.stdout)}",
-            f"stderr={_short_bytes(self.stderr)}",
-        ]
-        for name in ("stdout_dropped", "stderr_dropped"):
-            if getattr(self, name):
-                parts.append(f"{name}={getattr(self, name)}")
-        if self.error is not None:
-            parts.append(f"error={self.error!r}")
-        if self.duration is not None:
-            parts.append(f"duration={self.duration:.3f}")
-        return f"PodResult({', '.join(parts)})"
+        from ._render._summary import pod_result_repr
+
+        return pod_result_repr(self)
 
     def _repr_html_(self) -> str:
-        return _render_html(_summary_view(PodResults([self])))
+        from ._render._summary import summary_html
+
+        return summary_html(PodResults([self]))
 
 
 def _bytes(count: int) -> str:
@@ -680,17 +642,23 @@ class PodResults(Sequence[PodResult]):
 
     # -- display ---------------------------------------------------------------------------
 
+    # The words and markup are the render room's (podmagic._render._summary); imported when
+    # first shown, as podmagic._render imports this module.
+
     def __repr__(self) -> str:
-        counts = ", ".join(f"{n} {status}" for status, n in self.summary().items())
-        return (
-            f"<PodResults: {len(self._items)} {_unit(self._items)}{': ' if counts else ''}{counts}>"
-        )
+        from ._render._summary import pod_results_repr
+
+        return pod_results_repr(self)
 
     def __str__(self) -> str:
-        return _render_text(_summary_view(self))
+        from ._render._summary import summary_text
+
+        return summary_text(self)
 
     def _repr_html_(self) -> str:
-        return _render_html(_summary_view(self))
+        from ._render._summary import summary_html
+
+        return summary_html(self)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
@@ -780,219 +748,3 @@ def _text_dtype() -> Any:
         return pd.StringDtype(na_value=np.nan)
     except TypeError:  # pandas < 2.3
         return object
-
-
-# -- the one summary, rendered as text or HTML ------------------------------------------------
-
-
-@dataclass
-class _GroupView:
-    label: str
-    status: ExecStatus
-    stdout: list[str]
-    stderr: list[str]
-    note: str = ""
-
-
-@dataclass
-class _SummaryView:
-    title: str
-    notes: list[str]
-    columns: list[str]
-    numeric: set[str]
-    rows: list[tuple[list[str], ExecStatus]]
-    rows_omitted: int
-    groups: list[_GroupView]
-    groups_omitted: int
-
-
-def _preview(text: str) -> list[str]:
-    lines = text.splitlines()
-    shown = [
-        line if len(line) <= MAX_PREVIEW_LINE_CHARS else line[:MAX_PREVIEW_LINE_CHARS] + "…"
-        for line in lines[:MAX_PREVIEW_LINES]
-    ]
-    if len(lines) > MAX_PREVIEW_LINES:
-        shown.append(f"… {len(lines) - MAX_PREVIEW_LINES} more lines")
-    return shown
-
-
-def _summary_view(results: PodResults) -> _SummaryView:
-    items = list(results)
-    unit = _unit(items)
-    title = f"{len(items)} {unit[:-1] if len(items) == 1 else unit}"
-    contexts = {r.context for r in items}
-    namespaces = {r.namespace for r in items}
-    if len(contexts) == 1:
-        title += f" in context {next(iter(contexts))}"
-    if len(namespaces) == 1:
-        title += f", namespace {next(iter(namespaces))}"
-    counts = ", ".join(f"{n} {status}" for status, n in results.summary().items())
-    if counts:
-        title += f": {counts}"
-
-    notes = []
-    truncated = [r for r in items if r.truncated]
-    if truncated:
-        total = sum(r.stdout_dropped + r.stderr_dropped for r in truncated)
-        count = f"{len(truncated)} {unit[:-1] if len(truncated) == 1 else unit}"
-        notes.append(
-            f"Output truncated in {count}: {_bytes(total)} not kept (the first bytes of each "
-            "stream are kept; raise capture_limit to keep more)"
-        )
-
-    columns = ["pod", "container", "exit", "status", "duration", "node"]
-    if truncated:
-        columns.append("not kept")
-    with_error = any(r.error for r in items)
-    if with_error:
-        columns.append("error")
-
-    # Past the row limit, the rows that did not succeed are the ones worth showing.
-    order = sorted(range(len(items)), key=lambda i: items[i].ok)[:MAX_TABLE_ROWS]
-    labels = results.labels
-    rows = []
-    for index in sorted(order):
-        r = items[index]
-        cells = [
-            labels[index],
-            r.container or "-",
-            "-" if r.exit_code is None else str(r.exit_code),
-            r.status.value,
-            _format_duration(r.duration),
-            r.node or "-",
-        ]
-        if truncated:
-            dropped = r.stdout_dropped + r.stderr_dropped
-            cells.append(_bytes(dropped) if dropped else "-")
-        if with_error:
-            cells.append(r.error or "")
-        rows.append((cells, r.status))
-
-    # Pods that never ran have no output to compare: the table already says why.
-    groups = [
-        g
-        for g in results.groups()
-        if g.status not in (ExecStatus.SKIPPED, ExecStatus.NOT_STARTED) or g.stdout or g.stderr
-    ]
-    # Likewise past the group limit: outputs that did not succeed first.
-    shown = sorted(
-        sorted(range(len(groups)), key=lambda i: groups[i].status is ExecStatus.OK)[:MAX_GROUPS]
-    )
-    group_views = [
-        _GroupView(
-            label=groups[i].label,
-            status=groups[i].status,
-            # Control characters shown, not obeyed (and a lone \r is no line break here).
-            stdout=_preview(visible_controls(groups[i].stdout_text)),
-            stderr=_preview(visible_controls(groups[i].stderr_text)),
-            note=groups[i].truncation_note,
-        )
-        for i in shown
-    ]
-    return _SummaryView(
-        title=title,
-        notes=notes,
-        columns=columns,
-        numeric={"exit", "duration", "not kept"},
-        rows=rows,
-        rows_omitted=len(items) - len(rows),
-        groups=group_views,
-        groups_omitted=max(0, len(groups) - MAX_GROUPS),
-    )
-
-
-def _render_text(view: _SummaryView) -> str:
-    # Names and error messages come from the cluster: never let them act on a terminal.
-    out = [visible_controls(view.title)]
-    if view.rows:
-        table = [view.columns] + [
-            [visible_controls(cell) for cell in cells] for cells, _ in view.rows
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(view.columns))]
-        for row in table:
-            cells = [
-                cell.rjust(width) if name in view.numeric else cell.ljust(width)
-                for cell, width, name in zip(row, widths, view.columns)
-            ]
-            out.append("  ".join(cells).rstrip())
-    if view.rows_omitted:
-        out.append(f"… {view.rows_omitted} more rows; see .to_dataframe()")
-    out.extend(view.notes)
-    for group in view.groups:
-        out.append("")
-        out.append(visible_controls(group.label))
-        if not group.stdout and not group.stderr:
-            out.append("  (no output)")
-        out.extend(f"  {line}" for line in group.stdout)
-        if group.stderr:
-            out.append("  stderr:")
-            out.extend(f"    {line}" for line in group.stderr)
-        if group.note:
-            out.append(f"  [{group.note}]")
-    if view.groups_omitted:
-        out.append("")
-        out.append(f"… {view.groups_omitted} more distinct outputs; see .groups()")
-    return "\n".join(out)
-
-
-_STATUS_COLOURS = {
-    ExecStatus.OK: "#2e7d32",
-    ExecStatus.FAILED: "#c62828",
-    ExecStatus.ERROR: "#c62828",
-    ExecStatus.TIMEOUT: "#c62828",
-    ExecStatus.CANCELLED: "#ef6c00",
-    ExecStatus.NOT_STARTED: "#ef6c00",
-    ExecStatus.SKIPPED: "#757575",
-}
-
-
-#: Truncation notes: to be noticed, though nothing failed.
-_WARNING_COLOUR = "#ef6c00"
-
-
-def _render_html(view: _SummaryView) -> str:
-    def esc(text: str) -> str:
-        return html.escape(text, quote=True)
-
-    out = ['<div class="podmagic-results">', f"<p><strong>{esc(view.title)}</strong></p>"]
-    if view.rows:
-        out.append('<table class="podmagic-summary">')
-        out.append(
-            "<thead><tr>"
-            + "".join(f"<th>{esc(name)}</th>" for name in view.columns)
-            + "</tr></thead>"
-        )
-        out.append("<tbody>")
-        for cells, status in view.rows:
-            tds = []
-            for name, cell in zip(view.columns, cells):
-                style = ""
-                if name == "status":
-                    style = f' style="color: {_STATUS_COLOURS[status]}"'
-                elif name in view.numeric:
-                    style = ' style="text-align: right"'
-                tds.append(f"<td{style}>{esc(cell)}</td>")
-            out.append("<tr>" + "".join(tds) + "</tr>")
-        out.append("</tbody></table>")
-    if view.rows_omitted:
-        out.append(f"<p>… {view.rows_omitted} more rows; see <code>.to_dataframe()</code></p>")
-    out.extend(f'<p style="color: {_WARNING_COLOUR}">{esc(note)}</p>' for note in view.notes)
-    for group in view.groups:
-        colour = _STATUS_COLOURS[group.status]
-        out.append(f'<details open><summary style="color: {colour}">{esc(group.label)}</summary>')
-        if not group.stdout and not group.stderr:
-            out.append("<p><em>(no output)</em></p>")
-        if group.stdout:
-            out.append(f"<pre>{esc(chr(10).join(group.stdout))}</pre>")
-        if group.stderr:
-            out.append(f'<pre style="color: #c62828">{esc(chr(10).join(group.stderr))}</pre>')
-        if group.note:
-            out.append(f'<p style="color: {_WARNING_COLOUR}"><em>{esc(group.note)}</em></p>')
-        out.append("</details>")
-    if view.groups_omitted:
-        out.append(
-            f"<p>… {view.groups_omitted} more distinct outputs; see <code>.groups()</code></p>"
-        )
-    out.append("</div>")
-    return "\n".join(out)
