@@ -408,18 +408,11 @@ class PodResults(Sequence[PodResult]):
     @property
     def labels(self) -> list[str]:
         """Each result's display name: the pod name, prefixed ``namespace/`` when the
-        results span namespaces and suffixed `` [container]`` when a pod appears more than
-        once."""
-        show_namespace = len({r.namespace for r in self._items}) > 1
-        pods = [(r.namespace, r.pod) for r in self._items]
-        show_container = len(set(pods)) < len(pods)
-        labels = []
-        for r in self._items:
-            label = f"{r.namespace}/{r.pod}" if show_namespace else r.pod
-            if show_container and r.container:
-                label += f" [{r.container}]"
-            labels.append(label)
-        return labels
+        results span namespaces and followed by `` [container]`` when a pod appears more
+        than once (``prod/web-1 [app]``): the names the live views and the summary show."""
+        from ._render._labels import pod_labels
+
+        return pod_labels((r.namespace, r.pod, r.container) for r in self._items)
 
     def groups(self) -> list[OutputGroup]:
         """Results with identical outputs, exit code and status, grouped.

@@ -154,7 +154,37 @@ def test_text_names_containers_when_a_pod_runs_several() -> None:
         [run_started([app, side]), out(app, b"a\n"), out(side, b"s\n")], show_summary=False
     )
     assert lines[0].endswith("2 containers in 1 pod · $ uptime")
-    assert lines[1:] == ["web-1/app     | a", "web-1/sidecar | s"]
+    assert lines[1:] == ["web-1 [app]     | a", "web-1 [sidecar] | s"]
+
+
+def test_live_views_and_summary_name_a_pods_containers_the_same_way(
+    fake_display: FakeDisplay,
+) -> None:
+    app = target("web-1", "app", namespace="prod", containers=("app", "sidecar"))
+    side = target("web-1", "sidecar", namespace="prod", containers=("app", "sidecar"))
+    other = target("web-2", "app", namespace="staging")
+    results = PodResults([result(app, stdout=b"a\n"), result(side), result(other)])
+    events = [
+        run_started([app, side, other]),
+        out(app, b"a\n"),
+        *(PodFinished(r) for r in results),
+        RunFinished(results),
+    ]
+    names = ["prod/web-1 [app]", "prod/web-1 [sidecar]", "staging/web-2 [app]"]
+    assert results.labels == names
+
+    lines = text_run(events)
+    assert lines[1] == "prod/web-1 [app]     | a"
+    summary = str(results)
+    assert all(f"\n{name} " in summary for name in names)  # table rows
+    assert "\nprod/web-1 [app] — " in summary  # group label
+    assert all(f"<td>{name}</td>" in results._repr_html_() for name in names)
+
+    widget = WidgetRenderer()
+    feed(widget, events[:-1])
+    widget.close()
+    assert list(widget.pod_views) == names
+    assert '">prod/web-1 [app]    </span> | a' in widget._stream_view.value
 
 
 def test_text_names_namespaces_when_the_run_spans_several() -> None:

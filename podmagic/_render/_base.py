@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
+from ._labels import LabelStyle, PodKey
+
 if TYPE_CHECKING:
     from .._events import Event, RunStarted
     from .._results import PodResult, PodResults
@@ -33,9 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("podmagic.render")
-
-STDOUT = 1
-STDERR = 2
 
 #: Colour of stderr markers and of failure in every view.
 ERROR_COLOUR = "#c62828"
@@ -299,9 +298,6 @@ def hidden_marker(count: int) -> str:
 
 # -- naming pods ----------------------------------------------------------------------------------
 
-PodKey = tuple[str, str, str | None]
-"""(namespace, pod, container): one exec, as events and results name it."""
-
 
 def key_of(target: PodTarget | PodResult) -> PodKey:
     """The key of a ``PodTarget`` or ``PodResult`` (both have namespace, pod, container)."""
@@ -309,33 +305,27 @@ def key_of(target: PodTarget | PodResult) -> PodKey:
 
 
 class Labeller:
-    """Display names: ``web-1``, or ``web-1/app`` when the run has several containers per
-    pod, prefixed ``prod/`` when it spans namespaces; ``width`` is the longest one so far."""
+    """Display names (:mod:`._labels`: ``web-1``, ``prod/web-1``, ``web-1 [app]``), decided
+    from all the execs of the run; ``width`` is the longest one so far."""
 
-    __slots__ = ("_cache", "multi_container", "multi_namespace", "width")
+    __slots__ = ("_cache", "style", "width")
 
     def __init__(self) -> None:
-        self.multi_namespace = False
-        self.multi_container = False
+        self.style = LabelStyle()
         self.width = 0
         self._cache: dict[PodKey, str] = {}
 
     def configure(self, keys: Iterable[PodKey]) -> None:
         """Decide the naming from all the execs of the run, and pad to the longest name."""
         keys = list(keys)
-        self.multi_namespace = len({ns for ns, _, _ in keys}) > 1
-        self.multi_container = len({(ns, pod) for ns, pod, _ in keys}) < len(keys)
+        self.style = LabelStyle.for_keys(keys)
         self._cache.clear()
         self.width = max((len(self.label(key)) for key in keys), default=0)
 
     def label(self, key: PodKey) -> str:
         label = self._cache.get(key)
         if label is None:
-            namespace, pod, container = key
-            label = f"{namespace}/{pod}" if self.multi_namespace else pod
-            if self.multi_container and container:
-                label += f"/{container}"
-            self._cache[key] = label
+            label = self._cache[key] = self.style.label(key)
             self.width = max(self.width, len(label))
         return label
 

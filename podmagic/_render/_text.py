@@ -16,19 +16,17 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TextIO
 
+from .._channels import STDERR, STDOUT
 from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from .._safe_text import visible_controls
 from ._base import (
     ANSI_ERROR,
     ANSI_RESET,
     DEFAULT_LIMITS,
-    STDERR,
-    STDOUT,
     ErrorLog,
     Labeller,
     Line,
     LineSplitter,
-    PodKey,
     PodLog,
     RenderLimits,
     RunFacts,
@@ -38,6 +36,7 @@ from ._base import (
     key_of,
     partial_results,
 )
+from ._labels import PodKey
 
 if TYPE_CHECKING:
     from .._events import Event

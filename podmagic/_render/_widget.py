@@ -31,19 +31,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._channels import STDERR, STDOUT, Stream
 from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from .._results import ExecStatus
 from .._safe_text import visible_controls
 from ._base import (
     DEFAULT_LIMITS,
     ERROR_COLOUR,
-    STDERR,
-    STDOUT,
     ErrorLog,
     Labeller,
     Line,
     LineSplitter,
-    PodKey,
     PodLog,
     RenderLimits,
     RunFacts,
@@ -55,6 +53,7 @@ from ._base import (
     strip_ansi,
     summary_bundle,
 )
+from ._labels import PodKey
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -335,7 +334,7 @@ class WidgetRenderer:
         self.lines_received += len(lines)
         return bool(lines)
 
-    def _add_line(self, pod: _Pod, stream: int, text: str) -> None:
+    def _add_line(self, pod: _Pod, stream: Stream, text: str) -> None:
         escaped = _escape_line(text)
         if stream == STDERR:
             escaped = f'<span style="color: {ERROR_COLOUR}">{escaped}</span>'
