@@ -14,10 +14,40 @@ if TYPE_CHECKING:
     from ._server import Sandbox, demo_manifest
     from ._state import ManifestError
 
-__all__ = ["ANNOTATION_PREFIX", "CONTEXT_NAME", "ManifestError", "Sandbox", "demo_manifest"]
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "CONTEXT_NAME",
+    "ManifestError",
+    "MissingExtraError",
+    "Sandbox",
+    "demo_manifest",
+]
 
 ANNOTATION_PREFIX = "sandbox.podmagic.io/"
 CONTEXT_NAME = "podmagic-sandbox"
+INSTALL_HINT = "pip install 'podmagic[sandbox]'"
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """The sandbox's optional dependencies are not installed: ``pip install 'podmagic[sandbox]'``.
+
+    Raised when :class:`Sandbox` is first imported (``from podmagic.sandbox import Sandbox``,
+    ``%pod_sandbox start``, ``podmagic-sandbox``). A :class:`ModuleNotFoundError`, so code that
+    copes with a missing module keeps working; its message is one line that says what to do.
+    """
+
+    def __init__(self, missing: str) -> None:
+        super().__init__(
+            f"the podmagic sandbox needs the {missing!r} package, which is not installed: "
+            f"{INSTALL_HINT}",
+            name=missing,
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython (and so Jupyter) shows an exception through this hook when it has one: the
+        # one line says everything there is to do, a traceback into the import machinery
+        # would only bury it.
+        return [f"{type(self).__name__}: {self}"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,5 @@
-"""``python -m podmagic.sandbox serve``: run a sandbox cluster in the foreground.
+"""``python -m podmagic.sandbox serve`` (or ``podmagic-sandbox serve``): run a sandbox cluster in
+the foreground.
 
 Stops cleanly on SIGINT or SIGTERM: every pod process is killed, and the kubeconfig it wrote
 is removed (so the file's existence means "a sandbox is serving here").
@@ -7,19 +8,28 @@ is removed (so the file's existence means "a sandbox is serving here").
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from . import MissingExtraError
 from ._behaviour import BehaviourError
-from ._server import Sandbox
 from ._state import ManifestError
+
+
+def _program() -> str:
+    """How the user called us: ``podmagic-sandbox`` (the console script) or ``python -m ...``."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if called and called not in ("__main__.py", "-c", "-m"):
+        return called
+    return "python -m podmagic.sandbox"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m podmagic.sandbox",
+        prog=_program(),
         description="A local Kubernetes API whose pods run commands as local processes.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,7 +64,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     args = _parser().parse_args(argv)
+    try:
+        # Imported here, not at the top: without the [sandbox] extra, --help still works and
+        # serving ends with the one line that says what to install.
+        from ._server import Sandbox
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     manifest: Path | list[dict[str, object]] | None = None
     if args.empty:
         manifest = []
