@@ -122,6 +122,30 @@ def _split_options(text: str) -> list[str]:
     return words
 
 
+def _without_comment(line: str) -> str:
+    """``line`` up to a shell comment: a ``#`` that begins an unquoted word, as in sh.
+
+    IPython hands a line magic the rest of its line, comments included, so without this
+    ``%pod_sandbox start  # note`` would read ``# note`` as arguments. ``a#b`` and ``'#'``
+    stay as they are, as in a shell.
+    """
+    quote, escaped, word_start = "", False, True
+    for index, char in enumerate(line):
+        if escaped:  # a backslash-escaped character, space or # included, is word text
+            escaped, word_start = False, False
+            continue
+        if char == "#" and word_start:
+            return line[:index]
+        if char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        word_start = not quote and char.isspace()
+    return line
+
+
 def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
     """The value of ``--stdin EXPR``, or one ``UsageError`` line saying what is wrong with it.
 
@@ -612,7 +636,7 @@ class PodMagic(Magics):
             raise UsageError(visible_controls(str(error))) from None
 
     def _pod_sandbox(self, line: str) -> Any:
-        args = parse_argstring(self.pod_sandbox, line)
+        args = parse_argstring(self.pod_sandbox, _without_comment(line))
         from .sandbox import ManifestError, Sandbox
 
         if args.action == "start":
