@@ -7,23 +7,34 @@ pins it: the returned :class:`ClusterCredentials` keeps that context's server, n
 material and authentication no matter what later happens to the kubeconfig's
 ``current-context``.
 
-Parsing, merging, relative-path resolution, ``-data`` fields, basic auth and the
-``oidc``/``gcp`` auth providers come from the ``kubernetes`` package's loaders, always into a
-private ``kubernetes.client.Configuration`` (never the process-wide default). Token refresh is
-driven here, because the package ties it to its global configuration and to blocking calls:
+The pinned context is loaded by the ``kubernetes`` package's public loader
+(``kubernetes.config.load_kube_config_from_dict`` into a private
+``kubernetes.client.Configuration``, never the process-wide default): ``-data`` fields, static
+tokens, basic auth and the ``oidc``/``gcp`` auth providers come from there. What podmagic adds
+on top, and why the package cannot give it:
 
-* exec credential plugins (``client.authentication.k8s.io/v1`` and ``v1beta1``) run in a worker
-  thread with ``KUBERNETES_EXEC_INFO`` set, their token is cached until its
-  ``expirationTimestamp`` or until :meth:`ClusterCredentials.invalidate_token`, and a refresh is
-  shared by every caller waiting for it; a plugin that runs longer than ``plugin_timeout``
+* which context: kubectl takes the *first* ``current-context`` among the ``KUBECONFIG`` files,
+  the package's merger the last one; so the files are read and merged here (first definition
+  of a name wins, as in both) and only the chosen context is handed to the loader;
+* exec credential plugins (``client.authentication.k8s.io/v1`` and ``v1beta1``) run here, not
+  in the package's ``ExecProvider``, which runs them while loading, without a time limit,
+  ignores ``interactiveMode``, decides "interactive" from stdout, and logs their stderr (which
+  may hold secrets). Here they run lazily in a worker thread with ``KUBERNETES_EXEC_INFO``
+  set, their token is cached until its ``expirationTimestamp`` or until
+  :meth:`ClusterCredentials.invalidate_token`, and a refresh is shared by every caller
+  waiting for it; a plugin that runs longer than ``plugin_timeout``
   (:data:`DEFAULT_PLUGIN_TIMEOUT`) is stopped, with the processes it started, and the error
   names it;
 * ``tokenFile`` tokens and the in-cluster service-account token are re-read at most every
-  :data:`TOKEN_FILE_REREAD_SECONDS` (kubectl re-reads them once a minute), and at once after
-  :meth:`~ClusterCredentials.invalidate_token`.
-
-Nothing secret (tokens, passwords, keys, certificate data, exec plugin output) ever appears in
-an error message or a ``repr``.
+  :data:`TOKEN_FILE_REREAD_SECONDS` (kubectl re-reads them once a minute; the package reads a
+  ``tokenFile`` once and prefers ``token`` over it, the reverse of kubectl), and at once after
+  :meth:`~ClusterCredentials.invalidate_token`;
+* every refresh (exec plugin, token file, auth provider) runs off the event loop, behind one
+  lock per event loop, so concurrent callers share one refresh;
+* the ``ssl.SSLContext`` for aiohttp and websockets (the package builds urllib3 settings);
+* one-line :class:`~podmagic.ConfigError` messages that say what to do. Nothing secret
+  (tokens, passwords, keys, certificate data, exec plugin environment or output) ever appears
+  in an error message, a log line or a ``repr``.
 """
 
 from __future__ import annotations
@@ -54,14 +65,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
 import anyio.to_thread
+import kubernetes.config
 import yaml
 from anyio.lowlevel import RunVar
 from kubernetes.client import Configuration
+from kubernetes.config import ConfigException
 from kubernetes.config import incluster_config as _incluster
-from kubernetes.config import kube_config as _kube
-from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.dateutil import UTC, parse_rfc3339
-from kubernetes.config.exec_provider import ExecProvider
 
 from podmagic._errors import ConfigError
 
@@ -94,6 +104,9 @@ _EXEC_API_VERSIONS = (
     "client.authentication.k8s.io/v1beta1",
 )
 _SUPPORTED_AUTH_PROVIDERS = ("oidc", "gcp")
+# The official loader renews an auth-provider token this long before it expires; a cached
+# token is given up exactly then, so that loading again renews it instead of returning it.
+_PROVIDER_REFRESH_MARGIN = _dt.timedelta(minutes=5)
 # Values under these user-entry keys are paths or names, not secrets; everything else in a user
 # entry is treated as secret when scrubbing text that came from elsewhere.
 _NON_SECRET_USER_KEYS = frozenset(
@@ -188,10 +201,6 @@ def _describe_loader_error(exc: BaseException, redact: _Redactor) -> str:
 
 def _where(paths: Iterable[str]) -> str:
     return ", ".join(paths)
-
-
-def _node_value(node: Any) -> Any:
-    return node.value if isinstance(node, _kube.ConfigNode) else node
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,7 +528,13 @@ class _FileTokenAuth(_RefreshingAuth):
 
 
 class _ExecAuth(_RefreshingAuth):
-    """A token from an exec credential plugin, run the way kubectl runs it."""
+    """A token from an exec credential plugin, run the way kubectl runs it.
+
+    Run here rather than by the package's ``ExecProvider``: that one has no time limit, no
+    ``interactiveMode``, takes "interactive" from stdout rather than stdin, sends the whole
+    cluster entry (file paths, not ``certificate-authority-data``) as ``spec.cluster``, and
+    its loader runs the plugin while loading and logs its stderr.
+    """
 
     kind = "exec"
 
@@ -535,22 +550,58 @@ class _ExecAuth(_RefreshingAuth):
     ) -> None:
         super().__init__()
         self._timeout = timeout
-        config = copy.deepcopy(dict(exec_config))
-        self._config = _kube.ConfigNode("exec", config)  # type: ignore[no-untyped-call]
         self._user = user
         self._cluster_info = cluster_info
         self._redact = redact
         self._proc: subprocess.Popen[bytes] | None = None
-        self.api_version = str(exec_config.get("apiVersion", ""))
-        command = str(exec_config.get("command") or "")
+
+        def invalid(why: str, hint: str = "fix the kubeconfig") -> ConfigError:
+            return ConfigError(f'the exec section of user "{user}" is invalid ({why})', hint=hint)
+
+        for key in ("command", "apiVersion"):
+            if not exec_config.get(key):
+                raise invalid(f"missing key {key!r}")
+        self.api_version = str(exec_config["apiVersion"])
+        if self.api_version not in _EXEC_API_VERSIONS:
+            raise ConfigError(
+                f'the exec plugin of user "{user}" uses apiVersion "{self.api_version}", which '
+                "is not supported",
+                hint=f"use {' or '.join(_EXEC_API_VERSIONS)}",
+            )
+        self._mode = str(exec_config.get("interactiveMode") or "IfAvailable")
+        if self._mode not in ("Never", "IfAvailable", "Always"):
+            raise ConfigError(
+                f'the exec plugin of user "{user}" has interactiveMode "{self._mode}"',
+                hint="use Never, IfAvailable or Always",
+            )
+        args = exec_config.get("args") or []
+        entries = exec_config.get("env") or []
+        if not isinstance(args, list) or not isinstance(entries, list):
+            raise invalid("args and env must be lists")
+        self._env: dict[str, str] = {}
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                raise invalid("env entries need a name and a value")
+            for key in ("name", "value"):
+                if key not in entry:
+                    raise invalid(f"missing key {key!r}")
+            self._env[entry["name"]] = entry["value"]
+        command = exec_config["command"]
+        if not (
+            isinstance(command, str)
+            and all(isinstance(arg, str) for arg in args)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self._env.items())
+        ):
+            raise invalid(
+                "command, args and env values must be strings", hint="quote them in the kubeconfig"
+            )
+        self._args: list[str] = list(args)
         # client-go resolves a command containing a path separator against the kubeconfig's
         # folder; a bare name is looked up on PATH. The plugin runs in the current folder.
         if os.sep in command and not os.path.isabs(command):
             command = os.path.normpath(os.path.join(base_path, command))
         self._command = command
-        self._mode = str(exec_config.get("interactiveMode") or "IfAvailable")
         self._install_hint = _first_line(str(exec_config.get("installHint") or ""))
-        self._provider()  # validate now: a malformed stanza is a loading error
 
     @property
     def command_name(self) -> str:
@@ -558,42 +609,6 @@ class _ExecAuth(_RefreshingAuth):
 
     def _what(self) -> str:
         return f'exec credential plugin "{self.command_name}" of user "{self._user}"'
-
-    def _provider(self) -> ExecProvider:
-        try:
-            provider = ExecProvider(self._config, None)  # type: ignore[no-untyped-call]
-        except ConfigException as exc:
-            raise ConfigError(
-                f'the exec section of user "{self._user}" is invalid '
-                f"({_describe_loader_error(exc, self._redact)})",
-                hint="fix the kubeconfig",
-            ) from None
-        except (KeyError, TypeError, AttributeError):
-            raise ConfigError(
-                f'the exec section of user "{self._user}" is invalid (env entries need '
-                "a name and a value)",
-                hint="fix the kubeconfig",
-            ) from None
-        if provider.api_version not in _EXEC_API_VERSIONS:
-            raise ConfigError(
-                f'the exec plugin of user "{self._user}" uses apiVersion '
-                f'"{provider.api_version}", which is not supported',
-                hint=f"use {' or '.join(_EXEC_API_VERSIONS)}",
-            )
-        if self._mode not in ("Never", "IfAvailable", "Always"):
-            raise ConfigError(
-                f'the exec plugin of user "{self._user}" has interactiveMode "{self._mode}"',
-                hint="use Never, IfAvailable or Always",
-            )
-        if not all(isinstance(arg, str) for arg in provider.args) or not all(
-            isinstance(value, str) for value in provider.env.values()
-        ):
-            raise ConfigError(
-                f'the exec section of user "{self._user}" is invalid (command, args and env '
-                "values must be strings)",
-                hint="quote them in the kubeconfig",
-            )
-        return provider
 
     @staticmethod
     def _stdin_is_terminal() -> bool:
@@ -610,8 +625,6 @@ class _ExecAuth(_RefreshingAuth):
             _kill_plugin(proc)
 
     def _fetch(self) -> tuple[str, _dt.datetime | None, float | None]:
-        provider = self._provider()  # environment as of now, like a fresh kubectl process
-        args = [self._command, *provider.args[1:]]
         interactive = self._mode != "Never" and self._stdin_is_terminal()
         if self._mode == "Always" and not interactive:
             raise ConfigError(
@@ -619,17 +632,17 @@ class _ExecAuth(_RefreshingAuth):
                 hint="log in from a terminal first or change interactiveMode",
             )
         info: dict[str, Any] = {
-            "apiVersion": provider.api_version,
+            "apiVersion": self.api_version,
             "kind": "ExecCredential",
             "spec": {"interactive": interactive},
         }
         if self._cluster_info is not None:
             info["spec"]["cluster"] = self._cluster_info
-        env = dict(provider.env)
-        env["KUBERNETES_EXEC_INFO"] = json.dumps(info)
+        # The environment as of now, like a fresh kubectl process, plus the kubeconfig's.
+        env = {**os.environ, **self._env, "KUBERNETES_EXEC_INFO": json.dumps(info)}
         try:
             proc = subprocess.Popen(
-                args,
+                [self._command, *self._args],
                 stdin=None if interactive else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 # Interactive plugins prompt on stderr, so it stays on the terminal then.
@@ -687,7 +700,7 @@ class _ExecAuth(_RefreshingAuth):
                 self._what(),
                 self._redact(_first_line(stderr.decode("utf-8", "replace"))),
             )
-        return self._parse(stdout, provider.api_version)
+        return self._parse(stdout, self.api_version)
 
     def _parse(self, stdout: bytes, api_version: str) -> tuple[str, _dt.datetime | None, None]:
         def bad(why: str) -> ConfigError:
@@ -754,45 +767,57 @@ def _stop_plugin(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _ProviderAuth(_RefreshingAuth):
-    """An ``auth-provider`` token (oidc, gcp) obtained and refreshed by the package's loader."""
+    """An ``auth-provider`` token (oidc, gcp), obtained and renewed by the official loader.
 
-    def __init__(
-        self, loader: _kube.KubeConfigLoader, name: str, user: str, initial: str, redact: _Redactor
-    ) -> None:
+    Renewing means loading the pinned context again (in a worker thread): the loader renews a
+    token that expires within :data:`_PROVIDER_REFRESH_MARGIN` while loading. The
+    ``refresh_api_key_hook`` it leaves on the ``Configuration`` is run too (by
+    ``get_api_key_with_prefix``), but alone it renews only tokens whose expiry the loader
+    recorded, never an oidc one. The loader writes renewed tokens into the document it was
+    given; they are saved to the user's kubeconfig like kubectl does (refresh tokens may be
+    single-use).
+    """
+
+    def __init__(self, loaded: _LoadedContext, initial: str, before: dict[str, Any]) -> None:
         super().__init__()
-        self.kind = f"auth-provider:{name}"
-        self._loader = loader
-        self._name = name
-        self._user = user
-        self._redact = redact
-        self._store(initial, self._expiry(initial), None)
+        self.kind = f"auth-provider:{loaded.provider_name}"
+        self._loaded = loaded
+        loaded.save_provider_config(before)
+        self._store(initial, self._expiry(), None)
 
-    def _expiry(self, header: str) -> _dt.datetime | None:
-        # The loader refreshes EXPIRY_SKEW_PREVENTION_DELAY before the real expiry.
-        expiry = getattr(self._loader, "expiry", None)
-        if expiry is None and self._name == "oidc":
-            expiry = _jwt_expiry(header.partition(" ")[2])
-        if expiry is None:
+    def _expiry(self) -> _dt.datetime | None:
+        config = self._loaded.provider_config()
+        expiry: Any = config.get("expiry")
+        if self._loaded.provider_name == "oidc":
+            expiry = _jwt_expiry(str(config.get("id-token") or ""))
+        if not expiry:
             return None
-        deadline: _dt.datetime = parse_rfc3339(expiry)  # type: ignore[no-untyped-call]
-        return deadline - _kube.EXPIRY_SKEW_PREVENTION_DELAY
+        try:
+            deadline: _dt.datetime = parse_rfc3339(expiry)  # type: ignore[no-untyped-call]
+        except ValueError:
+            return None
+        return deadline - _PROVIDER_REFRESH_MARGIN
 
     def _fetch(self) -> tuple[str, _dt.datetime | None, float | None]:
+        loaded = self._loaded
+        before = copy.deepcopy(loaded.provider_config())
+        what = f'auth-provider "{loaded.provider_name}" of user "{loaded.user}"'
         try:
-            header = self._loader._load_auth_provider_token()  # type: ignore[no-untyped-call]
+            with loaded.load() as cfg:
+                header = cfg.get_api_key_with_prefix("BearerToken")
         except Exception as exc:  # noqa: BLE001 - providers raise anything (HTTP, OAuth...)
             raise ConfigError(
-                f'auth-provider "{self._name}" of user "{self._user}" could not refresh its '
-                f"token ({_describe_loader_error(exc, self._redact)})",
+                f"{what} could not refresh its token "
+                f"({_describe_loader_error(exc, loaded.redact)})",
                 hint="log in again with your provider's tool",
             ) from None
+        loaded.save_provider_config(before)
         if not header:
             raise ConfigError(
-                f'auth-provider "{self._name}" of user "{self._user}" has no usable token',
-                hint="log in again with your provider's tool",
+                f"{what} has no usable token", hint="log in again with your provider's tool"
             )
-        self._redact.add(header.partition(" ")[2])
-        return header, self._expiry(header), None
+        loaded.redact.add(header.partition(" ")[2])
+        return header, self._expiry(), None
 
 
 def _jwt_expiry(token: str) -> _dt.datetime | None:
@@ -1001,7 +1026,7 @@ def load_credentials(
         env_value = os.environ.get("KUBECONFIG", "")
         if env_value:
             candidates = []
-            for item in env_value.split(_kube.ENV_KUBECONFIG_PATH_SEPARATOR):
+            for item in env_value.split(os.pathsep):
                 item = os.path.expanduser(item) if item else ""
                 if item and item not in candidates:
                     candidates.append(item)
@@ -1104,11 +1129,72 @@ def _read_kubeconfig(path: str) -> dict[str, Any] | None:
     return document
 
 
-class _Loader(_kube.KubeConfigLoader):
-    """The package's loader, minus running exec plugins (driven by :class:`_ExecAuth`)."""
+@dataclass
+class _LoadedContext:
+    """The pinned context as handed to the official loader, kept for auth-provider renewals."""
 
-    def _load_from_exec_plugin(self) -> None:
-        return None
+    #: One context with its cluster and user: relative paths made absolute, the server
+    #: normalised, the exec and tokenFile sections left out (they are handled here).
+    document: dict[str, Any]
+    context: str
+    user: str
+    #: The kubeconfig file that defines the user: renewed auth-provider tokens go there.
+    source: str | None
+    redact: _Redactor
+    provider_name: str = ""
+
+    @contextlib.contextmanager
+    def load(self) -> Iterator[Configuration]:
+        """The official loader's result for the context, in a private ``Configuration``.
+
+        The loader writes ``-data`` fields (CA, client certificate and key) to files for
+        OpenSSL. They go into a folder of our own, made by ``mkdtemp`` (mode 0700; the loader's
+        files in it are ``mkstemp``'s 0600) and removed when the block ends, rather than into
+        the system temporary folder, where the loader would leave them until the process exits.
+        """
+        cfg = Configuration()
+        folder = tempfile.mkdtemp(prefix="podmagic-kubeconfig-")
+        try:
+            kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                self.document,
+                context=self.context,
+                client_configuration=cfg,
+                # Renewed tokens are saved by save_provider_config: the package's persister
+                # rewrites every merged file from the copy it read, undoing others' edits.
+                persist_config=False,
+                temp_file_path=os.path.join(folder, "data"),
+            )
+            yield cfg
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def provider_config(self) -> dict[str, Any]:
+        """The user's ``auth-provider.config``, as the loader last left it."""
+        users = self.document.get("users") or [{}]
+        provider = (users[0].get("user") or {}).get("auth-provider")
+        config = provider.get("config") if isinstance(provider, dict) else None
+        return config if isinstance(config, dict) else {}
+
+    def save_provider_config(self, before: Mapping[str, Any]) -> None:
+        """Write the auth-provider config back to :attr:`source` if the loader renewed it."""
+        after = self.provider_config()
+        if not self.source or after == before:
+            return
+        try:
+            _persist_auth_provider_config(self.source, self.user, after)
+        except (OSError, yaml.YAMLError) as exc:
+            log.warning(
+                "could not save the refreshed auth-provider token to %s (%s)",
+                self.source,
+                type(exc).__name__,
+            )
+
+
+def _absolute(entry: dict[str, Any], base: str, *keys: str) -> None:
+    """Resolve path fields against the folder of the kubeconfig that defines ``entry``."""
+    for key in keys:
+        if isinstance(entry.get(key), str) and entry[key]:
+            entry[key] = os.path.normpath(os.path.join(base, entry[key]))
 
 
 def _load_from_kubeconfig(
@@ -1118,31 +1204,21 @@ def _load_from_kubeconfig(
 ) -> ClusterCredentials:
     files = tuple(p for p, _ in documents)
     where = _where(files)
-    merger = _kube.KubeConfigMerger("")  # type: ignore[no-untyped-call]
-    for path, _ in documents:
-        try:
-            merger.load_config(path)  # type: ignore[no-untyped-call]
-        except (ConfigException, OSError, yaml.YAMLError) as exc:  # changed under our feet
-            raise ConfigError(
-                f"cannot load kubeconfig {path} ({type(exc).__name__})",
-                hint="try again or pass another --kubeconfig",
-            ) from None
-        merger.paths.append(path)
-    merged = merger.config.value
+    # Merged here, not by the package's KubeConfigMerger: the first definition of a name wins
+    # in both, but kubectl takes the first current-context and the merger the last one.
+    merged: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
+        "clusters": {},
+        "contexts": {},
+        "users": {},
+    }
+    for path, doc in documents:
+        for section, entries in merged.items():
+            for item in doc.get(section) or []:
+                entries.setdefault(item["name"], (path, item))
 
-    def names(section: str) -> list[str]:
-        return [_node_value(entry)["name"] for entry in merged.get(section) or []]
-
-    def entry(section: str, name: str) -> Any:
-        for item in merged.get(section) or []:
-            if _node_value(item)["name"] == name:
-                return item
-        return None
-
-    contexts = names("contexts")
+    contexts = list(merged["contexts"])
     available = f"(contexts: {', '.join(contexts)})"
     if context is None:
-        # kubectl: the first file that sets current-context wins (the package takes the last).
         current = next(
             (doc.get("current-context") for _, doc in documents if doc.get("current-context")), None
         )
@@ -1163,11 +1239,11 @@ def _load_from_kubeconfig(
             hint="use --context with one of them",
         )
 
-    ctx_value = _node_value(entry("contexts", context)).get("context") or {}
+    ctx_value = merged["contexts"][context][1].get("context") or {}
     cluster_name = ctx_value.get("cluster")
     user_name = ctx_value.get("user") or None
     namespace = str(ctx_value.get("namespace") or "default")
-    if not cluster_name or entry("clusters", cluster_name) is None:
+    if not cluster_name or cluster_name not in merged["clusters"]:
         detail = (
             f'refers to cluster "{cluster_name}", which is not defined'
             if cluster_name
@@ -1177,19 +1253,16 @@ def _load_from_kubeconfig(
             f'context "{context}" {detail} in {where}',
             hint="fix the kubeconfig or use another --context",
         )
-    user_node = None
-    if user_name is not None:
-        user_node = entry("users", user_name)
-        if user_node is None:
-            raise ConfigError(
-                f'context "{context}" refers to user "{user_name}", which is not defined in '
-                f"{where}",
-                hint="fix the kubeconfig or use another --context",
-            )
-    cluster_node = entry("clusters", cluster_name)
-    cluster = _node_value(cluster_node).get("cluster") or {}
-    user = (_node_value(user_node).get("user") or {}) if user_node is not None else {}
-    user_base = os.path.dirname(os.path.abspath(getattr(user_node, "path", None) or files[0]))
+    if user_name is not None and user_name not in merged["users"]:
+        raise ConfigError(
+            f'context "{context}" refers to user "{user_name}", which is not defined in {where}',
+            hint="fix the kubeconfig or use another --context",
+        )
+    cluster_file, cluster_entry = merged["clusters"][cluster_name]
+    cluster = cluster_entry.get("cluster") or {}
+    user_file, user_entry = merged["users"][user_name] if user_name else (files[0], {})
+    user = user_entry.get("user") or {}
+    user_base = os.path.dirname(os.path.abspath(user_file))
     what_cluster = f'cluster "{cluster_name}"'
     what_user = f'user "{user_name}"'
 
@@ -1266,37 +1339,52 @@ def _load_from_kubeconfig(
             fallback=str(user["token"]) if user.get("token") else None,
         )
 
-    # Let the package do the parsing: host, TLS settings and static or provider auth go into
-    # a private Configuration; -data fields become files in a private folder removed below.
-    cfg = Configuration()
-    tmp_dir = tempfile.mkdtemp(prefix="podmagic-kubeconfig-")
+    # The loader gets a dict holding this one context rather than the files: given the files
+    # it would run an exec plugin at once (see _ExecAuth) and pick the last current-context.
+    loader_cluster = {**cluster, "server": server}
+    _absolute(
+        loader_cluster, os.path.dirname(os.path.abspath(cluster_file)), "certificate-authority"
+    )
+    loader_user = {k: copy.deepcopy(v) for k, v in user.items() if k not in ("exec", "tokenFile")}
+    _absolute(loader_user, user_base, "client-certificate", "client-key")
+    loader_context: dict[str, Any] = {"cluster": cluster_name}
+    users = []
+    if user_name is not None:
+        loader_context["user"] = user_name
+        users = [{"name": user_name, "user": loader_user}]
+    loaded = _LoadedContext(
+        document={
+            "current-context": context,
+            "contexts": [{"name": context, "context": loader_context}],
+            "clusters": [{"name": cluster_name, "cluster": loader_cluster}],
+            "users": users,
+        },
+        context=context,
+        user=user_name or "",
+        source=user_file if user_name else None,
+        redact=redact,
+        provider_name=provider_name or "",
+    )
+    provider_before = copy.deepcopy(loaded.provider_config())
+    exec_config = user.get("exec")
+    cluster_info = None
     try:
-        persister = None
-        if provider_name is not None and user_node is not None:
-            persister = _auth_provider_persister(user_node, user_name or "")
-        loader = _Loader(  # type: ignore[no-untyped-call]
-            config_dict=merger.config,
-            active_context=context,
-            config_base_path=None,
-            config_persister=persister,
-            temp_file_path=os.path.join(tmp_dir, "data"),
-        )
-        loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
-        ca_file = cfg.ssl_ca_cert if urlsplit(server).scheme == "https" else None
-        cluster_info = None
-        exec_config = user.get("exec")
-        if isinstance(exec_config, dict) and exec_config.get("provideClusterInfo"):
-            cluster_info = _exec_cluster_info(server, cluster, ca_file, insecure)
-        tls = _build_ssl_context(
-            server=server,
-            verify=not insecure,
-            ca_file=ca_file,
-            cert_file=cfg.cert_file,
-            key_file=cfg.key_file,
-            tls_server_name=cluster.get("tls-server-name") or None,
-            what=f'context "{context}"',
-        )
-        static_header = cfg.api_key.get("BearerToken")
+        with loaded.load() as cfg:
+            ca_file = cfg.ssl_ca_cert if urlsplit(server).scheme == "https" else None
+            if isinstance(exec_config, dict) and exec_config.get("provideClusterInfo"):
+                cluster_info = _exec_cluster_info(server, cluster, ca_file, insecure)
+            tls = _build_ssl_context(
+                server=server,
+                verify=bool(cfg.verify_ssl),
+                ca_file=ca_file,
+                cert_file=cfg.cert_file,
+                key_file=cfg.key_file,
+                tls_server_name=cfg.tls_server_name or None,
+                what=f'context "{context}"',
+            )
+            static_header = cfg.get_api_key_with_prefix("BearerToken")
+            proxy_url = cfg.proxy or None
+            tls_server_name = cfg.tls_server_name or None
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the loaders raise many kinds of errors
@@ -1304,11 +1392,8 @@ def _load_from_kubeconfig(
             f'cannot load context "{context}" from {where} ({_describe_loader_error(exc, redact)})',
             hint="fix the kubeconfig or use another --context",
         ) from None
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
     auth: _AuthSource
-    display_user = user_name
     if provider_name is not None:
         if not static_header:
             raise ConfigError(
@@ -1316,7 +1401,7 @@ def _load_from_kubeconfig(
                 hint="log in again with your provider's tool",
             )
         redact.add(static_header.partition(" ")[2])
-        auth = _ProviderAuth(loader, provider_name, user_name or "", static_header, redact)
+        auth = _ProviderAuth(loaded, static_header, provider_before)
     elif token_auth is not None:
         auth = token_auth
     elif user.get("token"):
@@ -1341,9 +1426,9 @@ def _load_from_kubeconfig(
         context=context,
         server=server,
         namespace=namespace,
-        user=display_user,
-        tls_server_name=cluster.get("tls-server-name") or None,
-        proxy_url=cluster.get("proxy-url") or None,
+        user=user_name,
+        tls_server_name=tls_server_name,
+        proxy_url=proxy_url,
         kubeconfig_files=files,
         _auth=auth,
         _tls=_TlsState(tls),
@@ -1372,32 +1457,6 @@ def _exec_cluster_info(
             info["config"] = extension.get("extension")
             break
     return info
-
-
-def _auth_provider_persister(user_node: Any, user_name: str) -> Callable[[], None]:
-    """Write a refreshed auth-provider config back to the user's kubeconfig, like kubectl.
-
-    Only that user's ``auth-provider.config`` changes (refresh tokens may be single-use, so
-    kubectl must see the new one); the file is re-read first so other edits — a changed
-    current-context, say — are kept.
-    """
-    path = getattr(user_node, "path", None)
-    user = _node_value(user_node)["user"]  # the very dict the loader updates
-
-    def persist() -> None:
-        provider_config = (user.get("auth-provider") or {}).get("config")
-        if not path or not isinstance(provider_config, dict):
-            return
-        try:
-            _persist_auth_provider_config(path, user_name, provider_config)
-        except (OSError, yaml.YAMLError) as exc:
-            log.warning(
-                "could not save the refreshed auth-provider token to %s (%s)",
-                path,
-                type(exc).__name__,
-            )
-
-    return persist
 
 
 def _persist_auth_provider_config(
