@@ -403,27 +403,24 @@ class PodsFailedError(PodmagicError):
     results: PodResults
 
     def __init__(self, results: PodResults, *, limit: int = FAILED_LIST_LIMIT) -> None:
-        self.results = results
-        labels = results.labels
-        pods = {(r.namespace, r.pod) for r in results}
-        unit = "containers" if len(pods) < len(results) else "pods"
-        ran = [(r, label) for r, label in zip(results, labels) if r.status.value != "skipped"]
-        skipped = [(r, label) for r, label in zip(results, labels) if r.status.value == "skipped"]
-        failed = [(r, label) for r, label in ran if not r.ok]
+        # How pods are named and listed is the summary's (podmagic._render); the message only
+        # counts and composes. Imported here: both modules import this one.
+        from ._render._summary import count_unit, outcome_listing
 
-        def listing(items: list[tuple[PodResult, str]]) -> str:
-            shown = ", ".join(f"{label} ({r.outcome})" for r, label in items[:limit])
-            if len(items) > limit:
-                shown += f" and {len(items) - limit} more"
-            return shown
+        self.results = results
+        unit = count_unit(results)
+        failed, skipped = results.failed, results.skipped
+        ran = len(results) - len(skipped)
 
         if failed:
-            message = f"{len(failed)} of {len(ran)} {unit} failed: {listing(failed)}"
+            listing = outcome_listing(results, failed, limit)
+            message = f"{len(failed)} of {ran} {unit} failed: {listing}"
             if skipped:
                 message += f"; {len(skipped)} skipped"
             hint = "see .results.failed, or .results.to_dataframe()"
         elif skipped:
-            message = f"none of {len(skipped)} {unit} ran, all were skipped: {listing(skipped)}"
+            listing = outcome_listing(results, skipped, limit)
+            message = f"none of {len(skipped)} {unit} ran, all were skipped: {listing}"
             hint = "see each result's .error for the reason; --include-unready runs unready pods"
         else:
             message = "no pod ran: there are no results"

@@ -183,7 +183,7 @@ def _not_kept(stdout_dropped: int, stderr_dropped: int) -> str:
     return f"{' and '.join(parts)} not kept" if parts else ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OutputGroup:
     """Results whose outputs, exit code and status are all identical.
 
@@ -261,6 +261,11 @@ class OutputGroup:
         label = f"{names} — {count}, {_outcome(self.status, self.exit_code)}"
         not_kept = _not_kept(self.stdout_dropped, self.stderr_dropped)
         return f"{label}; {not_kept}" if not_kept else label
+
+    def __repr__(self) -> str:
+        from ._render._summary import output_group_repr
+
+        return output_group_repr(self)
 
 
 def _unit(results: Iterable[PodResult]) -> str:

@@ -350,6 +350,85 @@ async def test_client_certificate(
         assert secret not in text
 
 
+def test_kubeconfig_data_files_are_private_while_loaded_and_removed_after(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen: dict[str, tuple[Path, int, int]] = {}
+    build = credentials._build_ssl_context
+
+    def spy(**kwargs: Any) -> Any:
+        # The official loader has written the -data fields to files for OpenSSL by now.
+        for key in ("ca_file", "cert_file", "key_file"):
+            path = Path(kwargs[key])
+            private_folder = path.parent.parent  # mkdtemp's folder > the loader's "data" > file
+            seen[key] = (
+                path,
+                stat.S_IMODE(path.stat().st_mode),
+                stat.S_IMODE(private_folder.stat().st_mode),
+            )
+        return build(**kwargs)
+
+    monkeypatch.setattr(credentials, "_build_ssl_context", spy)
+    cfg = single(
+        tmp_path / "config",
+        cluster={
+            "server": "https://127.0.0.1:6443",
+            "certificate-authority-data": b64(pki.ca.cert_pem),
+        },
+        user={
+            "client-certificate-data": b64(pki.client.cert_pem),
+            "client-key-data": b64(pki.client.key_pem),
+        },
+    )
+    assert load_credentials(kubeconfig=cfg).has_client_certificate
+    assert set(seen) == {"ca_file", "cert_file", "key_file"}
+    for path, mode, folder_mode in seen.values():
+        assert scratch in path.parents
+        assert mode & 0o077 == 0 and folder_mode == 0o700  # nobody else may read them
+        assert not path.exists()  # and they are gone once the SSL context is built
+    assert list(scratch.iterdir()) == []
+
+
+def test_credentials_use_only_the_public_kubernetes_config_api() -> None:
+    """Loading goes through kubernetes.config's public functions, not the loader's internals
+    (KubeConfigLoader and its underscore methods, ConfigNode, KubeConfigMerger, ExecProvider)."""
+    import ast
+    import inspect
+
+    def dotted(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            base = dotted(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    tree = ast.parse(inspect.getsource(credentials))
+    modules = {"kubernetes": "kubernetes"}  # local name -> module
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kubernetes"):
+            for name in node.names:
+                used.add(f"{node.module}.{name.name}")
+                modules[name.asname or name.name] = f"{node.module}.{name.name}"
+    for node in ast.walk(tree):
+        name = dotted(node) if isinstance(node, ast.Attribute) else None
+        root, _, rest = (name or "").partition(".")
+        if root in modules:
+            used.add(f"{modules[root]}.{rest}")
+    assert "kubernetes.config.load_kube_config_from_dict" in used
+    internals = {"kube_config", "exec_provider", "KubeConfigLoader", "ConfigNode", "ExecProvider"}
+    offending = [
+        name
+        for name in used
+        if any(part.startswith("_") or part in internals for part in name.split("."))
+    ]
+    assert offending == []
+
+
 @pytest.mark.anyio
 async def test_basic_auth(tmp_path: Path) -> None:
     cfg = single(
@@ -1105,6 +1184,85 @@ def test_refreshed_auth_provider_config_is_persisted(tmp_path: Path) -> None:
     }
     assert users["other"] == {"token": "keep"}
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+
+
+@pytest.mark.anyio
+async def test_expired_oidc_token_is_renewed_by_the_official_loader_off_the_loop_and_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The IdP answers on this test's event loop: a renewal run on the loop would never end.
+    now = int(time.time())
+    expired, also_expired, fresh = (
+        _jwt({"sub": "jane", "exp": now - 60, "n": 1}),
+        _jwt({"sub": "jane", "exp": now - 60, "n": 2}),
+        _jwt({"sub": "jane", "exp": now + 3600, "n": 3}),
+    )
+    issued = [(also_expired, "refresh-2"), (fresh, "refresh-3")]
+    presented: list[str] = []
+
+    async def discovery(request: web.Request) -> web.Response:
+        return web.json_response({"token_endpoint": f"{issuer}/token"})
+
+    async def token(request: web.Request) -> web.Response:
+        presented.append(str((await request.post())["refresh_token"]))
+        id_token, refresh = issued.pop(0)
+        return web.json_response(
+            {
+                "access_token": "access",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": id_token,
+                "refresh_token": refresh,
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_post("/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    issuer = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # a plain-http IdP, for the test
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    cfg = single(
+        tmp_path / "config",
+        cluster={"server": "https://x"},
+        user={
+            "auth-provider": {
+                "name": "oidc",
+                "config": {
+                    "id-token": expired,
+                    "refresh-token": "refresh-1",
+                    "client-id": "podmagic",
+                    "client-secret": "oidc-CLIENT-SECRET",
+                    "idp-issuer-url": issuer,
+                },
+            }
+        },
+    )
+    cfg.chmod(0o600)
+
+    def saved() -> dict[str, Any]:
+        document = yaml.safe_load(cfg.read_text())
+        return dict(document["users"][0]["user"]["auth-provider"]["config"])
+
+    try:
+        with anyio.fail_after(60):
+            creds = await anyio.to_thread.run_sync(lambda: load_credentials(kubeconfig=cfg))
+            # renewed while loading, and written back for kubectl (refresh tokens are single-use)
+            assert (saved()["id-token"], saved()["refresh-token"]) == (also_expired, "refresh-2")
+            # that token is expired too: the next use renews it again, in a worker thread
+            assert await creds.auth_headers() == {"Authorization": f"Bearer {fresh}"}
+            assert await creds.auth_headers() == {"Authorization": f"Bearer {fresh}"}
+    finally:
+        await runner.cleanup()
+    assert presented == ["refresh-1", "refresh-2"]
+    assert (saved()["id-token"], saved()["refresh-token"]) == (fresh, "refresh-3")
+    assert saved()["client-secret"] == "oidc-CLIENT-SECRET"
+    assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
+    assert "oidc-CLIENT-SECRET" not in repr(creds) and fresh not in repr(creds)
 
 
 # --------------------------------------------------------------------------------------------

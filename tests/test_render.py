@@ -178,7 +178,7 @@ def test_live_views_and_summary_name_a_pods_containers_the_same_way(
     summary = str(results)
     assert all(f"\n{name} " in summary for name in names)  # table rows
     assert "\nprod/web-1 [app] — " in summary  # group label
-    assert all(f"<td>{name}</td>" in results._repr_html_() for name in names)
+    assert all(f">{name}</td>" in results._repr_html_() for name in names)
 
     widget = WidgetRenderer()
     feed(widget, events[:-1])

@@ -649,7 +649,7 @@ def test_display_is_capped_and_shows_failures_first() -> None:
     assert "… 190 more distinct outputs; see .groups()" in text
     assert "web-150 — 1 pod, exit 1\n  stderr:\n    boom" in text, "failures first"
     long = PodResults([ok("web-1", stdout=b"line\n" * 1000 + b"x" * 5000)])
-    assert "… 981 more lines" in str(long)
+    assert "… 981 lines hidden …" in str(long)
     assert len(long._repr_html_()) < 10_000
 
 

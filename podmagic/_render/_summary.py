@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING
 
 from .._results import ExecStatus, _bytes, _unit
 from .._safe_text import visible_controls
+from ._base import hidden_marker
 
 if TYPE_CHECKING:
-    from .._results import PodResult, PodResults
+    from .._results import OutputGroup, PodResult, PodResults
 
 __all__ = [
+    "count_unit",
+    "outcome_listing",
+    "output_group_repr",
     "pod_result_repr",
     "pod_results_repr",
     "render_html",
@@ -29,10 +33,17 @@ __all__ = [
     "summary_view",
 ]
 
+#: ``repr(group)`` names this many pods, and shows this many characters of each stream.
+MAX_REPR_NAMES = 3
+MAX_REPR_CHARS = 40
+
 #: Display limits: the summary never grows with the size of the output or the fan-out.
 MAX_TABLE_ROWS = 50
 MAX_GROUPS = 10
-MAX_PREVIEW_LINES = 20
+#: Each group shows its first and its last lines — a command's errors are usually at its end —
+#: and counts the lines between them.
+PREVIEW_HEAD_LINES = 10
+PREVIEW_TAIL_LINES = 10
 MAX_PREVIEW_LINE_CHARS = 200
 
 
@@ -87,6 +98,51 @@ def pod_results_repr(results: PodResults) -> str:
     return f"<PodResults: {len(results)} {_unit(results)}{': ' if counts else ''}{counts}>"
 
 
+def _short_text(data: bytes) -> str:
+    # repr() of the decoded text: a pod's control characters show as escapes (\x1b, \r,
+    # \u202e), never act, and the line ends stay visible.
+    text = data.decode("utf-8", "replace")
+    if len(text) <= MAX_REPR_CHARS:
+        return repr(text)
+    return f"{text[:MAX_REPR_CHARS]!r}…({len(data):,} bytes)"
+
+
+def output_group_repr(group: OutputGroup) -> str:
+    """``<OutputGroup 3 pods (web-0, web-1, web-2): exit 0, stdout 'ok\\n'>``: who, how it
+    ended, and the start of what they said, on one short line."""
+    count = len(group.pods)
+    unit = _unit(group.results)
+    names = ", ".join(visible_controls(name) for name in group.pods[:MAX_REPR_NAMES])
+    if count > MAX_REPR_NAMES:
+        names += f" and {count - MAX_REPR_NAMES} more"
+    parts = [group.results[0].outcome]
+    for name, data in (("stdout", group.stdout), ("stderr", group.stderr)):
+        if data:
+            parts.append(f"{name} {_short_text(data)}")
+    if not group.stdout and not group.stderr:
+        parts.append("no output")
+    if group.truncated:
+        parts.append("truncated")
+    what = f"1 {unit[:-1]}" if count == 1 else f"{count} {unit}"
+    return f"<OutputGroup {what} ({names}): {', '.join(parts)}>"
+
+
+def count_unit(results: PodResults) -> str:
+    """``pods``, or ``containers`` when some pod appears more than once."""
+    return _unit(results)
+
+
+def outcome_listing(results: PodResults, members: PodResults, limit: int) -> str:
+    """``web-3 (exit 1), web-7 (timeout) and 3 more``: ``members`` (some of ``results``),
+    named as the whole of ``results`` needs, with how each ended (for error messages)."""
+    chosen = {id(r) for r in members}
+    items = [(r, label) for r, label in zip(results, results.labels) if id(r) in chosen]
+    shown = ", ".join(f"{label} ({r.outcome})" for r, label in items[:limit])
+    if len(items) > limit:
+        shown += f" and {len(items) - limit} more"
+    return shown
+
+
 def summary_text(results: PodResults) -> str:
     """The summary as text (``str(results)``)."""
     return render_text(summary_view(results))
@@ -123,12 +179,18 @@ class _SummaryView:
 
 def _preview(text: str) -> list[str]:
     lines = text.splitlines()
+    hidden = len(lines) - PREVIEW_HEAD_LINES - PREVIEW_TAIL_LINES
+    if hidden == 1:
+        hidden = 0  # the marker would take that line's place
     shown = [
         line if len(line) <= MAX_PREVIEW_LINE_CHARS else line[:MAX_PREVIEW_LINE_CHARS] + "…"
-        for line in lines[:MAX_PREVIEW_LINES]
+        for line in (
+            lines if hidden <= 0 else lines[:PREVIEW_HEAD_LINES] + lines[-PREVIEW_TAIL_LINES:]
+        )
     ]
-    if len(lines) > MAX_PREVIEW_LINES:
-        shown.append(f"… {len(lines) - MAX_PREVIEW_LINES} more lines")
+    if hidden > 0:
+        # The live views' words for the same thing.
+        shown.insert(PREVIEW_HEAD_LINES, hidden_marker(hidden))
     return shown
 
 
@@ -251,19 +313,51 @@ def render_text(view: _SummaryView) -> str:
     return "\n".join(out)
 
 
-_STATUS_COLOURS = {
+# Colours come in pairs, text on its own background: the same HTML is shown on light pages
+# (JupyterLab, nbconvert) and dark ones (JupyterLab's dark theme, VS Code), and no single text
+# colour reaches 4.5:1 (WCAG AA) against both white and a dark grey. A pair's contrast does not
+# depend on the page (tests/test_summary.py computes it).
+_WHITE = "#ffffff"
+
+#: Status -> background of a status badge (white text on it).
+_STATUS_BACKGROUNDS = {
     ExecStatus.OK: "#2e7d32",
     ExecStatus.FAILED: "#c62828",
     ExecStatus.ERROR: "#c62828",
     ExecStatus.TIMEOUT: "#c62828",
-    ExecStatus.CANCELLED: "#ef6c00",
-    ExecStatus.NOT_STARTED: "#ef6c00",
-    ExecStatus.SKIPPED: "#757575",
+    ExecStatus.CANCELLED: "#b54708",
+    ExecStatus.NOT_STARTED: "#b54708",
+    ExecStatus.SKIPPED: "#616161",
 }
 
+#: (text, background) of stderr: red, readable on any page.
+STDERR_COLOURS = ("#b71c1c", "#fdecea")
 
-#: Truncation notes: to be noticed, though nothing failed.
-_WARNING_COLOUR = "#ef6c00"
+#: (text, background) of truncation notes: to be noticed, though nothing failed.
+WARNING_COLOURS = ("#8f3a00", "#fff4e5")
+
+
+def _badge(status: ExecStatus) -> str:
+    return (
+        f"color: {_WHITE}; background-color: {_STATUS_BACKGROUNDS[status]}; "
+        "padding: 0 0.3em; border-radius: 3px"
+    )
+
+
+def _pair(colours: tuple[str, str]) -> str:
+    return f"color: {colours[0]}; background-color: {colours[1]}"
+
+
+# Pod output is columns and ASCII art: always a monospace font, also where the page's own
+# <pre> style does not say so (nbconvert's HTML inherits a proportional one).
+_MONOSPACE = (
+    "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace"
+)
+
+
+def _cell_style(name: str, numeric: set[str]) -> str:
+    # JupyterLab right-aligns every table cell; only numbers read better that way.
+    return "text-align: right" if name in numeric else "text-align: left"
 
 
 def render_html(view: _SummaryView) -> str:
@@ -275,35 +369,45 @@ def render_html(view: _SummaryView) -> str:
         out.append('<table class="podmagic-summary">')
         out.append(
             "<thead><tr>"
-            + "".join(f"<th>{esc(name)}</th>" for name in view.columns)
+            + "".join(
+                f'<th style="{_cell_style(name, view.numeric)}">{esc(name)}</th>'
+                for name in view.columns
+            )
             + "</tr></thead>"
         )
         out.append("<tbody>")
         for cells, status in view.rows:
             tds = []
             for name, cell in zip(view.columns, cells):
-                style = ""
+                style = _cell_style(name, view.numeric)
                 if name == "status":
-                    style = f' style="color: {_STATUS_COLOURS[status]}"'
-                elif name in view.numeric:
-                    style = ' style="text-align: right"'
-                tds.append(f"<td{style}>{esc(cell)}</td>")
+                    cell_html = f'<span style="{_badge(status)}">{esc(cell)}</span>'
+                else:
+                    cell_html = esc(cell)
+                tds.append(f'<td style="{style}">{cell_html}</td>')
             out.append("<tr>" + "".join(tds) + "</tr>")
         out.append("</tbody></table>")
     if view.rows_omitted:
         out.append(f"<p>… {view.rows_omitted} more rows; see <code>.to_dataframe()</code></p>")
-    out.extend(f'<p style="color: {_WARNING_COLOUR}">{esc(note)}</p>' for note in view.notes)
+    out.extend(
+        f'<p><span style="{_pair(WARNING_COLOURS)}">{esc(note)}</span></p>' for note in view.notes
+    )
     for group in view.groups:
-        colour = _STATUS_COLOURS[group.status]
-        out.append(f'<details open><summary style="color: {colour}">{esc(group.label)}</summary>')
+        out.append(
+            f'<details open><summary><span style="{_badge(group.status)}">'
+            f"{esc(group.label)}</span></summary>"
+        )
         if not group.stdout and not group.stderr:
             out.append("<p><em>(no output)</em></p>")
         if group.stdout:
-            out.append(f"<pre>{esc(chr(10).join(group.stdout))}</pre>")
+            out.append(f'<pre style="{_MONOSPACE}">{esc(chr(10).join(group.stdout))}</pre>')
         if group.stderr:
-            out.append(f'<pre style="color: #c62828">{esc(chr(10).join(group.stderr))}</pre>')
+            out.append(
+                f'<pre style="{_MONOSPACE}; {_pair(STDERR_COLOURS)}">'
+                f"{esc(chr(10).join(group.stderr))}</pre>"
+            )
         if group.note:
-            out.append(f'<p style="color: {_WARNING_COLOUR}"><em>{esc(group.note)}</em></p>')
+            out.append(f'<p><em style="{_pair(WARNING_COLOURS)}">{esc(group.note)}</em></p>')
         out.append("</details>")
     if view.groups_omitted:
         out.append(

@@ -1,0 +1,199 @@
+"""The summary's presentation (podmagic/_render/_summary.py): previews, HTML layout, colours,
+and the short reprs of results and groups. Built by hand, no cluster."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from podmagic._render import _summary
+from podmagic._results import ExecStatus, PodResults
+from test_results import failed, ok, result, skipped, timeout
+
+# Page backgrounds the summary is shown on: JupyterLab/nbconvert light (white, the grey of
+# code cells), JupyterLab dark (#111111, #212121), VS Code dark (#1e1e1e), GitHub dark.
+LIGHT_PAGES = ("#ffffff", "#f7f7f7")
+DARK_PAGES = ("#111111", "#1e1e1e", "#212121", "#0d1117")
+
+
+def luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of ``#rrggbb``."""
+
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(int(colour[i : i + 2], 16)) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+class Styles(HTMLParser):
+    """Every element's tag and parsed inline style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        style = dict(attrs).get("style") or ""
+        declarations = (part.split(":", 1) for part in style.split(";") if ":" in part)
+        self.found.append((tag, {k.strip(): v.strip() for k, v in declarations}))
+
+
+def styles(page: str) -> list[tuple[str, dict[str, str]]]:
+    parser = Styles()
+    parser.feed(page)
+    return parser.found
+
+
+def every_status() -> PodResults:
+    return PodResults(
+        [
+            ok("web-1"),
+            failed("web-2", stderr=b"boom\n"),
+            timeout("web-3"),
+            skipped("web-4"),
+            result("web-5", ExecStatus.ERROR, None, error="connection refused"),
+            result("web-6", ExecStatus.CANCELLED, None, stdout=b"half"),
+            result("web-7", ExecStatus.NOT_STARTED, None, error="deadline"),
+            ok("web-8", stdout=b"x" * 10, stdout_dropped=100, stdout_dropped_digest=b"d"),
+        ]
+    )
+
+
+# -- previews -------------------------------------------------------------------------------
+
+
+def test_each_group_shows_its_first_and_its_last_lines() -> None:
+    lines = [f"line {i}" for i in range(1, 101)]
+    lines[-1] = "Error: disk full"
+    results = PodResults([failed("web-1", stderr="\n".join(lines).encode() + b"\n")])
+    text = str(results)
+    shown = text[text.index("  stderr:") :].splitlines()[1:]
+    assert shown == [
+        *(f"    line {i}" for i in range(1, 11)),
+        "    … 80 lines hidden …",
+        *(f"    line {i}" for i in range(91, 100)),
+        "    Error: disk full",
+    ]
+    page = results._repr_html_()
+    assert "line 10\n… 80 lines hidden …\nline 91" in page
+    assert "Error: disk full</pre>" in page
+
+
+def test_a_short_output_is_shown_whole() -> None:
+    for count in (20, 21):  # 21: a marker would hide one line in its own place
+        out = "".join(f"{i}\n" for i in range(count)).encode()
+        text = str(PodResults([ok("web-1", stdout=out)]))
+        assert "hidden" not in text
+        assert all(f"\n  {i}\n" in text + "\n" for i in range(count))
+
+
+# -- HTML layout ----------------------------------------------------------------------------
+
+
+def test_html_text_columns_are_left_aligned_and_numbers_right_aligned() -> None:
+    page = every_status()._repr_html_()
+    cells = [(tag, style) for tag, style in styles(page) if tag in ("th", "td")]
+    columns = ["pod", "container", "exit", "status", "duration", "node", "not kept", "error"]
+    assert len(cells) == len(columns) * (1 + len(every_status()))
+    for index, (_, style) in enumerate(cells):
+        name = columns[index % len(columns)]
+        expected = "right" if name in ("exit", "duration", "not kept") else "left"
+        # JupyterLab's stylesheet right-aligns every cell: only an explicit style overrides it.
+        assert style.get("text-align") == expected, (name, style)
+
+
+def test_html_output_is_in_a_monospace_font() -> None:
+    pres = [style for tag, style in styles(every_status()._repr_html_()) if tag == "pre"]
+    assert len(pres) >= 2  # stdout and stderr
+    for style in pres:
+        assert style.get("font-family", "").endswith("monospace"), style
+
+
+def test_html_colours_reach_4_5_to_1_on_light_and_dark_pages() -> None:
+    page = every_status()._repr_html_()
+    coloured = [style for _, style in styles(page) if "color" in style]
+    assert coloured
+    pairs = set()
+    for style in coloured:
+        # A text colour alone would meet its page's contrast on light pages or on dark
+        # ones, never on both: each colour carries its own background.
+        assert "background-color" in style, style
+        pairs.add((style["color"], style["background-color"]))
+    for text, background in pairs:
+        assert contrast(text, background) >= 4.5, (text, background)
+    backgrounds = {background for _, background in pairs}
+    assert backgrounds >= {_summary.STDERR_COLOURS[1]}
+    # ok green and failed red are among them, and differ from each other.
+    badge = {
+        status: styles(
+            PodResults([result("p", status, 0 if status is ExecStatus.OK else 1)])._repr_html_()
+        )
+        for status in (ExecStatus.OK, ExecStatus.FAILED)
+    }
+    ok_bg = {s["background-color"] for _, s in badge[ExecStatus.OK] if "background-color" in s}
+    bad_bg = {s["background-color"] for _, s in badge[ExecStatus.FAILED] if "color" in s}
+    assert ok_bg and bad_bg and not ok_bg & bad_bg
+
+
+def test_no_single_text_colour_could_do_it() -> None:
+    # Why the colours come in pairs: between white and the darkest dark page there is no
+    # luminance left that is 4.5:1 from both.
+    darkest_light = min(LIGHT_PAGES, key=luminance)
+    lightest_dark = max(DARK_PAGES, key=luminance)
+    most = (luminance(darkest_light) + 0.05) / 4.5 - 0.05
+    least = 4.5 * (luminance(lightest_dark) + 0.05) - 0.05
+    assert most < least
+
+
+def test_html_agrees_with_text_line_for_line() -> None:
+    results = every_status()
+    page = results._repr_html_()
+    text = str(results)
+    plain = re.sub(r"<[^>]+>", "", page)
+    for line in text.splitlines()[len(results) + 2 :]:
+        line = line.strip()
+        if line and not line.startswith("stderr:") and not line.startswith("["):
+            assert line.replace("'", "&#x27;") in plain, line
+
+
+# -- reprs ----------------------------------------------------------------------------------
+
+
+def test_output_group_repr_is_short_and_readable() -> None:
+    results = PodResults([ok(f"web-{i}", stdout=b"ok\n") for i in range(3)])
+    assert [repr(g) for g in results.groups()] == [
+        r"<OutputGroup 3 pods (web-0, web-1, web-2): exit 0, stdout 'ok\n'>"
+    ]
+    many = PodResults(
+        [ok(f"web-{i}", stdout=b"v" * 500, stdout_dropped=10, stdout_dropped_digest=b"d")
+         for i in range(5)]
+        + [failed("db-0", stderr=b"boom\n"), skipped("db-1")]
+    )  # fmt: skip
+    assert [repr(g) for g in many.groups()] == [
+        "<OutputGroup 5 pods (web-0, web-1, web-2 and 2 more): exit 0, stdout "
+        f"{'v' * 40!r}…(500 bytes), truncated>",
+        r"<OutputGroup 1 pod (db-0): exit 1, stderr 'boom\n'>",
+        "<OutputGroup 1 pod (db-1): skipped, no output>",
+    ]
+
+
+def test_output_group_repr_shows_control_characters_never_obeys_them() -> None:
+    hostile = "\x1b]0;owned\x07\x1b[2J\rok\u202e\n".encode()
+    [group] = PodResults([ok("web-1", stdout=hostile)]).groups()
+    shown = repr(group)
+    assert not any(ch in shown for ch in "\x1b\x07\r\u202e\n")
+    assert r"\x1b]0;owned\x07\x1b[2J\rok\u202e\n" in shown
+
+
+def test_output_group_pretty_printing_in_a_list_uses_the_repr() -> None:
+    from IPython.lib.pretty import pretty
+
+    groups = PodResults([ok("web-1"), failed("web-2")]).groups()
+    assert pretty(groups) == "[" + ",\n ".join(repr(g) for g in groups) + "]"
