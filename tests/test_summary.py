@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from test_results import failed, ok, result, skipped, timeout
+
 from podmagic._render import _summary
 from podmagic._results import ExecStatus, PodResults
-from test_results import failed, ok, result, skipped, timeout
 
 # Page backgrounds the summary is shown on: JupyterLab/nbconvert light (white, the grey of
 # code cells), JupyterLab dark (#111111, #212121), VS Code dark (#1e1e1e), GitHub dark.
@@ -177,8 +178,10 @@ def test_output_group_repr_is_short_and_readable() -> None:
         + [failed("db-0", stderr=b"boom\n"), skipped("db-1")]
     )  # fmt: skip
     assert [repr(g) for g in many.groups()] == [
-        "<OutputGroup 5 pods (web-0, web-1, web-2 and 2 more): exit 0, stdout "
-        f"{'v' * 40!r}…(500 bytes), truncated>",
+        (
+            "<OutputGroup 5 pods (web-0, web-1, web-2 and 2 more): exit 0, stdout "
+            f"{'v' * 40!r}…(500 bytes), truncated>"
+        ),
         r"<OutputGroup 1 pod (db-0): exit 1, stderr 'boom\n'>",
         "<OutputGroup 1 pod (db-1): skipped, no output>",
     ]
