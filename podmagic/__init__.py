@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         PodmagicError,
         PodsFailedError,
         RefusedError,
+        RequestTimeoutError,
         SelectionError,
         StreamLostError,
     )
@@ -75,6 +76,7 @@ _HOMES: dict[str, str] = {
     "PodmagicError": "_errors",
     "PodsFailedError": "_errors",
     "RefusedError": "_errors",
+    "RequestTimeoutError": "_errors",
     "SelectionError": "_errors",
     "StreamLostError": "_errors",
     "Event": "_events",
@@ -114,6 +116,7 @@ __all__ = [
     "PodmagicError",
     "PodsFailedError",
     "RefusedError",
+    "RequestTimeoutError",
     "RunControl",
     "RunFinished",
     "RunStarted",

@@ -5,6 +5,8 @@
     ├── SelectionError ....... a target or selector is malformed, matches nothing, or names an
     │                          unknown namespace, pod or container
     ├── ApiError ............. a Kubernetes API request was answered with an error status
+    ├── RequestTimeoutError .. a Kubernetes API request did not finish within the ``timeout``
+    │                          the caller asked for
     ├── ExecError ............ one exec in one pod could not be run or completed
     │   ├── HandshakeError ... the WebSocket upgrade for the exec was refused
     │   ├── StreamLostError .. the connection ended before the exit status arrived
@@ -43,6 +45,7 @@ __all__ = [
     "PodmagicError",
     "PodsFailedError",
     "RefusedError",
+    "RequestTimeoutError",
     "SelectionError",
     "StreamLostError",
 ]
@@ -103,6 +106,23 @@ class SelectionError(PodmagicError):
     Raised for a malformed target or label/field selector, a selector that matches no pod, an
     unknown namespace, pod, workload or container.
     """
+
+
+class RequestTimeoutError(PodmagicError):
+    """A Kubernetes API request did not finish within the per-pod ``timeout`` the caller
+    asked for (``Cluster.run(timeout=...)``, ``%pod --timeout``) — while finding the pods,
+    before any command ran.
+
+    The configuration is fine: the time was too short for the server, or the server is
+    stuck. ``timeout`` is that limit, in seconds. A default limit that runs out (no
+    ``timeout`` asked for) is a :class:`ConfigError` naming the step that stalled.
+    """
+
+    timeout: float
+
+    def __init__(self, message: str, *, timeout: float, hint: str | None = None) -> None:
+        self.timeout = timeout
+        super().__init__(message, hint=hint)
 
 
 _API_HINTS: dict[int, str] = {

@@ -36,10 +36,10 @@ import time
 import urllib.request
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -47,7 +47,7 @@ import anyio
 from yarl import URL
 
 from . import __version__
-from ._errors import ApiError, ConfigError, PodmagicError
+from ._errors import ApiError, ConfigError, RequestTimeoutError
 
 if TYPE_CHECKING:
     from ._credentials import ClusterCredentials
@@ -59,11 +59,13 @@ __all__ = [
     "REQUEST_TIMEOUT",
     "RETRY_STATUSES",
     "WORKLOAD_KINDS",
+    "Answer",
+    "Attempt",
     "Backoff",
     "KubeApi",
     "Reach",
-    "RequestTimeoutError",
     "RetryPolicy",
+    "Unreachable",
     "describe_connect_error",
     "describe_timeout",
     "format_seconds",
@@ -83,16 +85,6 @@ READ_TIMEOUT = 15.0
 #: Seconds one request may take from its first connect attempt to the last byte of its
 #: answer, however steadily a slow server keeps sending (``READ_TIMEOUT`` is an idle limit).
 REQUEST_TIMEOUT = 60.0
-
-
-class RequestTimeoutError(PodmagicError):
-    """An API request did not finish within the per-pod ``timeout`` the caller asked for
-    (the configuration is fine: the time was too short for the server, or the server is
-    stuck). ``timeout`` is that limit, in seconds."""
-
-    def __init__(self, message: str, *, timeout: float, hint: str | None = None) -> None:
-        self.timeout = timeout
-        super().__init__(message, hint=hint)
 
 
 #: How each step reads after "the timeout of Ns passed before ...".
@@ -439,6 +431,47 @@ class Reach:
         return self.read_timeout if step in ("answer", "body") else self.connect_timeout
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """What the API server answered one attempt of a request (see :meth:`KubeApi.request`).
+
+    ``status`` is the HTTP status, ``body`` the answer's body (``None`` when it was not
+    read), ``retry_after`` the seconds a ``Retry-After`` header asked for, and ``value``
+    what a successful attempt opened (the exec's WebSocket), if anything.
+    """
+
+    status: int
+    body: bytes | None = None
+    retry_after: float | None = None
+    value: T | None = None
+
+
+class Unreachable(Exception):
+    """Raised by an attempt of :meth:`KubeApi.request` that got no answer from the server
+    (refused, reset, dropped, or something else than the API server spoke).
+
+    ``cause`` is the low-level error; ``message`` and ``hint`` word it when the attempt
+    knows better than :func:`describe_connect_error`.
+    """
+
+    def __init__(
+        self, cause: BaseException, message: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message or type(cause).__name__)
+        self.cause = cause
+        self.message = message
+        self.hint = hint
+
+
+#: One try of a request: ``attempt(headers, reach)`` sends it with the auth ``headers``,
+#: tells ``reach`` how far it got, and returns the :class:`Answer` (or raises
+#: :class:`Unreachable`).
+Attempt = Callable[[Mapping[str, str], "Reach"], Awaitable[Answer[T]]]
+
+
 def describe_timeout(
     server: str,
     step: str,
@@ -593,7 +626,7 @@ class KubeApi:
         request_timeout: seconds one attempt at a request may take as a whole, from the
             first connect to the last byte (default 60; ``None``: no such limit).
         timeout: the caller's per-pod timeout: every limit above is at most this, and a
-            request it cuts raises :class:`RequestTimeoutError` that says so.
+            request it cuts raises :class:`~podmagic.RequestTimeoutError` that says so.
         credentials_timeout: seconds to wait for the credentials of a request (an exec
             plugin that is still running is stopped then); ``None`` leaves it to the
             plugin's own ``plugin_timeout``.
@@ -635,15 +668,18 @@ class KubeApi:
         self.request_timeout = request_timeout
         self.credentials_timeout = credentials_timeout
         self.server = credentials.server.rstrip("/")
+        self._https = urlsplit(self.server).scheme == "https"
         #: The HTTP proxy to reach the server through (kubeconfig ``proxy-url``, else the
         #: environment's), or None for a direct connection. May embed credentials.
         self.proxy: str | None = credentials.proxy_url or _environment_proxy(self.server)
+        #: The name to present (SNI) and verify the server's certificate for, when it is not
+        #: the URL's host: kubeconfig ``tls-server-name``, as kubectl uses it.
+        self.server_hostname: str | None = credentials.tls_server_name if self._https else None
         self.user_agent = USER_AGENT
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._ws_ssl: ssl.SSLContext | None = None
-        self._https = urlsplit(self.server).scheme == "https"
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._session else "idle"
@@ -722,14 +758,88 @@ class KubeApi:
 
         ``what`` names the request in error messages ("list pods in namespace web").
         Raises :class:`~podmagic.ApiError` for an error status (after retries, for the
-        transient ones) and :class:`~podmagic.ConfigError` when the server cannot be
-        reached or its certificate is not trusted.
+        transient ones), :class:`~podmagic.ConfigError` when the server cannot be
+        reached or its certificate is not trusted, and
+        :class:`~podmagic.RequestTimeoutError` when the caller's ``timeout`` cut it.
         """
         session = self._get_session()
-        backoff = (retry or self.retry).start()
         url = URL(self.url(path, params), encoded=True)
+
+        async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[None]:
+            try:
+                # No redirects: they could carry the Authorization header to another host,
+                # and the API server does not redirect reads.
+                async with session.get(
+                    url,
+                    headers=headers,
+                    proxy=self.proxy,
+                    allow_redirects=False,
+                    server_hostname=self.server_hostname,
+                    trace_request_ctx=reach,
+                ) as response:
+                    reach.advance("body")
+                    # Piece by piece, so that each one restarts the idle limit.
+                    pieces: list[bytes] = []
+                    async for piece in response.content.iter_any():
+                        pieces.append(piece)
+                        reach.progress()
+                    return Answer(
+                        response.status,
+                        b"".join(pieces),
+                        parse_retry_after(response.headers.get("Retry-After")),
+                    )
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                if isinstance(exc, TimeoutError):  # aiohttp's own idle limits
+                    raise
+                # A GET is safe to repeat, so a dropped connection is retried too.
+                raise Unreachable(exc) from exc
+
+        answer = await self.request(what, attempt, retry=retry)
+        if answer.status < 300:
+            return _json_object(answer.body or b"", answer.status, what)
+        raise ApiError.from_status(answer.status, answer.body, what=what) from None
+
+    async def request(
+        self,
+        what: str,
+        attempt: Attempt[T],
+        *,
+        retry: RetryPolicy | None = None,
+        reach: Reach | None = None,
+        noun: str = "request",
+        fail: Callable[[str, str], Exception] | None = None,
+    ) -> Answer[T]:
+        """Make one request to the API server under podmagic's whole request policy.
+
+        Every request goes through here — REST reads and the exec WebSocket upgrade alike —
+        so both get the same policy:
+
+        * credentials are fetched (refreshed when expired) before each attempt, within
+          ``credentials_timeout``;
+        * a 401 invalidates the token (an exec-plugin or file token may have expired since it
+          was read) and is retried once with fresh credentials;
+        * 429 (honouring ``Retry-After``) and 500/502/503/504 are retried under ``retry``
+          (default :attr:`retry`), with exponential backoff and jitter;
+        * a connection that cannot be made (refused, reset, dropped before the answer) is
+          retried within one ``connect_timeout`` budget, which starts again once the server
+          has answered; an untrusted certificate is not retried;
+        * every step has its limit (:class:`Reach`: connect, answer, idle, whole request),
+          and a timeout is never retried.
+
+        ``attempt(headers, reach)`` makes one try with the given auth headers, reporting its
+        progress to ``reach``; it returns the server's :class:`Answer` or raises
+        :class:`Unreachable` when no answer came. The last answer is returned, whatever its
+        status (the caller turns an error status into its own error). A timeout or an
+        unreachable server raises ``fail(message, hint)`` — by default a
+        :class:`~podmagic.ConfigError` headed by ``what``, or a
+        :class:`~podmagic.RequestTimeoutError` when the caller's own ``timeout`` cut it.
+        ``noun`` names the request in timeout messages ("request", "exec upgrade");
+        ``reach`` (default: a new one with this client's limits) records how far it got.
+        """
+        backoff = (retry or self.retry).start()
+        if reach is None:
+            reach = Reach(self.connect_timeout, self.read_timeout, self.request_timeout)
         reauthenticated = False
-        reach = Reach(self.connect_timeout, self.read_timeout, self.request_timeout)
         # Reaching the server has one budget, however many refused or reset connections are
         # retried; it starts again once the server has answered (a 429 or a 503).
         reach_by: float | None = None
@@ -737,80 +847,75 @@ class KubeApi:
             reach.step = "credentials"
             headers = await self._auth_headers(what)
             if reach_by is None:
-                reach_by = anyio.current_time() + self.connect_timeout
+                reach_by = anyio.current_time() + reach.connect_timeout
             failure: BaseException | None = None
+            unreachable: Unreachable | None = None
             token = _REACH.set(reach)
             try:
                 with anyio.CancelScope() as scope:
                     reach.bind(scope, reach_by)
                     try:
-                        # No redirects: they could carry the Authorization header to another
-                        # host, and the API server does not redirect reads.
-                        async with session.get(
-                            url,
-                            headers=headers,
-                            proxy=self.proxy,
-                            allow_redirects=False,
-                            trace_request_ctx=reach,
-                        ) as response:
-                            reach.advance("body")
-                            status = response.status
-                            # Piece by piece, so that each one restarts the idle limit.
-                            pieces: list[bytes] = []
-                            async for piece in response.content.iter_any():
-                                pieces.append(piece)
-                                reach.progress()
-                            body = b"".join(pieces)
-                            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        answer = await attempt(headers, reach)
                         reach.advance("done")
-                    except (
-                        aiohttp.ClientConnectionError,
-                        aiohttp.ClientPayloadError,
-                        TimeoutError,
-                        asyncio.TimeoutError,
-                    ) as exc:
+                    except Unreachable as exc:
+                        unreachable, failure = exc, exc.cause
+                    except (TimeoutError, asyncio.TimeoutError) as exc:
                         failure = exc
             finally:
                 _REACH.reset(token)
             if scope.cancelled_caught or isinstance(failure, (TimeoutError, asyncio.TimeoutError)):
-                step = reach.stalled_step()
-                reach.cut()
-                limit = reach.limit(step)
-                if self.timeout is not None and limit >= self.timeout and step in _BEFORE_STEP:
-                    # The caller's own timeout ran out, not a default limit: say so.
-                    if step == "tls" and not self._https:
-                        step = "tcp"
-                    before = _BEFORE_STEP[step].format(
-                        where=_display_server(self.server), what="request"
-                    )
-                    raise RequestTimeoutError(
-                        f"{what}: the timeout of {format_seconds(self.timeout)}s passed before "
-                        f"{before}",
-                        timeout=self.timeout,
-                        hint="allow more time with --timeout (timeout=...), or check the "
-                        "cluster's health",
-                    ) from None
-                message, hint = describe_timeout(
-                    self.server, step, limit, proxy=bool(self.proxy), https=self._https
-                )
-                raise ConfigError(f"{what}: {message}", hint=hint) from None
-            if failure is not None:
-                # A GET is safe to repeat, so a dropped connection is retried too; an
-                # untrusted certificate will not fix itself.
-                if not is_certificate_error(failure) and await backoff.wait(deadline=reach_by):
+                raise self._timed_out(what, reach, noun, fail) from None
+            if unreachable is not None:
+                message, hint = unreachable.message, unreachable.hint
+                if message is None or hint is None:
+                    message, hint = describe_connect_error(self.server, unreachable.cause)
+                reach.last_failure = message
+                # An untrusted certificate will not fix itself.
+                if not is_certificate_error(unreachable.cause) and await backoff.wait(
+                    deadline=reach_by
+                ):
                     continue
-                message, hint = describe_connect_error(self.server, failure)
+                if fail is not None:
+                    raise fail(message, hint) from None
                 raise ConfigError(f"{what}: {message}", hint=hint) from None
             reach_by = None
-            if status < 300:
-                return _json_object(body, status, what)
-            if status == 401 and not reauthenticated:
+            if answer.status == 401 and not reauthenticated:
                 reauthenticated = True
                 self.credentials.invalidate_token(headers)
                 continue
-            if status in RETRY_STATUSES and await backoff.wait(retry_after):
+            if answer.status in RETRY_STATUSES and await backoff.wait(answer.retry_after):
                 continue
-            raise ApiError.from_status(status, body, what=what) from None
+            return answer
+
+    def _timed_out(
+        self,
+        what: str,
+        reach: Reach,
+        noun: str,
+        fail: Callable[[str, str], Exception] | None,
+    ) -> Exception:
+        """The error for an attempt that ran out of time, in words naming the step."""
+        step = reach.stalled_step()
+        reach.cut()
+        limit = reach.limit(step)
+        own = self.timeout is not None and limit >= self.timeout
+        if fail is None and own and step in _BEFORE_STEP:
+            assert self.timeout is not None
+            # The caller's own timeout ran out, not a default limit: say so.
+            if step == "tls" and not self._https:
+                step = "tcp"
+            before = _BEFORE_STEP[step].format(where=_display_server(self.server), what=noun)
+            return RequestTimeoutError(
+                f"{what}: the timeout of {format_seconds(self.timeout)}s passed before {before}",
+                timeout=self.timeout,
+                hint="allow more time with --timeout (timeout=...), or check the cluster's health",
+            )
+        message, hint = describe_timeout(
+            self.server, step, limit, what=noun, proxy=bool(self.proxy), https=self._https
+        )
+        if fail is not None:
+            return fail(message, hint)
+        return ConfigError(f"{what}: {message}", hint=hint)
 
     async def _auth_headers(self, what: str) -> dict[str, str]:
         """The credentials for a request, within ``credentials_timeout`` when one is set."""

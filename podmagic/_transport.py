@@ -37,7 +37,7 @@ import functools
 import json
 import logging
 import select
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,17 +48,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from ._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from ._errors import HandshakeError, StreamLostError
-from ._kubeapi import (
-    READ_TIMEOUT,
-    RETRY_STATUSES,
-    Reach,
-    RetryPolicy,
-    describe_connect_error,
-    describe_timeout,
-    is_certificate_error,
-    parse_retry_after,
-)
+from ._kubeapi import READ_TIMEOUT, Answer, Reach, RetryPolicy, Unreachable, parse_retry_after
 
 if TYPE_CHECKING:
     from ._kubeapi import KubeApi
@@ -83,8 +75,6 @@ V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 #: Offered in this order; the server picks v5 when it speaks it.
 SUBPROTOCOLS: tuple[str, ...] = (V5, V4)
-
-STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 #: Largest stdin payload per frame.
 STDIN_CHUNK = 64 * 1024
@@ -278,8 +268,8 @@ class _Collector:
         self.limit = limit
         self.on_output = on_output
         self.chunks: dict[int, list[bytes | memoryview]] = {STDOUT: [], STDERR: []}
-        self.kept = {STDOUT: 0, STDERR: 0}
-        self.dropped = {STDOUT: 0, STDERR: 0}
+        self.kept: dict[int, int] = {STDOUT: 0, STDERR: 0}
+        self.dropped: dict[int, int] = {STDOUT: 0, STDERR: 0}
         self.status_buffer = bytearray()
         self.status: dict[str, Any] | None = None
         self.stdin_cut = False  # the connection ended while stdin was being sent
@@ -408,94 +398,86 @@ async def _connect(
     subprotocols: Sequence[str],
     reach: Reach,
 ) -> ClientConnection:
-    """Open the WebSocket, retrying what is safe to retry before the upgrade.
+    """Open the WebSocket under :meth:`KubeApi.request`'s policy: before the upgrade nothing
+    has run, so what may help is retried (401 once with fresh credentials, 429 and 5xx with
+    backoff, refused or reset connections within ``spec.connect_timeout`` overall).
 
     A timeout is not retried: the server had its chance, and a retry would multiply the
-    wait. Refused or reset connections are retried within ``spec.connect_timeout`` overall.
+    wait. A refused upgrade is a :class:`~podmagic.HandshakeError` with the server's own
+    message; a timeout or an unreachable server one with ``http_status`` 0.
     """
     where = {"pod": spec.pod, "namespace": spec.namespace, "container": spec.container}
-    backoff = policy.start()
-    reauthenticated = False
     ssl_context = api.websocket_ssl()
+    extra: dict[str, Any] = {}
+    if ssl_context is not None and api.server_hostname:
+        # kubeconfig's tls-server-name: the name for SNI and certificate verification.
+        extra["server_hostname"] = api.server_hostname
     reach.connect_timeout, reach.read_timeout = spec.connect_timeout, spec.read_timeout
-    # Reaching the server has one budget across retries; it starts again once it answered.
-    reach_by: float | None = None
-    while True:
-        reach.step = "credentials"
-        headers = await api.credentials.auth_headers()
-        if reach_by is None:
-            reach_by = anyio.current_time() + spec.connect_timeout
-        failure: Exception | None = None
-        with anyio.CancelScope() as scope:
-            reach.bind(scope, reach_by)
-            try:
-                ws = await connect(
-                    url,
-                    ssl=ssl_context,
-                    proxy=api.proxy,
-                    additional_headers=headers,
-                    user_agent_header=api.user_agent,
-                    subprotocols=[Subprotocol(p) for p in subprotocols],
-                    # Outputs are often already compressed or binary; deflate costs CPU per byte.
-                    compression=None,
-                    max_size=None,
-                    # The scope above bounds each step with its own limit.
-                    open_timeout=None,
-                    ping_interval=PING_INTERVAL,
-                    ping_timeout=PING_TIMEOUT,
-                    close_timeout=CLOSE_TIMEOUT,
-                    # Up to 64 received frames (64 KiB each from a typical server) may wait for
-                    # the reader; stdin waits while more than one frame is unsent.
-                    max_queue=64,
-                    write_limit=STDIN_CHUNK,
-                    logger=_WS_LOGGER,
-                    create_connection=functools.partial(  # type: ignore[arg-type]
-                        _TracedConnection, reach=reach
-                    ),
-                )
-            except (OSError, TimeoutError, asyncio.TimeoutError, InvalidHandshake) as exc:
-                failure = exc
-        if scope.cancelled_caught:
-            step = reach.stalled_step()
-            message, hint = describe_timeout(
-                api.server,
-                step,
-                reach.limit(step),
-                what="exec upgrade",
-                proxy=bool(api.proxy),
-                https=api.server.startswith("https:"),
+
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[ClientConnection]:
+        try:
+            ws = await connect(
+                url,
+                ssl=ssl_context,
+                proxy=api.proxy,
+                additional_headers=headers,
+                user_agent_header=api.user_agent,
+                subprotocols=[Subprotocol(p) for p in subprotocols],
+                # Outputs are often already compressed or binary; deflate costs CPU per byte.
+                compression=None,
+                max_size=None,
+                # The request's scope bounds each step with its own limit.
+                open_timeout=None,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+                # Up to 64 received frames (64 KiB each from a typical server) may wait for
+                # the reader; stdin waits while more than one frame is unsent.
+                max_queue=64,
+                write_limit=STDIN_CHUNK,
+                logger=_WS_LOGGER,
+                create_connection=functools.partial(  # type: ignore[arg-type]
+                    _TracedConnection, reach=reach
+                ),
+                **extra,
             )
-            # http_status 0: no HTTP answer at all (the convention of the official client).
-            raise HandshakeError(http_status=0, server_message=message, hint=hint, **where)
-        if failure is None:
-            reach.advance("done")
-            return ws
-        if isinstance(failure, InvalidStatus):
-            reach_by = None
-            response = failure.response
-            code = response.status_code
-            if code == 401 and not reauthenticated:
-                # An exec-plugin or file token may have expired since it was read.
-                reauthenticated = True
-                api.credentials.invalidate_token(headers)
-                continue
-            if code in RETRY_STATUSES and await backoff.wait(
-                parse_retry_after(response.headers.get("Retry-After"))
-            ):
-                continue
-            body = bytes(response.body) if response.body is not None else None
-            raise HandshakeError.from_status(code, body, **where) from None
-        # The server never answered the upgrade (refused, unreachable, cut the connection or
-        # spoke something else than HTTP): safe to try again, within the budget.
-        if isinstance(failure, InvalidHandshake) and not isinstance(failure, OSError):
-            message = f"the exec upgrade failed ({failure})"
-            hint = "check that the server address points at the Kubernetes API server"
-        else:
-            message, hint = describe_connect_error(api.server, failure)
-        reach.last_failure = message
-        if not is_certificate_error(failure) and await backoff.wait(deadline=reach_by):
-            continue
-        raise HandshakeError(http_status=0, server_message=message, hint=hint, **where) from None
+        except InvalidStatus as refused:
+            response = refused.response
+            return Answer(
+                response.status_code,
+                bytes(response.body) if response.body is not None else None,
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        except InvalidHandshake as exc:
+            if isinstance(exc, OSError):
+                raise Unreachable(exc) from exc
+            # The server cut the connection or spoke something else than HTTP.
+            raise Unreachable(
+                exc,
+                f"the exec upgrade failed ({exc})",
+                "check that the server address points at the Kubernetes API server",
+            ) from exc
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise Unreachable(exc) from exc
+        return Answer(101, value=ws)
+
+    def fail(message: str, hint: str) -> HandshakeError:
+        # http_status 0: no HTTP answer at all (the convention of the official client).
+        return HandshakeError(http_status=0, server_message=message, hint=hint, **where)
+
+    answer = await api.request(
+        f"exec in pod {spec.namespace}/{spec.pod}",
+        attempt,
+        retry=policy,
+        reach=reach,
+        noun="exec upgrade",
+        fail=fail,
+    )
+    if answer.value is None:
+        raise HandshakeError.from_status(answer.status, answer.body, **where) from None
+    return answer.value
 
 
 def _tune_tls_reads(ws: ClientConnection) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import errno
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from podmagic._credentials import load_credentials
 from podmagic._errors import ApiError, ConfigError
-from podmagic._kubeapi import KubeApi, RetryPolicy, parse_retry_after
+from podmagic._kubeapi import Answer, KubeApi, Reach, RetryPolicy, Unreachable, parse_retry_after
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._tls import generate_certificates
 
@@ -52,6 +53,7 @@ class FakeCredentials:
     def __init__(self, server: str) -> None:
         self.server = server
         self.proxy_url: str | None = None
+        self.tls_server_name: str | None = None
         self.token = "first"
         self.invalidated: list[dict[str, str] | None] = []
 
@@ -463,3 +465,74 @@ def test_exec_url_plain_http_and_prefix() -> None:
         "?command=true&container=c&stdout=true"
     )
     assert client.websocket_ssl() is None
+
+
+# -- the request policy, for any kind of attempt (REST reads and exec upgrades share it) ------
+
+
+class Refused(Exception):
+    """What the tests' ``fail`` builds: the words request() chose, kept apart."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+async def test_request_applies_one_policy_to_any_attempt() -> None:
+    credentials = FakeCredentials("http://127.0.0.1:1")
+    answers = [
+        Answer[str](401),
+        Answer[str](503),
+        Answer[str](429, retry_after=0.01),
+        Answer(101, value="upgraded"),
+    ]
+    seen: list[str] = []
+
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[str]:
+        seen.append(headers["Authorization"])
+        return answers[len(seen) - 1]
+
+    async with fake_api(credentials, RetryPolicy(attempts=5, base_delay=0.01)) as client:
+        answer = await client.request("exec in pod conf/solo", attempt, noun="exec upgrade")
+    assert answer.value == "upgraded"
+    # One fresh token after the 401, then backoff for the 503 and the 429.
+    assert seen == ["Bearer first", "Bearer second", "Bearer second", "Bearer second"]
+    assert credentials.invalidated == [{"Authorization": "Bearer first"}]
+
+
+async def test_request_retries_an_unreachable_attempt_then_words_it_with_fail() -> None:
+    calls = 0
+
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[None]:
+        nonlocal calls
+        calls += 1
+        raise Unreachable(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+
+    async with fake_api(FakeCredentials("http://127.0.0.1:1"), FAST) as client:
+        with pytest.raises(Refused) as caught:
+            await client.request("exec in pod conf/solo", attempt, fail=Refused)
+    assert calls == FAST.attempts
+    assert caught.value.message == "connection refused by http://127.0.0.1:1"
+    assert "check that the cluster is running" in caught.value.hint
+
+
+async def test_request_timeout_names_the_step_and_is_not_retried() -> None:
+    calls = 0
+
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[None]:
+        nonlocal calls
+        calls += 1
+        reach.advance("answer")  # sent: the server says nothing back
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    credentials = cast(Any, FakeCredentials("http://127.0.0.1:1"))
+    async with KubeApi(credentials, retry=FAST, read_timeout=0.05) as client:
+        with pytest.raises(Refused) as caught:
+            await client.request(
+                "exec in pod conf/solo", attempt, noun="exec upgrade", fail=Refused
+            )
+    assert calls == 1
+    assert caught.value.message == (
+        "http://127.0.0.1:1 accepted the exec upgrade but sent no answer within 0.05s"
+    )

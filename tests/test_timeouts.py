@@ -29,13 +29,12 @@ from podmagic import _transport as transport_module
 from podmagic._command import build_command
 from podmagic._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from podmagic._engine import ExecOptions, run_fanout
-from podmagic._errors import ConfigError, HandshakeError, SelectionError
+from podmagic._errors import ConfigError, HandshakeError, RequestTimeoutError, SelectionError
 from podmagic._kubeapi import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
     REQUEST_TIMEOUT,
     KubeApi,
-    RequestTimeoutError,
     RetryPolicy,
     format_seconds,
 )

@@ -7,6 +7,7 @@ import hashlib
 import os
 import resource
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -497,3 +498,55 @@ async def test_untrusted_certificate(sandbox: Sandbox, tmp_path: Path) -> None:
     assert caught.value.http_status == 0
     assert f"certificate verify failed for {sandbox.url}" in str(caught.value)
     assert "check certificate-authority in your kubeconfig" in str(caught.value)
+
+
+class _PlainContextCredentials:
+    """Credentials whose SSL context is a plain ``ssl.SSLContext`` trusting ``ca_pem``: it
+    does nothing about ``tls-server-name`` itself, so only the client can present that name."""
+
+    def __init__(self, credentials: Any, ca_pem: bytes) -> None:
+        self._credentials = credentials
+        self._context = ssl.create_default_context(cadata=ca_pem.decode())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._credentials, name)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return self._context
+
+
+@pytest.fixture
+def named_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox reached at 127.0.0.1 whose certificate is valid for ``api.internal`` only."""
+    own = Sandbox(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: named}\n"
+        "spec: {containers: [{name: main, image: busybox}]}\n",
+        kubeconfig=tmp_path / "kc",
+    )
+    own.certificates = generate_certificates(("api.internal",))
+    with own:
+        yield own
+
+
+async def test_tls_server_name_is_presented_for_rest_and_exec(
+    named_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    assert named_sandbox.ca_pem is not None
+    kubeconfig = _kubeconfig_variant(
+        named_sandbox,
+        tmp_path,
+        {
+            "certificate-authority-data": base64.b64encode(named_sandbox.ca_pem).decode(),
+            "tls-server-name": "api.internal",
+        },
+    )
+    credentials = _PlainContextCredentials(
+        load_credentials(kubeconfig=kubeconfig), named_sandbox.ca_pem
+    )
+    async with KubeApi(credentials) as client:  # type: ignore[arg-type]
+        pod = await client.get_pod("default", "named")
+        outcome = await run_exec(
+            client, ExecSpec("default", "named", "main", ("sh", "-c", "echo named"))
+        )
+    assert pod is not None and pod["metadata"]["name"] == "named"
+    assert outcome.stdout == b"named\n"
