@@ -8,30 +8,23 @@ material and authentication no matter what later happens to the kubeconfig's
 ``current-context``.
 
 The pinned context is loaded by the ``kubernetes`` package's public loader
-(``kubernetes.config.load_kube_config_from_dict`` into a private
-``kubernetes.client.Configuration``, never the process-wide default): ``-data`` fields, static
-tokens, basic auth and the ``oidc``/``gcp`` auth providers come from there. What podmagic adds
-on top, and why the package cannot give it:
+(``kubernetes.config.load_kube_config_from_dict`` into a private ``Configuration``, never the
+process-wide default): ``-data`` fields, static tokens, basic auth and the ``oidc``/``gcp``
+auth providers come from there. Kept here, because the package does it differently:
 
-* which context: kubectl takes the *first* ``current-context`` among the ``KUBECONFIG`` files,
-  the package's merger the last one; so the files are read and merged here (first definition
-  of a name wins, as in both) and only the chosen context is handed to the loader;
-* exec credential plugins (``client.authentication.k8s.io/v1`` and ``v1beta1``) run here, not
-  in the package's ``ExecProvider``, which runs them while loading, without a time limit,
-  ignores ``interactiveMode``, decides "interactive" from stdout, and logs their stderr (which
-  may hold secrets). Here they run lazily in a worker thread with ``KUBERNETES_EXEC_INFO``
-  set, their token is cached until its ``expirationTimestamp`` or until
-  :meth:`ClusterCredentials.invalidate_token`, and a refresh is shared by every caller
-  waiting for it; a plugin that runs longer than ``plugin_timeout``
-  (:data:`DEFAULT_PLUGIN_TIMEOUT`) is stopped, with the processes it started, and the error
-  names it;
-* ``tokenFile`` tokens and the in-cluster service-account token are re-read at most every
-  :data:`TOKEN_FILE_REREAD_SECONDS` (kubectl re-reads them once a minute; the package reads a
-  ``tokenFile`` once and prefers ``token`` over it, the reverse of kubectl), and at once after
-  :meth:`~ClusterCredentials.invalidate_token`;
-* every refresh (exec plugin, token file, auth provider) runs off the event loop, behind one
-  lock per event loop, so concurrent callers share one refresh;
-* the ``ssl.SSLContext`` for aiohttp and websockets (the package builds urllib3 settings);
+* the context: kubectl takes the *first* ``current-context`` among the ``KUBECONFIG`` files,
+  the package's merger the last one, so the files are merged here (first definition of a name
+  wins, as in both) and only the chosen context goes to the loader;
+* exec credential plugins (see :class:`_ExecAuth`): run lazily in a worker thread with
+  ``KUBERNETES_EXEC_INFO`` and ``interactiveMode``, cached until their
+  ``expirationTimestamp``, stopped with the processes they started after ``plugin_timeout``
+  (:data:`DEFAULT_PLUGIN_TIMEOUT`) with an error that names them;
+* ``tokenFile`` and in-cluster tokens, re-read at most every :data:`TOKEN_FILE_REREAD_SECONDS`
+  as kubectl does (the package reads a ``tokenFile`` once and prefers ``token`` to it);
+* refreshes (exec plugin, token file, auth provider) run off the event loop, and concurrent
+  callers share one (:meth:`ClusterCredentials.auth_headers`); a 401 forgets the token
+  (:meth:`~ClusterCredentials.invalidate_token`);
+* the ``ssl.SSLContext`` for aiohttp and websockets (the package configures urllib3);
 * one-line :class:`~podmagic.ConfigError` messages that say what to do. Nothing secret
   (tokens, passwords, keys, certificate data, exec plugin environment or output) ever appears
   in an error message, a log line or a ``repr``.
@@ -190,9 +183,6 @@ def _describe_loader_error(exc: BaseException, redact: _Redactor) -> str:
     match = re.search(r"Expected key (\S+) in", text)
     if match:
         return f"missing key {match.group(1)!r}"
-    match = re.search(r"Expected object with name (.+?) in \S+ list", text)
-    if match:
-        return f"no entry named {match.group(1)!r}"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     text = text.replace("Invalid kube-config file. ", "").replace("Invalid kube-config. ", "")
@@ -211,8 +201,12 @@ def _where(paths: Iterable[str]) -> str:
 class _KubeSSLContext(ssl.SSLContext):
     """An SSL context that can present and verify a fixed server name (``tls-server-name``).
 
-    asyncio (and so aiohttp) hands the URL's host to ``wrap_bio``; with ``tls-server-name`` set,
-    kubectl uses that name instead for SNI and certificate verification, and so does this.
+    asyncio (and so aiohttp and websockets' asyncio client, the only users) hands the URL's
+    host to ``wrap_bio``; with ``tls-server-name`` set, kubectl uses that name instead for SNI
+    and certificate verification, and so does this. Both libraries also take a
+    ``server_hostname`` argument per connection, which would make this override unneeded —
+    once every caller (the REST session and the exec WebSocket) passes
+    :attr:`ClusterCredentials.tls_server_name` there.
     """
 
     server_name_override: str | None = None
@@ -229,26 +223,6 @@ class _KubeSSLContext(ssl.SSLContext):
         if not server_side and self.server_name_override:
             server_hostname = self.server_name_override
         return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-
-    def wrap_socket(
-        self,
-        sock: Any,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: Any = None,
-        session: Any = None,
-    ) -> ssl.SSLSocket:
-        if not server_side and self.server_name_override:
-            server_hostname = self.server_name_override
-        return super().wrap_socket(
-            sock,
-            server_side,
-            do_handshake_on_connect,
-            suppress_ragged_eofs,
-            server_hostname,
-            session,
-        )
 
 
 class _EncryptedKey(Exception):
@@ -531,8 +505,8 @@ class _ExecAuth(_RefreshingAuth):
     """A token from an exec credential plugin, run the way kubectl runs it.
 
     Run here rather than by the package's ``ExecProvider``: that one has no time limit, no
-    ``interactiveMode``, takes "interactive" from stdout rather than stdin, sends the whole
-    cluster entry (file paths, not ``certificate-authority-data``) as ``spec.cluster``, and
+    ``interactiveMode``, takes "interactive" from stdout rather than stdin, sends the cluster
+    entry as written (a ``certificate-authority`` path, not its data) as ``spec.cluster``, and
     its loader runs the plugin while loading and logs its stderr.
     """
 
@@ -574,18 +548,15 @@ class _ExecAuth(_RefreshingAuth):
                 f'the exec plugin of user "{user}" has interactiveMode "{self._mode}"',
                 hint="use Never, IfAvailable or Always",
             )
-        args = exec_config.get("args") or []
-        entries = exec_config.get("env") or []
-        if not isinstance(args, list) or not isinstance(entries, list):
-            raise invalid("args and env must be lists")
-        self._env: dict[str, str] = {}
-        for entry in entries:
-            if not isinstance(entry, Mapping):
-                raise invalid("env entries need a name and a value")
-            for key in ("name", "value"):
-                if key not in entry:
-                    raise invalid(f"missing key {key!r}")
-            self._env[entry["name"]] = entry["value"]
+        args, entries = exec_config.get("args") or [], exec_config.get("env") or []
+        if not (isinstance(args, list) and isinstance(entries, list)) or not all(
+            isinstance(entry, Mapping) for entry in entries
+        ):
+            raise invalid("args and env must be lists; env entries need a name and a value")
+        missing = next((k for entry in entries for k in ("name", "value") if k not in entry), "")
+        if missing:
+            raise invalid(f"missing key {missing!r}")
+        self._env: dict[str, str] = {entry["name"]: entry["value"] for entry in entries}
         command = exec_config["command"]
         if not (
             isinstance(command, str)
@@ -1129,6 +1100,9 @@ def _read_kubeconfig(path: str) -> dict[str, Any] | None:
     return document
 
 
+_OFFICIAL_LOADER_LOCK = threading.Lock()
+
+
 @dataclass
 class _LoadedContext:
     """The pinned context as handed to the official loader, kept for auth-provider renewals."""
@@ -1154,6 +1128,10 @@ class _LoadedContext:
         """
         cfg = Configuration()
         folder = tempfile.mkdtemp(prefix="podmagic-kubeconfig-")
+        # One load at a time: the loader shares its data files between loads through a
+        # process-wide cache (keyed by content), so another thread's load could be handed a
+        # file in this folder just before it is removed, or one not yet written.
+        _OFFICIAL_LOADER_LOCK.acquire()
         try:
             kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
                 self.document,
@@ -1167,6 +1145,7 @@ class _LoadedContext:
             yield cfg
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            _OFFICIAL_LOADER_LOCK.release()
 
     def provider_config(self) -> dict[str, Any]:
         """The user's ``auth-provider.config``, as the loader last left it."""
