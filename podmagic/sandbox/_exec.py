@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
 
+from .._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from . import _status as status
 from ._api import cluster_of
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
-STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 ACTIVE_SESSIONS_KEY = web.AppKey("exec_sessions", set)
 
@@ -88,7 +88,7 @@ def _status_frame(exit_code: int, argv: list[str]) -> bytes:
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
         }
-    return bytes([ERROR]) + json.dumps(body, separators=(",", ":")).encode()
+    return bytes([STATUS]) + json.dumps(body, separators=(",", ":")).encode()
 
 
 def _exec_failure_frame(message: str) -> bytes:
@@ -101,7 +101,7 @@ def _exec_failure_frame(message: str) -> bytes:
         "details": {"causes": [{"message": text}]},
         "code": 500,
     }
-    return bytes([ERROR]) + json.dumps(body, separators=(",", ":")).encode()
+    return bytes([STATUS]) + json.dumps(body, separators=(",", ":")).encode()
 
 
 def _frame_bytes(message: WSMessage) -> bytes | None:

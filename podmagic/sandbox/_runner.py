@@ -43,6 +43,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# Output channel numbers, as on the Kubernetes exec streams.
+from .._channels import STDERR, STDOUT
+
 __all__ = [
     "CHUNK_SIZE",
     "STDERR",
@@ -55,10 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Output channel numbers, as on the Kubernetes exec streams.
-STDOUT = 1
-STDERR = 2
 
 #: Largest chunk :meth:`RunningProcess.read_output` yields (the default pipe capacity).
 CHUNK_SIZE = 64 * 1024
@@ -562,6 +561,7 @@ class RunningProcess:
         self._popen = popen  # kept so its __del__ never finds it "still running"
         self._tty = stdio.tty
         self._stdin: _WatchedFd | None = _WatchedFd(loop, stdio.stdin)
+        outputs: dict[int, _WatchedFd]
         if stdio.tty:
             # One pty master carries both directions.
             outputs = {STDOUT: self._stdin}
