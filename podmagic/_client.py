@@ -51,9 +51,10 @@ from ._errors import SelectionError
 from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
 from ._portal import run_blocking
+from ._query import Target, TargetQuery
+from ._resolve import Selection, resolve
 from ._results import PodResults
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
-from ._targets import Selection, Target, TargetQuery, resolve
 
 __all__ = ["Cluster", "StdinSource"]
 

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import random
-import re
 import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -29,8 +28,10 @@ from ._command import RemoteCommand
 from ._errors import HandshakeError, PodmagicError, StreamLostError
 from ._events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from ._kubeapi import KubeApi, Reach, RetryPolicy, describe_timeout, format_seconds
+from ._natsort import natural_key
+from ._podview import PodView
+from ._resolve import PodTarget, Selection, SkippedPod
 from ._results import ExecStatus, PodResult, PodResults
-from ._targets import PodTarget, Selection, SkippedPod
 from ._transport import ExecOutcome, ExecSpec, run_exec
 
 __all__ = [
@@ -167,13 +168,6 @@ class _Capture:
         joined = b"".join(self.chunks)
         self.chunks = [joined]
         return joined
-
-
-_NATURAL = re.compile(r"(\d+)")
-
-
-def _natural_key(text: str) -> tuple[Any, ...]:
-    return tuple(int(part) if part.isdigit() else part for part in _NATURAL.split(text))
 
 
 #: Seconds without output before a lost connection is worth calling a possible idle cut.
@@ -475,14 +469,11 @@ class _PodRun:
             return None
         if pod is None:
             return "the pod was deleted while the command ran"
-        if pod["metadata"].get("uid") != target.pod_uid:
+        now = PodView(pod)
+        if now.uid != target.pod_uid:
             return "the pod was replaced (new uid) while the command ran"
-        for status in pod.get("status", {}).get("containerStatuses") or []:
-            if (
-                status.get("name") == target.container
-                and int(status.get("restartCount", 0)) > target.restarts
-            ):
-                return "the container restarted while the command ran"
+        if now.restart_count(target.container) > target.restarts:
+            return "the container restarted while the command ran"
         return None
 
 
@@ -580,7 +571,7 @@ async def run_fanout(
     results += [
         _skipped_result(context, skipped, fanout.command_args) for skipped in selection.skipped
     ]
-    results.sort(key=lambda r: (r.namespace, _natural_key(r.pod), r.container or ""))
+    results.sort(key=lambda r: (r.namespace, natural_key(r.pod), r.container or ""))
     collection = PodResults(results)
     fanout.emit(RunFinished(collection))
     return collection

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._resolve import PodTarget, Selection
     from ._results import PodResult, PodResults
-    from ._targets import PodTarget, Selection
 
 __all__ = [
     "Event",

@@ -48,6 +48,7 @@ from yarl import URL
 
 from . import __version__
 from ._errors import ApiError, ConfigError, RequestTimeoutError
+from ._kinds import WORKLOAD_KINDS, kind_named
 
 if TYPE_CHECKING:
     from ._credentials import ClusterCredentials
@@ -58,7 +59,6 @@ __all__ = [
     "READ_TIMEOUT",
     "REQUEST_TIMEOUT",
     "RETRY_STATUSES",
-    "WORKLOAD_KINDS",
     "Answer",
     "Attempt",
     "Backoff",
@@ -113,26 +113,6 @@ def format_seconds(value: float) -> str:
 
 #: Statuses that mean "try again later": throttling and a struggling server or proxy.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-#: Workload kind (lower case) → (API group path, resource plural).
-WORKLOAD_KINDS: Mapping[str, tuple[str, str]] = {
-    "deployment": ("apis/apps/v1", "deployments"),
-    "statefulset": ("apis/apps/v1", "statefulsets"),
-    "daemonset": ("apis/apps/v1", "daemonsets"),
-    "replicaset": ("apis/apps/v1", "replicasets"),
-    "job": ("apis/batch/v1", "jobs"),
-}
-_KIND_ALIASES = {
-    "deploy": "deployment",
-    "deployments": "deployment",
-    "sts": "statefulset",
-    "statefulsets": "statefulset",
-    "ds": "daemonset",
-    "daemonsets": "daemonset",
-    "rs": "replicaset",
-    "replicasets": "replicaset",
-    "jobs": "job",
-}
 
 USER_AGENT = f"podmagic/{__version__}"
 
@@ -1006,20 +986,17 @@ class KubeApi:
     async def get_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """A Deployment, StatefulSet, DaemonSet, ReplicaSet or Job, or ``None`` if missing.
 
-        ``kind`` is matched case-insensitively and may be kubectl's short name (``deploy``,
-        ``sts``, ``ds``, ``rs``); any other kind raises ``ValueError``.
+        ``kind`` is matched case-insensitively in any spelling kubectl accepts (``deploy``,
+        ``sts``, ``statefulsets.apps`` ...); any other kind raises ``ValueError``.
         """
-        key = kind.lower()
-        key = _KIND_ALIASES.get(key, key)
-        if key not in WORKLOAD_KINDS:
+        found = kind_named(kind)
+        if found is None or found.name not in WORKLOAD_KINDS:
             raise ValueError(
-                f"unsupported workload kind {kind!r} "
-                f"(expected one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job)"
+                f"unsupported workload kind {kind!r} (expected one of {', '.join(WORKLOAD_KINDS)})"
             )
-        group, plural = WORKLOAD_KINDS[key]
         return await self._get_or_none(
-            f"/{group}/namespaces/{_segment(namespace)}/{plural}/{_segment(name)}",
-            what=f"get {key} {namespace}/{name}",
+            f"{found.path(_segment(namespace))}/{_segment(name)}",
+            what=f"get {found.name.lower()} {namespace}/{name}",
         )
 
     # -- exec ------------------------------------------------------------------------------

@@ -35,10 +35,10 @@ from ._interpolation import InterpolationError, find_placeholders, interpolate
 from ._parsing import parser_for
 from ._portal import get_portal, run_blocking
 from ._render import NullRenderer, RenderLimits, choose_renderer
+from ._resolve import Selection
 from ._results import ExecStatus, PodResults, check_parsed, parse_problems
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed, names_no_pods
-from ._targets import Selection
 
 __all__ = ["PodMagic", "RunInterrupted"]
 

@@ -15,7 +15,6 @@ DataFrames.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, overload
 
 from ._errors import ParseError, PodExecError, PodsFailedError
+from ._natsort import natural_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,14 +274,6 @@ def _unit(results: Iterable[PodResult]) -> str:
     return "containers" if len(pods) < len(items) else "pods"
 
 
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _natural_key(name: str) -> list[Any]:
-    """Sort key that puts ``web-2`` before ``web-10``."""
-    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
-
-
 class PodResults(Sequence[PodResult]):
     """The results of one run: an immutable list of :class:`PodResult`.
 
@@ -456,7 +448,7 @@ class PodResults(Sequence[PodResult]):
                     dropped_compared=all(digest is not None or not n for digest, n in digests),
                 )
             )
-        groups.sort(key=lambda g: (-len(g.pods), _natural_key(g.results[0].pod), g.pods[0]))
+        groups.sort(key=lambda g: (-len(g.pods), natural_key(g.results[0].pod), g.pods[0]))
         return groups
 
     # -- DataFrames ------------------------------------------------------------------------

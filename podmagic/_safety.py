@@ -12,7 +12,8 @@ import fnmatch
 from collections.abc import Sequence
 
 from ._errors import RefusedError
-from ._targets import Selection, TargetQuery
+from ._query import TargetQuery
+from ._resolve import Selection
 
 __all__ = [
     "DEFAULT_CONFIRM_ABOVE",

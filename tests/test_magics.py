@@ -11,8 +11,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic._background import BackgroundRun
 from podmagic._errors import PodsFailedError, RefusedError, SelectionError
+from podmagic._resolve import Selection
 from podmagic._results import ExecStatus, PodResults
-from podmagic._targets import Selection
 from podmagic.sandbox import Sandbox
 
 

@@ -28,8 +28,8 @@ from podmagic._render import (
     choose_renderer,
     pod_colour,
 )
+from podmagic._resolve import PodTarget, Selection, SkippedPod
 from podmagic._results import ExecStatus, PodResult, PodResults
-from podmagic._targets import PodTarget, Selection, SkippedPod
 
 CONTEXT = "sandbox"
 NAMESPACE = "demo"
@@ -759,7 +759,7 @@ import threading, time
 from podmagic._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from podmagic._render import WidgetRenderer
 from podmagic._results import ExecStatus, PodResult, PodResults
-from podmagic._targets import PodTarget, Selection
+from podmagic._resolve import PodTarget, Selection
 
 def run(renderer, tag, delay):
     pods = [PodTarget("demo", f"{tag}-{i}", "app", "node-a", ("app",), "uid", 0) for i in range(3)]

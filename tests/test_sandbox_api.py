@@ -1335,7 +1335,7 @@ async def test_downward_api_env_is_seen_by_exec(monkeypatch: pytest.MonkeyPatch)
             "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
             (
                 "document 1: kind 'Service' is not supported (supported: Namespace, Node, Pod, Deployment, "
-                "ReplicaSet, StatefulSet, DaemonSet, Job)"
+                "StatefulSet, DaemonSet, ReplicaSet, Job)"
             ),
         ),
         (

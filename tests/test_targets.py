@@ -15,19 +15,18 @@ from typing import Any
 import pytest
 
 from podmagic._errors import ApiError, SelectionError
-from podmagic._selectors import FieldSelector, LabelSelector
-from podmagic._targets import (
-    WORKLOAD_ALIASES,
+from podmagic._kinds import ALIASES
+from podmagic._natsort import natural_key
+from podmagic._query import Target, TargetQuery
+from podmagic._resolve import (
     PodSource,
     PodTarget,
     Selection,
     SkippedPod,
-    Target,
-    TargetQuery,
     most_active_first,
-    natural_key,
     resolve,
 )
+from podmagic._selectors import FieldSelector, LabelSelector
 
 pytestmark = pytest.mark.anyio
 
@@ -414,7 +413,7 @@ EXPECTED_ALIASES = {
 
 
 def test_aliases_are_exactly_the_documented_ones() -> None:
-    assert dict(WORKLOAD_ALIASES) == EXPECTED_ALIASES
+    assert dict(ALIASES) == EXPECTED_ALIASES
 
 
 @pytest.mark.parametrize(("prefix", "kind"), sorted(EXPECTED_ALIASES.items()))
@@ -1617,13 +1616,14 @@ async def test_namespace_is_ignored_with_all_namespaces() -> None:
 
 def test_natural_key() -> None:
     names = ["web-10", "web-2", "web-1", "web-02", "api", "web-1a", "web-"]
+    # kubectl's order (sortorder.NaturalLess): equal numbers, fewer leading zeros first.
     assert sorted(names, key=natural_key) == [
         "api",
         "web-",
         "web-1",
         "web-1a",
-        "web-02",
         "web-2",
+        "web-02",
         "web-10",
     ]
 

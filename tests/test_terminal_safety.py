@@ -21,9 +21,9 @@ from podmagic._errors import ApiError, PodExecError
 from podmagic._events import PodFinished, PodOutput, PodStarted, RunStarted
 from podmagic._render import TextRenderer, WidgetRenderer
 from podmagic._render._base import ANSI_ERROR, ANSI_RESET, PALETTE, ansi_colour
+from podmagic._resolve import PodTarget, Selection
 from podmagic._results import ExecStatus, PodResult, PodResults
 from podmagic._safe_text import visible_controls
-from podmagic._targets import PodTarget, Selection
 from podmagic.sandbox import Sandbox
 
 #: Each hostile sequence and how the text view must show it.
@@ -351,7 +351,7 @@ def test_dry_run_listing_shows_control_characters_visibly(
     from IPython.core.interactiveshell import InteractiveShell
 
     from podmagic._magics import PodMagic
-    from podmagic._targets import SkippedPod
+    from podmagic._resolve import SkippedPod
 
     magic = PodMagic(shell=InteractiveShell.instance())
     selection = Selection(

@@ -39,8 +39,8 @@ from podmagic._kubeapi import (
     format_seconds,
 )
 from podmagic._magics import PodMagic
+from podmagic._resolve import PodTarget, Selection
 from podmagic._results import ExecStatus
-from podmagic._targets import PodTarget, Selection
 from podmagic._transport import ExecSpec, run_exec
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._tls import ServingCertificates, generate_certificates

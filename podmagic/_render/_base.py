@@ -21,8 +21,8 @@ from ._labels import LabelStyle, PodKey
 
 if TYPE_CHECKING:
     from .._events import Event, RunStarted
+    from .._resolve import PodTarget
     from .._results import PodResult, PodResults
-    from .._targets import PodTarget
 
 __all__ = [
     "PALETTE",

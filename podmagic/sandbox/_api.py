@@ -22,11 +22,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .._kinds import WORKLOAD_KINDS
 from .._selectors import FieldSelector, LabelSelector, SelectorError
 from . import _status as status
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
-from ._objects import WORKLOAD_KINDS, name_suffix, now_rfc3339
+from ._objects import name_suffix, now_rfc3339
 from ._state import (
     MAX_TOKEN_TTL,
     Cluster,
@@ -59,10 +60,7 @@ CONNECTIONS_KEY = web.AppKey("connections", Connections)
 _ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 # Sandbox-only endpoints (not Kubernetes API): admin token only, never throttled.
 _SANDBOX_PREFIX = "/sandbox/"
-_PLURAL_TO_KIND = {plural: kind for kind, (_, plural) in WORKLOAD_KINDS.items()}
-_GROUP_OF_KIND = {
-    kind: group_version.split("/")[0] for kind, (group_version, _) in WORKLOAD_KINDS.items()
-}
+_PLURAL_TO_KIND = {kind.plural: name for name, kind in WORKLOAD_KINDS.items()}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -530,7 +528,7 @@ def _service_account(namespace: str) -> dict[str, Any]:
 def _workload_kind(request: web.Request) -> str:
     group = request.match_info["group"]
     kind = _PLURAL_TO_KIND.get(request.match_info["plural"])
-    if kind is None or _GROUP_OF_KIND[kind] != group or request.match_info["version"] != "v1":
+    if kind is None or WORKLOAD_KINDS[kind].group != group or request.match_info["version"] != "v1":
         raise _no_resource()
     return kind
 
@@ -543,7 +541,7 @@ async def list_workloads(request: web.Request) -> web.Response:
         for w in cluster_of(request).list_workloads(kind, request.match_info.get("namespace"))
         if matches(w)
     ]
-    return _list_response(request, kind, WORKLOAD_KINDS[kind][0], items)
+    return _list_response(request, kind, WORKLOAD_KINDS[kind].api_version, items)
 
 
 async def get_workload(request: web.Request) -> web.Response:
@@ -551,7 +549,7 @@ async def get_workload(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     workload = cluster_of(request).get_workload(kind, request.match_info["namespace"], name)
     if workload is None:
-        raise status.not_found(request.match_info["plural"], name, _GROUP_OF_KIND[kind])
+        raise status.not_found(request.match_info["plural"], name, WORKLOAD_KINDS[kind].group)
     return _json(workload)
 
 

@@ -16,11 +16,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from .._kinds import WORKLOAD_KINDS
 from ._behaviour import PREFIX, PodBehaviour, parse_only_replicas
 from ._validation import desired_replicas, generated_name, text_value
 
 __all__ = [
-    "WORKLOAD_KINDS",
     "expand_workload",
     "make_pod",
     "name_suffix",
@@ -28,15 +28,6 @@ __all__ = [
     "refresh_pod_status",
     "workload_status",
 ]
-
-# kind -> (API group/version, plural resource name)
-WORKLOAD_KINDS: dict[str, tuple[str, str]] = {
-    "Deployment": ("apps/v1", "deployments"),
-    "ReplicaSet": ("apps/v1", "replicasets"),
-    "StatefulSet": ("apps/v1", "statefulsets"),
-    "DaemonSet": ("apps/v1", "daemonsets"),
-    "Job": ("batch/v1", "jobs"),
-}
 
 # The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -81,7 +72,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 def _owner_reference(workload: Mapping[str, Any], kind: str, name: str, uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": WORKLOAD_KINDS[kind][0],
+        "apiVersion": WORKLOAD_KINDS[kind].api_version,
         "kind": kind,
         "name": name,
         "uid": uid,
@@ -302,7 +293,7 @@ def expand_workload(
     meta.setdefault("uid", _uid(f"{kind}/{namespace}/{name}"))
     meta.setdefault("creationTimestamp", now_rfc3339())
     meta.setdefault("generation", 1)
-    workload.setdefault("apiVersion", WORKLOAD_KINDS[kind][0])
+    workload.setdefault("apiVersion", WORKLOAD_KINDS[kind].api_version)
     spec = workload.setdefault("spec", {})
     template = spec.get("template") or {}
     template_meta = template.setdefault("metadata", {})

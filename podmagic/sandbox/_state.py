@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import yaml
 
+from .._kinds import WORKLOAD_KINDS
 from ._behaviour import PREFIX, BehaviourError, PodBehaviour, parse_files
 from ._objects import (
-    WORKLOAD_KINDS,
     expand_workload,
     make_pod,
     name_suffix,

@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._kinds import WORKLOAD_KINDS
 from ._behaviour import PREFIX, annotation_problems
 from ._paths import path_problem
 
@@ -111,7 +112,6 @@ _MAX_GENERATED_PREFIX = 58
 
 # Kinds whose names are RFC 1123 labels; every other kind's are subdomains.
 _LABEL_NAMED_KINDS = frozenset({"Namespace"})
-_WORKLOAD_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"})
 
 _OMIT = object()  # a FieldError whose value is not shown
 
@@ -332,7 +332,7 @@ def validate_object(doc: Mapping[str, Any], *, namespaced: bool = True) -> list[
     spec = doc.get("spec")
     if kind == "Pod":
         errors.extend(_validate_pod_spec(spec, "spec"))
-    elif kind in _WORKLOAD_KINDS:
+    elif kind in WORKLOAD_KINDS:
         workload_errors = _validate_workload_spec(kind, spec)
         errors.extend(workload_errors)
         name = metadata.get("name")
@@ -623,7 +623,7 @@ def replica_count(doc: Mapping[str, Any], nodes: int) -> int:
         return 1
     if kind == "DaemonSet":
         return nodes
-    if kind in _WORKLOAD_KINDS:
+    if kind in WORKLOAD_KINDS:
         return desired_replicas(doc)
     return 0
 

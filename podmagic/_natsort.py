@@ -1,0 +1,41 @@
+"""Natural order for names: ``web-2`` before ``web-10``, the order kubectl sorts text in.
+
+kubectl orders strings with ``sortorder.NaturalLess`` (github.com/fvbommel/sortorder, used by
+``kubectl get --sort-by``); :func:`natural_key` is a sort key with the same order, so pods,
+results and groups list the way kubectl would list them:
+
+* runs of ASCII digits compare as numbers (``web-2`` < ``web-10``); other text compares by
+  code point, which is UTF-8's byte order;
+* where one name has a digit and the other does not, the digit sorts first (``ab1`` <
+  ``abc``), and a name that ends sorts before one that goes on (``web`` < ``web-1``);
+* equal numbers with more leading zeros sort later (``web-2`` < ``web-02``), decided at the
+  first such number.
+
+The key of two different names is never equal, so sorting by it needs no tie-breaker.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["natural_key"]
+
+_DIGITS: Final = re.compile(r"([0-9]+)")
+
+# A key alternates text and numbers, starting and ending with text (possibly empty), so the
+# same position always holds the same type and tuples compare without a TypeError.
+NaturalKey = tuple[str | tuple[int, int], ...]
+
+
+def natural_key(name: str) -> NaturalKey:
+    """Sort key that puts ``web-2`` before ``web-10``, in kubectl's natural order."""
+    parts = _DIGITS.split(name)
+    key: list[str | tuple[int, int]] = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            significant = part.lstrip("0")
+            key.append((int(part), len(part) - len(significant)))
+        else:
+            key.append(part)
+    return tuple(key)
