@@ -1,4 +1,6 @@
-"""Live views of a run, fed by the engine's events.
+"""Everything a person sees of a run: the live views fed by the engine's events, and the
+summary and reprs of its results (``_summary``: text and HTML from one view, colours), with pods
+named one way everywhere (``_labels``: ``web-1``, ``prod/web-1``, ``web-1 [app]``).
 
 Nothing in the engine imports this package: the caller picks a renderer and passes its
 ``handle_event`` as the engine's ``on_event``, then calls ``close()`` when the run is over::
