@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import IO, Any
 
 import anyio
@@ -55,6 +56,7 @@ from ._query import Target, TargetQuery
 from ._resolve import Selection, resolve
 from ._results import PodResults
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
+from ._sessions import LoopSessions
 
 __all__ = ["Cluster", "StdinSource"]
 
@@ -270,6 +272,10 @@ class Cluster:
             capture_limit=capture_limit,
             capture_budget=capture_budget,
         )
+        # One HTTP session per event loop, kept across runs (see _sessions.py).
+        # Made from the credentials alone: a closure over self would make a reference cycle,
+        # and the garbage collector could then finalize a session before it is closed.
+        self._sessions = LoopSessions(partial(KubeApi, self.credentials))
 
     @property
     def context(self) -> str:
@@ -349,10 +355,33 @@ class Cluster:
         return replace(selection, untargeted=not request.targets and request.label_selector is None)
 
     def _api(self, timeout: float | None) -> KubeApi:
-        """The API client, its connect and read limits within the per-pod ``timeout``."""
-        if timeout is None or not timeout > 0:
-            return KubeApi(self.credentials)
-        return KubeApi(self.credentials, timeout=timeout)
+        """The API client for one run on the running loop's pooled session, its connect and
+        read limits within the per-pod ``timeout`` (closing it keeps the session open)."""
+        return self._sessions.borrow(timeout if timeout is not None and timeout > 0 else None)
+
+    # -- the session ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close this Cluster's HTTP connections: the current event loop's at once, other
+        loops' on those loops. A later run opens new ones."""
+        await self._sessions.aclose()
+
+    def close(self) -> None:
+        """Close this Cluster's HTTP connections on every event loop (blocking; a later run
+        opens new ones). Sessions also close with their loop, and at interpreter exit."""
+        self._sessions.close()
+
+    async def __aenter__(self) -> Cluster:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Cluster:  # noqa: PYI034 - Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     async def _resolve(
         self, api: KubeApi, query: TargetQuery, deadline: float | None, until: float | None = None

@@ -660,6 +660,8 @@ class KubeApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._ws_ssl: ssl.SSLContext | None = None
+        #: The client whose HTTP session this one borrows (see :meth:`sharing`).
+        self._pool: KubeApi | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._session else "idle"
@@ -678,18 +680,61 @@ class KubeApi:
     ) -> None:
         await self.aclose()
 
+    def sharing(self, *, timeout: float | None = None) -> KubeApi:
+        """A client on this one's connection pool with its own per-pod ``timeout``.
+
+        It borrows this client's HTTP session (made on first use, per event loop) and its
+        exec TLS context, so that successive runs reuse connections and TLS sessions; closing
+        it leaves them open. Its limits are at most this client's (``timeout`` only lowers
+        them), which the session's own socket limits leave room for.
+        """
+        view = KubeApi(self.credentials, retry=self.retry, limit=self.limit, timeout=timeout)
+        view._pool = self
+        return view
+
+    @property
+    def usable(self) -> bool:
+        """Whether requests can still be made: not closed, and its session (if made yet)
+        neither closed nor bound to an event loop that has closed."""
+        if self._pool is not None:
+            return not self._closed and self._pool.usable
+        if self._closed or self._session is None:
+            return not self._closed
+        return not self._session.closed and not (self._loop is not None and self._loop.is_closed())
+
     async def aclose(self) -> None:
-        """Close the connection pool. The client cannot be used afterwards."""
+        """Close the connection pool (a client made by :meth:`sharing` leaves its lender's
+        open). The client cannot be used afterwards."""
         self._closed = True
+        if self._pool is not None:
+            return
         session, self._session = self._session, None
         if session is not None:
             # Shielded: an interrupted close would leave sockets for the garbage collector.
             with anyio.CancelScope(shield=True):
                 await session.close()
 
+    def discard(self) -> None:
+        """Let go of a session whose event loop has closed without closing it first (nothing
+        can run there any more): it is marked closed, so that it is not reported as leaked;
+        its connection went with the loop. The client cannot be used afterwards."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is None or self._loop is None or not self._loop.is_closed():
+            return
+        # On a closed loop, aiohttp's close has nothing to wait for: it finishes in one step.
+        closing = session.close()
+        try:
+            closing.send(None)
+        except StopIteration:
+            return
+        closing.close()
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this KubeApi is closed")
+        if self._pool is not None:
+            return self._pool._get_session()
         loop = asyncio.get_running_loop()
         if self._session is None:
             proxy = self.proxy
@@ -1052,6 +1097,8 @@ class KubeApi:
         the TLS session of an earlier one (see :class:`_ResumingContext`)."""
         if not self._https:
             return None
+        if self._pool is not None:
+            return self._pool.websocket_ssl()
         context = self.credentials.ssl_context()
         if not isinstance(context, ssl.SSLContext):
             if self._ws_ssl is None:
