@@ -47,8 +47,12 @@ def shutdown_portal() -> None:
     """Stop the loop thread (cancelling what still runs there). Safe to call repeatedly."""
     global _portal, _portal_cm
     with _lock:
-        manager, _portal, _portal_cm = _portal_cm, None, None
-    if manager is not None:
+        portal, manager, _portal, _portal_cm = _portal, _portal_cm, None, None
+    if portal is not None and manager is not None:
+        # Cancel first: leaving the portal's context waits for every task, so at interpreter
+        # exit a run still going (a --bg run, a daemon thread's) would hold the process up.
+        with contextlib.suppress(Exception):
+            portal.call(portal.stop, True)
         with contextlib.suppress(Exception):
             manager.__exit__(None, None, None)
 

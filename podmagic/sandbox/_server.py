@@ -3,21 +3,30 @@
 The server has its own event loop in a named daemon thread, so it serves while the caller
 (a test, a notebook, the CLI's main thread) blocks or runs its own loop. Every call that
 touches cluster state is handed to that loop, which owns the state.
+
+A sandbox the program never stops is stopped when the process ends: at interpreter exit
+(``atexit``: a script's end, a kernel's shutdown) and on SIGTERM or SIGHUP (a kernel killed by
+its manager, a closed terminal) unless the program handles those signals itself. So no pod
+process, temporary folder or kubeconfig outlives the process that started the sandbox. (A
+SIGKILL leaves them: nothing runs in a process killed that way.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -31,6 +40,45 @@ from ._tls import ServingCertificates, generate_certificates, generate_token
 __all__ = ["Sandbox", "demo_manifest"]
 
 T = TypeVar("T")
+
+# Sandboxes started and not stopped yet: the ones to stop when the process ends.
+_running: set[Sandbox] = set()
+_running_lock = threading.Lock()
+_atexit_registered = False
+_signals_handled = False
+
+
+def _stop_running_sandboxes() -> None:
+    """Stop every sandbox still running (at exit, or on a terminating signal)."""
+    with _running_lock:
+        sandboxes = list(_running)
+    for sandbox in sandboxes:
+        with contextlib.suppress(Exception):
+            sandbox.stop()
+
+
+def _stop_then_terminate(signum: int, frame: FrameType | None) -> None:
+    _stop_running_sandboxes()
+    # Then end as the signal would have ended the process without this handler.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _stop_at_exit(sandbox: Sandbox) -> None:
+    """Have ``sandbox`` stopped when the process ends, should nobody stop it before."""
+    global _atexit_registered, _signals_handled
+    with _running_lock:
+        _running.add(sandbox)
+        if not _atexit_registered:
+            atexit.register(_stop_running_sandboxes)
+            _atexit_registered = True
+    # Handlers can only be set from the main thread; a signal the program already handles
+    # (the CLI's clean stop, a server's own shutdown) is left to the program.
+    if not _signals_handled and threading.current_thread() is threading.main_thread():
+        _signals_handled = True
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _stop_then_terminate)
 
 
 def demo_manifest() -> str:
@@ -141,6 +189,7 @@ class Sandbox:
             self._thread = None
             self._cleanup_files()
             raise
+        _stop_at_exit(self)
         return self
 
     async def _start_async(self) -> None:
@@ -190,6 +239,8 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop serving, kill every pod process, and remove the kubeconfig and state folder."""
+        with _running_lock:
+            _running.discard(self)
         if self._thread is None or self._loop is None:
             self._cleanup_files()
             return

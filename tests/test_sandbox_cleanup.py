@@ -1,0 +1,162 @@
+"""A sandbox cleans up when its process ends without stopping it.
+
+A script that exits, or a kernel that is shut down or sent SIGTERM, with a sandbox still
+running (no ``stop()``, no ``%pod_sandbox stop``) leaves no temporary folder, no kubeconfig
+and no pod process behind. Each case runs in a real subprocess: a Python script, or a kernel
+started by jupyter_client as a notebook's would be. A pod process is running at that moment:
+``sh`` with a background ``sleep`` of its own, both of which must be gone afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+pytestmark = pytest.mark.timeout(120)
+
+#: The pod's command: it records its pid and its background child's, then waits.
+POD_SCRIPT = "echo $$ > {marks}/pod.pid; sleep 300 & echo $! > {marks}/background.pid; wait"
+
+#: A script that starts a sandbox and a long exec in it, then exits (or waits for SIGTERM).
+SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from podmagic import Cluster
+from podmagic.sandbox import Sandbox
+
+marks, how, command = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+sandbox = Sandbox().start()
+print(sandbox.state_dir, sandbox.kubeconfig, flush=True)
+cluster = Cluster(kubeconfig=str(sandbox.kubeconfig))
+threading.Thread(
+    target=cluster.run, args=(command, "db-0"), kwargs={"namespace": "demo"}, daemon=True
+).start()
+deadline = time.monotonic() + 60
+while not (marks / "background.pid").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("running", flush=True)
+if how == "sigterm":
+    time.sleep(600)  # until the test sends SIGTERM
+"""
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has ended: it only waits to be reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return fields[0] not in ("Z", "X")
+
+
+def pod_pids(marks: Path) -> list[int]:
+    deadline = time.monotonic() + 60
+    while not (marks / "background.pid").exists():
+        assert time.monotonic() < deadline, "the pod's command did not start within 60 s"
+        time.sleep(0.01)
+    pids = [int((marks / name).read_text()) for name in ("pod.pid", "background.pid")]
+    assert all(process_running(pid) for pid in pids)
+    return pids
+
+
+def assert_cleaned_up(state_dir: Path, kubeconfig: Path, pids: list[int]) -> None:
+    """Everything is gone; SIGKILLed processes may take a moment to stop being scheduled."""
+    deadline = time.monotonic() + 30
+    while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [pid for pid in pids if process_running(pid)] == [], "pod processes survived"
+    assert not kubeconfig.exists(), "the kubeconfig was left behind"
+    assert not state_dir.exists(), "the sandbox's temporary folder was left behind"
+
+
+@pytest.fixture
+def leftovers() -> Iterator[list[int]]:
+    """Pids to kill after the test, should the cleanup under test fail."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if process_running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_a_script_that_ends_without_stop_leaves_nothing_behind(
+    how: str, tmp_path: Path, leftovers: list[int]
+) -> None:
+    script = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(tmp_path), how, POD_SCRIPT.format(marks=tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    try:
+        assert script.stdout is not None
+        state_dir, kubeconfig = (Path(part) for part in script.stdout.readline().split())
+        pids = pod_pids(tmp_path)
+        leftovers.extend(pids)
+        assert script.stdout.readline() == "running\n"
+        assert state_dir.is_dir() and kubeconfig.is_file()
+        if how == "sigterm":
+            script.send_signal(signal.SIGTERM)
+        _, stderr = script.communicate(timeout=60)
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.communicate()
+    # SIGTERM still ends the script as SIGTERM does; a normal exit is still a success.
+    assert script.returncode == (-signal.SIGTERM if how == "sigterm" else 0), stderr
+    assert_cleaned_up(state_dir, kubeconfig, pids)
+
+
+@pytest.mark.parametrize("how", ["shutdown", "sigterm"])
+def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
+    how: str, tmp_path: Path, leftovers: list[int]
+) -> None:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(
+        cwd=str(tmp_path), env={**os.environ, "HOME": str(tmp_path), "JUPYTER_PLATFORM_DIRS": "1"}
+    )
+    client = manager.client()
+    client.start_channels()
+    lines: list[str] = []
+
+    def keep(message: dict[str, object]) -> None:
+        content = message["content"]
+        if message["msg_type"] == "stream" and isinstance(content, dict):
+            lines.extend(str(content["text"]).splitlines())
+
+    try:
+        client.wait_for_ready(timeout=60)
+        command = POD_SCRIPT.format(marks=tmp_path)
+        reply = client.execute_interactive(
+            "%load_ext podmagic\n"
+            "sandbox = %pod_sandbox start\n"
+            f"h = %pod db-0 -n demo --bg -q -- {command}\n"
+            "import os\n"
+            "print(os.getpid(), sandbox.state_dir, sandbox.kubeconfig)",
+            timeout=60,
+            output_hook=keep,
+        )
+        assert reply["content"]["status"] == "ok", (reply["content"], lines)
+        kernel_pid, state_dir, kubeconfig = lines[-1].split()
+        pids = pod_pids(tmp_path)
+        leftovers.extend(pids)
+        if how == "sigterm":
+            os.kill(int(kernel_pid), signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while manager.is_alive():
+                assert time.monotonic() < deadline, "the kernel outlived SIGTERM by 60 s"
+                time.sleep(0.02)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+    assert_cleaned_up(Path(state_dir), Path(kubeconfig), pids)
