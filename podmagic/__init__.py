@@ -1,16 +1,49 @@
 """podmagic: run shell commands across Kubernetes pods from IPython, Jupyter and Python.
 
 In IPython or Jupyter, ``%load_ext podmagic`` registers ``%pod`` / ``%%pod`` and
-``%pod_sandbox``. From Python, :class:`Cluster` is the same engine::
+``%pod_sandbox`` (``%pod?`` shows every option). From Python, :class:`Cluster` is the same
+engine::
 
     from podmagic import Cluster
 
-    results = Cluster().run("uname -r", "-l app=web")   # or await Cluster().arun(...)
-    results.to_dataframe()
+    cluster = Cluster(context="staging")        # resolved once and pinned
+    results = cluster.run("uname -r", selector="app=web", namespace="shop", timeout=10)
+    results.check()                             # PodsFailedError if any pod did not succeed
+    results.to_dataframe()                      # one row per pod
+    results.parse("kv")                         # every pod's output as one DataFrame
 
-Results are :class:`PodResults` (one :class:`PodResult` per pod, grouped by identical output
-into :class:`OutputGroup`). Every error podmagic raises is a :class:`PodmagicError`.
-``podmagic.sandbox`` is a local Kubernetes API server, the embedded default for demos and tests.
+    results = await cluster.arun(["cat", "/etc/os-release"], "deploy/api")
+
+Running (``help(Cluster.run)`` lists every argument):
+
+* :class:`Cluster` — ``run`` / ``arun`` run a command; ``select`` / ``aselect`` only find the
+  pods (a :class:`Selection`, which ``run(selection=...)`` reuses); ``query`` checks a
+  target's syntax (a :class:`TargetQuery`). A run in a protected context, in more than
+  ``confirm_above`` pods, or with no target at all is refused (:class:`RefusedError`) until
+  it says ``yes=True`` / ``all_pods=True``.
+* :class:`ExecOptions` — the limits a run uses (timeouts, concurrency, capture sizes);
+  :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
+
+Results are data:
+
+* :class:`PodResults` — one :class:`PodResult` per pod and container, with ``ok``,
+  ``failed``, ``check()``, ``parse(FORMAT)``, ``to_dataframe()`` and ``groups()`` (identical
+  outputs together, as :class:`OutputGroup`). :class:`ExecStatus` says how each exec ended.
+* :func:`parse_problems` and :func:`check_parsed` report pods that a parsed table lacks.
+
+Live events (``on_event=``): :data:`Event` is one of :class:`RunStarted`,
+:class:`PodStarted`, :class:`PodOutput` (``stream`` is a :class:`Stream`),
+:class:`PodFinished` and :class:`RunFinished`; :data:`EventCallback` is the callback's type.
+
+Errors: every exception podmagic raises is a :class:`PodmagicError` — :class:`ConfigError`
+(kubeconfig, context, credentials), :class:`SelectionError` (the target),
+:class:`ApiError` and :class:`RequestTimeoutError` (the API server), :class:`RefusedError`
+(the guards), :class:`PodsFailedError` / :class:`PodExecError` (``check()``),
+:class:`ParseError` (``parse()``). An exec that fails or times out in one pod is not
+raised: it is that pod's :class:`PodResult` (``status`` and ``error``).
+
+``podmagic.sandbox.Sandbox`` is a local Kubernetes API server that runs pods as local
+processes: the embedded cluster for demos and tests (``%pod_sandbox start`` in IPython).
 
 The implementation lives in private modules (``podmagic._name``); the names listed in
 ``__all__`` are the public API.
@@ -24,14 +57,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._channels import Stream
     from ._client import Cluster
     from ._engine import ExecOptions, RunControl
     from ._errors import (
         ApiError,
         ConfigError,
-        ExecError,
-        ExecTimeout,
-        HandshakeError,
         ParseError,
         PodExecError,
         PodmagicError,
@@ -39,7 +70,6 @@ if TYPE_CHECKING:
         RefusedError,
         RequestTimeoutError,
         SelectionError,
-        StreamLostError,
     )
     from ._events import (
         Event,
@@ -50,6 +80,8 @@ if TYPE_CHECKING:
         RunFinished,
         RunStarted,
     )
+    from ._query import TargetQuery
+    from ._resolve import Selection
     from ._results import (
         ExecStatus,
         OutputGroup,
@@ -68,9 +100,6 @@ _HOMES: dict[str, str] = {
     "RunControl": "_engine",
     "ApiError": "_errors",
     "ConfigError": "_errors",
-    "ExecError": "_errors",
-    "ExecTimeout": "_errors",
-    "HandshakeError": "_errors",
     "ParseError": "_errors",
     "PodExecError": "_errors",
     "PodmagicError": "_errors",
@@ -78,7 +107,6 @@ _HOMES: dict[str, str] = {
     "RefusedError": "_errors",
     "RequestTimeoutError": "_errors",
     "SelectionError": "_errors",
-    "StreamLostError": "_errors",
     "Event": "_events",
     "EventCallback": "_events",
     "PodFinished": "_events",
@@ -86,12 +114,15 @@ _HOMES: dict[str, str] = {
     "PodStarted": "_events",
     "RunFinished": "_events",
     "RunStarted": "_events",
+    "Stream": "_channels",
     "ExecStatus": "_results",
     "OutputGroup": "_results",
     "PodResult": "_results",
     "PodResults": "_results",
     "check_parsed": "_results",
     "parse_problems": "_results",
+    "Selection": "_resolve",
+    "TargetQuery": "_query",
 }
 
 __all__ = [
@@ -100,11 +131,8 @@ __all__ = [
     "ConfigError",
     "Event",
     "EventCallback",
-    "ExecError",
     "ExecOptions",
     "ExecStatus",
-    "ExecTimeout",
-    "HandshakeError",
     "OutputGroup",
     "ParseError",
     "PodExecError",
@@ -120,8 +148,10 @@ __all__ = [
     "RunControl",
     "RunFinished",
     "RunStarted",
+    "Selection",
     "SelectionError",
-    "StreamLostError",
+    "Stream",
+    "TargetQuery",
     "__version__",
     "check_parsed",
     "load_ipython_extension",

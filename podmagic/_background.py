@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ._engine import RunControl
-from ._events import Event, PodFinished, RunStarted
+from ._events import Event, PodFinished, PodStarted, RunStarted
 from ._results import PodResults
 
 __all__ = ["BackgroundRun"]
@@ -32,8 +32,11 @@ class BackgroundRun:
         self._started = time.monotonic()
         self._finished_at: float | None = None
         self.total = 0
+        self.started_count = 0
         self.done_count = 0
         self.failed_count = 0
+        #: What ``--parse`` could not parse, in words (None: every pod that ran was parsed).
+        self.problems: str | None = None
 
     def _attach(self, future: Future[Any], on_done: Callable[[Future[Any]], None]) -> None:
         self._future = future
@@ -48,10 +51,17 @@ class BackgroundRun:
         """Keep counts for the repr (called on the loop thread with every event)."""
         if isinstance(event, RunStarted):
             self.total = len(event.selection.run)
+        elif isinstance(event, PodStarted):
+            self.started_count += 1
         elif isinstance(event, PodFinished) and event.result.status.value != "skipped":
             self.done_count += 1
             if not event.result.ok:
                 self.failed_count += 1
+
+    def note(self, problems: str) -> None:
+        """Keep the pods ``--parse`` has no rows for: the cell that started the run has
+        moved on, so they are shown by the repr instead."""
+        self.problems = problems
 
     @property
     def state(self) -> str:
@@ -64,6 +74,7 @@ class BackgroundRun:
         return "error" if future.exception() is not None else "done"
 
     def done(self) -> bool:
+        """True once the run has ended (done, cancelled or failed)."""
         return self._future is not None and self._future.done()
 
     def cancel(self) -> None:
@@ -84,4 +95,6 @@ class BackgroundRun:
         counts = f"{self.done_count}/{self.total} done"
         if self.failed_count:
             counts += f", {self.failed_count} failed"
+        if self.problems:
+            counts += ", some pods not parsed (see .problems)"
         return f"<BackgroundRun {self.description}: {self.state}, {counts}, {end - self._started:.1f}s>"

@@ -24,9 +24,18 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.lowlevel import EventLoopToken
 
+from ._channels import Stream
 from ._command import RemoteCommand
 from ._errors import HandshakeError, PodmagicError, StreamLostError
-from ._events import EventCallback, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from ._events import (
+    Event,
+    EventCallback,
+    PodFinished,
+    PodOutput,
+    PodStarted,
+    RunFinished,
+    RunStarted,
+)
 from ._kubeapi import KubeApi, Reach, RetryPolicy, describe_timeout, format_seconds
 from ._natsort import natural_key
 from ._podview import PodView
@@ -251,8 +260,9 @@ class _PodRun:
         self.output_clock: float | None = None
         self.result: PodResult | None = None
 
-    def _on_output(self, stream: int, data: bytes) -> None:
-        (self.stdout if stream == 1 else self.stderr).add(data)
+    def _on_output(self, channel: int, data: bytes) -> None:
+        stream = Stream(channel)
+        (self.stdout if stream is Stream.STDOUT else self.stderr).add(data)
         self.output_clock = anyio.current_time()
         self.fanout.emit(PodOutput(self.target, stream, data))
 
@@ -495,7 +505,7 @@ class _Fanout:
     def command_args(self) -> tuple[str, ...]:
         return self.shell_display
 
-    def emit(self, event: Any) -> None:
+    def emit(self, event: Event) -> None:
         if self.on_event is not None:
             self.on_event(event)
 

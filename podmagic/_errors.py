@@ -7,10 +7,10 @@
     ├── ApiError ............. a Kubernetes API request was answered with an error status
     ├── RequestTimeoutError .. a Kubernetes API request did not finish within the ``timeout``
     │                          the caller asked for
-    ├── ExecError ............ one exec in one pod could not be run or completed
+    ├── ExecError ............ one exec in one pod could not be run or completed (internal:
+    │   │                      the engine makes it that pod's result, never raises it to you)
     │   ├── HandshakeError ... the WebSocket upgrade for the exec was refused
-    │   ├── StreamLostError .. the connection ended before the exit status arrived
-    │   └── ExecTimeout ...... the exec did not finish within its per-pod timeout
+    │   └── StreamLostError .. the connection ended before the exit status arrived
     ├── PodExecError ......... ``PodResult.check_returncode()``: that pod did not succeed
     ├── PodsFailedError ...... ``PodResults.check()``: one or more pods did not succeed
     ├── ParseError ........... a pod's output could not be parsed in the requested format
@@ -38,7 +38,6 @@ __all__ = [
     "ApiError",
     "ConfigError",
     "ExecError",
-    "ExecTimeout",
     "HandshakeError",
     "ParseError",
     "PodExecError",
@@ -224,8 +223,10 @@ class ApiError(PodmagicError):
 class ExecError(PodmagicError):
     """One exec in one pod could not be run or completed.
 
-    ``pod``, ``namespace`` and ``container`` say where. The engine records these in the pod's
-    ``PodResult`` (status ``error`` or ``timeout``) rather than letting one pod stop the rest.
+    ``pod``, ``namespace`` and ``container`` say where. The transport raises these and the
+    engine records them in the pod's ``PodResult`` (status ``error``, the message as its
+    ``error``) rather than letting one pod stop the rest; a per-pod timeout is status
+    ``timeout``. So they are not part of the public API (``podmagic.__all__``).
     """
 
     pod: str
@@ -342,31 +343,6 @@ class StreamLostError(ExecError):
             hint=hint
             if hint is not None
             else "check the pod before running again a command that is not safe to repeat",
-        )
-
-
-class ExecTimeout(ExecError):
-    """The exec did not finish within its per-pod ``timeout`` (seconds)."""
-
-    timeout: float | None
-
-    def __init__(
-        self,
-        *,
-        pod: str,
-        namespace: str,
-        container: str | None = None,
-        timeout: float | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.timeout = timeout
-        within = f" within {timeout:g}s" if timeout is not None else ""
-        super().__init__(
-            f"no exit status{within}; the remote command may still be running",
-            pod=pod,
-            namespace=namespace,
-            container=container,
-            hint=hint if hint is not None else "raise --timeout, or make the command finish sooner",
         )
 
 

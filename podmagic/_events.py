@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._channels import Stream
+
 if TYPE_CHECKING:
     from ._resolve import PodTarget, Selection
     from ._results import PodResult, PodResults
@@ -44,10 +46,11 @@ class PodStarted:
 
 @dataclass(frozen=True)
 class PodOutput:
-    """A chunk of output from one pod: ``stream`` is 1 (stdout) or 2 (stderr)."""
+    """A chunk of output from one pod: ``stream`` is :attr:`Stream.STDOUT` or
+    :attr:`Stream.STDERR` (an ``IntEnum``: equal to the channel numbers 1 and 2)."""
 
     target: PodTarget
-    stream: int
+    stream: Stream
     data: bytes
 
 
@@ -66,4 +69,6 @@ class RunFinished:
 
 
 Event = RunStarted | PodStarted | PodOutput | PodFinished | RunFinished
+"""Any one of the five events; ``match``/``isinstance`` tell them apart."""
 EventCallback = Callable[[Event], None]
+"""What ``on_event`` takes: called with each :data:`Event`, on the engine's loop thread."""

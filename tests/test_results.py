@@ -18,7 +18,6 @@ from podmagic._errors import (
     ApiError,
     ConfigError,
     ExecError,
-    ExecTimeout,
     HandshakeError,
     ParseError,
     PodExecError,
@@ -673,7 +672,7 @@ def test_error_hierarchy() -> None:
         RefusedError,
     ):
         assert issubclass(cls, PodmagicError)
-    for sub in (HandshakeError, StreamLostError, ExecTimeout):
+    for sub in (HandshakeError, StreamLostError):
         assert issubclass(sub, ExecError)
     assert sorted(errors.__all__) == sorted(
         name
@@ -744,10 +743,6 @@ def test_exec_errors_name_the_pod() -> None:
     assert "pod prod/web-2: connection lost; the remote command may still be running (EOF)" in str(
         lost
     )
-    slow = ExecTimeout(pod="web-3", namespace="prod", container="app", timeout=30)
-    assert slow.timeout == 30
-    assert "pod prod/web-3 (container app): no exit status within 30s" in str(slow)
-    assert "--timeout" in str(slow)
 
 
 def test_refused_error_says_to_add_yes() -> None:
@@ -765,7 +760,6 @@ def test_refused_error_says_to_add_yes() -> None:
         ApiError.from_status(403, {"reason": "Forbidden", "message": "no"}, what="list pods"),
         HandshakeError(pod="p", namespace="n", container="c", http_status=404),
         StreamLostError(pod="p", namespace="n"),
-        ExecTimeout(pod="p", namespace="n", timeout=1.5),
         ParseError("bad", fmt="json", pod="p", namespace="n"),
         PodExecError(failed("web-1")),
         PodsFailedError(PodResults([ok("a"), failed("b")])),
