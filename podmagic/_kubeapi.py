@@ -12,9 +12,13 @@ server is a :class:`~podmagic.ConfigError` naming the server URL and what to che
 Neither shows the transport's traceback chain (they are raised ``from None``); the low-level
 exception stays available as ``__context__``.
 
-Transient trouble — connect errors, 429 (honouring ``Retry-After``), 500/502/503/504 — is
-retried with exponential backoff and jitter under a :class:`RetryPolicy`; a 401 invalidates
-the token (an exec-plugin token may have expired) and is retried once.
+Every request goes through one choke point, :meth:`KubeApi.request` — the REST reads and
+the exec transport's WebSocket upgrade alike — so there is one policy: credentials fetched
+(and refreshed) before each attempt; a 401 invalidates the token (an exec-plugin token may
+have expired) and is retried once; transient trouble — connect errors, 429 (honouring
+``Retry-After``), 500/502/503/504 — is retried with exponential backoff and jitter under a
+:class:`RetryPolicy`; each step has its time limit (:class:`Reach`), and a timeout is never
+retried.
 
 asyncio only (aiohttp and websockets are asyncio libraries); run it under anyio's asyncio
 backend or plain asyncio.

@@ -16,7 +16,8 @@ What is guaranteed:
   ``partial`` attribute (an :class:`ExecOutcome`). It is never reported as success.
 * Before the upgrade nothing has run, so a refused upgrade is retried where that can help
   (401 once with a fresh token, 429 honouring ``Retry-After``, 5xx and connect errors with
-  backoff); after it, nothing is retried, because the command may have run.
+  backoff: the policy of every API request, :meth:`~podmagic._kubeapi.KubeApi.request`);
+  after it, nothing is retried, because the command may have run.
 * Output is handled per frame, never per byte; what exceeds ``capture_limit`` is counted
   and handed to ``on_output`` but not kept.
 * Cancelling the task closes the WebSocket within about a second and re-raises.
