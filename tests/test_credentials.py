@@ -310,6 +310,19 @@ def test_namespace_defaults_to_default(tmp_path: Path) -> None:
     assert creds.auth_method == "none"
 
 
+def _inline_tls_kubeconfig(path: Path, pki: Pki) -> Path:
+    """A kubeconfig with the CA, client certificate and key as -data fields."""
+    cluster = {
+        "server": "https://127.0.0.1:6443",
+        "certificate-authority-data": b64(pki.ca.cert_pem),
+    }
+    user = {
+        "client-certificate-data": b64(pki.client.cert_pem),
+        "client-key-data": b64(pki.client.key_pem),
+    }
+    return single(path, cluster=cluster, user=user)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("form", ["files", "data"])
 async def test_client_certificate(
@@ -329,15 +342,7 @@ async def test_client_certificate(
         user = {"client-certificate": "client.crt", "client-key": "client.key"}
         cfg = single(folder / "config", cluster=cluster, user=user)
     else:
-        cluster = {
-            "server": "https://127.0.0.1:6443",
-            "certificate-authority-data": b64(pki.ca.cert_pem),
-        }
-        user = {
-            "client-certificate-data": b64(pki.client.cert_pem),
-            "client-key-data": b64(pki.client.key_pem),
-        }
-        cfg = single(tmp_path / "config", cluster=cluster, user=user)
+        cfg = _inline_tls_kubeconfig(tmp_path / "config", pki)
     creds = load_credentials(kubeconfig=cfg)
     assert creds.auth_method == "client-certificate"
     assert creds.has_client_certificate
@@ -372,17 +377,7 @@ def test_kubeconfig_data_files_are_private_while_loaded_and_removed_after(
         return build(**kwargs)
 
     monkeypatch.setattr(credentials, "_build_ssl_context", spy)
-    cfg = single(
-        tmp_path / "config",
-        cluster={
-            "server": "https://127.0.0.1:6443",
-            "certificate-authority-data": b64(pki.ca.cert_pem),
-        },
-        user={
-            "client-certificate-data": b64(pki.client.cert_pem),
-            "client-key-data": b64(pki.client.key_pem),
-        },
-    )
+    cfg = _inline_tls_kubeconfig(tmp_path / "config", pki)
     assert load_credentials(kubeconfig=cfg).has_client_certificate
     assert set(seen) == {"ca_file", "cert_file", "key_file"}
     for path, mode, folder_mode in seen.values():
@@ -1117,24 +1112,26 @@ def _jwt(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
+def _oidc_kubeconfig(path: Path, id_token: str, *, refresh: str, issuer: str) -> Path:
+    config = {
+        "id-token": id_token,
+        "client-id": "podmagic",
+        "client-secret": "oidc-CLIENT-SECRET",
+        "refresh-token": refresh,
+        "idp-issuer-url": issuer,
+    }
+    user = {"auth-provider": {"name": "oidc", "config": config}}
+    return single(path, cluster={"server": "https://x"}, user=user)
+
+
 @pytest.mark.anyio
 async def test_oidc_auth_provider(tmp_path: Path) -> None:
     token = _jwt({"sub": "jane", "exp": int(time.time()) + 3600})
-    cfg = single(
+    cfg = _oidc_kubeconfig(
         tmp_path / "config",
-        cluster={"server": "https://x"},
-        user={
-            "auth-provider": {
-                "name": "oidc",
-                "config": {
-                    "id-token": token,
-                    "client-id": "podmagic",
-                    "client-secret": "oidc-CLIENT-SECRET",
-                    "refresh-token": "oidc-REFRESH-SECRET",
-                    "idp-issuer-url": "https://idp.invalid",
-                },
-            }
-        },
+        token,
+        refresh="oidc-REFRESH-SECRET",
+        issuer="https://idp.invalid",
     )
     creds = load_credentials(kubeconfig=cfg)
     assert creds.auth_method == "auth-provider:oidc"
@@ -1226,22 +1223,7 @@ async def test_expired_oidc_token_is_renewed_by_the_official_loader_off_the_loop
     issuer = f"http://127.0.0.1:{runner.addresses[0][1]}"
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # a plain-http IdP, for the test
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    cfg = single(
-        tmp_path / "config",
-        cluster={"server": "https://x"},
-        user={
-            "auth-provider": {
-                "name": "oidc",
-                "config": {
-                    "id-token": expired,
-                    "refresh-token": "refresh-1",
-                    "client-id": "podmagic",
-                    "client-secret": "oidc-CLIENT-SECRET",
-                    "idp-issuer-url": issuer,
-                },
-            }
-        },
-    )
+    cfg = _oidc_kubeconfig(tmp_path / "config", expired, refresh="refresh-1", issuer=issuer)
     cfg.chmod(0o600)
 
     def saved() -> dict[str, Any]:
