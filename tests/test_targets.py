@@ -1033,6 +1033,108 @@ async def test_api_error_of_one_concurrent_lookup_propagates_as_itself() -> None
         await run(TargetQuery(targets=pods("web-1", "web-2"), namespace="prod"), source)
 
 
+# -- many pod names: one LIST instead of a GET each -------------------------------------------------
+
+
+def many_pods(count: int, namespace: str = "bench") -> list[Obj]:
+    # Listed in reverse, so that the order of the result cannot come from the listing.
+    return [make_pod(f"p{index}", namespace) for index in reversed(range(count))]
+
+
+async def test_many_pod_names_in_one_namespace_take_one_list_and_no_get() -> None:
+    source = FakeSource(pods=many_pods(120), namespaces=["bench"])
+    names = [f"p{index}" for index in range(100)]
+    random.Random(7).shuffle(names)
+    selection = await run(TargetQuery(targets=pods(*names), namespace="bench"), source)
+    # Unfiltered, so that a pod a field selector excludes is not reported as not found.
+    assert source.calls == [("list_pods", "bench", "", "")]
+    assert ran(selection) == [("bench", f"p{index}", "app") for index in range(100)]
+
+
+@pytest.mark.parametrize(("count", "methods"), [(3, ["get_pod"] * 3), (4, ["list_pods"])])
+async def test_names_up_to_the_threshold_take_a_get_each_more_take_one_list(
+    count: int, methods: list[str]
+) -> None:
+    # A LIST returns the whole namespace: on a large cluster a few GETs cost far less.
+    source = FakeSource(pods=many_pods(10), namespaces=["bench"])
+    selection = await run(
+        TargetQuery(targets=pods(*[f"p{i}" for i in range(count)]), namespace="bench"), source
+    )
+    assert source.methods == methods
+    assert [pod for _, pod, _ in ran(selection)] == [f"p{i}" for i in range(count)]
+
+
+async def test_a_missing_name_among_many_reads_as_among_few() -> None:
+    few = await fails(TargetQuery(targets=pods("web-1", "web-9"), namespace="prod"))
+    source = FakeSource()
+    many = await fails(
+        TargetQuery(targets=pods("web-1", "web-2", "debug", "web-9", "nope-1"), namespace="prod"),
+        source,
+    )
+    assert many == few == 'pod "web-9" not found in namespace "prod"; did you mean web-1 or web-2?'
+    # The listing already made serves the suggestion: no second one.
+    assert source.calls == [("list_pods", "prod", "", ""), ("get_namespace", "prod")]
+
+
+async def test_many_names_in_a_missing_namespace_name_the_namespace() -> None:
+    message = await fails(TargetQuery(targets=pods("a", "b", "c", "d"), namespace="dmeo"))
+    assert (
+        message == 'namespace "dmeo" not found (namespaces: default, demo, prod, staging; '
+        "did you mean demo?)"
+    )
+    message = await fails(TargetQuery(targets=pods("a", "b", "c", "d"), namespace="staging"))
+    assert (
+        message == 'pod "a" not found in namespace "staging"; there are no pods in it; '
+        "give another namespace with -n, or try -A"
+    )
+
+
+async def test_many_names_where_listing_is_forbidden_fall_back_to_a_get_each() -> None:
+    # RBAC can grant get without list (a role for exec into known pods).
+    source = FakeSource(forbidden={"list_pods"})
+    selection = await run(
+        TargetQuery(targets=pods("web-2", "web-1", "debug", "agent-1"), namespace="prod"), source
+    )
+    assert source.methods == ["list_pods"] + ["get_pod"] * 4
+    assert [pod for _, pod, _ in ran(selection)] == ["agent-1", "debug", "web-1", "web-2"]
+    message = await fails(
+        TargetQuery(targets=pods("web-2", "web-1", "debug", "web-9"), namespace="prod"), source
+    )
+    assert (
+        message == 'pod "web-9" not found in namespace "prod"; check the name, or look in '
+        "every namespace with -A"
+    )
+
+
+async def test_many_names_list_errors_other_than_forbidden_propagate() -> None:
+    source = FakeSource()
+
+    async def list_pods(namespace: str | None, **_: str) -> list[Obj]:
+        raise ApiError(500, "etcd timeout", what="list pods")
+
+    source.list_pods = list_pods  # type: ignore[method-assign]
+    with pytest.raises(ApiError, match="etcd timeout"):
+        await run(TargetQuery(targets=pods("a", "b", "c", "d"), namespace="prod"), source)
+
+
+async def test_field_selector_applies_to_many_named_pods_after_the_listing() -> None:
+    source = FakeSource()
+    selection = await run(
+        TargetQuery(
+            targets=pods("web-1", "web-2", "debug", "agent-1"),
+            field_selector="spec.nodeName=node-1",
+            namespace="prod",
+        ),
+        source,
+    )
+    assert source.calls == [("list_pods", "prod", "", "")]
+    assert ran(selection) == [
+        ("prod", "agent-1", "agent"),
+        ("prod", "debug", "shell"),
+        ("prod", "web-1", "app"),
+    ]
+
+
 # -- workloads ------------------------------------------------------------------------------------
 
 
