@@ -1345,6 +1345,10 @@ def _load_from_kubeconfig(
         provider_name=provider_name or "",
     )
     provider_before = copy.deepcopy(loaded.provider_config())
+    # Read from the entry, so as not to depend on which of the package's releases copy them
+    # into the Configuration.
+    tls_server_name = cluster.get("tls-server-name") or None
+    proxy_url = cluster.get("proxy-url") or None
     exec_config = user.get("exec")
     cluster_info = None
     try:
@@ -1358,12 +1362,10 @@ def _load_from_kubeconfig(
                 ca_file=ca_file,
                 cert_file=cfg.cert_file,
                 key_file=cfg.key_file,
-                tls_server_name=cfg.tls_server_name or None,
+                tls_server_name=tls_server_name,
                 what=f'context "{context}"',
             )
             static_header = cfg.get_api_key_with_prefix("BearerToken")
-            proxy_url = cfg.proxy or None
-            tls_server_name = cfg.tls_server_name or None
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the loaders raise many kinds of errors

@@ -587,6 +587,35 @@ def test_kubeconfig_env_merges_files(
     assert load_credentials(kubeconfig=second).context == "b"
 
 
+def test_user_certificate_paths_resolve_against_the_file_that_defines_the_user(
+    tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kubectl resolves each file's relative paths against that file's folder before merging;
+    # the package's loader takes the cluster's folder for the user's certificate and key too.
+    users_dir = tmp_path / "users"
+    users_dir.mkdir()
+    (users_dir / "jane.crt").write_bytes(pki.client.cert_pem)
+    (users_dir / "jane.key").write_bytes(pki.client.key_pem)
+    users = write_kubeconfig(
+        users_dir / "config",
+        clusters={},
+        users={"jane": {"client-certificate": "jane.crt", "client-key": "jane.key"}},
+        contexts={},
+    )
+    clusters_dir = tmp_path / "clusters"
+    clusters_dir.mkdir()
+    (clusters_dir / "ca.crt").write_bytes(pki.ca.cert_pem)
+    clusters = write_kubeconfig(
+        clusters_dir / "config",
+        clusters={"c": {"server": "https://127.0.0.1:6443", "certificate-authority": "ca.crt"}},
+        contexts={"dev": {"cluster": "c", "user": "jane"}},
+        current="dev",
+    )
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(users), str(clusters)]))
+    creds = load_credentials()
+    assert creds.user == "jane" and creds.auth_method == "client-certificate"
+
+
 def test_default_location_is_home_kube_config(clean_env: Path) -> None:
     single(clean_env / ".kube" / "config", cluster={"server": "https://home.example"}, name="home")
     creds = load_credentials()
