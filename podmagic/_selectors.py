@@ -5,6 +5,19 @@ This module follows k8s.io/apimachinery ``pkg/labels/selector.go`` and
 same error texts a real apiserver returns to kubectl, and the client engine can match
 pods exactly as the server would have filtered them.
 
+It is shared on purpose: the client needs it as much as the sandbox does. Target resolution
+(:mod:`podmagic._query`, :mod:`podmagic._resolve`) uses it to
+
+* check ``-l`` and ``--field-selector`` before any request, so that a typo is one local line
+  naming the mistake (and a field pods cannot be selected by) rather than a server 400;
+* turn a workload's ``spec.selector`` — ``matchLabels`` and ``matchExpressions`` — into the
+  selector text of the LIST that finds its pods (:meth:`LabelSelector.from_spec`);
+* apply a field selector to pods fetched by name, which the server cannot filter
+  (:meth:`FieldSelector.matches_pod`).
+
+The sandbox uses the same code to filter LISTs and to answer bad selectors in the
+apiserver's words. It imports nothing from podmagic, so either side can use it alone.
+
 The error texts are those of Kubernetes 1.32 (the kubectl generation this project
 targets): "a qualified name ...", "must be no more than 63 characters". Later releases
 rephrased a few of them.
