@@ -135,3 +135,83 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+#: Each cell's own time and the kernel's CPU during it, measured inside the kernel from
+#: IPython's pre/post_run_cell events (the front end's messaging is not in it).
+TIME_CELLS = """
+import time as _bench_time
+_bench_cells = []
+_bench_done = []
+def _bench_pre(info):
+    _bench_cells.append([_bench_time.perf_counter(), _bench_time.process_time()])
+def _bench_post(result):
+    cell = _bench_cells[-1]
+    cell[0] = _bench_time.perf_counter() - cell[0]
+    cell[1] = _bench_time.process_time() - cell[1]
+    _bench_done.append(result.result)
+get_ipython().events.register("pre_run_cell", _bench_pre)
+get_ipython().events.register("post_run_cell", _bench_post)
+"""
+
+STOP_TIMING = """
+get_ipython().events.unregister("pre_run_cell", _bench_pre)
+get_ipython().events.unregister("post_run_cell", _bench_post)
+import json as _j
+print(_j.dumps({
+    "cells": _bench_cells[:-1],
+    "ok": sum(r.exit_code == 0 for rs in _bench_done for r in rs),
+    "bytes": sum(len(r.stdout) + r.stdout_dropped for rs in _bench_done for r in rs),
+}))
+"""
+
+
+def runs_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec["runs"]`` cells of ``%pod POD -- argv`` in a row, each as a notebook runs it."""
+    from jupyter_client.manager import start_new_kernel
+
+    from .cluster import pod_name
+    from .worker import per_run
+
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(ROOT))
+    try:
+        pid = manager.provisioner.process.pid  # type: ignore[union-attr]
+        _execute(
+            client,
+            SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"], namespace=NAMESPACE),
+            60,
+        )
+        quiet = " -q" if spec["contender"] == "kernel-quiet" else ""
+        cell = f"%pod {pod_name(0)} --no-shell{quiet} -- {shlex.join(spec['argv'])}"
+        _execute(client, cell.replace(shlex.join(spec["argv"]), "true"), 60)  # warm, untimed
+        _execute(client, TIME_CELLS, 60)
+        rounds: list[float] = []
+        cpu_start = _proc_cpu(pid)
+        rss_start = proc_status_kib(pid, "VmRSS") / 1024
+        started = time.perf_counter()
+        for _ in range(spec["runs"]):
+            began = time.perf_counter()
+            _execute(client, cell, 120)
+            rounds.append(time.perf_counter() - began)
+        wall = time.perf_counter() - started
+        cpu = _proc_cpu(pid) - cpu_start
+        peak = proc_status_kib(pid, "VmHWM") / 1024
+        after, _ = _execute(client, STOP_TIMING, 60)
+        stats: dict[str, Any] = {}
+        for message in after:
+            if message["msg_type"] == "stream":
+                stats = json.loads(message["content"]["text"].strip().splitlines()[-1])
+        cells = stats.get("cells", [])
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "rss_peak_mib": peak,
+            "rss_growth_mib": max(0.0, peak - rss_start),
+            **per_run([c[0] for c in cells], [c[1] for c in cells]),
+            **per_run(rounds, [], prefix="cell"),
+            "ok": stats.get("ok", 0),
+            "bytes": stats.get("bytes", 0),
+        }
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

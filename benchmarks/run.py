@@ -43,6 +43,14 @@ CONTENDER_TITLES = {
     "official": "official client stream(), thread pool",
     "floor": "floor: bare websockets",
 }
+#: Titles in the "runs in a row" table, where each contender runs one exec at a time.
+RUNS_TITLES = {
+    "podmagic": "podmagic engine (`Cluster.run`, one Cluster)",
+    "kernel": "`%pod` in a real kernel (one cell each, timed in the kernel)",
+    "kernel-quiet": "`%pod -q` in a real kernel (no live view)",
+    "kubectl": "kubectl 1.33 exec (one process each)",
+    "official": "official client `stream()` (one ApiClient)",
+}
 
 
 @dataclass
@@ -60,6 +68,9 @@ class Scenario:
     discard_output: bool = False
     #: contender -> seconds after which it stops reading and reports what it received
     time_limit: dict[str, float] = field(default_factory=dict)
+    #: runs one after another in the same client (a person or a script at work); each
+    #: contender then reports every run's time too (see benchmarks.worker)
+    runs: int = 1
 
 
 def _lines_command(pods_lines: int, batches: int) -> tuple[list[str], int]:
@@ -128,6 +139,7 @@ def scenarios(mode: str) -> list[Scenario]:
             discard_output=True,
         )
     )
+    in_a_row = {"full": 30, "quick": 30, "smoke": 5}[mode]
     argv, per_pod = _lines_command(view_lines // view_pods, view_batches)
     found.append(
         Scenario(
@@ -149,6 +161,18 @@ def scenarios(mode: str) -> list[Scenario]:
                 "official",
                 "floor",
             ],
+        )
+    )
+    found.append(
+        Scenario(
+            key="repeat",
+            number=5,
+            title=f"5. one pod, {in_a_row} runs in a row (`hostname`)",
+            pods=1,
+            argv=["hostname"],
+            expect_bytes=6,
+            contenders=["podmagic", "kernel", "kernel-quiet", "kubectl", "official"],
+            runs=in_a_row,
         )
     )
     return found
@@ -218,6 +242,7 @@ class Bench:
             "kubectl_cache": self.kubectl_cache,
             "keep_output": not scenario.discard_output,
             "time_limit": scenario.time_limit.get(contender),
+            "runs": scenario.runs,
         }
         if contender == "kubectl" and self.kubectl is None:
             return {"error": "kubectl.1.33 not found beside `kubectl` on PATH"}
@@ -241,7 +266,7 @@ class Bench:
         else:
             figures = json.loads(lines[-1])
             figures["server_cpu_s"] = self.sandbox.cpu_seconds() - server_cpu
-            expected = scenario.pods
+            expected = scenario.pods * scenario.runs
             if figures.get("timed_out"):
                 figures["partial"] = (
                     f"stopped after {figures['wall_s']:.0f} s with "
@@ -313,6 +338,7 @@ class Bench:
                 "pods": scenario.pods,
                 "argv": scenario.argv,
                 "bytes_per_pod": scenario.expect_bytes,
+                "runs": scenario.runs,
                 "contenders": {},
             }
             for contender in scenario.contenders:
@@ -329,7 +355,9 @@ class Bench:
                 )
                 if median and median.get("wall_s"):
                     median["mib_per_s"] = median["bytes"] / MiB / median["wall_s"]
-                    median["cpu_ms_per_exec"] = 1000 * median["cpu_s"] / scenario.pods
+                    median["cpu_ms_per_exec"] = (
+                        1000 * median["cpu_s"] / (scenario.pods * scenario.runs)
+                    )
                 entry["contenders"][contender] = {
                     "runs": measured,
                     "median": median,
@@ -474,6 +502,18 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             peak < 300 if peak is not None else None,
             f"{peak:.0f} MiB peak" if peak else "",
         )
+    if "repeat" in keys:
+        for contender, limit, name in (
+            ("podmagic", 5.0, "Cluster.run"),
+            ("kernel", 10.0, "%pod in a kernel"),
+        ):
+            value = _median(report, "repeat", contender, "run_ms_median")
+            add(
+                f"repeat: at most {limit:g} ms per {name} (one pod, runs in a row; median)",
+                value,
+                value <= limit if value is not None else None,
+                f"{value:.1f} ms" if value is not None else "",
+            )
     if "view" in keys:
         rate = _median(report, "view", "podmagic-widgets", "max_updates_1s")
         kernel_rate = _median(report, "view", "kernel", "max_updates_1s")
@@ -496,10 +536,53 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _range(median: dict[str, Any], name: str) -> str:
+    """``median (min–max)`` of one per-run figure, in ms."""
+    if f"{name}_median" not in median:
+        return "–"
+    return (
+        f"{median[f'{name}_median']:.1f} ({median[f'{name}_min']:.1f}–{median[f'{name}_max']:.1f})"
+    )
+
+
+def _render_runs(entry: dict[str, Any]) -> list[str]:
+    """The table of a "runs in a row" scenario: each run's time and client CPU."""
+    out = [
+        (
+            "| contender | runs | ms per run, median (min–max) | client CPU ms per run | "
+            "peak RSS MiB | server CPU s |"
+        ),
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for contender, data in entry["contenders"].items():
+        median = data["median"]
+        if not median:
+            error = data["errors"][0] if data["errors"] else "not run"
+            out.append(f"| {RUNS_TITLES[contender]} | 0 | error: {error} | | | |")
+            continue
+        title = RUNS_TITLES[contender]
+        out.append(
+            f"| {title} | {entry['runs']} | {_range(median, 'run_ms')} | "
+            f"{_range(median, 'run_cpu_ms')} | {_fmt(median['rss_peak_mib'], 0)} | "
+            f"{_fmt(median.get('server_cpu_s'), 2)} |"
+        )
+    kernel = entry["contenders"].get("kernel", {}).get("median", {})
+    if "cell_ms_median" in kernel:
+        out.append(
+            "\nA `%pod` cell as the front end saw it (jupyter_client, execute to idle): "
+            f"{_range(kernel, 'cell_ms')} ms."
+        )
+    return out
+
+
 def render_tables(report: dict[str, Any]) -> str:
     out: list[str] = []
     for entry in report["scenarios"]:
         contenders = entry["contenders"]
+        if entry.get("runs", 1) > 1:
+            out.append(f"\n#### {entry['title']}\n")
+            out.extend(_render_runs(entry))
+            continue
         base = contenders.get("podmagic", {}).get("median", {})
         streaming = entry["number"] in (2, 3)
         view = entry["number"] == 4
@@ -600,7 +683,9 @@ def main(argv: list[str] | None = None) -> int:
         help="execs at once, for every contender (default 50)",
     )
     parser.add_argument(
-        "--only", nargs="*", help="scenario keys to run (prefixes: fanout, stream, many, view)"
+        "--only",
+        nargs="*",
+        help="scenario keys to run (prefixes: fanout, stream, many, view, repeat)",
     )
     parser.add_argument(
         "--contenders",

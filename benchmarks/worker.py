@@ -24,6 +24,14 @@ Contenders:
 ``floor``            bare ``websockets`` connections: same URL, headers and TLS context as
                      podmagic, frames read to the end, output kept until the run ends (as
                      much per exec as podmagic's defaults keep), like results
+
+With ``"runs": N`` in the spec (the "one pod, N runs in a row" scenario), a contender runs the
+argv in one pod N times one after another, as a person or a script does, and also reports
+each run's time as its caller saw it (``run_ms_median``, ``run_ms_min``, ``run_ms_max``, and
+every run in ``run_ms``) and the client CPU of each (``run_cpu_ms_*``): ``Cluster.run``
+calls on one Cluster; ``%pod`` lines in one kernel, one cell each (timed inside the kernel;
+``cell_ms_*`` is the round trip of the cell as the front end saw it); ``kubectl exec``
+processes; ``stream()`` calls on one ``ApiClient``.
 """
 
 from __future__ import annotations
@@ -476,9 +484,142 @@ def run_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_kernel(spec: dict[str, Any]) -> dict[str, Any]:
-    from .kernel import run_in_kernel
+    from .kernel import run_in_kernel, runs_in_kernel
 
-    return run_in_kernel(spec)
+    return runs_in_kernel(spec) if spec.get("runs", 1) > 1 else run_in_kernel(spec)
+
+
+# -- one pod, N runs in a row ---------------------------------------------------------------------
+
+
+def per_run(walls: list[float], cpus: list[float], prefix: str = "run") -> dict[str, Any]:
+    """Median, min and max of each run's time and client CPU, in milliseconds."""
+    import statistics
+
+    figures: dict[str, Any] = {}
+    for name, values in ((f"{prefix}_ms", walls), (f"{prefix}_cpu_ms", cpus)):
+        if not values:
+            continue
+        shown = [round(1000 * value, 3) for value in values]
+        figures[name] = shown
+        figures[f"{name}_median"] = statistics.median(shown)
+        figures[f"{name}_min"] = min(shown)
+        figures[f"{name}_max"] = max(shown)
+    return figures
+
+
+def repeat_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
+    from podmagic import Cluster
+
+    cluster = Cluster(kubeconfig=spec["kubeconfig"], namespace=NAMESPACE)
+    pod, argv = pod_names(1)[0], list(spec["argv"])
+    cluster.run(["true"], pod)  # imports and the loop thread, untimed
+    walls: list[float] = []
+    cpus: list[float] = []
+    ok = received = 0
+    with Measure() as measure:
+        for _ in range(spec["runs"]):
+            cpu, began = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+            results = cluster.run(argv, pod)
+            walls.append(time.perf_counter() - began)
+            cpus.append(_cpu(resource.RUSAGE_SELF) - cpu)
+            ok += sum(1 for r in results if r.exit_code == 0)
+            received += sum(len(r.stdout) + r.stdout_dropped for r in results)
+    cluster.close()
+    return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
+
+
+def repeat_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": spec["kubectl_home"],
+        "KUBECONFIG": spec["kubeconfig"],
+        "KUBECACHEDIR": spec["kubectl_cache"],
+    }
+    command = [spec["kubectl"], "exec", "-n", NAMESPACE, pod_names(1)[0], "--", *spec["argv"]]
+    walls: list[float] = []
+    cpus: list[float] = []
+    ok = received = 0
+    with Measure() as measure:
+        for _ in range(spec["runs"]):
+            cpu, began = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=False)
+            walls.append(time.perf_counter() - began)
+            cpus.append(_cpu(resource.RUSAGE_CHILDREN) - cpu)
+            ok += done.returncode == 0
+            received += len(done.stdout)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        **measure.figures(),
+        "cpu_s": sum(cpus),
+        "rss_peak_mib": peak,
+        "rss_growth_mib": peak,
+        **per_run(walls, cpus),
+        "ok": ok,
+        "bytes": received,
+    }
+
+
+def repeat_official(spec: dict[str, Any]) -> dict[str, Any]:
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
+        client_configuration=configuration,
+    )
+    api = client.CoreV1Api(client.ApiClient(configuration))
+    pod, argv = pod_names(1)[0], list(spec["argv"])
+
+    def once(command: list[str]) -> tuple[int, int]:
+        response = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            NAMESPACE,
+            command=command,
+            container="main",
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            binary=True,
+            _preload_content=False,
+        )
+        kept: list[bytes] = []
+        # The loop of the client's own example (examples/pod_exec.py), drained at the end.
+        while response.is_open():
+            response.update(timeout=1)
+            if response.peek_stdout():
+                kept.append(response.read_stdout())
+        kept.append(response.read_stdout(timeout=0))
+        code = response.returncode
+        response.close()
+        return (1 if code == 0 else 0), len(b"".join(kept))
+
+    once(["true"])  # lazy imports, untimed
+    walls: list[float] = []
+    cpus: list[float] = []
+    ok = received = 0
+    with Measure() as measure:
+        for _ in range(spec["runs"]):
+            cpu, began = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+            good, size = once(argv)
+            walls.append(time.perf_counter() - began)
+            cpus.append(_cpu(resource.RUSAGE_SELF) - cpu)
+            ok += good
+            received += size
+    return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
+
+
+#: The same contenders, one pod, ``spec["runs"]`` runs in a row.
+REPEATERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "podmagic": repeat_podmagic,
+    "kernel": run_kernel,
+    "kernel-quiet": run_kernel,
+    "kubectl": repeat_kubectl,
+    "official": repeat_official,
+}
 
 
 CONTENDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -495,7 +636,8 @@ CONTENDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    figures = CONTENDERS[spec["contender"]](spec)
+    table = REPEATERS if spec.get("runs", 1) > 1 else CONTENDERS
+    figures = table[spec["contender"]](spec)
     print(json.dumps(figures), flush=True)
 
 

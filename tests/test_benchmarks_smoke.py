@@ -29,7 +29,10 @@ EXPECTED = {
     2: COMMON | {"podmagic-nocap"},
     3: COMMON | {"podmagic-nocap"},
     4: COMMON | {"podmagic-widgets", "kernel-quiet"},
+    5: {"podmagic", "kernel", "kernel-quiet", "kubectl", "official"},  # one pod, runs in a row
 }
+#: What each contender of a "runs in a row" scenario reports besides FIGURES (ms per run).
+PER_RUN = ("run_ms_median", "run_ms_min", "run_ms_max", "run_cpu_ms_median")
 FIGURES = (
     "wall_s",
     "cpu_s",
@@ -101,8 +104,13 @@ def test_smoke_run_reports_every_scenario_and_contender(tmp_path: Path) -> None:
                         problems.append(f"{where}: {figure} = {median.get(figure)!r}")
                 if _number(median.get("wall_s")) and not median["wall_s"] > 0:
                     problems.append(f"{where}: wall time {median['wall_s']}")
-                if median.get("bytes") != scenario["pods"] * scenario["bytes_per_pod"]:
+                runs = scenario.get("runs", 1)
+                if median.get("bytes") != scenario["pods"] * runs * scenario["bytes_per_pod"]:
                     problems.append(f"{where}: received {median.get('bytes')} bytes")
+                if runs > 1:
+                    for figure in PER_RUN:
+                        if not _number(median.get(figure)):
+                            problems.append(f"{where}: {figure} = {median.get(figure)!r}")
             if number == 4:
                 for name in ("podmagic-widgets", "kernel"):
                     median = contenders.get(name, {}).get("median", {})
