@@ -1,9 +1,12 @@
 """A local Kubernetes API server for demos and tests: real clients talk to it, pods are processes.
 
-``python -m podmagic.sandbox serve`` runs one in the foreground; :class:`Sandbox` runs one in a
-background thread (also as the ``podmagic_sandbox`` pytest fixture). Sandbox-only behaviour —
-phases, readiness, delays and faults — is set with ``sandbox.podmagic.io/*`` annotations
-(see :mod:`podmagic.sandbox._behaviour`).
+``python -m podmagic.sandbox serve`` (or ``podmagic-sandbox serve``) runs one in the foreground;
+:class:`Sandbox` runs one in a background thread (also as the ``podmagic_sandbox`` pytest
+fixture). Sandbox-only behaviour — phases, readiness, delays and faults — is set with
+``sandbox.podmagic.io/*`` annotations (see :mod:`podmagic.sandbox._behaviour`).
+
+The server needs the ``[sandbox]`` extra (``pip install 'podmagic[sandbox]'``); without it,
+importing :class:`Sandbox` raises :class:`MissingExtraError`, one line that says so.
 """
 
 from __future__ import annotations
