@@ -22,19 +22,24 @@ target and no selector is refused unless it says ``all_pods=True`` (or ``selecto
 
 from __future__ import annotations
 
+import enum
+import inspect
 import io
 import numbers
 import os
+import re
+import textwrap
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, Final, Literal, TypeVar
 
 import anyio
 
 from ._command import RemoteCommand, build_command
 from ._credentials import (
+    DEFAULT_KUBECONFIG,
     DEFAULT_PLUGIN_TIMEOUT,
     ClusterCredentials,
     load_credentials,
@@ -48,21 +53,115 @@ from ._engine import (
     RunControl,
     run_fanout,
 )
-from ._errors import SelectionError
+from ._errors import ConfigError, SelectionError
 from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
 from ._portal import run_blocking
 from ._query import Target, TargetQuery
 from ._resolve import Selection, resolve
 from ._results import PodResults
+from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from ._sessions import LoopSessions
 
-__all__ = ["Cluster", "StdinSource"]
+__all__ = ["CLUSTER_DEFAULT", "Cluster", "StdinSource", "in_callers_words"]
 
 StdinSource = bytes | str | IO[bytes] | IO[str] | None
 
-_UNSET: Any = object()
+
+class _Default(enum.Enum):
+    """An argument left out, so that the Cluster's own setting applies."""
+
+    CLUSTER = "the Cluster's setting"
+
+    def __repr__(self) -> str:
+        # What help(Cluster.run) shows as the default (not <object object at 0x…>).
+        return "<the Cluster's setting>"
+
+
+#: The default of ``timeout``, ``capture_limit`` and ``capture_budget`` in :meth:`Cluster.run`
+#: and :meth:`Cluster.select`: the value given to ``Cluster(...)``. ``None`` cannot mean that,
+#: since ``None`` already says "no limit".
+CLUSTER_DEFAULT: Final = _Default.CLUSTER
+ClusterDefault = Literal[_Default.CLUSTER]
+
+# Explicit keyword arguments, not one options object: help(), completion and type checkers
+# then show every option where it is used, and a call reads like subprocess.run or kr8s. The
+# texts below are written once and put in each method's docstring by _documented, so run,
+# arun, select, aselect and query describe an argument in the same words.
+_ARG_DOCS: dict[str, str] = {
+    "command": "a shell script (str), run as ``shell -c SCRIPT``; or a list of str, run "
+    "directly as that argv (no shell).",
+    "target": 'what to run in: a pod name (``"web-1"``, ``"pod/web-1"``), a workload\'s own pods '
+    '(``"deploy/web"``, ``"sts/"``, ``"ds/"``, ``"rs/"``, ``"job/"`` + name), or a list of '
+    "them. None: the pods ``selector`` matches.",
+    "selector": 'label selector (``"app=web"``, ``"tier in (a,b)"``); ``""`` means every pod '
+    "of the namespace, on purpose.",
+    "field_selector": 'field selector (``"spec.nodeName=node-1"``); alone it names no pods '
+    "(see ``all_pods``).",
+    "namespace": "namespace to look in (default: the Cluster's).",
+    "all_namespaces": "look in every namespace (``-A``).",
+    "include_unready": "also run in Running pods that are not Ready.",
+    "one": "one pod only, the most active, as ``kubectl exec deploy/NAME`` picks.",
+    "pick": "a random sample of this many eligible pods.",
+    "seed": "seed for ``pick``'s sample, to make it repeatable.",
+    "container": "container name (default: the only one, the ``kubectl.kubernetes.io/"
+    "default-container`` annotation, else the first).",
+    "all_containers": "run in every container of each pod (one result each).",
+    "env": "environment variables for the command (sent inside the command, never in the "
+    "exec URL).",
+    "workdir": "working directory for the command.",
+    "shell": "the shell that runs a script command (default ``/bin/sh``); for an argv "
+    "command, the shell used to set ``env``/``workdir``.",
+    "stdin": "sent to the command's standard input: str, bytes, or a file opened for reading.",
+    "tty": "allocate a terminal (stderr then joins stdout).",
+    "timeout": "seconds per pod: connecting, the exec and its output, and each API request "
+    "made to find the pods (default: the Cluster's; None: no limit).",
+    "deadline": "seconds for the whole call, finding the pods included; execs still running "
+    "then end as ``timeout``, queued ones as not started (None: no limit).",
+    "max_concurrency": "execs running at once (default: the Cluster's, 50).",
+    "retries": "re-runs of an exec after a transient failure (the exec could not start: "
+    "throttled, a server error, no answer; or its connection dropped): the command may then "
+    "run twice (default 0).",
+    "capture_limit": "bytes of stdout and of stderr kept per exec (default: the Cluster's; "
+    "None: everything, and then the run-wide budget applies only if given too).",
+    "capture_budget": "bytes kept across the whole run, shared among its execs (default: "
+    "the Cluster's; None: no budget).",
+    "on_event": "called with each :data:`~podmagic.Event` (run started, pod started, output "
+    "chunk, pod finished, run finished), on the engine's loop thread; must not block.",
+    "control": "a :class:`~podmagic.RunControl` whose ``cancel()`` stops the run; the "
+    "results then hold what finished, the rest as cancelled or not started.",
+    "selection": "pods already found by :meth:`select`/:meth:`aselect`: run there without "
+    "looking again (``target`` and the query arguments are then not used).",
+    "yes": "confirm a run that a guard refuses: a protected context, or more pods than "
+    "``confirm_above``.",
+    "all_pods": "run in every pod of the namespace when no target and no selector is named "
+    '(a call without either is refused otherwise; ``selector=""`` says the same).',
+    "started_at": "for a caller that found the pods itself (``selection``): the "
+    ":func:`time.monotonic` time it began, so that ``deadline`` counts from then.",
+}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _documented(method: _F) -> _F:
+    """Append an ``Args:`` section for each of ``method``'s parameters, from ``_ARG_DOCS``."""
+    names = [name for name in inspect.signature(method).parameters if name != "self"]
+    missing = [name for name in names if name not in _ARG_DOCS]
+    if missing:  # a new argument must be documented before the module even imports
+        raise TypeError(f"{method.__qualname__}: no _ARG_DOCS text for {', '.join(missing)}")
+    entries = [
+        textwrap.fill(
+            f"{name}: {_ARG_DOCS[name]}",
+            width=92,
+            initial_indent="    ",
+            subsequent_indent="        ",
+            break_on_hyphens=False,
+        )
+        for name in names
+    ]
+    method.__doc__ = inspect.cleandoc(method.__doc__ or "") + "\n\nArgs:\n" + "\n".join(entries)
+    return method
 
 
 def _stdin_bytes(stdin: StdinSource) -> bytes | None:
@@ -83,6 +182,56 @@ def _stdin_bytes(stdin: StdinSource) -> bytes | None:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"stdin's read() returned {_kind(data)}; it must return str or bytes")
     return bytes(data)
+
+
+def _deadline_at(deadline: float | None, started_at: float | None = None) -> float | None:
+    """When ``deadline`` seconds pass, on :func:`anyio.current_time`'s clock, counted from
+    ``started_at`` (a :func:`time.monotonic` time) or from now. The one place a deadline
+    becomes a time: finding the pods and the execs then share what is left of it."""
+    if deadline is None:
+        return None
+    now = anyio.current_time()
+    # anyio's clock on asyncio is the loop's, which need not be time.monotonic().
+    begun = now if started_at is None else started_at + (now - time.monotonic())
+    return begun + deadline
+
+
+# -- configuration errors in the caller's words ----------------------------------------------
+# The credential loader speaks kubectl's flags (--kubeconfig, --context), which are the
+# magic's too; a Python caller passes keyword arguments instead.
+
+_FLAG = re.compile(r"(?<![\w-])--(kubeconfig|context)\b")
+_START_A_SANDBOX = {
+    True: "or start the embedded sandbox cluster: %pod_sandbox start",
+    False: "or start a local sandbox cluster: sandbox = podmagic.sandbox.Sandbox().start(), "
+    "then Cluster(kubeconfig=sandbox.kubeconfig)",
+}
+
+
+def _no_kubeconfig_anywhere(kubeconfig: str | os.PathLike[str] | None) -> bool:
+    """No kubeconfig was given and none exists where kubectl looks (KUBECONFIG, ~/.kube)."""
+    if kubeconfig is not None:
+        return False
+    listed = os.environ.get("KUBECONFIG", "")
+    paths = [p for p in listed.split(os.pathsep) if p] if listed else [DEFAULT_KUBECONFIG]
+    return not any(os.path.exists(os.path.expanduser(path)) for path in paths)
+
+
+def in_callers_words(
+    error: ConfigError, kubeconfig: str | os.PathLike[str] | None, *, magic: bool
+) -> ConfigError:
+    """``error`` as its caller should read it: ``--kubeconfig``/``--context`` from ``%pod``,
+    ``kubeconfig=``/``context=`` from Python; and where no kubeconfig exists at all, how to
+    get a cluster to try podmagic on (``%pod_sandbox start``, or ``Sandbox`` in Python)."""
+    hint = error.hint
+    text, tail = str(error), f"; {visible_controls(hint)}" if hint else ""
+    message = text[: len(text) - len(tail)] if tail and text.endswith(tail) else text
+    if not magic:
+        message = _FLAG.sub(r"\1=", message)
+        hint = _FLAG.sub(r"\1=", hint) if hint else hint
+    if _no_kubeconfig_anywhere(kubeconfig):
+        hint = f"{hint}, {_START_A_SANDBOX[magic]}" if hint else _START_A_SANDBOX[magic]
+    return ConfigError(message, hint=hint)
 
 
 def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
@@ -181,7 +330,7 @@ def _check_types(where: str, arguments: Mapping[str, Any]) -> None:
     """Raise one ``TypeError`` naming the first argument of the wrong type."""
     for name, value in arguments.items():
         check = _CHECKS.get(name)
-        if check is not None and value is not _UNSET and not check[0](value):
+        if check is not None and value is not CLUSTER_DEFAULT and not check[0](value):
             raise TypeError(f"{where}: {name} must be {check[1]}, not {_kind(value)}")
 
 
@@ -262,9 +411,14 @@ class Cluster:
             )
         self.protected_contexts: tuple[str, ...] = tuple(protected_contexts)
         self.confirm_above = confirm_above
-        self.credentials = credentials or load_credentials(
-            context=context, kubeconfig=kubeconfig, plugin_timeout=plugin_timeout
-        )
+        if credentials is None:
+            try:
+                credentials = load_credentials(
+                    context=context, kubeconfig=kubeconfig, plugin_timeout=plugin_timeout
+                )
+            except ConfigError as error:
+                raise in_callers_words(error, kubeconfig, magic=False) from None
+        self.credentials = credentials
         self.namespace = namespace or self.credentials.namespace
         self.defaults = ExecOptions(
             max_concurrency=max_concurrency,
@@ -287,6 +441,7 @@ class Cluster:
 
     # -- selection ---------------------------------------------------------------------------
 
+    @_documented
     def query(
         self,
         target: str | Sequence[str] | None = None,
@@ -302,7 +457,8 @@ class Cluster:
         all_containers: bool = False,
         seed: int | None = None,
     ) -> TargetQuery:
-        """A :class:`TargetQuery` from the familiar arguments (validates the target syntax)."""
+        """A :class:`~podmagic.TargetQuery` from the familiar arguments; checks the target
+        syntax and the argument types, and contacts nothing."""
         _check_types(
             "Cluster.query()",
             {
@@ -333,24 +489,48 @@ class Cluster:
             seed=seed,
         )
 
+    @_documented
     async def aselect(
         self,
         target: str | Sequence[str] | None = None,
         *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        include_unready: bool = False,
+        one: bool = False,
+        pick: int | None = None,
+        container: str | None = None,
+        all_containers: bool = False,
+        seed: int | None = None,
         deadline: float | None = None,
-        timeout: float | None = _UNSET,
-        **query: Any,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
     ) -> Selection:
-        """Resolve a target to the pods it would run in (nothing is executed).
+        """Find the pods a run would use, and run nothing: a :class:`~podmagic.Selection`
+        whose ``run`` and ``skipped`` list them, for ``run(selection=...)``.
 
-        With ``deadline`` (seconds), finding the pods — throttled retries included — gives up
-        with a :class:`SelectionError` once it has passed. ``timeout`` (default: the
-        Cluster's) bounds each request's connecting and its wait for an answer.
+        Past ``deadline``, finding the pods (throttled retries included) gives up with a
+        :class:`~podmagic.SelectionError`.
         """
-        timeout = self.defaults.timeout if timeout is _UNSET else timeout
-        request = self.query(target, **query)
-        async with self._api(timeout) as api:
-            selection = await self._resolve(api, request, deadline)
+        request = self.query(
+            target,
+            selector=selector,
+            field_selector=field_selector,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            include_unready=include_unready,
+            one=one,
+            pick=pick,
+            container=container,
+            all_containers=all_containers,
+            seed=seed,
+        )
+        _check_types("Cluster.select()", {"deadline": deadline, "timeout": timeout})
+        async with self._api(
+            self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout
+        ) as api:
+            selection = await self._resolve(api, request, deadline, _deadline_at(deadline))
         # Remembered for run(selection=...): no target and no label selector is every pod.
         return replace(selection, untargeted=not request.targets and request.label_selector is None)
 
@@ -384,12 +564,11 @@ class Cluster:
         self.close()
 
     async def _resolve(
-        self, api: KubeApi, query: TargetQuery, deadline: float | None, until: float | None = None
+        self, api: KubeApi, query: TargetQuery, deadline: float | None, until: float | None
     ) -> Selection:
-        if deadline is None:
+        """Find the pods; ``until`` is when ``deadline`` (as asked, for messages) passes."""
+        if deadline is None or until is None:
             return await resolve(api, query, default_namespace=self.namespace)
-        if until is None:
-            until = anyio.current_time() + deadline
         with noting_credential_waits() as waits:
             with anyio.move_on_after(until - anyio.current_time()):
                 return await resolve(api, query, default_namespace=self.namespace)
@@ -409,9 +588,42 @@ class Cluster:
             "or unreachable",
         )
 
-    def select(self, target: str | Sequence[str] | None = None, **query: Any) -> Selection:
-        """Blocking :meth:`aselect`."""
-        return run_blocking(lambda: self.aselect(target, **query))
+    @_documented
+    def select(
+        self,
+        target: str | Sequence[str] | None = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        include_unready: bool = False,
+        one: bool = False,
+        pick: int | None = None,
+        container: str | None = None,
+        all_containers: bool = False,
+        seed: int | None = None,
+        deadline: float | None = None,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+    ) -> Selection:
+        """Blocking :meth:`aselect`: find the pods a run would use, and run nothing."""
+        return run_blocking(
+            lambda: self.aselect(
+                target,
+                selector=selector,
+                field_selector=field_selector,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+                include_unready=include_unready,
+                one=one,
+                pick=pick,
+                container=container,
+                all_containers=all_containers,
+                seed=seed,
+                deadline=deadline,
+                timeout=timeout,
+            )
+        )
 
     # -- running -----------------------------------------------------------------------------
 
@@ -441,45 +653,50 @@ class Cluster:
             argv=list(command), shell=shell or "/bin/sh", env=env, workdir=workdir, stdin=data
         )
 
+    @_documented
     async def arun(
         self,
         command: str | Sequence[str],
         target: str | Sequence[str] | None = None,
         *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        include_unready: bool = False,
+        one: bool = False,
+        pick: int | None = None,
+        container: str | None = None,
+        all_containers: bool = False,
+        seed: int | None = None,
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         shell: str | None = "/bin/sh",
         stdin: StdinSource = None,
         tty: bool = False,
-        timeout: float | None = _UNSET,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
         deadline: float | None = None,
         max_concurrency: int | None = None,
         retries: int = 0,
-        capture_limit: int | None = _UNSET,
-        capture_budget: int | None = _UNSET,
+        capture_limit: int | None | ClusterDefault = CLUSTER_DEFAULT,
+        capture_budget: int | None | ClusterDefault = CLUSTER_DEFAULT,
         on_event: EventCallback | None = None,
         control: RunControl | None = None,
         selection: Selection | None = None,
         yes: bool = False,
         all_pods: bool = False,
         started_at: float | None = None,
-        **query: Any,
     ) -> PodResults:
         """Run ``command`` in every pod the target names; one result per pod × container.
 
-        Query arguments (``selector``, ``namespace``, ``all_namespaces``, ``container``,
-        ``one``, ``pick`` ...) are those of :meth:`query`. Pass ``selection`` to run in pods
-        already resolved by :meth:`aselect`. An explicit ``capture_limit`` (``None``: keep
-        everything) is taken as asked: the run-wide budget then applies only if given too.
-
-        Guards, checked before anything runs (:class:`~podmagic.RefusedError`): a
-        protected context or more than ``confirm_above`` pods need ``yes=True``; naming no
-        target and no selector needs ``all_pods=True`` (or ``selector=""``), since running in
-        every pod of the namespace is rarely what a call that forgot its target meant.
-
-        ``deadline`` covers finding the pods and the execs. A caller that found the pods
-        itself (``selection``) passes ``started_at``, the :func:`time.monotonic` time it
-        began, so that the deadline counts from then; messages show ``deadline`` as given.
+        Returns :class:`~podmagic.PodResults` whatever happens in the pods (failures and
+        timeouts are results; ``.check()`` raises for them). Raised before anything runs:
+        ``TypeError``/``ValueError`` for bad arguments, :class:`~podmagic.SelectionError`
+        when the target finds nothing usable, :class:`~podmagic.RefusedError` from the
+        guards — a protected context or more than ``confirm_above`` pods need ``yes=True``;
+        naming no target and no selector needs ``all_pods=True`` (or ``selector=""``), since
+        running in every pod of the namespace is rarely what a call that forgot its target
+        meant.
         """
         _check_types(
             "Cluster.run()",
@@ -502,6 +719,18 @@ class Cluster:
                 "control": control,
             },
         )
+        query: dict[str, Any] = {
+            "selector": selector,
+            "field_selector": field_selector,
+            "namespace": namespace,
+            "all_namespaces": all_namespaces,
+            "include_unready": include_unready,
+            "one": one,
+            "pick": pick,
+            "container": container,
+            "all_containers": all_containers,
+            "seed": seed,
+        }
         _check_types("Cluster.run()", query)
         _check_stdin("Cluster.run()", stdin)
         if selection is not None and not isinstance(selection, Selection):
@@ -511,7 +740,7 @@ class Cluster:
         request = self.query(target, **query)
         # A field selector alone names no pods (status.phase=Running is most of them): like
         # %pod, only a target or a label selector does; selector="" says "every pod" on purpose.
-        named = bool(request.targets) or query.get("selector") is not None
+        named = bool(request.targets) or selector is not None
         if all_pods and (named or (selection is not None and not selection.untargeted)):
             raise ValueError(
                 "Cluster.run(): all_pods=True means every pod of the namespace; "
@@ -526,22 +755,21 @@ class Cluster:
             max_concurrency=self.defaults.max_concurrency
             if max_concurrency is None
             else max_concurrency,
-            timeout=self.defaults.timeout if timeout is _UNSET else timeout,
-            capture_limit=self.defaults.capture_limit if capture_limit is _UNSET else capture_limit,
+            timeout=self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout,
+            capture_limit=(
+                self.defaults.capture_limit if capture_limit is CLUSTER_DEFAULT else capture_limit
+            ),
             capture_budget=(
                 capture_budget
-                if capture_budget is not _UNSET
+                if capture_budget is not CLUSTER_DEFAULT
                 else self.defaults.capture_budget
-                if capture_limit is _UNSET
+                if capture_limit is CLUSTER_DEFAULT
                 else None
             ),
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
         # The overall deadline covers finding the pods too; the execs get what is left.
-        # anyio's clock on asyncio is the loop's, time.monotonic().
-        now = anyio.current_time()
-        begun = now if started_at is None else started_at + (now - time.monotonic())
-        deadline_at = begun + deadline if deadline is not None else None
+        deadline_at = _deadline_at(deadline, started_at)
         async with self._api(options.timeout) as api:
             if selection is None:
                 selection = await self._resolve(api, request, deadline, deadline_at)
@@ -569,12 +797,77 @@ class Cluster:
                 deadline_at=deadline_at,
             )
 
+    @_documented
     def run(
-        self, command: str | Sequence[str], target: str | Sequence[str] | None = None, **kwargs: Any
+        self,
+        command: str | Sequence[str],
+        target: str | Sequence[str] | None = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        include_unready: bool = False,
+        one: bool = False,
+        pick: int | None = None,
+        container: str | None = None,
+        all_containers: bool = False,
+        seed: int | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        shell: str | None = "/bin/sh",
+        stdin: StdinSource = None,
+        tty: bool = False,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+        deadline: float | None = None,
+        max_concurrency: int | None = None,
+        retries: int = 0,
+        capture_limit: int | None | ClusterDefault = CLUSTER_DEFAULT,
+        capture_budget: int | None | ClusterDefault = CLUSTER_DEFAULT,
+        on_event: EventCallback | None = None,
+        control: RunControl | None = None,
+        selection: Selection | None = None,
+        yes: bool = False,
+        all_pods: bool = False,
+        started_at: float | None = None,
     ) -> PodResults:
-        """Blocking :meth:`arun`; works inside Jupyter. Ctrl-C returns the partial results."""
-        control: RunControl = kwargs.pop("control", None) or RunControl()
+        """Blocking :meth:`arun`: run ``command`` in every pod the target names.
+
+        Works inside Jupyter's running loop too. Ctrl-C cancels the run within about a second
+        and returns the partial results. Errors are those of :meth:`arun`.
+        """
+        run_control = control or RunControl()
         return run_blocking(
-            lambda: self.arun(command, target, control=control, **kwargs),
-            on_interrupt=lambda: control.cancel("interrupted"),
+            lambda: self.arun(
+                command,
+                target,
+                selector=selector,
+                field_selector=field_selector,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+                include_unready=include_unready,
+                one=one,
+                pick=pick,
+                container=container,
+                all_containers=all_containers,
+                seed=seed,
+                env=env,
+                workdir=workdir,
+                shell=shell,
+                stdin=stdin,
+                tty=tty,
+                timeout=timeout,
+                deadline=deadline,
+                max_concurrency=max_concurrency,
+                retries=retries,
+                capture_limit=capture_limit,
+                capture_budget=capture_budget,
+                on_event=on_event,
+                control=run_control,
+                selection=selection,
+                yes=yes,
+                all_pods=all_pods,
+                started_at=started_at,
+            ),
+            on_interrupt=lambda: run_control.cancel("interrupted"),
         )

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import keyword
 import shlex
+import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -20,8 +23,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Int, List, Unicode
 
 from ._background import BackgroundRun
-from ._client import Cluster
-from ._credentials import DEFAULT_PLUGIN_TIMEOUT
+from ._client import Cluster, in_callers_words
+from ._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from ._engine import (
     DEFAULT_CAPTURE_BUDGET,
     DEFAULT_CAPTURE_LIMIT,
@@ -29,7 +32,7 @@ from ._engine import (
     ExecOptions,
     RunControl,
 )
-from ._errors import PodmagicError, PodsFailedError
+from ._errors import ConfigError, PodmagicError, PodsFailedError
 from ._events import Event
 from ._interpolation import InterpolationError, find_placeholders, interpolate
 from ._parsing import parser_for
@@ -89,6 +92,91 @@ class _ShownResults(PodResults):
             self._shown_in = None
             return
         display(PodResults(self))
+
+
+def _hide_output_prompt(shell: Any, value: object) -> None:
+    """Leave ``Out[n]:`` out when the displayhook shows ``value`` in this cell.
+
+    A bare ``%pod`` has already displayed its summary, and its value displays as nothing in
+    that same cell (``_ShownResults``); terminal IPython writes the ``Out[n]:`` prompt before
+    it asks the value, so an empty ``Out[n]:`` line would follow. The value still becomes
+    ``_`` and ``Out[n]``. Only inside a cell, where IPython's display trap has put its hook
+    in ``sys.displayhook`` (and puts back the previous one when the cell ends).
+    """
+    hook: Any = getattr(shell, "displayhook", None)
+    if hook is None or sys.displayhook is not hook:
+        return
+
+    trap_hook: Any = hook  # IPython's DisplayHook (the check above narrows it for mypy)
+
+    def once(result: object = None) -> None:
+        sys.displayhook = trap_hook
+        if result is not value:
+            trap_hook(result)
+            return
+        trap_hook.write_output_prompt = lambda: None  # this one call only
+        try:
+            trap_hook(result)
+        finally:
+            del trap_hook.write_output_prompt
+
+    sys.displayhook = once
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """What ``-o``, ``--parse``/``--pattern`` and ``--check`` ask done with a run's results.
+
+    One description and one :meth:`apply`, so that a blocking run and a ``--bg`` run store,
+    parse and check the same way.
+    """
+
+    out: str | None = None
+    parse: str | None = None
+    parse_options: Mapping[str, Any] = field(default_factory=dict)
+    check: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any) -> _Finish:
+        """From the parsed options; a bad format or parse option is a ``ValueError`` now,
+        before anything contacts the cluster."""
+        options = {"pattern": args.pattern} if args.pattern else {}
+        if args.parse:
+            parser_for(args.parse, **options)
+        elif options:
+            raise ValueError("--pattern goes with --parse regex")
+        return cls(out=args.out, parse=args.parse, parse_options=options, check=args.check)
+
+    def apply(
+        self,
+        results: PodResults,
+        namespace: dict[str, Any],
+        show: Callable[[str], None],
+    ) -> Any:
+        """Parse, store under ``-o NAME``, then check; the value (results or DataFrame).
+
+        ``show`` gets the pods missing from the parsed rows, in words: they never pass in
+        silence, ``-q`` or not.
+        """
+        value: Any = results
+        if self.parse:
+            value = results.parse(self.parse, **self.parse_options)
+            problems = parse_problems(value)
+            if problems:
+                show(visible_controls(problems))
+        if self.out:
+            namespace[self.out] = value
+        if self.check and not results.ok:
+            raise PodsFailedError(results)
+        if self.check and self.parse:
+            check_parsed(value)
+        return value
+
+
+def _show_text(text: str) -> None:
+    from IPython.display import display
+
+    display({"text/plain": text}, raw=True)
 
 
 def _split_line(line: str) -> tuple[str, str | None]:
@@ -263,8 +351,15 @@ class PodMagic(Magics):
     def _cluster(self, context: str | None, kubeconfig: str | None) -> Cluster:
         key = (context or self.context, kubeconfig or self.kubeconfig, self.plugin_timeout)
         if key not in self._clusters:
+            try:
+                credentials = load_credentials(
+                    context=key[0], kubeconfig=key[1], plugin_timeout=key[2]
+                )
+            except ConfigError as error:
+                # Cluster() would say kubeconfig= and Sandbox(); here it is --kubeconfig.
+                raise in_callers_words(error, key[1], magic=True) from None
             # Pinned for the session: later context switches elsewhere do not redirect it.
-            self._clusters[key] = Cluster(context=key[0], kubeconfig=key[1], plugin_timeout=key[2])
+            self._clusters[key] = Cluster(credentials=credentials, plugin_timeout=key[2])
         return self._clusters[key]
 
     def _expand(self, text: str | None) -> str | None:
@@ -338,7 +433,7 @@ class PodMagic(Magics):
         metavar="NAME=VALUE",
         help="environment variable (repeatable; never in the exec URL)",
     )
-    @argument("--shell", help="shell to run the command with (default: PodMagic.shell)")
+    @argument("--shell", help="shell to run the command with (default: PodMagic.default_shell)")
     @argument(
         "--no-shell", action="store_true", help="run the command as a direct argv, without a shell"
     )
@@ -409,22 +504,26 @@ class PodMagic(Magics):
                 raise
             raise UsageError(str(error)) from None
 
-    def _check_values(self, args: Any) -> None:
-        """Bad option values are usage errors before anything contacts the cluster
-        (``ValueError``, turned into a ``UsageError`` by the caller)."""
-        ExecOptions(
-            timeout=args.timeout if args.timeout is not None else self.timeout,
-            deadline=args.deadline if args.deadline is not None else self.deadline,
-            max_concurrency=args.max_concurrency
-            if args.max_concurrency is not None
-            else self.max_concurrency,
+    def _exec_options(self, args: Any) -> ExecOptions:
+        """The options merged with the settings, once; a bad value is a ``ValueError``
+        (turned into a ``UsageError`` by the caller) before anything contacts the cluster."""
+
+        def given(value: Any, setting: Any) -> Any:
+            return setting if value is None else value
+
+        return ExecOptions(
+            timeout=given(args.timeout, self.timeout),
+            deadline=given(args.deadline, self.deadline),
+            max_concurrency=given(args.max_concurrency, self.max_concurrency),
             retries=args.retries,
+            capture_limit=self.capture_limit,
+            capture_budget=self.capture_budget,
+            tty=args.tty,
         )
-        if args.parse:
-            parser_for(args.parse, **({"pattern": args.pattern} if args.pattern else {}))
 
     def _run(self, args: Any, command_text: str | None) -> Any:
-        self._check_values(args)
+        options = self._exec_options(args)
+        finish = _Finish.from_args(args)
         # Before the cluster is contacted: a bad --stdin must not cost a listing, or run anything.
         stdin = _stdin_value(args.stdin, self._user_ns) if args.stdin else None
         namespace = self._expand(args.namespace) or self.namespace
@@ -446,12 +545,10 @@ class PodMagic(Magics):
             "container": self._expand(args.container),
             "all_containers": args.all_containers,
         }
-        deadline = args.deadline if args.deadline is not None else self.deadline
-        timeout = args.timeout if args.timeout is not None else self.timeout
-        # The overall deadline covers finding the pods; the execs get what is left (started_at).
+        # The overall deadline covers finding the pods: the Cluster counts it from here.
         listing_started = time.monotonic()
         selection: Selection = cluster.select(
-            targets or None, deadline=deadline, timeout=timeout, **query
+            targets or None, deadline=options.deadline, timeout=options.timeout, **query
         )
         everything = names_no_pods(cluster.query(targets or None, **query))
         if args.dry_run:
@@ -481,17 +578,15 @@ class PodMagic(Magics):
             "workdir": self._expand(args.workdir),
             "shell": args.shell or self.default_shell,
             "stdin": stdin,
-            "tty": args.tty,
-            "retries": args.retries,
+            "tty": options.tty,
+            "retries": options.retries,
             "selection": selection,
-            "timeout": timeout,
-            "deadline": deadline,
+            "timeout": options.timeout,
+            "deadline": options.deadline,
             "started_at": listing_started,
-            "max_concurrency": args.max_concurrency
-            if args.max_concurrency is not None
-            else self.max_concurrency,
-            "capture_limit": self.capture_limit,
-            "capture_budget": self.capture_budget,
+            "max_concurrency": options.max_concurrency,
+            "capture_limit": options.capture_limit,
+            "capture_budget": options.capture_budget,
             # check_allowed above applied this magic's own settings (PodMagic.confirm_above …)
             # and --yes; the Cluster's defaults must not judge the same run again.
             "yes": True,
@@ -507,7 +602,7 @@ class PodMagic(Magics):
         if args.bg:
             # The run outlives the cell: the live view puts the summary up in its own slot.
             renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits())
-            return self._run_background(cluster, command, run_kwargs, renderer, args, selection)
+            return self._run_background(cluster, command, run_kwargs, renderer, finish, selection)
         # A blocking run: the live view clears itself and the summary is displayed here, in
         # the main thread, as an ordinary output of this cell.
         renderer = (
@@ -529,40 +624,31 @@ class PodMagic(Magics):
             )
         finally:
             renderer.close()
-        return self._finish(results, args, shown=not quiet, interrupted=bool(interrupted))
+        return self._finish(results, finish, shown=not quiet, interrupted=bool(interrupted))
 
     def _finish(
-        self, results: PodResults, args: Any, *, shown: bool, interrupted: bool = False
+        self, results: PodResults, finish: _Finish, *, shown: bool, interrupted: bool = False
     ) -> Any:
-        value: Any = results
+        """End a blocking run: its summary, then :meth:`_Finish.apply`; the cell's value."""
         if shown:
             from IPython.display import display
 
             display(PodResults(results))
-            value = _ShownResults(results)
-            value._shown_in = self._shell.execution_count
         if interrupted:
             # The cell must end as interrupted: a successful one would let "Run All" go on
             # with the next cell after the user pressed stop.
-            if args.out:
-                self._user_ns[args.out] = PodResults(results)
-            raise RunInterrupted(PodResults(results), args.out)
-        if args.parse:
-            options = {"pattern": args.pattern} if args.pattern else {}
-            value = results.parse(args.parse, **options)
-            problems = parse_problems(value)
-            if problems:
-                # Shown even with -q: pods missing from the parsed rows never pass in silence.
-                from IPython.display import display
-
-                display({"text/plain": visible_controls(problems)}, raw=True)
-        if args.out:
-            self._user_ns[args.out] = value
-        if args.check and not results.ok:
-            raise PodsFailedError(results)
-        if args.check and args.parse:
-            check_parsed(value)
-        return None if args.out else value
+            if finish.out:
+                self._user_ns[finish.out] = PodResults(results)
+            raise RunInterrupted(PodResults(results), finish.out)
+        value = finish.apply(results, self._user_ns, _show_text)
+        if finish.out:
+            return None
+        if shown and not finish.parse:
+            # Already on screen: the cell's value must not show the summary a second time.
+            value = _ShownResults(results)
+            value._shown_in = self._shell.execution_count
+            _hide_output_prompt(self._shell, value)
+        return value
 
     def _run_background(
         self,
@@ -570,7 +656,7 @@ class PodMagic(Magics):
         command: Any,
         run_kwargs: dict[str, Any],
         renderer: Any,
-        args: Any,
+        finish: _Finish,
         selection: Selection,
     ) -> BackgroundRun:
         control = RunControl()
@@ -580,20 +666,12 @@ class PodMagic(Magics):
             handle.observe(event)
             renderer.handle_event(event)
 
-        async def work() -> Any:
+        async def work() -> PodResults:
             results = await cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
             renderer.close()
-            value: Any = results
-            if args.parse:
-                value = results.parse(
-                    args.parse, **({"pattern": args.pattern} if args.pattern else {})
-                )
-            if args.out:
-                self._user_ns[args.out] = value
-            if args.check and not results.ok:
-                raise PodsFailedError(results)
-            if args.check and args.parse:
-                check_parsed(value)
+            # The cell has moved on: parse problems go on the handle, not into another
+            # cell's output.
+            finish.apply(results, self._user_ns, handle.note)
             return results
 
         future = get_portal().start_task_soon(work)

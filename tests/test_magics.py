@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -158,11 +164,19 @@ def test_background_run(ip: InteractiveShell) -> None:
     assert ip.user_ns["bgres"] is results
 
 
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after a generous ``limit``."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {limit} s")
+        time.sleep(0.02)
+
+
 def test_background_cancel_keeps_partial(ip: InteractiveShell) -> None:
     handle = ip.run_line_magic("pod", "-l app=db --bg -- echo up; sleep 30")
-    import time
-
-    time.sleep(0.8)
+    # Cancel once both commands are running (their execs connected), not after a guess.
+    wait_until(lambda: handle.started_count == 2, "both execs started")
     handle.cancel()
     results = handle.result(timeout=10)
     assert {r.status for r in results} == {ExecStatus.CANCELLED}
@@ -248,3 +262,172 @@ def test_out_name_must_be_a_python_identifier(
     assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
     assert sandbox.exec_stats()["total"] == before
     assert set(ip.user_ns) == keys
+
+
+# -- foreground and --bg finish the same way ------------------------------------------------------
+
+
+def finished_value(ip: InteractiveShell, options: str, command: str, *, bg: bool) -> Any:
+    """Run ``%pod -l app=db OPTIONS -o NAME -- COMMAND`` blocking or with --bg; the stored value."""
+    name = "bg_value" if bg else "fg_value"
+    ip.user_ns.pop(name, None)
+    line = f"-l app=db {'--bg ' if bg else ''}{options} -o {name} -- {command}"
+    handle = ip.run_line_magic("pod", line)
+    if bg:
+        assert isinstance(handle, BackgroundRun)
+        handle.result(timeout=30)
+    else:
+        assert handle is None  # -o NAME: the value is stored, not returned
+    return ip.user_ns[name]
+
+
+def outcome(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict("records"), value.attrs.get("errors")
+    assert isinstance(value, PodResults)
+    return [(r.pod, r.status, r.exit_code, r.stdout, r.stderr) for r in value]
+
+
+@pytest.mark.parametrize(
+    ("options", "command"),
+    [
+        ("--parse regex --pattern '(?P<host>db-\\d+) (?P<n>\\d+)'", "echo $HOSTNAME 7"),
+        ("--parse kv", "echo host=$HOSTNAME"),
+        ("--parse json", "echo '{\"a\": 1}'"),
+        ("--parse lines --check", "echo one; echo two"),
+        ("", "echo out; echo err >&2"),
+        ("--retries 1 -P 1 --timeout 20", "hostname"),
+    ],
+    ids=["regex-pattern", "kv", "json", "lines-check", "plain", "limits"],
+)
+def test_background_stores_what_the_blocking_run_stores(
+    ip: InteractiveShell, options: str, command: str
+) -> None:
+    foreground = finished_value(ip, options, command, bg=False)
+    background = finished_value(ip, options, command, bg=True)
+    assert type(background) is type(foreground)
+    assert outcome(background) == outcome(foreground)
+
+
+def test_background_parse_regex_uses_the_pattern(ip: InteractiveShell) -> None:
+    value = finished_value(
+        ip, "--parse regex --pattern 'n=(?P<n>\\d+)'", "echo n=1; echo n=2", bg=True
+    )
+    assert list(value["n"]) == [1, 2, 1, 2]
+
+
+def test_background_check_raises_from_the_handle_like_the_blocking_run(
+    ip: InteractiveShell,
+) -> None:
+    command = '[ "$HOSTNAME" = db-0 ]'
+    with pytest.raises(PodsFailedError) as blocking:
+        ip.run_line_magic("pod", f"-l app=db --check -o fg_failed -- {command}")
+    handle = ip.run_line_magic("pod", f"-l app=db --bg --check -o bg_failed -- {command}")
+    with pytest.raises(PodsFailedError) as background:
+        handle.result(timeout=30)
+    assert str(background.value) == str(blocking.value)
+    assert outcome(ip.user_ns["bg_failed"]) == outcome(ip.user_ns["fg_failed"])
+
+
+def test_background_parse_problems_are_on_the_handle(ip: InteractiveShell) -> None:
+    handle = ip.run_line_magic("pod", "-l app=db --bg --parse json -- echo not-json")
+    handle.result(timeout=30)
+    assert handle.problems is not None and "db-0" in handle.problems
+    assert "not parsed" in repr(handle)
+
+
+def test_pattern_without_parse_is_a_usage_error(ip: InteractiveShell, sandbox: Sandbox) -> None:
+    before = sandbox.exec_stats()["total"]
+    with pytest.raises(UsageError, match="--pattern goes with --parse regex"):
+        ip.run_line_magic("pod", "solo --pattern x -- true")
+    assert sandbox.exec_stats()["total"] == before
+
+
+# -- --stdin leaves the user's namespace alone -----------------------------------------------------
+
+
+def test_stdin_expression_leaves_the_user_namespace_unchanged(ip: InteractiveShell) -> None:
+    ip.user_ns["stdin_source"] = "payload"
+    before = dict(ip.user_ns)
+    results = ip.run_line_magic("pod", "solo --stdin \"stdin_source + '!'\" -- cat")
+    assert results.stdout == b"payload!"
+    assert ip.user_ns.keys() == before.keys()
+    assert all(ip.user_ns[name] is value for name, value in before.items())
+
+
+def test_stdin_value_never_adds_builtins_to_a_namespace() -> None:
+    from podmagic._magics import _stdin_value
+
+    namespace: dict[str, Any] = {"x": "a"}
+    assert _stdin_value("x * 2", namespace) == "aa"
+    assert namespace == {"x": "a"}
+
+
+# -- %pod? names real settings ----------------------------------------------------------------------
+
+
+def test_help_names_only_real_settings(ip: InteractiveShell) -> None:
+    from podmagic import _magics
+
+    magic = _magics.PodMagic
+    traits = magic.class_traits(config=True)
+    texts = [
+        ip.find_line_magic("pod").__doc__ or "",  # %pod? : the docstring and every option
+        ip.find_line_magic("pod_sandbox").__doc__ or "",
+        magic.__doc__ or "",
+        _magics.__doc__ or "",
+        *(str(trait.help) for trait in traits.values()),
+    ]
+    named = {name for text in texts for name in re.findall(r"PodMagic\.(\w+)", text)}
+    assert named, "the help names no settings at all"
+    assert named <= set(traits), sorted(named - set(traits))
+    assert "PodMagic.default_shell" in texts[0]
+
+
+# -- a bare %pod in terminal IPython ----------------------------------------------------------------
+
+
+def test_terminal_ipython_shows_a_bare_pod_summary_once_with_no_empty_out(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import pexpect
+
+    env = {
+        **os.environ,
+        "TERM": "dumb",
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    ipython = Path(sys.executable).with_name("ipython")
+    child = pexpect.spawn(
+        str(ipython),
+        ["--no-banner", "--colors=nocolor", "--simple-prompt", "--no-confirm-exit"],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+    try:
+        cells = [
+            "%load_ext podmagic",
+            f"%config PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}",
+            "%pod -l app=db -n conf -- echo hi",
+            "import podmagic; print(isinstance(_, podmagic.PodResults), len(_))",
+            "1 + 1",
+        ]
+        screens = []
+        for number, cell in enumerate(cells, start=1):
+            child.expect_exact(f"In [{number}]: ")
+            child.sendline(cell)
+            screens.append(child.before)
+        child.expect_exact(f"In [{len(cells) + 1}]: ")
+        screens.append(child.before)
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    bare, underscore, plain = screens[3], screens[4], screens[5]
+    assert bare.count("2 pods in context") == 1, bare  # the summary, once
+    assert "Out[" not in bare, bare  # and no empty Out[3]: after it
+    assert "True 2" in underscore  # the value is still _ (and Out[3])
+    assert "Out[5]: 2" in plain  # other values keep their prompt

@@ -1,0 +1,224 @@
+"""The public API is what ``podmagic.__all__`` lists, each name documented and reachable.
+
+``help(podmagic)`` and ``help(Cluster.run)`` teach the API: every argument of the running and
+selecting methods is an explicit keyword with its own text; no exception is exported that
+nothing raises; events carry a :class:`~podmagic.Stream`; ``Cluster`` errors speak Python
+(``kubeconfig=``) and ``%pod`` errors speak options (``--kubeconfig``).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pydoc
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import podmagic
+from podmagic import Cluster, ConfigError, PodOutput, Stream
+from podmagic.sandbox import Sandbox
+
+PACKAGE = Path(podmagic.__file__).parent
+METHODS = ["run", "arun", "select", "aselect", "query"]
+
+
+def public_objects() -> list[tuple[str, object]]:
+    return [(name, getattr(podmagic, name)) for name in podmagic.__all__]
+
+
+# -- the names ---------------------------------------------------------------------------------
+
+
+def test_every_public_name_resolves() -> None:
+    for name, value in public_objects():
+        assert value is not None, name
+
+
+def test_dir_is_the_public_names_and_dunders() -> None:
+    Cluster  # noqa: B018 - a lazily imported name is loaded: its module must not show up
+    listed = set(dir(podmagic))
+    assert set(podmagic.__all__) <= listed
+    assert {name for name in listed - set(podmagic.__all__) if not name.startswith("__")} == set()
+
+
+def test_public_classes_and_functions_have_their_own_docstrings() -> None:
+    for name, value in public_objects():
+        if inspect.isclass(value):
+            assert (vars(value).get("__doc__") or "").strip(), name
+        elif inspect.isfunction(value):
+            assert (value.__doc__ or "").strip(), name
+
+
+def raised_names() -> set[str]:
+    """Names of the classes that code outside ``_errors`` constructs (``X(...)``,
+    ``X.from_status(...)``)."""
+    names: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "_errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                    names.add(func.value.id)
+                elif isinstance(func, ast.Name):
+                    names.add(func.id)
+    return names
+
+
+def test_every_exported_exception_is_raised_somewhere() -> None:
+    exported = {
+        name
+        for name, value in public_objects()
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    }
+    # The base class is for catching, not raising.
+    unraised = exported - raised_names() - {"PodmagicError"}
+    assert unraised == set()
+    assert "ExecTimeout" not in podmagic.__all__
+
+
+def test_stream_is_the_channels_enum() -> None:
+    from podmagic._channels import STDERR, STDOUT
+
+    assert podmagic.Stream.STDOUT is STDOUT and podmagic.Stream.STDERR is STDERR
+    assert Stream.STDERR == 2
+
+
+def test_event_is_the_union_of_the_five_events() -> None:
+    from podmagic._engine import _Fanout
+
+    assert set(typing.get_args(podmagic.Event)) == {
+        podmagic.RunStarted,
+        podmagic.PodStarted,
+        podmagic.PodOutput,
+        podmagic.PodFinished,
+        podmagic.RunFinished,
+    }
+    assert inspect.signature(_Fanout.emit).parameters["event"].annotation == "Event"
+    from podmagic import _events
+
+    assert PodOutput.__annotations__["stream"] == "Stream" and _events.Stream is Stream
+
+
+def test_help_podmagic_teaches_the_api() -> None:
+    text = pydoc.render_doc(podmagic, renderer=pydoc.plaintext)
+    for name in ("Cluster", "arun", "select", "PodResults", "Event", "Stream", "PodmagicError"):
+        assert name in text, name
+    assert "%load_ext podmagic" in text
+
+
+# -- Cluster's signatures ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_argument_is_an_explicit_keyword_with_its_own_text(method: str) -> None:
+    function = getattr(Cluster, method)
+    parameters = inspect.signature(function).parameters
+    kinds = {p.kind for p in parameters.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds
+    assert inspect.Parameter.VAR_POSITIONAL not in kinds
+    doc = inspect.getdoc(function) or ""
+    documented = dict(
+        line.strip().split(": ", 1)
+        for line in doc.split("Args:", 1)[1].splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    )
+    assert [name for name in parameters if name != "self"] == list(documented)
+    assert all(len(text) > 10 for text in documented.values())
+
+
+def test_run_and_arun_take_the_same_arguments() -> None:
+    assert inspect.signature(Cluster.run).parameters == inspect.signature(Cluster.arun).parameters
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_help_shows_readable_defaults(method: str) -> None:
+    text = pydoc.render_doc(getattr(Cluster, method), renderer=pydoc.plaintext)
+    assert "object at 0x" not in text
+    if method != "query":
+        assert "timeout: 'float | None | ClusterDefault' = <the Cluster's setting>" in text
+
+
+# -- events carry a Stream ------------------------------------------------------------------------------
+
+
+def test_output_events_carry_a_stream(sandbox: Sandbox) -> None:
+    events: list[podmagic.Event] = []
+    cluster = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf")
+    try:
+        cluster.run("echo out; echo err >&2", "solo", on_event=events.append)
+    finally:
+        cluster.close()
+    chunks = [event for event in events if isinstance(event, PodOutput)]
+    assert {type(chunk.stream) for chunk in chunks} == {Stream}
+    assert {chunk.stream for chunk in chunks} == {Stream.STDOUT, Stream.STDERR}
+    out = b"".join(c.data for c in chunks if c.stream is Stream.STDOUT)
+    assert out == b"out\n"
+
+
+# -- configuration errors in the caller's words ---------------------------------------------------------
+
+
+@pytest.fixture
+def no_kubeconfig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No kubeconfig anywhere kubectl looks, and not inside a cluster."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    magic = shell.magics_manager.registry["PodMagic"]
+    saved = {name: getattr(magic, name) for name in ("kubeconfig", "context", "quiet")}
+    magic.kubeconfig, magic.context, magic.quiet = None, None, True
+    yield shell
+    for name, value in saved.items():
+        setattr(magic, name, value)
+
+
+def test_cluster_names_its_keyword_for_a_missing_kubeconfig(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Cluster(kubeconfig=tmp_path / "missing")
+    message = str(caught.value)
+    assert "kubeconfig=" in message and "--kubeconfig" not in message
+    assert "sandbox" not in message  # a kubeconfig was named: no sandbox advice
+
+
+def test_magic_names_its_option_for_a_missing_kubeconfig(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ip.run_line_magic("pod", f"solo --kubeconfig {tmp_path / 'missing'} -- true")
+    assert "--kubeconfig" in str(caught.value) and "kubeconfig=" not in str(caught.value)
+
+
+def test_cluster_without_any_kubeconfig_suggests_the_python_sandbox(
+    no_kubeconfig: Path,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Cluster()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "podmagic.sandbox.Sandbox().start()" in message
+    assert "kubeconfig=" in message
+    assert "--kubeconfig" not in message and "%pod_sandbox" not in message
+
+
+def test_magic_without_any_kubeconfig_suggests_pod_sandbox_start(
+    ip: InteractiveShell, no_kubeconfig: Path
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ip.run_line_magic("pod", "solo -- true")
+    message = str(caught.value)
+    assert "%pod_sandbox start" in message and "--kubeconfig" in message
+    assert "Sandbox()" not in message and "kubeconfig=" not in message
