@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
+from test_sandbox_cli import process_running
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,15 +47,6 @@ print("running", flush=True)
 if how == "sigterm":
     time.sleep(600)  # until the test sends SIGTERM
 """
-
-
-def process_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie has ended: it only waits to be reaped)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return fields[0] not in ("Z", "X")
 
 
 def pod_pids(marks: Path) -> list[int]:
