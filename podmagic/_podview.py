@@ -15,7 +15,14 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["DEFAULT_CONTAINER_ANNOTATION", "ObjectView", "PodView", "parse_time"]
+__all__ = [
+    "DEFAULT_CONTAINER_ANNOTATION",
+    "ObjectView",
+    "PodView",
+    "parse_time",
+    "section",
+    "string",
+]
 
 #: The annotation that names the container kubectl uses when none is given.
 DEFAULT_CONTAINER_ANNOTATION: Final = "kubectl.kubernetes.io/default-container"
@@ -23,12 +30,14 @@ DEFAULT_CONTAINER_ANNOTATION: Final = "kubectl.kubernetes.io/default-container"
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-def _section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``obj[key]`` when it is an object, else an empty (read-only) one."""
     value = obj.get(key)
     return value if isinstance(value, Mapping) else _EMPTY
 
 
-def _str(obj: Mapping[str, Any], key: str) -> str:
+def string(obj: Mapping[str, Any], key: str) -> str:
+    """``obj[key]`` when it is a string, else ``""``."""
     value = obj.get(key)
     return value if isinstance(value, str) else ""
 
@@ -91,32 +100,32 @@ class ObjectView:
 
     @property
     def metadata(self) -> Mapping[str, Any]:
-        return _section(self.raw, "metadata")
+        return section(self.raw, "metadata")
 
     @property
     def spec(self) -> Mapping[str, Any]:
-        return _section(self.raw, "spec")
+        return section(self.raw, "spec")
 
     @property
     def name(self) -> str:
-        return _str(self.metadata, "name")
+        return string(self.metadata, "name")
 
     @property
     def namespace(self) -> str:
         """The namespace, ``""`` when the object does not say (callers know where they looked)."""
-        return _str(self.metadata, "namespace")
+        return string(self.metadata, "namespace")
 
     @property
     def uid(self) -> str:
-        return _str(self.metadata, "uid")
+        return string(self.metadata, "uid")
 
     @property
     def labels(self) -> Mapping[str, Any]:
-        return _section(self.metadata, "labels")
+        return section(self.metadata, "labels")
 
     @property
     def annotations(self) -> Mapping[str, Any]:
-        return _section(self.metadata, "annotations")
+        return section(self.metadata, "annotations")
 
     @property
     def owner_references(self) -> tuple[Mapping[str, Any], ...]:
@@ -134,7 +143,7 @@ class ObjectView:
     @property
     def selector(self) -> Mapping[str, Any]:
         """A workload's ``spec.selector`` (empty when it has none)."""
-        return _section(self.spec, "selector")
+        return section(self.spec, "selector")
 
 
 class PodView(ObjectView):
@@ -144,17 +153,17 @@ class PodView(ObjectView):
 
     @property
     def status(self) -> Mapping[str, Any]:
-        return _section(self.raw, "status")
+        return section(self.raw, "status")
 
     @property
     def node(self) -> str | None:
         """``spec.nodeName``; ``None`` while unscheduled."""
-        return _str(self.spec, "nodeName") or None
+        return string(self.spec, "nodeName") or None
 
     @property
     def phase(self) -> str:
         """``status.phase`` (``Running``, ``Pending`` ...); ``""`` when not reported."""
-        return _str(self.status, "phase")
+        return string(self.status, "phase")
 
     def _ready_condition(self) -> Mapping[str, Any] | None:
         for condition in _entries(self.status, "conditions"):
@@ -179,7 +188,7 @@ class PodView(ObjectView):
     def container_names(self, key: str = "containers") -> tuple[str, ...]:
         """Names in ``spec.<key>``: regular containers, ``initContainers`` or
         ``ephemeralContainers``."""
-        return tuple(name for name in (_str(c, "name") for c in _entries(self.spec, key)) if name)
+        return tuple(name for name in (string(c, "name") for c in _entries(self.spec, key)) if name)
 
     def has_container(self, name: str) -> bool:
         """Whether ``name`` is any of its containers, init (sidecar) and ephemeral included,
@@ -196,7 +205,7 @@ class PodView(ObjectView):
         names = self.container_names()
         if len(names) <= 1:
             return names[0] if names else None
-        annotated = _str(self.annotations, DEFAULT_CONTAINER_ANNOTATION)
+        annotated = string(self.annotations, DEFAULT_CONTAINER_ANNOTATION)
         if annotated and self.has_container(annotated):
             return annotated
         return names[0]

@@ -40,7 +40,7 @@ import anyio
 from ._errors import ApiError, SelectionError
 from ._kinds import KINDS
 from ._natsort import natural_key
-from ._podview import ObjectView, PodView
+from ._podview import ObjectView, PodView, string
 from ._query import (
     Target,
     TargetQuery,
@@ -373,13 +373,11 @@ def _owned_by(pod: Mapping[str, Any], kind: str, workload: Mapping[str, Any]) ->
     name = owner_view.name
     references = pod_view.owner_references
     if kind == "Deployment":
-        template_hash = pod_view.labels.get("pod-template-hash")
-        template_hash = template_hash if isinstance(template_hash, str) else ""
+        template_hash = string(pod_view.labels, "pod-template-hash")
         for reference in references:
             if reference.get("kind") != "ReplicaSet":
                 continue
-            owner = reference.get("name")
-            owner = owner if isinstance(owner, str) else ""
+            owner = string(reference, "name")
             if template_hash:
                 if owner == f"{name}-{template_hash}":
                     return True

@@ -16,7 +16,8 @@ It is shared on purpose: the client needs it as much as the sandbox does. Target
   (:meth:`FieldSelector.matches_pod`).
 
 The sandbox uses the same code to filter LISTs and to answer bad selectors in the
-apiserver's words. It imports nothing from podmagic, so either side can use it alone.
+apiserver's words. It imports only :mod:`podmagic._podview` (no I/O, no dependencies), so
+either side can use it alone.
 
 The error texts are those of Kubernetes 1.32 (the kubectl generation this project
 targets): "a qualified name ...", "must be no more than 63 characters". Later releases
@@ -38,6 +39,9 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+
+from ._podview import section as _section
+from ._podview import string as _text
 
 __all__ = [
     "FieldRequirement",
@@ -663,18 +667,6 @@ def parse_label_selector(text: str) -> LabelSelector:
 
 
 # -- pod fields -----------------------------------------------------------------------------
-
-_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
-def _section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    return value if isinstance(value, Mapping) else _EMPTY
-
-
-def _text(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    return value if isinstance(value, str) else ""
 
 
 def _pod_ips(pod: Mapping[str, Any]) -> list[str]:
