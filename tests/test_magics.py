@@ -154,10 +154,14 @@ def test_misspelt_pod_suggests(ip: InteractiveShell) -> None:
         ip.run_line_magic("pod", "slo -- true")
 
 
-def test_background_run(ip: InteractiveShell) -> None:
-    handle = ip.run_line_magic("pod", "-l app=db --bg -o bgres -- sleep 0.5; echo done")
+def test_background_run(ip: InteractiveShell, tmp_path: Path) -> None:
+    gate = tmp_path / "go"  # the commands wait for it: "running" is certain, not a race
+    handle = ip.run_line_magic(
+        "pod", f"-l app=db --bg -o bgres -- until [ -e {gate} ]; do sleep 0.05; done; echo done"
+    )
     assert isinstance(handle, BackgroundRun)
     assert "running" in repr(handle)
+    gate.touch()
     results = handle.result(timeout=20)
     assert [r.stdout for r in results] == [b"done\n", b"done\n"]
     assert handle.state == "done" and "2/2 done" in repr(handle)
