@@ -35,12 +35,13 @@ Live events (``on_event=``): :data:`Event` is one of :class:`RunStarted`,
 :class:`PodStarted`, :class:`PodOutput` (``stream`` is a :class:`Stream`),
 :class:`PodFinished` and :class:`RunFinished`; :data:`EventCallback` is the callback's type.
 
-Errors: every exception podmagic raises is a :class:`PodmagicError` — :class:`ConfigError`
-(kubeconfig, context, credentials), :class:`SelectionError` (the target),
-:class:`ApiError` and :class:`RequestTimeoutError` (the API server), :class:`RefusedError`
-(the guards), :class:`PodsFailedError` / :class:`PodExecError` (``check()``),
-:class:`ParseError` (``parse()``). An exec that fails or times out in one pod is not
-raised: it is that pod's :class:`PodResult` (``status`` and ``error``).
+Errors: a wrong argument type or value is a ``TypeError`` / ``ValueError`` naming the
+argument; every other exception podmagic raises is a :class:`PodmagicError` —
+:class:`ConfigError` (kubeconfig, context, credentials), :class:`SelectionError` (the
+target), :class:`ApiError` and :class:`RequestTimeoutError` (the API server),
+:class:`RefusedError` (the guards), :class:`PodsFailedError` / :class:`PodExecError`
+(``check()``), :class:`ParseError` (``parse()``). An exec that fails or times out in one pod
+is not raised: it is that pod's :class:`PodResult` (``status`` and ``error``).
 
 ``podmagic.sandbox.Sandbox`` is a local Kubernetes API server that runs pods as local
 processes: the embedded cluster for demos and tests (``%pod_sandbox start`` in IPython).
