@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             resources={"metadata": {"path": str(args.notebook.parent)}},
             config=config,
             on_notebook_start=lambda **_: _phase(
-                "running its cells: first the embedded sandbox cluster starts "
-                "(%pod_sandbox start), then %pod runs against it"
+                "running its cells: %pod_sandbox start starts the embedded cluster, "
+                "then %pod runs against it"
             ),
             on_cell_executed=_print_cell,
         )
