@@ -579,13 +579,13 @@ class Cluster:
                 f"the overall deadline of {asked}s passed while waiting for the {waits[0]} "
                 f"(finding the pods: {query.describe(self.namespace)}); it was stopped",
                 hint="run the plugin by hand to see what it waits for (a login, the network); "
-                "allow more time with --deadline",
+                "allow more time with --deadline (deadline=...)",
             )
         raise SelectionError(
             f"the overall deadline of {asked}s passed while finding the pods "
             f"({query.describe(self.namespace)})",
-            hint="allow more time with --deadline; if that was ample, the API server is slow "
-            "or unreachable",
+            hint="allow more time with --deadline (deadline=...); if that was ample, the API "
+            "server is slow or unreachable",
         )
 
     @_documented
