@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._kinds import WORKLOAD_KINDS
+
 __all__ = ["API_GROUPS", "API_VERSIONS", "RESOURCE_LISTS", "VERSION_INFO"]
 
 KUBERNETES_VERSION = "v1.33.0"
@@ -58,6 +60,26 @@ def _resource(
     return resource
 
 
+def _workload_resources(api_version: str) -> list[dict[str, Any]]:
+    """The workload kinds of one group/version (podmagic._kinds), as discovery lists them."""
+    kinds = sorted(
+        (kind for kind in WORKLOAD_KINDS.values() if kind.api_version == api_version),
+        key=lambda kind: kind.plural,
+    )
+    return [
+        _resource(
+            kind.plural,
+            kind.name,
+            _READ,
+            # "job/" is podmagic's prefix; the apiserver advertises no short name for jobs.
+            short_names=[kind.short] if kind.short != kind.name.lower() else None,
+            singular=kind.name.lower(),
+            categories=["all"],
+        )
+        for kind in kinds
+    ]
+
+
 def _group(name: str) -> dict[str, Any]:
     version = {"groupVersion": f"{name}/v1", "version": "v1"}
     return {"name": name, "versions": [version], "preferredVersion": version}
@@ -97,47 +119,12 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": "apps/v1",
-        "resources": [
-            _resource(
-                "daemonsets",
-                "DaemonSet",
-                _READ,
-                short_names=["ds"],
-                singular="daemonset",
-                categories=["all"],
-            ),
-            _resource(
-                "deployments",
-                "Deployment",
-                _READ,
-                short_names=["deploy"],
-                singular="deployment",
-                categories=["all"],
-            ),
-            _resource(
-                "replicasets",
-                "ReplicaSet",
-                _READ,
-                short_names=["rs"],
-                singular="replicaset",
-                categories=["all"],
-            ),
-            _resource(
-                "statefulsets",
-                "StatefulSet",
-                _READ,
-                short_names=["sts"],
-                singular="statefulset",
-                categories=["all"],
-            ),
-        ],
+        "resources": _workload_resources("apps/v1"),
     },
     "batch/v1": {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": "batch/v1",
-        "resources": [
-            _resource("jobs", "Job", _READ, singular="job", categories=["all"]),
-        ],
+        "resources": _workload_resources("batch/v1"),
     },
 }
