@@ -26,14 +26,15 @@ pytestmark = pytest.mark.timeout(120)
 #: The pod's command: it records its pid and its background child's, then waits.
 POD_SCRIPT = "echo $$ > {marks}/pod.pid; sleep 300 & echo $! > {marks}/background.pid; wait"
 
-#: A script that starts a sandbox and a long exec in it, then exits (or waits for SIGTERM).
+#: A script that starts a sandbox and a long exec in it, then waits for a line on its stdin
+#: (then ends, never stopping the sandbox) or for SIGTERM.
 SCRIPT = """
 import sys, threading, time
 from pathlib import Path
 from podmagic import Cluster
 from podmagic.sandbox import Sandbox
 
-marks, how, command = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+marks, command = Path(sys.argv[1]), sys.argv[2]
 sandbox = Sandbox().start()
 print(sandbox.state_dir, sandbox.kubeconfig, flush=True)
 cluster = Cluster(kubeconfig=str(sandbox.kubeconfig))
@@ -44,8 +45,7 @@ deadline = time.monotonic() + 60
 while not (marks / "background.pid").exists() and time.monotonic() < deadline:
     time.sleep(0.01)
 print("running", flush=True)
-if how == "sigterm":
-    time.sleep(600)  # until the test sends SIGTERM
+sys.stdin.readline()
 """
 
 
@@ -84,7 +84,8 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
     how: str, tmp_path: Path, leftovers: list[int]
 ) -> None:
     script = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), how, POD_SCRIPT.format(marks=tmp_path)],
+        [sys.executable, "-c", SCRIPT, str(tmp_path), POD_SCRIPT.format(marks=tmp_path)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -99,7 +100,7 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
         assert state_dir.is_dir() and kubeconfig.is_file()
         if how == "sigterm":
             script.send_signal(signal.SIGTERM)
-        _, stderr = script.communicate(timeout=60)
+        _, stderr = script.communicate(None if how == "sigterm" else "\n", timeout=60)
     finally:
         if script.poll() is None:
             script.kill()
