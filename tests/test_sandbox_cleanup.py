@@ -100,6 +100,7 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
         assert state_dir.is_dir() and kubeconfig.is_file()
         if how == "sigterm":
             script.send_signal(signal.SIGTERM)
+            script.wait(timeout=60)  # stdin stays open: the script ends by the signal alone
         _, stderr = script.communicate(None if how == "sigterm" else "\n", timeout=60)
     finally:
         if script.poll() is None:
