@@ -94,6 +94,26 @@ class _ShownResults(PodResults):
         display(PodResults(self))
 
 
+class _PromptlessOnce:
+    """``sys.displayhook`` until it is next called: ``value`` is displayed without the
+    ``Out[n]:`` prompt, anything else as usual; then IPython's own hook is back."""
+
+    def __init__(self, hook: Any, value: object) -> None:
+        self.hook = hook
+        self.value = value
+
+    def __call__(self, result: object = None) -> None:
+        sys.displayhook = self.hook
+        if result is not self.value:
+            self.hook(result)
+            return
+        self.hook.write_output_prompt = lambda: None  # this one call only
+        try:
+            self.hook(result)
+        finally:
+            del self.hook.write_output_prompt
+
+
 def _hide_output_prompt(shell: Any, value: object) -> None:
     """Leave ``Out[n]:`` out when the displayhook shows ``value`` in this cell.
 
@@ -103,24 +123,12 @@ def _hide_output_prompt(shell: Any, value: object) -> None:
     ``_`` and ``Out[n]``. Only inside a cell, where IPython's display trap has put its hook
     in ``sys.displayhook`` (and puts back the previous one when the cell ends).
     """
-    hook: Any = getattr(shell, "displayhook", None)
-    if hook is None or sys.displayhook is not hook:
+    current: Any = sys.displayhook
+    if isinstance(current, _PromptlessOnce):  # an earlier %pod in the same cell
+        current = current.hook
+    if current is None or current is not getattr(shell, "displayhook", None):
         return
-
-    trap_hook: Any = hook  # IPython's DisplayHook (the check above narrows it for mypy)
-
-    def once(result: object = None) -> None:
-        sys.displayhook = trap_hook
-        if result is not value:
-            trap_hook(result)
-            return
-        trap_hook.write_output_prompt = lambda: None  # this one call only
-        try:
-            trap_hook(result)
-        finally:
-            del trap_hook.write_output_prompt
-
-    sys.displayhook = once
+    sys.displayhook = _PromptlessOnce(current, value)
 
 
 @dataclass(frozen=True)

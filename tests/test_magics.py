@@ -418,6 +418,8 @@ def test_terminal_ipython_shows_a_bare_pod_summary_once_with_no_empty_out(
             "%pod -l app=db -n conf -- echo hi",
             "import podmagic; print(isinstance(_, podmagic.PodResults), len(_))",
             "1 + 1",
+            # Two bare runs in one cell: the last one's value is the one displayed.
+            "; ".join(["get_ipython().run_line_magic('pod', 'solo -n conf -- true')"] * 2),
         ]
         screens = []
         for number, cell in enumerate(cells, start=1):
@@ -430,8 +432,9 @@ def test_terminal_ipython_shows_a_bare_pod_summary_once_with_no_empty_out(
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
-    bare, underscore, plain = screens[3], screens[4], screens[5]
+    bare, underscore, plain, twice = screens[3], screens[4], screens[5], screens[6]
     assert bare.count("2 pods in context") == 1, bare  # the summary, once
     assert "Out[" not in bare, bare  # and no empty Out[3]: after it
     assert "True 2" in underscore  # the value is still _ (and Out[3])
     assert "Out[5]: 2" in plain  # other values keep their prompt
+    assert twice.count(" in context ") == 2 and "Out[" not in twice, twice
