@@ -9,12 +9,14 @@ started by jupyter_client as a notebook's would be. A pod process is running at 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,37 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
         client.stop_channels()
         manager.shutdown_kernel(now=False)
     assert_cleaned_up(Path(state_dir), Path(kubeconfig), pids)
+
+
+def test_kill_unreaped_kills_the_groups_a_stopped_loop_left_running(tmp_path: Path) -> None:
+    # What Sandbox.stop() does after its loop stopped: a process still running then (never
+    # closed) dies with the background job it started.
+    from podmagic.sandbox._runner import ProcessSpec, kill_unreaped, start_process
+
+    spec = ProcessSpec(
+        ["sh", "-c", f"sleep 300 & echo $! > {tmp_path}/background.pid; wait"],
+        env={"PATH": os.environ["PATH"]},
+        cwd=tmp_path,
+    )
+    loop, other = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        process = loop.run_until_complete(start_process(spec))
+        bystander = other.run_until_complete(start_process(replace(spec, argv=["sleep", "300"])))
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "background.pid").exists():
+            assert time.monotonic() < deadline, "the command did not start within 60 s"
+            time.sleep(0.01)
+        pids = [process.pid, int((tmp_path / "background.pid").read_text())]
+        assert all(process_running(pid) for pid in pids)
+
+        assert kill_unreaped(loop) == 1  # only the processes of that loop
+        deadline = time.monotonic() + 30
+        while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [pid for pid in pids if process_running(pid)] == []
+        assert process_running(bystander.pid)
+    finally:
+        other.run_until_complete(bystander.aclose())
+        loop.run_until_complete(process.aclose())  # reaps the zombie
+        loop.close()
+        other.close()

@@ -38,6 +38,7 @@ import subprocess
 import termios
 import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "ExecutableNotFound",
     "ProcessSpec",
     "RunningProcess",
+    "kill_unreaped",
     "start_process",
     "uts_namespaces_available",
 ]
@@ -545,6 +547,26 @@ def _exit_code(info: os.waitid_result) -> int:
     return 128 + info.si_status
 
 
+# Started and not reaped yet, for kill_unreaped. Weak: a process that is garbage collected
+# unclosed kills its group in __del__.
+_unreaped: weakref.WeakSet[RunningProcess] = weakref.WeakSet()
+_unreaped_lock = threading.Lock()  # loops of several sandboxes add to it from their threads
+
+
+def kill_unreaped(loop: asyncio.AbstractEventLoop) -> int:
+    """SIGKILL the process group of every process started on ``loop`` and not reaped yet.
+
+    For the owner of a loop that stopped while processes still ran (one being started as the
+    sandbox stopped, say): each group dies with whatever it started. Their zombies stay until
+    this process ends, as reaping them needs the loop. Returns how many there were.
+    """
+    with _unreaped_lock:
+        processes = [process for process in _unreaped if process._loop is loop]
+    for process in processes:
+        process.kill()
+    return len(processes)
+
+
 class RunningProcess:
     """A started process. Not thread-safe: use it from its event loop only.
 
@@ -559,6 +581,8 @@ class RunningProcess:
         self.pid: int = popen.pid
         self._loop = loop
         self._popen = popen  # kept so its __del__ never finds it "still running"
+        with _unreaped_lock:
+            _unreaped.add(self)
         self._tty = stdio.tty
         self._stdin: _WatchedFd | None = _WatchedFd(loop, stdio.stdin)
         outputs: dict[int, _WatchedFd]
@@ -789,6 +813,8 @@ class RunningProcess:
             except ChildProcessError:
                 pass
             self._reaped = True
+        with _unreaped_lock:
+            _unreaped.discard(self)
         self._popen.returncode = self._exit.result()
         if self._pidfd is not None:
             self._pidfd.close()

@@ -34,6 +34,7 @@ from aiohttp import web
 from ._api import CONNECTIONS_KEY, build_app
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from ._kubeconfig import CONTEXT_NAME, build_kubeconfig, write_kubeconfig
+from ._runner import kill_unreaped
 from ._state import Cluster, ManifestError, RecordedRequest
 from ._tls import ServingCertificates, generate_certificates, generate_token
 
@@ -248,6 +249,9 @@ class Sandbox:
             asyncio.run_coroutine_threadsafe(self._stop_async(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
+        # The sandbox owns the process group of every exec it started: any still alive now
+        # (one starting as the sessions were interrupted) is killed with what it started.
+        kill_unreaped(self._loop)
         self._thread = None
         self._loop = None
         self._cleanup_files()
