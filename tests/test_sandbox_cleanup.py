@@ -51,12 +51,14 @@ sys.stdin.readline()
 """
 
 
-def pod_pids(marks: Path) -> list[int]:
+def pod_pids(marks: Path, leftovers: list[int]) -> list[int]:
+    """The pod's pids, once it wrote them (also into ``leftovers``, to be killed after a failure)."""
     deadline = time.monotonic() + 60
     while not (marks / "background.pid").exists():
         assert time.monotonic() < deadline, "the pod's command did not start within 60 s"
         time.sleep(0.01)
     pids = [int((marks / name).read_text()) for name in ("pod.pid", "background.pid")]
+    leftovers.extend(pids)
     assert all(process_running(pid) for pid in pids)
     return pids
 
@@ -96,8 +98,7 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
     try:
         assert script.stdout is not None
         state_dir, kubeconfig = (Path(part) for part in script.stdout.readline().split())
-        pids = pod_pids(tmp_path)
-        leftovers.extend(pids)
+        pids = pod_pids(tmp_path, leftovers)
         assert script.stdout.readline() == "running\n"
         assert state_dir.is_dir() and kubeconfig.is_file()
         if how == "sigterm":
@@ -144,8 +145,7 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
         )
         assert reply["content"]["status"] == "ok", (reply["content"], lines)
         kernel_pid, state_dir, kubeconfig = lines[-1].split()
-        pids = pod_pids(tmp_path)
-        leftovers.extend(pids)
+        pids = pod_pids(tmp_path, leftovers)
         if how == "sigterm":
             os.kill(int(kernel_pid), signal.SIGTERM)
             deadline = time.monotonic() + 60

@@ -112,6 +112,30 @@ async def client_for(config: dict[str, Any]) -> AsyncIterator[tuple[aiohttp.Clie
             await anyio.sleep(0.005)
 
 
+@contextlib.asynccontextmanager
+async def sleeping_exec(
+    session: aiohttp.ClientSession, pod_url: str
+) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, int]]:
+    """An exec that sleeps in the pod, and its pid (running)."""
+    params = [
+        ("command", "sh"),
+        ("command", "-c"),
+        ("command", "echo $$; exec sleep 1000"),
+        ("stdout", "true"),
+    ]
+    async with session.ws_connect(
+        f"{pod_url}/exec", params=params, protocols=["v5.channel.k8s.io"], autoclose=False
+    ) as ws:
+        output = b""
+        while not output.endswith(b"\n"):
+            message = await ws.receive(timeout=10)
+            assert message.type is aiohttp.WSMsgType.BINARY
+            output += message.data[1:]
+        pid = int(output)
+        assert process_running(pid)
+        yield ws, pid
+
+
 def process_running(pid: int) -> bool:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -161,26 +185,12 @@ async def test_serve_until_signalled(
                 ]
                 assert len(pods) == 11
 
-            params = [
-                ("command", "sh"),
-                ("command", "-c"),
-                ("command", "echo $$; exec sleep 1000"),
-                ("stdout", "true"),
-            ]
-            async with session.ws_connect(
-                f"{server}/api/v1/namespaces/{namespace}/pods/{pod}/exec",
-                params=params,
-                protocols=["v5.channel.k8s.io"],
-                autoclose=False,
-            ) as ws:
-                output = b""
-                while not output.endswith(b"\n"):
-                    message = await ws.receive(timeout=10)
-                    assert message.type is aiohttp.WSMsgType.BINARY
-                    output += message.data[1:]
-                pid = int(output)
-                assert process_running(pid)
-
+            async with sleeping_exec(
+                session, f"{server}/api/v1/namespaces/{namespace}/pods/{pod}"
+            ) as (
+                ws,
+                pid,
+            ):
                 started = time.monotonic()
                 process.send_signal(signum)
                 code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=10))
@@ -256,3 +266,27 @@ def test_refuses_the_users_own_kubeconfig(tmp_path: Path) -> None:
                 assert own.read_text() == "sentinel: keep me\n"
             else:
                 assert not own.exists() and not own.parent.exists()
+
+
+@pytest.mark.anyio
+async def test_serve_cleans_up_on_sighup(tmp_path: Path) -> None:
+    # A closed terminal: the CLI handles SIGINT and SIGTERM itself; SIGHUP still ends it, as
+    # by default, but only after the sandbox stopped: neither its kubeconfig nor a pod is left.
+    out = tmp_path / "kubeconfig"
+    with serving("--kubeconfig", str(out), home=tmp_path / "home") as process:
+        config = wait_for_kubeconfig(out, process)
+        async with client_for(config) as (session, server):
+            pod_url = f"{server}/api/v1/namespaces/demo/pods/db-0"
+            async with sleeping_exec(session, pod_url) as (ws, pid):
+                process.send_signal(signal.SIGHUP)
+                code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=30))
+                await ws.close()
+    deadline = time.monotonic() + 30
+    while process_running(pid) and time.monotonic() < deadline:
+        await anyio.sleep(0.02)
+    survived = process_running(pid)
+    if survived:
+        os.kill(pid, signal.SIGKILL)  # not left behind by this test either
+    assert not survived
+    assert code == -signal.SIGHUP
+    assert not out.exists()
