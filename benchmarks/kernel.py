@@ -146,6 +146,8 @@ _bench_done = []
 def _bench_pre(info):
     _bench_cells.append([_bench_time.perf_counter(), _bench_time.process_time()])
 def _bench_post(result):
+    if not _bench_cells:
+        return  # the end of this very cell, which began before the hooks were in place
     cell = _bench_cells[-1]
     cell[0] = _bench_time.perf_counter() - cell[0]
     cell[1] = _bench_time.process_time() - cell[1]

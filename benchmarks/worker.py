@@ -525,7 +525,9 @@ def repeat_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
             cpus.append(_cpu(resource.RUSAGE_SELF) - cpu)
             ok += sum(1 for r in results if r.exit_code == 0)
             received += sum(len(r.stdout) + r.stdout_dropped for r in results)
-    cluster.close()
+    close = getattr(cluster, "close", None)  # older versions have none (to compare)
+    if close is not None:
+        close()
     return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
 
 
