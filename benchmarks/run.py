@@ -507,13 +507,17 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             ("podmagic", 5.0, "Cluster.run"),
             ("kernel", 10.0, "%pod in a kernel"),
         ):
-            value = _median(report, "repeat", contender, "run_ms_median")
-            add(
-                f"repeat: at most {limit:g} ms per {name} (one pod, runs in a row; median)",
-                value,
-                value <= limit if value is not None else None,
-                f"{value:.1f} ms" if value is not None else "",
-            )
+            # Both readings of "client time": the run as its caller waits for it, and the
+            # client's own CPU (the wall time also holds the server's work and any load).
+            for figure, what in (("run_ms_median", "time"), ("run_cpu_ms_median", "client CPU")):
+                value = _median(report, "repeat", contender, figure)
+                add(
+                    f"repeat: at most {limit:g} ms {what} per {name} (one pod, runs in a row; "
+                    "median)",
+                    value,
+                    value <= limit if value is not None else None,
+                    f"{value:.1f} ms" if value is not None else "",
+                )
     if "view" in keys:
         rate = _median(report, "view", "podmagic-widgets", "max_updates_1s")
         kernel_rate = _median(report, "view", "kernel", "max_updates_1s")
