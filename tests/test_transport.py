@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 
 from podmagic._credentials import load_credentials
-from podmagic._errors import HandshakeError, StreamLostError
+from podmagic._errors import ConfigError, HandshakeError, StreamLostError
 from podmagic._kubeapi import KubeApi, RetryPolicy
 from podmagic._transport import V4, V5, ExecSpec, interpret_status, partial_outcome, run_exec
 from podmagic.sandbox import Sandbox
@@ -550,3 +550,33 @@ async def test_tls_server_name_is_presented_for_rest_and_exec(
         )
     assert pod is not None and pod["metadata"]["name"] == "named"
     assert outcome.stdout == b"named\n"
+
+
+class _StuckLogin:
+    """Credentials whose token never comes (a login plugin waiting for a person)."""
+
+    def __init__(self, credentials: Any) -> None:
+        self._credentials = credentials
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._credentials, name)
+
+    async def auth_headers(self) -> dict[str, str]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    def credential_source(self) -> str:
+        return 'exec credential plugin "stuck-login" of user "u"'
+
+
+async def test_exec_upgrade_waits_for_credentials_within_the_request_policy_limit(
+    sandbox: Sandbox,
+) -> None:
+    credentials = _StuckLogin(load_credentials(kubeconfig=sandbox.kubeconfig))
+    async with KubeApi(credentials, credentials_timeout=0.2) as client:  # type: ignore[arg-type]
+        with anyio.fail_after(20), pytest.raises(ConfigError) as caught:
+            await run_exec(client, solo("true"))
+    assert str(caught.value).startswith(
+        "exec in pod conf/solo: the timeout of 0.2s passed while waiting for the exec "
+        'credential plugin "stuck-login" of user "u", which was stopped;'
+    )
