@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,3 +241,30 @@ def test_a_dropped_cluster_closes_its_session(sandbox: Sandbox, http: HttpCounts
     while not session.closed and time.monotonic() < deadline:
         time.sleep(0.01)
     assert session.closed
+
+
+def test_a_cluster_dropped_in_a_reference_cycle_leaves_no_unclosed_session(
+    sandbox: Sandbox, http: HttpCounts
+) -> None:
+    # As when a failed run's traceback holds the Cluster: only the cycle collector frees it.
+    cluster = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS)
+    assert cluster.run("true", "solo").ok
+    cycle: list[Any] = [cluster]
+    cycle.append(cycle)
+    del cluster
+    session = weakref.ref(http.sessions.pop())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del cycle
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while (alive := session()) is not None and not alive.closed:
+            if time.monotonic() > deadline:
+                break
+            del alive
+            time.sleep(0.01)
+        del alive
+        gc.collect()
+    assert not [w for w in caught if "Unclosed" in str(w.message)]
+    still = session()
+    assert still is None or still.closed
