@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import errno
+import pickle
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -17,8 +19,9 @@ import pytest
 import yaml
 from aiohttp import web
 
+import podmagic
 from podmagic._credentials import load_credentials
-from podmagic._errors import ApiError, ConfigError
+from podmagic._errors import ApiError, ConfigError, RequestTimeoutError
 from podmagic._kubeapi import Answer, KubeApi, Reach, RetryPolicy, Unreachable, parse_retry_after
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._tls import generate_certificates
@@ -536,3 +539,18 @@ async def test_request_timeout_names_the_step_and_is_not_retried() -> None:
     assert caught.value.message == (
         "http://127.0.0.1:1 accepted the exec upgrade but sent no answer within 0.05s"
     )
+
+
+def test_request_timeout_error_is_public_and_pickles_with_its_timeout() -> None:
+    assert podmagic.RequestTimeoutError is RequestTimeoutError
+    assert "RequestTimeoutError" in podmagic.__all__
+    error = RequestTimeoutError(
+        "get pod ns/p: the timeout of 2s passed before https://k answered the request",
+        timeout=2,
+        hint="allow more time with --timeout (timeout=...)",
+    )
+    assert isinstance(error, podmagic.PodmagicError)
+    assert not isinstance(error, ConfigError)
+    for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert type(clone) is RequestTimeoutError
+        assert str(clone) == str(error) and clone.timeout == 2 and clone.hint == error.hint
