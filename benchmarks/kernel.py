@@ -7,9 +7,11 @@ the cell, its peak resident memory (``VmHWM``), and the messages it put on IOPub
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,9 @@ def _size(message: dict[str, Any]) -> int:
     )
 
 
-def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def _kernel(spec: dict[str, Any]) -> Iterator[tuple[Any, int]]:
+    """A new kernel with podmagic loaded and set up (SETUP): its client and process id."""
     from jupyter_client.manager import start_new_kernel
 
     manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(ROOT))
@@ -86,6 +90,14 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
             SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"], namespace=NAMESPACE),
             60,
         )
+        yield client, pid
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
+    with _kernel(spec) as (client, pid):
         _execute(client, WARM_UP.format(selector=selector(1)), 60)
         _execute(client, "_bench_renderers.clear()", 60)
         quiet = " -q" if spec["contender"] == "kernel-quiet" else ""
@@ -132,9 +144,6 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
             "display_messages": len(shown),
             "display_bytes": sum(_size(m) for m in shown),
         }
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 #: Each cell's own time and the kernel's CPU during it, measured inside the kernel from
@@ -170,19 +179,10 @@ print(_j.dumps({
 
 def runs_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec["runs"]`` cells of ``%pod POD -- argv`` in a row, each as a notebook runs it."""
-    from jupyter_client.manager import start_new_kernel
-
     from .cluster import pod_name
     from .worker import per_run
 
-    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60, cwd=str(ROOT))
-    try:
-        pid = manager.provisioner.process.pid  # type: ignore[union-attr]
-        _execute(
-            client,
-            SETUP.format(root=str(ROOT), kubeconfig=spec["kubeconfig"], namespace=NAMESPACE),
-            60,
-        )
+    with _kernel(spec) as (client, pid):
         quiet = " -q" if spec["contender"] == "kernel-quiet" else ""
         cell = f"%pod {pod_name(0)} --no-shell{quiet} -- {shlex.join(spec['argv'])}"
         _execute(client, cell.replace(shlex.join(spec["argv"]), "true"), 60)  # warm, untimed
@@ -214,6 +214,3 @@ def runs_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
             "ok": stats.get("ok", 0),
             "bytes": stats.get("bytes", 0),
         }
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)

@@ -294,17 +294,59 @@ def _default_capture(execs: int) -> int:
 # -- the official client --------------------------------------------------------------------------
 
 
-def run_official(spec: dict[str, Any]) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
+def _official_api(spec: dict[str, Any]) -> tuple[Any, Any]:
+    """The official client's configuration for the sandbox, and a CoreV1Api on it."""
     from kubernetes import client, config
-    from kubernetes.stream import stream
 
     configuration = client.Configuration()
     config.load_kube_config(
         config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
         client_configuration=configuration,
     )
+    return configuration, client.CoreV1Api(client.ApiClient(configuration))
+
+
+def _official_exec(api: Any, pod: str, argv: list[str], *, preload: bool = False) -> Any:
+    """``stream()`` of an exec of ``argv`` in ``pod`` (binary frames, not preloaded)."""
+    from kubernetes.stream import stream
+
+    extra = {} if preload else {"binary": True, "_preload_content": False}
+    return stream(
+        api.connect_get_namespaced_pod_exec,
+        pod,
+        NAMESPACE,
+        command=argv,
+        container="main",
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        **extra,
+    )
+
+
+def _official_read(response: Any, kept: list[bytes]) -> None:
+    """Read the exec to its end into ``kept``, with the loop of the client's own example
+    (examples/pod_exec.py)."""
+    while response.is_open():
+        response.update(timeout=1)
+        if response.peek_stdout():
+            kept.append(response.read_stdout())
+        if response.peek_stderr():
+            kept.append(response.read_stderr())
+    # The example stops here, but peek_stderr() may have pulled in more stdout frames (and
+    # the close) after stdout was read: without this, a few execs in a hundred lose the end
+    # of their output.
+    kept.append(response.read_stdout(timeout=0))
+    kept.append(response.read_stderr(timeout=0))
+
+
+def run_official(spec: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client
+
+    configuration, first_api = _official_api(spec)
     local = threading.local()
     outputs: list[bytes] = []
     timed_out: list[str] = []
@@ -317,19 +359,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         api = getattr(local, "api", None)
         if api is None:  # one ApiClient per thread: stream() patches the client it uses
             api = local.api = client.CoreV1Api(client.ApiClient(configuration))
-        response = stream(
-            api.connect_get_namespaced_pod_exec,
-            pod,
-            NAMESPACE,
-            command=argv,
-            container="main",
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-            binary=True,
-            _preload_content=False,
-        )
+        response = _official_exec(api, pod, argv)
         kept: list[bytes] = []
         cut = threading.Event()
         timer = None
@@ -344,18 +374,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
             timer = threading.Timer(max(0.0, deadline - time.monotonic()), stop)
             timer.start()
         try:
-            # The loop of the client's own example (examples/pod_exec.py).
-            while response.is_open():
-                response.update(timeout=1)
-                if response.peek_stdout():
-                    kept.append(response.read_stdout())
-                if response.peek_stderr():
-                    kept.append(response.read_stderr())
-            # The example stops here, but peek_stderr() may have pulled in more stdout frames
-            # (and the close) after stdout was read: without this, a few execs in a hundred
-            # lose the end of their output.
-            kept.append(response.read_stdout(timeout=0))
-            kept.append(response.read_stderr(timeout=0))
+            _official_read(response, kept)
             code = response.returncode
         except Exception:
             if not cut.is_set():
@@ -372,18 +391,7 @@ def run_official(spec: dict[str, Any]) -> dict[str, Any]:
         outputs.append(output)  # kept until the end, as results are
         return (1 if code == 0 else 0), len(output)
 
-    warm = stream(
-        client.CoreV1Api(client.ApiClient(configuration)).connect_get_namespaced_pod_exec,
-        names[0],
-        NAMESPACE,
-        command=["true"],
-        container="main",
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-    )  # lazy imports happen here, untimed
-    del warm
+    _official_exec(first_api, names[0], ["true"], preload=True)  # lazy imports, untimed
     with Measure() as measure:
         if limit:
             deadline = time.monotonic() + limit
@@ -563,38 +571,13 @@ def repeat_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def repeat_official(spec: dict[str, Any]) -> dict[str, Any]:
-    from kubernetes import client, config
-    from kubernetes.stream import stream
-
-    configuration = client.Configuration()
-    config.load_kube_config(
-        config_file=spec["kubeconfig"],  # type: ignore[no-untyped-call]
-        client_configuration=configuration,
-    )
-    api = client.CoreV1Api(client.ApiClient(configuration))
+    _, api = _official_api(spec)
     pod, argv = pod_names(1)[0], list(spec["argv"])
 
     def once(command: list[str]) -> tuple[int, int]:
-        response = stream(
-            api.connect_get_namespaced_pod_exec,
-            pod,
-            NAMESPACE,
-            command=command,
-            container="main",
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-            binary=True,
-            _preload_content=False,
-        )
+        response = _official_exec(api, pod, command)
         kept: list[bytes] = []
-        # The loop of the client's own example (examples/pod_exec.py), drained at the end.
-        while response.is_open():
-            response.update(timeout=1)
-            if response.peek_stdout():
-                kept.append(response.read_stdout())
-        kept.append(response.read_stdout(timeout=0))
+        _official_read(response, kept)
         code = response.returncode
         response.close()
         return (1 if code == 0 else 0), len(b"".join(kept))
