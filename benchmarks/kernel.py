@@ -71,6 +71,15 @@ def _execute(client: Any, code: str, timeout: float) -> tuple[list[dict[str, Any
     return messages, reply
 
 
+def _printed(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON object a cell printed last (on stdout), or ``{}``."""
+    found: dict[str, Any] = {}
+    for message in messages:
+        if message["msg_type"] == "stream":
+            found = json.loads(message["content"]["text"].strip().splitlines()[-1])
+    return found
+
+
 def _size(message: dict[str, Any]) -> int:
     return len(json.dumps(message["content"], default=str)) + sum(
         len(buffer) for buffer in message.get("buffers") or ()
@@ -123,10 +132,7 @@ def run_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
             " 'bytes': sum(len(r.stdout) + r.stdout_dropped for r in _res)}))"
         )
         after, _ = _execute(client, summary_code, 60)
-        stats: dict[str, Any] = {}
-        for message in after:
-            if message["msg_type"] == "stream":
-                stats = json.loads(message["content"]["text"].strip().splitlines()[-1])
+        stats = _printed(after)
         shown = [m for m in messages if m["msg_type"] in DISPLAY_TYPES]
         comm_msgs = [m for m in shown if m["msg_type"] == "comm_msg"]
         return {
@@ -199,10 +205,7 @@ def runs_in_kernel(spec: dict[str, Any]) -> dict[str, Any]:
         cpu = _proc_cpu(pid) - cpu_start
         peak = proc_status_kib(pid, "VmHWM") / 1024
         after, _ = _execute(client, STOP_TIMING, 60)
-        stats: dict[str, Any] = {}
-        for message in after:
-            if message["msg_type"] == "stream":
-                stats = json.loads(message["content"]["text"].strip().splitlines()[-1])
+        stats = _printed(after)
         cells = stats.get("cells", [])
         return {
             "wall_s": wall,

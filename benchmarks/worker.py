@@ -516,27 +516,41 @@ def per_run(walls: list[float], cpus: list[float], prefix: str = "run") -> dict[
     return figures
 
 
+def in_a_row(
+    runs: int, once: Callable[[], tuple[int, int]], who: int = resource.RUSAGE_SELF
+) -> dict[str, Any]:
+    """Call ``once`` (which returns: succeeded 0/1, output bytes) ``runs`` times, timing each
+    call and the CPU of ``who`` (this process, or its children) in it."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    ok = received = 0
+    with Measure() as measure:
+        for _ in range(runs):
+            cpu, began = _cpu(who), time.perf_counter()
+            good, size = once()
+            walls.append(time.perf_counter() - began)
+            cpus.append(_cpu(who) - cpu)
+            ok += good
+            received += size
+    return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
+
+
 def repeat_podmagic(spec: dict[str, Any]) -> dict[str, Any]:
     from podmagic import Cluster
 
     cluster = Cluster(kubeconfig=spec["kubeconfig"], namespace=NAMESPACE)
     pod, argv = pod_names(1)[0], list(spec["argv"])
+
+    def once() -> tuple[int, int]:
+        [result] = cluster.run(argv, pod)
+        return int(result.exit_code == 0), len(result.stdout) + result.stdout_dropped
+
     cluster.run(["true"], pod)  # imports and the loop thread, untimed
-    walls: list[float] = []
-    cpus: list[float] = []
-    ok = received = 0
-    with Measure() as measure:
-        for _ in range(spec["runs"]):
-            cpu, began = _cpu(resource.RUSAGE_SELF), time.perf_counter()
-            results = cluster.run(argv, pod)
-            walls.append(time.perf_counter() - began)
-            cpus.append(_cpu(resource.RUSAGE_SELF) - cpu)
-            ok += sum(1 for r in results if r.exit_code == 0)
-            received += sum(len(r.stdout) + r.stdout_dropped for r in results)
+    figures = in_a_row(spec["runs"], once)
     close = getattr(cluster, "close", None)  # older versions have none (to compare)
     if close is not None:
         close()
-    return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
+    return figures
 
 
 def repeat_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
@@ -547,54 +561,32 @@ def repeat_kubectl(spec: dict[str, Any]) -> dict[str, Any]:
         "KUBECACHEDIR": spec["kubectl_cache"],
     }
     command = [spec["kubectl"], "exec", "-n", NAMESPACE, pod_names(1)[0], "--", *spec["argv"]]
-    walls: list[float] = []
-    cpus: list[float] = []
-    ok = received = 0
-    with Measure() as measure:
-        for _ in range(spec["runs"]):
-            cpu, began = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
-            done = subprocess.run(command, capture_output=True, env=env, check=False)
-            walls.append(time.perf_counter() - began)
-            cpus.append(_cpu(resource.RUSAGE_CHILDREN) - cpu)
-            ok += done.returncode == 0
-            received += len(done.stdout)
+
+    def once() -> tuple[int, int]:
+        done = subprocess.run(command, capture_output=True, env=env, check=False)
+        return int(done.returncode == 0), len(done.stdout)
+
+    figures = in_a_row(spec["runs"], once, resource.RUSAGE_CHILDREN)
+    # The client is the kubectl processes: their CPU, and the largest of them.
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {
-        **measure.figures(),
-        "cpu_s": sum(cpus),
-        "rss_peak_mib": peak,
-        "rss_growth_mib": peak,
-        **per_run(walls, cpus),
-        "ok": ok,
-        "bytes": received,
-    }
+    figures.update(cpu_s=sum(figures["run_cpu_ms"]) / 1000, rss_peak_mib=peak, rss_growth_mib=peak)
+    return figures
 
 
 def repeat_official(spec: dict[str, Any]) -> dict[str, Any]:
     _, api = _official_api(spec)
     pod, argv = pod_names(1)[0], list(spec["argv"])
 
-    def once(command: list[str]) -> tuple[int, int]:
+    def once(command: list[str] = argv) -> tuple[int, int]:
         response = _official_exec(api, pod, command)
         kept: list[bytes] = []
         _official_read(response, kept)
         code = response.returncode
         response.close()
-        return (1 if code == 0 else 0), len(b"".join(kept))
+        return int(code == 0), len(b"".join(kept))
 
     once(["true"])  # lazy imports, untimed
-    walls: list[float] = []
-    cpus: list[float] = []
-    ok = received = 0
-    with Measure() as measure:
-        for _ in range(spec["runs"]):
-            cpu, began = _cpu(resource.RUSAGE_SELF), time.perf_counter()
-            good, size = once(argv)
-            walls.append(time.perf_counter() - began)
-            cpus.append(_cpu(resource.RUSAGE_SELF) - cpu)
-            ok += good
-            received += size
-    return {**measure.figures(), **per_run(walls, cpus), "ok": ok, "bytes": received}
+    return in_a_row(spec["runs"], once)
 
 
 #: The same contenders, one pod, ``spec["runs"]`` runs in a row.
