@@ -77,6 +77,8 @@ class SandboxProcess:
 
     pods: int
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="podmagic-bench-")))
+    #: More ``serve`` options (``--insecure-http``: plain HTTP, to measure without TLS).
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     started_in: float = 0.0
 
@@ -101,6 +103,7 @@ class SandboxProcess:
                 str(self.kubeconfig),
                 "--state-dir",
                 str(self.folder / "state"),
+                *self.options,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

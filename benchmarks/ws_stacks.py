@@ -21,7 +21,7 @@ session-resuming context as ``podmagic`` does (aiohttp and aiofastnet accept onl
 runs picows on asyncio's own TLS transport instead of its default, aiofastnet. ``picows`` is not a dependency: run with it importable
 (``pip install --target DIR picows`` and ``PICOWS_PATH=DIR``), else it is skipped.
 
-    .venv/bin/python -m benchmarks.ws_stacks [--pods 100] [--repeat 5]
+    .venv/bin/python -m benchmarks.ws_stacks [--pods 100] [--repeat 5] [--insecure-http]
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ async def _podmagic(api: Any, names: list[str], argv: list[str]) -> int:
 
 
 def _context(api: Any, resume: bool) -> Any:
-    return api.websocket_ssl() if resume else api.credentials.ssl_context()
+    """The TLS context (``None`` for a plain-http sandbox, ``serve --insecure-http``)."""
+    return api.websocket_ssl() if resume else (api.credentials.ssl_context() or None)
 
 
 async def _websockets(api: Any, names: list[str], argv: list[str], resume: bool = False) -> int:
@@ -132,10 +133,10 @@ async def _websockets(api: Any, names: list[str], argv: list[str], resume: bool 
 async def _aiohttp(api: Any, names: list[str], argv: list[str]) -> int:
     import aiohttp
 
-    context = api.credentials.ssl_context()
+    context = _context(api, False)
     headers = await api.credentials.auth_headers()
     limit = asyncio.Semaphore(CONCURRENCY)
-    connector = aiohttp.TCPConnector(ssl=context, limit=CONCURRENCY)
+    connector = aiohttp.TCPConnector(ssl=context or False, limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(url: str) -> int:
@@ -143,7 +144,7 @@ async def _aiohttp(api: Any, names: list[str], argv: list[str]) -> int:
             async with (
                 limit,
                 session.ws_connect(
-                    url.replace("wss://", "https://", 1),
+                    url.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
                     protocols=SUBPROTOCOLS,
                     headers=headers,
                     heartbeat=20,
@@ -245,6 +246,11 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stacks", nargs="*", default=list(STACKS))
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP, to see what the WebSocket layers cost without TLS",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,7 +258,8 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.kubeconfig, args.pods)))
         return
     figures: dict[str, list[dict[str, float]]] = {stack: [] for stack in args.stacks}
-    with SandboxProcess(args.pods) as sandbox:
+    options = ("--insecure-http",) if args.insecure_http else ()
+    with SandboxProcess(args.pods, options=options) as sandbox:
         for _ in range(args.repeat):
             for stack in args.stacks:
                 env = dict(os.environ)
