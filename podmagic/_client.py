@@ -372,6 +372,11 @@ class Cluster:
     stopped then (so a plugin gets the smaller of ``plugin_timeout`` and ``timeout``) —
     and an exec's connecting and upgrade count within its per-pod time. Without it, a request
     may take 10 s to connect, 15 s without a byte of its answer, and 60 s in all.
+
+    A Cluster keeps one HTTP session per event loop across its runs (connections and TLS
+    sessions are reused; credentials are still read for every request). A session closes
+    with its loop, at interpreter exit, or with :meth:`close` / :meth:`aclose` — also at the
+    end of ``with Cluster(...)`` or ``async with Cluster(...)``; a later run opens a new one.
     """
 
     def __init__(
