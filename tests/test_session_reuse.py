@@ -268,3 +268,21 @@ def test_a_cluster_dropped_in_a_reference_cycle_leaves_no_unclosed_session(
     assert not [w for w in caught if "Unclosed" in str(w.message)]
     still = session()
     assert still is None or still.closed
+
+
+def test_a_blocking_close_inside_the_sessions_running_loop_closes_it_on_that_loop(
+    sandbox: Sandbox, http: HttpCounts
+) -> None:
+    # As in a notebook: `await cluster.arun(...)` in one cell, `cluster.close()` in another,
+    # both on the kernel's running loop.
+    async def main() -> bool:
+        cluster = Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS)
+        assert (await cluster.arun("true", "solo")).ok
+        [session] = http.sessions
+        cluster.close()  # cannot wait here: the close runs on the loop's next turns
+        deadline = time.monotonic() + 10
+        while not session.closed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return session.closed
+
+    assert asyncio.run(main())
