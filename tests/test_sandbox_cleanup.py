@@ -21,12 +21,16 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
-from test_sandbox_cli import process_running
+from test_sandbox_cli import Process
 
 pytestmark = pytest.mark.timeout(120)
 
-#: The pod's command: it records its pid and its background child's, then waits.
-POD_SCRIPT = "echo $$ > {marks}/pod.pid; sleep 300 & echo $! > {marks}/background.pid; wait"
+#: The pod's command: it records its pid and its background child's (background.pid appears
+#: whole, by a rename, once both are written), then waits.
+POD_SCRIPT = (
+    "echo $$ > {marks}/pod.pid; sleep 300 & echo $! > {marks}/bg;"
+    " mv {marks}/bg {marks}/background.pid; wait"
+)
 
 #: A script that starts a sandbox and a long exec in it, then waits for a line on its stdin
 #: (then ends, never stopping the sandbox) or for SIGTERM.
@@ -51,41 +55,44 @@ sys.stdin.readline()
 """
 
 
-def pod_pids(marks: Path, leftovers: list[int]) -> list[int]:
-    """The pod's pids, once it wrote them (also into ``leftovers``, to be killed after a failure)."""
+def pod_processes(marks: Path, leftovers: list[Process]) -> list[Process]:
+    """The pod's processes, once it wrote their pids (also into ``leftovers``)."""
     deadline = time.monotonic() + 60
     while not (marks / "background.pid").exists():
         assert time.monotonic() < deadline, "the pod's command did not start within 60 s"
         time.sleep(0.01)
     pids = [int((marks / name).read_text()) for name in ("pod.pid", "background.pid")]
-    leftovers.extend(pids)
-    assert all(process_running(pid) for pid in pids)
-    return pids
+    processes = [Process.running_now(pid) for pid in pids]
+    leftovers.extend(processes)
+    return processes
 
 
-def assert_cleaned_up(state_dir: Path, kubeconfig: Path, pids: list[int]) -> None:
-    """Everything is gone; SIGKILLed processes may take a moment to stop being scheduled."""
+def wait_until_ended(processes: list[Process]) -> list[Process]:
+    """Those still running after a while: SIGKILLed processes may take a moment to end."""
     deadline = time.monotonic() + 30
-    while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(process.running() for process in processes) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert [pid for pid in pids if process_running(pid)] == [], "pod processes survived"
+    return [process for process in processes if process.running()]
+
+
+def assert_cleaned_up(state_dir: Path, kubeconfig: Path, processes: list[Process]) -> None:
+    assert wait_until_ended(processes) == [], "pod processes survived"
     assert not kubeconfig.exists(), "the kubeconfig was left behind"
     assert not state_dir.exists(), "the sandbox's temporary folder was left behind"
 
 
 @pytest.fixture
-def leftovers() -> Iterator[list[int]]:
-    """Pids to kill after the test, should the cleanup under test fail."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        if process_running(pid):
-            os.kill(pid, signal.SIGKILL)
+def leftovers() -> Iterator[list[Process]]:
+    """Processes to kill after the test, should the cleanup under test fail."""
+    processes: list[Process] = []
+    yield processes
+    for process in processes:
+        process.kill()
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm"])
 def test_a_script_that_ends_without_stop_leaves_nothing_behind(
-    how: str, tmp_path: Path, leftovers: list[int]
+    how: str, tmp_path: Path, leftovers: list[Process]
 ) -> None:
     script = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(tmp_path), POD_SCRIPT.format(marks=tmp_path)],
@@ -98,7 +105,7 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
     try:
         assert script.stdout is not None
         state_dir, kubeconfig = (Path(part) for part in script.stdout.readline().split())
-        pids = pod_pids(tmp_path, leftovers)
+        pods = pod_processes(tmp_path, leftovers)
         assert script.stdout.readline() == "running\n"
         assert state_dir.is_dir() and kubeconfig.is_file()
         if how == "sigterm":
@@ -111,12 +118,12 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
             script.communicate()
     # SIGTERM still ends the script as SIGTERM does; a normal exit is still a success.
     assert script.returncode == (-signal.SIGTERM if how == "sigterm" else 0), stderr
-    assert_cleaned_up(state_dir, kubeconfig, pids)
+    assert_cleaned_up(state_dir, kubeconfig, pods)
 
 
 @pytest.mark.parametrize("how", ["shutdown", "sigterm"])
 def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
-    how: str, tmp_path: Path, leftovers: list[int]
+    how: str, tmp_path: Path, leftovers: list[Process]
 ) -> None:
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(
@@ -145,7 +152,7 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
         )
         assert reply["content"]["status"] == "ok", (reply["content"], lines)
         kernel_pid, state_dir, kubeconfig = lines[-1].split()
-        pids = pod_pids(tmp_path, leftovers)
+        pods = pod_processes(tmp_path, leftovers)
         if how == "sigterm":
             os.kill(int(kernel_pid), signal.SIGTERM)
             deadline = time.monotonic() + 60
@@ -155,16 +162,18 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=False)
-    assert_cleaned_up(Path(state_dir), Path(kubeconfig), pids)
+    assert_cleaned_up(Path(state_dir), Path(kubeconfig), pods)
 
 
-def test_kill_unreaped_kills_the_groups_a_stopped_loop_left_running(tmp_path: Path) -> None:
+def test_kill_unreaped_kills_the_groups_a_stopped_loop_left_running(
+    tmp_path: Path, leftovers: list[Process]
+) -> None:
     # What Sandbox.stop() does after its loop stopped: a process still running then (never
     # closed) dies with the background job it started.
     from podmagic.sandbox._runner import ProcessSpec, kill_unreaped, start_process
 
     spec = ProcessSpec(
-        ["sh", "-c", f"sleep 300 & echo $! > {tmp_path}/background.pid; wait"],
+        ["sh", "-c", POD_SCRIPT.format(marks=tmp_path)],
         env={"PATH": os.environ["PATH"]},
         cwd=tmp_path,
     )
@@ -172,19 +181,12 @@ def test_kill_unreaped_kills_the_groups_a_stopped_loop_left_running(tmp_path: Pa
     try:
         process = loop.run_until_complete(start_process(spec))
         bystander = other.run_until_complete(start_process(replace(spec, argv=["sleep", "300"])))
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "background.pid").exists():
-            assert time.monotonic() < deadline, "the command did not start within 60 s"
-            time.sleep(0.01)
-        pids = [process.pid, int((tmp_path / "background.pid").read_text())]
-        assert all(process_running(pid) for pid in pids)
+        pods = pod_processes(tmp_path, leftovers)
+        assert pods[0].pid == process.pid
 
         assert kill_unreaped(loop) == 1  # only the processes of that loop
-        deadline = time.monotonic() + 30
-        while any(process_running(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert [pid for pid in pids if process_running(pid)] == []
-        assert process_running(bystander.pid)
+        assert wait_until_ended(pods) == []
+        assert Process.running_now(bystander.pid)  # unreaped: its pid cannot come round again
     finally:
         other.run_until_complete(bystander.aclose())
         loop.run_until_complete(process.aclose())  # reaps the zombie

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,12 +137,40 @@ async def sleeping_exec(
         yield ws, pid
 
 
-def process_running(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return False
-    return fields[0] not in ("Z", "X")  # a zombie has ended
+        return None
+
+
+def process_running(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")  # a zombie has ended
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process by pid and start time: pids come round again (pid_max may be 32768), and a
+    later process given the same pid is never taken for this one, nor killed in its place."""
+
+    pid: int
+    started: str
+
+    @classmethod
+    def running_now(cls, pid: int) -> Process:
+        fields = _stat(pid)
+        assert fields is not None and fields[0] not in ("Z", "X"), f"process {pid} is not running"
+        return cls(pid, fields[19])  # field 22 of stat: the start time, in clock ticks
+
+    def running(self) -> bool:
+        fields = _stat(self.pid)
+        return fields is not None and fields[0] not in ("Z", "X") and fields[19] == self.started
+
+    def kill(self) -> None:
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
 
 
 @pytest.mark.anyio
@@ -278,15 +307,15 @@ async def test_serve_cleans_up_on_sighup(tmp_path: Path) -> None:
         async with client_for(config) as (session, server):
             pod_url = f"{server}/api/v1/namespaces/demo/pods/db-0"
             async with sleeping_exec(session, pod_url) as (ws, pid):
+                pod = Process.running_now(pid)
                 process.send_signal(signal.SIGHUP)
                 code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=30))
                 await ws.close()
     deadline = time.monotonic() + 30
-    while process_running(pid) and time.monotonic() < deadline:
+    while pod.running() and time.monotonic() < deadline:
         await anyio.sleep(0.02)
-    survived = process_running(pid)
-    if survived:
-        os.kill(pid, signal.SIGKILL)  # not left behind by this test either
+    survived = pod.running()
+    pod.kill()  # not left behind by this test either
     assert not survived
     assert code == -signal.SIGHUP
     assert not out.exists()

@@ -550,7 +550,9 @@ def _exit_code(info: os.waitid_result) -> int:
 # Started and not reaped yet, for kill_unreaped. Weak: a process that is garbage collected
 # unclosed kills its group in __del__.
 _unreaped: weakref.WeakSet[RunningProcess] = weakref.WeakSet()
-_unreaped_lock = threading.Lock()  # loops of several sandboxes add to it from their threads
+# Loops of several sandboxes add to it from their threads; re-entrant, as a signal handler in
+# the main thread may call kill_unreaped while that thread is inside it.
+_unreaped_lock = threading.RLock()
 
 
 def kill_unreaped(loop: asyncio.AbstractEventLoop) -> int:

@@ -23,6 +23,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -42,9 +43,10 @@ __all__ = ["Sandbox", "demo_manifest"]
 
 T = TypeVar("T")
 
-# Sandboxes started and not stopped yet: the ones to stop when the process ends.
+# Sandboxes started and not stopped yet: the ones to stop when the process ends. Re-entrant:
+# a signal handler may run in the main thread while that thread holds it.
 _running: set[Sandbox] = set()
-_running_lock = threading.Lock()
+_running_lock = threading.RLock()
 _atexit_registered = False
 _signals_handled = False
 
@@ -59,7 +61,14 @@ def _stop_running_sandboxes() -> None:
 
 
 def _stop_then_terminate(signum: int, frame: FrameType | None) -> None:
-    _stop_running_sandboxes()
+    # The handler runs in the main thread between two steps of whatever it was doing, maybe
+    # holding a lock the sandbox's loop needs, so it does not wait for the loop: the process
+    # ends next, so killing the pods and removing the files is all there is to do.
+    with _running_lock:
+        sandboxes = list(_running)
+    for sandbox in sandboxes:
+        with contextlib.suppress(Exception):
+            sandbox._abandon()
     # Then end as the signal would have ended the process without this handler.
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
@@ -240,12 +249,11 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop serving, kill every pod process, and remove the kubeconfig and state folder."""
-        with _running_lock:
-            _running.discard(self)
         if self._thread is None or self._loop is None:
             self._cleanup_files()
             return
-        with contextlib.suppress(RuntimeError):
+        # Timed out or not, what follows still kills the pods and removes the files.
+        with contextlib.suppress(RuntimeError, concurrent.futures.TimeoutError):
             asyncio.run_coroutine_threadsafe(self._stop_async(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
@@ -255,6 +263,24 @@ class Sandbox:
         self._thread = None
         self._loop = None
         self._cleanup_files()
+        with _running_lock:  # only now: a SIGTERM during stop() still finds it
+            _running.discard(self)
+
+    def _abandon(self) -> None:
+        """Kill every pod process and remove the files, without waiting for the loop (the
+        process is about to end)."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed already
+                loop.call_soon_threadsafe(loop.stop)  # start nothing more
+            kill_unreaped(loop)
+        # A process being killed may still add a file while the folder is removed: try again
+        # for a moment.
+        for _ in range(50):
+            self._cleanup_files()
+            if not (self._own_state_dir and self.state_dir.exists()):
+                break
+            time.sleep(0.02)
 
     async def _stop_async(self) -> None:
         if self._app is not None:
