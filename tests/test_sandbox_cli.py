@@ -116,8 +116,8 @@ async def client_for(config: dict[str, Any]) -> AsyncIterator[tuple[aiohttp.Clie
 @contextlib.asynccontextmanager
 async def sleeping_exec(
     session: aiohttp.ClientSession, pod_url: str
-) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, int]]:
-    """An exec that sleeps in the pod, and its pid (running)."""
+) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, Process]]:
+    """An exec that sleeps in the pod, and its process (running)."""
     params = [
         ("command", "sh"),
         ("command", "-c"),
@@ -132,9 +132,7 @@ async def sleeping_exec(
             message = await ws.receive(timeout=10)
             assert message.type is aiohttp.WSMsgType.BINARY
             output += message.data[1:]
-        pid = int(output)
-        assert process_running(pid)
-        yield ws, pid
+        yield ws, Process.running_now(int(output))
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -143,11 +141,6 @@ def _stat(pid: int) -> list[str] | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-
-
-def process_running(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")  # a zombie has ended
 
 
 @dataclass(frozen=True)
@@ -166,6 +159,7 @@ class Process:
 
     def running(self) -> bool:
         fields = _stat(self.pid)
+        # A zombie has ended: it only waits to be reaped.
         return fields is not None and fields[0] not in ("Z", "X") and fields[19] == self.started
 
     def kill(self) -> None:
@@ -218,7 +212,7 @@ async def test_serve_until_signalled(
                 session, f"{server}/api/v1/namespaces/{namespace}/pods/{pod}"
             ) as (
                 ws,
-                pid,
+                sleeper,
             ):
                 started = time.monotonic()
                 process.send_signal(signum)
@@ -234,7 +228,7 @@ async def test_serve_until_signalled(
     assert code == 0, stderr
     assert elapsed < 5
     assert not out.exists()  # removed on the way out
-    assert not process_running(pid)  # the exec's sleep did not outlive the sandbox
+    assert not sleeper.running()  # the exec's sleep did not outlive the sandbox
     assert stdout.splitlines()[0].startswith("podmagic sandbox serving https://127.0.0.1:")
     assert f"kubeconfig {out} (context podmagic-sandbox)" in stdout.splitlines()[0]
     assert stdout.splitlines()[-1] == "podmagic sandbox stopped"
@@ -306,8 +300,7 @@ async def test_serve_cleans_up_on_sighup(tmp_path: Path) -> None:
         config = wait_for_kubeconfig(out, process)
         async with client_for(config) as (session, server):
             pod_url = f"{server}/api/v1/namespaces/demo/pods/db-0"
-            async with sleeping_exec(session, pod_url) as (ws, pid):
-                pod = Process.running_now(pid)
+            async with sleeping_exec(session, pod_url) as (ws, pod):
                 process.send_signal(signal.SIGHUP)
                 code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=30))
                 await ws.close()
