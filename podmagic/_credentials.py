@@ -198,33 +198,6 @@ def _where(paths: Iterable[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class _KubeSSLContext(ssl.SSLContext):
-    """An SSL context that can present and verify a fixed server name (``tls-server-name``).
-
-    asyncio (and so aiohttp and websockets' asyncio client, the only users) hands the URL's
-    host to ``wrap_bio``; with ``tls-server-name`` set, kubectl uses that name instead for SNI
-    and certificate verification, and so does this. Both libraries also take a
-    ``server_hostname`` argument per connection, which would make this override unneeded —
-    once every caller (the REST session and the exec WebSocket) passes
-    :attr:`ClusterCredentials.tls_server_name` there.
-    """
-
-    server_name_override: str | None = None
-    client_certificate: bool = False
-
-    def wrap_bio(
-        self,
-        incoming: Any,
-        outgoing: Any,
-        server_side: bool = False,
-        server_hostname: Any = None,
-        session: Any = None,
-    ) -> ssl.SSLObject:
-        if not server_side and self.server_name_override:
-            server_hostname = self.server_name_override
-        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-
-
 class _EncryptedKey(Exception):
     pass
 
@@ -241,16 +214,17 @@ def _build_ssl_context(
     ca_file: str | None = None,
     cert_file: str | None = None,
     key_file: str | None = None,
-    tls_server_name: str | None = None,
     what: str = "the cluster",
-) -> ssl.SSLContext | bool:
-    """The SSL context kubectl would use, or ``False`` when there is nothing to do."""
+) -> _TlsSetup:
+    """The SSL context kubectl would use (``False`` when there is nothing to do).
+
+    ``tls-server-name`` is not applied here: callers pass it as ``server_hostname`` with
+    each connection, as aiohttp and websockets allow."""
     if urlsplit(server).scheme == "http":
-        return False
+        return _TlsSetup(False)
     if not verify and not cert_file:
-        return False
-    ctx = _KubeSSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.server_name_override = tls_server_name or None
+        return _TlsSetup(False)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
         # Like Go's crypto/tls, any certificate in the trust pool is an anchor.
         ctx.verify_flags |= getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
@@ -282,7 +256,6 @@ def _build_ssl_context(
             )
         try:
             ctx.load_cert_chain(cert_file, key_file, password=_refuse_password)
-            ctx.client_certificate = True
         except _EncryptedKey:
             raise ConfigError(
                 f"the client key of {what} is encrypted",
@@ -305,22 +278,31 @@ def _build_ssl_context(
                 f"cannot read the client certificate/key of {what} ({exc.strerror})",
                 hint="fix the paths in the kubeconfig",
             ) from None
-    return ctx
+    return _TlsSetup(ctx, client_certificate=bool(cert_file))
+
+
+@dataclass(frozen=True)
+class _TlsSetup:
+    """The ``ssl`` argument for aiohttp and websockets, and whether it presents a client
+    certificate (an ``ssl.SSLContext`` cannot be asked)."""
+
+    context: ssl.SSLContext | bool
+    client_certificate: bool = False
 
 
 class _TlsState:
-    """Builds the SSL context once and hands out the same object afterwards."""
+    """Builds the TLS setup once and hands out the same one afterwards."""
 
-    def __init__(self, value: ssl.SSLContext | bool | None = None) -> None:
+    def __init__(self, value: _TlsSetup | None = None) -> None:
         self._lock = threading.Lock()
         self._value = value
 
-    def peek(self) -> ssl.SSLContext | bool | None:
-        """The context if it was built already, else ``None``."""
+    def peek(self) -> _TlsSetup | None:
+        """The setup if it was built already, else ``None``."""
         with self._lock:
             return self._value
 
-    def get(self, build: Callable[[], ssl.SSLContext | bool]) -> ssl.SSLContext | bool:
+    def get(self, build: Callable[[], _TlsSetup]) -> _TlsSetup:
         with self._lock:
             if self._value is None:
                 self._value = build()
@@ -844,7 +826,8 @@ class ClusterCredentials:
     namespace: str = "default"
     #: The kubeconfig user entry's name, for messages (``None`` in-cluster or anonymous).
     user: str | None = None
-    #: ``tls-server-name``: the name used for SNI and certificate verification, if set.
+    #: ``tls-server-name``: the name used for SNI and certificate verification, if set
+    #: (callers pass it as ``server_hostname``).
     tls_server_name: str | None = None
     #: The cluster's ``proxy-url``, if any (may embed proxy credentials: do not print it).
     proxy_url: str | None = field(default=None, repr=False)
@@ -873,22 +856,18 @@ class ClusterCredentials:
     @property
     def has_client_certificate(self) -> bool:
         """Whether the TLS context presents a client certificate."""
-        ctx = self._tls.get(self._default_ssl_context)
-        return isinstance(ctx, _KubeSSLContext) and ctx.client_certificate
+        return self._tls.get(self._default_tls).client_certificate
 
     def ssl_context(self) -> ssl.SSLContext | bool:
         """The ``ssl`` argument for aiohttp: a verifying context (the cluster's CA, or the
         system's when none is configured) with the client certificate loaded; ``False`` for
         ``insecure-skip-tls-verify`` without a client certificate, or a plain-http server.
-        Built once; every call returns the same object."""
-        return self._tls.get(self._default_ssl_context)
+        Built once; every call returns the same object. Pass :attr:`tls_server_name` as
+        ``server_hostname`` with each connection: the context does not apply it."""
+        return self._tls.get(self._default_tls).context
 
-    def _default_ssl_context(self) -> ssl.SSLContext | bool:
-        return _build_ssl_context(
-            server=self.server,
-            tls_server_name=self.tls_server_name,
-            what=f'context "{self.context}"',
-        )
+    def _default_tls(self) -> _TlsSetup:
+        return _build_ssl_context(server=self.server, what=f'context "{self.context}"')
 
     async def auth_headers(self) -> dict[str, str]:
         """The headers that authenticate a request (``{}`` for certificate-only or anonymous
@@ -938,10 +917,11 @@ class ClusterCredentials:
         server = self.server
         if parts.username is not None or parts.password is not None:
             server = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-        ctx = self._tls.peek()
+        setup = self._tls.peek()
         auth = self._auth.kind
-        if auth == "none" and isinstance(ctx, _KubeSSLContext) and ctx.client_certificate:
+        if auth == "none" and setup is not None and setup.client_certificate:
             auth = "client-certificate"
+        ctx = setup.context if setup is not None else None
         if ctx is None:
             tls = "default"
         elif ctx is False:
@@ -1362,7 +1342,6 @@ def _load_from_kubeconfig(
                 ca_file=ca_file,
                 cert_file=cfg.cert_file,
                 key_file=cfg.key_file,
-                tls_server_name=tls_server_name,
                 what=f'context "{context}"',
             )
             static_header = cfg.get_api_key_with_prefix("BearerToken")

@@ -1387,8 +1387,11 @@ async def _start_tls_echo(ctx: ssl.SSLContext) -> _TlsEcho:
     return _TlsEcho(await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx))
 
 
-async def _talk(port: int, ctx: ssl.SSLContext | bool) -> str:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+async def _talk(port: int, ctx: ssl.SSLContext | bool, server_hostname: str | None = None) -> str:
+    """Connect as KubeApi does: the credentials' context, their tls-server-name if any."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname=server_hostname
+    )
     try:
         return (await reader.readline()).decode().strip()
     finally:
@@ -1471,7 +1474,30 @@ async def test_tls_server_name(tmp_path: Path, pki: Pki, tls_echo: Any) -> None:
         )
     )
     assert named.tls_server_name == "api.internal"
-    assert await _talk(echo.port, named.ssl_context()) == "anonymous"
+    assert await _talk(echo.port, named.ssl_context(), named.tls_server_name) == "anonymous"
+
+
+@pytest.mark.anyio
+async def test_ssl_context_leaves_the_server_name_to_the_connection(
+    tmp_path: Path, pki: Pki, tls_echo: Any
+) -> None:
+    """tls-server-name reaches the handshake as each connection's server_hostname (as KubeApi
+    passes it), not through the context: a connection that names the URL's host verifies
+    that host, as the ssl module does for any context."""
+    echo = await tls_echo(pki.named_server)  # valid for api.internal only
+    named = load_credentials(
+        kubeconfig=single(
+            tmp_path / "named",
+            cluster={
+                "server": f"https://127.0.0.1:{echo.port}",
+                "certificate-authority-data": b64(pki.ca.cert_pem),
+                "tls-server-name": "api.internal",
+            },
+        )
+    )
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await _talk(echo.port, named.ssl_context(), "127.0.0.1")
+    assert await _talk(echo.port, named.ssl_context(), "api.internal") == "anonymous"
 
 
 @pytest.mark.anyio
@@ -1509,7 +1535,10 @@ async def test_aiohttp_request(tmp_path: Path, pki: Pki, plugin: Plugin) -> None
         async with (
             aiohttp.ClientSession() as session,
             session.get(
-                f"{creds.server}/version", ssl=creds.ssl_context(), headers=headers
+                f"{creds.server}/version",
+                ssl=creds.ssl_context(),
+                server_hostname=creds.tls_server_name,
+                headers=headers,
             ) as response,
         ):
             assert response.status == 200
