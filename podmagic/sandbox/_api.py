@@ -56,8 +56,12 @@ class Connections:
 
 CONNECTIONS_KEY = web.AppKey("connections", Connections)
 
-# Paths a real API server serves to anonymous users as well.
-_ANONYMOUS_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+# Paths a real API server serves to anonymous users as well (system:public-info-viewer).
+_ANONYMOUS_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
+# The roots the apiserver serves through go-restful, whose router matches a path with its
+# trailing slashes trimmed: ``GET /version/`` and ``/api/v1/namespaces/`` are answered as
+# without the slash (kr8s asks for ``/version/``).
+_SLASH_TOLERANT_ROOTS = ("/api", "/apis", "/version")
 # Sandbox-only endpoints (not Kubernetes API): admin token only, never throttled.
 _SANDBOX_PREFIX = "/sandbox/"
 _PLURAL_TO_KIND = {kind.plural: name for name, kind in WORKLOAD_KINDS.items()}
@@ -591,10 +595,20 @@ async def not_found_fallback(request: web.Request) -> web.Response:
     raise _no_resource()
 
 
+def _add_trailing_slash_routes(app: web.Application) -> None:
+    """Serve every path under the go-restful roots with a trailing slash as well."""
+    for route in list(app.router.routes()):
+        path = route.resource.canonical if route.resource is not None else ""
+        root = "/" + path.split("/", 2)[1] if path.startswith("/") else ""
+        if root in _SLASH_TOLERANT_ROOTS and not path.endswith("/") and route.method != "HEAD":
+            app.router.add_route(route.method, path + "/", route.handler)
+
+
 def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> web.Application:
     """The aiohttp application for one sandbox."""
     app = web.Application(
-        middlewares=[_unexpected_errors, _record_auth_throttle], client_max_size=64 * 1024 * 1024
+        middlewares=[_unexpected_errors, _record_auth_throttle],
+        client_max_size=64 * 1024 * 1024,
     )
     app[CLUSTER_KEY] = cluster
     app[TOKEN_KEY] = token or ""
@@ -631,4 +645,5 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
             web.route("*", "/{tail:.*}", not_found_fallback),
         ]
     )
+    _add_trailing_slash_routes(app)
     return app
