@@ -34,6 +34,9 @@ from podmagic import _credentials as credentials
 from podmagic._credentials import (
     IN_CLUSTER_CONTEXT,
     ClusterCredentials,
+    _kubeconfig,
+    _official_loader,
+    _refresh,
     load_credentials,
 )
 from podmagic._errors import ConfigError
@@ -362,7 +365,7 @@ def test_kubeconfig_data_files_are_private_while_loaded_and_removed_after(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     seen: dict[str, tuple[Path, int, int]] = {}
-    build = credentials._build_ssl_context
+    build = _kubeconfig.build_ssl_context
 
     def spy(**kwargs: Any) -> Any:
         # The official loader has written the -data fields to files for OpenSSL by now.
@@ -376,7 +379,7 @@ def test_kubeconfig_data_files_are_private_while_loaded_and_removed_after(
             )
         return build(**kwargs)
 
-    monkeypatch.setattr(credentials, "_build_ssl_context", spy)
+    monkeypatch.setattr(_kubeconfig, "build_ssl_context", spy)
     cfg = _inline_tls_kubeconfig(tmp_path / "config", pki)
     assert load_credentials(kubeconfig=cfg).has_client_certificate
     assert set(seen) == {"ca_file", "cert_file", "key_file"}
@@ -401,19 +404,23 @@ def test_credentials_use_only_the_public_kubernetes_config_api() -> None:
             return f"{base}.{node.attr}" if base else None
         return None
 
-    tree = ast.parse(inspect.getsource(credentials))
-    modules = {"kubernetes": "kubernetes"}  # local name -> module
     used: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kubernetes"):
-            for name in node.names:
-                used.add(f"{node.module}.{name.name}")
-                modules[name.asname or name.name] = f"{node.module}.{name.name}"
-    for node in ast.walk(tree):
-        name = dotted(node) if isinstance(node, ast.Attribute) else None
-        root, _, rest = (name or "").partition(".")
-        if root in modules:
-            used.add(f"{modules[root]}.{rest}")
+    package = Path(inspect.getfile(credentials)).parent
+    sources = sorted(package.glob("*.py"))
+    assert {p.name for p in sources} >= {"__init__.py", "_kubeconfig.py", "_official_loader.py"}
+    for source in sources:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        modules = {"kubernetes": "kubernetes"}  # local name -> module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kubernetes"):
+                for name in node.names:
+                    used.add(f"{node.module}.{name.name}")
+                    modules[name.asname or name.name] = f"{node.module}.{name.name}"
+        for node in ast.walk(tree):
+            name = dotted(node) if isinstance(node, ast.Attribute) else None
+            root, _, rest = (name or "").partition(".")
+            if root in modules:
+                used.add(f"{modules[root]}.{rest}")
     assert "kubernetes.config.load_kube_config_from_dict" in used
     internals = {"kube_config", "exec_provider", "KubeConfigLoader", "ConfigNode", "ExecProvider"}
     offending = [
@@ -748,7 +755,7 @@ async def test_token_file_is_reread(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert await creds.auth_headers() == {"Authorization": "Bearer first-token"}  # cached
     creds.invalidate_token()
     assert await creds.auth_headers() == {"Authorization": "Bearer second-token"}
-    monkeypatch.setattr(credentials, "TOKEN_FILE_REREAD_SECONDS", 0.0)
+    monkeypatch.setattr(_refresh, "TOKEN_FILE_REREAD_SECONDS", 0.0)
     creds.invalidate_token()
     await creds.auth_headers()
     (tmp_path / "token").write_text("third-token")
@@ -795,7 +802,7 @@ async def test_in_cluster(tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPa
     assert await creds.auth_headers() == {"Authorization": "Bearer sa-token-1"}
     creds.invalidate_token()
     assert await creds.auth_headers() == {"Authorization": "Bearer sa-token-2"}
-    monkeypatch.setattr(credentials, "TOKEN_FILE_REREAD_SECONDS", 0.0)
+    monkeypatch.setattr(_refresh, "TOKEN_FILE_REREAD_SECONDS", 0.0)
     creds.invalidate_token()
     await creds.auth_headers()  # read with a zero period: stale at once
     (sa / "token").write_text("sa-token-3")
@@ -962,10 +969,10 @@ async def test_exec_plugin_caches_and_refreshes(
     assert cluster["config"] == {"audience": "podmagic"}
 
     # after the expirationTimestamp the plugin runs again
-    real_now = credentials._utcnow
-    monkeypatch.setattr(credentials, "_utcnow", lambda: real_now() + dt.timedelta(hours=2))
+    real_now = _refresh.utcnow
+    monkeypatch.setattr(_refresh, "utcnow", lambda: real_now() + dt.timedelta(hours=2))
     assert await creds.auth_headers() == {"Authorization": "Bearer exec-SECRET-token-2"}
-    monkeypatch.setattr(credentials, "_utcnow", real_now)
+    monkeypatch.setattr(_refresh, "utcnow", real_now)
     assert await creds.auth_headers() == {"Authorization": "Bearer exec-SECRET-token-2"}
     assert plugin.runs == 2
 
@@ -1198,7 +1205,7 @@ def test_refreshed_auth_provider_config_is_persisted(tmp_path: Path) -> None:
     document = yaml.safe_load(cfg.read_text())
     document["current-context"] = "b"  # changed by someone else meanwhile
     cfg.write_text(yaml.safe_dump(document))
-    assert credentials._persist_auth_provider_config(
+    assert _official_loader.persist_auth_provider_config(
         str(cfg), "u", {"id-token": "new", "refresh-token": "r2"}
     )
     saved = yaml.safe_load(cfg.read_text())
