@@ -112,3 +112,43 @@ async def test_kr8s_reads_version_and_lists_pods(sandbox: Sandbox, kr8s: ModuleT
 
 def _json(output: str) -> Any:
     return json.loads(output)
+
+
+# -- protobuf bodies ----------------------------------------------------------------------------
+
+
+def test_kubectl_133_creates_a_namespace_sent_as_protobuf(
+    sandbox: Sandbox, kubectl133: KubectlRunner
+) -> None:
+    assert sandbox.cluster is not None
+    try:
+        created = _json(ok(kubectl133("create", "namespace", "pb-made", "-o", "json")))
+        assert created["metadata"]["name"] == "pb-made"
+        assert "pb-made" in sandbox.call(lambda: set(sandbox.cluster.namespaces))  # type: ignore[union-attr]
+    finally:
+        sandbox.call(sandbox.cluster.namespaces.pop, "pb-made", None)
+
+
+async def test_a_protobuf_body_of_a_kind_not_decoded_is_415_naming_it(sandbox: Sandbox) -> None:
+    # The envelope: k8s\0, runtime.Unknown{typeMeta{apiVersion "v1", kind "Binding"}, raw ""}.
+    type_meta = b"\x0a\x02v1\x12\x07Binding"
+    body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    async with (
+        api_client(sandbox) as session,
+        session.post("/api/v1/namespaces", data=body, headers=headers) as response,
+    ):
+        assert response.status == 415
+        status = await response.json()
+    assert status["reason"] == "UnsupportedMediaType"
+    assert "does not decode Binding from protobuf" in status["message"]
+
+
+async def test_a_body_of_an_unknown_media_type_is_415(sandbox: Sandbox) -> None:
+    headers = {"Content-Type": "application/cbor"}
+    async with (
+        api_client(sandbox) as session,
+        session.post("/api/v1/namespaces", data=b"\xa0", headers=headers) as response,
+    ):
+        assert response.status == 415
+        assert (await response.json())["reason"] == "UnsupportedMediaType"
