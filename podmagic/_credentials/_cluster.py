@@ -76,8 +76,10 @@ class ClusterCredentials:
         named = self._auth.describe()
         if named is not None:
             return named
-        owner = f'user "{self.user}"' if self.user else f'context "{self.context}"'
-        return f"credentials of {owner} ({self.auth_method})"
+        return f"credentials of {self._owner()} ({self.auth_method})"
+
+    def _owner(self) -> str:
+        return f'user "{self.user}"' if self.user else f'context "{self.context}"'
 
     @property
     def auth_method(self) -> str:
@@ -121,10 +123,9 @@ class ClusterCredentials:
         for value in headers.values():
             # aiohttp would refuse it with a bare ValueError; the token itself is never shown.
             if any(ord(ch) < 0x20 and ch != "\t" or ord(ch) == 0x7F for ch in value):
-                owner = f'user "{self.user}"' if self.user else f'context "{self.context}"'
                 raise ConfigError(
-                    f"the token of {owner} ({self.auth_method}) contains a control character "
-                    "(a line break or escape), which no HTTP header may carry",
+                    f"the token of {self._owner()} ({self.auth_method}) contains a control "
+                    "character (a line break or escape), which no HTTP header may carry",
                     hint="fix the token in the kubeconfig or the token file",
                 )
         return headers

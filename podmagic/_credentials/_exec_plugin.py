@@ -52,13 +52,8 @@ def _seconds(value: float | None) -> str:
 
 
 class ExecAuth(RefreshingAuth):
-    """A token from an exec credential plugin, run the way kubectl runs it.
-
-    Run here rather than by the package's ``ExecProvider``: that one has no time limit, no
-    ``interactiveMode``, takes "interactive" from stdout rather than stdin, sends the cluster
-    entry as written (a ``certificate-authority`` path, not its data) as ``spec.cluster``, and
-    its loader runs the plugin while loading and logs its stderr.
-    """
+    """A token from an exec credential plugin, run the way kubectl runs it (the module
+    docstring says why not by the package's ``ExecProvider``)."""
 
     kind = "exec"
 
@@ -124,12 +119,9 @@ class ExecAuth(RefreshingAuth):
         self._command = command
         self._install_hint = first_line(str(exec_config.get("installHint") or ""))
 
-    @property
-    def command_name(self) -> str:
-        return os.path.basename(self._command) or self._command
-
     def describe(self) -> str:
-        return f'exec credential plugin "{self.command_name}" of user "{self._user}"'
+        name = os.path.basename(self._command) or self._command
+        return f'exec credential plugin "{name}" of user "{self._user}"'
 
     @staticmethod
     def _stdin_is_terminal() -> bool:
@@ -221,9 +213,9 @@ class ExecAuth(RefreshingAuth):
                 self.describe(),
                 self._redact(first_line(stderr.decode("utf-8", "replace"))),
             )
-        return self._parse(stdout, self.api_version)
+        return self._parse(stdout)
 
-    def _parse(self, stdout: bytes, api_version: str) -> tuple[str, _dt.datetime | None, None]:
+    def _parse(self, stdout: bytes) -> tuple[str, _dt.datetime | None, None]:
         def bad(why: str) -> ConfigError:
             return ConfigError(
                 f"the {self.describe()} printed {why}",
@@ -236,8 +228,8 @@ class ExecAuth(RefreshingAuth):
             raise bad("something that is not an ExecCredential JSON") from None
         if not isinstance(data, dict) or data.get("kind") != "ExecCredential":
             raise bad("something that is not an ExecCredential JSON")
-        if data.get("apiVersion") != api_version:
-            raise bad(f'apiVersion "{data.get("apiVersion")}" instead of "{api_version}"')
+        if data.get("apiVersion") != self.api_version:
+            raise bad(f'apiVersion "{data.get("apiVersion")}" instead of "{self.api_version}"')
         status = data.get("status")
         if not isinstance(status, dict):
             raise bad("an ExecCredential without status")

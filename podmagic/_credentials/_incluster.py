@@ -35,24 +35,28 @@ IN_CLUSTER_CONTEXT = "in-cluster"
 SERVICE_ACCOUNT_DIR = os.path.dirname(incluster_config.SERVICE_TOKEN_FILENAME)
 
 
+_HOST_ENV = incluster_config.SERVICE_HOST_ENV_NAME  # KUBERNETES_SERVICE_HOST
+_PORT_ENV = incluster_config.SERVICE_PORT_ENV_NAME
+
+
+def _service_env_set() -> bool:
+    return bool(os.environ.get(_HOST_ENV) and os.environ.get(_PORT_ENV))
+
+
 def in_cluster_possible(sa_dir: str) -> bool:
-    return bool(
-        os.environ.get(incluster_config.SERVICE_HOST_ENV_NAME)
-        and os.environ.get(incluster_config.SERVICE_PORT_ENV_NAME)
-        and os.path.isfile(os.path.join(sa_dir, "token"))
-    )
+    """Whether this process looks like it runs in a pod with a service account mounted."""
+    return _service_env_set() and os.path.isfile(os.path.join(sa_dir, "token"))
 
 
 def why_not_in_cluster(sa_dir: str) -> str:
-    if not (
-        os.environ.get(incluster_config.SERVICE_HOST_ENV_NAME)
-        and os.environ.get(incluster_config.SERVICE_PORT_ENV_NAME)
-    ):
-        return f"{incluster_config.SERVICE_HOST_ENV_NAME}/{incluster_config.SERVICE_PORT_ENV_NAME} are not set"
+    """What is missing for the in-cluster configuration, for messages."""
+    if not _service_env_set():
+        return f"{_HOST_ENV}/{_PORT_ENV} are not set"
     return f"no service-account token at {os.path.join(sa_dir, 'token')}"
 
 
 def load_in_cluster(sa_dir: str) -> ClusterCredentials:
+    """The credentials of the service account mounted at ``sa_dir``."""
     if not in_cluster_possible(sa_dir):
         raise ConfigError(
             f"not running inside a cluster ({why_not_in_cluster(sa_dir)})",

@@ -15,6 +15,7 @@ import base64
 import binascii
 import copy
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -88,6 +89,7 @@ def kubeconfig_candidates(
 
 
 def defines_context(documents: list[tuple[str, dict[str, Any]]], name: str) -> bool:
+    """Whether any of the files defines a context called ``name``."""
     return any(
         entry.get("name") == name for _, doc in documents for entry in (doc.get("contexts") or [])
     )
@@ -161,47 +163,15 @@ def load_from_kubeconfig(
     context: str | None,
     plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
 ) -> ClusterCredentials:
+    """Resolve ``context`` (else kubectl's current-context) in the merged ``documents`` and
+    load it: checked here, then handed alone to the official loader."""
     files = tuple(p for p, _ in documents)
     where = ", ".join(files)
-    # Merged here, not by the package's KubeConfigMerger: the first definition of a name wins
-    # in both, but kubectl takes the first current-context and the merger the last one.
-    merged: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-        "clusters": {},
-        "contexts": {},
-        "users": {},
-    }
-    for path, doc in documents:
-        for section, entries in merged.items():
-            for item in doc.get(section) or []:
-                entries.setdefault(item["name"], (path, item))
-
-    contexts = list(merged["contexts"])
-    available = f"(contexts: {', '.join(contexts)})"
-    if context is None:
-        current = next(
-            (doc.get("current-context") for _, doc in documents if doc.get("current-context")), None
-        )
-        if not current:
-            raise ConfigError(
-                f"no current-context is set in {where} {available}",
-                hint="use --context with one of them",
-            )
-        if current not in contexts:
-            raise ConfigError(
-                f'current-context "{current}" not found in {where} {available}',
-                hint="use --context with one of them",
-            )
-        context = str(current)
-    elif context not in contexts:
-        raise ConfigError(
-            f'context "{context}" not found in {where} {available}',
-            hint="use --context with one of them",
-        )
-
+    merged = _merge(documents)
+    context = _pick_context(merged, documents, context, where)
     ctx_value = merged["contexts"][context][1].get("context") or {}
     cluster_name = ctx_value.get("cluster")
     user_name = ctx_value.get("user") or None
-    namespace = str(ctx_value.get("namespace") or "default")
     if not cluster_name or cluster_name not in merged["clusters"]:
         detail = (
             f'refers to cluster "{cluster_name}", which is not defined'
@@ -228,54 +198,8 @@ def load_from_kubeconfig(
     redact = Redactor()
     redact.add_tree(user, skip_keys=_NON_SECRET_USER_KEYS)
     redact.add_tree({k: v for k, v in cluster.items() if k.endswith("-data")})
-
-    server = cluster.get("server")
-    if not isinstance(server, str) or not server.strip():
-        raise ConfigError(
-            f"{what_cluster} in {where} has no server",
-            hint="fix the kubeconfig",
-        )
-    server = server.strip().rstrip("/")
-    if "://" not in server:
-        server = "https://" + server
-    url_basic = None
-    parts = urlsplit(server)
-    if parts.username is not None or parts.password is not None:
-        # Go's HTTP client turns URL user info into basic auth when nothing else is set; keep
-        # it out of `server`, which ends up in messages.
-        redact.add(parts.password)
-        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-        url_basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-        redact.add(url_basic.partition(" ")[2])
-        server = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    if urlsplit(server).scheme not in ("http", "https"):
-        raise ConfigError(
-            f"{what_cluster} has server {redact(server)!r}, which is not an http(s) URL",
-            hint="fix the kubeconfig",
-        )
-    insecure = bool(cluster.get("insecure-skip-tls-verify"))
-    if insecure and (
-        cluster.get("certificate-authority") or cluster.get("certificate-authority-data")
-    ):
-        raise ConfigError(
-            f"{what_cluster} sets both insecure-skip-tls-verify and a certificate-authority, "
-            "which kubectl refuses too",
-            hint="remove one of them from the kubeconfig",
-        )
-    for owner, what, key in (
-        (cluster, what_cluster, "certificate-authority-data"),
-        (user, what_user, "client-certificate-data"),
-        (user, what_user, "client-key-data"),
-    ):
-        data = owner.get(key)
-        if data:
-            try:
-                base64.b64decode(str(data), validate=True)
-            except (binascii.Error, ValueError):
-                raise ConfigError(
-                    f"{key} of {what} is not valid base64",
-                    hint="fix the kubeconfig",
-                ) from None
+    server, url_basic = _server(cluster, what_cluster, where, redact)
+    insecure = _check_tls_fields(cluster, what_cluster, user, what_user)
 
     provider_name = None
     provider = user.get("auth-provider")
@@ -325,10 +249,6 @@ def load_from_kubeconfig(
         provider_name=provider_name or "",
     )
     provider_before = copy.deepcopy(loaded.provider_config())
-    # Read from the entry, so as not to depend on which of the package's releases copy them
-    # into the Configuration.
-    tls_server_name = cluster.get("tls-server-name") or None
-    proxy_url = cluster.get("proxy-url") or None
     exec_config = user.get("exec")
     cluster_info = None
     try:
@@ -353,6 +273,8 @@ def load_from_kubeconfig(
             hint="fix the kubeconfig or use another --context",
         ) from None
 
+    # The first that the user entry sets: auth-provider, tokenFile (else token), exec, basic
+    # auth; last the user info of the server URL.
     auth: AuthSource
     if provider_name is not None:
         if not static_header:
@@ -385,11 +307,116 @@ def load_from_kubeconfig(
     return ClusterCredentials(
         context=context,
         server=server,
-        namespace=namespace,
+        namespace=str(ctx_value.get("namespace") or "default"),
         user=user_name,
-        tls_server_name=tls_server_name,
-        proxy_url=proxy_url,
+        # Read from the entry, so as not to depend on which of the package's releases copy
+        # them into the Configuration.
+        tls_server_name=cluster.get("tls-server-name") or None,
+        proxy_url=cluster.get("proxy-url") or None,
         kubeconfig_files=files,
         _auth=auth,
         _tls=TlsState(tls),
     )
+
+
+_Merged = dict[str, dict[str, tuple[str, dict[str, Any]]]]
+
+
+def _merge(documents: list[tuple[str, dict[str, Any]]]) -> _Merged:
+    """Section -> name -> (defining file, entry); the first definition of a name wins."""
+    merged: _Merged = {"clusters": {}, "contexts": {}, "users": {}}
+    for path, doc in documents:
+        for section, entries in merged.items():
+            for item in doc.get(section) or []:
+                entries.setdefault(item["name"], (path, item))
+    return merged
+
+
+def _pick_context(
+    merged: _Merged, documents: list[tuple[str, dict[str, Any]]], context: str | None, where: str
+) -> str:
+    """``context`` if defined, else the first ``current-context`` among the files (kubectl's
+    rule; the package's merger would take the last one)."""
+    contexts = list(merged["contexts"])
+    available = f"(contexts: {', '.join(contexts)})"
+    if context is not None:
+        if context not in contexts:
+            raise ConfigError(
+                f'context "{context}" not found in {where} {available}',
+                hint="use --context with one of them",
+            )
+        return context
+    current = next(
+        (doc.get("current-context") for _, doc in documents if doc.get("current-context")), None
+    )
+    if not current:
+        raise ConfigError(
+            f"no current-context is set in {where} {available}",
+            hint="use --context with one of them",
+        )
+    if current not in contexts:
+        raise ConfigError(
+            f'current-context "{current}" not found in {where} {available}',
+            hint="use --context with one of them",
+        )
+    return str(current)
+
+
+def _server(
+    cluster: Mapping[str, Any], what_cluster: str, where: str, redact: Redactor
+) -> tuple[str, str | None]:
+    """The cluster's server URL as messages may show it, and the basic-auth header its user
+    info stands for (Go's HTTP client sends it when nothing else is set)."""
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.strip():
+        raise ConfigError(
+            f"{what_cluster} in {where} has no server",
+            hint="fix the kubeconfig",
+        )
+    server = server.strip().rstrip("/")
+    if "://" not in server:
+        server = "https://" + server
+    url_basic = None
+    parts = urlsplit(server)
+    if parts.username is not None or parts.password is not None:
+        redact.add(parts.password)
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        url_basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        redact.add(url_basic.partition(" ")[2])
+        server = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if urlsplit(server).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{what_cluster} has server {redact(server)!r}, which is not an http(s) URL",
+            hint="fix the kubeconfig",
+        )
+    return server, url_basic
+
+
+def _check_tls_fields(
+    cluster: Mapping[str, Any], what_cluster: str, user: Mapping[str, Any], what_user: str
+) -> bool:
+    """Refuse what kubectl refuses before the loader sees it; whether TLS is not verified."""
+    insecure = bool(cluster.get("insecure-skip-tls-verify"))
+    if insecure and (
+        cluster.get("certificate-authority") or cluster.get("certificate-authority-data")
+    ):
+        raise ConfigError(
+            f"{what_cluster} sets both insecure-skip-tls-verify and a certificate-authority, "
+            "which kubectl refuses too",
+            hint="remove one of them from the kubeconfig",
+        )
+    for owner, what, key in (
+        (cluster, what_cluster, "certificate-authority-data"),
+        (user, what_user, "client-certificate-data"),
+        (user, what_user, "client-key-data"),
+    ):
+        data = owner.get(key)
+        if data:
+            try:
+                base64.b64decode(str(data), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(
+                    f"{key} of {what} is not valid base64",
+                    hint="fix the kubeconfig",
+                ) from None
+    return insecure

@@ -188,6 +188,9 @@ def _jwt_expiry(token: str) -> _dt.datetime | None:
 def persist_auth_provider_config(
     path: str, user_name: str, provider_config: Mapping[str, Any]
 ) -> bool:
+    """Set ``auth-provider.config`` of ``user_name`` in the kubeconfig at ``path`` (through a
+    symlink, keeping the file's mode), leaving the rest of the file as it is now; ``False``
+    when the file no longer defines that user."""
     real = os.path.realpath(path)
     with open(real, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)

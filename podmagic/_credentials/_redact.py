@@ -17,11 +17,13 @@ __all__ = ["Redactor", "describe_loader_error", "first_line", "one_line"]
 
 
 def one_line(text: str, limit: int = 300) -> str:
+    """``text`` with each run of whitespace as one space, cut to ``limit`` characters."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank, as :func:`one_line`."""
     for line in text.splitlines():
         if line.strip():
             return one_line(line)
