@@ -48,14 +48,12 @@ from ._kubeconfig import (
     load_from_kubeconfig,
     read_kubeconfig,
 )
-from ._refresh import TOKEN_FILE_REREAD_SECONDS
 
 __all__ = [
     "DEFAULT_KUBECONFIG",
     "DEFAULT_PLUGIN_TIMEOUT",
     "IN_CLUSTER_CONTEXT",
     "SERVICE_ACCOUNT_DIR",
-    "TOKEN_FILE_REREAD_SECONDS",
     "ClusterCredentials",
     "load_credentials",
     "noting_credential_waits",

@@ -10,7 +10,7 @@ included), so :func:`describe_loader_error` keeps only the key they name.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Redactor", "describe_loader_error", "first_line", "one_line"]
@@ -33,9 +33,8 @@ def first_line(text: str) -> str:
 class Redactor:
     """Remembers secret strings and blanks them out of text that came from elsewhere."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self) -> None:
         self._secrets: set[str] = set()
-        self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
         for secret in secrets:
