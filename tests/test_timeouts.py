@@ -4,9 +4,11 @@ credential plugins that never exit.
 Each server is made here, in a thread, from a plain socket: one that accepts and never reads,
 one that completes the TLS handshake and then says nothing, one that sends response headers
 and stalls the body, one that completes the WebSocket upgrade slowly and then ignores
-everything. Every test checks that the error arrives within a generous bound of the limit
-that was set, that its words name the step that stalled and the limit as given, and that
-the token in the kubeconfig never appears.
+everything. Every test checks that the error's words name the step that stalled and the
+limit as given, that the token in the kubeconfig never appears, and, by counting what the
+server accepted, that a timeout is not retried. How long a failure takes is the benchmarks'
+business: a test here only proves, through one generous bound (``NOT_HUNG``), that the limit
+it set ended the wait rather than a default, the server's hold or the test's own timeout.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _waiting import assert_ended_before, wait_until
 
 from podmagic import Cluster
 from podmagic import _transport as transport_module
@@ -47,6 +50,12 @@ from podmagic.sandbox._tls import ServingCertificates, generate_certificates
 
 TOKEN = "sekrit-token-never-shown-0123456789"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# The one time bound a test here asserts (see _waiting.assert_ended_before): far above every
+# limit the tests set (at most 2 s), yet below what a lost limit would fall back to (the
+# 10 s connect and 15 s read defaults, the 30 s close wait, the 60 s plugin timeout) and
+# the fake servers' 120 s hold, so a limit that is ignored still fails the test.
+NOT_HUNG = 9.0
 
 # A handler gets the accepted (and, with TLS, wrapped) connection and a stop event.
 Handler = Callable[[socket.socket, threading.Event], None]
@@ -284,11 +293,10 @@ async def test_black_hole_request_fails_within_the_read_limit_saying_no_answer(
     async with api_for(server, tmp_path, certificates, read_timeout=1.0) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a request to a black hole with read_timeout=1")
     message = str(caught.value)
     assert "accepted the request but sent no answer within 1s" in message
-    assert elapsed < 6, elapsed  # one wait of 1 s: a timeout is not retried
-    assert server.accepted == 1
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in message
 
 
@@ -302,10 +310,10 @@ async def test_stalled_tls_handshake_is_named_with_the_connect_limit(
     async with api_for(server, tmp_path, certificates, https=True, connect_timeout=1.0) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a stalled TLS handshake with connect_timeout=1")
     message = str(caught.value)
     assert "accepted the TCP connection but the TLS handshake did not finish within 1s" in message
-    assert elapsed < 6, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in message
 
 
@@ -319,11 +327,11 @@ async def test_silence_after_the_tls_handshake_is_no_answer(
     async with api_for(server, tmp_path, certificates, https=True, read_timeout=1.0) as api:
         with pytest.raises(ConfigError) as caught:
             await api.list_pods("ns")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a request answered by silence with read_timeout=1")
     message = str(caught.value)
     assert message.startswith("list pods in namespace ns: https://127.0.0.1:")
     assert "accepted the request but sent no answer within 1s" in message
-    assert elapsed < 6, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in message
 
 
@@ -337,10 +345,10 @@ async def test_stalled_body_is_named(
     async with api_for(server, tmp_path, certificates, read_timeout=1.0) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a stalled body with read_timeout=1")
     message = str(caught.value)
     assert "began answering the request, then sent nothing more for 1s" in message
-    assert elapsed < 6, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in message
 
 
@@ -354,9 +362,10 @@ def test_default_limits_fail_a_black_hole_within_15_seconds(
     began = time.monotonic()
     with pytest.raises(ConfigError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p")
-    elapsed = time.monotonic() - began
+    # Proves the default read limit ended it, not the server's 120 s hold.
+    assert_ended_before(began, READ_TIMEOUT + 10, "a black hole under the default limits")
     assert f"sent no answer within {READ_TIMEOUT:g}s" in str(caught.value)
-    assert elapsed < READ_TIMEOUT + 10, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in str(caught.value)
 
 
@@ -369,13 +378,12 @@ def test_per_pod_timeout_bounds_finding_the_pods(
     began = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=2)
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "finding the pods under a per-pod timeout of 2s")
     assert str(caught.value).startswith(
         f"get pod ns/p: the timeout of 2s passed before https://127.0.0.1:{server.port} "
         "answered the request;"
     )
     assert not isinstance(caught.value, ConfigError)
-    assert elapsed < 2 + 5, elapsed
     assert TOKEN not in str(caught.value)
 
 
@@ -400,11 +408,10 @@ async def test_exec_upgrade_without_answer_is_named(
     async with api_for(server, tmp_path, certificates, https=True) as api:
         with pytest.raises(HandshakeError) as caught:
             await run_exec(api, spec)
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "an unanswered exec upgrade with read_timeout=1")
     message = str(caught.value)
     assert "pod ns/p (container c)" in message
     assert "accepted the exec upgrade but sent no answer within 1s" in message
-    assert elapsed < 6, elapsed
     assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in message
 
@@ -438,8 +445,7 @@ async def test_per_pod_timeout_covers_a_slow_upgrade_and_a_server_that_ignores_t
     began = time.monotonic()
     async with api_for(server, tmp_path, certificates, https=True) as api:
         results = await run_fanout(api, one_pod(), command, ExecOptions(timeout=2), context="stall")
-    elapsed = time.monotonic() - began
-    assert elapsed < 2 + 3, elapsed
+    assert_ended_before(began, NOT_HUNG, "a timed-out exec whose close is never answered")
     [result] = results
     assert result.status is ExecStatus.TIMEOUT
     assert result.error == "no exit status within the 2s timeout; the command may still be running"
@@ -456,13 +462,13 @@ async def test_per_pod_timeout_before_the_upgrade_names_the_step(
         results = await run_fanout(
             api, one_pod(), build_command(script="true"), ExecOptions(timeout=1.5), context="stall"
         )
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "an exec upgrade answered after 30s, timeout 1.5s")
     [result] = results
     assert result.status is ExecStatus.TIMEOUT
     assert result.error is not None
     assert result.error.startswith("the exec did not start within the 1.5s timeout: https://")
     assert result.error.endswith("accepted the exec upgrade but sent no answer")
-    assert elapsed < 1.5 + 3, elapsed
+    assert server.accepted == 1  # a timeout is not retried
 
 
 # -- hints and deadlines, against the sandbox ------------------------------------------------
@@ -508,7 +514,7 @@ def test_deadline_counted_from_an_earlier_listing_still_shows_the_deadline_as_as
     selection = cluster.select("solo")
     [result] = cluster.run("sleep 30", selection=selection, deadline=2, started_at=started)
     assert result.error == "overall deadline of 2s reached"
-    assert time.monotonic() - started < 2 + 5
+    assert_ended_before(started, NOT_HUNG, "a `sleep 30` under a deadline of 2s")
 
 
 # -- exec credential plugins -----------------------------------------------------------------
@@ -553,7 +559,7 @@ def test_exec_plugin_that_never_exits_is_stopped_and_named(
     began = time.monotonic()
     with pytest.raises(ConfigError) as caught:
         Cluster(kubeconfig=kubeconfig, plugin_timeout=1).run("true", "p")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a plugin that never exits, plugin_timeout=1")
     message = str(caught.value)
     assert (
         'exec credential plugin "sleepy-login" of user "someone" did not finish within 1s'
@@ -561,14 +567,9 @@ def test_exec_plugin_that_never_exits_is_stopped_and_named(
     )
     assert "plugin_timeout" in message
     assert TOKEN not in message
-    assert elapsed < 1 + 5, elapsed
     assert server.accepted == 0  # nothing was sent without credentials
     # The plugin and what it started are gone: nothing is left holding its pipe.
-    for pid in map(int, pids.read_text().split()):
-        deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not alive(pid), pid
+    assert_stopped(pids)
 
 
 def test_plugin_timeout_defaults_to_60_seconds_and_reaches_the_plugin(
@@ -618,14 +619,14 @@ async def test_a_dripping_body_is_cut_by_the_whole_request_limit_in_words_that_f
     ) as api:
         with pytest.raises(ConfigError) as caught:
             await api.get_pod("ns", "p")
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a dripping body with request_timeout=2")
     message = str(caught.value)
     assert (
         f"http://127.0.0.1:{server.port} began answering the request but did not finish "
         "its answer within 2s (the limit for the whole request)"
     ) in message
     assert "sent nothing more" not in message
-    assert elapsed < 2 + 5, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert REQUEST_TIMEOUT <= 60
 
 
@@ -638,12 +639,12 @@ def test_per_pod_timeout_bounds_a_dripping_answer_as_a_whole(
     began = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=2)
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a dripping answer under a per-pod timeout of 2s")
     assert str(caught.value).startswith(
         f"get pod ns/p: the timeout of 2s passed before http://127.0.0.1:{server.port} "
         "finished answering the request;"
     )
-    assert elapsed < 2 + 5, elapsed
+    assert server.accepted == 1  # a timeout is not retried
     assert TOKEN not in str(caught.value)
 
 
@@ -730,11 +731,12 @@ def plugin_user(script: Path) -> dict[str, Any]:
 
 
 def assert_stopped(pids: Path) -> None:
-    for pid in map(int, pids.read_text().split()):
-        until = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < until:
-            time.sleep(0.05)
-        assert not alive(pid), pid
+    """The plugin and the child it started are gone (stopping them may take a moment)."""
+    started = [int(pid) for pid in pids.read_text().split()]
+    wait_until(
+        lambda: not any(alive(pid) for pid in started),
+        what=f"the plugin and its child (pids {started}) were stopped",
+    )
 
 
 @pytest.mark.timeout(60)
@@ -749,7 +751,7 @@ def test_deadline_during_an_exec_plugin_names_the_plugin(
     began = time.monotonic()
     with pytest.raises(SelectionError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", deadline=1.5)
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a plugin that never exits, deadline=1.5")
     message = str(caught.value)
     assert message.startswith(
         "the overall deadline of 1.5s passed while waiting for the exec "
@@ -757,7 +759,6 @@ def test_deadline_during_an_exec_plugin_names_the_plugin(
     )
     assert "API server" not in message
     assert TOKEN not in message
-    assert elapsed < 1.5 + 5, elapsed
     assert server.accepted == 0
     assert_stopped(pids)
 
@@ -774,7 +775,7 @@ def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
     began = time.monotonic()
     with pytest.raises(RequestTimeoutError) as caught:
         Cluster(kubeconfig=kubeconfig).run("true", "p", timeout=1.5)  # plugin_timeout: 60
-    elapsed = time.monotonic() - began
+    assert_ended_before(began, NOT_HUNG, "a plugin that never exits, timeout=1.5")
     message = str(caught.value)
     assert message.startswith(
         "get pod ns/p: the timeout of 1.5s passed while waiting for the "
@@ -782,7 +783,6 @@ def test_per_pod_timeout_bounds_an_exec_plugin_and_names_it(
         "was stopped;"
     )
     assert TOKEN not in message
-    assert elapsed < 1.5 + 5, elapsed
     assert server.accepted == 0
     assert_stopped(pids)
 
