@@ -16,6 +16,7 @@ import math
 import secrets
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,17 @@ from ._objects import (
     refresh_pod_status,
     restart_containers,
     workload_status,
+)
+from ._resources import (
+    CORE_EVENTS,
+    EVENTS_V1,
+    NODES,
+    RESOURCES,
+    SERVICE_ACCOUNTS,
+    Resource,
+    convert_event,
+    default_object,
+    node_object,
 )
 from ._validation import (
     ObjectInvalid,
@@ -113,6 +125,8 @@ class Watcher:
     namespace: str | None
     matches: Callable[[dict[str, Any]], bool]
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    #: What it watches: ``pods``, a workload kind (``Deployment``) or a stored resource's key.
+    resource: str = "pods"
 
 
 class Cluster:
@@ -131,6 +145,10 @@ class Cluster:
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], PodEntry] = {}
         self.workloads: dict[tuple[str, str, str], dict[str, Any]] = {}
+        #: Stored resources (:mod:`._resources`) by key, then (namespace or "", name).
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+            resource.key: {} for resource in RESOURCES
+        }
         self.watchers: set[Watcher] = set()
         self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=20_000)
         self.exec_active = 0
@@ -146,6 +164,7 @@ class Cluster:
         self.ips_left = MAX_PODS
         for name in ("default", "kube-system", "kube-public"):
             self.add_namespace(name)
+        self._set_nodes({name: None for name in self.nodes})
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -167,12 +186,70 @@ class Cluster:
         self.ips_left -= 1
         return next(self._ips)
 
-    def _notify(self, event_type: str, pod: dict[str, Any]) -> None:
+    def _notify(self, event_type: str, pod: dict[str, Any], resource: str = "pods") -> None:
         for watcher in list(self.watchers):
-            if watcher.namespace not in (None, pod["metadata"]["namespace"]):
+            if watcher.resource != resource:
+                continue
+            if watcher.namespace not in (None, pod["metadata"].get("namespace")):
                 continue
             if watcher.matches(pod):
                 watcher.queue.put_nowait({"type": event_type, "object": copy.deepcopy(pod)})
+
+    # -- stored resources --------------------------------------------------------------------
+
+    def store(self, resource: Resource) -> dict[tuple[str, str], dict[str, Any]]:
+        """The objects of a stored resource (events.k8s.io/v1 Events are the core ones)."""
+        return self.objects[resource.key]
+
+    def put_object(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store a new or replaced object: metadata and defaults filled, watchers told."""
+        metadata = obj.setdefault("metadata", {})
+        namespace = metadata.get("namespace", "") if resource.namespaced else ""
+        key = (namespace, metadata["name"])
+        store = self.store(resource)
+        old = store.get(key)
+        now = now_rfc3339()
+        if old is None:
+            metadata["uid"] = str(uuid.uuid4())
+            metadata["creationTimestamp"] = now
+        else:
+            metadata["uid"] = old["metadata"]["uid"]
+            metadata["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+        if "spec" in obj:
+            generation = (old or {}).get("metadata", {}).get("generation", 0)
+            changed = old is None or old.get("spec") != obj.get("spec")
+            metadata["generation"] = generation + 1 if changed else generation
+        cluster_ips = [
+            ip
+            for service in self.objects["services"].values()
+            if service is not old
+            for ip in service.get("spec", {}).get("clusterIPs") or []
+        ]
+        default_object(resource, obj, cluster_ips=cluster_ips)
+        if resource is EVENTS_V1:
+            obj = convert_event(obj, to_v1=False)
+            default_object(CORE_EVENTS, obj, cluster_ips=())
+        metadata["resourceVersion"] = self.next_resource_version()
+        store[key] = obj
+        self._notify("ADDED" if old is None else "MODIFIED", obj, resource.key)
+        return obj
+
+    def remove_object(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+        """Delete a stored object (``KeyError`` when there is none); watchers told."""
+        obj = self.store(resource).pop((namespace if resource.namespaced else "", name))
+        obj["metadata"]["resourceVersion"] = self.next_resource_version()
+        self._notify("DELETED", obj, resource.key)
+        return obj
+
+    def _set_nodes(self, nodes: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Serve these nodes (name → the manifest's Node, or None) in place of the others."""
+        store = self.objects["nodes"]
+        for key in list(store):
+            if key[1] not in nodes:
+                self.remove_object(NODES, *key)
+        for name, given in nodes.items():
+            if ("", name) not in store or given is not None:
+                self.put_object(NODES, node_object(name, given, now_rfc3339()))
 
     # -- namespaces --------------------------------------------------------------------------
 
@@ -191,6 +268,10 @@ class Cluster:
             "status": {"phase": "Active"},
         }
         self.namespaces[name] = namespace
+        if ("serviceaccounts" in self.objects) and (name, "default") not in self.objects[
+            "serviceaccounts"
+        ]:
+            self.put_object(SERVICE_ACCOUNTS, {"metadata": {"name": "default", "namespace": name}})
         return namespace
 
     def delete_namespace(self, name: str) -> dict[str, Any]:
@@ -199,6 +280,9 @@ class Cluster:
             self.delete_pod(*key)
         for workload_key in [key for key in self.workloads if key[1] == name]:
             del self.workloads[workload_key]
+        for store in self.objects.values():
+            for key in [key for key in store if key[0] == name]:
+                del store[key]
         return namespace
 
     # -- pods --------------------------------------------------------------------------------
@@ -542,6 +626,7 @@ class Cluster:
             )
         if nodes:
             self.nodes = nodes
+            self._set_nodes({doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Node"})
         for doc in docs:
             if doc["kind"] == "Namespace" and doc["metadata"]["name"] not in self.namespaces:
                 self.add_namespace(doc["metadata"]["name"], doc["metadata"].get("labels"))
