@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from _waiting import wait_until
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -168,19 +168,10 @@ def test_background_run(ip: InteractiveShell, tmp_path: Path) -> None:
     assert ip.user_ns["bgres"] is results
 
 
-def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after a generous ``limit``."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {limit} s")
-        time.sleep(0.02)
-
-
 def test_background_cancel_keeps_partial(ip: InteractiveShell) -> None:
     handle = ip.run_line_magic("pod", "-l app=db --bg -- echo up; sleep 30")
     # Cancel once both commands are running (their execs connected), not after a guess.
-    wait_until(lambda: handle.started_count == 2, "both execs started")
+    wait_until(lambda: handle.started_count == 2, what="both execs started")
     handle.cancel()
     results = handle.result(timeout=10)
     assert {r.status for r in results} == {ExecStatus.CANCELLED}
