@@ -19,6 +19,7 @@ import pytest
 from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from podmagic._render import (
     PALETTE,
+    LiveRenderer,
     NullRenderer,
     Renderer,
     RenderLimits,
@@ -740,7 +741,7 @@ def test_choose_renderer_in_a_kernel_is_widgets(
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
     renderer = choose_renderer(stream=io.StringIO(), limits=RenderLimits(head_lines=1))
-    assert isinstance(renderer, WidgetRenderer)
+    assert isinstance(renderer, LiveRenderer)  # the front-end widget view
     assert renderer.limits.head_lines == 1
     renderer.close()
 

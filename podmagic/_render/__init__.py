@@ -11,8 +11,10 @@ Nothing in the engine imports this package: the caller picks a renderer and pass
     finally:
         renderer.close()
 
-* :class:`WidgetRenderer` — Jupyter: header, progress line, the combined live stream and a
-  view per pod in one display slot, throttled; replaced by the static summary at the end.
+* :class:`LiveRenderer` — Jupyter: a front-end widget (anywidget, ``static/live.js``) fed
+  only new lines, in batches; replaced by the static summary at the end (``_live``).
+* :class:`WidgetRenderer` — Jupyter without anywidget: header, progress line, the combined
+  live stream and a view per pod in ipywidgets HTML, throttled; the same summary at the end.
 * :class:`TextRenderer` — terminal IPython and plain Python: ``web-1 | line`` text.
 * :class:`NullRenderer` — quiet mode.
 
@@ -34,11 +36,13 @@ from ._base import (
 )
 from ._choose import choose_renderer, in_widget_kernel
 from ._frames import register_frame_formatters, shown_frame
+from ._live import LiveRenderer
 from ._text import TextRenderer
 from ._widget import WidgetRenderer
 
 __all__ = [
     "PALETTE",
+    "LiveRenderer",
     "NullRenderer",
     "RenderLimits",
     "Renderer",

@@ -33,8 +33,17 @@ def in_widget_kernel() -> bool:
     return True
 
 
+def _anywidget_available() -> bool:
+    try:
+        import anywidget  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def choose_renderer(**kwargs: Any) -> Renderer:
-    """A :class:`WidgetRenderer` in a Jupyter kernel with ipywidgets, else a
+    """In a Jupyter kernel with ipywidgets, the front-end :class:`LiveRenderer` (or, when
+    anywidget is missing, the ipywidgets-only :class:`WidgetRenderer`); else a
     :class:`TextRenderer`.
 
     Keyword arguments go to the chosen class: ``limits`` and ``show_summary`` to either,
@@ -46,10 +55,14 @@ def choose_renderer(**kwargs: Any) -> Renderer:
     if unknown:
         raise TypeError(f"choose_renderer() got unexpected arguments: {', '.join(sorted(unknown))}")
     if in_widget_kernel():
+        from ._live import LiveRenderer
         from ._widget import WidgetRenderer
 
+        widget_kwargs = {k: v for k, v in kwargs.items() if k not in _TEXT_ONLY}
         try:
-            return WidgetRenderer(**{k: v for k, v in kwargs.items() if k not in _TEXT_ONLY})
+            if _anywidget_available():
+                return LiveRenderer(**widget_kwargs)
+            return WidgetRenderer(**widget_kwargs)
         except Exception:  # noqa: BLE001 - any widget trouble falls back to text
             log.exception("podmagic: the widget view could not be created; showing text instead")
     return TextRenderer(**{k: v for k, v in kwargs.items() if k not in _WIDGET_ONLY})

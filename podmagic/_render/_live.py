@@ -1,0 +1,647 @@
+"""The Jupyter live view as a front-end widget: the kernel sends only what is new.
+
+The view is an `anywidget <https://anywidget.dev>`_ widget with its own small JavaScript
+front end (``static/live.js``, plain ES module, no build step; ``static/live.css``). It works
+wherever ipywidgets 8 does (JupyterLab, Notebook 7, VS Code, Colab).
+
+What goes over the wire:
+
+* **Traitlets** (widget state) carry what changes rarely: the run header, each pod's status
+  chip, the progress counts, the run's start and end times (the browser ticks the elapsed
+  time itself from those) and the colour palettes.
+* **Custom messages** carry the output lines, in batches sent at most
+  ``RenderLimits.max_updates_per_second`` times a second, each holding only the lines that
+  arrived since the previous one: ``{"k": "lines", "s": index of the first line, "b": [[pod,
+  stream, "line\\nline"], ...]}``. Consecutive lines of one pod and stream travel as one
+  string, so a batch costs little more than the output itself. A batch holds at most
+  ``max_total_lines`` lines (the view would drop older ones anyway); ``s`` tells the view how
+  many were skipped.
+* A view that connects late (a page reloaded mid-run) sends ``{"k": "hello"}``; the kernel
+  answers ``{"k": "snapshot", ...}`` with the newest ``max_total_lines`` lines, which it keeps.
+
+In the browser the view keeps at most ``max_total_lines`` lines in the DOM (older ones are
+dropped behind a "… N earlier lines dropped" marker), follows the tail until scrolled up,
+filters by pod and by stream without asking the kernel, and colours pods by their order in
+the run from a palette made for the theme's background (light or dark).
+
+A run that ends within ``show_after`` seconds (0.25) never builds the widget: the display slot
+stays empty until the summary replaces it. While the widget shows, the slot's bundle also
+carries a ``text/plain`` and ``text/html`` snapshot, refreshed every ``snapshot_every`` seconds
+and at the end, so a notebook saved mid-run and opened without widget state (nbconvert,
+GitHub, nbviewer) shows the latest state.
+
+Selectors for browser tests (stable; every element of the view has one):
+
+========================================  =====================================================
+``[data-podmagic="live"]``                the view's root; ``data-state`` = running | done |
+                                          failed | ended, ``data-theme`` = light | dark
+``[data-podmagic="header"]``              command and where it runs (``command``, ``where``)
+``[data-podmagic="status"]``              the run's state in words (running, done, failed)
+``[data-podmagic="progress"]``            a ``<progress>``; ``[data-podmagic="progress-text"]``
+                                          reads ``2 / 3 done · 1 failed``
+``[data-podmagic="elapsed"]``             elapsed time, ``12.3 s``, ticking in the browser
+``[data-podmagic="chip"]``                one per pod (``data-pod`` = label, ``data-index`` =
+                                          order, ``data-status`` = queued | running | ok |
+                                          failed | error | timeout | cancelled | skipped);
+                                          clicking it filters to that pod (again: all pods)
+``[data-podmagic="filter-pod"]``          ``<select>``: ``""`` (all pods) or a pod's index
+``[data-podmagic="filter-stream"]``       ``<select>``: ``""`` (both), ``"1"`` stdout,
+                                          ``"2"`` stderr
+``[data-podmagic="follow"]``              button; ``aria-pressed="true"`` while following
+``[data-podmagic="lines"]``               the scrolling box of lines
+``[data-podmagic="line"]``                one line (``data-pod`` = index, ``data-stream`` =
+                                          1 or 2; hidden by a filter: ``hidden`` attribute);
+                                          its parts ``line-pod`` (coloured label) and
+                                          ``line-text``
+``[data-podmagic="dropped"]``             the "… N earlier lines dropped" marker
+========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .._channels import STDERR, STDOUT
+from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from .._safe_text import visible_controls
+from ._base import (
+    DEFAULT_LIMITS,
+    ErrorLog,
+    Labeller,
+    LineSplitter,
+    RenderLimits,
+    RunFacts,
+    early_end_note,
+    key_of,
+    partial_results,
+    strip_ansi,
+    summary_bundle,
+)
+from ._labels import PodKey
+
+if TYPE_CHECKING:
+    from IPython.display import DisplayHandle
+
+    from .._events import Event
+    from .._results import PodResult, PodResults
+
+__all__ = ["LIVE_PALETTES", "LiveRenderer"]
+
+#: Pod colours of the live view, by the theme's background. Assigned by a pod's order in the
+#: run (cycling only past twelve pods). Each colour has at least 4.5:1 contrast on its
+#: theme's backgrounds (JupyterLab light: white and #f5f5f5; dark: #111 and #212121), they
+#: differ pairwise in hue or lightness, none is the red of errors, and the first few are the
+#: most distinct from one another (small runs are the common case). tests/test_live_view.py
+#: computes all of this.
+LIVE_PALETTES: dict[str, tuple[str, ...]] = {
+    "light": (
+        "#3971a3",
+        "#bd02d4",
+        "#b15204",
+        "#105203",
+        "#0305e8",
+        "#712803",
+        "#76258c",
+        "#184669",
+        "#058106",
+        "#c51778",
+        "#6d2ae4",
+        "#726231",
+    ),
+    "dark": (
+        "#0b96fa",
+        "#91f553",
+        "#fd6907",
+        "#fc05fe",
+        "#a1ecfd",
+        "#f0a6d1",
+        "#1fbd01",
+        "#fdc758",
+        "#fc3b93",
+        "#27beb8",
+        "#a29542",
+        "#b57cfc",
+    ),
+}
+#: Colour of stderr marks and failed chips, by theme (4.5:1 on the same backgrounds).
+LIVE_ERROR_COLOURS: dict[str, str] = {"light": "#c62828", "dark": "#ff7b7b"}
+#: The JupyterLab backgrounds the palettes are checked against.
+THEME_BACKGROUNDS: dict[str, tuple[str, ...]] = {
+    "light": ("#ffffff", "#f5f5f5"),
+    "dark": ("#111111", "#212121"),
+}
+
+#: Lines the text/html snapshot of a running view shows (the newest ones).
+_SNAPSHOT_LINES = 40
+
+
+def _clean(text: str) -> str:
+    # Escape sequences dropped, other control characters shown (^G): the browser sets the
+    # text with textContent, so no HTML escaping here.
+    return visible_controls(strip_ansi(text))
+
+
+@cache
+def _widget_class() -> type[Any]:
+    """The anywidget class, built on first use (anywidget is imported only in a kernel)."""
+    import anywidget
+    import traitlets
+
+    static = resources.files(__package__).joinpath("static")
+
+    class PodmagicLiveView(anywidget.AnyWidget):
+        """The live view's front-end model (see the module docstring)."""
+
+        _esm = static.joinpath("live.js").read_text(encoding="utf-8")
+        _css = static.joinpath("live.css").read_text(encoding="utf-8")
+        run_id = traitlets.Unicode("").tag(sync=True)
+        header = traitlets.Dict().tag(sync=True)
+        pods: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
+        progress = traitlets.Dict().tag(sync=True)
+        state = traitlets.Unicode("running").tag(sync=True)
+        started = traitlets.Float(0.0).tag(sync=True)
+        ended = traitlets.Float(0.0).tag(sync=True)
+        max_lines = traitlets.Int(5000).tag(sync=True)
+        palette = traitlets.Dict().tag(sync=True)
+
+    return PodmagicLiveView
+
+
+def _group(lines: list[tuple[int, int, str]]) -> list[list[Any]]:
+    """Consecutive lines of one pod and stream as one ``[pod, stream, "a\\nb"]`` entry."""
+    out: list[list[Any]] = []
+    texts: list[str] = []
+    for pod, stream, text in lines:
+        if out and out[-1][0] == pod and out[-1][1] == stream:
+            texts.append(text)
+            continue
+        if out:
+            out[-1][2] = "\n".join(texts)
+        out.append([pod, stream, ""])
+        texts = [text]
+    if out:
+        out[-1][2] = "\n".join(texts)
+    return out
+
+
+class _Pod:
+    """One exec: its place in the run, its status, its line splitters. Under ``_lock``."""
+
+    __slots__ = ("detail", "index", "label", "splitters", "status")
+
+    def __init__(self, index: int, label: str, limits: RenderLimits) -> None:
+        self.index = index
+        self.label = label
+        self.status = "queued"
+        self.detail = ""
+        self.splitters = {
+            STDOUT: LineSplitter(limits.max_line_length),
+            STDERR: LineSplitter(limits.max_line_length),
+        }
+
+
+class LiveRenderer:
+    """The live view of a run as a front-end widget; the summary replaces it at the end.
+
+    Construct it on the kernel's main thread while the cell that starts the run executes:
+    with ``display=True`` it reserves one (empty) display slot there at once, and fills it
+    with the widget only once the run has lasted ``show_after`` seconds. When the run ends
+    the slot shows the results' summary (``text/plain`` and ``text/html``), or nothing with
+    ``show_summary=False`` (for a caller that displays the results itself). ``close()`` is
+    idempotent and safe from any thread.
+
+    With ``display=False`` nothing is displayed: the widget (``widget``, ``None`` until the
+    run has lasted ``show_after``) is yours to show.
+
+    For tests and diagnostics: ``batches_sent`` and ``bytes_sent`` count the line messages
+    and their JSON size, ``lines_received`` and ``bytes_received`` the output taken in.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: RenderLimits = DEFAULT_LIMITS,
+        display: bool = True,
+        show_summary: bool = True,
+        show_after: float = 0.25,
+        snapshot_every: float = 5.0,
+    ) -> None:
+        self.limits = limits
+        self.show_summary = show_summary
+        self.show_after = show_after
+        self.snapshot_every = snapshot_every
+        self.batches_sent = 0
+        self.bytes_sent = 0
+        self.lines_received = 0
+        self.bytes_received = 0
+        self.widget: Any = None
+        """The front-end widget, once the run has lasted ``show_after`` seconds."""
+        self._errors = ErrorLog()
+        self._run_id = uuid.uuid4().hex
+
+        # -- data, written by handle_event (loop thread) under _lock ------------------------
+        self._lock = threading.Lock()
+        self._labeller = Labeller()
+        self._facts: RunFacts | None = None
+        self._pods: dict[PodKey, _Pod] = {}
+        self._skipped: list[tuple[str, str]] = []
+        self._tail: deque[tuple[int, int, str]] = deque(maxlen=limits.max_total_lines)
+        self._pending: list[tuple[int, int, str]] = []
+        self._lines_total = 0  # index of the next line
+        self._pending_start = 0  # index of _pending[0]
+        self._finished: dict[PodKey, PodResult] = {}
+        self._results: PodResults | None = None
+        self._wall_start = 0.0
+        self._wall_end = 0.0
+        self._clock_start: float | None = None
+        self._clock_end: float | None = None
+        self._state_version = 0
+        self._closed = False
+        self._interval = 1.0 / limits.max_updates_per_second
+        self._last_flush = -math.inf
+        self._last_snapshot = -math.inf
+        self._timer: threading.Timer | None = None
+        self._timer_due = math.inf
+        self._threads: set[threading.Thread] = set()
+
+        # -- what the browser has, written under _send_lock ----------------------------------
+        self._send_lock = threading.Lock()
+        self._shown_version = -1
+        self._finalized = False
+
+        self.display_handle: DisplayHandle | None = None
+        if display:
+            from IPython import display as ipython_display
+
+            show: Any = ipython_display.display  # untyped in IPython
+            # Reserved now, in the cell that starts the run: later updates find it by its id
+            # from any thread, even after the cell has finished (a background run).
+            self.display_handle = show({"text/plain": ""}, raw=True, display_id=True)
+
+    # -- the Renderer protocol ------------------------------------------------------------
+
+    def handle_event(self, event: Event) -> None:
+        """Buffer ``event`` and arm a flush. Never touches the widget, never raises."""
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                if isinstance(event, PodOutput):
+                    if not self._on_output(event):
+                        return
+                elif isinstance(event, PodStarted):
+                    self._on_started(event)
+                elif isinstance(event, PodFinished):
+                    self._on_finished(event.result)
+                elif isinstance(event, RunStarted):
+                    self._on_run_started(event, now)
+                elif isinstance(event, RunFinished):
+                    self._results = event.results
+                    self._end_locked(now)
+                    self._schedule_locked(now)  # the summary goes up at once
+                    return
+                else:
+                    raise TypeError(f"not a podmagic event: {type(event).__name__}")
+                self._schedule_locked(self._next_flush_locked(now))
+        except Exception:  # noqa: BLE001 - an exception here would break the engine's run
+            self._errors.report(f"handling {type(event).__name__}")
+
+    def close(self) -> None:
+        """Send what is buffered and put the summary up, if that has not happened yet.
+
+        Idempotent, callable from any thread; waits for a flush in progress and leaves no
+        timer thread behind.
+        """
+        try:
+            with self._lock:
+                self._closed = True
+                self._cancel_timer_locked()
+                threads = list(self._threads)
+            current = threading.current_thread()
+            for thread in threads:
+                if thread is not current:
+                    thread.join(timeout=10)
+            self._finalize()
+        except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
+            self._errors.report("close")
+
+    # -- events (under _lock, on the loop thread) ----------------------------------------
+
+    def _on_run_started(self, event: RunStarted, now: float) -> None:
+        facts = RunFacts.from_event(event)
+        self._facts = facts
+        self._clock_start = now
+        self._wall_start = time.time()
+        self._labeller.configure(facts.keys)
+        for key in facts.keys:
+            self._pod(key)
+        for skipped in getattr(event.selection, "skipped", ()):
+            self._skipped.append((str(skipped.pod), str(getattr(skipped, "reason", ""))))
+        self._state_version += 1
+
+    def _pod(self, key: PodKey) -> _Pod:
+        pod = self._pods.get(key)
+        if pod is None:
+            pod = _Pod(len(self._pods), self._labeller.label(key), self.limits)
+            self._pods[key] = pod
+            self._state_version += 1
+        return pod
+
+    def _on_started(self, event: PodStarted) -> None:
+        key = key_of(event.target)
+        pod = self._pod(key)
+        if self._finished.pop(key, None) is not None:
+            # The engine retries: the same exec starts again after a failed attempt.
+            self._finish_lines(pod)
+            self._add_line(pod, STDERR, "↻ retrying")
+        pod.status, pod.detail = "running", ""
+        self._state_version += 1
+
+    def _on_output(self, event: PodOutput) -> bool:
+        data = event.data
+        self.bytes_received += len(data)
+        stream = STDERR if event.stream == STDERR else STDOUT
+        pod = self._pod(key_of(event.target))
+        lines = pod.splitters[stream].feed(data)
+        for text in lines:
+            self._add_line(pod, stream, text)
+        return bool(lines)
+
+    def _add_line(self, pod: _Pod, stream: int, text: str) -> None:
+        line = (pod.index, stream, _clean(text))
+        self._tail.append(line)
+        if not self._pending:
+            self._pending_start = self._lines_total
+        self._pending.append(line)
+        self._lines_total += 1
+        self.lines_received += 1
+        cap = self.limits.max_total_lines
+        if len(self._pending) > 2 * cap:
+            # The browser keeps only the newest `cap` lines: never queue much more than that.
+            del self._pending[:-cap]
+            self._pending_start = self._lines_total - len(self._pending)
+
+    def _finish_lines(self, pod: _Pod) -> None:
+        for stream in (STDOUT, STDERR):
+            for text in pod.splitters[stream].finish():
+                self._add_line(pod, stream, text)
+
+    def _on_finished(self, result: PodResult) -> None:
+        key = key_of(result)
+        pod = self._pod(key)
+        self._finish_lines(pod)
+        pod.status = str(getattr(result.status, "value", result.status))
+        detail = result.outcome
+        if result.duration is not None:
+            detail += f" in {result.duration:.1f} s"
+        if result.error:
+            detail += f" — {result.error.removeprefix(result.outcome + ': ')}"
+        pod.detail = detail
+        self._finished[key] = result
+        self._state_version += 1
+
+    def _end_locked(self, now: float) -> None:
+        if self._clock_end is None:
+            self._clock_end = now
+            self._wall_end = time.time()
+        for pod in self._pods.values():
+            self._finish_lines(pod)
+        self._state_version += 1
+
+    # -- scheduling (under _lock) -------------------------------------------------------------
+
+    def _next_flush_locked(self, now: float) -> float:
+        due = max(now, self._last_flush + self._interval)
+        if self.widget is None and self._clock_start is not None:
+            due = max(due, self._clock_start + self.show_after)
+        return due
+
+    def _schedule_locked(self, due: float) -> None:
+        if self._closed:
+            return
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return  # a flush is already armed, soon enough
+            self._timer.cancel()
+        timer = threading.Timer(max(0.0, due - time.monotonic()), self._on_timer)
+        timer.name = "podmagic-render-flush"
+        timer.daemon = True  # a kernel exiting mid-run must not wait for a redraw
+        self._timer, self._timer_due = timer, due
+        # Cancelled timers never run _on_timer to remove themselves: prune them here.
+        self._threads = {thread for thread in self._threads if thread.is_alive()}
+        self._threads.add(timer)
+        timer.start()
+
+    def _cancel_timer_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_due = None, math.inf
+
+    def _on_timer(self) -> None:
+        current = threading.current_thread()
+        try:
+            with self._lock:
+                if self._timer is not current:
+                    return  # replaced by an earlier one, or cancelled as it fired
+                self._timer, self._timer_due = None, math.inf
+                finished = self._results is not None
+            if finished:
+                self._finalize()
+                return
+            self._flush()
+            with self._lock:
+                # The fallback snapshot is refreshed even while no output arrives.
+                if self.widget is not None and self._timer is None and not self._closed:
+                    self._schedule_locked(self._last_snapshot + self.snapshot_every)
+        except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
+            self._errors.report("flush")
+        finally:
+            with self._lock:
+                self._threads.discard(current)
+
+    # -- sending (the widget is written only here, under _send_lock) --------------------------
+
+    def _flush(self, *, final: bool = False) -> None:
+        with self._send_lock:
+            if self._finalized:
+                return
+            with self._lock:
+                now = time.monotonic()
+                self._last_flush = now
+                started = self._clock_start
+                if self.widget is None and (
+                    final or started is None or now - started < self.show_after
+                ):
+                    return  # a short run goes straight to its summary
+                batch, start = self._pending, self._pending_start
+                self._pending = []
+                state = self._state_locked() if self._state_version != self._shown_version else None
+                self._shown_version = self._state_version
+                snapshot_due = now - self._last_snapshot >= self.snapshot_every
+                if snapshot_due:
+                    self._last_snapshot = now
+            created = False
+            if self.widget is None:
+                self.widget = _widget_class()(
+                    run_id=self._run_id,
+                    max_lines=self.limits.max_total_lines,
+                    palette={
+                        "pods": {k: list(v) for k, v in LIVE_PALETTES.items()},
+                        "error": LIVE_ERROR_COLOURS,
+                    },
+                )
+                self.widget.on_msg(self._on_message)
+                created = True
+            if state is not None:
+                with self.widget.hold_sync():
+                    for name, value in state.items():
+                        setattr(self.widget, name, value)
+            if batch:
+                self._send({"k": "lines", "s": start, "b": _group(batch)})
+            if created or snapshot_due:
+                self._show(with_widget=True)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        import json
+
+        self.widget.send(message)
+        self.batches_sent += message["k"] == "lines"
+        self.bytes_sent += len(json.dumps(message, ensure_ascii=False).encode("utf-8"))
+
+    def _state_locked(self) -> dict[str, Any]:
+        facts = self._facts
+        header: dict[str, str] = {}
+        if facts is not None:
+            where = f"context {facts.context}"
+            if facts.description:
+                where += f" · {facts.description}"
+            header = {
+                "command": f"$ {facts.command_line}",
+                "where": f"{where} · {facts.count_text}",
+            }
+        pods: list[list[str]] = [[pod.label, pod.status, pod.detail] for pod in self._pods.values()]
+        pods += [[label, "skipped", reason] for label, reason in self._skipped]
+        done = len(self._finished)
+        failed = sum(1 for r in self._finished.values() if not r.ok)
+        total = max(facts.execs if facts is not None else 0, len(self._pods))
+        if self._results is not None:
+            state = "failed" if failed else "done"
+        elif self._clock_end is not None:
+            state = "ended"
+        else:
+            state = "running"
+        return {
+            "header": header,
+            "pods": pods,
+            "progress": {"done": done, "total": total, "failed": failed},
+            "state": state,
+            "started": self._wall_start,
+            "ended": self._wall_end,
+        }
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A view asks for the current state (it connected late: a reloaded page)."""
+        try:
+            if not isinstance(content, dict) or content.get("k") != "hello":
+                return
+            with self._send_lock:
+                if self._finalized or self.widget is None:
+                    return
+                with self._lock:
+                    tail = list(self._tail)
+                    start = self._lines_total - len(tail)
+                self._send({"k": "snapshot", "s": start, "b": _group(tail), "now": time.time()})
+        except Exception:  # noqa: BLE001 - runs in the kernel's message handler
+            self._errors.report("answering a view")
+
+    # -- the display slot ---------------------------------------------------------------------
+
+    def _show(self, *, with_widget: bool) -> None:
+        """Put the widget and a fresh text/html + text/plain snapshot in the display slot."""
+        handle = self.display_handle
+        if handle is None:
+            return
+        bundle: dict[str, Any] = {}
+        if with_widget and self.widget is not None:
+            shown = self.widget._repr_mimebundle_()  # anywidget: (data, metadata)
+            bundle.update((shown[0] if isinstance(shown, tuple) else shown) or {})
+        with self._lock:
+            # After the widget's own bundle: its text/plain ("PodmagicLiveView(...)") must not
+            # be what a saved notebook shows.
+            bundle.update(self._snapshot_bundle_locked())
+        update: Any = handle.update  # untyped in IPython
+        update(bundle, raw=True)
+
+    def _snapshot_bundle_locked(self) -> dict[str, str]:
+        state = self._state_locked()
+        labels = [pod.label for pod in self._pods.values()]
+        width = max((len(label) for label in labels), default=0)
+        progress = state["progress"]
+        counts = f"{progress['done']} / {progress['total']} done"
+        if progress["failed"]:
+            counts += f" · {progress['failed']} failed"
+        end = self._clock_end if self._clock_end is not None else time.monotonic()
+        elapsed = end - self._clock_start if self._clock_start is not None else 0.0
+        status = f"podmagic: {state['state']} · {counts} · {elapsed:.1f} s"
+        header = state["header"]
+        lines = list(self._tail)[-_SNAPSHOT_LINES:]
+        hidden = self._lines_total - len(lines)
+        text_lines = [header.get("command", ""), header.get("where", ""), status]
+        rows = [
+            f"{labels[pod].ljust(width)} {'|' if stream == STDOUT else '!'} {text}"
+            for pod, stream, text in lines
+        ]
+        if hidden:
+            rows.insert(0, f"… {hidden} earlier lines …")
+        text = "\n".join([*text_lines, *rows])
+        esc = html.escape
+        markup = (
+            '<div class="podmagic-snapshot">'
+            f"<div><code>{esc(header.get('command', ''))}</code></div>"
+            f"<div>{esc(header.get('where', ''))}</div>"
+            f"<div><b>{esc(status)}</b></div>"
+            '<pre style="font-family: monospace; max-height: 24em; overflow: auto">'
+            f"{esc(chr(10).join(rows))}</pre></div>"
+        )
+        return {"text/plain": text, "text/html": markup}
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def _finalize(self) -> None:
+        with self._lock:
+            # No event is taken and no timer armed from here on.
+            self._closed = True
+            self._cancel_timer_locked()
+            self._end_locked(time.monotonic())
+        self._flush(final=True)
+        with self._send_lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            handle = self.display_handle
+            with self._lock:
+                results, finished = self._results, list(self._finished.values())
+                total = self._facts.execs if self._facts is not None else None
+            if handle is not None:
+                if not self.show_summary:
+                    bundle = {"text/plain": ""}
+                elif results is not None:
+                    bundle = summary_bundle(results)
+                else:
+                    bundle = summary_bundle(
+                        partial_results(finished), early_end_note(len(finished), total)
+                    )
+                update: Any = handle.update  # untyped in IPython
+                update(bundle, raw=True)
+            if handle is not None and self.widget is not None:
+                # The slot shows the static summary now: free the widget's comm.
+                self.widget.close()

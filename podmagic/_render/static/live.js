@@ -1,0 +1,356 @@
+// podmagic live view: the front end of podmagic/_render/_live.py (see its docstring for the
+// messages and the data-podmagic selectors). Plain ES module, no build step.
+//
+// One store per run (keyed by run_id) holds the newest lines; it is filled by the model's
+// custom messages even while no view shows, so a view that is re-created (a display update,
+// a second view of the same output) renders at once from it, with its follow/filter state.
+
+const STORES = new Map();
+const MAX_STORES = 20;
+
+function storeFor(model) {
+  const id = model.get("run_id") || "";
+  let store = STORES.get(id);
+  if (!store) {
+    store = {
+      lines: [], // [pod, stream, text], the newest max_lines
+      next: 0, // index of the line after the last one held
+      dropped: 0, // lines before lines[0] (never received, or dropped)
+      views: new Set(),
+      ui: { follow: true, pod: "", stream: "", scrollTop: 0 },
+      skew: 0, // browser clock minus kernel clock, seconds
+    };
+    STORES.set(id, store);
+    if (STORES.size > MAX_STORES) STORES.delete(STORES.keys().next().value);
+  }
+  return store;
+}
+
+function receive(store, model, msg) {
+  if (!msg || typeof msg !== "object") return;
+  const max = Math.max(1, model.get("max_lines") || 5000);
+  let added = [];
+  if (msg.k === "snapshot") {
+    store.lines = [];
+    store.next = msg.s;
+    store.dropped = msg.s;
+    if (typeof msg.now === "number") store.skew = Date.now() / 1000 - msg.now;
+    added = null; // every view redraws
+  }
+  if (msg.k !== "lines" && msg.k !== "snapshot") return;
+  let index = msg.s;
+  for (const [pod, stream, text] of msg.b) {
+    for (const line of String(text).split("\n")) {
+      if (index >= store.next) {
+        if (index > store.next) store.dropped += index - store.next; // never sent to us
+        const entry = [pod, stream, line];
+        store.lines.push(entry);
+        if (added) added.push(entry);
+        store.next = index + 1;
+      }
+      index += 1;
+    }
+  }
+  const excess = store.lines.length - max;
+  if (excess > 0) {
+    store.lines.splice(0, excess);
+    store.dropped += excess;
+  }
+  for (const view of [...store.views]) view.update(added, max);
+}
+
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function themeOf(root) {
+  const flag = document.body && document.body.dataset.jpThemeLight;
+  if (flag === "true") return "light";
+  if (flag === "false") return "dark";
+  // No JupyterLab flag (VS Code, Colab, ...): judge the first opaque background.
+  for (let node = root; node && node.nodeType === 1; node = node.parentElement) {
+    const colour = getComputedStyle(node).backgroundColor;
+    const match = colour && colour.match(/rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?/);
+    if (match && (match[4] === undefined || Number(match[4]) > 0.5)) {
+      const [r, g, b] = [match[1], match[2], match[3]].map(Number);
+      return 0.299 * r + 0.587 * g + 0.114 * b < 128 ? "dark" : "light";
+    }
+  }
+  return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches
+    ? "dark"
+    : "light";
+}
+
+function seconds(value) {
+  return `${Math.max(0, value).toFixed(1)} s`;
+}
+
+function render({ model, el: host }) {
+  const store = storeFor(model);
+  const ui = store.ui;
+  const root = el("div", { class: "podmagic-live", "data-podmagic": "live" });
+  const header = el("div", { class: "pm-header", "data-podmagic": "header" });
+  const command = el("code", { "data-podmagic": "command" });
+  const where = el("div", { class: "pm-where", "data-podmagic": "where" });
+  header.append(command, where);
+  const bar = el("div", { class: "pm-bar" });
+  const status = el("span", { class: "pm-status", "data-podmagic": "status" });
+  const progress = el("progress", { "data-podmagic": "progress", max: "1", value: "0" });
+  const progressText = el("span", { "data-podmagic": "progress-text" });
+  const elapsed = el("span", { class: "pm-elapsed", "data-podmagic": "elapsed" });
+  bar.append(status, progress, progressText, elapsed);
+  const chips = el("div", { class: "pm-chips", "data-podmagic": "chips" });
+  const tools = el("div", { class: "pm-tools" });
+  const podFilter = el("select", { "data-podmagic": "filter-pod", "aria-label": "pod" });
+  const streamFilter = el("select", { "data-podmagic": "filter-stream", "aria-label": "stream" });
+  for (const [value, label] of [["", "stdout + stderr"], ["1", "stdout"], ["2", "stderr"]]) {
+    streamFilter.append(el("option", { value }, label));
+  }
+  const follow = el("button", { type: "button", "data-podmagic": "follow" }, "follow ↓");
+  tools.append(podFilter, streamFilter, follow);
+  const box = el("div", { class: "pm-lines", "data-podmagic": "lines", tabindex: "0" });
+  const marker = el("div", { class: "pm-dropped", "data-podmagic": "dropped", hidden: "" });
+  box.append(marker);
+  root.append(header, bar, chips, tools, box);
+  host.append(root);
+
+  let theme = "";
+  let labels = [];
+  let shownDropped = 0;
+
+  function applyTheme() {
+    const next = themeOf(host);
+    if (next === theme) return;
+    theme = next;
+    root.dataset.theme = theme;
+    const palette = (model.get("palette") || {}).pods || {};
+    const colours = palette[theme] || palette.light || ["currentColor"];
+    colours.forEach((colour, i) => root.style.setProperty(`--pm-c${i}`, colour));
+    root.style.setProperty("--pm-ncolours", String(colours.length));
+    root._colours = colours.length;
+    const error = ((model.get("palette") || {}).error || {})[theme];
+    if (error) root.style.setProperty("--pm-error", error);
+  }
+
+  function colourOf(pod) {
+    return `var(--pm-c${pod % (root._colours || 1)})`;
+  }
+
+  function visible(pod, stream) {
+    return (ui.pod === "" || String(pod) === ui.pod) && (ui.stream === "" || String(stream) === ui.stream);
+  }
+
+  function lineNode([pod, stream, text]) {
+    const node = el("div", { class: "pm-line", "data-podmagic": "line", "data-pod": String(pod), "data-stream": String(stream) });
+    const name = el("span", { class: "pm-pod", "data-podmagic": "line-pod" }, labels[pod] || `#${pod}`);
+    name.style.color = colourOf(pod);
+    const sep = el("span", { class: stream === 2 ? "pm-sep pm-err" : "pm-sep" }, stream === 2 ? " ! " : " | ");
+    const body = el("span", { class: stream === 2 ? "pm-text pm-err" : "pm-text", "data-podmagic": "line-text" }, text);
+    node.append(name, sep, body);
+    if (!visible(pod, stream)) node.hidden = true;
+    return node;
+  }
+
+  function setMarker() {
+    shownDropped = store.dropped;
+    marker.hidden = store.dropped === 0;
+    marker.textContent = `… ${store.dropped} earlier line${store.dropped === 1 ? "" : "s"} dropped`;
+  }
+
+  function scrollToEnd() {
+    if (ui.follow) box.scrollTop = box.scrollHeight;
+  }
+
+  function redraw() {
+    while (box.lastChild !== marker) box.lastChild.remove();
+    const fragment = document.createDocumentFragment();
+    for (const line of store.lines) fragment.append(lineNode(line));
+    box.append(fragment);
+    setMarker();
+    if (ui.follow) scrollToEnd();
+    else box.scrollTop = ui.scrollTop;
+  }
+
+  let stale = false;
+  const view = {
+    update(added, max) {
+      // Out of the page (a windowed notebook, or a view replaced by a display update):
+      // draw nothing now, redraw from the store when back.
+      if (!host.isConnected) return void (stale = true);
+      if (added === null || stale) return void ((stale = false), redraw());
+      const fragment = document.createDocumentFragment();
+      for (const line of added) fragment.append(lineNode(line));
+      box.append(fragment);
+      let excess = box.childElementCount - 1 - max;
+      while (excess > 0 && marker.nextSibling) {
+        marker.nextSibling.remove();
+        excess -= 1;
+      }
+      if (store.dropped !== shownDropped) setMarker();
+      scrollToEnd();
+    },
+  };
+
+  function setFollow(value) {
+    ui.follow = value;
+    follow.setAttribute("aria-pressed", value ? "true" : "false");
+    follow.classList.toggle("pm-active", value);
+  }
+
+  function applyFilters() {
+    podFilter.value = ui.pod;
+    streamFilter.value = ui.stream;
+    for (const node of box.querySelectorAll('[data-podmagic="line"]')) {
+      node.hidden = !visible(node.dataset.pod, node.dataset.stream);
+    }
+    for (const chip of chips.children) {
+      chip.setAttribute("aria-pressed", chip.dataset.index === ui.pod ? "true" : "false");
+    }
+    scrollToEnd();
+  }
+
+  function onHeader() {
+    const h = model.get("header") || {};
+    command.textContent = h.command || "";
+    where.textContent = h.where || "";
+  }
+
+  function onPods() {
+    const pods = model.get("pods") || [];
+    const running = pods.filter((p) => p[1] !== "skipped");
+    const relabel = running.some((p, i) => labels[i] !== p[0]) || running.length !== labels.length;
+    labels = running.map((p) => p[0]);
+    chips.replaceChildren(
+      ...pods.map(([label, state, detail], i) => {
+        const chip = el("button", {
+          type: "button",
+          class: "pm-chip",
+          "data-podmagic": "chip",
+          "data-pod": label,
+          "data-status": state,
+          "data-index": state === "skipped" ? "" : String(i),
+          title: detail ? `${label}: ${detail}` : `${label}: ${state}`,
+          "aria-pressed": ui.pod === String(i) ? "true" : "false",
+        });
+        const dot = el("span", { class: "pm-dot" }, "●");
+        if (state !== "skipped") dot.style.color = colourOf(i);
+        chip.append(dot, ` ${label} `, el("span", { class: "pm-chip-state" }, state));
+        return chip;
+      }),
+    );
+    if (relabel) {
+      const current = podFilter.value;
+      podFilter.replaceChildren(el("option", { value: "" }, "all pods"), ...labels.map((label, i) => el("option", { value: String(i) }, label)));
+      podFilter.value = current;
+      if (store.lines.length) redraw();
+    }
+  }
+
+  function onProgress() {
+    const p = model.get("progress") || {};
+    progress.max = Math.max(1, p.total || 0);
+    progress.value = Math.min(p.done || 0, p.total || 0);
+    progressText.textContent = `${p.done || 0} / ${p.total || 0} done` + (p.failed ? ` · ${p.failed} failed` : "");
+    root.classList.toggle("pm-has-failed", Boolean(p.failed));
+  }
+
+  function tick() {
+    const started = model.get("started") || 0;
+    const ended = model.get("ended") || 0;
+    if (!started) return (elapsed.textContent = "");
+    const now = ended || Date.now() / 1000 - store.skew;
+    elapsed.textContent = seconds(now - started);
+  }
+
+  let timer = null;
+  function onState() {
+    const state = model.get("state") || "running";
+    root.dataset.state = state;
+    status.textContent = state;
+    tick();
+    if (state === "running" && timer === null) timer = setInterval(tick, 200);
+    if (state !== "running" && timer !== null) {
+      clearInterval(timer);
+      timer = null;
+    }
+  }
+
+  box.addEventListener("scroll", () => {
+    ui.scrollTop = box.scrollTop;
+    const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 8;
+    if (atEnd !== ui.follow) setFollow(atEnd);
+  });
+  follow.addEventListener("click", () => {
+    setFollow(true);
+    scrollToEnd();
+  });
+  podFilter.addEventListener("change", () => {
+    ui.pod = podFilter.value;
+    applyFilters();
+  });
+  streamFilter.addEventListener("change", () => {
+    ui.stream = streamFilter.value;
+    applyFilters();
+  });
+  chips.addEventListener("click", (event) => {
+    const chip = event.target.closest('[data-podmagic="chip"]');
+    if (!chip || chip.dataset.index === "") return;
+    ui.pod = ui.pod === chip.dataset.index ? "" : chip.dataset.index;
+    applyFilters();
+  });
+
+  const observer = new MutationObserver(() => {
+    const before = theme;
+    applyTheme();
+    if (theme !== before) onPods();
+  });
+  if (document.body) observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
+
+  const handlers = [
+    ["change:header", onHeader],
+    ["change:pods", onPods],
+    ["change:progress", onProgress],
+    ["change:state", onState],
+    ["change:started", tick],
+    ["change:ended", tick],
+  ];
+  for (const [name, handler] of handlers) model.on(name, handler);
+
+  applyTheme();
+  onHeader();
+  onPods();
+  onProgress();
+  onState();
+  setFollow(ui.follow);
+  applyFilters();
+  redraw();
+  // The theme is known for sure only once the view is in the page.
+  requestAnimationFrame(() => {
+    const before = theme;
+    applyTheme();
+    if (theme !== before) onPods(), redraw();
+    scrollToEnd();
+  });
+  store.views.add(view);
+
+  return () => {
+    store.views.delete(view);
+    for (const [name, handler] of handlers) model.off(name, handler);
+    observer.disconnect();
+    if (timer !== null) clearInterval(timer);
+  };
+}
+
+function initialize({ model }) {
+  const store = storeFor(model);
+  const onMessage = (msg) => receive(store, model, msg);
+  model.on("msg:custom", onMessage);
+  // A model created late (a reloaded page) has none of the lines sent so far: ask for them.
+  model.send({ k: "hello" });
+  return () => model.off("msg:custom", onMessage);
+}
+
+export default { initialize, render };

@@ -1,0 +1,410 @@
+"""The front-end live view (podmagic._render._live), Python side: what goes over the wire,
+when anything is displayed, the saved-notebook fallback, late views, and the pod colours."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_render import (
+    GARBAGE,
+    FakeDisplay,
+    fake_display,
+    feed,
+    out,
+    result,
+    run_started,
+    simple_run,
+    target,
+    wait_until,
+)
+
+from podmagic._events import PodFinished, PodStarted, RunFinished
+from podmagic._render import LiveRenderer, RenderLimits, WidgetRenderer, choose_renderer
+from podmagic._render._live import (
+    LIVE_ERROR_COLOURS,
+    LIVE_PALETTES,
+    THEME_BACKGROUNDS,
+    _widget_class,
+)
+from podmagic._results import PodResults
+
+#: test_render's fixture, used here by name.
+FIXTURES = (fake_display,)
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: What a Jupyter message adds around a comm message's content (header, parent header,
+#: metadata, signature, comm id), measured on ipykernel 7: about 500 bytes; 600 to be safe.
+ENVELOPE_BYTES = 600
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Every custom message the live views send, in order."""
+    messages: list[dict[str, Any]] = []
+    cls = _widget_class()
+    original = cls.send
+
+    def send(self: Any, content: dict[str, Any], buffers: Any = None) -> None:
+        messages.append(content)
+        original(self, content, buffers)
+
+    monkeypatch.setattr(cls, "send", send)
+    yield messages
+
+
+def lines_of(message: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """A lines or snapshot message's lines, ungrouped."""
+    return [(pod, stream, line) for pod, stream, text in message["b"] for line in text.split("\n")]
+
+
+def in_a_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython
+
+    class ZMQInteractiveShell:  # the name is what counts
+        pass
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+
+
+def test_choose_renderer_in_a_kernel_is_the_front_end_view(
+    monkeypatch: pytest.MonkeyPatch, fake_display: FakeDisplay
+) -> None:
+    in_a_kernel(monkeypatch)
+    renderer = choose_renderer(limits=RenderLimits(max_total_lines=10), show_summary=False)
+    assert isinstance(renderer, LiveRenderer)
+    assert renderer.limits.max_total_lines == 10 and not renderer.show_summary
+    renderer.close()
+
+
+def test_choose_renderer_without_anywidget_falls_back_to_the_ipywidgets_view(
+    monkeypatch: pytest.MonkeyPatch, fake_display: FakeDisplay
+) -> None:
+    in_a_kernel(monkeypatch)
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # import anywidget raises ImportError
+    renderer = choose_renderer()
+    assert isinstance(renderer, WidgetRenderer)
+    renderer.close()
+
+
+def test_a_run_ending_within_250_ms_shows_only_its_summary(
+    monkeypatch: pytest.MonkeyPatch, fake_display: FakeDisplay
+) -> None:
+    in_a_kernel(monkeypatch)
+    t = target("web-1")
+    results = PodResults([result(t, stdout=b"hi\n")])
+    renderer = choose_renderer()
+    feed(renderer, [*simple_run(t, b"hi\n"), RunFinished(results)])
+    renderer.close()
+    # One empty slot reserved in the cell, then the summary: no widget, no "starting…".
+    assert [obj for obj, _ in fake_display.calls] == [{"text/plain": ""}]
+    assert fake_display.handles[0].updates == [
+        ({"text/plain": str(results), "text/html": results._repr_html_()}, {"raw": True})
+    ]
+    assert isinstance(renderer, LiveRenderer) and renderer.widget is None
+
+
+def test_lines_go_in_throttled_batches_of_only_new_lines(
+    fake_display: FakeDisplay, sent: list[dict[str, Any]]
+) -> None:
+    pods = [target(f"web-{i}") for i in range(3)]
+    renderer = LiveRenderer()
+    chunks = [
+        (t, b"".join(b"%s line %d\n" % (t.pod.encode(), n) for n in range(start, start + 20)))
+        for start in range(0, 2000, 20)
+        for t in pods
+    ]
+
+    def engine() -> None:  # plays the engine's loop thread: 6,000 lines in about 1.5 s
+        renderer.handle_event(run_started(pods))
+        for t in pods:
+            renderer.handle_event(PodStarted(t))
+        for index, (t, data) in enumerate(chunks):
+            renderer.handle_event(out(t, data))
+            if index % 20 == 19:
+                time.sleep(0.1)
+        for t in pods:
+            renderer.handle_event(PodFinished(result(t)))
+
+    began = time.monotonic()
+    thread = threading.Thread(target=engine)
+    thread.start()
+    thread.join()
+    renderer.close()
+    elapsed = time.monotonic() - began
+
+    batches = [m for m in sent if m["k"] == "lines"]
+    # At most 10 a second (one more for the final flush), and more than one: it streamed.
+    assert 2 <= len(batches) <= 10 * elapsed + 2, (len(batches), elapsed)
+    # Every line exactly once, in order: each batch starts where the previous one ended.
+    position = 0
+    received: list[str] = []
+    for batch in batches:
+        assert batch["s"] == position
+        lines = lines_of(batch)
+        position += len(lines)
+        received += [text for _, _, text in lines]
+    expected = [line for _, data in chunks for line in data.decode().splitlines()]
+    assert received == expected
+    # Bytes on the wire per byte of output, message envelopes included.
+    output = sum(len(data) for _, data in chunks)
+    wire = sum(len(json.dumps(m, ensure_ascii=False).encode()) + ENVELOPE_BYTES for m in sent)
+    assert wire / output <= 1.5, wire / output
+    assert renderer.bytes_sent <= 1.5 * output
+
+
+def test_a_batch_never_holds_more_lines_than_the_view_keeps(
+    fake_display: FakeDisplay, sent: list[dict[str, Any]]
+) -> None:
+    t = target("web-1")
+    renderer = LiveRenderer(limits=RenderLimits(max_total_lines=100), show_after=0)
+    renderer.handle_event(run_started([t]))
+    wait_until(lambda: renderer.widget is not None)
+    renderer.handle_event(out(t, b"".join(b"line %d\n" % n for n in range(10_000))))
+    renderer.close()
+    batches = [m for m in sent if m["k"] == "lines"]
+    assert all(len(lines_of(b)) <= 200 for b in batches)
+    last = lines_of(batches[-1])
+    assert last[-1] == (0, 1, "line 9999")
+    assert batches[-1]["s"] + len(last) == 10_000  # the view counts the ones skipped
+
+
+def test_a_longer_run_shows_the_widget_with_a_fallback_that_is_refreshed(
+    fake_display: FakeDisplay,
+) -> None:
+    a, b = target("web-1"), target("web-2")
+    renderer = LiveRenderer(snapshot_every=0.2)
+    handle = fake_display.handles[0]
+    feed(renderer, [run_started([a, b]), PodStarted(a), out(a, b"first <line>\n")])
+    wait_until(lambda: bool(handle.updates))
+    bundle, kwargs = handle.updates[0]
+    assert kwargs == {"raw": True}
+    assert bundle[WIDGET_MIME]["model_id"] == renderer.widget.model_id
+    # A saved notebook without widget state shows this, not the widget's repr.
+    assert "web-1 | first <line>" in bundle["text/plain"]
+    assert "web-1 | first &lt;line&gt;" in bundle["text/html"]
+    assert "$ uptime" in bundle["text/plain"] and "running" in bundle["text/plain"]
+
+    renderer.handle_event(out(b, b"later\n", 2))
+    wait_until(lambda: "web-2 ! later" in handle.updates[-1][0]["text/plain"])
+    assert WIDGET_MIME in handle.updates[-1][0]  # refreshed in place, the view kept
+
+    results = PodResults([result(a), result(b)])
+    feed(renderer, [PodFinished(results[0]), PodFinished(results[1]), RunFinished(results)])
+    renderer.close()
+    assert handle.updates[-1] == (
+        {"text/plain": str(results), "text/html": results._repr_html_()},
+        {"raw": True},
+    )
+    assert renderer.widget.comm is None  # closed: the summary stands alone
+    assert len(fake_display.calls) == 1  # one slot, always updated by its id
+
+
+def test_the_widget_state_has_header_chips_progress_and_times(fake_display: FakeDisplay) -> None:
+    from podmagic._resolve import SkippedPod
+    from podmagic._results import ExecStatus
+
+    a, b, c = target("web-1"), target("web-2"), target("web-3")
+    skipped = SkippedPod("demo", "web-4", "app", None, "not ready")
+    renderer = LiveRenderer(display=False, show_after=0)
+    before = time.time()
+    feed(
+        renderer,
+        [
+            run_started([a, b, c], [skipped], command="echo hi"),
+            PodStarted(a),
+            PodStarted(b),
+            PodFinished(result(b, status=ExecStatus.FAILED, exit_code=1)),
+        ],
+    )
+    wait_until(lambda: renderer.widget is not None and renderer.widget.progress.get("done") == 1)
+    widget = renderer.widget
+    assert widget.header["command"] == "$ echo hi"
+    assert "3 pods (1 skipped)" in widget.header["where"]
+    # In the run's order: the order gives each pod its colour.
+    assert [p[:2] for p in widget.pods] == [
+        ["web-1", "running"],
+        ["web-2", "failed"],
+        ["web-3", "queued"],
+        ["web-4", "skipped"],
+    ]
+    assert widget.pods[1][2].startswith("exit 1") and widget.pods[3][2] == "not ready"
+    assert widget.progress == {"done": 1, "total": 3, "failed": 1}
+    assert widget.state == "running" and before - 1 <= widget.started <= time.time()
+    assert widget.ended == 0  # the browser ticks the elapsed time itself
+    assert widget.palette["pods"] == {k: list(v) for k, v in LIVE_PALETTES.items()}
+    renderer.close()
+    assert widget.state == "ended" and widget.ended >= widget.started
+
+
+def test_a_late_view_gets_the_newest_lines_on_hello(
+    fake_display: FakeDisplay, sent: list[dict[str, Any]]
+) -> None:
+    t = target("web-1")
+    renderer = LiveRenderer(limits=RenderLimits(max_total_lines=50), show_after=0)
+    renderer.handle_event(run_started([t]))
+    renderer.handle_event(out(t, b"".join(b"line %d\n" % n for n in range(120))))
+    wait_until(lambda: any(m["k"] == "lines" for m in sent))
+    renderer.widget._handle_custom_msg({"k": "hello"}, [])  # what the JS sends on render
+    snapshot = sent[-1]
+    assert snapshot["k"] == "snapshot"
+    assert snapshot["s"] == 70
+    assert [text for _, _, text in lines_of(snapshot)] == [f"line {n}" for n in range(70, 120)]
+    assert abs(snapshot["now"] - time.time()) < 60  # for the browser's clock skew
+    renderer.widget._handle_custom_msg({"k": "something else"}, [])
+    assert sent[-1] is snapshot
+    renderer.close()
+
+
+def test_handle_event_never_raises_live(
+    fake_display: FakeDisplay, caplog: pytest.LogCaptureFixture
+) -> None:
+    renderer = LiveRenderer(show_after=0)
+    with caplog.at_level(logging.ERROR, logger="podmagic.render"):
+        for event in GARBAGE:
+            renderer.handle_event(event)
+        t = target("web-2")
+        feed(renderer, simple_run(t, b"still works\n"))
+        renderer.close()
+    assert any(r.name == "podmagic.render" for r in caplog.records)
+    assert fake_display.handles[0].updates[-1][0]["text/plain"].startswith("The run ended")
+
+
+# -- colours ------------------------------------------------------------------------------------
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return r, g, b
+
+
+def _linear(channel: float) -> float:
+    return channel / 12.92 if channel <= 0.04045 else ((channel + 0.055) / 1.055) ** 2.4
+
+
+def _luminance(colour: str) -> float:
+    r, g, b = (_linear(c) for c in _rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def oklab(colour: str) -> tuple[float, float, float]:
+    r, g, b = (_linear(c) for c in _rgb(colour))
+    l_ = (0.4122214708 * r + 0.5363033048 * g + 0.0514459929 * b) ** (1 / 3)
+    m_ = (0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b) ** (1 / 3)
+    s_ = (0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b) ** (1 / 3)
+    return (
+        0.2104542553 * l_ + 0.7936177850 * m_ - 0.0040720468 * s_,
+        1.9779984951 * l_ - 2.4285922050 * m_ + 0.4505937099 * s_,
+        0.0259040371 * l_ + 0.7827717662 * m_ - 0.8086757660 * s_,
+    )
+
+
+def test_contrast_helper_matches_known_values() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_pod_colours_are_readable_on_the_themes_backgrounds(theme: str) -> None:
+    for colour in (*LIVE_PALETTES[theme], LIVE_ERROR_COLOURS[theme]):
+        for background in THEME_BACKGROUNDS[theme]:
+            assert contrast(colour, background) >= 4.5, (theme, colour, background)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_pod_colours_are_pairwise_distinct_and_not_the_error_red(theme: str) -> None:
+    palette = LIVE_PALETTES[theme]
+    assert len(set(palette)) == len(palette) == 12
+    # Distance in OKLab (perceptual); 0.02 is about a just-noticeable difference.
+    for first, second in itertools.combinations(palette, 2):
+        assert math.dist(oklab(first), oklab(second)) >= 0.11, (first, second)
+    for colour in palette:
+        assert math.dist(oklab(colour), oklab(LIVE_ERROR_COLOURS[theme])) >= 0.08, colour
+
+
+# -- terminal IPython ----------------------------------------------------------------------------
+
+
+def test_terminal_ipython_gets_text_and_never_imports_the_widget_stack() -> None:
+    script = (
+        "import sys\n"
+        "from IPython.terminal.interactiveshell import TerminalInteractiveShell\n"
+        "TerminalInteractiveShell.instance()\n"
+        "from podmagic._render import choose_renderer\n"
+        "renderer = choose_renderer()\n"
+        "print(type(renderer).__name__, 'anywidget' in sys.modules, 'ipywidgets' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["TextRenderer", "False", "False"]
+
+
+# -- a real kernel ---------------------------------------------------------------------------------
+
+_KERNEL_SETUP = """
+import threading, time
+from podmagic._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from podmagic._render import LiveRenderer
+from podmagic._results import ExecStatus, PodResult, PodResults
+from podmagic._resolve import PodTarget, Selection
+
+def run(renderer, tag, seconds):
+    pods = [PodTarget("demo", f"{tag}-{i}", "app", "node-a", ("app",), "uid", 0) for i in range(3)]
+    renderer.handle_event(RunStarted("sandbox", Selection(tuple(pods), (), "all pods"), "hostname"))
+    for n in range(10):
+        for t in pods:
+            renderer.handle_event(PodOutput(t, 1, b"%s line %d\\n" % (t.pod.encode(), n)))
+        time.sleep(seconds / 10)
+    results = [PodResult(context="sandbox", namespace="demo", pod=t.pod, container="app",
+                         status=ExecStatus.OK, exit_code=0, stdout=b"same\\n", duration=0.1)
+               for t in pods]
+    for r in results:
+        renderer.handle_event(PodFinished(r))
+    renderer.handle_event(RunFinished(PodResults(results)))
+    renderer.close()
+
+background = LiveRenderer()
+feeder = threading.Thread(target=run, args=(background, "bg", 1.0))
+feeder.start()
+"""
+
+
+def test_real_kernel_background_run_ends_with_its_summary_in_its_own_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(_KERNEL_SETUP),
+        nbformat.v4.new_code_cell('print("second cell")\nfeeder.join()'),
+        nbformat.v4.new_code_cell("print(background.batches_sent, background.widget is None)"),
+    ]
+    client = nbclient.NotebookClient(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    first, second, third = (cell.outputs for cell in notebook.cells)
+    assert [o.output_type for o in first] == ["display_data"]
+    assert set(first[0].data) == {"text/plain", "text/html"}  # the summary, no widget left
+    assert "bg-0, bg-1, bg-2 — 3 pods, exit 0" in first[0].data["text/plain"]
+    assert [(o.output_type, o.get("text")) for o in second] == [("stream", "second cell\n")]
+    batches, no_widget = third[0]["text"].split()
+    assert int(batches) >= 2 and no_widget == "False"  # it did stream to a widget
