@@ -180,7 +180,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
     code, body = await get(conf, "/apis")
     assert code == 200 and body["kind"] == "APIGroupList"
     groups = {group["name"]: group for group in body["groups"]}
-    assert sorted(groups) == ["apps", "batch"]
+    assert sorted(groups) == ["apps", "batch", "events.k8s.io"]
     for name, group in groups.items():
         version = {"groupVersion": f"{name}/v1", "version": "v1"}
         assert group["versions"] == [version] and group["preferredVersion"] == version
@@ -188,7 +188,19 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
     code, core = await get(conf, "/api/v1")
     assert code == 200 and (core["kind"], core["groupVersion"]) == ("APIResourceList", "v1")
     resources = {r["name"]: r for r in core["resources"]}
-    assert sorted(resources) == ["namespaces", "pods", "pods/exec", "serviceaccounts"]
+    assert sorted(resources) == [
+        "configmaps",
+        "endpoints",
+        "events",
+        "namespaces",
+        "nodes",
+        "pods",
+        "pods/exec",
+        "replicationcontrollers",
+        "secrets",
+        "serviceaccounts",
+        "services",
+    ]
     assert resources["pods"]["shortNames"] == ["po"] and resources["pods"]["kind"] == "Pod"
     assert resources["pods"]["namespaced"] is True
     assert resources["pods/exec"]["kind"] == "PodExecOptions"
@@ -199,7 +211,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
 
     code, apps = await get(conf, "/apis/apps/v1")
     assert code == 200 and apps["groupVersion"] == "apps/v1"
-    short = {r["name"]: r.get("shortNames") for r in apps["resources"]}
+    short = {r["name"]: r.get("shortNames") for r in apps["resources"] if "/" not in r["name"]}
     assert short == {
         "daemonsets": ["ds"],
         "deployments": ["deploy"],
@@ -207,7 +219,10 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
         "statefulsets": ["sts"],
     }
     code, batch = await get(conf, "/apis/batch/v1")
-    assert code == 200 and [(r["name"], r["kind"]) for r in batch["resources"]] == [("jobs", "Job")]
+    assert code == 200 and [(r["name"], r["kind"]) for r in batch["resources"]] == [
+        ("jobs", "Job"),
+        ("jobs/status", "Job"),
+    ]
 
     not_found = failure(
         404,
@@ -447,7 +462,9 @@ async def test_table_form_for_pods(conf: aiohttp.ClientSession) -> None:
         params={"includeObject": "Object"},
         headers={"Accept": TABLE},
     )
-    assert full["kind"] == "Pod"  # a single object is not listed as a Table
+    # A single object is a one-row Table too (kubectl get pod NAME asks for it).
+    assert full["kind"] == "Table" and [row["cells"][0] for row in full["rows"]] == ["solo"]
+    assert full["rows"][0]["object"]["kind"] == "Pod"
     _, table = await get(
         conf,
         "/api/v1/namespaces/conf/pods",
@@ -726,7 +743,7 @@ async def test_not_found_bodies(conf: aiohttp.ClientSession) -> None:
         ),
     )
     for path in (
-        "/api/v1/namespaces/conf/configmaps",
+        "/api/v1/namespaces/conf/persistentvolumeclaims",
         "/apis/batch/v1/namespaces/conf/deployments",
         "/apis/apps/v1/namespaces/conf/cronjobs",
         "/no/such/path",

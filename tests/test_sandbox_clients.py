@@ -152,3 +152,279 @@ async def test_a_body_of_an_unknown_media_type_is_415(sandbox: Sandbox) -> None:
     ):
         assert response.status == 415
         assert (await response.json())["reason"] == "UnsupportedMediaType"
+
+
+# -- PATCH: kubectl label / annotate / scale / patch / apply ------------------------------------
+
+APP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {level: "LEVEL"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, labels: {app: api}}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: main, image: busybox, ports: [{containerPort: 80}]}]
+"""
+
+
+def _pod_names(kubectl: KubectlRunner, namespace: str, selector: str) -> list[str]:
+    out = ok(kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "name"))
+    return sorted(out.split())
+
+
+def test_kubectl_label_and_annotate_a_pod(kubectl: KubectlRunner) -> None:
+    try:
+        ok(kubectl("label", "pod", "solo", "-n", "conf", "team=ops", "--overwrite"))
+        ok(kubectl("annotate", "pod", "solo", "-n", "conf", "note=checked", "--overwrite"))
+        pod = _json(ok(kubectl("get", "pod", "solo", "-n", "conf", "-o", "json")))
+        assert pod["metadata"]["labels"]["team"] == "ops"
+        assert pod["metadata"]["annotations"]["note"] == "checked"
+        listed = ok(kubectl("get", "pods", "-n", "conf", "-l", "team=ops", "-o", "name"))
+        assert listed.split() == ["pod/solo"]
+    finally:
+        kubectl("label", "pod", "solo", "-n", "conf", "team-")
+        kubectl("annotate", "pod", "solo", "-n", "conf", "note-")
+    pod = _json(ok(kubectl("get", "pod", "solo", "-n", "conf", "-o", "json")))
+    assert "team" not in pod["metadata"]["labels"]
+
+
+def test_kubectl_scale_adds_and_removes_replicas(kubectl: KubectlRunner, scratch: str) -> None:
+    ok(
+        kubectl(
+            "apply",
+            "--validate=false",
+            "-n",
+            scratch,
+            "-f",
+            "-",
+            input=APP.replace("REPLICAS", "2").encode(),
+        )
+    )
+    before = _pod_names(kubectl, scratch, "app=api")
+    assert len(before) == 2
+    ok(kubectl("scale", "deploy/api", "-n", scratch, "--replicas=4"))
+    grown = _pod_names(kubectl, scratch, "app=api")
+    assert len(grown) == 4 and set(before) <= set(grown)  # the old pods stay
+    deploy = _json(ok(kubectl("get", "deploy", "api", "-n", scratch, "-o", "json")))
+    assert deploy["spec"]["replicas"] == 4 and deploy["status"]["readyReplicas"] == 4
+    ok(kubectl("scale", "deploy/api", "-n", scratch, "--replicas=1"))
+    assert len(_pod_names(kubectl, scratch, "app=api")) == 1
+
+
+def test_kubectl_scale_a_statefulset_adds_the_next_ordinal(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    sts = APP.split("---\n")[1].replace("Deployment", "StatefulSet").replace("REPLICAS", "1")
+    ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=sts.encode()))
+    ok(kubectl("scale", "sts/api", "-n", scratch, "--replicas=3"))
+    assert _pod_names(kubectl, scratch, "app=api") == ["pod/api-0", "pod/api-1", "pod/api-2"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "patch"),
+    [
+        ("strategic", '{"metadata":{"labels":{"patched":"yes"}}}'),
+        ("merge", '{"metadata":{"labels":{"patched":"yes"}}}'),
+        ("json", '[{"op":"add","path":"/metadata/labels/patched","value":"yes"}]'),
+    ],
+)
+def test_kubectl_patch_each_type(
+    kubectl: KubectlRunner, scratch: str, kind: str, patch: str
+) -> None:
+    ok(
+        kubectl(
+            "apply",
+            "--validate=false",
+            "-n",
+            scratch,
+            "-f",
+            "-",
+            input=APP.replace("REPLICAS", "1").encode(),
+        )
+    )
+    ok(kubectl("patch", "deploy", "api", "-n", scratch, "--type", kind, "-p", patch))
+    deploy = _json(ok(kubectl("get", "deploy", "api", "-n", scratch, "-o", "json")))
+    assert deploy["metadata"]["labels"]["patched"] == "yes"
+
+
+def test_kubectl_patch_merges_containers_by_name(kubectl: KubectlRunner, scratch: str) -> None:
+    ok(
+        kubectl(
+            "apply",
+            "--validate=false",
+            "-n",
+            scratch,
+            "-f",
+            "-",
+            input=APP.replace("REPLICAS", "1").encode(),
+        )
+    )
+    patch = '{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"alpine"}]}}}}'
+    ok(kubectl("patch", "deploy", "api", "-n", scratch, "-p", patch))
+    deploy = _json(ok(kubectl("get", "deploy", "api", "-n", scratch, "-o", "json")))
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    # Merged by name: the image changed, the ports the patch did not name stayed.
+    assert container["image"] == "alpine" and container["ports"] == [{"containerPort": 80}]
+    assert deploy["metadata"]["generation"] == 2
+    pods = _json(ok(kubectl("get", "pods", "-n", scratch, "-l", "app=api", "-o", "json")))
+    assert [p["spec"]["containers"][0]["image"] for p in pods["items"]] == ["alpine"]
+
+
+def test_kubectl_apply_of_an_existing_object_updates_it(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    first = APP.replace("REPLICAS", "1").replace("LEVEL", "one")
+    second = APP.replace("REPLICAS", "2").replace("LEVEL", "two")
+    ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=first.encode()))
+    out = ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=second.encode()))
+    assert "configmap/settings configured" in out and "deployment.apps/api configured" in out
+    settings = _json(ok(kubectl("get", "cm", "settings", "-n", scratch, "-o", "json")))
+    assert settings["data"] == {"level": "two"}
+    applied = settings["metadata"]["annotations"][
+        "kubectl.kubernetes.io/last-applied-configuration"
+    ]
+    assert _json(applied)["data"] == {"level": "two"}
+    assert len(_pod_names(kubectl, scratch, "app=api")) == 2
+
+
+def test_kubectl_server_side_apply_creates_then_updates(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    for level in ("one", "two"):
+        config = APP.split("---\n")[0].replace("LEVEL", level)
+        ok(
+            kubectl(
+                "apply",
+                "--server-side",
+                "--validate=false",
+                "-n",
+                scratch,
+                "-f",
+                "-",
+                input=config.encode(),
+            )
+        )
+    got = kubectl("get", "cm", "settings", "-n", scratch, "-o", "json", "--show-managed-fields")
+    settings = _json(ok(got))
+    assert settings["data"] == {"level": "two"}
+    managers = [m["manager"] for m in settings["metadata"]["managedFields"]]
+    assert managers == ["kubectl"]
+
+
+# -- more kinds ---------------------------------------------------------------------------------
+
+
+def test_kubectl_api_resources_lists_the_kinds_ops_notebooks_use(kubectl: KubectlRunner) -> None:
+    out = ok(kubectl("api-resources", "--no-headers"))
+    names = {line.split()[0] for line in out.splitlines()}
+    assert {
+        "configmaps",
+        "secrets",
+        "services",
+        "endpoints",
+        "serviceaccounts",
+        "events",
+        "nodes",
+        "replicationcontrollers",
+    } <= names
+
+
+def test_kubectl_creates_configmaps_and_secrets(kubectl: KubectlRunner, scratch: str) -> None:
+    # kubectl 1.33 sends these as protobuf.
+    ok(kubectl("create", "configmap", "cfg", "-n", scratch, "--from-literal=a=1"))
+    ok(kubectl("create", "secret", "generic", "pw", "-n", scratch, "--from-literal=k=v"))
+    cfg = _json(ok(kubectl("get", "cm", "cfg", "-n", scratch, "-o", "json")))
+    assert cfg["data"] == {"a": "1"}
+    secret = ok(kubectl("get", "secret", "pw", "-n", scratch, "-o", "jsonpath={.data.k}"))
+    assert secret == "dg=="  # base64 of "v"
+    ok(kubectl("delete", "cm", "cfg", "-n", scratch))
+    assert kubectl("get", "cm", "cfg", "-n", scratch).returncode == 1
+
+
+def test_kubectl_service_gets_a_cluster_ip_and_endpoints(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    ok(
+        kubectl(
+            "apply",
+            "--validate=false",
+            "-n",
+            scratch,
+            "-f",
+            "-",
+            input=APP.replace("REPLICAS", "2").encode(),
+        )
+    )
+    ok(kubectl("expose", "deploy", "api", "-n", scratch, "--port=80", "--target-port=8080"))
+    service = _json(ok(kubectl("get", "svc", "api", "-n", scratch, "-o", "json")))
+    assert service["spec"]["clusterIP"].startswith("10.96.")
+    assert service["spec"]["ports"][0]["protocol"] == "TCP"
+    endpoints = _json(ok(kubectl("get", "endpoints", "api", "-n", scratch, "-o", "json")))
+    (subset,) = endpoints["subsets"]
+    assert len(subset["addresses"]) == 2 and subset["ports"][0]["port"] == 8080
+
+
+def test_kubectl_get_nodes_lists_the_sandbox_nodes(kubectl: KubectlRunner) -> None:
+    out = ok(kubectl("get", "nodes", "-o", "json"))
+    nodes = _json(out)["items"]
+    assert [n["metadata"]["name"] for n in nodes] == [
+        "sandbox-node-1",
+        "sandbox-node-2",
+        "sandbox-node-3",
+    ]
+    ready = [c for c in nodes[0]["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True"
+
+
+# The official client leaves its pooled sockets to the garbage collector (its own leak).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_official_client_crud_on_configmaps_and_services(sandbox: Sandbox, scratch: str) -> None:
+    kubernetes = _required("kubernetes")
+    api_client = kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+    with api_client:
+        core = kubernetes.client.CoreV1Api(api_client)
+        body = {"metadata": {"name": "c"}, "data": {"x": "1"}}
+        core.create_namespaced_config_map(scratch, body)
+        core.patch_namespaced_config_map("c", scratch, {"data": {"y": "2"}})
+        assert core.read_namespaced_config_map("c", scratch).data == {"x": "1", "y": "2"}
+        listed = core.list_namespaced_config_map(scratch)
+        assert [item.metadata.name for item in listed.items] == ["c"]
+        core.delete_namespaced_config_map("c", scratch)
+        service = {
+            "metadata": {"name": "s"},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]},
+        }
+        created = core.create_namespaced_service(scratch, service)
+        assert created.spec.cluster_ip and created.spec.ports[0].target_port == 80
+        nodes = core.list_node()
+        assert len(nodes.items) == 3
+
+
+async def test_kr8s_labels_annotates_and_patches(sandbox: Sandbox, kr8s: ModuleType) -> None:
+    api = await kr8s.asyncio.api(kubeconfig=str(sandbox.kubeconfig))
+    pod = await kr8s.asyncio.objects.Pod.get("solo", namespace="conf", api=api)
+    try:
+        await pod.label({"kr8s": "yes"})
+        await pod.annotate({"kr8s-note": "yes"})
+        await pod.patch({"metadata": {"labels": {"kr8s-patch": "yes"}}})
+        again = await kr8s.asyncio.objects.Pod.get("solo", namespace="conf", api=api)
+        assert again.labels["kr8s"] == "yes" and again.labels["kr8s-patch"] == "yes"
+        assert again.annotations["kr8s-note"] == "yes"
+    finally:
+        await pod.patch(
+            [
+                {"op": "remove", "path": "/metadata/labels/kr8s"},
+                {"op": "remove", "path": "/metadata/labels/kr8s-patch"},
+                {"op": "remove", "path": "/metadata/annotations/kr8s-note"},
+            ],
+            type="json",
+        )

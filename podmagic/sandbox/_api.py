@@ -11,6 +11,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import copy
 import datetime
 import hmac
 import json
@@ -20,17 +21,43 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from .._kinds import WORKLOAD_KINDS
-from .._selectors import FieldSelector, LabelSelector, SelectorError
+from .._selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    _split_term,
+    _split_terms,
+    _unescape_value,
+)
 from . import _status as status
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339
+from ._patch import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_TYPES,
+    PatchError,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
 from ._protobuf import MEDIA_TYPE as PROTOBUF_MEDIA_TYPE
 from ._protobuf import ProtobufError
 from ._protobuf import decode as decode_protobuf
+from ._resources import (
+    ENDPOINTS,
+    EVENTS_V1,
+    RESOURCES,
+    Resource,
+    convert_event,
+    resource_for,
+)
 from ._state import (
     MAX_TOKEN_TTL,
     Cluster,
@@ -313,29 +340,61 @@ def _list_response(
     return _json(body)
 
 
+def _object_response(
+    request: web.Request, obj: dict[str, Any], *, kind: str, status_code: int = 200
+) -> web.Response:
+    """One object, or (``Accept`` asking for it) a one-row Table, as ``kubectl get NAME`` asks."""
+    if wants_table(request.headers.get("Accept", "")):
+        include = request.query.get("includeObject", "Metadata")
+        table = to_table(
+            kind,
+            [obj],
+            resource_version=obj["metadata"].get("resourceVersion", ""),
+            include_object=include,
+        )
+        return _json(table, status_code=status_code, content_type=TABLE_CONTENT_TYPE)
+    return _json(obj, status_code=status_code)
+
+
 def _is_watch(request: web.Request) -> bool:
     return request.query.get("watch", "").lower() in {"1", "t", "true"}
 
 
 async def _watch(
-    request: web.Request, namespace: str | None, matches: Callable[[dict[str, Any]], bool]
+    request: web.Request,
+    namespace: str | None,
+    matches: Callable[[dict[str, Any]], bool],
+    *,
+    resource: str = "pods",
+    kind: str = "Pod",
+    current: Callable[[], list[dict[str, Any]]] | None = None,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> web.StreamResponse:
-    """Stream pod events as JSON lines until the client leaves or ``timeoutSeconds`` pass."""
+    """Stream ``resource``'s events as JSON lines until the client leaves or ``timeoutSeconds``
+    pass; with a Table ``Accept`` header each event's object is a one-row Table, as
+    ``kubectl get -w`` asks. ``current`` lists what exists (pods by default), ``shown`` turns
+    a stored object into the one sent."""
     cluster = cluster_of(request)
     # Parsed before the stream starts, so a bad value is still a 400 Status.
     timeout = _int_query(request, "timeoutSeconds", 1800)
     if timeout <= 0:
         timeout = 1800  # the apiserver's default applies to 0 and below as well
-    watcher = Watcher(namespace=namespace, matches=matches)
+    as_table = wants_table(request.headers.get("Accept", ""))
+    include = request.query.get("includeObject", "Metadata")
+    watcher = Watcher(namespace=namespace, matches=matches, resource=resource)
     response = web.StreamResponse(
-        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+        headers={
+            "Content-Type": TABLE_CONTENT_TYPE if as_table else "application/json",
+            "Transfer-Encoding": "chunked",
+        }
     )
     await response.prepare(request)
     since = request.query.get("resourceVersion")
     if not since or since == "0":
         # Without a resource version a watch starts with the current state as ADDED events.
-        for pod in cluster.list_pods(namespace, matches):
-            watcher.queue.put_nowait({"type": "ADDED", "object": pod})
+        listed = current() if current else cluster.list_pods(namespace, matches)
+        for obj in listed:
+            watcher.queue.put_nowait({"type": "ADDED", "object": obj})
     cluster.watchers.add(watcher)
     try:
         with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
@@ -344,7 +403,16 @@ async def _watch(
                     event = await watcher.queue.get()
                     if event is None:
                         break
-                    await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+                    obj = shown(event["object"]) if shown else event["object"]
+                    if as_table:
+                        obj = to_table(
+                            kind,
+                            [obj],
+                            resource_version=obj["metadata"].get("resourceVersion", ""),
+                            include_object=include,
+                        )
+                    line = {"type": event["type"], "object": obj}
+                    await response.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
     finally:
         cluster.watchers.discard(watcher)
     with contextlib.suppress(ConnectionResetError):
@@ -367,7 +435,7 @@ async def get_namespace(request: web.Request) -> web.Response:
     namespace = cluster_of(request).namespaces.get(name)
     if namespace is None:
         raise status.not_found("namespaces", name)
-    return _json(namespace)
+    return _object_response(request, namespace, kind="Namespace")
 
 
 async def create_namespace(request: web.Request) -> web.Response:
@@ -495,7 +563,7 @@ async def get_pod(request: web.Request) -> web.Response:
     entry = cluster_of(request).get_pod(namespace, name)
     if entry is None:
         raise status.not_found("pods", name)
-    return _json(entry.pod)
+    return _object_response(request, entry.pod, kind="Pod")
 
 
 async def create_pod(request: web.Request) -> web.Response:
@@ -540,33 +608,372 @@ async def delete_pod(request: web.Request) -> web.Response:
     return _json(entry.pod)
 
 
-async def get_service_account(request: web.Request) -> web.Response:
-    namespace, name = request.match_info["namespace"], request.match_info["name"]
-    cluster = cluster_of(request)
-    if name != "default" or namespace not in cluster.namespaces:
-        raise status.not_found("serviceaccounts", name)
-    return _json(_service_account(namespace))
+# -- patches ------------------------------------------------------------------------------------
 
 
-async def list_service_accounts(request: web.Request) -> web.Response:
-    namespace = request.match_info["namespace"]
-    cluster = cluster_of(request)
-    items = [_service_account(namespace)] if namespace in cluster.namespaces else []
-    return _list_response(request, "ServiceAccount", "v1", items)
+async def _patched(request: web.Request, current: dict[str, Any] | None) -> dict[str, Any]:
+    """``current`` with the request's patch applied (JSON merge, strategic merge, JSON patch
+    or server-side apply); 415 for another media type, 422 for a patch that cannot apply."""
+    media_type = _media_type(request)
+    if media_type not in PATCH_TYPES:
+        raise _unsupported_media_type(
+            media_type, "a PATCH body is one of: " + ", ".join(sorted(PATCH_TYPES))
+        )
+    if media_type == APPLY_PATCH:
+        return await _applied(request, current)
+    if current is None:  # only apply creates
+        raise _not_found_here(request)
+    patch = await _decoded(request, frozenset({media_type}))
+    try:
+        if media_type == JSON_PATCH:
+            result = json_patch(current, patch)
+        elif media_type == MERGE_PATCH:
+            result = merge_patch(current, patch)
+        else:
+            result = strategic_merge_patch(current, patch)
+    except PatchError as error:
+        raise status.ApiFailure(
+            422,
+            "Invalid",
+            f"the server rejected our request due to an error in our request: {error}",
+            {"causes": [{"reason": "FieldValueInvalid", "message": str(error), "field": "patch"}]},
+        ) from None
+    if not isinstance(result, dict):
+        raise status.bad_request("the patched object is not a JSON object")
+    return result
 
 
-def _service_account(namespace: str) -> dict[str, Any]:
-    return {
-        "kind": "ServiceAccount",
-        "apiVersion": "v1",
-        "metadata": {
-            "name": "default",
-            "namespace": namespace,
-            "uid": f"sa-{namespace}-default",
-            "resourceVersion": "1",
-            "creationTimestamp": "2026-01-01T00:00:00Z",
-        },
+async def _applied(request: web.Request, current: dict[str, Any] | None) -> dict[str, Any]:
+    """Server-side apply: the applied configuration merged onto the live object, and the
+    field manager recorded (``?fieldManager=`` is required, as in the apiserver)."""
+    manager = request.query.get("fieldManager", "")
+    if not manager:
+        raise status.bad_request(
+            "PATCH requests with application/apply-patch+yaml require fieldManager to be set"
+        )
+    raw = await request.read()
+    try:
+        applied = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        detail = " ".join(str(error).split())
+        raise status.bad_request(f"error decoding YAML: {detail}") from None
+    if not isinstance(applied, dict):
+        raise status.bad_request("the applied configuration must be an object")
+    result: dict[str, Any] = strategic_merge_patch(current or {}, applied)
+    entry = {
+        "manager": manager,
+        "operation": "Apply",
+        "apiVersion": applied.get("apiVersion", ""),
+        "time": now_rfc3339(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": _fields_v1(applied),
     }
+    managed = [
+        m
+        for m in (result.get("metadata") or {}).get("managedFields") or []
+        if not (m.get("manager") == manager and m.get("operation") == "Apply")
+    ]
+    result.setdefault("metadata", {})["managedFields"] = [*managed, entry]
+    return result
+
+
+def _fields_v1(applied: Any) -> dict[str, Any]:
+    """The set of fields an applied configuration names, in FieldsV1's ``f:`` form."""
+    if not isinstance(applied, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    for key, value in applied.items():
+        if key in ("apiVersion", "kind"):
+            continue
+        fields[f"f:{key}"] = _fields_v1(value) if isinstance(value, dict) else {}
+    return fields
+
+
+def _not_found_here(request: web.Request) -> status.ApiFailure:
+    info = request.match_info
+    return status.not_found(info.get("plural", ""), info.get("name", ""), info.get("group", ""))
+
+
+def _check_update(
+    request: web.Request, body: dict[str, Any], current: dict[str, Any], plural: str
+) -> None:
+    """What the apiserver checks of a replacement: the name and namespace of the URL, and
+    (when the body names one) the live resourceVersion (409 Conflict otherwise)."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        raise status.bad_request("the body of the request must have metadata")
+    name = request.match_info["name"]
+    if metadata.get("name") not in (None, name):
+        raise status.bad_request(
+            f"the name of the object ({metadata.get('name')}) does not match the name on the "
+            f"URL ({name})"
+        )
+    metadata["name"] = name
+    namespace = request.match_info.get("namespace")
+    if namespace is not None:
+        if metadata.get("namespace") not in (None, "", namespace):
+            raise status.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        metadata["namespace"] = namespace
+    version = metadata.get("resourceVersion")
+    live = current["metadata"].get("resourceVersion")
+    if version not in (None, "", live):
+        group = request.match_info.get("group", "")
+        resource = f"{plural}.{group}" if group else plural
+        raise status.ApiFailure(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+            "modified; please apply your changes to the latest version and try again",
+            {"name": name, "kind": plural, **({"group": group} if group else {})},
+        )
+
+
+async def _new_or_replacement(
+    request: web.Request, current: dict[str, Any] | None, plural: str
+) -> dict[str, Any]:
+    """The object a PUT or PATCH asks for, checked against the live one."""
+    if request.method == "PATCH":
+        body = await _patched(request, current)
+    else:
+        if current is None:
+            raise _not_found_here(request)
+        body = await _body(request)
+    if current is not None:
+        _check_update(request, body, current, plural)
+        body["metadata"].pop("resourceVersion", None)
+    return body
+
+
+# -- stored resources (configmaps, secrets, services, nodes, events, ...) ------------------------
+
+
+def _stored_resource(request: web.Request) -> Resource:
+    info = request.match_info
+    api_version = f"{info['group']}/{info['version']}" if "group" in info else "v1"
+    resource = resource_for(api_version, info["plural"])
+    if resource is None:
+        raise _no_resource()
+    namespaced_path = "namespace" in info
+    if namespaced_path and not resource.namespaced:
+        raise _no_resource()
+    if not namespaced_path and resource.namespaced and "name" in info:
+        raise _no_resource()
+    return resource
+
+
+def _stored_selector(request: web.Request, resource: Resource) -> Callable[[dict[str, Any]], bool]:
+    """Label and field selectors for a stored resource: any field of an Event (as the
+    apiserver allows involvedObject.*, reason, type, source ...), else metadata.name/namespace
+    (and a Secret's type)."""
+    try:
+        labels = LabelSelector.parse(request.query.get("labelSelector", ""))
+    except SelectorError as error:
+        raise status.bad_request(str(error)) from None
+    terms: list[tuple[str, str, str]] = []
+    for part in _split_terms(request.query.get("fieldSelector", "")):
+        if not part:
+            continue
+        split = _split_term(part)
+        if split is None:
+            raise status.bad_request(f"invalid selector: can't understand '{part}'")
+        field, operator, value = split
+        allowed = field in ("metadata.name", "metadata.namespace") or (
+            resource.kind == "Event" or (resource.kind == "Secret" and field == "type")
+        )
+        if not allowed:
+            raise status.bad_request(
+                f'"{field}" is not a known field selector: only "metadata.name", '
+                '"metadata.namespace"'
+            )
+        terms.append((field, operator, _unescape_value(value)))
+
+    def read(obj: dict[str, Any], path: str) -> str:
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return "" if value is None else str(value)
+
+    def matches(obj: dict[str, Any]) -> bool:
+        if not labels.matches(obj["metadata"].get("labels") or {}):
+            return False
+        for field, operator, value in terms:
+            if (read(obj, field) == value) == (operator == "!="):
+                return False
+        return True
+
+    return matches
+
+
+def _shown(resource: Resource) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    if resource is EVENTS_V1:
+        return lambda event: convert_event(event, to_v1=True)
+    return lambda obj: obj
+
+
+def _stored_items(
+    cluster: Cluster, resource: Resource, namespace: str | None
+) -> list[dict[str, Any]]:
+    if resource is ENDPOINTS:
+        cluster.refresh_endpoints()
+    return sorted(
+        (
+            obj
+            for (ns, _), obj in cluster.store(resource).items()
+            if namespace is None or ns == namespace
+        ),
+        key=_list_key,
+    )
+
+
+async def list_objects(request: web.Request) -> web.StreamResponse:
+    resource = _stored_resource(request)
+    cluster = cluster_of(request)
+    namespace = request.match_info.get("namespace")
+    matches = _stored_selector(request, resource)
+    shown = _shown(resource)
+
+    def current() -> list[dict[str, Any]]:
+        return [shown(o) for o in _stored_items(cluster, resource, namespace) if matches(o)]
+
+    if _is_watch(request):
+        return await _watch(
+            request,
+            namespace,
+            matches,
+            resource=resource.key,
+            kind=resource.kind,
+            current=current,
+            shown=shown,
+        )
+    return _list_response(request, resource.kind, resource.api_version, current())
+
+
+def _stored(request: web.Request, resource: Resource) -> dict[str, Any] | None:
+    cluster = cluster_of(request)
+    if resource is ENDPOINTS:
+        cluster.refresh_endpoints()
+    key = (request.match_info.get("namespace", ""), request.match_info["name"])
+    return cluster.store(resource).get(key)
+
+
+async def get_object(request: web.Request) -> web.Response:
+    resource = _stored_resource(request)
+    obj = _stored(request, resource)
+    if obj is None:
+        raise status.not_found(resource.plural, request.match_info["name"], resource.group)
+    return _object_response(request, _shown(resource)(obj), kind=resource.kind)
+
+
+def _check_kind(body: dict[str, Any], kind: str, plural: str) -> None:
+    given = body.get("kind")
+    if given is not None and given != kind:
+        raise status.bad_request(
+            f'the kind in the body ("{given}") does not match the resource ({plural})'
+        )
+
+
+async def create_object(request: web.Request) -> web.Response:
+    resource = _stored_resource(request)
+    cluster = cluster_of(request)
+    namespace = request.match_info.get("namespace")
+    if resource.namespaced and namespace is None:
+        raise _no_resource()
+    if namespace is not None and namespace not in cluster.namespaces:
+        raise status.not_found("namespaces", namespace)
+    body = await _body(request)
+    _check_kind(body, resource.kind, resource.plural)
+    _validate(body, resource.kind, namespaced=resource.namespaced)
+    metadata = body.setdefault("metadata", {})
+    if namespace is not None:
+        if metadata.get("namespace") not in (None, "", namespace):
+            raise status.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        metadata["namespace"] = namespace
+    store = cluster.store(resource)
+    if not metadata.get("name"):  # validated: generateName is set
+        prefix, attempt = metadata["generateName"], 0
+        while True:
+            name = generated_name(prefix, name_suffix(f"{prefix}/{now_rfc3339()}/{attempt}"))
+            if (namespace or "", name) not in store:
+                break
+            attempt += 1
+        metadata["name"] = name
+    if (namespace or "", metadata["name"]) in store:
+        raise status.already_exists(resource.plural, metadata["name"])
+    obj = cluster.put_object(resource, body)
+    return _object_response(request, _shown(resource)(obj), kind=resource.kind, status_code=201)
+
+
+async def update_object(request: web.Request) -> web.Response:
+    """PUT and PATCH of a stored object (server-side apply creates a missing one)."""
+    resource = _stored_resource(request)
+    cluster = cluster_of(request)
+    current = _stored(request, resource)
+    shown = _shown(resource)
+    body = await _new_or_replacement(
+        request, None if current is None else shown(current), resource.plural
+    )
+    _check_kind(body, resource.kind, resource.plural)
+    _validate(body, resource.kind, namespaced=resource.namespaced)
+    if current is None:
+        namespace = request.match_info.get("namespace")
+        if namespace is not None:
+            if namespace not in cluster.namespaces:
+                raise status.not_found("namespaces", namespace)
+            body.setdefault("metadata", {})["namespace"] = namespace
+        body["metadata"]["name"] = request.match_info["name"]
+    obj = cluster.put_object(resource, body)
+    code = 201 if current is None else 200
+    return _object_response(request, shown(obj), kind=resource.kind, status_code=code)
+
+
+def _deleted_status(name: str, plural: str, group: str, uid: str) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name, "kind": plural, "uid": uid}
+    if group:
+        details["group"] = group
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
+
+
+async def delete_object(request: web.Request) -> web.Response:
+    resource = _stored_resource(request)
+    name = request.match_info["name"]
+    if _stored(request, resource) is None:
+        raise status.not_found(resource.plural, name, resource.group)
+    namespace = request.match_info.get("namespace", "")
+    obj = cluster_of(request).remove_object(resource, namespace, name)
+    return _json(_deleted_status(name, resource.plural, resource.group, obj["metadata"]["uid"]))
+
+
+async def delete_objects(request: web.Request) -> web.Response:
+    """deletecollection: every object the selectors match; the deleted ones as a List."""
+    resource = _stored_resource(request)
+    cluster = cluster_of(request)
+    namespace = request.match_info.get("namespace")
+    if resource.namespaced and namespace is None:
+        raise _no_resource()
+    matches = _stored_selector(request, resource)
+    deleted = [
+        cluster.remove_object(
+            resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        )
+        for obj in _stored_items(cluster, resource, namespace)
+        if matches(obj)
+    ]
+    shown = _shown(resource)
+    return _list_response(
+        request, resource.kind, resource.api_version, [shown(obj) for obj in deleted]
+    )
 
 
 # -- workloads ----------------------------------------------------------------------------------
@@ -580,24 +987,259 @@ def _workload_kind(request: web.Request) -> str:
     return kind
 
 
-async def list_workloads(request: web.Request) -> web.Response:
+def _is_stored(request: web.Request) -> bool:
+    info = request.match_info
+    return resource_for(f"{info['group']}/{info['version']}", info["plural"]) is not None
+
+
+async def list_workloads(request: web.Request) -> web.StreamResponse:
+    if _is_stored(request):
+        return await list_objects(request)
     kind = _workload_kind(request)
+    cluster = cluster_of(request)
+    namespace = request.match_info.get("namespace")
     matches = _workload_selector(request)
-    items = [
-        w
-        for w in cluster_of(request).list_workloads(kind, request.match_info.get("namespace"))
-        if matches(w)
-    ]
-    return _list_response(request, kind, WORKLOAD_KINDS[kind].api_version, items)
+
+    def current() -> list[dict[str, Any]]:
+        return [w for w in cluster.list_workloads(kind, namespace) if matches(w)]
+
+    if _is_watch(request):
+        return await _watch(request, namespace, matches, resource=kind, kind=kind, current=current)
+    return _list_response(request, kind, WORKLOAD_KINDS[kind].api_version, current())
 
 
-async def get_workload(request: web.Request) -> web.Response:
-    kind = _workload_kind(request)
+def _workload(request: web.Request, kind: str) -> dict[str, Any]:
     name = request.match_info["name"]
     workload = cluster_of(request).get_workload(kind, request.match_info["namespace"], name)
     if workload is None:
         raise status.not_found(request.match_info["plural"], name, WORKLOAD_KINDS[kind].group)
+    return workload
+
+
+async def get_workload(request: web.Request) -> web.Response:
+    if _is_stored(request):
+        return await get_object(request)
+    kind = _workload_kind(request)
+    return _object_response(request, _workload(request, kind), kind=kind)
+
+
+async def create_workload(request: web.Request) -> web.Response:
+    if _is_stored(request):
+        return await create_object(request)
+    kind = _workload_kind(request)
+    cluster = cluster_of(request)
+    namespace = request.match_info["namespace"]
+    if namespace not in cluster.namespaces:
+        raise status.not_found("namespaces", namespace)
+    body = await _body(request)
+    _check_kind(body, kind, request.match_info["plural"])
+    _validate(body, kind)
+    metadata = body.setdefault("metadata", {})
+    if metadata.get("namespace") not in (None, "", namespace):
+        raise status.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    metadata["namespace"] = namespace
+    if not metadata.get("name"):
+        prefix = metadata["generateName"]
+        metadata["name"] = generated_name(prefix, name_suffix(f"{prefix}/{now_rfc3339()}"))
+    if cluster.get_workload(kind, namespace, metadata["name"]) is not None:
+        raise status.already_exists(request.match_info["plural"], metadata["name"])
+    body["kind"] = kind
+    try:
+        workload = cluster.create_workload(body)
+    except PodCapacityError as error:
+        raise status.ApiFailure(403, "Forbidden", str(error), {"kind": kind}) from None
+    except (ManifestError, BehaviourError) as error:
+        raise status.bad_request(str(error)) from None
+    return _object_response(request, workload, kind=kind, status_code=201)
+
+
+async def update_workload(request: web.Request) -> web.Response:
+    if _is_stored(request):
+        return await update_object(request)
+    kind = _workload_kind(request)
+    cluster = cluster_of(request)
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    current = cluster.get_workload(kind, namespace, name)
+    body = await _new_or_replacement(request, current, request.match_info["plural"])
+    _check_kind(body, kind, request.match_info["plural"])
+    _validate(body, kind)
+    body["kind"] = kind
+    body["metadata"].update({"name": name, "namespace": namespace})
+    try:
+        if current is None:  # server-side apply of a new object
+            workload = cluster.create_workload(body)
+        else:
+            workload = cluster.replace_workload(body)
+    except PodCapacityError as error:
+        raise status.ApiFailure(403, "Forbidden", str(error), {"kind": kind}) from None
+    except (ManifestError, BehaviourError) as error:
+        raise status.bad_request(str(error)) from None
+    return _object_response(
+        request, workload, kind=kind, status_code=201 if current is None else 200
+    )
+
+
+async def delete_workload(request: web.Request) -> web.Response:
+    if _is_stored(request):
+        return await delete_object(request)
+    kind = _workload_kind(request)
+    workload = _workload(request, kind)
+    cluster_of(request).delete_workload(workload)
     return _json(workload)
+
+
+def _scale(workload: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale of a workload."""
+    metadata = workload["metadata"]
+    selector = LabelSelector.from_spec(workload["spec"].get("selector") or {})
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in metadata
+        },
+        "spec": {"replicas": workload["spec"].get("replicas", 1)},
+        "status": {
+            "replicas": (workload.get("status") or {}).get("replicas", 0),
+            "selector": str(selector),
+        },
+    }
+
+
+async def workload_scale(request: web.Request) -> web.Response:
+    """GET, PUT and PATCH of ``deployments|statefulsets|replicasets/NAME/scale``."""
+    kind = _workload_kind(request)
+    if kind not in _SCALABLE:
+        raise _no_resource()
+    cluster = cluster_of(request)
+    workload = _workload(request, kind)
+    if request.method == "GET":
+        return _json(_scale(workload))
+    scale = await _new_or_replacement(request, _scale(workload), request.match_info["plural"])
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise status.ApiFailure(
+            422,
+            "Invalid",
+            f'Scale.autoscaling "{workload["metadata"]["name"]}" is invalid: spec.replicas: '
+            f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
+            {"causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas"}]},
+        )
+    updated = copy.deepcopy(workload)
+    updated["spec"]["replicas"] = replicas
+    try:
+        workload = cluster.replace_workload(updated)
+    except PodCapacityError as error:
+        raise status.ApiFailure(403, "Forbidden", str(error), {"kind": kind}) from None
+    return _json(_scale(workload))
+
+
+async def workload_status_handler(request: web.Request) -> web.Response:
+    """GET of ``WORKLOAD/NAME/status`` (the object itself, as the apiserver returns it)."""
+    kind = _workload_kind(request)
+    return _json(_workload(request, kind))
+
+
+_SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+
+
+# -- updates of pods and namespaces -------------------------------------------------------------
+
+
+async def update_pod(request: web.Request) -> web.Response:
+    """PUT and PATCH of a pod: labels, annotations and container images may change, as the
+    apiserver allows; anything else in the spec is 422."""
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    cluster = cluster_of(request)
+    entry = cluster.get_pod(namespace, name)
+    current = None if entry is None else entry.pod
+    if current is None:
+        raise status.not_found("pods", name)
+    body = await _new_or_replacement(request, current, "pods")
+    _check_kind(body, "Pod", "pods")
+    _validate(body, "Pod")
+    images = _pod_update_images(current, body)
+    if images is None:
+        raise status.ApiFailure(
+            422,
+            "Invalid",
+            f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
+            "than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+            "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+            "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+            "was previously negative)",
+            {
+                "name": name,
+                "kind": "Pod",
+                "causes": [{"reason": "FieldValueForbidden", "field": "spec"}],
+            },
+        )
+    metadata = body["metadata"]
+    try:
+        entry = cluster.update_pod(
+            namespace,
+            name,
+            labels={k: text_value(v) or "" for k, v in (metadata.get("labels") or {}).items()},
+            annotations={
+                k: text_value(v) or "" for k, v in (metadata.get("annotations") or {}).items()
+            },
+            images=images,
+        )
+    except BehaviourError as error:
+        raise status.bad_request(str(error)) from None
+    return _object_response(request, entry.pod, kind="Pod")
+
+
+def _pod_update_images(current: dict[str, Any], body: dict[str, Any]) -> dict[str, str] | None:
+    """The container images an update sets, or None when it changes more of the spec than
+    images. Fields the sandbox fills in count as unchanged when the body leaves them out."""
+    old, new = current.get("spec") or {}, body.get("spec")
+    if new is None:
+        return {}
+    if not isinstance(new, dict):
+        return None
+    images: dict[str, str] = {}
+    for key in set(old) | set(new):
+        if key not in new:
+            continue  # a default the client did not send back
+        if key in ("containers", "initContainers"):
+            olds, news = old.get(key) or [], new.get(key) or []
+            if [c.get("name") for c in olds] != [c.get("name") for c in news]:
+                return None
+            for before, after in zip(olds, news):
+                for field in set(before) | set(after):
+                    if field == "image":
+                        continue
+                    if field in after and after.get(field) != before.get(field):
+                        return None
+                if after.get("image") and after.get("image") != before.get("image"):
+                    images[str(after["name"])] = str(after["image"])
+        elif new.get(key) != old.get(key):
+            return None
+    return images
+
+
+async def update_namespace(request: web.Request) -> web.Response:
+    """PUT and PATCH of a namespace: its labels and annotations."""
+    name = request.match_info["name"]
+    cluster = cluster_of(request)
+    current = cluster.namespaces.get(name)
+    body = await _new_or_replacement(request, current, "namespaces")
+    _check_kind(body, "Namespace", "namespaces")
+    _validate(body, "Namespace", namespaced=False)
+    metadata = body["metadata"]
+    namespace = cluster.update_namespace(
+        name,
+        labels={k: text_value(v) or "" for k, v in (metadata.get("labels") or {}).items()},
+        annotations={
+            k: text_value(v) or "" for k, v in (metadata.get("annotations") or {}).items()
+        },
+    )
+    return _object_response(request, namespace, kind="Namespace")
 
 
 # -- sandbox-only endpoints ---------------------------------------------------------------------
@@ -647,6 +1289,28 @@ def _add_trailing_slash_routes(app: web.Application) -> None:
             app.router.add_route(route.method, path + "/", route.handler)
 
 
+# The stored core resources by plural (a pattern, so they never shadow pods' routes).
+_CORE_PLURALS = "|".join(sorted({r.plural for r in RESOURCES if r.api_version == "v1"}))
+
+
+def _stored_routes() -> list[web.RouteDef]:
+    """Routes of the stored core resources (group ones go through the workloads' routes)."""
+    collection = "/api/v1/namespaces/{namespace}/{plural:" + _CORE_PLURALS + "}"
+    cluster_wide = "/api/v1/{plural:" + _CORE_PLURALS + "}"
+    routes = []
+    for base in (collection, cluster_wide):
+        routes += [
+            web.get(base, list_objects),
+            web.post(base, create_object),
+            web.delete(base, delete_objects),
+            web.get(base + "/{name}", get_object),
+            web.put(base + "/{name}", update_object),
+            web.patch(base + "/{name}", update_object),
+            web.delete(base + "/{name}", delete_object),
+        ]
+    return routes
+
+
 def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> web.Application:
     """The aiohttp application for one sandbox."""
     app = web.Application(
@@ -672,18 +1336,29 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
             web.post("/api/v1/namespaces", create_namespace),
             web.get(ns, get_namespace),
             web.delete(ns, delete_namespace),
+            web.put("/api/v1/namespaces/{name}", update_namespace),
+            web.patch("/api/v1/namespaces/{name}", update_namespace),
             web.get("/api/v1/pods", list_pods),
             web.get(ns + "/pods", list_pods),
             web.post(ns + "/pods", create_pod),
             web.get(ns + "/pods/{name}", get_pod),
             web.delete(ns + "/pods/{name}", delete_pod),
+            web.put(ns + "/pods/{name}", update_pod),
+            web.patch(ns + "/pods/{name}", update_pod),
             web.get(ns + "/pods/{name}/exec", exec_handler),
             web.post(ns + "/pods/{name}/exec", exec_handler),
-            web.get(ns + "/serviceaccounts", list_service_accounts),
-            web.get(ns + "/serviceaccounts/{name}", get_service_account),
             web.get(group + "/{plural}", list_workloads),
             web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
+            web.post(group + "/namespaces/{namespace}/{plural}", create_workload),
             web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
+            web.put(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
+            web.patch(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
+            web.delete(group + "/namespaces/{namespace}/{plural}/{name}", delete_workload),
+            web.route("*", group + "/namespaces/{namespace}/{plural}/{name}/scale", workload_scale),
+            web.get(
+                group + "/namespaces/{namespace}/{plural}/{name}/status", workload_status_handler
+            ),
+            *_stored_routes(),
             web.post("/sandbox/tokens", issue_token),
             web.route("*", "/{tail:.*}", not_found_fallback),
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._kinds import WORKLOAD_KINDS
+from ._resources import FULL_VERBS, RESOURCES
 
 __all__ = ["API_GROUPS", "API_VERSIONS", "RESOURCE_LISTS", "VERSION_INFO"]
 
@@ -32,8 +33,8 @@ API_VERSIONS: dict[str, Any] = {
     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
 }
 
-_READ = ["get", "list", "watch"]
-_CRUD = ["create", "delete", "get", "list", "watch"]
+_FULL = list(FULL_VERBS)
+_OBJECT = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
 def _resource(
@@ -66,17 +67,41 @@ def _workload_resources(api_version: str) -> list[dict[str, Any]]:
         (kind for kind in WORKLOAD_KINDS.values() if kind.api_version == api_version),
         key=lambda kind: kind.plural,
     )
+    resources = []
+    for kind in kinds:
+        resources.append(
+            _resource(
+                kind.plural,
+                kind.name,
+                _OBJECT,
+                # "job/" is podmagic's prefix; the apiserver advertises no short name for jobs.
+                short_names=[kind.short] if kind.short != kind.name.lower() else None,
+                singular=kind.name.lower(),
+                categories=["all"],
+            )
+        )
+        if kind.name in ("Deployment", "StatefulSet", "ReplicaSet"):
+            scale = _resource(f"{kind.plural}/scale", "Scale", ["get", "patch", "update"])
+            scale.update({"group": "autoscaling", "version": "v1"})
+            resources.append(scale)
+        resources.append(_resource(f"{kind.plural}/status", kind.name, ["get"]))
+    return resources
+
+
+def _stored_resources(api_version: str) -> list[dict[str, Any]]:
+    """The stored resources (:mod:`._resources`) of one group/version."""
     return [
         _resource(
-            kind.plural,
-            kind.name,
-            _READ,
-            # "job/" is podmagic's prefix; the apiserver advertises no short name for jobs.
-            short_names=[kind.short] if kind.short != kind.name.lower() else None,
-            singular=kind.name.lower(),
-            categories=["all"],
+            resource.plural,
+            resource.kind,
+            _FULL,
+            namespaced=resource.namespaced,
+            short_names=list(resource.short) or None,
+            singular=resource.kind.lower(),
+            categories=list(resource.categories) or None,
         )
-        for kind in kinds
+        for resource in RESOURCES
+        if resource.api_version == api_version
     ]
 
 
@@ -88,32 +113,31 @@ def _group(name: str) -> dict[str, Any]:
 API_GROUPS: dict[str, Any] = {
     "kind": "APIGroupList",
     "apiVersion": "v1",
-    "groups": [_group("apps"), _group("batch")],
+    "groups": [_group("apps"), _group("batch"), _group("events.k8s.io")],
 }
 
 RESOURCE_LISTS: dict[str, dict[str, Any]] = {
     "v1": {
         "kind": "APIResourceList",
         "groupVersion": "v1",
-        "resources": [
-            _resource(
-                "namespaces",
-                "Namespace",
-                _CRUD,
-                namespaced=False,
-                short_names=["ns"],
-                singular="namespace",
-            ),
-            _resource("pods", "Pod", _CRUD, short_names=["po"], singular="pod", categories=["all"]),
-            _resource("pods/exec", "PodExecOptions", ["create", "get"]),
-            _resource(
-                "serviceaccounts",
-                "ServiceAccount",
-                ["get", "list"],
-                short_names=["sa"],
-                singular="serviceaccount",
-            ),
-        ],
+        "resources": sorted(
+            [
+                _resource(
+                    "namespaces",
+                    "Namespace",
+                    _OBJECT,
+                    namespaced=False,
+                    short_names=["ns"],
+                    singular="namespace",
+                ),
+                _resource(
+                    "pods", "Pod", _OBJECT, short_names=["po"], singular="pod", categories=["all"]
+                ),
+                _resource("pods/exec", "PodExecOptions", ["create", "get"]),
+                *_stored_resources("v1"),
+            ],
+            key=lambda resource: str(resource["name"]),
+        ),
     },
     "apps/v1": {
         "kind": "APIResourceList",
@@ -126,5 +150,11 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "apiVersion": "v1",
         "groupVersion": "batch/v1",
         "resources": _workload_resources("batch/v1"),
+    },
+    "events.k8s.io/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "events.k8s.io/v1",
+        "resources": _stored_resources("events.k8s.io/v1"),
     },
 }

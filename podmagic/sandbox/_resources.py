@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "CORE_EVENTS",
     "ENDPOINTS",
+    "ENDPOINTS_LABEL",
     "EVENTS_V1",
     "NODES",
     "RESOURCES",
@@ -29,6 +30,7 @@ __all__ = [
     "default_object",
     "node_object",
     "resource_for",
+    "service_endpoints",
 ]
 
 FULL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -204,6 +206,60 @@ def node_object(name: str, given: Mapping[str, Any] | None, created: str) -> dic
         },
     }
     return node
+
+
+#: The label the endpoints controller sets on the Endpoints it manages.
+ENDPOINTS_LABEL = "endpoints.kubernetes.io/managed-by"
+
+
+def service_endpoints(
+    service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The Endpoints of a Service with a selector: ready pods as addresses, the others as
+    notReadyAddresses, and the Service's ports with their target port numbers."""
+    metadata = service["metadata"]
+    ready: list[dict[str, Any]] = []
+    not_ready: list[dict[str, Any]] = []
+    for pod in pods:
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        address = {
+            "ip": (pod.get("status") or {}).get("podIP", ""),
+            "nodeName": (pod.get("spec") or {}).get("nodeName", ""),
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": pod["metadata"]["namespace"],
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"].get("uid", ""),
+            },
+        }
+        (ready if is_ready else not_ready).append(address)
+    ports = []
+    for port in (service.get("spec") or {}).get("ports") or []:
+        target = port.get("targetPort", port.get("port"))
+        entry = {
+            "port": target if isinstance(target, int) else port.get("port"),
+            "protocol": port.get("protocol", "TCP"),
+        }
+        if port.get("name"):
+            entry["name"] = port["name"]
+        ports.append(entry)
+    subsets: list[dict[str, Any]] = []
+    if ready or not_ready:
+        subset: dict[str, Any] = {"ports": ports}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        subsets.append(subset)
+    return {
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "labels": {**(metadata.get("labels") or {}), ENDPOINTS_LABEL: "endpoint-controller"},
+        },
+        "subsets": subsets,
+    }
 
 
 # events.k8s.io/v1 field ← core/v1 field (the apiserver converts between the two).

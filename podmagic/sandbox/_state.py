@@ -37,6 +37,8 @@ from ._objects import (
 )
 from ._resources import (
     CORE_EVENTS,
+    ENDPOINTS,
+    ENDPOINTS_LABEL,
     EVENTS_V1,
     NODES,
     RESOURCES,
@@ -45,6 +47,7 @@ from ._resources import (
     convert_event,
     default_object,
     node_object,
+    service_endpoints,
 )
 from ._validation import (
     ObjectInvalid,
@@ -465,6 +468,68 @@ class Cluster:
         self._refresh_owner_status(entry.pod)
         return entry
 
+    def update_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        images: Mapping[str, str],
+    ) -> PodEntry:
+        """Replace a pod's labels and annotations (their sandbox effects applied) and set new
+        container images."""
+        entry = self.pods[(namespace, name)]
+        metadata = entry.pod["metadata"]
+        metadata["labels"] = dict(labels)
+        for container in entry.pod["spec"].get("containers", []):
+            if container["name"] in images:
+                container["image"] = images[container["name"]]
+        current = metadata.get("annotations") or {}
+        changes: dict[str, str | None] = {k: None for k in current if k not in annotations}
+        changes.update({k: v for k, v in annotations.items() if current.get(k) != v})
+        return self.annotate(namespace, name, changes)
+
+    def update_namespace(
+        self, name: str, *, labels: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Replace a namespace's labels (its name label kept, as the apiserver keeps it) and
+        annotations."""
+        namespace = self.namespaces[name]
+        metadata = namespace["metadata"]
+        metadata["labels"] = {**labels, "kubernetes.io/metadata.name": name}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        else:
+            metadata.pop("annotations", None)
+        metadata["resourceVersion"] = self.next_resource_version()
+        return namespace
+
+    def refresh_endpoints(self) -> None:
+        """Endpoints of every Service with a selector: its ready pods' addresses, as the
+        endpoints controller keeps them."""
+        store = self.objects["endpoints"]
+        for (namespace, name), service in list(self.objects["services"].items()):
+            selector = (service.get("spec") or {}).get("selector")
+            if not selector:
+                continue
+            pods = [
+                pod
+                for pod in self.list_pods(namespace)
+                if all(
+                    (pod["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items()
+                )
+            ]
+            endpoints = service_endpoints(service, pods)
+            live = store.get((namespace, name))
+            if live is None or live.get("subsets") != endpoints["subsets"]:
+                self.put_object(ENDPOINTS, endpoints)
+        services = self.objects["services"]
+        for (namespace, name), endpoints in list(store.items()):
+            managed = (endpoints["metadata"].get("labels") or {}).get(ENDPOINTS_LABEL)
+            if managed and (namespace, name) not in services:
+                self.remove_object(ENDPOINTS, namespace, name)
+
     def list_pods(
         self, namespace: str | None, matches: Callable[[dict[str, Any]], bool] | None = None
     ) -> list[dict[str, Any]]:
@@ -547,7 +612,100 @@ class Cluster:
         ]
 
     def _refresh_workload(self, workload: dict[str, Any]) -> None:
+        before = workload.get("status")
         workload_status(workload, self._owned_pods(workload))
+        if before is not None and workload["status"] != before:
+            # A status change is a change: a new resourceVersion, and watchers told (what
+            # kubectl rollout status waits for).
+            workload["metadata"]["resourceVersion"] = self.next_resource_version()
+            self._notify("MODIFIED", workload, workload["kind"])
+
+    def create_workload(self, workload: dict[str, Any]) -> dict[str, Any]:
+        """Create a workload from a client's body: its pods (and ReplicaSet) made at once."""
+        self.add_workload(workload)
+        namespace = workload["metadata"]["namespace"]
+        for owner in [workload, *self._owned_replicasets(workload)]:
+            if owner["metadata"]["namespace"] == namespace:
+                self._notify("ADDED", owner, owner["kind"])
+        return workload
+
+    def _owned_replicasets(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = workload["metadata"]["uid"]
+        return [
+            rs
+            for rs in self.workloads.values()
+            if rs["kind"] == "ReplicaSet"
+            and any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])
+        ]
+
+    def delete_workload(self, workload: dict[str, Any]) -> None:
+        """Delete a workload with what it owns (its ReplicaSets and pods), as the garbage
+        collector does in the background after the apiserver answers."""
+        for pod in self._owned_pods(workload):
+            self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for owner in [*self._owned_replicasets(workload), workload]:
+            key = (owner["kind"], owner["metadata"]["namespace"], owner["metadata"]["name"])
+            if self.workloads.pop(key, None) is not None:
+                owner["metadata"]["resourceVersion"] = self.next_resource_version()
+                self._notify("DELETED", owner, owner["kind"])
+
+    def replace_workload(self, new: dict[str, Any]) -> dict[str, Any]:
+        """Replace a workload's object. A change of ``replicas`` alone adds or removes pods
+        (the ones the controller would: the same names as at creation); a change of the pod
+        template replaces every pod, as a rollout ends."""
+        metadata = new["metadata"]
+        key = (new["kind"], metadata["namespace"], metadata["name"])
+        old = self.workloads[key]
+        for field_name in ("uid", "creationTimestamp"):
+            metadata[field_name] = old["metadata"][field_name]
+        old_spec = {k: v for k, v in (old.get("spec") or {}).items() if k != "replicas"}
+        new_spec = {k: v for k, v in (new.get("spec") or {}).items() if k != "replicas"}
+        generation = old["metadata"].get("generation", 1)
+        spec_changed = old.get("spec") != new.get("spec")
+        metadata["generation"] = generation + 1 if spec_changed else generation
+        new["status"] = old.get("status", {})
+        template_changed = (old_spec.get("template") or {}) != (new_spec.get("template") or {})
+        if template_changed:
+            for pod in self._owned_pods(old):
+                self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+            for rs in self._owned_replicasets(old):
+                self.workloads.pop(
+                    ("ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
+                )
+                self._notify("DELETED", rs, "ReplicaSet")
+            self.workloads.pop(key)
+            self.add_workload(new)
+        else:
+            self.workloads[key] = new
+            self._scale_pods(new)
+            new["metadata"]["resourceVersion"] = self.next_resource_version()
+        self._refresh_workload(new)
+        for rs in self._owned_replicasets(new):
+            self._refresh_workload(rs)
+        self._notify("MODIFIED", new, new["kind"])
+        return new
+
+    def _scale_pods(self, workload: dict[str, Any]) -> None:
+        """Add and remove pods so the workload has the ones its replicas ask for."""
+        planned = copy.deepcopy(workload)
+        extra, wanted = expand_workload(planned, nodes=self.nodes, next_ip=lambda: "")
+        for rs in extra:
+            live = self.workloads.get(
+                ("ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
+            )
+            if live is not None:
+                live["spec"]["replicas"] = rs["spec"]["replicas"]
+        have = {pod["metadata"]["name"]: pod for pod in self._owned_pods(workload)}
+        names = {pod["metadata"]["name"] for pod in wanted}
+        for name, pod in have.items():
+            if name not in names:
+                self.delete_pod(pod["metadata"]["namespace"], name)
+        for pod in wanted:
+            if pod["metadata"]["name"] not in have:
+                ip = self.next_ip()
+                pod["status"]["podIP"] = ip
+                pod["status"]["podIPs"] = [{"ip": ip}]
+                self.add_pod(pod)
 
     def _refresh_owner_status(self, pod: dict[str, Any]) -> None:
         for ref in pod["metadata"].get("ownerReferences") or []:
