@@ -428,3 +428,75 @@ async def test_kr8s_labels_annotates_and_patches(sandbox: Sandbox, kr8s: ModuleT
             ],
             type="json",
         )
+
+
+# -- wire: watch on workloads, Table for one object and for watch events -------------------------
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+async def _watch_lines(sandbox: Sandbox, path: str, headers: dict[str, str]) -> list[Any]:
+    params = {"watch": "true", "timeoutSeconds": "1"}
+    async with (
+        api_client(sandbox) as session,
+        session.get(path, params=params, headers=headers) as response,
+    ):
+        assert response.status == 200
+        content_type = response.headers["Content-Type"]
+        lines = [json.loads(line) for line in (await response.read()).splitlines() if line]
+    return [content_type, *lines]
+
+
+async def test_watch_on_statefulsets_streams_events_not_a_list(sandbox: Sandbox) -> None:
+    content_type, *events = await _watch_lines(
+        sandbox, "/apis/apps/v1/namespaces/conf/statefulsets", {}
+    )
+    assert content_type == "application/json"
+    assert [(e["type"], e["object"]["kind"]) for e in events] == [("ADDED", "StatefulSet")]
+    assert events[0]["object"]["metadata"]["name"] == "db"
+
+
+async def test_watch_events_are_tables_when_the_accept_header_asks(sandbox: Sandbox) -> None:
+    content_type, *events = await _watch_lines(
+        sandbox,
+        "/api/v1/namespaces/conf/pods",
+        {"Accept": TABLE},
+    )
+    assert content_type == TABLE
+    first = events[0]["object"]
+    assert first["kind"] == "Table"
+    assert [c["name"] for c in first["columnDefinitions"]][:3] == ["Name", "Ready", "Status"]
+    assert {e["object"]["rows"][0]["cells"][0] for e in events} >= {"solo", "db-0"}
+
+
+def test_kubectl_get_one_pod_shows_full_columns(kubectl: KubectlRunner) -> None:
+    header, row = ok(kubectl("get", "pod", "solo", "-n", "conf")).splitlines()
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert row.split()[:3] == ["solo", "1/1", "Running"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_official_client_watch_yields_deployment_events(sandbox: Sandbox, scratch: str) -> None:
+    kubernetes = _required("kubernetes")
+    api_client = kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+    with api_client:
+        apps = kubernetes.client.AppsV1Api(api_client)
+        body = {
+            "metadata": {"name": "w"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "w"}},
+                "template": {
+                    "metadata": {"labels": {"app": "w"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+        apps.create_namespaced_deployment(scratch, body)
+        watch = kubernetes.watch.Watch()
+        seen = [
+            (event["type"], event["object"].metadata.name)
+            for event in watch.stream(apps.list_namespaced_deployment, scratch, timeout_seconds=1)
+        ]
+        assert seen == [("ADDED", "w")]
