@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -20,8 +21,10 @@ from aiohttp import WSMessage, WSMsgType, web
 from .._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from . import _status as status
 from ._api import cluster_of
+from ._isolation import container_isolation
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
 from ._state import Cluster, ManifestError, PodEntry
+from ._validation import normalised_working_dir
 
 __all__ = ["ACTIVE_SESSIONS_KEY", "ExecSession", "handle_exec", "parse_bool"]
 
@@ -189,14 +192,21 @@ class ExecSession:
         try:
             workdir = self.cluster.working_dir(self.entry, self.container)
             width, height = await self._initial_size() if self.tty else (80, 24)
+            env = self.cluster.exec_environment(self.entry, self.container, tty=self.tty)
+            isolation = container_isolation(self.cluster, self.entry, self.container)
+            if isolation is not None:
+                # Inside its own root the container's home is root's, as in an image.
+                env["HOME"] = "/root"
+                workdir = Path(normalised_working_dir(self.container.get("workingDir")))
             spec = ProcessSpec(
                 argv=self.argv,
-                env=self.cluster.exec_environment(self.entry, self.container, tty=self.tty),
+                env=env,
                 cwd=workdir,
                 hostname=self.entry.name[:63],
                 tty=self.tty,
                 width=width,
                 height=height,
+                isolation=isolation,
             )
             self.process = await start_process(spec)
         except ManifestError as error:

@@ -52,9 +52,13 @@ __all__ = [
     "STDERR",
     "STDOUT",
     "ExecutableNotFound",
+    "Isolation",
     "ProcessSpec",
     "RunningProcess",
+    "entered_namespaces",
+    "forget_group",
     "kill_unreaped",
+    "own_group",
     "start_process",
     "uts_namespaces_available",
 ]
@@ -77,6 +81,21 @@ _CLONE_NEWUTS = 0x04000000
 
 
 @dataclass(frozen=True)
+class Isolation:
+    """Where a process runs when its pod has namespaces of its own (see :mod:`._isolation`).
+
+    ``namespaces`` are open descriptors of the pod's namespaces, which the spawning thread
+    enters for the spawn only; ``root`` is the container's root folder as the host sees it
+    (``argv[0]`` is looked up under it); ``prefix`` is put before ``argv`` to enter the
+    container's mount namespace, root and working folder (``nsenter``, which then execs).
+    """
+
+    namespaces: Sequence[int]
+    root: Path
+    prefix: Sequence[str]
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     """What to run and how.
 
@@ -86,7 +105,9 @@ class ProcessSpec:
     ``hostname`` set, the process gets its own UTS namespace with that host name when the
     kernel allows it (see :func:`uts_namespaces_available`); otherwise it sees the host's.
     With ``tty``, it runs on a new pseudo-terminal of ``width`` x ``height`` characters and
-    its stdout and stderr are merged on it.
+    its stdout and stderr are merged on it. With ``isolation``, ``cwd`` is a path inside the
+    container and the process is born in the pod's namespaces (``hostname`` is then the
+    pod's own already).
     """
 
     argv: Sequence[str]
@@ -96,6 +117,7 @@ class ProcessSpec:
     tty: bool = False
     width: int = 80
     height: int = 24
+    isolation: Isolation | None = None
 
 
 class ExecutableNotFound(Exception):
@@ -116,21 +138,28 @@ class ExecutableNotFound(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def _resolve_executable(name: str, search_path: str, cwd: Path) -> str:
+def _resolve_executable(name: str, search_path: str, cwd: Path, root: Path | None = None) -> str:
     """Return the path to execute for ``name``, the way runc (Go's ``exec.LookPath``) does.
 
     Resolving before spawning gives runc's error messages, and it keeps our own ``PATH``
-    out of the picture (``subprocess`` would otherwise consult the parent's).
+    out of the picture (``subprocess`` would otherwise consult the parent's). With ``root``
+    (a container's root as the host sees it), absolute paths are taken inside it.
     """
+
+    def inside(path: str) -> Path:
+        if root is not None and path.startswith("/"):
+            return root / path.lstrip("/")
+        return cwd / path
+
     if "/" in name:
         # Relative names are relative to the process's working directory, not ours.
-        candidate = cwd / name
+        candidate = inside(name)
         problem = _why_not_executable(candidate, shown=name)
         if problem is not None:
             raise ExecutableNotFound(name, problem)
         return str(candidate)
     for directory in search_path.split(os.pathsep):
-        candidate = cwd / (directory or ".") / name  # an empty entry means "."
+        candidate = inside(directory or ".") / name  # an empty entry means "."
         if _why_not_executable(candidate, shown=name) is None:
             return str(candidate)
     raise ExecutableNotFound(name, "executable file not found in $PATH")
@@ -251,6 +280,65 @@ def _hostname_for_children(hostname: str | None) -> Iterator[None]:
             yield
 
 
+_own_namespaces = threading.local()
+
+
+@contextmanager
+def entered_namespaces(fds: Sequence[int]) -> Iterator[None]:
+    """Run the block with the calling thread in the namespaces ``fds`` (net, uts, ipc, pid).
+
+    Like :func:`_private_uts_namespace`, for a pod's namespaces (see :mod:`._isolation`):
+    processes spawned in the block are born in them (for the PID namespace: children only,
+    which is what a spawn makes). None of these needs a single-threaded process.
+    """
+    own: list[int] | None = getattr(_own_namespaces, "fds", None)
+    if own is None:
+        own = [
+            os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            for kind in ("net", "uts", "ipc", "pid")
+        ]
+        _own_namespaces.fds = own
+    entered = 0
+    try:
+        for fd in fds:
+            _setns(fd)
+            entered += 1
+        yield
+    finally:
+        # Back to the thread's own, in the same order; a thread stuck in a pod's namespaces
+        # would put every later process into that pod, so failing here is loud.
+        for fd in own[:entered]:
+            _setns(fd)
+
+
+def _setns(fd: int) -> None:
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, 0)
+    else:
+        _libc_call("setns", fd, 0)
+
+
+# Process groups of pod sandbox processes (pid -> the loop that started them), killed with
+# the unreaped execs when a sandbox's loop stops.
+_groups: dict[int, asyncio.AbstractEventLoop | None] = {}
+
+
+def own_group(pid: int) -> None:
+    """Have :func:`kill_unreaped` also kill process group ``pid`` (started on this loop)."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    with _unreaped_lock:
+        _groups[pid] = loop
+
+
+def forget_group(pid: int) -> None:
+    """Undo :func:`own_group` (the group was killed and reaped by its owner)."""
+    with _unreaped_lock:
+        _groups.pop(pid, None)
+
+
 # --------------------------------------------------------------------------------------------
 # Standard streams of the child
 # --------------------------------------------------------------------------------------------
@@ -350,15 +438,20 @@ def _spawn(
     # threaded program (a lock held by another thread) does not apply to the few builtin
     # signal and ioctl calls it makes.
     preexec = functools.partial(_setup_terminal_child, _ignored_signals()) if stdio.tty else None
+    namespaces = (
+        entered_namespaces(spec.isolation.namespaces)
+        if spec.isolation is not None
+        else _hostname_for_children(spec.hostname)
+    )
     try:
-        with _hostname_for_children(spec.hostname):
+        with namespaces:
             return subprocess.Popen(
                 argv,
                 executable=executable,
                 stdin=stdio.child[0],
                 stdout=stdio.child[1],
                 stderr=stdio.child[2],
-                cwd=spec.cwd,
+                cwd=spec.cwd if spec.isolation is None else "/",
                 env=dict(spec.env),
                 close_fds=True,
                 start_new_session=True,
@@ -383,11 +476,17 @@ async def start_process(spec: ProcessSpec) -> RunningProcess:
     argv = [str(arg) for arg in spec.argv]
     if not argv:
         raise ValueError("argv must not be empty")
-    cwd = Path(spec.cwd)
+    isolation = spec.isolation
+    root = isolation.root if isolation is not None else None
+    cwd = Path(spec.cwd) if root is None else root / str(spec.cwd).lstrip("/")
     if not cwd.is_dir():
         number = errno.ENOTDIR if cwd.exists() else errno.ENOENT
-        raise OSError(number, os.strerror(number), str(cwd))
-    executable = _resolve_executable(argv[0], spec.env.get("PATH", ""), cwd)
+        raise OSError(number, os.strerror(number), str(spec.cwd))
+    executable = _resolve_executable(argv[0], spec.env.get("PATH", ""), cwd, root)
+    if isolation is not None:
+        # nsenter enters the container and execs argv itself (looked up in the same PATH).
+        argv = [*isolation.prefix, *argv]
+        executable = argv[0]
     stdio = _pty_stdio(spec.width, spec.height) if spec.tty else _pipe_stdio()
     try:
         popen = _spawn(spec, argv, executable, stdio)
@@ -564,8 +663,17 @@ def kill_unreaped(loop: asyncio.AbstractEventLoop) -> int:
     """
     with _unreaped_lock:
         processes = [process for process in _unreaped if process._loop is loop]
+        groups = [pid for pid, owner in _groups.items() if owner is loop]
     for process in processes:
         process.kill()
+    # Pod sandboxes: killing one ends its PID namespace, so every process of the pod.
+    for pid in groups:
+        for send in (os.killpg, os.kill):
+            try:
+                send(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        forget_group(pid)
     return len(processes)
 
 

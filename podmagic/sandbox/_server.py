@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from aiohttp import web
 
 from ._api import CONNECTIONS_KEY, build_app
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
+from ._isolation import isolation_mode, isolation_warning
 from ._kubeconfig import CONTEXT_NAME, build_kubeconfig, write_kubeconfig
 from ._runner import kill_unreaped
 from ._state import Cluster, ManifestError, RecordedRequest
@@ -42,6 +44,7 @@ from ._tls import ServingCertificates, generate_certificates, generate_token
 __all__ = ["Sandbox", "demo_manifest"]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 # Sandboxes started and not stopped yet: the ones to stop when the process ends. Re-entrant:
 # a signal handler may run in the main thread while that thread holds it.
@@ -170,6 +173,12 @@ class Sandbox:
     def ca_pem(self) -> bytes | None:
         return self.certificates.ca_pem if self.certificates else None
 
+    @property
+    def isolation(self) -> str:
+        """How pods are isolated: ``"namespaces"`` (each pod its own PID, UTS, IPC, network
+        and mount namespaces) or ``"none (<why>)"`` (pods are plain processes of this host)."""
+        return isolation_mode()
+
     def start(self) -> Sandbox:
         """Start serving in a background thread; returns once the kubeconfig is written."""
         if self._thread is not None:
@@ -200,6 +209,10 @@ class Sandbox:
             self._cleanup_files()
             raise
         _stop_at_exit(self)
+        warning = isolation_warning()
+        if warning is not None:
+            # Said loudly: pods see and can change this host's files and processes.
+            _log.warning("%s", warning)
         return self
 
     async def _start_async(self) -> None:
