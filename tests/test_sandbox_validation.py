@@ -1259,3 +1259,73 @@ def test_kubectl_prints_a_bad_sandbox_annotation_as_a_real_cluster_prints_an_inv
         ),
     )
     assert "files1" not in sandbox.pods("conf")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("container", "spec", "cause"),
+    [
+        (
+            {"ports": [{"containerPort": 99999}]},
+            {},
+            (
+                "FieldValueInvalid",
+                "spec.containers[0].ports[0].containerPort",
+                "Invalid value: 99999: must be between 1 and 65535, inclusive",
+            ),
+        ),
+        (
+            {"volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            {},
+            ("FieldValueNotFound", "spec.containers[0].volumeMounts[0].name", 'Not found: "data"'),
+        ),
+        (
+            {},
+            {"restartPolicy": "Sometimes"},
+            (
+                "FieldValueNotSupported",
+                "spec.restartPolicy",
+                'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"',
+            ),
+        ),
+    ],
+    ids=["port-range", "mount-without-volume", "restart-policy"],
+)
+async def test_pod_spec_rules_of_the_api_server_are_422_with_the_cause(
+    fresh: Sandbox, container: dict[str, Any], spec: dict[str, Any], cause: tuple[str, str, str]
+) -> None:
+    body = pod_body(**container)
+    body["spec"].update(spec)
+    async with api_client(fresh) as session:
+        assert await send(session, "POST", "/api/v1/namespaces/t/pods", body) == (
+            422,
+            invalid("Pod", "made", [cause]),
+        )
+    assert fresh.pods("t") == ["a", "b"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            {"ownerReferences": {"kind": "X"}},
+            "metadata.ownerReferences: Invalid value: expected an array of objects, got object",
+        ),
+        (
+            {"ownerReferences": [5]},
+            "metadata.ownerReferences[0]: Invalid value: 5: expected an object, got number",
+        ),
+    ],
+    ids=["map", "number"],
+)
+async def test_owner_references_of_the_wrong_shape_are_400_not_500(
+    fresh: Sandbox, metadata: dict[str, Any], message: str
+) -> None:
+    body = pod_body()
+    body["metadata"].update(metadata)
+    async with api_client(fresh) as session:
+        assert await send(session, "POST", "/api/v1/namespaces/t/pods", body) == (
+            400,
+            bad_request(f'Pod in version "v1" cannot be handled as a Pod: {message}'),
+        )

@@ -122,6 +122,7 @@ _TYPES = {
     "Duplicate": ("Duplicate value", "FieldValueDuplicate"),
     "TooLong": ("Too long", "FieldValueTooLong"),
     "NotSupported": ("Unsupported value", "FieldValueNotSupported"),
+    "NotFound": ("Not found", "FieldValueNotFound"),
 }
 
 
@@ -392,6 +393,9 @@ def _validate_metadata(
     errors.extend(
         _validate_string_map(metadata.get("annotations"), f"{path}.annotations", labels=False)
     )
+    errors.extend(
+        _validate_owner_references(metadata.get("ownerReferences"), f"{path}.ownerReferences")
+    )
     return errors
 
 
@@ -439,6 +443,9 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
         errors.append(FieldError(f"{path}.containers", "Required"))
         containers = []
     seen: set[str] = set()
+    volumes = _volume_names(spec.get("volumes"))
+    if volumes is None:
+        return [_wrong_type(f"{path}.volumes", spec.get("volumes"), "an array of objects")]
     for index, container in enumerate(containers):
         where = f"{path}.containers[{index}]"
         if not isinstance(container, Mapping):
@@ -462,6 +469,21 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
             ):
                 errors.append(_wrong_type(f"{where}.{key}", argv, "an array of strings"))
         errors.extend(_validate_env(container.get("env"), f"{where}.env"))
+        image = container.get("image")
+        if image is not None and not isinstance(image, str):
+            errors.append(_wrong_type(f"{where}.image", image, "a string"))
+        errors.extend(_validate_ports(container.get("ports"), f"{where}.ports"))
+        errors.extend(_validate_mounts(container.get("volumeMounts"), volumes, f"{where}"))
+    policy = spec.get("restartPolicy")
+    if policy is not None and policy not in _RESTART_POLICIES:
+        errors.append(
+            FieldError(
+                f"{path}.restartPolicy",
+                "NotSupported",
+                policy,
+                "supported values: " + ", ".join(f'"{p}"' for p in _RESTART_POLICIES),
+            )
+        )
     node = spec.get("nodeName")
     if node is not None and node != "":
         if not isinstance(node, str):
@@ -470,6 +492,86 @@ def _validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
             errors.extend(
                 FieldError(f"{path}.nodeName", "Invalid", node, p) for p in _dns_subdomain(node)
             )
+    return errors
+
+
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+
+def _volume_names(volumes: Any) -> set[str] | None:
+    """The names of a pod's volumes; None when ``volumes`` is not an array of objects."""
+    if volumes is None:
+        return set()
+    if not isinstance(volumes, list) or not all(isinstance(v, Mapping) for v in volumes):
+        return None
+    return {str(volume.get("name")) for volume in volumes}
+
+
+def _validate_ports(ports: Any, path: str) -> list[FieldError]:
+    if ports is None:
+        return []
+    if not isinstance(ports, list):
+        return [_wrong_type(path, ports, "an array of objects")]
+    errors: list[FieldError] = []
+    for index, port in enumerate(ports):
+        where = f"{path}[{index}]"
+        if not isinstance(port, Mapping):
+            errors.append(_wrong_type(where, port, "an object"))
+            continue
+        number = port.get("containerPort")
+        if number is None:
+            errors.append(FieldError(f"{where}.containerPort", "Required"))
+        elif isinstance(number, bool) or not isinstance(number, int):
+            errors.append(_wrong_type(f"{where}.containerPort", number, "an integer"))
+        elif not 1 <= number <= 65535:
+            errors.append(
+                FieldError(
+                    f"{where}.containerPort",
+                    "Invalid",
+                    number,
+                    "must be between 1 and 65535, inclusive",
+                )
+            )
+    return errors
+
+
+def _validate_mounts(mounts: Any, volumes: set[str], path: str) -> list[FieldError]:
+    if mounts is None:
+        return []
+    if not isinstance(mounts, list):
+        return [_wrong_type(f"{path}.volumeMounts", mounts, "an array of objects")]
+    errors: list[FieldError] = []
+    for index, mount in enumerate(mounts):
+        where = f"{path}.volumeMounts[{index}]"
+        if not isinstance(mount, Mapping):
+            errors.append(_wrong_type(where, mount, "an object"))
+            continue
+        name = mount.get("name")
+        if not name:
+            errors.append(FieldError(f"{where}.name", "Required"))
+        elif name not in volumes:
+            errors.append(FieldError(f"{where}.name", "NotFound", name))
+        if not mount.get("mountPath"):
+            errors.append(FieldError(f"{where}.mountPath", "Required"))
+    return errors
+
+
+def _validate_owner_references(references: Any, path: str) -> list[FieldError]:
+    if references is None:
+        return []
+    if not isinstance(references, list):
+        return [_wrong_type(path, references, "an array of objects")]
+    errors: list[FieldError] = []
+    for index, reference in enumerate(references):
+        where = f"{path}[{index}]"
+        if not isinstance(reference, Mapping):
+            errors.append(_wrong_type(where, reference, "an object"))
+            continue
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not reference.get(key):
+                errors.append(
+                    FieldError(f"{where}.{key}", "Invalid", "", f"{key} must not be empty")
+                )
     return errors
 
 
