@@ -227,6 +227,30 @@ def process_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def host_pid(pid: int) -> int:
+    """The host's pid of a process that printed ``pid`` (``$$``) inside a pod.
+
+    With isolated pods that is its pid in the pod's PID namespace: the host's process whose
+    innermost pid it is (the newest, should several pods' processes have it); in process
+    mode it is the host's pid already.
+    """
+    found: list[tuple[int, int]] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{name}/status").read_text()
+            started = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        nspids = next(
+            (line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), []
+        )
+        if len(nspids) > 1 and nspids[-1] == str(pid):
+            found.append((started, int(name)))
+    return max(found)[1] if found else pid
+
+
 async def wait_gone(pid: int, timeout: float = 5) -> bool:
     deadline = time.monotonic() + timeout
     while process_running(pid):
@@ -420,12 +444,22 @@ async def test_errors_before_the_upgrade(conf: aiohttp.ClientSession) -> None:
 
 
 async def test_named_container_of_a_multi_container_pod(conf: aiohttp.ClientSession) -> None:
+    # Each container has a filesystem of its own: what one writes, the other does not see.
     for container in ("first", "second"):
         stream = await run_exec(
-            conf, "multi", ["sh", "-c", "pwd"], namespace="conf", container=container
+            conf,
+            "multi",
+            ["sh", "-c", f"cat who 2>/dev/null; echo {container} > who"],
+            namespace="conf",
+            container=container,
         )
-        assert stream.stdout.decode().rstrip("\n").endswith(f"/pods/conf/multi/{container}")
+        assert stream.stdout == b""
         assert stream.status_frames == [SUCCESS]
+    for container in ("first", "second"):
+        stream = await run_exec(
+            conf, "multi", ["cat", "who"], namespace="conf", container=container
+        )
+        assert stream.stdout == f"{container}\n".encode()
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -536,7 +570,7 @@ async def test_v4_stdin_works_and_closing_the_socket_kills_the_process(
         stdin=True,
     ) as stream:
         await stream.until(lambda s: s.stdout.endswith(b"\n"))
-        pid = int(stream.stdout)
+        pid = host_pid(int(stream.stdout))
         # v4 has no half-close: the CLOSE channel means nothing there, cat keeps running.
         await stream.send(bytes([CLOSE, STDIN]))
         await stream.send(b"\x00still here\n")
@@ -647,6 +681,8 @@ async def test_drop_cuts_the_stream_without_status_or_close(fresh: Sandbox) -> N
     async with api_client(fresh) as session:
         started = time.monotonic()
         async with open_exec(session, "p", ["sh", "-c", "echo $$; echo start; sleep 30"]) as stream:
+            await stream.until(lambda s: b"\n" in s.stdout)
+            pid = host_pid(int(stream.stdout.split()[0]))
             await stream.finish()
         elapsed = time.monotonic() - started
     assert stream.stdout.endswith(b"start\n")  # the partial output arrived ...
@@ -656,7 +692,7 @@ async def test_drop_cuts_the_stream_without_status_or_close(fresh: Sandbox) -> N
         WSMsgType.ERROR,
     )  # ... nor Close
     assert 0.25 <= elapsed < 5
-    assert await wait_gone(int(stream.stdout.split()[0]))
+    assert await wait_gone(pid)
 
 
 async def test_drop_after_bytes_sends_exactly_that_many(fresh: Sandbox) -> None:
@@ -732,13 +768,16 @@ def killed_status(argv: str) -> dict[str, Any]:
 async def test_delete_fault_removes_the_pod_and_ends_the_exec(fresh: Sandbox) -> None:
     fresh.set_fault("p", "delete", namespace="t", fault_after=0.2)
     async with api_client(fresh) as session:
-        stream = await run_exec(session, "p", ["sh", "-c", "echo $$; sleep 30"])
+        async with open_exec(session, "p", ["sh", "-c", "echo $$; sleep 30"]) as stream:
+            await stream.until(lambda s: b"\n" in s.stdout)
+            pid = host_pid(int(stream.stdout))
+            await stream.finish()
         code, body = await get_json(session, "/api/v1/namespaces/t/pods/p")
     assert (code, body["reason"], body["message"]) == (404, "NotFound", 'pods "p" not found')
     # The killed command's exit (SIGKILL: 137) is reported, then the stream closes normally.
     assert stream.status == killed_status("sh -c echo $$; sleep 30")
     assert stream.close_code == 1000
-    assert await wait_gone(int(stream.stdout))
+    assert await wait_gone(pid)
     assert fresh.pods("t") == []
 
 
@@ -823,7 +862,7 @@ async def test_stop_leaves_no_pod_process() -> None:
             open_exec(session, "p", ["sh", "-c", "echo $$; sleep 1000 & echo $!; wait"]) as stream,
         ):
             await stream.until(lambda s: s.stdout.count(b"\n") == 2)
-            shell, child = (int(pid) for pid in stream.stdout.split())
+            shell, child = (host_pid(int(pid)) for pid in stream.stdout.split())
             assert process_running(shell) and process_running(child)
             await anyio.to_thread.run_sync(sandbox.stop)
             assert not process_running(shell)
