@@ -207,7 +207,8 @@ function render({ model, el: host }) {
       node.hidden = !visible(node.dataset.pod, node.dataset.stream);
     }
     for (const chip of chips.children) {
-      chip.setAttribute("aria-pressed", chip.dataset.index === ui.pod ? "true" : "false");
+      const pressed = chip.dataset.index !== "" && chip.dataset.index === ui.pod;
+      chip.setAttribute("aria-pressed", pressed ? "true" : "false");
     }
     scrollToEnd();
   }
@@ -233,7 +234,7 @@ function render({ model, el: host }) {
           "data-status": state,
           "data-index": state === "skipped" ? "" : String(i),
           title: detail ? `${label}: ${detail}` : `${label}: ${state}`,
-          "aria-pressed": ui.pod === String(i) ? "true" : "false",
+          "aria-pressed": state !== "skipped" && ui.pod === String(i) ? "true" : "false",
         });
         const dot = el("span", { class: "pm-dot" }, "●");
         if (state !== "skipped") dot.style.color = colourOf(i);
