@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +32,15 @@ def _required(module: str) -> ModuleType:
 @pytest.fixture
 def kr8s() -> ModuleType:
     return _required("kr8s")
+
+
+@pytest.fixture
+async def kr8s_api(sandbox: Sandbox, kr8s: ModuleType) -> AsyncIterator[Any]:
+    """kr8s's async API for the sandbox; its HTTP session closed afterwards (kr8s keeps it)."""
+    api = await kr8s.asyncio.api(kubeconfig=str(sandbox.kubeconfig))
+    yield api
+    if api._session is not None:
+        await api._session.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +110,8 @@ async def test_an_unknown_path_with_a_trailing_slash_is_still_404(sandbox: Sandb
                 assert response.status == 404, path
 
 
-async def test_kr8s_reads_version_and_lists_pods(sandbox: Sandbox, kr8s: ModuleType) -> None:
-    api = await kr8s.asyncio.api(kubeconfig=str(sandbox.kubeconfig))
+async def test_kr8s_reads_version_and_lists_pods(kr8s_api: Any, kr8s: ModuleType) -> None:
+    api = kr8s_api
     assert (await api.version())["minor"] == "33"
     names = [pod.name async for pod in api.get("pods", namespace="conf")]
     assert "solo" in names
@@ -409,8 +418,8 @@ def test_official_client_crud_on_configmaps_and_services(sandbox: Sandbox, scrat
         assert len(nodes.items) == 3
 
 
-async def test_kr8s_labels_annotates_and_patches(sandbox: Sandbox, kr8s: ModuleType) -> None:
-    api = await kr8s.asyncio.api(kubeconfig=str(sandbox.kubeconfig))
+async def test_kr8s_labels_annotates_and_patches(kr8s_api: Any, kr8s: ModuleType) -> None:
+    api = kr8s_api
     pod = await kr8s.asyncio.objects.Pod.get("solo", namespace="conf", api=api)
     try:
         await pod.label({"kr8s": "yes"})
@@ -500,3 +509,37 @@ def test_official_client_watch_yields_deployment_events(sandbox: Sandbox, scratc
             for event in watch.stream(apps.list_namespaced_deployment, scratch, timeout_seconds=1)
         ]
         assert seen == [("ADDED", "w")]
+
+
+# -- defaults the apiserver fills in ------------------------------------------------------------
+
+
+def test_kubectl_rollout_status_of_a_statefulset_and_a_daemonset(kubectl: KubectlRunner) -> None:
+    # Without the default updateStrategy kubectl says rollout status needs RollingUpdate.
+    out = ok(kubectl("rollout", "status", "sts/db", "-n", "conf", "--timeout=20s"))
+    assert "roll out complete" in out
+    ok(kubectl("rollout", "status", "deploy/web", "-n", "conf", "--timeout=20s"))
+
+
+def test_pods_and_workloads_get_the_api_servers_defaults(kubectl: KubectlRunner) -> None:
+    pod = _json(ok(kubectl("get", "pod", "solo", "-n", "conf", "-o", "json")))
+    spec = pod["spec"]
+    assert spec["securityContext"] == {} and spec["enableServiceLinks"] is True
+    assert {(t["key"], t["tolerationSeconds"]) for t in spec["tolerations"]} >= {
+        ("node.kubernetes.io/not-ready", 300),
+        ("node.kubernetes.io/unreachable", 300),
+    }
+    assert (spec["restartPolicy"], spec["dnsPolicy"], spec["schedulerName"]) == (
+        "Always",
+        "ClusterFirst",
+        "default-scheduler",
+    )
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert spec["containers"][0]["terminationMessagePolicy"] == "File"
+    sts = _json(ok(kubectl("get", "sts", "db", "-n", "conf", "-o", "json")))
+    assert sts["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert sts["spec"]["revisionHistoryLimit"] == 10
+    assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
+    deploy = _json(ok(kubectl("get", "deploy", "web", "-n", "conf", "-o", "json")))
+    assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deploy["spec"]["progressDeadlineSeconds"] == 600

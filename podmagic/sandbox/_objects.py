@@ -102,6 +102,70 @@ def _replica_annotations(
     return {key: text_value(value) or "" for key, value in merged.items()}
 
 
+def pod_spec_defaults(spec: dict[str, Any]) -> None:
+    """The defaults the apiserver sets in a pod spec (a pod's or a template's)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            if not isinstance(container, dict):
+                continue
+            image = str(container.get("image", ""))
+            latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
+def workload_defaults(workload: dict[str, Any]) -> None:
+    """The defaults the apiserver sets in a workload's spec."""
+    kind = workload["kind"]
+    spec = workload.setdefault("spec", {})
+    # The pod template is left as given: its hash names the pods (and is kept stable across
+    # sandbox versions); its pods get the pod defaults when they are made.
+    if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        spec.setdefault("replicas", 1)
+    if kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        spec.setdefault("revisionHistoryLimit", 10)
+    if kind == "Deployment":
+        spec.setdefault(
+            "strategy",
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+            },
+        )
+        spec.setdefault("progressDeadlineSeconds", 600)
+    elif kind == "StatefulSet":
+        spec.setdefault(
+            "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+        )
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault(
+            "persistentVolumeClaimRetentionPolicy",
+            {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        )
+    elif kind == "DaemonSet":
+        spec.setdefault(
+            "updateStrategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        )
+    elif kind == "Job":
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+        spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+
+
 def make_pod(
     *,
     namespace: str,
@@ -120,14 +184,23 @@ def make_pod(
     spec = copy.deepcopy(template.get("spec") or {})
     spec.setdefault("containers", [])
     spec["nodeName"] = spec.get("nodeName") or node
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", "default")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    for container in spec["containers"]:
-        container.setdefault("imagePullPolicy", "IfNotPresent")
-        container.setdefault("terminationMessagePath", "/dev/termination-log")
+    pod_spec_defaults(spec)
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    # Added by the DefaultTolerationSeconds admission plugin to every pod.
+    tolerations = spec.setdefault("tolerations", [])
+    for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(isinstance(t, dict) and t.get("key") == taint for t in tolerations):
+            tolerations.append(
+                {
+                    "key": taint,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                }
+            )
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
@@ -294,6 +367,7 @@ def expand_workload(
     meta.setdefault("creationTimestamp", now_rfc3339())
     meta.setdefault("generation", 1)
     workload.setdefault("apiVersion", WORKLOAD_KINDS[kind].api_version)
+    workload_defaults(workload)
     spec = workload.setdefault("spec", {})
     template = spec.get("template") or {}
     template_meta = template.setdefault("metadata", {})
@@ -479,7 +553,7 @@ def workload_status(workload: dict[str, Any], pods: list[dict[str, Any]]) -> Non
         for pod in pods
         if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
     )
-    status: dict[str, Any] = {"observedGeneration": 1}
+    status: dict[str, Any] = {"observedGeneration": workload["metadata"].get("generation", 1)}
     if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
         status.update(
             {
@@ -491,6 +565,9 @@ def workload_status(workload: dict[str, Any], pods: list[dict[str, Any]]) -> Non
         )
         if kind == "StatefulSet":
             status["currentReplicas"] = total
+            revision = f"{workload['metadata']['name']}-{_template_hash(workload['spec'].get('template') or {})}"
+            status["currentRevision"] = status["updateRevision"] = revision
+            status["collisionCount"] = 0
     elif kind == "DaemonSet":
         status.update(
             {
