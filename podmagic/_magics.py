@@ -35,7 +35,7 @@ from ._engine import (
 from ._errors import ConfigError, PodmagicError, PodsFailedError
 from ._events import Event
 from ._interpolation import InterpolationError, find_placeholders, interpolate
-from ._parsing import parser_for
+from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
 from ._render import NullRenderer, RenderLimits, choose_renderer
 from ._resolve import Selection
@@ -150,6 +150,13 @@ class _Finish:
         before anything contacts the cluster."""
         options = {"pattern": args.pattern} if args.pattern else {}
         if args.parse:
+            if get_format(args.parse).name == "regex" and not args.pattern:
+                raise ValueError(
+                    "--parse regex needs --pattern RE, whose named groups become the columns "
+                    "(e.g. --pattern '(?P<key>\\w+)=(?P<value>.*)')"
+                )
+            # Checked here, before anything runs: a pattern that does not compile must not
+            # surface only after the command ran in every pod.
             parser_for(args.parse, **options)
         elif options:
             raise ValueError("--pattern goes with --parse regex")

@@ -24,7 +24,10 @@ key=value]             ``sep=`` to fix the separator, ``unquote=False`` to keep 
 =====================  ================================================================
 
 Malformed output raises :class:`~podmagic.ParseError` (the caller adds the pod); an
-unknown format or option is a programming error and raises ``ValueError``.
+unknown format or option, a missing required option or an option value the format cannot
+use (a ``pattern`` that does not compile) is a programming error and raises ``ValueError``
+(``TypeError`` for an option of the wrong type) from :func:`parser_for`, before any output is
+parsed.
 
 Empty output (nothing but whitespace) is an error for the formats that need a header or a
 document — ``json``, ``csv``, ``tsv``, ``table``: "the output is empty". For the record formats
@@ -63,27 +66,40 @@ Row = dict[str, Any]
 Parser = Callable[..., list[Row]]
 
 
+#: ``check(**options)`` raises ``ValueError`` (``TypeError``) for option values (types) the
+#: parser cannot use.
+OptionCheck = Callable[..., None]
+
+
 @dataclass(frozen=True)
 class Format:
-    """A registered output format."""
+    """A registered output format; ``check`` validates its option values up front."""
 
     name: str
     parser: Parser
     aliases: tuple[str, ...] = ()
+    check: OptionCheck | None = None
 
 
 _FORMATS: dict[str, Format] = {}
 
 
 def register_format(
-    name: str, parser: Parser, *, aliases: Iterable[str] = (), replace: bool = False
+    name: str,
+    parser: Parser,
+    *,
+    aliases: Iterable[str] = (),
+    replace: bool = False,
+    check: OptionCheck | None = None,
 ) -> Format:
     """Register ``parser`` under ``name`` (and ``aliases``); names are case-insensitive.
 
     ``parser(text, **options)`` returns a list of dicts and raises ``ParseError`` for output
-    it cannot read. Its options must be keyword-only parameters.
+    it cannot read. Its options must be keyword-only parameters. ``check(**options)``, if
+    given, raises ``ValueError`` for option values the parser cannot use: :func:`parser_for`
+    runs it before any output is parsed (before a ``%pod --parse`` run even starts).
     """
-    spec = Format(name.lower(), parser, tuple(a.lower() for a in aliases))
+    spec = Format(name.lower(), parser, tuple(a.lower() for a in aliases), check)
     keys = (spec.name, *spec.aliases)
     if not replace:
         taken = [k for k in keys if k in _FORMATS]
@@ -118,23 +134,38 @@ def get_format(fmt: str) -> Format:
 def parser_for(fmt: str, **options: Any) -> Callable[[str], list[Row]]:
     """A one-argument parser for ``fmt`` with ``options`` bound, checked up front.
 
-    Raises ``ValueError`` for an unknown format, an option the format does not take, or a
-    required option that is missing.
+    Raises ``ValueError`` for an unknown format, an option the format does not take, a
+    required option that is missing, or an option value the format cannot use (a ``pattern``
+    that does not compile, a ``delimiter`` that is not one character …), and ``TypeError``
+    for an option of the wrong type: all before any output is parsed. Options are named as keyword arguments (``pattern=``); ``%pod`` says
+    ``--pattern`` itself.
     """
     import inspect
 
     spec = get_format(fmt)
     signature = inspect.signature(spec.parser)
+    keywords = [
+        p
+        for p in list(signature.parameters.values())[1:]
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    accepted = [
+        p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+        for p in keywords
+    ]
+    takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no options"
+    missing = [
+        p.name for p in keywords if p.default is inspect.Parameter.empty and p.name not in options
+    ]
+    if missing:
+        needed = ", ".join(f"{name}=" for name in missing)
+        raise ValueError(f"format {spec.name!r} needs {needed}; {takes}")
     try:
         signature.bind("", **options)
     except TypeError as exc:
-        accepted = [
-            p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
-            for p in list(signature.parameters.values())[1:]
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
-        takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no options"
         raise ValueError(f"format {spec.name!r}: {exc}; {takes}") from None
+    if spec.check is not None:
+        spec.check(**options)
     return functools.partial(spec.parser, **options)
 
 
@@ -386,27 +417,91 @@ def _parse_kv(text: str, *, sep: str | None = None, unquote: bool = True) -> lis
     return [row] if row else []
 
 
-def _parse_regex(text: str, *, pattern: str | re.Pattern[str], flags: int = 0) -> list[Row]:
+def _compile_pattern(pattern: object, flags: object) -> re.Pattern[str]:
+    """``pattern`` compiled with ``re.MULTILINE``; ``ValueError`` saying what is wrong."""
+    if not isinstance(flags, int) or isinstance(flags, bool):
+        raise TypeError(
+            f"format 'regex': flags must be re flags (an int), not {type(flags).__name__}"
+        )
     if isinstance(pattern, re.Pattern):
-        compiled = re.compile(pattern.pattern, pattern.flags | flags | re.MULTILINE)
+        if not isinstance(pattern.pattern, str):
+            raise TypeError("format 'regex': the pattern must match text (str), not bytes")
+        source, flags = pattern.pattern, pattern.flags | flags
+    elif isinstance(pattern, str):
+        source = pattern
     else:
-        try:
-            compiled = re.compile(pattern, flags | re.MULTILINE)
-        except re.error as exc:
-            raise ValueError(f"format 'regex': invalid pattern {pattern!r}: {exc}") from None
+        raise TypeError(
+            f"format 'regex': pattern must be a str or re.Pattern, not {type(pattern).__name__}"
+        )
+    try:
+        compiled = re.compile(source, flags | re.MULTILINE)
+    except re.error as exc:
+        raise ValueError(f"format 'regex': invalid pattern {source!r}: {exc}") from None
     if not compiled.groupindex:
         raise ValueError(
             f"format 'regex': the pattern {compiled.pattern!r} has no named groups; "
             "name the columns like (?P<name>...)"
         )
+    return compiled
+
+
+def _check_regex(*, pattern: object, flags: object = 0) -> None:
+    _compile_pattern(pattern, flags)
+
+
+def _want(fmt: str, name: str, ok: bool, what: str, value: object) -> None:
+    if not ok:
+        raise TypeError(f"format {fmt!r}: {name} must be {what}, not {type(value).__name__}")
+
+
+def _check_columns(fmt: str, header: object, columns: object) -> None:
+    _want(fmt, "header", isinstance(header, bool), "True or False", header)
+    if columns is not None:
+        ok = (
+            isinstance(columns, Sequence)
+            and not isinstance(columns, str)
+            and all(isinstance(c, str) for c in columns)
+        )
+        _want(fmt, "columns", ok, "a list of column names (str), or None", columns)
+
+
+def _check_csv(*, header: object = True, columns: object = None, delimiter: object = ",") -> None:
+    _check_columns("csv", header, columns)
+    ok = isinstance(delimiter, str) and len(delimiter) == 1 and delimiter not in "\r\n\"'"
+    if isinstance(delimiter, str) and not ok:
+        raise ValueError(
+            f"format 'csv': delimiter must be one character other than a quote or newline, "
+            f"not {delimiter!r}"
+        )
+    _want("csv", "delimiter", ok, "one character (str)", delimiter)
+
+
+def _check_tsv(*, header: object = True, columns: object = None) -> None:
+    _check_columns("tsv", header, columns)
+
+
+def _check_lines(*, skip_blank: object = False) -> None:
+    _want("lines", "skip_blank", isinstance(skip_blank, bool), "True or False", skip_blank)
+
+
+def _check_kv(*, sep: object = None, unquote: object = True) -> None:
+    ok = sep is None or (isinstance(sep, str) and sep.strip() != "")
+    if isinstance(sep, str) and not ok:
+        raise ValueError("format 'kv': sep must be a separator such as '=' or ':', not blank")
+    _want("kv", "sep", ok, "a str such as '=' or None", sep)
+    _want("kv", "unquote", isinstance(unquote, bool), "True or False", unquote)
+
+
+def _parse_regex(text: str, *, pattern: str | re.Pattern[str], flags: int = 0) -> list[Row]:
+    compiled = _compile_pattern(pattern, flags)
     return [match.groupdict() for match in compiled.finditer(text)]
 
 
 register_format("json", _parse_json)
 register_format("jsonl", _parse_jsonl, aliases=["ndjson"])
-register_format("csv", _parse_csv)
-register_format("tsv", _parse_tsv)
-register_format("lines", _parse_lines)
+register_format("csv", _parse_csv, check=_check_csv)
+register_format("tsv", _parse_tsv, check=_check_tsv)
+register_format("lines", _parse_lines, check=_check_lines)
 register_format("table", _parse_table, aliases=["whitespace"])
-register_format("kv", _parse_kv, aliases=["keyvalue", "key=value"])
-register_format("regex", _parse_regex)
+register_format("kv", _parse_kv, aliases=["keyvalue", "key=value"], check=_check_kv)
+register_format("regex", _parse_regex, check=_check_regex)

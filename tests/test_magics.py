@@ -338,6 +338,30 @@ def test_pattern_without_parse_is_a_usage_error(ip: InteractiveShell, sandbox: S
     assert sandbox.exec_stats()["total"] == before
 
 
+@pytest.mark.parametrize("pattern", ["'('", "'(?P<a>x)(?P<a>y)'"])
+@pytest.mark.parametrize("bg", [False, True], ids=["fg", "bg"])
+def test_a_bad_pattern_is_a_usage_error_before_anything_runs(
+    ip: InteractiveShell, sandbox: Sandbox, tmp_path: Path, pattern: str, bg: bool
+) -> None:
+    marker = tmp_path / "ran.txt"
+    before = sandbox.exec_stats()["total"]
+    ip.user_ns.pop("bad_pattern_out", None)
+    with pytest.raises(UsageError, match="invalid pattern"):
+        ip.run_line_magic(
+            "pod",
+            f"solo -q {'--bg ' if bg else ''}-o bad_pattern_out --parse regex --pattern {pattern} "
+            f"-- echo ran > {marker}; echo ran",
+        )
+    assert sandbox.exec_stats()["total"] == before
+    assert not marker.exists()
+    assert "bad_pattern_out" not in ip.user_ns
+
+
+def test_parse_regex_without_pattern_names_the_flag(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="--parse regex needs --pattern RE"):
+        ip.run_line_magic("pod", "solo --parse regex -- true")
+
+
 # -- --stdin leaves the user's namespace alone -----------------------------------------------------
 
 

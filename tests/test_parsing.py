@@ -70,6 +70,42 @@ def test_regex_requires_a_pattern() -> None:
         parser_for("regex")
 
 
+def test_a_missing_required_option_is_named_as_a_keyword_argument() -> None:
+    with pytest.raises(ValueError) as info:
+        parser_for("regex")
+    assert str(info.value) == "format 'regex' needs pattern=; it takes: pattern, flags=0"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [("(", "missing \\)"), ("(?P<a>x)(?P<a>y)", "redefinition of group name 'a'")],
+)
+def test_parser_for_compiles_the_pattern_before_any_output_is_parsed(
+    pattern: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"format 'regex': invalid pattern .*{problem}"):
+        parser_for("regex", pattern=pattern)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "error", "message"),
+    [
+        ("csv", {"delimiter": ";;"}, ValueError, "delimiter must be one character"),
+        ("csv", {"header": "yes"}, TypeError, "header must be True or False, not str"),
+        ("tsv", {"columns": "a,b"}, TypeError, "columns must be a list of column names"),
+        ("lines", {"skip_blank": 1}, TypeError, "skip_blank must be True or False, not int"),
+        ("kv", {"sep": ""}, ValueError, "sep must be a separator"),
+        ("regex", {"pattern": r"(?P<a>x)", "flags": "I"}, TypeError, "flags must be re flags"),
+        ("regex", {"pattern": 5}, TypeError, "pattern must be a str or re.Pattern, not int"),
+    ],
+)
+def test_parser_for_checks_every_option_value_up_front(
+    fmt: str, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        parser_for(fmt, **options)
+
+
 def test_register_format() -> None:
     def upper(text: str, *, prefix: str = "") -> list[dict[str, Any]]:
         return [{"word": prefix + w.upper()} for w in text.split()]
