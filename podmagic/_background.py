@@ -9,13 +9,34 @@ import asyncio
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ._engine import RunControl
 from ._events import Event, PodFinished, PodStarted, RunStarted
 from ._results import PodResults
 
-__all__ = ["BackgroundRun"]
+__all__ = ["BackgroundRun", "BackgroundRunTimeout"]
+
+
+class BackgroundRunTimeout(FutureTimeout):
+    """``BackgroundRun.result(timeout=...)``: the run was still going when the time was up.
+
+    A ``TimeoutError`` (``concurrent.futures.TimeoutError`` too); the run goes on.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        super().__init__(
+            f"the background run is still going after {timeout:g} s; "
+            "call result() again to wait longer, or cancel() to stop it"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.timeout,))
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class BackgroundRun:
@@ -77,14 +98,30 @@ class BackgroundRun:
         """True once the run has ended (done, cancelled or failed)."""
         return self._future is not None and self._future.done()
 
-    def cancel(self) -> None:
-        """Stop the run; running execs end as cancelled, queued ones as not started."""
+    def cancel(self) -> bool:
+        """Stop the run; running execs end as cancelled, queued ones as not started.
+
+        True if the run was still going and is now being stopped; False once it has ended
+        (then nothing changes: a finished run stays ``done``), as ``Future.cancel`` does.
+        """
+        if self.done():
+            return False
         self._control.cancel("cancelled")
+        return True
 
     def result(self, timeout: float | None = None) -> PodResults:
-        """Wait for the results (raises what the run raised, e.g. ``PodsFailedError`` for --check)."""
+        """Wait for the results (raises what the run raised, e.g. ``PodsFailedError`` for --check).
+
+        With ``timeout`` (seconds), a run still going then raises :class:`BackgroundRunTimeout`
+        (a ``TimeoutError``); the run goes on.
+        """
         assert self._future is not None
-        return self._future.result(timeout)  # type: ignore[no-any-return]
+        try:
+            return self._future.result(timeout)  # type: ignore[no-any-return]
+        except FutureTimeout:
+            if self._future.done():  # the run itself raised a TimeoutError
+                raise
+            raise BackgroundRunTimeout(timeout) from None
 
     def __await__(self) -> Generator[Any, None, PodResults]:
         assert self._future is not None

@@ -178,6 +178,42 @@ def test_background_cancel_keeps_partial(ip: InteractiveShell) -> None:
     assert handle.state == "cancelled"
 
 
+def test_cancel_after_the_run_finished_changes_nothing(ip: InteractiveShell) -> None:
+    handle = ip.run_line_magic("pod", "-l app=db --bg -- echo hi")
+    results = handle.result(timeout=30)
+    assert handle.cancel() is False
+    assert handle.state == "done" and "done" in repr(handle)
+    assert handle.result() is results and results.ok
+
+
+def test_cancel_of_a_running_background_run_says_it_stops_it(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    gate = tmp_path / "never"
+    handle = ip.run_line_magic("pod", f"solo --bg -- until [ -e {gate} ]; do sleep 0.05; done")
+    assert handle.cancel() is True
+    handle.result(timeout=30)
+    assert handle.state == "cancelled"
+
+
+def test_result_timeout_on_a_running_background_run_is_one_clear_line(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    gate = tmp_path / "go"
+    handle = ip.run_line_magic(
+        "pod", f"solo --bg -- until [ -e {gate} ]; do sleep 0.05; done; echo done"
+    )
+    with pytest.raises(TimeoutError) as info:
+        handle.result(timeout=0.5)
+    assert str(info.value) == (
+        "the background run is still going after 0.5 s; "
+        "call result() again to wait longer, or cancel() to stop it"
+    )
+    assert info.value._render_traceback_() == [f"BackgroundRunTimeout: {info.value}"]
+    gate.touch()
+    assert handle.result(timeout=30).ok  # the run went on
+
+
 def test_no_shell_runs_argv(ip: InteractiveShell) -> None:
     results = ip.run_line_magic("pod", "solo --no-shell -- printf %s|%s 'a b' c")
     assert results.stdout == b"a b|c"
