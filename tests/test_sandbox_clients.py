@@ -209,7 +209,6 @@ def test_kubectl_scale_adds_and_removes_replicas(kubectl: KubectlRunner, scratch
     ok(
         kubectl(
             "apply",
-            "--validate=false",
             "-n",
             scratch,
             "-f",
@@ -232,7 +231,7 @@ def test_kubectl_scale_a_statefulset_adds_the_next_ordinal(
     kubectl: KubectlRunner, scratch: str
 ) -> None:
     sts = APP.split("---\n")[1].replace("Deployment", "StatefulSet").replace("REPLICAS", "1")
-    ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=sts.encode()))
+    ok(kubectl("apply", "-n", scratch, "-f", "-", input=sts.encode()))
     ok(kubectl("scale", "sts/api", "-n", scratch, "--replicas=3"))
     assert _pod_names(kubectl, scratch, "app=api") == ["pod/api-0", "pod/api-1", "pod/api-2"]
 
@@ -251,7 +250,6 @@ def test_kubectl_patch_each_type(
     ok(
         kubectl(
             "apply",
-            "--validate=false",
             "-n",
             scratch,
             "-f",
@@ -268,7 +266,6 @@ def test_kubectl_patch_merges_containers_by_name(kubectl: KubectlRunner, scratch
     ok(
         kubectl(
             "apply",
-            "--validate=false",
             "-n",
             scratch,
             "-f",
@@ -292,8 +289,8 @@ def test_kubectl_apply_of_an_existing_object_updates_it(
 ) -> None:
     first = APP.replace("REPLICAS", "1").replace("LEVEL", "one")
     second = APP.replace("REPLICAS", "2").replace("LEVEL", "two")
-    ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=first.encode()))
-    out = ok(kubectl("apply", "--validate=false", "-n", scratch, "-f", "-", input=second.encode()))
+    ok(kubectl("apply", "-n", scratch, "-f", "-", input=first.encode()))
+    out = ok(kubectl("apply", "-n", scratch, "-f", "-", input=second.encode()))
     assert "configmap/settings configured" in out and "deployment.apps/api configured" in out
     settings = _json(ok(kubectl("get", "cm", "settings", "-n", scratch, "-o", "json")))
     assert settings["data"] == {"level": "two"}
@@ -313,7 +310,6 @@ def test_kubectl_server_side_apply_creates_then_updates(
             kubectl(
                 "apply",
                 "--server-side",
-                "--validate=false",
                 "-n",
                 scratch,
                 "-f",
@@ -364,7 +360,6 @@ def test_kubectl_service_gets_a_cluster_ip_and_endpoints(
     ok(
         kubectl(
             "apply",
-            "--validate=false",
             "-n",
             scratch,
             "-f",
@@ -543,3 +538,28 @@ def test_pods_and_workloads_get_the_api_servers_defaults(kubectl: KubectlRunner)
     deploy = _json(ok(kubectl("get", "deploy", "web", "-n", "conf", "-o", "json")))
     assert deploy["spec"]["strategy"]["type"] == "RollingUpdate"
     assert deploy["spec"]["progressDeadlineSeconds"] == 600
+
+
+# -- OpenAPI: default validation of apply/create -f, explain -----------------------------------
+
+
+def test_kubectl_create_and_apply_with_default_validation(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    # Without OpenAPI documents kubectl says "failed to download openapi" and stops.
+    config = APP.split("---\n")[0].replace("LEVEL", "one")
+    out = ok(kubectl("create", "-n", scratch, "-f", "-", input=config.encode()))
+    assert out.strip() == "configmap/settings created"
+    out = ok(
+        kubectl("apply", "-n", scratch, "-f", "-", input=APP.replace("REPLICAS", "1").encode())
+    )
+    assert "deployment.apps/api created" in out
+
+
+def test_kubectl_explain_pod(kubectl: KubectlRunner) -> None:
+    out = ok(kubectl("explain", "pod"))
+    assert "KIND:       Pod" in out and "Pod is a collection of containers" in out
+    out = ok(kubectl("explain", "pod.spec.containers.image"))
+    assert "Container image name." in out
+    out = ok(kubectl("explain", "deployments.spec.replicas"))
+    assert "Number of desired pods." in out

@@ -37,6 +37,7 @@ from . import _status as status
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339
+from ._openapi import openapi_group_version, openapi_root
 from ._patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -205,6 +206,19 @@ async def group_resources(request: web.Request) -> web.Response:
     if key not in RESOURCE_LISTS:
         raise _no_resource()
     return _json(RESOURCE_LISTS[key])
+
+
+async def openapi_v3(request: web.Request) -> web.Response:
+    return _json(openapi_root())
+
+
+async def openapi_v3_group_version(request: web.Request) -> web.Response:
+    tail = request.match_info["tail"]
+    group_version = tail.removeprefix("apis/") if tail.startswith("apis/") else tail[4:]
+    document = openapi_group_version(group_version) if tail.startswith(("api/", "apis/")) else None
+    if document is None:
+        raise _no_resource()
+    return _json(document)
 
 
 def _no_resource() -> status.ApiFailure:
@@ -1328,6 +1342,8 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
             web.get("/healthz", healthz),
             web.get("/livez", healthz),
             web.get("/readyz", healthz),
+            web.get("/openapi/v3", openapi_v3),
+            web.get("/openapi/v3/{tail:.+}", openapi_v3_group_version),
             web.get("/api", api_versions),
             web.get("/apis", api_groups),
             web.get("/api/v1", core_resources),
