@@ -20,7 +20,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
 from ._background import BackgroundRun
 from ._client import Cluster, in_callers_words
@@ -346,10 +346,38 @@ class PodMagic(Magics):
         help="seconds a kubeconfig exec credential plugin may run",
     ).tag(config=True)
 
+    # Checked when set (%config, ipython_config.py), naming the setting: a bad value must not
+    # wait to fail every later %pod in words that do not say where it came from.
+    @validate("timeout", "deadline", "plugin_timeout", "max_updates_per_second")
+    def _positive_seconds(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        name = proposal["trait"].name
+        if value is not None and not value > 0:  # NaN fails too
+            unit = "updates a second" if name == "max_updates_per_second" else "seconds"
+            none = "" if name == "max_updates_per_second" else " (None: no limit)"
+            raise TraitError(
+                f"PodMagic.{name} must be a positive number of {unit}{none}, got {value}"
+            )
+        return value
+
+    @validate("capture_limit", "capture_budget", "confirm_above", "head_lines", "tail_lines")
+    def _not_negative(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        name = proposal["trait"].name
+        if value is not None and value < 0:
+            unit = {"capture_limit": "bytes", "capture_budget": "bytes", "confirm_above": "pods"}
+            raise TraitError(
+                f"PodMagic.{name} must be 0 or more {unit.get(name, 'lines')}, got {value}"
+            )
+        return value
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
         self.sandbox: Any = None
+        started = _started_sandboxes.get(shell) if shell is not None else None
+        if started is not None and started.running:
+            self._use_sandbox(started)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -214,6 +214,33 @@ def test_result_timeout_on_a_running_background_run_is_one_clear_line(
     assert handle.result(timeout=30).ok  # the run went on
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("timeout", "-5", "PodMagic.timeout must be a positive number of seconds"),
+        ("timeout", "0", "PodMagic.timeout must be a positive number of seconds"),
+        ("deadline", "-1", "PodMagic.deadline must be a positive number of seconds"),
+        ("plugin_timeout", "0", "PodMagic.plugin_timeout must be a positive number of seconds"),
+        ("capture_limit", "-1", "PodMagic.capture_limit must be 0 or more bytes, got -1"),
+        ("capture_budget", "-1", "PodMagic.capture_budget must be 0 or more bytes, got -1"),
+        ("confirm_above", "-1", "PodMagic.confirm_above must be 0 or more pods, got -1"),
+        ("tail_lines", "-1", "PodMagic.tail_lines must be 0 or more lines, got -1"),
+        ("max_updates_per_second", "0", "PodMagic.max_updates_per_second must be a positive"),
+    ],
+)
+def test_a_bad_setting_is_refused_when_set_naming_it(
+    ip: InteractiveShell, setting: str, value: str, message: str
+) -> None:
+    from traitlets import TraitError
+
+    magic = ip.magics_manager.registry["PodMagic"]
+    before = getattr(magic, setting)
+    with pytest.raises(TraitError, match=re.escape(message)):
+        setattr(magic, setting, int(value))
+    assert getattr(magic, setting) == before
+    ip.run_line_magic("pod", "solo -q -- true")  # later runs are unaffected
+
+
 def test_no_shell_runs_argv(ip: InteractiveShell) -> None:
     results = ip.run_line_magic("pod", "solo --no-shell -- printf %s|%s 'a b' c")
     assert results.stdout == b"a b|c"
