@@ -375,9 +375,6 @@ class PodMagic(Magics):
         super().__init__(shell=shell, **kwargs)
         self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
         self.sandbox: Any = None
-        started = _started_sandboxes.get(shell) if shell is not None else None
-        if started is not None and started.running:
-            self._use_sandbox(started)
 
     # -- helpers -----------------------------------------------------------------------------
 
