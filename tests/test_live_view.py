@@ -105,11 +105,13 @@ def test_a_run_ending_within_250_ms_shows_only_its_summary(
     renderer = choose_renderer()
     feed(renderer, [*simple_run(t, b"hi\n"), RunFinished(results)])
     renderer.close()
-    # One empty slot reserved in the cell, then the summary: no widget, no "starting…".
-    assert [obj for obj, _ in fake_display.calls] == [{"text/plain": ""}]
+    # Two empty slots reserved in the cell (the view's, the snapshot's), then the summary in
+    # the first: no widget, no "starting…", no snapshot.
+    assert [obj for obj, _ in fake_display.calls] == [{"text/plain": ""}, {"text/plain": ""}]
     assert fake_display.handles[0].updates == [
         ({"text/plain": str(results), "text/html": results._repr_html_()}, {"raw": True})
     ]
+    assert fake_display.handles[1].updates == []
     assert isinstance(renderer, LiveRenderer) and renderer.widget is None
 
 
@@ -178,25 +180,30 @@ def test_a_batch_never_holds_more_lines_than_the_view_keeps(
     assert batches[-1]["s"] + len(last) == 10_000  # the view counts the ones skipped
 
 
-def test_a_longer_run_shows_the_widget_with_a_fallback_that_is_refreshed(
+def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     fake_display: FakeDisplay,
 ) -> None:
     a, b = target("web-1"), target("web-2")
     renderer = LiveRenderer(snapshot_every=0.2)
-    handle = fake_display.handles[0]
+    handle, snapshots = fake_display.handles
     feed(renderer, [run_started([a, b]), PodStarted(a), out(a, b"first <line>\n")])
-    wait_until(lambda: bool(handle.updates))
+    wait_until(lambda: bool(handle.updates) and bool(snapshots.updates))
     bundle, kwargs = handle.updates[0]
     assert kwargs == {"raw": True}
     assert bundle[WIDGET_MIME]["model_id"] == renderer.widget.model_id
-    # A saved notebook without widget state shows this, not the widget's repr.
-    assert "web-1 | first <line>" in bundle["text/plain"]
-    assert "web-1 | first &lt;line&gt;" in bundle["text/html"]
-    assert "$ uptime" in bundle["text/plain"] and "running" in bundle["text/plain"]
+    assert bundle["text/plain"] == ""  # not the widget's repr
+    # A notebook saved now shows this (the snapshot slot), also where the widget is dead.
+    snapshot, kwargs = snapshots.updates[0]
+    assert kwargs == {"raw": True} and WIDGET_MIME not in snapshot
+    assert "web-1 | first <line>" in snapshot["text/plain"]
+    assert "web-1 | first &lt;line&gt;" in snapshot["text/html"]
+    assert 'class="podmagic-snapshot"' in snapshot["text/html"]
+    assert "$ uptime" in snapshot["text/plain"] and "running" in snapshot["text/plain"]
 
     renderer.handle_event(out(b, b"later\n", 2))
-    wait_until(lambda: "web-2 ! later" in handle.updates[-1][0]["text/plain"])
-    assert WIDGET_MIME in handle.updates[-1][0]  # refreshed in place, the view kept
+    wait_until(lambda: "web-2 ! later" in snapshots.updates[-1][0]["text/plain"])
+    # Refreshed without touching the widget's slot (an update would re-render the view).
+    assert len(handle.updates) == 1
 
     results = PodResults([result(a), result(b)])
     feed(renderer, [PodFinished(results[0]), PodFinished(results[1]), RunFinished(results)])
@@ -205,8 +212,9 @@ def test_a_longer_run_shows_the_widget_with_a_fallback_that_is_refreshed(
         {"text/plain": str(results), "text/html": results._repr_html_()},
         {"raw": True},
     )
+    assert snapshots.updates[-1] == ({"text/plain": ""}, {"raw": True})  # the summary says it
     assert renderer.widget.comm is None  # closed: the summary stands alone
-    assert len(fake_display.calls) == 1  # one slot, always updated by its id
+    assert len(fake_display.calls) == 2  # the two slots, always updated by their ids
 
 
 def test_the_widget_state_has_header_chips_progress_and_times(fake_display: FakeDisplay) -> None:
@@ -402,9 +410,11 @@ def test_real_kernel_background_run_ends_with_its_summary_in_its_own_cell(
     )
     client.execute()
     first, second, third = (cell.outputs for cell in notebook.cells)
-    assert [o.output_type for o in first] == ["display_data"]
-    assert set(first[0].data) == {"text/plain", "text/html"}  # the summary, no widget left
+    # The view's slot: the summary, no widget left; the snapshot's slot: emptied.
+    assert [o.output_type for o in first] == ["display_data", "display_data"]
+    assert set(first[0].data) == {"text/plain", "text/html"}
     assert "bg-0, bg-1, bg-2 — 3 pods, exit 0" in first[0].data["text/plain"]
+    assert first[1].data == {"text/plain": ""}
     assert [(o.output_type, o.get("text")) for o in second] == [("stream", "second cell\n")]
     batches, no_widget = third[0]["text"].split()
     assert int(batches) >= 2 and no_widget == "False"  # it did stream to a widget

@@ -25,10 +25,18 @@ filters by pod and by stream without asking the kernel, and colours pods by thei
 the run from a palette made for the theme's background (light or dark).
 
 A run that ends within ``show_after`` seconds (0.25) never builds the widget: the display slot
-stays empty until the summary replaces it. While the widget shows, the slot's bundle also
-carries a ``text/plain`` and ``text/html`` snapshot, refreshed every ``snapshot_every`` seconds
-and at the end, so a notebook saved mid-run and opened without widget state (nbconvert,
-GitHub, nbviewer) shows the latest state.
+stays empty until the summary replaces it.
+
+Saved notebooks: two display slots are reserved in the cell that starts the run, the view's
+slot and, after it, a snapshot slot. While the widget shows, the snapshot slot holds a
+``text/plain`` + ``text/html`` picture of the run (header, counts, the newest lines),
+refreshed every ``snapshot_every`` seconds, so a notebook saved mid-run and reopened without
+the kernel shows the latest state (nbconvert, GitHub, nbviewer, and JupyterLab, which never
+falls back from a widget view to the bundle's other types). In the page the live view's CSS
+hides the snapshot beside it, and the snapshot's own CSS hides the "model not found" of the
+dead widget beside it. The snapshot lives in a slot of its own so that refreshing it never
+re-renders the widget (JupyterLab builds a new view on every update of a widget's output).
+At the end the view's slot shows the summary and the snapshot slot is emptied.
 
 Selectors for browser tests (stable; every element of the view has one):
 
@@ -278,13 +286,18 @@ class LiveRenderer:
         self._finalized = False
 
         self.display_handle: DisplayHandle | None = None
+        """The view's display slot: the widget while it runs, then the summary."""
+        self.snapshot_handle: DisplayHandle | None = None
+        """The snapshot's display slot, after the view's: shown only where the widget is not."""
+        self._snapshot_shown = False
         if display:
             from IPython import display as ipython_display
 
             show: Any = ipython_display.display  # untyped in IPython
-            # Reserved now, in the cell that starts the run: later updates find it by its id
-            # from any thread, even after the cell has finished (a background run).
+            # Reserved now, in the cell that starts the run: later updates find them by their
+            # ids from any thread, even after the cell has finished (a background run).
             self.display_handle = show({"text/plain": ""}, raw=True, display_id=True)
+            self.snapshot_handle = show({"text/plain": ""}, raw=True, display_id=True)
 
     # -- the Renderer protocol ------------------------------------------------------------
 
@@ -507,8 +520,10 @@ class LiveRenderer:
                         setattr(self.widget, name, value)
             if batch:
                 self._send({"k": "lines", "s": start, "b": _group(batch)})
+            if created:
+                self._show_widget()
             if created or snapshot_due:
-                self._show(with_widget=True)
+                self._show_snapshot()
 
     def _send(self, message: dict[str, Any]) -> None:
         import json
@@ -565,21 +580,26 @@ class LiveRenderer:
 
     # -- the display slot ---------------------------------------------------------------------
 
-    def _show(self, *, with_widget: bool) -> None:
-        """Put the widget and a fresh text/html + text/plain snapshot in the display slot."""
-        handle = self.display_handle
-        if handle is None:
+    def _show_widget(self) -> None:
+        """Put the widget in the view's slot (once: every update re-renders it)."""
+        if self.display_handle is None:
             return
-        bundle: dict[str, Any] = {}
-        if with_widget and self.widget is not None:
-            shown = self.widget._repr_mimebundle_()  # anywidget: (data, metadata)
-            bundle.update((shown[0] if isinstance(shown, tuple) else shown) or {})
-        with self._lock:
-            # After the widget's own bundle: its text/plain ("PodmagicLiveView(...)") must not
-            # be what a saved notebook shows.
-            bundle.update(self._snapshot_bundle_locked())
-        update: Any = handle.update  # untyped in IPython
+        shown = self.widget._repr_mimebundle_()  # anywidget: (data, metadata)
+        bundle = dict((shown[0] if isinstance(shown, tuple) else shown) or {})
+        # Not the widget's repr ("PodmagicLiveView(...)"): the snapshot slot says what to say.
+        bundle["text/plain"] = ""
+        update: Any = self.display_handle.update  # untyped in IPython
         update(bundle, raw=True)
+
+    def _show_snapshot(self) -> None:
+        """Refresh the snapshot slot (what a notebook saved now shows)."""
+        if self.snapshot_handle is None:
+            return
+        with self._lock:
+            bundle = self._snapshot_bundle_locked()
+        update: Any = self.snapshot_handle.update  # untyped in IPython
+        update(bundle, raw=True)
+        self._snapshot_shown = True
 
     def _snapshot_bundle_locked(self) -> dict[str, str]:
         state = self._state_locked()
@@ -605,6 +625,10 @@ class LiveRenderer:
         text = "\n".join([*text_lines, *rows])
         esc = html.escape
         markup = (
+            # The widget output before this one shows "Error displaying widget: model not
+            # found" once its kernel is gone: hidden, this snapshot stands for it.
+            "<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .podmagic-snapshot) "
+            '.jupyter-widgets:not(:has([data-podmagic="live"])) { display: none; }</style>'
             '<div class="podmagic-snapshot">'
             f"<div><code>{esc(header.get('command', ''))}</code></div>"
             f"<div>{esc(header.get('where', ''))}</div>"
@@ -642,6 +666,9 @@ class LiveRenderer:
                     )
                 update: Any = handle.update  # untyped in IPython
                 update(bundle, raw=True)
+            if self.snapshot_handle is not None and self._snapshot_shown:
+                empty: Any = self.snapshot_handle.update  # untyped in IPython
+                empty({"text/plain": ""}, raw=True)
             if handle is not None and self.widget is not None:
                 # The slot shows the static summary now: free the widget's comm.
                 self.widget.close()
