@@ -180,7 +180,13 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
     code, body = await get(conf, "/apis")
     assert code == 200 and body["kind"] == "APIGroupList"
     groups = {group["name"]: group for group in body["groups"]}
-    assert sorted(groups) == ["apps", "batch", "events.k8s.io"]
+    assert sorted(groups) == [
+        "apps",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "batch",
+        "events.k8s.io",
+    ]
     for name, group in groups.items():
         version = {"groupVersion": f"{name}/v1", "version": "v1"}
         assert group["versions"] == [version] and group["preferredVersion"] == version

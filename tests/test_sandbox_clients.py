@@ -563,3 +563,43 @@ def test_kubectl_explain_pod(kubectl: KubectlRunner) -> None:
     assert "Container image name." in out
     out = ok(kubectl("explain", "deployments.spec.replicas"))
     assert "Number of desired pods." in out
+
+
+def test_kubectl_133_create_generators_sent_as_protobuf(
+    kubectl133: KubectlRunner, scratch: str
+) -> None:
+    ok(kubectl133("create", "deployment", "gen", "-n", scratch, "--image=busybox:1.36"))
+    ok(kubectl133("create", "job", "once", "-n", scratch, "--image=busybox:1.36"))
+    ok(kubectl133("create", "service", "clusterip", "gen", "-n", scratch, "--tcp=80:8080"))
+    ok(kubectl133("create", "serviceaccount", "robot", "-n", scratch))
+    deploy = _json(ok(kubectl133("get", "deploy", "gen", "-n", scratch, "-o", "json")))
+    assert deploy["spec"]["template"]["spec"]["containers"] == [
+        {"name": "busybox", "image": "busybox:1.36"}
+    ]
+    service = _json(ok(kubectl133("get", "svc", "gen", "-n", scratch, "-o", "json")))
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    assert len(_pod_names(kubectl133, scratch, "app=gen")) == 1
+
+
+# -- auth ---------------------------------------------------------------------------------------
+
+
+def test_kubectl_auth_whoami_and_can_i(kubectl: KubectlRunner) -> None:
+    out = ok(kubectl("auth", "whoami"))
+    assert "sandbox-user" in out and "system:masters" in out
+    assert ok(kubectl("auth", "can-i", "delete", "pods", "-n", "conf")).strip() == "yes"
+    assert "*.*" in ok(kubectl("auth", "can-i", "--list"))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_official_client_self_subject_access_review(sandbox: Sandbox) -> None:
+    kubernetes = _required("kubernetes")
+    api_client = kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+    with api_client:
+        authz = kubernetes.client.AuthorizationV1Api(api_client)
+        review = {
+            "spec": {"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "conf"}}
+        }
+        answer = authz.create_self_subject_access_review(review)
+        assert answer.status.allowed is True

@@ -34,6 +34,7 @@ from .._selectors import (
     _unescape_value,
 )
 from . import _status as status
+from ._auth import access_review, rules_review, self_review
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339
@@ -206,6 +207,26 @@ async def group_resources(request: web.Request) -> web.Response:
     if key not in RESOURCE_LISTS:
         raise _no_resource()
     return _json(RESOURCE_LISTS[key])
+
+
+async def review(request: web.Request) -> web.Response:
+    """POST of a SelfSubjectReview, SelfSubjectAccessReview or SelfSubjectRulesReview."""
+    info = request.match_info
+    api_version = f"{info['group']}/{info['version']}"
+    body = await _body(request)
+    kind = {
+        "selfsubjectreviews": "SelfSubjectReview",
+        "selfsubjectaccessreviews": "SelfSubjectAccessReview",
+        "selfsubjectrulesreviews": "SelfSubjectRulesReview",
+    }[info["plural"]]
+    _check_kind(body, kind, info["plural"])
+    if kind == "SelfSubjectReview":
+        answer = self_review(cluster_of(request).user, api_version)
+    elif kind == "SelfSubjectAccessReview":
+        answer = access_review(body, api_version)
+    else:
+        answer = rules_review(body, api_version)
+    return _json(answer, status_code=201)
 
 
 async def openapi_v3(request: web.Request) -> web.Response:
@@ -1294,13 +1315,17 @@ async def not_found_fallback(request: web.Request) -> web.Response:
     raise _no_resource()
 
 
-def _add_trailing_slash_routes(app: web.Application) -> None:
-    """Serve every path under the go-restful roots with a trailing slash as well."""
-    for route in list(app.router.routes()):
-        path = route.resource.canonical if route.resource is not None else ""
-        root = "/" + path.split("/", 2)[1] if path.startswith("/") else ""
-        if root in _SLASH_TOLERANT_ROOTS and not path.endswith("/") and route.method != "HEAD":
-            app.router.add_route(route.method, path + "/", route.handler)
+def _with_trailing_slashes(routes: list[web.RouteDef]) -> list[web.RouteDef]:
+    """``routes`` and, for every path under the go-restful roots, the same with a trailing
+    slash."""
+    slashed = []
+    for route in routes:
+        root = "/" + route.path.split("/", 2)[1]
+        if root in _SLASH_TOLERANT_ROOTS and not route.path.endswith("/"):
+            slashed.append(
+                web.RouteDef(route.method, route.path + "/", route.handler, route.kwargs)
+            )
+    return [*routes, *slashed]
 
 
 # The stored core resources by plural (a pattern, so they never shadow pods' routes).
@@ -1337,47 +1362,60 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
     ns = "/api/v1/namespaces/{namespace}"
     group = "/apis/{group}/{version}"
     app.add_routes(
-        [
-            web.get("/version", version),
-            web.get("/healthz", healthz),
-            web.get("/livez", healthz),
-            web.get("/readyz", healthz),
-            web.get("/openapi/v3", openapi_v3),
-            web.get("/openapi/v3/{tail:.+}", openapi_v3_group_version),
-            web.get("/api", api_versions),
-            web.get("/apis", api_groups),
-            web.get("/api/v1", core_resources),
-            web.get(group, group_resources),
-            web.get("/api/v1/namespaces", list_namespaces),
-            web.post("/api/v1/namespaces", create_namespace),
-            web.get(ns, get_namespace),
-            web.delete(ns, delete_namespace),
-            web.put("/api/v1/namespaces/{name}", update_namespace),
-            web.patch("/api/v1/namespaces/{name}", update_namespace),
-            web.get("/api/v1/pods", list_pods),
-            web.get(ns + "/pods", list_pods),
-            web.post(ns + "/pods", create_pod),
-            web.get(ns + "/pods/{name}", get_pod),
-            web.delete(ns + "/pods/{name}", delete_pod),
-            web.put(ns + "/pods/{name}", update_pod),
-            web.patch(ns + "/pods/{name}", update_pod),
-            web.get(ns + "/pods/{name}/exec", exec_handler),
-            web.post(ns + "/pods/{name}/exec", exec_handler),
-            web.get(group + "/{plural}", list_workloads),
-            web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
-            web.post(group + "/namespaces/{namespace}/{plural}", create_workload),
-            web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
-            web.put(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
-            web.patch(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
-            web.delete(group + "/namespaces/{namespace}/{plural}/{name}", delete_workload),
-            web.route("*", group + "/namespaces/{namespace}/{plural}/{name}/scale", workload_scale),
-            web.get(
-                group + "/namespaces/{namespace}/{plural}/{name}/status", workload_status_handler
-            ),
-            *_stored_routes(),
-            web.post("/sandbox/tokens", issue_token),
-            web.route("*", "/{tail:.*}", not_found_fallback),
-        ]
+        _with_trailing_slashes(
+            [
+                web.get("/version", version),
+                web.get("/healthz", healthz),
+                web.get("/livez", healthz),
+                web.get("/readyz", healthz),
+                web.post(
+                    "/apis/{group:authentication.k8s.io}/{version:v1}/{plural:selfsubjectreviews}",
+                    review,
+                ),
+                web.post(
+                    "/apis/{group:authorization.k8s.io}/{version:v1}/"
+                    "{plural:selfsubjectaccessreviews|selfsubjectrulesreviews}",
+                    review,
+                ),
+                web.get("/openapi/v3", openapi_v3),
+                web.get("/openapi/v3/{tail:.+}", openapi_v3_group_version),
+                web.get("/api", api_versions),
+                web.get("/apis", api_groups),
+                web.get("/api/v1", core_resources),
+                web.get(group, group_resources),
+                web.get("/api/v1/namespaces", list_namespaces),
+                web.post("/api/v1/namespaces", create_namespace),
+                web.get(ns, get_namespace),
+                web.delete(ns, delete_namespace),
+                web.put("/api/v1/namespaces/{name}", update_namespace),
+                web.patch("/api/v1/namespaces/{name}", update_namespace),
+                web.get("/api/v1/pods", list_pods),
+                web.get(ns + "/pods", list_pods),
+                web.post(ns + "/pods", create_pod),
+                web.get(ns + "/pods/{name}", get_pod),
+                web.delete(ns + "/pods/{name}", delete_pod),
+                web.put(ns + "/pods/{name}", update_pod),
+                web.patch(ns + "/pods/{name}", update_pod),
+                web.get(ns + "/pods/{name}/exec", exec_handler),
+                web.post(ns + "/pods/{name}/exec", exec_handler),
+                web.get(group + "/{plural}", list_workloads),
+                web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
+                web.post(group + "/namespaces/{namespace}/{plural}", create_workload),
+                web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
+                web.put(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
+                web.patch(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
+                web.delete(group + "/namespaces/{namespace}/{plural}/{name}", delete_workload),
+                web.route(
+                    "*", group + "/namespaces/{namespace}/{plural}/{name}/scale", workload_scale
+                ),
+                web.get(
+                    group + "/namespaces/{namespace}/{plural}/{name}/status",
+                    workload_status_handler,
+                ),
+                *_stored_routes(),
+                web.post("/sandbox/tokens", issue_token),
+                web.route("*", "/{tail:.*}", not_found_fallback),
+            ]
+        )
     )
-    _add_trailing_slash_routes(app)
     return app

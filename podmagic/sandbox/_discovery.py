@@ -113,7 +113,13 @@ def _group(name: str) -> dict[str, Any]:
 API_GROUPS: dict[str, Any] = {
     "kind": "APIGroupList",
     "apiVersion": "v1",
-    "groups": [_group("apps"), _group("batch"), _group("events.k8s.io")],
+    "groups": [
+        _group("apps"),
+        _group("batch"),
+        _group("events.k8s.io"),
+        _group("authentication.k8s.io"),
+        _group("authorization.k8s.io"),
+    ],
 }
 
 RESOURCE_LISTS: dict[str, dict[str, Any]] = {
@@ -150,6 +156,27 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "apiVersion": "v1",
         "groupVersion": "batch/v1",
         "resources": _workload_resources("batch/v1"),
+    },
+    "authentication.k8s.io/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "authentication.k8s.io/v1",
+        "resources": [
+            _resource("selfsubjectreviews", "SelfSubjectReview", ["create"], namespaced=False),
+        ],
+    },
+    "authorization.k8s.io/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "authorization.k8s.io/v1",
+        "resources": [
+            _resource(
+                "selfsubjectaccessreviews", "SelfSubjectAccessReview", ["create"], namespaced=False
+            ),
+            _resource(
+                "selfsubjectrulesreviews", "SelfSubjectRulesReview", ["create"], namespaced=False
+            ),
+        ],
     },
     "events.k8s.io/v1": {
         "kind": "APIResourceList",

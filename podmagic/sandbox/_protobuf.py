@@ -31,7 +31,8 @@ class ProtobufError(ValueError):
 
 # A schema maps field numbers to (JSON name, decoder). A decoder is "string", "bytes" (base64
 # text in JSON), "raw" (bytes kept), "int", "bool", "time", a nested schema, or ("map", value
-# decoder) for map<string, ...>. A name ending in "[]" is a repeated field.
+# decoder) for map<string, ...>, or "ignore" (a status: the apiserver ignores it in a
+# create, and Go writes one even when empty). A name ending in "[]" is a repeated field.
 Schema = Mapping[int, tuple[str, Any]]
 
 _TIME: Schema = {1: ("seconds", "int"), 2: ("nanos", "int")}
@@ -114,7 +115,7 @@ _KINDS: dict[str, Schema] = {
     "v1/Namespace": {
         1: ("metadata", _OBJECT_META),
         2: ("spec", {1: ("finalizers[]", "string")}),
-        3: ("status", {1: ("phase", "string")}),
+        3: ("status", "ignore"),
     },
     "v1/ConfigMap": {
         1: ("metadata", _OBJECT_META),
@@ -135,7 +136,7 @@ _KINDS: dict[str, Schema] = {
         3: ("imagePullSecrets[]", _LOCAL_REFERENCE),
         4: ("automountServiceAccountToken", "bool"),
     },
-    "v1/Pod": {1: ("metadata", _OBJECT_META), 2: ("spec", _POD_SPEC)},
+    "v1/Pod": {1: ("metadata", _OBJECT_META), 2: ("spec", _POD_SPEC), 3: ("status", "ignore")},
     "v1/Service": {
         1: ("metadata", _OBJECT_META),
         2: (
@@ -148,6 +149,35 @@ _KINDS: dict[str, Schema] = {
                 11: ("externalName", "string"),
             },
         ),
+    },
+    "authentication.k8s.io/v1/SelfSubjectReview": {
+        1: ("metadata", _OBJECT_META),
+        2: ("status", "ignore"),
+    },
+    "authorization.k8s.io/v1/SelfSubjectAccessReview": {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "spec",
+            {
+                1: (
+                    "resourceAttributes",
+                    {
+                        1: ("namespace", "string"),
+                        2: ("verb", "string"),
+                        3: ("group", "string"),
+                        4: ("version", "string"),
+                        5: ("resource", "string"),
+                        6: ("subresource", "string"),
+                        7: ("name", "string"),
+                    },
+                ),
+                2: ("nonResourceAttributes", {1: ("path", "string"), 2: ("verb", "string")}),
+            },
+        ),
+    },
+    "authorization.k8s.io/v1/SelfSubjectRulesReview": {
+        1: ("metadata", _OBJECT_META),
+        2: ("spec", {1: ("namespace", "string")}),
     },
     "apps/v1/Deployment": {
         1: ("metadata", _OBJECT_META),
@@ -176,6 +206,16 @@ _KINDS: dict[str, Schema] = {
             },
         ),
     },
+}
+
+
+# Field 3 of a top-level object is its status where the kind has one (the ones above that
+# name no field 3): ignored, as the apiserver ignores a status sent with a create.
+_KINDS = {
+    name: schema
+    if 3 in schema or "SelfSubjectReview" in name
+    else {**schema, 3: ("status", "ignore")}
+    for name, schema in _KINDS.items()
 }
 
 
@@ -262,6 +302,8 @@ def _message(schema: Schema, data: bytes, where: str) -> dict[str, Any]:
                 "as JSON (kubectl create -f, or -o json | kubectl create -f -)"
             )
         name, decoder = schema[number]
+        if decoder == "ignore":
+            continue
         if isinstance(decoder, tuple):  # map<string, V>: repeated {1: key, 2: value}
             entry: dict[int, int | bytes] = dict(_fields(_bytes(raw, where), f"{where}.{name}"))
             key = _value("string", entry.get(1, b""), f"{where}.{name}")

@@ -1,0 +1,53 @@
+"""Who the caller is and what it may do: SelfSubjectReview, SelfSubjectAccessReview and
+SelfSubjectRulesReview, as ``kubectl auth whoami`` and ``kubectl auth can-i`` ask.
+
+The sandbox has one identity: its token (and the tokens it issues) belong to its user, in
+the ``system:masters`` group, which may do everything; so every access review is allowed.
+RBAC objects in a manifest are not enforced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["GROUPS", "access_review", "rules_review", "self_review"]
+
+#: The groups of the sandbox's user (system:masters: allowed everything, as a kind cluster's admin).
+GROUPS = ("system:masters", "system:authenticated")
+
+
+def self_review(user: str, api_version: str) -> dict[str, Any]:
+    """The answer to a SelfSubjectReview: the caller's user name and groups."""
+    return {
+        "kind": "SelfSubjectReview",
+        "apiVersion": api_version,
+        "metadata": {"creationTimestamp": None},
+        "status": {"userInfo": {"username": user, "groups": list(GROUPS)}},
+    }
+
+
+def access_review(body: Mapping[str, Any], api_version: str) -> dict[str, Any]:
+    """The answer to a SelfSubjectAccessReview: allowed, the RBAC authorizer's reason."""
+    return {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": api_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": dict(body.get("spec") or {}),
+        "status": {"allowed": True, "reason": 'allowed by ClusterRoleBinding "cluster-admin"'},
+    }
+
+
+def rules_review(body: Mapping[str, Any], api_version: str) -> dict[str, Any]:
+    """The answer to a SelfSubjectRulesReview (``kubectl auth can-i --list``): everything."""
+    return {
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": api_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": dict(body.get("spec") or {}),
+        "status": {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        },
+    }
