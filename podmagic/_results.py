@@ -513,8 +513,12 @@ class PodResults(Sequence[PodResult]):
         they are in ``frame.attrs["skipped"]`` (display name → why). A pod whose output was
         read but held no records (``lines``, ``jsonl``, ``kv``, ``regex`` of empty output; a
         csv header alone) is not an error, yet has no row either: its display name is in
-        ``frame.attrs["empty"]``. :func:`parse_problems` puts all three in words, and
-        :func:`check_parsed` raises when a pod was not parsed.
+        ``frame.attrs["empty"]``. A pod whose command failed (a non-zero exit) yet whose
+        output parsed keeps its rows, and is a problem all the same, whatever the format: it
+        is in ``frame.attrs["failed"]`` (display name → ``exit 3``, or ``exit 127, no rows``),
+        not in ``empty``; a failed pod whose output did not parse has an error row saying
+        ``exit 3; ...``. :func:`parse_problems` puts all of these in words, and
+        :func:`check_parsed` raises when a pod was not parsed or its command failed.
 
         ``frame.attrs["podmagic"]`` marks the frame as holding pod output, so that after
         ``%load_ext podmagic`` IPython shows its control characters as text (the frame keeps
@@ -547,6 +551,7 @@ class PodResults(Sequence[PodResult]):
         errors: dict[str, str] = {}
         skipped: dict[str, str] = {}
         empty: list[str] = []
+        failed: dict[str, str] = {}
 
         for r, label in zip(self._items, self.labels):
             if r.status is ExecStatus.SKIPPED:
@@ -594,7 +599,11 @@ class PodResults(Sequence[PodResult]):
             if reason is not None:
                 records.append({**{key: where[key] for key in lead}, "error": reason})
                 continue
-            if not rows:
+            if r.status is ExecStatus.FAILED:
+                # Its output parsed, but the command failed: rows from a failed command are
+                # not to be taken for a good answer in silence.
+                failed[label] = r.outcome if rows else f"{r.outcome}, no rows"
+            elif not rows:
                 empty.append(label)
             for row in rows:
                 record = {key: where[key] for key in lead}
@@ -627,6 +636,7 @@ class PodResults(Sequence[PodResult]):
         frame.attrs["errors"] = errors
         frame.attrs["skipped"] = skipped
         frame.attrs["empty"] = empty
+        frame.attrs["failed"] = failed
         frame.attrs[FRAME_MARK] = True
         return frame
 
@@ -666,16 +676,19 @@ def _listing(items: dict[str, str], limit: int, sep: str) -> list[str]:
 
 
 def parse_problems(frame: pd.DataFrame) -> str | None:
-    """The pods a :meth:`PodResults.parse` frame has no parsed rows for, in words.
+    """The pods a :meth:`PodResults.parse` frame has no parsed rows for, or whose command
+    failed, in words.
 
     Lines like ``--parse json: 2 pods not parsed (their rows have an error):`` followed by one
-    line per pod with the reason, and the skipped pods likewise; None when every pod that
-    was to run was parsed. ``%pod --parse`` shows this next to the DataFrame.
+    line per pod with the reason; the pods whose command exited non-zero (``web-1: exit 3``)
+    and the skipped pods likewise; None when every pod that was to run succeeded and was
+    parsed. ``%pod --parse`` shows this next to the DataFrame.
     """
     errors: dict[str, str] = frame.attrs.get("errors") or {}
     skipped: dict[str, str] = frame.attrs.get("skipped") or {}
     empty: list[str] = frame.attrs.get("empty") or []
-    if not errors and not skipped and not empty:
+    failed: dict[str, str] = frame.attrs.get("failed") or {}
+    if not errors and not skipped and not empty and not failed:
         return None
     fmt = frame.attrs.get("format", "?")
     lines = []
@@ -685,6 +698,12 @@ def parse_problems(frame: pd.DataFrame) -> str | None:
             "(their rows have an error):"
         )
         lines += [f"  {line}" for line in _listing(errors, MAX_PARSE_PROBLEMS, ": ")]
+    if failed:
+        lines.append(
+            f"--parse {fmt}: {len(failed)} {'pod' if len(failed) == 1 else 'pods'} failed "
+            "(the command exited non-zero; what its output gave is kept):"
+        )
+        lines += [f"  {line}" for line in _listing(failed, MAX_PARSE_PROBLEMS, ": ")]
     if skipped:
         lines.append(
             f"--parse {fmt}: {len(skipped)} {'pod' if len(skipped) == 1 else 'pods'} skipped, "
@@ -703,26 +722,33 @@ def parse_problems(frame: pd.DataFrame) -> str | None:
 
 
 def check_parsed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` if every pod that ran was parsed; raise
-    :class:`~podmagic.ParseError` naming those that were not, otherwise.
+    """Return ``frame`` if every pod that ran succeeded and was parsed; raise
+    :class:`~podmagic.ParseError` naming those that were not parsed or whose command failed
+    (a non-zero exit, even when its output parsed), otherwise.
 
     ``frame`` comes from :meth:`PodResults.parse`. Skipped pods do not count: they ran
     nothing (``PodResults.check()`` is what fails a run where none ran).
     """
     errors: dict[str, str] = frame.attrs.get("errors") or {}
-    if not errors:
+    failed: dict[str, str] = frame.attrs.get("failed") or {}
+    if not errors and not failed:
         return frame
-    named = [f"{label} ({reason})" for label, reason in errors.items()]
-    if len(named) > MAX_PARSE_PROBLEMS:
-        named[MAX_PARSE_PROBLEMS:] = [f"and {len(named) - MAX_PARSE_PROBLEMS} more"]
-    detail = f"{len(errors)} {'pod' if len(errors) == 1 else 'pods'} not parsed: " + "; ".join(
-        named
-    )
-    raise ParseError(
-        detail,
-        fmt=frame.attrs.get("format"),
-        hint="the frame's error column (and .attrs['errors']) says why for each pod",
-    )
+    parts = []
+    hints = []
+    for what, items in (("not parsed", errors), ("failed", failed)):
+        if not items:
+            continue
+        named = [f"{label} ({reason})" for label, reason in items.items()]
+        if len(named) > MAX_PARSE_PROBLEMS:
+            named[MAX_PARSE_PROBLEMS:] = [f"and {len(named) - MAX_PARSE_PROBLEMS} more"]
+        parts.append(
+            f"{len(items)} {'pod' if len(items) == 1 else 'pods'} {what}: " + "; ".join(named)
+        )
+    if errors:
+        hints.append("the frame's error column (and .attrs['errors']) says why for each pod")
+    if failed:
+        hints.append("their rows are kept; .attrs['failed'] names how each command ended")
+    raise ParseError(" — ".join(parts), fmt=frame.attrs.get("format"), hint="; ".join(hints))
 
 
 def _missing(value: Any) -> bool:

@@ -413,3 +413,61 @@ def test_a_pod_with_no_records_is_listed_not_dropped(
     assert note is not None and f"--parse {fmt}: 2 pods gave no rows" in note
     assert "web-2, web-3" in note
     check_parsed(frame)  # no records is not a parse error
+
+
+# -- a failed command is a parse problem even when its output parsed -------------------------
+
+
+def _failed(pod: str, stdout: bytes, exit_code: int) -> Any:
+    from podmagic._results import ExecStatus, PodResult
+
+    return PodResult(
+        context="ctx",
+        namespace="demo",
+        pod=pod,
+        status=ExecStatus.FAILED,
+        exit_code=exit_code,
+        stdout=stdout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "output"),
+    [
+        ("csv", {}, b"a,b\n1,2\n"),
+        ("tsv", {}, b"a\tb\n1\t2\n"),
+        ("table", {}, b"a b\n1 2\n"),
+        ("json", {}, b'{"a": 1}'),
+        ("jsonl", {}, b'{"a": 1}\n'),
+        ("lines", {}, b"a\n"),
+        ("kv", {}, b"a=1\n"),
+        ("regex", {"pattern": r"(?P<a>\d+)"}, b"12\n"),
+    ],
+)
+def test_a_failed_pod_whose_output_parsed_is_named_with_its_exit(
+    fmt: str, options: dict[str, Any], output: bytes
+) -> None:
+    from podmagic._results import PodResults, check_parsed, parse_problems
+
+    results = PodResults([*_results(("web-1", output)), _failed("web-2", output, 3)])
+    frame = results.parse(fmt, **options)
+    assert frame["pod"].tolist() == ["web-1", "web-2"]  # its rows are kept
+    assert frame.attrs["failed"] == {"web-2": "exit 3"}
+    note = parse_problems(frame)
+    assert note is not None and f"--parse {fmt}: 1 pod failed" in note
+    assert "  web-2: exit 3" in note
+    with pytest.raises(ParseError, match=r"1 pod failed: web-2 \(exit 3\)"):
+        check_parsed(frame)
+
+
+@pytest.mark.parametrize("fmt", ["lines", "jsonl", "kv"])
+def test_a_failed_pod_with_no_records_says_its_exit_not_only_no_rows(fmt: str) -> None:
+    from podmagic._results import PodResults, check_parsed, parse_problems
+
+    frame = PodResults([_failed(f"web-{i}", b"", 127) for i in (1, 2, 3)]).parse(fmt)
+    assert frame.attrs["empty"] == []
+    assert frame.attrs["failed"] == dict.fromkeys(["web-1", "web-2", "web-3"], "exit 127, no rows")
+    note = parse_problems(frame)
+    assert note is not None and "3 pods failed" in note and "web-1: exit 127, no rows" in note
+    with pytest.raises(ParseError, match="3 pods failed"):
+        check_parsed(frame)
