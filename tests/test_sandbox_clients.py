@@ -603,3 +603,20 @@ def test_official_client_self_subject_access_review(sandbox: Sandbox) -> None:
         }
         answer = authz.create_self_subject_access_review(review)
         assert answer.status.allowed is True
+
+
+def test_kubectl_get_shows_each_kinds_columns(kubectl: KubectlRunner, scratch: str) -> None:
+    ok(kubectl("create", "configmap", "cols", "-n", scratch, "--from-literal=a=1"))
+    service = '{"apiVersion":"v1","kind":"Service","metadata":{"name":"cols"},"spec":{"ports":[{"port":80}]}}'
+    ok(kubectl("create", "-n", scratch, "-f", "-", input=service.encode()))
+    headers = {
+        "cm": ["NAME", "DATA", "AGE"],
+        "svc": ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        "sa": ["NAME", "SECRETS", "AGE"],
+    }
+    for kind, header in headers.items():
+        first = ok(kubectl("get", kind, "-n", scratch)).splitlines()[0]
+        assert first.split() == header, kind
+    header, *rows = ok(kubectl("get", "nodes")).splitlines()
+    assert header.split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert rows[0].split()[1] == "Ready"

@@ -190,6 +190,169 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], list
 }
 
 
+def _service_ports(service: dict[str, Any]) -> str:
+    ports = []
+    for port in service.get("spec", {}).get("ports") or []:
+        text = f"{port.get('port')}"
+        if port.get("nodePort"):
+            text += f":{port['nodePort']}"
+        ports.append(f"{text}/{port.get('protocol', 'TCP')}")
+    return ",".join(ports) or "<none>"
+
+
+def _endpoint_addresses(endpoints: dict[str, Any]) -> str:
+    shown = []
+    for subset in endpoints.get("subsets") or []:
+        for address in subset.get("addresses") or []:
+            for port in subset.get("ports") or [{}]:
+                shown.append(f"{address.get('ip')}:{port.get('port')}" if port else address["ip"])
+    if not shown:
+        return "<none>"
+    more = len(shown) - 3
+    return ",".join(shown[:3]) + (f" + {more} more..." if more > 0 else "")
+
+
+def _node_status(node: dict[str, Any]) -> str:
+    ready = next(
+        (c for c in node.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"),
+        None,
+    )
+    status = "Ready" if ready and ready.get("status") == "True" else "NotReady"
+    if node.get("spec", {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    return status
+
+
+def _node_roles(node: dict[str, Any]) -> str:
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(
+        k[len(prefix) :] for k in node["metadata"].get("labels") or {} if k.startswith(prefix)
+    )
+    return ",".join(roles) or "<none>"
+
+
+def _event_object(event: dict[str, Any]) -> str:
+    involved = event.get("involvedObject") or event.get("regarding") or {}
+    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+
+
+_PRINTERS.update(
+    {
+        "ConfigMap": (
+            [_column("Name"), _column("Data", "integer"), _column("Age")],
+            lambda o: [
+                o["metadata"]["name"],
+                len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                _age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+        "Secret": (
+            [_column("Name"), _column("Type"), _column("Data", "integer"), _column("Age")],
+            lambda o: [
+                o["metadata"]["name"],
+                o.get("type", "Opaque"),
+                len(o.get("data") or {}),
+                _age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+        "Service": (
+            [
+                _column("Name"),
+                _column("Type"),
+                _column("Cluster-IP"),
+                _column("External-IP"),
+                _column("Port(s)"),
+                _column("Age"),
+                _column("Selector", priority=1),
+            ],
+            lambda o: [
+                o["metadata"]["name"],
+                o["spec"].get("type", "ClusterIP"),
+                o["spec"].get("clusterIP", "<none>"),
+                o["spec"].get("externalName") or "<none>",
+                _service_ports(o),
+                _age(o["metadata"].get("creationTimestamp")),
+                ",".join(f"{k}={v}" for k, v in (o["spec"].get("selector") or {}).items())
+                or "<none>",
+            ],
+        ),
+        "Endpoints": (
+            [_column("Name"), _column("Endpoints"), _column("Age")],
+            lambda o: [
+                o["metadata"]["name"],
+                _endpoint_addresses(o),
+                _age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+        "ServiceAccount": (
+            [_column("Name"), _column("Secrets", "integer"), _column("Age")],
+            lambda o: [
+                o["metadata"]["name"],
+                len(o.get("secrets") or []),
+                _age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+        "Node": (
+            [
+                _column("Name"),
+                _column("Status"),
+                _column("Roles"),
+                _column("Age"),
+                _column("Version"),
+                _column("Internal-IP", priority=1),
+            ],
+            lambda o: [
+                o["metadata"]["name"],
+                _node_status(o),
+                _node_roles(o),
+                _age(o["metadata"].get("creationTimestamp")),
+                o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""),
+                next(
+                    (
+                        a.get("address")
+                        for a in o.get("status", {}).get("addresses") or []
+                        if a.get("type") == "InternalIP"
+                    ),
+                    "<none>",
+                ),
+            ],
+        ),
+        "Event": (
+            [
+                _column("Last Seen"),
+                _column("Type"),
+                _column("Reason"),
+                _column("Object"),
+                _column("Message"),
+            ],
+            lambda o: [
+                _age(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp")),
+                o.get("type", ""),
+                o.get("reason", ""),
+                _event_object(o),
+                o.get("message") or o.get("note") or "",
+            ],
+        ),
+        "ReplicationController": (
+            [
+                _column("Name"),
+                _column("Desired", "integer"),
+                _column("Current", "integer"),
+                _column("Ready", "integer"),
+                _column("Age"),
+            ],
+            lambda o: [
+                o["metadata"]["name"],
+                o.get("spec", {}).get("replicas", 0),
+                o.get("status", {}).get("replicas", 0),
+                o.get("status", {}).get("readyReplicas", 0),
+                _age(o["metadata"].get("creationTimestamp")),
+            ],
+        ),
+    }
+)
+
+
 def _partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "PartialObjectMetadata",
