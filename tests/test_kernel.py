@@ -27,6 +27,7 @@ from typing import Any
 import ipykernel
 import IPython
 import pytest
+from _waiting import wait_until
 from jupyter_client.manager import KernelManager
 
 from podmagic.sandbox import Sandbox
@@ -186,15 +187,31 @@ def test_the_kernel_runs_this_environments_ipykernel_and_ipython(kernel: Kernel)
 # -- a. --bg: the run outlives its cell and stays in its own display slot -------------------------
 
 
-def test_background_run_stays_in_its_own_slot(kernel: Kernel) -> None:
+def test_background_run_stays_in_its_own_slot(kernel: Kernel, tmp_path: Path) -> None:
     first = kernel.ok(
         "h = %pod -l app=web -n demo --bg -- for i in 1 2 3; do echo tick $i; sleep 0.3; done"
     )
-    second = kernel.ok('print("second")\nimport time\ntime.sleep(2.5)')
+    slot = widget_slot(kernel, first)
+    # Cell 2 stays busy until the run's summary has arrived (the test then opens the gate),
+    # so the run ends while a later cell runs, however slow the machine.
+    gate = tmp_path / "summary-arrived"
+    second_sent = time.monotonic()
+    second_id = kernel.send(
+        'print("second")\nimport os, time\ndeadline = time.monotonic() + 60\n'
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)"
+    )
+    try:
+        wait_until(
+            lambda: kernel.pump() or kernel.updates_of(slot), what="the run's summary arrived"
+        )
+    finally:
+        gate.touch()
+    second = kernel.wait(second_id, second_sent)
+    assert second.status == "ok", second.reply
 
     # Cell 1 returned at once with a handle; its live view is one widget display.
     assert first.idle - first.sent < 2.0
-    slot = widget_slot(kernel, first)
     assert [m.type for m in kernel.outputs(first)] == ["display_data"]
 
     # While cell 2 ran, the run went on streaming into cell 1's widgets ...
@@ -353,7 +370,6 @@ def test_a_steady_trickle_is_redrawn_at_most_about_ten_times_a_second(kernel: Ke
     script = "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line $i; sleep 0.01; done\n"
     cell = kernel.ok(f"%%pod -l app=web -n demo\n{script}", timeout=60)
     duration = cell.idle - cell.sent
-    assert duration > 1.5
     per_widget = Counter(m.content["comm_id"] for m in _comm_updates(kernel, cell))
     redraws = max(per_widget.values())
     assert 5 <= redraws <= 12 * duration + 2, (per_widget, duration)
@@ -369,7 +385,6 @@ def test_a_long_noisy_run_sends_a_bounded_number_of_bytes_a_second(kernel: Kerne
     assert kernel.messages(quiet, "comm_open", "comm_msg", "display_data") == []
     cell = kernel.ok(f"%%pod -l app=web -n demo\n{script}", timeout=60)
     duration = cell.idle - cell.sent
-    assert duration > 2.0
     updates = _comm_updates(kernel, cell)
     per_widget = Counter(m.content["comm_id"] for m in updates)
     redraws = max(per_widget.values())
