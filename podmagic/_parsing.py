@@ -34,13 +34,15 @@ document — ``json``, ``csv``, ``tsv``, ``table``: "the output is empty". For t
 — ``lines``, ``jsonl``, ``kv``, ``regex`` — it is zero rows, which ``PodResults.parse()`` lists
 as a pod that gave no rows. A csv/tsv row with fewer or more fields than the header (or
 ``columns=``) names is an error; without either, rows are padded to the widest. A ``kv`` key
-given twice is an error (which value is meant cannot be guessed).
+given twice is an error (which value is meant cannot be guessed), and so is a ``table`` row
+whose fields cannot be placed under the header (see :func:`parse_table`).
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -323,13 +325,17 @@ def parse_table(text: str) -> list[Row]:
     - otherwise by whitespace into as many fields as there are columns, the last column
       taking the rest of the line (``ps aux``'s COMMAND).
 
-    Missing values are None.
+    Missing values are None. What cannot be placed is a :class:`~podmagic.ParseError`
+    naming the line, as a csv row of the wrong length is: a row with more fields than a header whose columns are one space
+    apart (``A B`` over ``1 2 3 4``), and a value with a space under one column when every
+    column after it is empty (``b 2`` under ``NAME  VALUE``: one value, or two?).
     """
-    lines = [line.expandtabs().rstrip() for line in text.splitlines()]
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    numbered = [(n, line.expandtabs().rstrip()) for n, line in enumerate(text.splitlines(), 1)]
+    numbered = [(n, line) for n, line in numbered if line.strip()]
+    if not numbered:
         return []
-    header, body = lines[0], lines[1:]
+    header, body = numbered[0][1], [line for _, line in numbered[1:]]
+    line_numbers = [n for n, _ in numbered[1:]]
     words = [(m.start(), m.end()) for m in _TOKEN.finditer(header)]
     row_spans = [[(m.start(), m.end()) for m in _TOKEN.finditer(line)] for line in body]
 
@@ -359,12 +365,36 @@ def parse_table(text: str) -> list[Row]:
             for start in starts[1:]
         )
 
+    # A header whose columns are one space apart is padded by nothing: its rows are plain
+    # space-separated fields, and a row with more of them than there are columns cannot be
+    # placed (a padded header, as ps and kubectl print, lets the last column take the rest).
+    tight = len(columns) > 1 and all(
+        later[0][0] == earlier[-1][1] + 1 for earlier, later in itertools.pairwise(columns)
+    )
+    if tight:
+        for number, line in zip(line_numbers, body):
+            count = len(line.split())
+            if count > len(names):
+                raise ParseError(
+                    f"line {number}: {count} fields where the header has {len(names)}",
+                    fmt="table",
+                )
+
     rows: list[Row] = []
     if all(aligned(line) for line in body):
         cuts = [0, *starts[1:]]
         ends: list[int | None] = [*starts[1:], None]
-        for line in body:
+        for number, line in zip(line_numbers, body):
             values = [line[a:b].strip() or None for a, b in zip(cuts, ends)]
+            for index, value in enumerate(values[:-1]):
+                # "b 2" under NAME with VALUE empty: one value with a space (kubectl's
+                # "2 (5m ago)"), or two values not under their columns; nothing tells which.
+                if value and len(value.split()) > 1 and all(v is None for v in values[index + 1 :]):
+                    raise ParseError(
+                        f"line {number}: cannot tell which columns {value!r} belongs to: it "
+                        f"stands under {names[index]} and every column after it is empty",
+                        fmt="table",
+                    )
             rows.append(dict(zip(names, values)))
     else:
         for line in body:

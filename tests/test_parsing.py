@@ -285,6 +285,32 @@ def test_table_kubectl_columns_are_cut_at_their_positions() -> None:
     assert rows[1]["RESTARTS"] == "0"
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("A B\n1 2 3 4\n", "line 2: 4 fields where the header has 2"),
+        ("A B\n\n1 2\n1 2 3\n", "line 4: 3 fields where the header has 2"),
+        (
+            "NAME  VALUE\na\nb 2\n",
+            "line 3: cannot tell which columns 'b 2' belongs to: it stands under NAME",
+        ),
+    ],
+)
+def test_table_reports_fields_it_cannot_place(text: str, message: str) -> None:
+    with pytest.raises(ParseError, match=re.escape(message)):
+        parse_output(text, "table")
+
+
+def test_table_still_places_values_with_spaces_where_columns_show_it() -> None:
+    # kubectl's "2 (5m ago)" has later columns filled; ps aux's last column takes the rest.
+    assert parse_output(KUBECTL_WIDE, "table")[0]["RESTARTS"] == "2 (5m ago)"
+    assert parse_output(PS_AUX, "table")[0]["COMMAND"] == "/sbin/init splash"
+    assert parse_output("NAME  VALUE\na\nb     2\n", "table") == [
+        {"NAME": "a", "VALUE": None},
+        {"NAME": "b", "VALUE": "2"},
+    ]
+
+
 def test_table_missing_values_and_edge_cases() -> None:
     assert parse_table("") == []
     assert parse_table("NAME AGE\n") == [], "a header alone has no rows"
