@@ -1,8 +1,9 @@
-"""Natural order for names: ``web-2`` before ``web-10``, the order kubectl sorts text in.
+"""Natural order for names: ``web-2`` before ``web-10``, easier to read than byte order.
 
-kubectl orders strings with ``sortorder.NaturalLess`` (github.com/fvbommel/sortorder, used by
-``kubectl get --sort-by``); :func:`natural_key` is a sort key with the same order, so pods,
-results and groups list the way kubectl would list them:
+:func:`natural_key` is a sort key in the order of ``sortorder.NaturalLess``
+(github.com/fvbommel/sortorder), which ``kubectl get --sort-by`` used up to kubectl 1.30;
+kubectl 1.31 and later sort text byte-wise there (``web-10`` before ``web-2``, kubernetes
+PR #124514). podmagic keeps the natural order on purpose, for pods, results and groups:
 
 * runs of ASCII digits compare as numbers (``web-2`` < ``web-10``); other text compares by
   code point, which is UTF-8's byte order;
@@ -29,7 +30,7 @@ NaturalKey = tuple[str | tuple[int, int], ...]
 
 
 def natural_key(name: str) -> NaturalKey:
-    """Sort key that puts ``web-2`` before ``web-10``, in kubectl's natural order."""
+    """Sort key that puts ``web-2`` before ``web-10`` (``sortorder.NaturalLess``'s order)."""
     parts = _DIGITS.split(name)
     key: list[str | tuple[int, int]] = []
     for index, part in enumerate(parts):
