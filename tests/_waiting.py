@@ -15,8 +15,9 @@ Two rules, for a machine that may be slow and busy (CI, many test runs at once):
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
@@ -43,12 +44,19 @@ def wait_until(
 
 
 async def await_until(
-    predicate: Callable[[], T], *, what: str, timeout: float = 30, interval: float = 0.02
+    predicate: Callable[[], T | Awaitable[T]],
+    *,
+    what: str,
+    timeout: float = 30,
+    interval: float = 0.02,
 ) -> T:
-    """``wait_until`` for async tests: polls without blocking the event loop."""
+    """``wait_until`` for async tests: polls without blocking the event loop; ``predicate``
+    may be a coroutine function."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
