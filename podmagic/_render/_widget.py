@@ -1,5 +1,8 @@
-"""The Jupyter view: one display slot with a header, a progress line, the combined live
-stream and one view per pod, replaced by the static summary when the run ends.
+"""The ipywidgets-only Jupyter view, used when anywidget is missing (``choose_renderer``
+prefers the front-end view of ``_live``, which sends only new lines; its docstring lists the
+``data-podmagic`` selectors browser tests use): one display slot with a header, a progress
+line, the combined live stream and one view per pod, replaced by the static summary when the
+run ends.
 
 Threads, and why it is safe:
 
