@@ -1355,10 +1355,11 @@ async def test_downward_api_env_is_seen_by_exec(monkeypatch: pytest.MonkeyPatch)
     ("manifest", "message"),
     [
         (
-            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: s}\n",
             (
-                "document 1: kind 'Service' is not supported (supported: Namespace, Node, Pod, Deployment, "
-                "StatefulSet, DaemonSet, ReplicaSet, Job)"
+                "document 1: kind 'PersistentVolumeClaim' is not supported (supported: Namespace, "
+                "Node, Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ConfigMap, "
+                "Endpoints, ReplicationController, Secret, ServiceAccount, Service)"
             ),
         ),
         (

@@ -620,3 +620,28 @@ def test_kubectl_get_shows_each_kinds_columns(kubectl: KubectlRunner, scratch: s
     header, *rows = ok(kubectl("get", "nodes")).splitlines()
     assert header.split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     assert rows[0].split()[1] == "Ready"
+
+
+def test_a_manifest_may_hold_configmaps_secrets_and_services(tmp_path: Any) -> None:
+    manifest = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: shop}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"""
+    with Sandbox(manifest, state_dir=tmp_path / "state") as running:
+        assert running.cluster is not None
+        objects = running.call(lambda: dict(running.cluster.objects))  # type: ignore[union-attr]
+    assert objects["configmaps"][("shop", "settings")]["data"] == {"mode": "fast"}
+    assert objects["secrets"][("shop", "creds")]["data"] == {"password": "aHVudGVyMg=="}
+    assert objects["services"][("shop", "web")]["spec"]["clusterIP"].startswith("10.96.")

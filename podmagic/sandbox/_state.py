@@ -71,7 +71,13 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS)
+# Stored kinds a manifest may hold (Nodes are read above; Events are made, not declared).
+_MANIFEST_STORED = {
+    resource.kind: resource
+    for resource in RESOURCES
+    if resource.api_version == "v1" and resource.kind not in ("Node", "Event")
+}
+SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS, *_MANIFEST_STORED)
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 #: Pods a sandbox can hold over its life: one address each from :data:`POD_NETWORK`.
 MAX_PODS = POD_NETWORK.num_addresses - 2
@@ -243,6 +249,20 @@ class Cluster:
         obj["metadata"]["resourceVersion"] = self.next_resource_version()
         self._notify("DELETED", obj, resource.key)
         return obj
+
+    def _add_stored(self, resource: Resource, doc: dict[str, Any], where: str) -> None:
+        """Store a manifest's ConfigMap, Secret, Service, ... (its namespace made if new)."""
+        namespace = doc["metadata"].setdefault("namespace", "default")
+        if namespace not in self.namespaces:
+            self.add_namespace(namespace)
+        key = (namespace, doc["metadata"]["name"])
+        # The namespace's default ServiceAccount may be declared again; anything else twice
+        # is a mistake in the manifest.
+        if key in self.store(resource) and (resource.kind, key[1]) != ("ServiceAccount", "default"):
+            raise ManifestError(
+                f'{where}{resource.kind} "{key[1]}" in namespace {namespace} is defined twice'
+            )
+        self.put_object(resource, doc)
 
     def _set_nodes(self, nodes: Mapping[str, Mapping[str, Any] | None]) -> None:
         """Serve these nodes (name → the manifest's Node, or None) in place of the others."""
@@ -799,6 +819,8 @@ class Cluster:
                     self.create_pod(doc, namespace)
                 elif doc["kind"] in WORKLOAD_KINDS:
                     self.add_workload(doc)
+                elif doc["kind"] in _MANIFEST_STORED:
+                    self._add_stored(_MANIFEST_STORED[doc["kind"]], doc, where)
             except BehaviourError as error:
                 raise ManifestError(
                     f"{where}{doc['kind']} {doc['metadata']['name']}: {error}"
