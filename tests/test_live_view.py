@@ -174,7 +174,7 @@ def test_a_batch_never_holds_more_lines_than_the_view_keeps(
     renderer.handle_event(out(t, b"".join(b"line %d\n" % n for n in range(10_000))))
     renderer.close()
     batches = [m for m in sent if m["k"] == "lines"]
-    assert all(len(lines_of(b)) <= 200 for b in batches)
+    assert all(len(lines_of(b)) <= 100 for b in batches)
     last = lines_of(batches[-1])
     assert last[-1] == (0, 1, "line 9999")
     assert batches[-1]["s"] + len(last) == 10_000  # the view counts the ones skipped

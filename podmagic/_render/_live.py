@@ -497,6 +497,11 @@ class LiveRenderer:
                     return  # a short run goes straight to its summary
                 batch, start = self._pending, self._pending_start
                 self._pending = []
+                cap = self.limits.max_total_lines
+                if len(batch) > cap:
+                    # Older ones would be dropped by the view at once: not sent at all.
+                    start += len(batch) - cap
+                    batch = batch[-cap:]
                 state = self._state_locked() if self._state_version != self._shown_version else None
                 self._shown_version = self._state_version
                 snapshot_due = now - self._last_snapshot >= self.snapshot_every
