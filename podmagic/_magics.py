@@ -13,6 +13,7 @@ import keyword
 import shlex
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,11 @@ from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed, names_no_pods
 
 __all__ = ["PodMagic", "RunInterrupted"]
+
+# The sandbox each shell's ``%pod_sandbox start`` started and ``%pod_sandbox stop`` did not stop
+# yet. ``%reload_ext podmagic`` makes a new PodMagic (only the package's __init__ is reloaded,
+# not this module): it carries on with that sandbox instead of forgetting one that still serves.
+_started_sandboxes: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -375,6 +381,9 @@ class PodMagic(Magics):
         super().__init__(shell=shell, **kwargs)
         self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
         self.sandbox: Any = None
+        started = _started_sandboxes.get(shell) if shell is not None else None
+        if started is not None and started.running:
+            self._use_sandbox(started)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -753,6 +762,13 @@ class PodMagic(Magics):
         except UsageError as error:
             raise UsageError(visible_controls(str(error))) from None
 
+    def _use_sandbox(self, sandbox: Any) -> None:
+        """Run %pod against ``sandbox`` from now on."""
+        self.sandbox = sandbox
+        self.kubeconfig = str(sandbox.kubeconfig)
+        self.context = sandbox.context
+        self._clusters.clear()
+
     def _pod_sandbox(self, line: str) -> Any:
         args = parse_argstring(self.pod_sandbox, _without_comment(line))
         from .sandbox import ManifestError, Sandbox
@@ -775,14 +791,13 @@ class PodMagic(Magics):
                 raise UsageError(
                     f"cannot read the manifest {args.manifest}: {error.strerror}"
                 ) from None
-            self.sandbox = sandbox
-            self.kubeconfig = str(self.sandbox.kubeconfig)
-            self.context = self.sandbox.context
-            self._clusters.clear()
+            self._use_sandbox(sandbox)
+            _started_sandboxes[self._shell] = sandbox
         elif args.action == "stop":
             if self.sandbox is None:
                 raise UsageError("no sandbox is running; %pod_sandbox start starts one")
             self.sandbox.stop()
+            _started_sandboxes.pop(self._shell, None)
             self.sandbox = None
             self.kubeconfig = None
             self.context = None

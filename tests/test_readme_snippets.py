@@ -12,7 +12,8 @@ stands. Each fenced block with a language is one of:
 
 A block that is none of these fails :func:`test_every_readme_block_is_run_or_excluded`. Blocks
 without a language (diagrams) are not code. Everything runs with its own ``HOME`` and in a
-folder holding the ``cluster.yaml`` the snippets name; ``KUBECONFIG`` holds a context
+folder holding the ``cluster.yaml`` a snippet may name (the demo cluster's manifest, the only
+one the README shows); ``KUBECONFIG`` holds a context
 ``staging`` (a second sandbox with namespace ``shop``), the cluster the engine snippet names.
 """
 
@@ -33,7 +34,7 @@ import pytest
 import yaml
 from jupyter_client.manager import KernelManager
 
-from podmagic.sandbox import Sandbox
+from podmagic.sandbox import Sandbox, demo_manifest
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -51,32 +52,10 @@ EXCLUDED = {
     ),
 }
 
-#: The cluster.yaml the snippets name (``Sandbox("cluster.yaml")``): pods web-0 and db-0.
-CLUSTER_YAML = """\
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web, namespace: demo}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: nginx, image: nginx}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: demo}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: postgres, image: postgres}]}
-"""
+#: The cluster.yaml a snippet may name (``Sandbox("cluster.yaml")``, ``--manifest cluster.yaml``):
+#: the README shows no cluster.yaml of its own and points at the demo cluster, so a reader's is
+#: the demo's. (A made-up one with other pods once hid a snippet naming a pod the demo lacks.)
+CLUSTER_YAML = demo_manifest()
 
 #: The cluster behind the context ``staging``: app=web in namespace shop, deploy/api in default.
 STAGING_YAML = """\

@@ -2,7 +2,8 @@
 the foreground.
 
 Stops cleanly on SIGINT or SIGTERM: every pod process is killed, and the kubeconfig it wrote
-is removed (so the file's existence means "a sandbox is serving here").
+is removed (so the file's existence means "a sandbox is serving here"). It never writes over,
+or removes, a file it did not write (``~/.kube/config``, ``$KUBECONFIG``'s files, any other).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import MissingExtraError
 from ._behaviour import BehaviourError
+from ._kubeconfig import KubeconfigPathError
 from ._state import ManifestError
 
 
@@ -84,26 +86,27 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         manifest = args.manifest
-    if args.kubeconfig.expanduser().resolve() == (Path.home() / ".kube" / "config").resolve():
-        print(
-            "error: refusing to overwrite your own ~/.kube/config; pass another --kubeconfig path",
-            file=sys.stderr,
+    try:
+        sandbox = Sandbox(
+            manifest,
+            kubeconfig=args.kubeconfig,
+            host=args.host,
+            port=args.port,
+            tls=not args.insecure_http,
+            auth=not args.insecure_http,
+            state_dir=args.state_dir,
         )
+    except KubeconfigPathError as error:  # ~/.kube/config, $KUBECONFIG's, someone's file
+        print(f"error: {error.reason}; pass another --kubeconfig path", file=sys.stderr)
         return 2
-    sandbox = Sandbox(
-        manifest,
-        kubeconfig=args.kubeconfig,
-        host=args.host,
-        port=args.port,
-        tls=not args.insecure_http,
-        auth=not args.insecure_http,
-        state_dir=args.state_dir,
-    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
         sandbox.start()
+    except KubeconfigPathError as error:  # a file appeared there while starting
+        print(f"error: {error.reason}; pass another --kubeconfig path", file=sys.stderr)
+        return 2
     except (ManifestError, BehaviourError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

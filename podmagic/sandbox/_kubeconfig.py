@@ -1,23 +1,66 @@
-"""Writing the kubeconfig that points clients at a running sandbox.
+"""Writing the kubeconfig that points clients at a running sandbox, and removing it again.
 
-The file is written atomically (temporary file in the same folder, then ``os.replace``) so a
-reader polling for it never sees half a file, and it is only ever the path the caller named:
-the user's own ``~/.kube/config`` is never touched.
+The file is written atomically (temporary file in the same folder, then a hard link or
+``os.replace``) so a reader polling for it never sees half a file. The sandbox never
+overwrites or deletes a file it did not write:
+
+* ``~/.kube/config`` and every file listed in ``$KUBECONFIG`` (kubectl's own configs) are
+  refused, whether they exist or not;
+* any other existing path is refused unless it is a kubeconfig a sandbox wrote (its first line
+  is :data:`MARKER` with the writer's pid) whose writer is no longer running — a file left by a
+  sandbox that was killed; that one is replaced;
+* at stop, the file is removed only if it still holds exactly what the sandbox wrote.
+
+Refusals raise :class:`KubeconfigPathError`, one line that says what to do.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["CONTEXT_NAME", "build_kubeconfig", "write_kubeconfig"]
+__all__ = [
+    "CONTEXT_NAME",
+    "MARKER",
+    "KubeconfigPathError",
+    "WrittenKubeconfig",
+    "build_kubeconfig",
+    "check_kubeconfig_path",
+    "write_kubeconfig",
+]
 
 CONTEXT_NAME = "podmagic-sandbox"
+
+#: The first line of every kubeconfig the sandbox writes; ``{pid}`` is the writing process.
+MARKER = "# podmagic-sandbox kubeconfig, pid {pid}: written by a podmagic sandbox, removed at stop"
+_MARKER_LINE = re.compile(r"# podmagic-sandbox kubeconfig, pid ([1-9][0-9]{0,9}): ")
+#: A sandbox's kubeconfig is a few KiB (the CA certificate is the bulk): anything larger is not.
+_MAX_OWN_SIZE = 64 * 1024
+
+
+class KubeconfigPathError(ValueError):
+    """The sandbox must not write its kubeconfig to this path (it is, or may be, someone's).
+
+    ``reason`` says why without the remedy, so each entry point adds it in its own words
+    (``kubeconfig=`` from Python, ``--kubeconfig`` on the command line).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}; pass another kubeconfig= path, or none for a temporary one")
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows an exception through this hook: the line says what to do, a traceback
+        # into the sandbox's internals would only bury it.
+        return [f"{type(self).__name__}: {self}"]
 
 
 def build_kubeconfig(
@@ -49,18 +92,141 @@ def build_kubeconfig(
     }
 
 
-def write_kubeconfig(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
-    """Write ``document`` to ``path`` atomically with mode 0600 and return the path."""
+def _kubectls_own() -> list[Path]:
+    """The files kubectl reads as the user's config: ``$KUBECONFIG``'s list, ``~/.kube/config``."""
+    listed = [entry for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep) if entry]
+    return [Path(entry).expanduser().resolve() for entry in listed] + [
+        (Path.home() / ".kube" / "config").resolve()
+    ]
+
+
+def _writer_pid(path: Path) -> int | None:
+    """The pid in the marker line when ``path`` is a sandbox's kubeconfig, else ``None``.
+
+    Only a file a sandbox wrote and nobody changed into something else qualifies: a regular
+    file, small, starting with the marker, and holding only the sandbox's own context.
+    """
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_OWN_SIZE:
+            return None
+        text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    marker = _MARKER_LINE.match(text)
+    if marker is None or not isinstance(document, dict):
+        return None
+    for section in ("clusters", "users", "contexts"):
+        entries = document.get(section)
+        if not isinstance(entries, list) or [
+            entry.get("name") if isinstance(entry, dict) else None for entry in entries
+        ] != [CONTEXT_NAME]:
+            return None
+    if document.get("current-context") != CONTEXT_NAME:
+        return None
+    return int(marker.group(1))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    except OverflowError:  # not a pid this system can have
+        return False
+    return True
+
+
+def check_kubeconfig_path(path: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """Where the kubeconfig goes (absolute) and whether a stale sandbox kubeconfig is there.
+
+    Raises :class:`KubeconfigPathError` for kubectl's own configs and for an existing file
+    that is not a kubeconfig left by a sandbox that no longer runs.
+    """
     target = Path(path).expanduser().absolute()
+    shown = str(path)
+    resolved = target.resolve()
+    if resolved == (Path.home() / ".kube" / "config").resolve():
+        raise KubeconfigPathError("refusing to overwrite your own ~/.kube/config")
+    if resolved in _kubectls_own():
+        raise KubeconfigPathError(
+            f"refusing to write the sandbox's kubeconfig to {shown}: it is listed in "
+            "$KUBECONFIG, so kubectl reads it as your own config"
+        )
+    if not os.path.lexists(target):
+        return target, False
+    pid = _writer_pid(target)
+    if pid is None:
+        raise KubeconfigPathError(
+            f"refusing to overwrite {shown}: it exists and the sandbox did not write it"
+        )
+    if _running(pid):
+        raise KubeconfigPathError(
+            f"refusing to overwrite {shown}: it is the kubeconfig of a sandbox in process {pid}, "
+            "which still runs (stop that sandbox, or delete the file if none is serving)"
+        )
+    return target, True
+
+
+@dataclass(frozen=True)
+class WrittenKubeconfig:
+    """A kubeconfig the sandbox wrote: where, and exactly what (to remove only that)."""
+
+    path: Path
+    content: bytes
+
+    def remove(self) -> bool:
+        """Delete the file if it still holds what was written; whether it was deleted."""
+        try:
+            with self.path.open("rb") as handle:
+                current = handle.read(len(self.content) + 1)
+        except OSError:
+            return False
+        if current != self.content:
+            return False  # changed or replaced since: no longer the sandbox's to delete
+        self.path.unlink(missing_ok=True)
+        return True
+
+
+def write_kubeconfig(path: str | os.PathLike[str], document: dict[str, Any]) -> WrittenKubeconfig:
+    """Write ``document`` to ``path`` atomically with mode 0600, never over someone's file.
+
+    Raises :class:`KubeconfigPathError` as :func:`check_kubeconfig_path` does, also when the
+    file appears while it is being written.
+    """
+    target, stale = check_kubeconfig_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    content = (
+        MARKER.format(pid=os.getpid()) + "\n" + yaml.safe_dump(document, sort_keys=False)
+    ).encode("utf-8")
     fd, tmp_name = tempfile.mkstemp(prefix=".kubeconfig-", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(document, handle, sort_keys=False)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+        if stale:
+            os.replace(tmp_name, target)
+        else:
+            # A hard link appears whole, like os.replace, but fails instead of replacing a
+            # file that appeared since the check.
+            try:
+                try:
+                    os.link(tmp_name, target)
+                except FileExistsError:
+                    raise
+                except OSError:
+                    # A filesystem without hard links: create it exclusively, then fill it.
+                    created = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(created, "wb") as handle:
+                        handle.write(content)
+            except FileExistsError:
+                raise KubeconfigPathError(
+                    f"refusing to overwrite {path}: it exists and the sandbox did not write it"
+                ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    return WrittenKubeconfig(target, content)

@@ -36,7 +36,13 @@ from aiohttp import web
 from ._api import CONNECTIONS_KEY, build_app
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from ._isolation import isolation_mode, isolation_warning
-from ._kubeconfig import CONTEXT_NAME, build_kubeconfig, write_kubeconfig
+from ._kubeconfig import (
+    CONTEXT_NAME,
+    WrittenKubeconfig,
+    build_kubeconfig,
+    check_kubeconfig_path,
+    write_kubeconfig,
+)
 from ._runner import kill_unreaped
 from ._state import Cluster, ManifestError, RecordedRequest
 from ._tls import ServingCertificates, generate_certificates, generate_token
@@ -94,6 +100,26 @@ def _stop_at_exit(sandbox: Sandbox) -> None:
                 signal.signal(signum, _stop_then_terminate)
 
 
+def _require_pod(cluster: Cluster, pod: str, namespace: str) -> None:
+    """Raise a one-line ``ValueError`` saying which pods there are when ``pod`` is not one."""
+    if cluster.get_pod(namespace, pod) is not None:
+        return
+    elsewhere = sorted(ns for ns, name in cluster.pods if name == pod)
+    if elsewhere:
+        raise ValueError(
+            f"no pod {pod!r} in namespace {namespace!r}; it is in namespace {elsewhere[0]!r}: "
+            f"pass namespace={elsewhere[0]!r}"
+        )
+    names = sorted(name for ns, name in cluster.pods if ns == namespace)
+    if not names:
+        raise ValueError(
+            f"no pod {pod!r}: namespace {namespace!r} has no pods; "
+            "sandbox.pods() lists the pods of every namespace"
+        )
+    shown = ", ".join(names[:10]) + (f", … ({len(names)} in all)" if len(names) > 10 else "")
+    raise ValueError(f"no pod {pod!r} in namespace {namespace!r}; its pods: {shown}")
+
+
 def demo_manifest() -> str:
     """The built-in demo manifest (YAML text)."""
     return resources.files("podmagic.sandbox").joinpath("demo.yaml").read_text(encoding="utf-8")
@@ -115,6 +141,11 @@ class Sandbox:
             file, the object and the field, and creates nothing.
         kubeconfig: where to write the kubeconfig (default: inside the sandbox's state
             folder). Written atomically once the server accepts connections, removed at stop.
+            Never over a file the sandbox did not write: ``~/.kube/config``, the files in
+            ``$KUBECONFIG`` and any other existing file (but a sandbox's kubeconfig left by a
+            process that no longer runs) raise a one-line ``ValueError``
+            (:class:`~podmagic.sandbox._kubeconfig.KubeconfigPathError`) here, before anything
+            is created; at stop it is removed only if it still holds what was written.
         host, port: where to listen (port 0 picks a free one).
         tls: serve HTTPS with a generated CA (default). kubectl sends tokens only over TLS.
         auth: require the bearer token written into the kubeconfig.
@@ -136,7 +167,10 @@ class Sandbox:
         user: str = "sandbox-user",
     ) -> None:
         self._manifest = manifest
+        if kubeconfig is not None:
+            check_kubeconfig_path(kubeconfig)  # refused before any folder or key is made
         self._kubeconfig_request = kubeconfig
+        self._written_kubeconfig: WrittenKubeconfig | None = None
         self.host = host
         self.port = port
         self.tls = tls
@@ -172,6 +206,11 @@ class Sandbox:
     @property
     def ca_pem(self) -> bytes | None:
         return self.certificates.ca_pem if self.certificates else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the sandbox serves (started and not stopped)."""
+        return self._thread is not None
 
     @property
     def isolation(self) -> str:
@@ -256,9 +295,16 @@ class Sandbox:
         site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=1024)
         await site.start()
         target = self._kubeconfig_request or (self.state_dir / "kubeconfig")
-        self.kubeconfig = write_kubeconfig(
-            target, build_kubeconfig(self.url, token=self.token, ca_pem=self.ca_pem)
-        )
+        try:
+            self._written_kubeconfig = write_kubeconfig(
+                target, build_kubeconfig(self.url, token=self.token, ca_pem=self.ca_pem)
+            )
+        except BaseException:
+            # Refused (a file appeared there since __init__ checked): serve nothing.
+            await self._runner.cleanup()
+            sock.close()
+            raise
+        self.kubeconfig = self._written_kubeconfig.path
 
     def stop(self) -> None:
         """Stop serving, kill every pod process, and remove the kubeconfig and state folder."""
@@ -323,9 +369,12 @@ class Sandbox:
             self._socket.close()
 
     def _cleanup_files(self) -> None:
-        if self.kubeconfig is not None:
-            self.kubeconfig.unlink(missing_ok=True)
-            self.kubeconfig = None
+        if self._written_kubeconfig is not None:
+            # Only if it still holds what was written: a file changed or put there since is
+            # someone else's.
+            self._written_kubeconfig.remove()
+            self._written_kubeconfig = None
+        self.kubeconfig = None
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -367,8 +416,17 @@ class Sandbox:
     def annotate(
         self, pod: str, annotations: Mapping[str, str | None], namespace: str = "default"
     ) -> None:
-        """Set (``None``: remove) annotations on a pod, e.g. sandbox faults, at run time."""
-        self.call(self._cluster().annotate, namespace, pod, dict(annotations))
+        """Set (``None``: remove) annotations on a pod, e.g. sandbox faults, at run time.
+
+        An unknown pod is a one-line ``ValueError`` naming the pods there are.
+        """
+        cluster = self._cluster()
+
+        def annotate() -> None:
+            _require_pod(cluster, pod, namespace)
+            cluster.annotate(namespace, pod, dict(annotations))
+
+        self.call(annotate)
 
     def set_fault(
         self, pod: str, fault: str | None, namespace: str = "default", **options: Any
@@ -416,8 +474,17 @@ class Sandbox:
         return f"{self.url}/sandbox/tokens"
 
     def delete_pod(self, pod: str, namespace: str = "default") -> None:
-        """Delete a pod at once (running execs in it are killed)."""
-        self.call(self._cluster().delete_pod, namespace, pod)
+        """Delete a pod at once (running execs in it are killed).
+
+        An unknown pod is a one-line ``ValueError`` naming the pods there are.
+        """
+        cluster = self._cluster()
+
+        def delete() -> None:
+            _require_pod(cluster, pod, namespace)
+            cluster.delete_pod(namespace, pod)
+
+        self.call(delete)
 
     def pods(self, namespace: str | None = None) -> list[str]:
         """Names of the pods in a namespace (all when None)."""
