@@ -93,6 +93,7 @@ from ._base import (
     strip_ansi,
     summary_bundle,
 )
+from ._flush import FlushTimer, join
 from ._labels import PodKey
 
 if TYPE_CHECKING:
@@ -276,9 +277,7 @@ class LiveRenderer:
         self._interval = 1.0 / limits.max_updates_per_second
         self._last_flush = -math.inf
         self._last_snapshot = -math.inf
-        self._timer: threading.Timer | None = None
-        self._timer_due = math.inf
-        self._threads: set[threading.Thread] = set()
+        self._timer = FlushTimer(self._on_timer)
 
         # -- what the browser has, written under _send_lock ----------------------------------
         self._send_lock = threading.Lock()
@@ -337,12 +336,9 @@ class LiveRenderer:
         try:
             with self._lock:
                 self._closed = True
-                self._cancel_timer_locked()
-                threads = list(self._threads)
-            current = threading.current_thread()
-            for thread in threads:
-                if thread is not current:
-                    thread.join(timeout=10)
+                self._timer.cancel()
+                threads = self._timer.threads()
+            join(threads)
             self._finalize()
         except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
             self._errors.report("close")
@@ -439,33 +435,14 @@ class LiveRenderer:
         return due
 
     def _schedule_locked(self, due: float) -> None:
-        if self._closed:
-            return
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return  # a flush is already armed, soon enough
-            self._timer.cancel()
-        timer = threading.Timer(max(0.0, due - time.monotonic()), self._on_timer)
-        timer.name = "podmagic-render-flush"
-        timer.daemon = True  # a kernel exiting mid-run must not wait for a redraw
-        self._timer, self._timer_due = timer, due
-        # Cancelled timers never run _on_timer to remove themselves: prune them here.
-        self._threads = {thread for thread in self._threads if thread.is_alive()}
-        self._threads.add(timer)
-        timer.start()
-
-    def _cancel_timer_locked(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer, self._timer_due = None, math.inf
+        if not self._closed:
+            self._timer.schedule(due)
 
     def _on_timer(self) -> None:
-        current = threading.current_thread()
         try:
             with self._lock:
-                if self._timer is not current:
+                if not self._timer.claim():
                     return  # replaced by an earlier one, or cancelled as it fired
-                self._timer, self._timer_due = None, math.inf
                 finished = self._results is not None
             if finished:
                 self._finalize()
@@ -473,13 +450,13 @@ class LiveRenderer:
             self._flush()
             with self._lock:
                 # The fallback snapshot is refreshed even while no output arrives.
-                if self.widget is not None and self._timer is None and not self._closed:
+                if self.widget is not None and not self._timer.armed and not self._closed:
                     self._schedule_locked(self._last_snapshot + self.snapshot_every)
         except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
             self._errors.report("flush")
         finally:
             with self._lock:
-                self._threads.discard(current)
+                self._timer.done()
 
     # -- sending (the widget is written only here, under _send_lock) --------------------------
 
@@ -649,7 +626,7 @@ class LiveRenderer:
         with self._lock:
             # No event is taken and no timer armed from here on.
             self._closed = True
-            self._cancel_timer_locked()
+            self._timer.cancel()
             self._end_locked(time.monotonic())
         self._flush(final=True)
         with self._send_lock:

@@ -56,6 +56,7 @@ from ._base import (
     strip_ansi,
     summary_bundle,
 )
+from ._flush import FlushTimer, join
 from ._labels import PodKey
 
 if TYPE_CHECKING:
@@ -195,9 +196,7 @@ class WidgetRenderer:
         self._min_interval = 1.0 / limits.max_updates_per_second
         self._interval = self._min_interval
         self._last_flush = -math.inf
-        self._timer: threading.Timer | None = None
-        self._timer_due = math.inf
-        self._threads: set[threading.Thread] = set()
+        self._timer = FlushTimer(self._on_timer)
 
         # -- what the widgets show, written only under _flush_lock --------------------------
         self._flush_lock = threading.Lock()
@@ -285,12 +284,9 @@ class WidgetRenderer:
                 self._closed = True
                 if self._end_clock is None:
                     self._end_clock = time.monotonic()
-                self._cancel_timer_locked()
-                threads = list(self._threads)
-            current = threading.current_thread()
-            for thread in threads:
-                if thread is not current:
-                    thread.join(timeout=10)
+                self._timer.cancel()
+                threads = self._timer.threads()
+            join(threads)
             self._finalize()
         except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
             self._errors.report("close")
@@ -366,49 +362,30 @@ class WidgetRenderer:
     # -- scheduling (under _lock) -------------------------------------------------------------
 
     def _schedule_locked(self, due: float) -> None:
-        if self._closed:
-            return
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return  # a flush is already armed, soon enough
-            self._timer.cancel()
-        timer = threading.Timer(max(0.0, due - time.monotonic()), self._on_timer)
-        timer.name = "podmagic-render-flush"
-        timer.daemon = True  # a kernel exiting mid-run must not wait for a redraw
-        self._timer, self._timer_due = timer, due
-        # Cancelled timers never run _on_timer to remove themselves: prune them here.
-        self._threads = {thread for thread in self._threads if thread.is_alive()}
-        self._threads.add(timer)
-        timer.start()
-
-    def _cancel_timer_locked(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer, self._timer_due = None, math.inf
+        if not self._closed:
+            self._timer.schedule(due)
 
     def _running_locked(self) -> bool:
         return self._run_clock is not None and self._end_clock is None and not self._closed
 
     def _on_timer(self) -> None:
-        current = threading.current_thread()
         try:
             with self._lock:
-                if self._timer is not current:
+                if not self._timer.claim():
                     return  # replaced by an earlier one, or cancelled as it fired
-                self._timer, self._timer_due = None, math.inf
                 finished = self._results is not None
             if finished:
                 self._finalize()
                 return
             self._flush()
             with self._lock:
-                if self._running_locked() and self._timer is None:
+                if self._running_locked() and not self._timer.armed:
                     self._schedule_locked(self._last_flush + _TICK_SECONDS)
         except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
             self._errors.report("flush")
         finally:
             with self._lock:
-                self._threads.discard(current)
+                self._timer.done()
 
     # -- flushing (widgets are written only here) ---------------------------------------------
 
@@ -571,7 +548,7 @@ class WidgetRenderer:
         with self._lock:
             # No event is taken and no timer armed from here on.
             self._closed = True
-            self._cancel_timer_locked()
+            self._timer.cancel()
             if self._end_clock is None:
                 self._end_clock = time.monotonic()
             if self._results is None:
