@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _waiting import wait_until
 
 from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from podmagic._render import (
@@ -445,22 +446,11 @@ def fake_display(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDisplay]:
     fake = FakeDisplay()
     monkeypatch.setattr(IPython.display, "display", fake)
     yield fake
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and _flush_threads():
-        time.sleep(0.01)
-    assert _flush_threads() == []
+    wait_until(lambda: _flush_threads() == [], what="no render flush thread is left")
 
 
 def _flush_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "podmagic-render-flush"]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def test_widget_displays_once_with_a_display_id(fake_display: FakeDisplay) -> None:
@@ -534,7 +524,10 @@ def test_widget_per_pod_view_shows_only_that_pods_lines_capped(fake_display: Fak
             out(b, b"b-err <tag>\n", 2),
         ],
     )
-    wait_until(lambda: "b-err" in renderer.pod_views.get("web-2", _NoValue).value)
+    wait_until(
+        lambda: "b-err" in renderer.pod_views.get("web-2", _NoValue).value,
+        what="web-2's view shows its stderr",
+    )
     view_a = renderer.pod_views["web-1"].value
     view_b = renderer.pod_views["web-2"].value
     assert "b-only" not in view_a and "a0" not in view_b
@@ -557,10 +550,10 @@ def test_widget_progress_counts_and_turns_red_on_failure(fake_display: FakeDispl
     renderer = WidgetRenderer()
     renderer.handle_event(run_started([a, b, c]))
     renderer.handle_event(PodFinished(result(a)))
-    wait_until(lambda: renderer._progress.value.startswith("1 / 3 done"))
+    wait_until(lambda: renderer._progress.value.startswith("1 / 3 done"), what="1 / 3 done")
     assert renderer._bar.bar_style == "" and renderer._bar.value == 1 and renderer._bar.max == 3
     renderer.handle_event(PodFinished(result(b, status=ExecStatus.FAILED, exit_code=1)))
-    wait_until(lambda: renderer._progress.value.startswith("2 / 3 done"))
+    wait_until(lambda: renderer._progress.value.startswith("2 / 3 done"), what="2 / 3 done")
     assert "1 failed" in renderer._progress.value
     assert renderer._bar.bar_style == "danger"
     assert "exit 1" in renderer.pod_views["web-2"].value
@@ -583,7 +576,7 @@ def test_widget_header(fake_display: FakeDisplay) -> None:
     renderer = WidgetRenderer()
     skipped = SkippedPod(NAMESPACE, "web-2", "app", None, "not ready")
     renderer.handle_event(run_started([a], [skipped], command="echo <hi>"))
-    wait_until(lambda: "echo" in renderer._header.value)
+    wait_until(lambda: "echo" in renderer._header.value, what="the header names the command")
     header = renderer._header.value
     for part in (
         "<b>sandbox</b>",
@@ -611,7 +604,8 @@ def test_widget_close_replaces_the_slot_with_the_summary(fake_display: FakeDispl
         ],
     )
     handle = fake_display.handles[0]
-    wait_until(lambda: bool(handle.updates))  # RunFinished alone puts the summary up
+    # RunFinished alone puts the summary up.
+    wait_until(lambda: handle.updates, what="the summary replaced the live view")
     renderer.close()
     renderer.close()
     assert len(handle.updates) == 1
@@ -664,8 +658,8 @@ def test_widget_retry_restarts_the_pod(fake_display: FakeDisplay) -> None:
     )
     renderer.handle_event(PodStarted(t))
     renderer.handle_event(out(t, b"second try\n"))
-    wait_until(lambda: "second try" in renderer._stream_view.value)
-    wait_until(lambda: renderer._progress.value.startswith("0 / 1 done"))
+    wait_until(lambda: "second try" in renderer._stream_view.value, what="the second try shown")
+    wait_until(lambda: renderer._progress.value.startswith("0 / 1 done"), what="0 / 1 done")
     assert "↻ retrying" in renderer.pod_views["web-1"].value
     renderer.close()
 
@@ -756,15 +750,16 @@ def test_render_limits_are_checked() -> None:
 # -- a real kernel ---------------------------------------------------------------------------------
 
 _NOTEBOOK_SETUP = """
-import threading, time
+import threading
 from podmagic._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from podmagic._render import WidgetRenderer
 from podmagic._results import ExecStatus, PodResult, PodResults
 from podmagic._resolve import PodTarget, Selection
 
-def run(renderer, tag, delay):
+def run(renderer, tag, go=None):
     pods = [PodTarget("demo", f"{tag}-{i}", "app", "node-a", ("app",), "uid", 0) for i in range(3)]
-    time.sleep(delay)
+    if go is not None:
+        go.wait(60)  # the events start once the next cell runs
     renderer.handle_event(RunStarted("sandbox", Selection(tuple(pods), (), "all pods in namespace demo"), "hostname"))
     results = []
     for t in pods:
@@ -783,16 +778,18 @@ _NOTEBOOK_CELLS = [
     _NOTEBOOK_SETUP
     + """
 background = WidgetRenderer()
-feeder = threading.Thread(target=run, args=(background, "bg", 0.5))
+go = threading.Event()
+feeder = threading.Thread(target=run, args=(background, "bg", go))
 feeder.start()
 """,
     """
 print("second cell")
+go.set()
 feeder.join()
 """,
     # A blocking run in one cell.
     """
-run(WidgetRenderer(), "fg", 0.0)
+run(WidgetRenderer(), "fg")
 """,
 ]
 
@@ -808,9 +805,7 @@ def test_real_kernel_summary_persists_and_nothing_leaks(
     client = nbclient.NotebookClient(
         notebook, timeout=30, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
-    began = time.monotonic()
-    client.execute()
-    assert time.monotonic() - began < 15
+    client.execute()  # each cell may take 30 s (timeout=30): enough to tell a hang
 
     first, second, third = (cell.outputs for cell in notebook.cells)
     # The background run's slot was replaced by the summary while the second cell ran.
