@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _waiting import wait_until
 from jupyter_client.manager import KernelManager
 from test_sandbox_cli import Process
 
@@ -57,10 +58,7 @@ sys.stdin.readline()
 
 def pod_processes(marks: Path, leftovers: list[Process]) -> list[Process]:
     """The pod's processes, once it wrote their pids (also into ``leftovers``)."""
-    deadline = time.monotonic() + 60
-    while not (marks / "background.pid").exists():
-        assert time.monotonic() < deadline, "the pod's command did not start within 60 s"
-        time.sleep(0.01)
+    wait_until((marks / "background.pid").exists, what="the pod's command started", timeout=60)
     pids = [int((marks / name).read_text()) for name in ("pod.pid", "background.pid")]
     processes = [Process.running_now(pid) for pid in pids]
     leftovers.extend(processes)
@@ -155,10 +153,9 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
         pods = pod_processes(tmp_path, leftovers)
         if how == "sigterm":
             os.kill(int(kernel_pid), signal.SIGTERM)
-            deadline = time.monotonic() + 60
-            while manager.is_alive():
-                assert time.monotonic() < deadline, "the kernel outlived SIGTERM by 60 s"
-                time.sleep(0.02)
+            wait_until(
+                lambda: not manager.is_alive(), what="the kernel ended on SIGTERM", timeout=60
+            )
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=False)
