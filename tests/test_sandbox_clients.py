@@ -645,3 +645,88 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
     assert objects["configmaps"][("shop", "settings")]["data"] == {"mode": "fast"}
     assert objects["secrets"][("shop", "creds")]["data"] == {"password": "aHVudGVyMg=="}
     assert objects["services"][("shop", "web")]["spec"]["clusterIP"].startswith("10.96.")
+
+
+# The steps of the official client's own e2e tests (kubernetes/e2e_test/test_client.py:
+# test_service_apis, test_replication_controller_apis, test_configmap_apis, test_node_apis).
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_official_client_e2e_services_rcs_configmaps_nodes(sandbox: Sandbox, scratch: str) -> None:
+    kubernetes = _required("kubernetes")
+    api_client = kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+    with api_client:
+        api = kubernetes.client.CoreV1Api(api_client)
+        name = "frontend"
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"labels": {"name": name}, "name": name},
+            "spec": {
+                "ports": [{"name": "port", "port": 80, "protocol": "TCP", "targetPort": 80}],
+                "selector": {"name": name},
+            },
+        }
+        resp = api.create_namespaced_service(body=service, namespace=scratch)
+        assert resp.metadata.name == name and resp.status
+        assert api.read_namespaced_service(name=name, namespace=scratch).status
+        service["spec"]["ports"] = [
+            {"name": "new", "port": 8080, "protocol": "TCP", "targetPort": 8080}
+        ]
+        resp = api.patch_namespaced_service(body=service, name=name, namespace=scratch)
+        assert len(resp.spec.ports) == 2 and resp.status
+        api.delete_namespaced_service(name=name, body={}, namespace=scratch)
+
+        rc = {
+            "apiVersion": "v1",
+            "kind": "ReplicationController",
+            "metadata": {"labels": {"name": name}, "name": name},
+            "spec": {
+                "replicas": 2,
+                "selector": {"name": name},
+                "template": {
+                    "metadata": {"labels": {"name": name}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "image": "nginx",
+                                "name": "nginx",
+                                "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+        resp = api.create_namespaced_replication_controller(body=rc, namespace=scratch)
+        assert (resp.metadata.name, resp.spec.replicas) == (name, 2)
+        resp = api.read_namespaced_replication_controller(name=name, namespace=scratch)
+        assert (resp.metadata.name, resp.spec.replicas) == (name, 2)
+        api.delete_namespaced_replication_controller(
+            name=name, namespace=scratch, propagation_policy="Background"
+        )
+
+        configmap = {
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "metadata": {"name": "test-configmap", "labels": {"e2e-tests": "true"}},
+            "data": {"config.json": '{"command":"/usr/bin/mysqld_safe"}', "frontend.cnf": "x"},
+        }
+        api.create_namespaced_config_map(body=configmap, namespace=scratch)
+        replace = [{"op": "replace", "path": "/data", "value": {"new_value": "json"}}]
+        resp = api.patch_namespaced_config_map(
+            name="test-configmap", namespace=scratch, body=replace
+        )
+        assert resp.data == {"new_value": "json"}
+        resp = api.patch_namespaced_config_map(
+            name="test-configmap", namespace=scratch, body={"data": {"new_value": "merge"}}
+        )
+        assert resp.data == {"new_value": "merge"}
+        api.delete_namespaced_config_map(name="test-configmap", body={}, namespace=scratch)
+        listed = api.list_namespaced_config_map(scratch, label_selector="e2e-tests=true")
+        assert listed.items == []
+
+        for item in api.list_node().items:
+            node = api.read_node(name=item.metadata.name)
+            assert isinstance(node.metadata.labels, dict) and len(node.metadata.labels) > 0

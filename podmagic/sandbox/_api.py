@@ -987,7 +987,13 @@ async def delete_object(request: web.Request) -> web.Response:
         raise status.not_found(resource.plural, name, resource.group)
     namespace = request.match_info.get("namespace", "")
     obj = cluster_of(request).remove_object(resource, namespace, name)
+    if resource.kind in _DELETE_RETURNS_OBJECT:
+        return _json(_shown(resource)(obj))
     return _json(_deleted_status(name, resource.plural, resource.group, obj["metadata"]["uid"]))
+
+
+# The kinds whose DELETE answers with the deleted object (the others answer a Status).
+_DELETE_RETURNS_OBJECT = frozenset({"Service", "ServiceAccount"})
 
 
 async def delete_objects(request: web.Request) -> web.Response:
