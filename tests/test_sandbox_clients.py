@@ -730,3 +730,31 @@ def test_official_client_e2e_services_rcs_configmaps_nodes(sandbox: Sandbox, scr
         for item in api.list_node().items:
             node = api.read_node(name=item.metadata.name)
             assert isinstance(node.metadata.labels, dict) and len(node.metadata.labels) > 0
+
+
+def test_kubectl_delete_of_a_deployment_takes_its_pods(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    ok(kubectl("apply", "-n", scratch, "-f", "-", input=APP.replace("REPLICAS", "2").encode()))
+    assert len(_pod_names(kubectl, scratch, "app=api")) == 2
+    ok(kubectl("delete", "deploy", "api", "-n", scratch))
+    assert _pod_names(kubectl, scratch, "app=api") == []
+    assert ok(kubectl("get", "rs", "-n", scratch, "-o", "name")).strip() == ""
+
+
+async def test_kubernetes_asyncio_lists_pods_and_patches_a_configmap(
+    sandbox: Sandbox, scratch: str
+) -> None:
+    kubernetes_asyncio = _required("kubernetes_asyncio")
+    client = await kubernetes_asyncio.config.new_client_from_config(
+        config_file=str(sandbox.kubeconfig)
+    )
+    async with client:
+        core = kubernetes_asyncio.client.CoreV1Api(client)
+        pods = await core.list_namespaced_pod("conf", label_selector="app=db")
+        assert [pod.metadata.name for pod in pods.items] == ["db-0", "db-1"]
+        await core.create_namespaced_config_map(
+            scratch, {"metadata": {"name": "c"}, "data": {"a": "1"}}
+        )
+        patched = await core.patch_namespaced_config_map("c", scratch, {"data": {"b": "2"}})
+        assert patched.data == {"a": "1", "b": "2"}
