@@ -8,13 +8,13 @@ import hashlib
 import os
 import re
 import socket
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _waiting import await_until
 
 from podmagic.sandbox import _runner as runner
 from podmagic.sandbox._runner import (
@@ -86,15 +86,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 # ---- exit codes ------------------------------------------------------------------------------
@@ -332,6 +323,7 @@ async def test_background_child_keeps_output_open_until_kill() -> None:
         assert (channel, data) == (STDOUT, b"started\n")
         assert await asyncio.wait_for(process.wait(), 5) == 0  # the shell is gone...
         rest = asyncio.create_task(collect_rest(output))
+        # An absence: the reader is given a moment in which it must not finish.
         await asyncio.sleep(0.2)
         assert not rest.done()  # ...but sleep still holds stdout
         process.kill()
@@ -352,7 +344,7 @@ async def test_kill_reaches_grandchildren() -> None:
         process.kill()
         assert await asyncio.wait_for(collect_rest(output), 5) == []
         assert await process.wait() == 137
-    assert await until(lambda: not alive(grandchild))
+    await await_until(lambda: not alive(grandchild), what="the grandchild was killed")
 
 
 async def test_aclose_kills_background_jobs() -> None:
@@ -361,15 +353,24 @@ async def test_aclose_kills_background_jobs() -> None:
         assert await process.wait() == 0
         background = int(joined(chunks, STDOUT))
         assert alive(background)
-    assert await until(lambda: not alive(background))
+    await await_until(lambda: not alive(background), what="the background job was killed")
 
 
 async def test_aclose_while_reading_in_another_task() -> None:
     process = await start_process(spec(["sh", "-c", "echo hi; exec sleep 1000"]))
-    reader = asyncio.create_task(collect(process))
-    await asyncio.sleep(0.2)
+    chunks: list[tuple[int, bytes]] = []
+    reading = asyncio.Event()
+
+    async def read_all() -> None:
+        async for chunk in process.read_output():
+            chunks.append(chunk)
+            reading.set()
+
+    reader = asyncio.create_task(read_all())
+    await asyncio.wait_for(reading.wait(), 30)  # "hi" arrived: the reader waits for more
     await asyncio.wait_for(process.aclose(), 5)
-    assert await asyncio.wait_for(reader, 2) == [(STDOUT, b"hi\n")]
+    await asyncio.wait_for(reader, 2)
+    assert chunks == [(STDOUT, b"hi\n")]
     assert await process.wait() == 137
     await process.aclose()  # idempotent
     with pytest.raises(ChildProcessError):
@@ -379,6 +380,7 @@ async def test_aclose_while_reading_in_another_task() -> None:
 async def test_aclose_while_writing_in_another_task() -> None:
     process = await start_process(spec(["sleep", "1000"]))  # never reads stdin
     writer = asyncio.create_task(process.write_stdin(b"x" * (4 * 1024 * 1024)))
+    # 4 MiB never fit in the pipe: the writer blocks; the moment lets it get there.
     await asyncio.sleep(0.2)
     assert not writer.done()  # blocked on the full pipe
     await asyncio.wait_for(process.aclose(), 5)
@@ -415,6 +417,7 @@ async def test_64_mib_output_is_byte_exact_with_bounded_memory(tmp_path: Path) -
             out.write(block)
     async with started(["cat", str(data_file)]) as process:
         # A consumer that does not read: the process must block, not be buffered away.
+        # An absence: cat is given a moment in which it must not read on.
         await asyncio.sleep(0.5)
         assert cat_read_position(process.pid, data_file) < 4 * 1024 * 1024
         received, total, largest = hashlib.sha256(), 0, 0
