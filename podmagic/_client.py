@@ -53,7 +53,7 @@ from ._engine import (
     RunControl,
     run_fanout,
 )
-from ._errors import ConfigError, SelectionError
+from ._errors import ConfigError, PodmagicError, SelectionError
 from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
 from ._portal import run_blocking
@@ -132,7 +132,8 @@ _ARG_DOCS: dict[str, str] = {
     "control": "a :class:`~podmagic.RunControl` whose ``cancel()`` stops the run; the "
     "results then hold what finished, the rest as cancelled or not started.",
     "selection": "pods already found by :meth:`select`/:meth:`aselect`: run there without "
-    "looking again (``target`` and the query arguments are then not used).",
+    "looking again (giving ``target`` or a query argument with it is a ``ValueError``: "
+    "pass those to ``select()``).",
     "yes": "confirm a run that a guard refuses: a protected context, or more pods than "
     "``confirm_above``.",
     "all_pods": "run in every pod of the namespace when no target and no selector is named "
@@ -215,6 +216,87 @@ def _no_kubeconfig_anywhere(kubeconfig: str | os.PathLike[str] | None) -> bool:
     listed = os.environ.get("KUBECONFIG", "")
     paths = [p for p in listed.split(os.pathsep) if p] if listed else [DEFAULT_KUBECONFIG]
     return not any(os.path.exists(os.path.expanduser(path)) for path in paths)
+
+
+# Every other message is written once, in the magic's flags (-A, -n, --pick 3, --timeout):
+# the engine's modules are shared by both callers. A Python caller reads them as the keyword
+# arguments it passes instead. Only the words podmagic wrote are rewritten: a kubectl command
+# line in a hint ("kubectl get pods -A") keeps kubectl's own flags.
+_KUBECTL_COMMAND = re.compile(r"kubectl [^,;()]*")
+_BOTH_WORDS = re.compile(r"(--[a-z][\w-]*) \((\w+=\.\.\.)\)")  # "--timeout (timeout=...)"
+_BOOL_FLAGS = {
+    "-A": "all_namespaces=True",
+    "--all-namespaces": "all_namespaces=True",
+    "--one": "one=True",
+    "--all-containers": "all_containers=True",
+    "--include-unready": "include_unready=True",
+    "--yes": "yes=True",
+}
+_VALUE_FLAGS = {
+    "-n": "namespace=",
+    "--namespace": "namespace=",
+    "-l": "selector=",
+    "-c/--container": "container=",
+    "-c": "container=",
+    "-P/--max-concurrency": "max_concurrency=",
+    "-P": "max_concurrency=",
+    "--max-concurrency": "max_concurrency=",
+    "--field-selector": "field_selector=",
+    "--pick": "pick=",
+    "--timeout": "timeout=",
+    "--deadline": "deadline=",
+    "--retries": "retries=",
+    "--context": "context=",
+    "--kubeconfig": "kubeconfig=",
+}
+_ANY_FLAG = re.compile(
+    r"(?<![\w/-])("
+    + "|".join(re.escape(flag) for flag in sorted({*_BOOL_FLAGS, *_VALUE_FLAGS}, key=len)[::-1])
+    + r")(?![\w/-])(?: (NAME|N|\d+(?![\w-])|[\w./]+=[^\s;)]+))?"
+)
+
+
+def _flag_as_argument(match: re.Match[str]) -> str:
+    flag, value = match.group(1), match.group(2)
+    if flag in _BOOL_FLAGS:
+        return _BOOL_FLAGS[flag] + (f" {value}" if value else "")
+    argument = _VALUE_FLAGS[flag]
+    if value is None:
+        return argument
+    if value == "NAME" or "=" in value:
+        return f'{argument}"{value}"'
+    return argument + value
+
+
+def _as_python_words(text: str) -> str:
+    """``text`` with the magic's flags as keyword arguments (``-A`` → ``all_namespaces=True``,
+    ``--pick 0`` → ``pick=0``), kubectl command lines left alone."""
+    text = _BOTH_WORDS.sub(r"\2", text)
+    out, last = [], 0
+    for command in _KUBECTL_COMMAND.finditer(text):
+        out.append(_ANY_FLAG.sub(_flag_as_argument, text[last : command.start()]))
+        out.append(command.group())
+        last = command.end()
+    out.append(_ANY_FLAG.sub(_flag_as_argument, text[last:]))
+    return "".join(out)
+
+
+def _as_magic_words(text: str) -> str:
+    """``text`` with the flag alone where a message names both (``--timeout (timeout=...)``)."""
+    return _BOTH_WORDS.sub(r"\1", text)
+
+
+def in_words_of(error: PodmagicError, *, magic: bool) -> PodmagicError:
+    """``error`` (changed in place: its type and fields stay) in its caller's words: the
+    magic's flags from ``%pod``, keyword arguments from Python."""
+    reword = _as_magic_words if magic else _as_python_words
+    text = str(error)
+    new_text = reword(text)
+    if new_text != text:
+        error.args = (new_text, *error.args[1:])
+        if error.hint:
+            error.hint = reword(error.hint)
+    return error
 
 
 def in_callers_words(
@@ -379,6 +461,10 @@ class Cluster:
     end of ``with Cluster(...)`` or ``async with Cluster(...)``; a later run opens a new one.
     """
 
+    #: Errors in the magic's flags (``--pick 3``) instead of keyword arguments (``pick=3``):
+    #: set on the Clusters ``%pod`` makes.
+    _magic_words: bool = False
+
     def __init__(
         self,
         context: str | None = None,
@@ -480,6 +566,38 @@ class Cluster:
                 "seed": seed,
             },
         )
+        try:
+            return self._query(
+                target,
+                selector=selector,
+                field_selector=field_selector,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+                include_unready=include_unready,
+                one=one,
+                pick=pick,
+                container=container,
+                all_containers=all_containers,
+                seed=seed,
+            )
+        except PodmagicError as error:
+            raise in_words_of(error, magic=self._magic_words) from None
+
+    def _query(
+        self,
+        target: str | Sequence[str] | None,
+        *,
+        selector: str | None,
+        field_selector: str | None,
+        namespace: str | None,
+        all_namespaces: bool,
+        include_unready: bool,
+        one: bool,
+        pick: int | None,
+        container: str | None,
+        all_containers: bool,
+        seed: int | None,
+    ) -> TargetQuery:
         return TargetQuery(
             targets=_targets(target),
             label_selector=selector,
@@ -532,10 +650,13 @@ class Cluster:
             seed=seed,
         )
         _check_types("Cluster.select()", {"deadline": deadline, "timeout": timeout})
-        async with self._api(
-            self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout
-        ) as api:
-            selection = await self._resolve(api, request, deadline, _deadline_at(deadline))
+        try:
+            async with self._api(
+                self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout
+            ) as api:
+                selection = await self._resolve(api, request, deadline, _deadline_at(deadline))
+        except PodmagicError as error:
+            raise in_words_of(error, magic=self._magic_words) from None
         # Remembered for run(selection=...): no target and no label selector is every pod.
         return replace(selection, untargeted=not request.targets and request.label_selector is None)
 
@@ -743,6 +864,16 @@ class Cluster:
                 f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}"
             )
         request = self.query(target, **query)
+        if selection is not None:
+            given = [name for name, value in query.items() if value not in (None, False)]
+            if target is not None:
+                given.insert(0, "target")
+            if given:
+                raise ValueError(
+                    f"Cluster.run(): selection= already holds the pods to run in; drop "
+                    f"{', '.join(given)}, or pass {'it' if len(given) == 1 else 'them'} to "
+                    "select() instead"
+                )
         # A field selector alone names no pods (status.phase=Running is most of them): like
         # %pod, only a target or a label selector does; selector="" says "every pod" on purpose.
         named = bool(request.targets) or selector is not None
@@ -775,6 +906,42 @@ class Cluster:
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
         # The overall deadline covers finding the pods too; the execs get what is left.
         deadline_at = _deadline_at(deadline, started_at)
+        try:
+            return await self._run(
+                request,
+                selection,
+                remote,
+                options,
+                shown,
+                deadline,
+                deadline_at,
+                named=named,
+                all_pods=all_pods,
+                yes=yes,
+                control=control,
+                on_event=on_event,
+            )
+        except PodmagicError as error:
+            raise in_words_of(error, magic=self._magic_words) from None
+
+    async def _run(
+        self,
+        request: TargetQuery,
+        selection: Selection | None,
+        remote: RemoteCommand,
+        options: ExecOptions,
+        shown: tuple[str, ...],
+        deadline: float | None,
+        deadline_at: float | None,
+        *,
+        named: bool,
+        all_pods: bool,
+        yes: bool,
+        control: RunControl | None,
+        on_event: EventCallback | None,
+    ) -> PodResults:
+        """:meth:`arun` once its arguments are checked: find the pods (unless given), apply
+        the guards, run."""
         async with self._api(options.timeout) as api:
             if selection is None:
                 selection = await self._resolve(api, request, deadline, deadline_at)

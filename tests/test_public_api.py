@@ -222,3 +222,82 @@ def test_magic_without_any_kubeconfig_suggests_pod_sandbox_start(
     message = str(caught.value)
     assert "%pod_sandbox start" in message and "--kubeconfig" in message
     assert "Sandbox()" not in message and "kubeconfig=" not in message
+
+
+# -- every other error in the caller's words too --------------------------------------------------------
+
+
+@pytest.fixture
+def conf_cluster(sandbox: Sandbox) -> Iterator[Cluster]:
+    cluster = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf")
+    yield cluster
+    cluster.close()
+
+
+MAGIC_FLAGS = ("-A", "-n", "--pick", "--timeout", "(-l)", "--one", "-c ")
+
+
+def assert_python_words(message: str, *expected: str) -> None:
+    for part in expected:
+        assert part in message, message
+    shown = message.replace("kubectl get pods -A", "")  # kubectl's own command keeps its flags
+    for flag in MAGIC_FLAGS:
+        assert f" {flag}" not in shown and f"({flag}" not in shown, (flag, message)
+
+
+def test_cluster_errors_name_python_arguments_not_the_magics_flags(
+    conf_cluster: Cluster, sandbox: Sandbox
+) -> None:
+    with pytest.raises(podmagic.SelectionError) as caught:
+        conf_cluster.run("true", "solo", pick=0)
+    assert_python_words(str(caught.value), "pick=0:", "e.g. pick=3")
+    with pytest.raises(podmagic.SelectionError) as caught:
+        conf_cluster.select("solo", namespace="default")
+    assert_python_words(str(caught.value), "all_namespaces=True")
+    with pytest.raises(podmagic.SelectionError) as caught:
+        conf_cluster.select("solo", namespace="nons")
+    assert_python_words(str(caught.value), "namespace=")
+    with pytest.raises(podmagic.SelectionError) as caught:
+        conf_cluster.run("true", "solo", selector="app=db")
+    assert_python_words(str(caught.value), "(selector=)")
+    with pytest.raises(podmagic.SelectionError) as caught:
+        conf_cluster.select("solo", one=True, pick=2)
+    assert_python_words(str(caught.value), "one=True or pick=N")
+    fresh = Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf")
+    try:  # a new Cluster: its first request opens a connection, which no 1 µs allows
+        with pytest.raises(podmagic.RequestTimeoutError) as caught:
+            fresh.select("solo", timeout=1e-6)
+    finally:
+        fresh.close()
+    assert_python_words(str(caught.value), "allow more time with timeout=...")
+
+
+def test_magic_errors_keep_naming_its_flags(ip: InteractiveShell, sandbox: Sandbox) -> None:
+    where = f"--kubeconfig {sandbox.kubeconfig}"
+    with pytest.raises(podmagic.SelectionError) as caught:
+        ip.run_line_magic("pod", f"solo -n conf {where} --pick 0 -- true")
+    assert "--pick 0:" in str(caught.value) and "e.g. --pick 3" in str(caught.value)
+    with pytest.raises(podmagic.SelectionError) as caught:
+        ip.run_line_magic("pod", f"solo -n default {where} -- true")
+    assert "-A" in str(caught.value) and "all_namespaces" not in str(caught.value)
+    with pytest.raises(podmagic.RequestTimeoutError) as caught:
+        # Its own --context: a Cluster (and connection) of its own, which no 1 µs allows.
+        ip.run_line_magic(
+            "pod", f"solo -n conf {where} --context {sandbox.context} --timeout 0.000001 -- true"
+        )
+    assert "allow more time with --timeout," in str(caught.value)
+    assert "timeout=" not in str(caught.value)
+
+
+def test_run_with_a_selection_and_a_target_is_refused(conf_cluster: Cluster) -> None:
+    selection = conf_cluster.select("solo")
+    with pytest.raises(
+        ValueError, match="selection= already holds the pods to run in; drop target"
+    ):
+        conf_cluster.run("true", "db-0", selection=selection)
+    with pytest.raises(ValueError, match="drop selector, namespace, or pass them to select"):
+        conf_cluster.run("true", selector="app=db", namespace="conf", selection=selection)
+    assert conf_cluster.run("true", selection=selection).ok
+    assert "giving ``target`` or a query argument with it is a ``ValueError``" in (
+        Cluster.run.__doc__ or ""
+    )

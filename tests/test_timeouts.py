@@ -674,7 +674,7 @@ def test_tiny_deadline_while_finding_the_pods_does_not_blame_the_api_server(
     message = str(caught.value)
     assert message.startswith("the overall deadline of 0.0001s passed while finding the pods")
     assert "slow or throttling" not in message
-    assert "allow more time with --deadline" in message
+    assert "allow more time with deadline=" in message
 
 
 @pytest.mark.parametrize(
