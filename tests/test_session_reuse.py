@@ -11,7 +11,6 @@ import gc
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from _waiting import await_until, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic._client import Cluster
@@ -237,10 +237,7 @@ def test_a_dropped_cluster_closes_its_session(sandbox: Sandbox, http: HttpCounts
     assert Cluster(kubeconfig=sandbox.kubeconfig, namespace=NS).run("true", "solo").ok
     [session] = http.sessions
     # Closed on the portal's loop, which finalizes the Cluster's dropped session keeper.
-    deadline = time.monotonic() + 10
-    while not session.closed and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert session.closed
+    wait_until(lambda: session.closed, what="the dropped Cluster's session was closed")
 
 
 def test_a_cluster_dropped_in_a_reference_cycle_leaves_no_unclosed_session(
@@ -257,13 +254,11 @@ def test_a_cluster_dropped_in_a_reference_cycle_leaves_no_unclosed_session(
         warnings.simplefilter("always")
         del cycle
         gc.collect()
-        deadline = time.monotonic() + 10
-        while (alive := session()) is not None and not alive.closed:
-            if time.monotonic() > deadline:
-                break
-            del alive
-            time.sleep(0.01)
-        del alive
+        # The check keeps no reference to the session between polls.
+        wait_until(
+            lambda: (alive := session()) is None or alive.closed,
+            what="the session of a Cluster freed by the cycle collector was closed",
+        )
         gc.collect()
     assert not [w for w in caught if "Unclosed" in str(w.message)]
     still = session()
@@ -280,9 +275,7 @@ def test_a_blocking_close_inside_the_sessions_running_loop_closes_it_on_that_loo
         assert (await cluster.arun("true", "solo")).ok
         [session] = http.sessions
         cluster.close()  # cannot wait here: the close runs on the loop's next turns
-        deadline = time.monotonic() + 10
-        while not session.closed and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await await_until(lambda: session.closed, what="close() closed the session on its loop")
         return session.closed
 
     assert asyncio.run(main())
