@@ -21,8 +21,7 @@ Running (``help(Cluster.run)`` lists every argument):
   target's syntax (a :class:`TargetQuery`). A run in a protected context, in more than
   ``confirm_above`` pods, or with no target at all is refused (:class:`RefusedError`) until
   it says ``yes=True`` / ``all_pods=True``.
-* :class:`ExecOptions` — the limits a run uses (timeouts, concurrency, capture sizes);
-  :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
+* :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
 
 Results are data:
 
@@ -30,6 +29,11 @@ Results are data:
   ``failed``, ``check()``, ``parse(FORMAT)``, ``to_dataframe()`` and ``groups()`` (identical
   outputs together, as :class:`OutputGroup`). :class:`ExecStatus` says how each exec ended.
 * :func:`parse_problems` and :func:`check_parsed` report pods that a parsed table lacks.
+
+In IPython: ``%pod --bg`` returns a :class:`BackgroundRun` (``await h``, ``h.result()``,
+``h.cancel()``; :class:`BackgroundRunTimeout` when ``result(timeout=...)`` runs out), and an
+interrupted blocking ``%pod`` ends with :class:`RunInterrupted`, whose ``results`` hold the
+partial results.
 
 Live events (``on_event=``): :data:`Event` is one of :class:`RunStarted`,
 :class:`PodStarted`, :class:`PodOutput` (``stream`` is a :class:`Stream`),
@@ -58,9 +62,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._background import BackgroundRun, BackgroundRunTimeout
     from ._channels import Stream
     from ._client import Cluster
-    from ._engine import ExecOptions, RunControl
+    from ._engine import RunControl
     from ._errors import (
         ApiError,
         ConfigError,
@@ -81,6 +86,7 @@ if TYPE_CHECKING:
         RunFinished,
         RunStarted,
     )
+    from ._magics import RunInterrupted
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
@@ -97,7 +103,6 @@ if TYPE_CHECKING:
 # plugin) should not pay for.
 _HOMES: dict[str, str] = {
     "Cluster": "_client",
-    "ExecOptions": "_engine",
     "RunControl": "_engine",
     "ApiError": "_errors",
     "ConfigError": "_errors",
@@ -124,15 +129,19 @@ _HOMES: dict[str, str] = {
     "parse_problems": "_results",
     "Selection": "_resolve",
     "TargetQuery": "_query",
+    "BackgroundRun": "_background",
+    "BackgroundRunTimeout": "_background",
+    "RunInterrupted": "_magics",
 }
 
 __all__ = [
     "ApiError",
+    "BackgroundRun",
+    "BackgroundRunTimeout",
     "Cluster",
     "ConfigError",
     "Event",
     "EventCallback",
-    "ExecOptions",
     "ExecStatus",
     "OutputGroup",
     "ParseError",
@@ -148,6 +157,7 @@ __all__ = [
     "RequestTimeoutError",
     "RunControl",
     "RunFinished",
+    "RunInterrupted",
     "RunStarted",
     "Selection",
     "SelectionError",

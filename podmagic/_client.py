@@ -22,6 +22,7 @@ target and no selector is refused unless it says ``all_pods=True`` (or ``selecto
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import inspect
 import io
@@ -63,6 +64,11 @@ from ._results import PodResults
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from ._sessions import LoopSessions
+
+# The credentials Cluster._from_credentials hands to __init__ (None: load them).
+_LOADED: contextvars.ContextVar[ClusterCredentials | None] = contextvars.ContextVar(
+    "podmagic_loaded_credentials", default=None
+)
 
 __all__ = ["CLUSTER_DEFAULT", "Cluster", "StdinSource", "in_callers_words"]
 
@@ -144,6 +150,21 @@ _ARG_DOCS: dict[str, str] = {
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: How help() shows the private aliases in the signatures (the default of a ClusterDefault
+#: argument already reads ``<the Cluster's setting>``).
+_SHOWN_TYPES: Final = (
+    (" | ClusterDefault", ""),
+    ("StdinSource", "str | bytes | IO[str] | IO[bytes] | None"),
+)
+
+
+def _readable(annotation: Any) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    for alias, shown in _SHOWN_TYPES:
+        annotation = annotation.replace(alias, shown)
+    return annotation
+
 
 def _documented(method: _F) -> _F:
     """Append an ``Args:`` section for each of ``method``'s parameters, from ``_ARG_DOCS``."""
@@ -162,6 +183,17 @@ def _documented(method: _F) -> _F:
         for name in names
     ]
     method.__doc__ = inspect.cleandoc(method.__doc__ or "") + "\n\nArgs:\n" + "\n".join(entries)
+    return _shown_readably(method)
+
+
+def _shown_readably(method: _F) -> _F:
+    """``help(method)`` shows public types, not the private aliases of its annotations."""
+    signature = inspect.signature(method)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=_readable(p.annotation)) for p in signature.parameters.values()
+        ]
+    )
     return method
 
 
@@ -461,6 +493,17 @@ class Cluster:
     end of ``with Cluster(...)`` or ``async with Cluster(...)``; a later run opens a new one.
     """
 
+    @classmethod
+    def _from_credentials(cls, credentials: ClusterCredentials, **settings: Any) -> Cluster:
+        """A Cluster on credentials already loaded: ``%pod`` loads them itself, to word a
+        kubeconfig problem with its own flags. Not an argument of ``Cluster()``: the
+        credentials handle is no part of the public API."""
+        token = _LOADED.set(credentials)
+        try:
+            return cls(**settings)
+        finally:
+            _LOADED.reset(token)
+
     #: Errors in the magic's flags (``--pick 3``) instead of keyword arguments (``pick=3``):
     #: set on the Clusters ``%pod`` makes.
     _magic_words: bool = False
@@ -475,7 +518,6 @@ class Cluster:
         timeout: float | None = None,
         capture_limit: int | None = DEFAULT_CAPTURE_LIMIT,
         capture_budget: int | None = DEFAULT_CAPTURE_BUDGET,
-        credentials: ClusterCredentials | None = None,
         protected_contexts: Sequence[str] = DEFAULT_PROTECTED_CONTEXTS,
         confirm_above: int | None = DEFAULT_CONFIRM_ABOVE,
         plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
@@ -502,6 +544,7 @@ class Cluster:
             )
         self.protected_contexts: tuple[str, ...] = tuple(protected_contexts)
         self.confirm_above = confirm_above
+        credentials = _LOADED.get()
         if credentials is None:
             try:
                 credentials = load_credentials(
@@ -753,6 +796,7 @@ class Cluster:
 
     # -- running -----------------------------------------------------------------------------
 
+    @_shown_readably
     def command(
         self,
         command: str | Sequence[str],

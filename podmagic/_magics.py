@@ -408,7 +408,7 @@ class PodMagic(Magics):
                 # Cluster() would say kubeconfig= and Sandbox(); here it is --kubeconfig.
                 raise in_callers_words(error, key[1], magic=True) from None
             # Pinned for the session: later context switches elsewhere do not redirect it.
-            cluster = Cluster(credentials=credentials, plugin_timeout=key[2])
+            cluster = Cluster._from_credentials(credentials, plugin_timeout=key[2])
             cluster._magic_words = True  # its errors name --pick 3, -A, not pick=3
             self._clusters[key] = cluster
         return self._clusters[key]

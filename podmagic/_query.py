@@ -135,10 +135,12 @@ def _check_name(kind: str, name: str, *, typed: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class TargetQuery:
-    """Everything that decides which pods and containers a run uses.
+    """Everything that decides which pods and containers a run uses, as
+    :meth:`Cluster.query() <podmagic.Cluster.query>` makes it from the same arguments as
+    ``Cluster.run``; checks the syntax and contacts nothing.
 
-    ``namespace`` ``None`` means the default namespace given to
-    :func:`~podmagic._resolve.resolve`; ``all_namespaces`` (``-A``) overrides it. ``one`` runs
+    ``namespace`` ``None`` means the Cluster's namespace; ``all_namespaces`` (``-A``)
+    overrides it. ``one`` runs
     in one pod, the most active, like ``kubectl exec deploy/NAME``; ``pick`` in a random sample
     of that many eligible pods (``seed`` makes it reproducible). An empty selector string
     counts as no selector.

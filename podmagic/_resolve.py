@@ -149,7 +149,10 @@ class SkippedPod:
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """The outcome of :func:`resolve`, in namespace then natural pod-name order.
+    """The pods a run would use, from :meth:`Cluster.select() <podmagic.Cluster.select>`,
+    in namespace then natural pod-name order: ``run`` lists the (pod, container) targets,
+    ``skipped`` the pods left out with the reason, ``description`` where they were looked
+    for. ``Cluster.run(selection=...)`` runs in them without looking again.
 
     ``untargeted``: made with no target and no label selector (a field selector alone does
     not count), so it is every pod of the namespace(s); ``Cluster.run`` refuses it unless

@@ -499,8 +499,13 @@ class PodResults(Sequence[PodResult]):
 
         The leading columns say where each row came from: ``pod``, and ``namespace`` /
         ``container`` when those differ between results; then the parsed columns. A parsed
-        column named like a leading one or ``error`` gets a ``_`` suffix. Formats and
-        ``options`` are those of :func:`podmagic._parsing.parse_output`.
+        column named like a leading one or ``error`` gets a ``_`` suffix. Formats and their
+        ``options``: ``json``; ``jsonl``; ``csv`` (``header=True``, ``columns=``,
+        ``delimiter=","``); ``tsv`` (``header=``, ``columns=``); ``lines``
+        (``skip_blank=False``); ``table`` (whitespace-aligned, as ``df -h`` or ``kubectl get``
+        print); ``kv`` (``sep=``, ``unquote=True``); ``regex`` (``pattern=``, named groups
+        become columns; ``flags=``). An option the format does not take, or cannot use, is a
+        ``ValueError`` / ``TypeError`` before any output is parsed.
 
         A pod whose output is not parsed does not stop the others, and is never left out
         silently: it gets one row with an ``error`` column saying why (the column is there

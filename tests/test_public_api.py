@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import pydoc
+import re
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,7 +142,44 @@ def test_help_shows_readable_defaults(method: str) -> None:
     text = pydoc.render_doc(getattr(Cluster, method), renderer=pydoc.plaintext)
     assert "object at 0x" not in text
     if method != "query":
-        assert "timeout: 'float | None | ClusterDefault' = <the Cluster's setting>" in text
+        assert "timeout: 'float | None' = <the Cluster's setting>" in text
+
+
+def names_in_signatures(value: object) -> set[str]:
+    text = pydoc.render_doc(value, renderer=pydoc.plaintext)
+    return set(re.findall(r"\b[A-Z][A-Za-z]+\b", " ".join(re.findall(r"'([^']*)'", text))))
+
+
+def test_help_shows_no_private_type_alias_in_a_signature() -> None:
+    for method in [*METHODS, "command", "__init__"]:
+        shown = names_in_signatures(getattr(Cluster, method))
+        assert not shown & {"StdinSource", "ClusterDefault", "ClusterCredentials"}, method
+    assert "credentials" not in inspect.signature(Cluster).parameters
+
+
+def test_the_ipython_handles_and_their_errors_are_public() -> None:
+    from podmagic._background import BackgroundRun, BackgroundRunTimeout
+    from podmagic._magics import RunInterrupted
+
+    assert podmagic.BackgroundRun is BackgroundRun
+    assert podmagic.BackgroundRunTimeout is BackgroundRunTimeout
+    assert podmagic.RunInterrupted is RunInterrupted
+    assert issubclass(podmagic.BackgroundRunTimeout, TimeoutError)
+    assert "ExecOptions" not in podmagic.__all__ and "ExecOptions" not in dir(podmagic)
+
+
+def test_public_docstrings_point_at_public_names_only() -> None:
+    for name, value in public_objects():
+        doc = inspect.getdoc(value) or ""
+        assert "podmagic._" not in doc, name
+
+
+def test_dir_of_the_sandbox_package_is_its_public_names() -> None:
+    import podmagic.sandbox
+
+    listed = {name for name in dir(podmagic.sandbox) if not name.startswith("__")}
+    assert listed == set(podmagic.sandbox.__all__)
+    assert {"Sandbox", "ManifestError", "demo_manifest"} <= listed
 
 
 # -- events carry a Stream ------------------------------------------------------------------------------

@@ -65,3 +65,9 @@ def __getattr__(name: str) -> Any:
 
         return ManifestError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # dir(podmagic.sandbox) and tab completion list the public names (the lazy ones included),
+    # not this module's own imports and helpers, as dir(podmagic) does.
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
