@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import anyio
+from _waiting import await_until
 
 from podmagic.sandbox import Sandbox
 
@@ -38,6 +38,8 @@ async def api_client(
         yield session
     # A connection closed last (an upgraded WebSocket, which the connector no longer tracks)
     # finishes closing in later loop callbacks: wait for them so no socket outlives the loop.
-    with anyio.fail_after(5):
-        while any(sock.fileno() != -1 for sock in sockets):
-            await anyio.sleep(0.005)
+    await await_until(
+        lambda: all(sock.fileno() == -1 for sock in sockets),
+        what="every socket of the session closed",
+        interval=0.005,
+    )
