@@ -23,6 +23,7 @@ import aiohttp
 import anyio
 import pytest
 import yaml
+from _waiting import await_until
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "manifests" / "cluster.yaml"
@@ -108,9 +109,11 @@ async def client_for(config: dict[str, Any]) -> AsyncIterator[tuple[aiohttp.Clie
         headers={"Authorization": f"Bearer {user['token']}"}, connector=connector
     ) as session:
         yield session, cluster["server"]
-    with anyio.fail_after(5):
-        while any(sock.fileno() != -1 for sock in sockets):
-            await anyio.sleep(0.005)
+    await await_until(
+        lambda: all(sock.fileno() == -1 for sock in sockets),
+        what="every socket of the session closed",
+        interval=0.005,
+    )
 
 
 @contextlib.asynccontextmanager
