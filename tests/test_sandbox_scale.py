@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from _waiting import await_until
 
 from podmagic.sandbox import Sandbox
 
@@ -70,9 +71,11 @@ async def api_client(sandbox: Sandbox) -> AsyncIterator[aiohttp.ClientSession]:
         connector=connector,
     ) as session:
         yield session
-    with anyio.fail_after(10):
-        while any(sock.fileno() != -1 for sock in sockets):
-            await anyio.sleep(0.005)
+    await await_until(
+        lambda: all(sock.fileno() == -1 for sock in sockets),
+        what="every socket of the session closed",
+        interval=0.005,
+    )
 
 
 async def list_names(
