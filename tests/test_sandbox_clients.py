@@ -758,3 +758,36 @@ async def test_kubernetes_asyncio_lists_pods_and_patches_a_configmap(
         )
         patched = await core.patch_namespaced_config_map("c", scratch, {"data": {"b": "2"}})
         assert patched.data == {"a": "1", "b": "2"}
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def test_kubectl_describe_lists_the_events_of_a_pod_and_a_scale(
+    kubectl: KubectlRunner, scratch: str
+) -> None:
+    ok(kubectl("apply", "-n", scratch, "-f", "-", input=APP.replace("REPLICAS", "1").encode()))
+    (pod,) = _pod_names(kubectl, scratch, "app=api")
+    described = ok(kubectl("describe", pod, "-n", scratch))
+    events = described.split("Events:")[1]
+    reasons = [line.split()[1] for line in events.splitlines()[3:] if line.strip()]
+    assert reasons == ["Scheduled", "Pulled", "Created", "Started"]
+    ok(kubectl("scale", "deploy/api", "-n", scratch, "--replicas=2"))
+    described = ok(kubectl("describe", "deploy", "api", "-n", scratch))
+    assert "ScalingReplicaSet" in described and "from 1 to 2" in described
+
+
+async def test_events_are_served_in_both_apis(sandbox: Sandbox) -> None:
+    async with api_client(sandbox) as session:
+        params = {"fieldSelector": "involvedObject.name=solo,reason=Scheduled"}
+        async with session.get("/api/v1/namespaces/conf/events", params=params) as response:
+            core = await response.json()
+        async with session.get("/apis/events.k8s.io/v1/namespaces/conf/events") as response:
+            new = await response.json()
+    (event,) = core["items"]
+    assert event["involvedObject"]["kind"] == "Pod" and event["source"]["component"] == (
+        "default-scheduler"
+    )
+    same = [e for e in new["items"] if e["metadata"]["name"] == event["metadata"]["name"]]
+    assert same[0]["regarding"]["name"] == "solo" and same[0]["note"] == event["message"]
+    assert same[0]["apiVersion"] == "events.k8s.io/v1"

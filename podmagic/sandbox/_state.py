@@ -81,6 +81,8 @@ SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS, *_MANIFEST_STORE
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 #: Pods a sandbox can hold over its life: one address each from :data:`POD_NETWORK`.
 MAX_PODS = POD_NETWORK.num_addresses - 2
+#: Events kept at most (the oldest go first), as the apiserver's event TTL bounds them.
+MAX_EVENTS = 20_000
 #: The longest ``ttl`` an issued token may have, in seconds (a TokenRequest's maximum: 2**32).
 MAX_TOKEN_TTL = float(2**32)
 
@@ -169,6 +171,7 @@ class Cluster:
         #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
         self.issued_tokens: dict[str, float | None] = {}
         self._resource_version = itertools.count(1000)
+        self._event_clock = 0
         self._ips = (str(ip) for ip in POD_NETWORK.hosts())
         self.ips_left = MAX_PODS
         for name in ("default", "kube-system", "kube-public"):
@@ -263,6 +266,63 @@ class Cluster:
                 f'{where}{resource.kind} "{key[1]}" in namespace {namespace} is defined twice'
             )
         self.put_object(resource, doc)
+
+    def record_event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        type: str = "Normal",
+        component: str = "kubelet",
+    ) -> dict[str, Any]:
+        """Record an Event about ``involved`` (what ``kubectl describe`` lists), as the
+        component that reports it. The oldest go once :data:`MAX_EVENTS` are kept."""
+        metadata = involved["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        store = self.objects["events"]
+        while len(store) >= MAX_EVENTS:
+            del store[next(iter(store))]
+        # Named as the event recorder names them (the time in nanoseconds, in hex), so names
+        # sort in the order events happened; kept increasing for events in the same tick.
+        self._event_clock = max(self._event_clock + 1, time.time_ns())
+        name = f"{metadata['name']}.{self._event_clock:x}"
+        node = (involved.get("spec") or {}).get("nodeName", "")
+        event = {
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": {
+                "kind": involved.get("kind", ""),
+                "namespace": namespace,
+                "name": metadata["name"],
+                "uid": metadata.get("uid", ""),
+                "apiVersion": involved.get("apiVersion", ""),
+                "resourceVersion": metadata.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component, **({"host": node} if node else {})},
+        }
+        return self.put_object(CORE_EVENTS, event)
+
+    def _pod_started_events(self, pod: Mapping[str, Any]) -> None:
+        metadata, spec = pod["metadata"], pod["spec"]
+        self.record_event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {metadata['namespace']}/{metadata['name']} to "
+            f"{spec.get('nodeName', '')}",
+            component="default-scheduler",
+        )
+        if (pod.get("status") or {}).get("phase") == "Pending":
+            return
+        for container in spec.get("containers", []):
+            image = container.get("image", "")
+            self.record_event(
+                pod, "Pulled", f'Container image "{image}" already present on machine'
+            )
+            self.record_event(pod, "Created", f"Created container: {container['name']}")
+            self.record_event(pod, "Started", f"Started container {container['name']}")
 
     def _set_nodes(self, nodes: Mapping[str, Mapping[str, Any] | None]) -> None:
         """Serve these nodes (name → the manifest's Node, or None) in place of the others."""
@@ -359,6 +419,7 @@ class Cluster:
             raise
         self.pods[(namespace, metadata["name"])] = entry
         self._notify("ADDED", pod)
+        self._pod_started_events(pod)
         return entry
 
     def _prepare_filesystem(self, entry: PodEntry) -> None:
@@ -427,6 +488,8 @@ class Cluster:
         entry.pod["metadata"]["deletionTimestamp"] = now_rfc3339()
         entry.pod["metadata"]["resourceVersion"] = self.next_resource_version()
         self._notify("DELETED", entry.pod)
+        for container in entry.pod["spec"].get("containers", []):
+            self.record_event(entry.pod, "Killing", f"Stopping container {container['name']}")
         shutil.rmtree(self.state_dir / "pods" / namespace / name, ignore_errors=True)
         return entry
 
@@ -707,6 +770,7 @@ class Cluster:
 
     def _scale_pods(self, workload: dict[str, Any]) -> None:
         """Add and remove pods so the workload has the ones its replicas ask for."""
+        before = len(self._owned_pods(workload))
         planned = copy.deepcopy(workload)
         extra, wanted = expand_workload(planned, nodes=self.nodes, next_ip=lambda: "")
         for rs in extra:
@@ -726,6 +790,28 @@ class Cluster:
                 pod["status"]["podIP"] = ip
                 pod["status"]["podIPs"] = [{"ip": ip}]
                 self.add_pod(pod)
+        after = len(wanted)
+        if after != before:
+            # The controller that scales says so: the Deployment controller of its ReplicaSet,
+            # the others of their pods.
+            direction = "up" if after > before else "down"
+            if extra:
+                message = (
+                    f"Scaled {direction} replica set {extra[0]['metadata']['name']} "
+                    f"from {before} to {after}"
+                )
+                self.record_event(
+                    workload, "ScalingReplicaSet", message, component="deployment-controller"
+                )
+            else:
+                verb = "create" if after > before else "delete"
+                self.record_event(
+                    workload,
+                    f"Successful{verb.capitalize()}",
+                    f"{verb} Pods from {before} to {after} in {workload['kind']} "
+                    f"{workload['metadata']['name']} successful",
+                    component=f"{workload['kind'].lower()}-controller",
+                )
 
     def _refresh_owner_status(self, pod: dict[str, Any]) -> None:
         for ref in pod["metadata"].get("ownerReferences") or []:
