@@ -440,11 +440,27 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def _env_problem(env: Mapping[Any, Any]) -> str:
+    """Which entry of a mapping ``env`` is not str to str: its key (a name, not a secret) and
+    the types, never the value."""
+    for key, value in env.items():
+        if not isinstance(key, str):
+            return f"the key {key!r} is {_kind(key)}"
+        if not isinstance(value, str):
+            return f"env[{key!r}] is {_kind(value)}"
+    return ""
+
+
 def _check_types(where: str, arguments: Mapping[str, Any]) -> None:
     """Raise one ``TypeError`` naming the first argument of the wrong type."""
     for name, value in arguments.items():
         check = _CHECKS.get(name)
         if check is not None and value is not CLUSTER_DEFAULT and not check[0](value):
+            if name == "env" and isinstance(value, Mapping):
+                raise TypeError(
+                    f"{where}: env must be a mapping of str to str, but {_env_problem(value)} "
+                    "(convert numbers with str())"
+                )
             raise TypeError(f"{where}: {name} must be {check[1]}, not {_kind(value)}")
 
 

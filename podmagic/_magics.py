@@ -265,7 +265,11 @@ def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
         # eval is the point: --stdin takes a Python expression from the user's own notebook.
         value = eval(compile(expr, "<--stdin>", "eval", dont_inherit=True), dict(namespace))
     except SyntaxError as error:
-        raise UsageError(f"--stdin {expr}: not a Python expression ({error.msg})") from None
+        # The options are split like a shell line: unquoted, open('f.txt') loses its quotes.
+        raise UsageError(
+            f"--stdin {expr}: not a Python expression ({error.msg}); quote the whole "
+            "expression to keep its own quotes, e.g. --stdin \"open('/tmp/f.txt')\""
+        ) from None
     except Exception as error:  # noqa: BLE001 - the user's expression may raise anything
         raise UsageError(f"--stdin {expr} raised {type(error).__name__}: {error}") from None
     if (

@@ -48,6 +48,13 @@ def names_no_pods(query: TargetQuery) -> bool:
     return not query.targets and not (query.label_selector or "").strip()
 
 
+def _how_many(count: int, description: str) -> str:
+    """``10 pods in namespace demo`` (not "10 in all pods in namespace demo")."""
+    pods = f"{count} pod{'' if count == 1 else 's'}"
+    rest = description.removeprefix("all pods ")
+    return f"{pods} {rest}" if rest != description else f"{pods}: {description}"
+
+
 def _targets_listing(selection: Selection) -> str:
     names = [f"{t.namespace}/{t.pod}" for t in selection.run]
     shown = ", ".join(names[:_LISTED])
@@ -79,13 +86,13 @@ def check_allowed(
     if everything and (api or not confirmed):
         if api:
             raise RefusedError(
-                f"no target and no label selector: this would run in every pod ({count} in "
-                f"{selection.description}): {_targets_listing(selection)}",
+                f"no target and no label selector: this would run in every pod "
+                f"({_how_many(count, selection.description)}): {_targets_listing(selection)}",
                 hint="name a pod or workload, or pass selector=... (a field selector alone "
                 'does not count); all_pods=True (or selector="") runs in every pod on purpose',
             )
         raise RefusedError(
-            f"an empty selector selects every pod ({count} in {selection.description})",
+            f"an empty selector selects every pod ({_how_many(count, selection.description)})",
             hint="add --yes to run in all of them, or name a target",
         )
     if confirmed:

@@ -114,6 +114,23 @@ def test_empty_selector_needs_yes(ip: InteractiveShell) -> None:
     assert len(results) > 5
 
 
+def test_empty_selector_refusal_counts_pods_in_plain_words(ip: InteractiveShell) -> None:
+    with pytest.raises(RefusedError) as caught:
+        ip.run_line_magic("pod", "-l '' -- true")
+    message = str(caught.value)
+    assert re.search(r"selects every pod \(\d+ pods in namespace conf\)", message), message
+    assert "in all pods" not in message
+
+
+def test_stdin_expression_that_lost_its_quotes_says_to_quote_it(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("pod", "solo --stdin open('/tmp/f.txt') -- cat")
+    message = str(caught.value)
+    assert message.startswith("--stdin open(/tmp/f.txt): not a Python expression")
+    assert "quote the whole expression" in message
+    assert "e.g. --stdin \"open('/tmp/f.txt')\"" in message
+
+
 def test_large_fan_out_needs_yes(ip: InteractiveShell) -> None:
     ip.run_line_magic("config", "PodMagic.confirm_above = 2")
     try:

@@ -339,3 +339,21 @@ def test_run_with_a_selection_and_a_target_is_refused(conf_cluster: Cluster) -> 
     assert "giving ``target`` or a query argument with it is a ``ValueError``" in (
         Cluster.run.__doc__ or ""
     )
+
+
+def test_env_of_the_wrong_type_names_the_key_and_its_type(conf_cluster: Cluster) -> None:
+    with pytest.raises(TypeError) as caught:
+        conf_cluster.run("true", "solo", env={"OK": "1", "S": 5})
+    assert str(caught.value) == (
+        "Cluster.run(): env must be a mapping of str to str, but env['S'] is int "
+        "(convert numbers with str())"
+    )
+    with pytest.raises(TypeError, match="but the key 3 is int"):
+        conf_cluster.run("true", "solo", env={3: "x"})  # type: ignore[dict-item]
+
+
+def test_run_in_every_pod_refusal_counts_pods_in_plain_words(conf_cluster: Cluster) -> None:
+    with pytest.raises(podmagic.RefusedError) as caught:
+        conf_cluster.run("true")
+    message = str(caught.value)
+    assert re.search(r"every pod \(\d+ pods in namespace conf\)", message), message
