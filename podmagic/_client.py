@@ -233,7 +233,6 @@ def _deadline_at(deadline: float | None, started_at: float | None = None) -> flo
 # The credential loader speaks kubectl's flags (--kubeconfig, --context), which are the
 # magic's too; a Python caller passes keyword arguments instead.
 
-_FLAG = re.compile(r"(?<![\w-])--(kubeconfig|context)\b")
 _START_A_SANDBOX = {
     True: "or start the embedded sandbox cluster: %pod_sandbox start",
     False: "or start a local sandbox cluster: sandbox = podmagic.sandbox.Sandbox().start(), "
@@ -341,8 +340,8 @@ def in_callers_words(
     text, tail = str(error), f"; {visible_controls(hint)}" if hint else ""
     message = text[: len(text) - len(tail)] if tail and text.endswith(tail) else text
     if not magic:
-        message = _FLAG.sub(r"\1=", message)
-        hint = _FLAG.sub(r"\1=", hint) if hint else hint
+        message = _as_python_words(message)
+        hint = _as_python_words(hint) if hint else hint
     if _no_kubeconfig_anywhere(kubeconfig):
         hint = f"{hint}, {_START_A_SANDBOX[magic]}" if hint else _START_A_SANDBOX[magic]
     return ConfigError(message, hint=hint)
@@ -626,9 +625,9 @@ class Cluster:
             },
         )
         try:
-            return self._query(
-                target,
-                selector=selector,
+            return TargetQuery(
+                targets=_targets(target),
+                label_selector=selector,
                 field_selector=field_selector,
                 namespace=namespace,
                 all_namespaces=all_namespaces,
@@ -641,35 +640,6 @@ class Cluster:
             )
         except PodmagicError as error:
             raise in_words_of(error, magic=self._magic_words) from None
-
-    def _query(
-        self,
-        target: str | Sequence[str] | None,
-        *,
-        selector: str | None,
-        field_selector: str | None,
-        namespace: str | None,
-        all_namespaces: bool,
-        include_unready: bool,
-        one: bool,
-        pick: int | None,
-        container: str | None,
-        all_containers: bool,
-        seed: int | None,
-    ) -> TargetQuery:
-        return TargetQuery(
-            targets=_targets(target),
-            label_selector=selector,
-            field_selector=field_selector,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            include_unready=include_unready,
-            one=one,
-            pick=pick,
-            container=container,
-            all_containers=all_containers,
-            seed=seed,
-        )
 
     @_documented
     async def aselect(
