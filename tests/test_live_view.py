@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _waiting import wait_until
 from test_render import (
     GARBAGE,
     FakeDisplay,
@@ -26,7 +27,6 @@ from test_render import (
     run_started,
     simple_run,
     target,
-    wait_until,
 )
 
 from podmagic._events import PodFinished, PodStarted, RunFinished
@@ -170,7 +170,7 @@ def test_a_batch_never_holds_more_lines_than_the_view_keeps(
     t = target("web-1")
     renderer = LiveRenderer(limits=RenderLimits(max_total_lines=100), show_after=0)
     renderer.handle_event(run_started([t]))
-    wait_until(lambda: renderer.widget is not None)
+    wait_until(lambda: renderer.widget is not None, what="the widget was built")
     renderer.handle_event(out(t, b"".join(b"line %d\n" % n for n in range(10_000))))
     renderer.close()
     batches = [m for m in sent if m["k"] == "lines"]
@@ -187,7 +187,9 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     renderer = LiveRenderer(snapshot_every=0.2)
     handle, snapshots = fake_display.handles
     feed(renderer, [run_started([a, b]), PodStarted(a), out(a, b"first <line>\n")])
-    wait_until(lambda: bool(handle.updates) and bool(snapshots.updates))
+    wait_until(
+        lambda: handle.updates and snapshots.updates, what="the widget and a snapshot are shown"
+    )
     bundle, kwargs = handle.updates[0]
     assert kwargs == {"raw": True}
     assert bundle[WIDGET_MIME]["model_id"] == renderer.widget.model_id
@@ -201,7 +203,10 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     assert "$ uptime" in snapshot["text/plain"] and "running" in snapshot["text/plain"]
 
     renderer.handle_event(out(b, b"later\n", 2))
-    wait_until(lambda: "web-2 ! later" in snapshots.updates[-1][0]["text/plain"])
+    wait_until(
+        lambda: "web-2 ! later" in snapshots.updates[-1][0]["text/plain"],
+        what="the snapshot was refreshed with the later line",
+    )
     # Refreshed without touching the widget's slot (an update would re-render the view).
     assert len(handle.updates) == 1
 
@@ -234,7 +239,10 @@ def test_the_widget_state_has_header_chips_progress_and_times(fake_display: Fake
             PodFinished(result(b, status=ExecStatus.FAILED, exit_code=1)),
         ],
     )
-    wait_until(lambda: renderer.widget is not None and renderer.widget.progress.get("done") == 1)
+    wait_until(
+        lambda: renderer.widget is not None and renderer.widget.progress.get("done") == 1,
+        what="the widget counts one pod done",
+    )
     widget = renderer.widget
     assert widget.header["command"] == "$ echo hi"
     assert "3 pods (1 skipped)" in widget.header["where"]
@@ -261,7 +269,7 @@ def test_a_late_view_gets_the_newest_lines_on_hello(
     renderer = LiveRenderer(limits=RenderLimits(max_total_lines=50), show_after=0)
     renderer.handle_event(run_started([t]))
     renderer.handle_event(out(t, b"".join(b"line %d\n" % n for n in range(120))))
-    wait_until(lambda: any(m["k"] == "lines" for m in sent))
+    wait_until(lambda: any(m["k"] == "lines" for m in sent), what="a batch of lines was sent")
     renderer.widget._handle_custom_msg({"k": "hello"}, [])  # what the JS sends on render
     snapshot = sent[-1]
     assert snapshot["k"] == "snapshot"
@@ -418,3 +426,17 @@ def test_real_kernel_background_run_ends_with_its_summary_in_its_own_cell(
     assert [(o.output_type, o.get("text")) for o in second] == [("stream", "second cell\n")]
     batches, no_widget = third[0]["text"].split()
     assert int(batches) >= 2 and no_widget == "False"  # it did stream to a widget
+
+
+def test_every_documented_selector_is_made_by_the_front_end() -> None:
+    import re
+    from importlib import resources
+
+    from podmagic._render import _live
+
+    documented = set(re.findall(r'\[data-podmagic="([a-z-]+)"\]', _live.__doc__ or ""))
+    source = resources.files("podmagic._render").joinpath("static/live.js").read_text()
+    made = set(re.findall(r'"data-podmagic": "([a-z-]+)"', source))
+    assert {"line", "chip", "follow", "filter-pod", "filter-stream", "elapsed", "status"} <= made
+    assert documented <= made, documented - made
+    assert made <= documented, made - documented

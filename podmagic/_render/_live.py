@@ -43,11 +43,13 @@ Selectors for browser tests (stable; every element of the view has one):
 ========================================  =====================================================
 ``[data-podmagic="live"]``                the view's root; ``data-state`` = running | done |
                                           failed | ended, ``data-theme`` = light | dark
-``[data-podmagic="header"]``              command and where it runs (``command``, ``where``)
+``[data-podmagic="header"]``              holds ``[data-podmagic="command"]`` (``$ uptime``)
+                                          and ``[data-podmagic="where"]`` (context, target)
 ``[data-podmagic="status"]``              the run's state in words (running, done, failed)
 ``[data-podmagic="progress"]``            a ``<progress>``; ``[data-podmagic="progress-text"]``
                                           reads ``2 / 3 done · 1 failed``
 ``[data-podmagic="elapsed"]``             elapsed time, ``12.3 s``, ticking in the browser
+``[data-podmagic="chips"]``               the row of chips:
 ``[data-podmagic="chip"]``                one per pod (``data-pod`` = label, ``data-index`` =
                                           order, ``data-status`` = queued | running | ok |
                                           failed | error | timeout | cancelled | skipped);
@@ -58,9 +60,9 @@ Selectors for browser tests (stable; every element of the view has one):
 ``[data-podmagic="follow"]``              button; ``aria-pressed="true"`` while following
 ``[data-podmagic="lines"]``               the scrolling box of lines
 ``[data-podmagic="line"]``                one line (``data-pod`` = index, ``data-stream`` =
-                                          1 or 2; hidden by a filter: ``hidden`` attribute);
-                                          its parts ``line-pod`` (coloured label) and
-                                          ``line-text``
+                                          1 or 2; hidden by a filter: ``hidden`` attribute)
+``[data-podmagic="line-pod"]``            in a line: the pod's label, in its colour
+``[data-podmagic="line-text"]``           in a line: the text
 ``[data-podmagic="dropped"]``             the "… N earlier lines dropped" marker
 ========================================  =====================================================
 """

@@ -119,6 +119,7 @@ function render({ model, el: host }) {
 
   let theme = "";
   let labels = [];
+  let width = 0; // the longest label: lines line up in the monospace box
   let shownDropped = 0;
 
   function applyTheme() {
@@ -145,7 +146,7 @@ function render({ model, el: host }) {
 
   function lineNode([pod, stream, text]) {
     const node = el("div", { class: "pm-line", "data-podmagic": "line", "data-pod": String(pod), "data-stream": String(stream) });
-    const name = el("span", { class: "pm-pod", "data-podmagic": "line-pod" }, labels[pod] || `#${pod}`);
+    const name = el("span", { class: "pm-pod", "data-podmagic": "line-pod" }, (labels[pod] || `#${pod}`).padEnd(width));
     name.style.color = colourOf(pod);
     const sep = el("span", { class: stream === 2 ? "pm-sep pm-err" : "pm-sep" }, stream === 2 ? " ! " : " | ");
     const body = el("span", { class: stream === 2 ? "pm-text pm-err" : "pm-text", "data-podmagic": "line-text" }, text);
@@ -224,6 +225,7 @@ function render({ model, el: host }) {
     const running = pods.filter((p) => p[1] !== "skipped");
     const relabel = running.some((p, i) => labels[i] !== p[0]) || running.length !== labels.length;
     labels = running.map((p) => p[0]);
+    width = Math.max(0, ...labels.map((label) => label.length));
     chips.replaceChildren(
       ...pods.map(([label, state, detail], i) => {
         const chip = el("button", {
