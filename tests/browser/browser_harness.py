@@ -441,14 +441,19 @@ class NotebookPage:
         """Wait until cell ``index``'s output text matches ``pattern``; the text."""
         regex = re.compile(pattern)
         output = self.output(index)
+        seen = [""]
 
         def matched() -> str | None:
-            text = output.inner_text() if output.count() else ""
+            seen[0] = text = output.inner_text() if output.count() else ""
             return text if regex.search(text) else None
 
-        return str(
-            wait_until(matched, limit=limit, what=f"cell {index}'s output to match {pattern!r}")
-        )
+        try:
+            return str(wait_until(matched, limit=limit, what=f"cell {index}'s output"))
+        except WaitTimeout as error:
+            raise WaitTimeout(
+                f"{error} to match {pattern!r}; its prompt is {self.prompt(index)!r} and its "
+                f"output ends: {seen[0][-400:]!r}"
+            ) from None
 
     def screenshot(self, name: str, locator: Locator | None = None) -> Path:
         self.shots.mkdir(parents=True, exist_ok=True)

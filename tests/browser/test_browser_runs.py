@@ -32,6 +32,7 @@ def test_live_view_then_summary_for_three_pods(
     assert not notebook.cell_done(1), "the run ended before its live view was seen"
     assert "3 pods" in live
     notebook.screenshot("live")
+    notebook.screenshot("live-cell", notebook.cell(1))
 
     notebook.wait_cell_done(1, limit=60)
     summary = notebook.wait_output(1, r"3 pods in context podmagic-sandbox", limit=30)
@@ -39,6 +40,7 @@ def test_live_view_then_summary_for_three_pods(
     assert "line 1\n" in summary and "line 40" in summary  # the first and the last lines
     assert "| line" not in summary, "the live view stayed after the run ended"
     notebook.screenshot("summary")
+    notebook.screenshot("summary-cell", notebook.cell(1))
     assert console.unexpected() == []
 
 
