@@ -24,8 +24,16 @@ kind: Pod
 metadata: {name: alpha, namespace: iso}
 spec:
   containers:
-  - {name: main, image: busybox, workingDir: /work}
-  - {name: side, image: busybox}
+  - name: main
+    image: busybox
+    workingDir: /work
+    volumeMounts: [{name: shared, mountPath: /shared}, {name: host, mountPath: /host, readOnly: true}]
+  - name: side
+    image: busybox
+    volumeMounts: [{name: shared, mountPath: /mnt/shared}]
+  volumes:
+  - {name: shared, emptyDir: {}}
+  - {name: host, hostPath: {path: HOST_FOLDER}}
 ---
 apiVersion: v1
 kind: Pod
@@ -40,7 +48,10 @@ spec:
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ISOLATION_VARIABLE, "namespaces")
-        with Sandbox(MANIFEST, state_dir=tmp_path_factory.mktemp("iso-state")) as sandbox:
+        host = tmp_path_factory.mktemp("iso-host")
+        (host / "from-host.txt").write_text("host file\n")
+        manifest = MANIFEST.replace("HOST_FOLDER", str(host))
+        with Sandbox(manifest, state_dir=tmp_path_factory.mktemp("iso-state")) as sandbox:
             yield sandbox
 
 
@@ -153,3 +164,15 @@ def test_kubectl_cp_into_a_pod_lands_in_that_pod_only(kubectl, tmp_path: Path) -
 def test_pods_have_only_a_loopback_network(kubectl) -> None:  # type: ignore[no-untyped-def]
     devices = sh(kubectl, "alpha", "tail -n +3 /proc/net/dev | cut -d: -f1").stdout.split()
     assert devices == ["lo"]
+
+
+def test_an_empty_dir_volume_is_shared_by_the_pods_containers_only(kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "alpha", "echo both > /shared/note").returncode == 0
+    assert sh(kubectl, "alpha", "cat /mnt/shared/note", container="side").stdout == "both\n"
+    assert sh(kubectl, "beta", "test -e /shared/note").returncode == 1
+
+
+def test_a_host_path_volume_shows_the_hosts_folder_read_only_when_asked(kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "alpha", "cat /host/from-host.txt").stdout == "host file\n"
+    written = sh(kubectl, "alpha", "touch /host/new")
+    assert written.returncode != 0 and "Read-only file system" in written.stderr

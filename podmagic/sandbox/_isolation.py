@@ -303,7 +303,42 @@ def _prepare_root(root: Path) -> None:
             folder.chmod(mode)
 
 
-def _start_container(pod: PodSandbox, root: Path) -> ContainerSandbox:
+def _volume_binds(
+    pod: PodSandbox, spec: Mapping[str, Any], container: Mapping[str, Any]
+) -> list[str]:
+    """bwrap arguments mounting the container's ``volumeMounts``.
+
+    ``emptyDir`` is a folder of the pod's, shared by the containers that mount it;
+    ``hostPath`` is the host's folder or file. Other kinds are not mounted (yet).
+    """
+    volumes = {volume.get("name"): volume for volume in spec.get("volumes") or []}
+    arguments: list[str] = []
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name")) or {}
+        target = str(mount.get("mountPath") or "")
+        if not target.startswith("/") or ".." in target.split("/"):
+            continue
+        if "emptyDir" in volume:
+            source = pod.folder / ".volumes" / str(volume["name"])
+            source.mkdir(parents=True, exist_ok=True)
+        elif "hostPath" in volume:
+            host = volume["hostPath"] or {}
+            source = Path(str(host.get("path") or "/nonexistent"))
+            if host.get("type") == "DirectoryOrCreate":
+                source.mkdir(parents=True, exist_ok=True)
+        else:
+            continue
+        subpath = str(mount.get("subPath") or "")
+        if subpath and ".." not in subpath.split("/"):
+            source = source / subpath.lstrip("/")
+        read_only = bool(mount.get("readOnly"))
+        arguments += ["--ro-bind" if read_only else "--bind", str(source), target]
+    return arguments
+
+
+def _start_container(
+    pod: PodSandbox, root: Path, spec: Mapping[str, Any], container: Mapping[str, Any]
+) -> ContainerSandbox:
     from ._runner import entered_namespaces
 
     _prepare_root(root)
@@ -331,6 +366,7 @@ def _start_container(pod: PodSandbox, root: Path) -> ContainerSandbox:
                     "/proc",
                     "--dev",
                     "/dev",
+                    *_volume_binds(pod, spec, container),
                     "--info-fd",
                     str(write),
                     # Without a PID namespace of its own bwrap would mount the host's /proc.
@@ -374,9 +410,10 @@ class PodSandboxes:
         self._pods: dict[tuple[str, str], tuple[str, PodSandbox]] = {}
 
     def container(
-        self, pod: Mapping[str, Any], folder: Path, container: str, root: Path
+        self, pod: Mapping[str, Any], folder: Path, container: Mapping[str, Any], root: Path
     ) -> tuple[PodSandbox, ContainerSandbox]:
-        """The sandbox of ``pod`` (folder: the pod's state folder) and of its ``container``."""
+        """The sandbox of ``pod`` (folder: the pod's state folder) and of its ``container``
+        (whose root folder is ``root``)."""
         metadata = pod["metadata"]
         key, uid = (metadata["namespace"], metadata["name"]), str(metadata.get("uid", ""))
         known = self._pods.get(key)
@@ -387,9 +424,11 @@ class PodSandboxes:
             known = (uid, _start_pod(pod, folder))
             self._pods[key] = known
         sandbox = known[1]
-        entered = sandbox.containers.get(container)
+        name = str(container["name"])
+        entered = sandbox.containers.get(name)
         if entered is None or entered.holder.poll() is not None:
-            entered = sandbox.containers[container] = _start_container(sandbox, root)
+            entered = _start_container(sandbox, root, pod.get("spec") or {}, container)
+            sandbox.containers[name] = entered
         return sandbox, entered
 
     def end(self, namespace: str, name: str) -> None:
@@ -451,5 +490,5 @@ def container_isolation(cluster: Any, entry: Any, container: Mapping[str, Any]) 
     namespace, name = entry.namespace, entry.name
     root = cluster.container_root(namespace, name, container["name"])
     folder = cluster.state_dir / "pods" / namespace / name
-    pod, held = pod_sandboxes(cluster).container(entry.pod, folder, container["name"], root)
+    pod, held = pod_sandboxes(cluster).container(entry.pod, folder, container, root)
     return held.isolation(pod, normalised_working_dir(container.get("workingDir")))
