@@ -791,3 +791,24 @@ async def test_events_are_served_in_both_apis(sandbox: Sandbox) -> None:
     same = [e for e in new["items"] if e["metadata"]["name"] == event["metadata"]["name"]]
     assert same[0]["regarding"]["name"] == "solo" and same[0]["note"] == event["message"]
     assert same[0]["apiVersion"] == "events.k8s.io/v1"
+
+
+# -- dry run ------------------------------------------------------------------------------------
+
+
+def test_server_side_dry_runs_change_nothing(kubectl: KubectlRunner, scratch: str) -> None:
+    first = APP.replace("REPLICAS", "1").replace("LEVEL", "one")
+    second = APP.replace("REPLICAS", "3").replace("LEVEL", "two")
+    out = ok(kubectl("apply", "--dry-run=server", "-n", scratch, "-f", "-", input=first.encode()))
+    assert "configmap/settings created (server dry run)" in out
+    assert ok(kubectl("get", "cm,deploy,pods", "-n", scratch, "-o", "name")).strip() == ""
+    ok(kubectl("apply", "-n", scratch, "-f", "-", input=first.encode()))
+    # kubectl diff asks the server for the result of the change with dryRun=All.
+    diff = kubectl("diff", "-n", scratch, "-f", "-", input=second.encode())
+    assert diff.returncode == 1, diff.stderr.decode()  # 1: there are differences
+    assert "-  level: one" in diff.stdout.decode() and "+  level: two" in diff.stdout.decode()
+    ok(kubectl("scale", "deploy/api", "-n", scratch, "--replicas=5", "--dry-run=server"))
+    ok(kubectl("delete", "cm", "settings", "-n", scratch, "--dry-run=server"))
+    settings = _json(ok(kubectl("get", "cm", "settings", "-n", scratch, "-o", "json")))
+    assert settings["data"] == {"level": "one"}
+    assert len(_pod_names(kubectl, scratch, "app=api")) == 1

@@ -37,7 +37,7 @@ from . import _status as status
 from ._auth import access_review, rules_review, self_review
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
-from ._objects import name_suffix, now_rfc3339
+from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
 from ._openapi import openapi_group_version, openapi_root
 from ._patch import (
     APPLY_PATCH,
@@ -488,6 +488,14 @@ async def create_namespace(request: web.Request) -> web.Response:
     if name in cluster.namespaces:
         raise status.already_exists("namespaces", name)
     labels = {key: text_value(value) or "" for key, value in (metadata.get("labels") or {}).items()}
+    if _dry_run(request):
+        preview_metadata = {
+            **metadata,
+            "name": name,
+            "labels": {**labels, "kubernetes.io/metadata.name": name},
+        }
+        preview = {"kind": "Namespace", "apiVersion": "v1", "metadata": preview_metadata}
+        return _json({**preview, "spec": {"finalizers": ["kubernetes"]}}, status_code=201)
     return _json(cluster.add_namespace(name, labels), status_code=201)
 
 
@@ -496,6 +504,8 @@ async def delete_namespace(request: web.Request) -> web.Response:
     cluster = cluster_of(request)
     if name not in cluster.namespaces:
         raise status.not_found("namespaces", name)
+    if await _delete_dry_run(request):
+        return _json(cluster.namespaces[name])
     namespace = cluster.delete_namespace(name)
     namespace["status"]["phase"] = "Terminating"
     return _json(namespace)
@@ -539,10 +549,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def _decoded(request: web.Request, media_types: frozenset[str]) -> Any:
-    """The request's JSON value (415 for another media type, 400 for bad JSON)."""
-    media_type = _media_type(request)
-    if media_type not in media_types:
+async def _decoded(request: web.Request, media_types: frozenset[str] | None) -> Any:
+    """The request's JSON value (415 for a media type not in ``media_types``, 400 for bad
+    JSON); ``media_types=None`` reads any body as JSON."""
+    media_type = _media_type(request) if media_types is not None else ""
+    if media_types is not None and media_type not in media_types:
         raise _unsupported_media_type(media_type)
     raw = await request.read()
     if media_type == PROTOBUF_MEDIA_TYPE:
@@ -621,6 +632,11 @@ async def create_pod(request: web.Request) -> web.Response:
     name = metadata.get("name")
     if name and cluster.get_pod(namespace, name):
         raise status.already_exists("pods", name)
+    if _dry_run(request):
+        metadata["namespace"] = namespace
+        body.update({"kind": "Pod", "apiVersion": "v1"})
+        pod_spec_defaults(body.setdefault("spec", {}))
+        return _json(body, status_code=201)
     try:
         entry = cluster.create_pod(body, namespace)
     except PodCapacityError as error:
@@ -637,7 +653,9 @@ async def create_pod(request: web.Request) -> web.Response:
 
 async def delete_pod(request: web.Request) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
-    entry = cluster_of(request).delete_pod(namespace, name)
+    cluster = cluster_of(request)
+    dry_run = await _delete_dry_run(request)
+    entry = cluster.get_pod(namespace, name) if dry_run else cluster.delete_pod(namespace, name)
     if entry is None:
         raise status.not_found("pods", name)
     return _json(entry.pod)
@@ -902,6 +920,47 @@ async def get_object(request: web.Request) -> web.Response:
     return _object_response(request, _shown(resource)(obj), kind=resource.kind)
 
 
+def _dry_run(request: web.Request) -> bool:
+    """Whether the request asks ``?dryRun=All`` (checked, stored nothing); 400 for another
+    value, as the apiserver answers."""
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise status.bad_request(
+                f'Invalid dry run value: dryRun: Unsupported value: "{value}": supported values: "All"'
+            )
+    return bool(values)
+
+
+async def _delete_dry_run(request: web.Request) -> bool:
+    """Whether a DELETE asks for a dry run: ``?dryRun=All`` or, as kubectl sends it, the
+    ``dryRun`` of the DeleteOptions body."""
+    if _dry_run(request):
+        return True
+    if not request.can_read_body:
+        return False
+    options = await _decoded(request, _OBJECT_TYPES)
+    dry_run = options.get("dryRun") if isinstance(options, dict) else None
+    if dry_run in (None, []):
+        return False
+    if dry_run != ["All"]:
+        raise status.bad_request(
+            f"Invalid dry run value: dryRun: Unsupported value: {json.dumps(dry_run)}: "
+            'supported values: "All"'
+        )
+    return True
+
+
+def _dry_run_object(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """What a dry-run write answers: the object asked for, with the live object's identity."""
+    if current is not None:
+        for key in ("uid", "creationTimestamp", "resourceVersion", "generation"):
+            if key in current["metadata"]:
+                body["metadata"][key] = current["metadata"][key]
+        body.setdefault("status", current.get("status", {}))
+    return body
+
+
 def _check_kind(body: dict[str, Any], kind: str, plural: str) -> None:
     given = body.get("kind")
     if given is not None and given != kind:
@@ -940,7 +999,7 @@ async def create_object(request: web.Request) -> web.Response:
         metadata["name"] = name
     if (namespace or "", metadata["name"]) in store:
         raise status.already_exists(resource.plural, metadata["name"])
-    obj = cluster.put_object(resource, body)
+    obj = cluster.put_object(resource, body, dry_run=_dry_run(request))
     return _object_response(request, _shown(resource)(obj), kind=resource.kind, status_code=201)
 
 
@@ -962,7 +1021,7 @@ async def update_object(request: web.Request) -> web.Response:
                 raise status.not_found("namespaces", namespace)
             body.setdefault("metadata", {})["namespace"] = namespace
         body["metadata"]["name"] = request.match_info["name"]
-    obj = cluster.put_object(resource, body)
+    obj = cluster.put_object(resource, body, dry_run=_dry_run(request))
     code = 201 if current is None else 200
     return _object_response(request, shown(obj), kind=resource.kind, status_code=code)
 
@@ -986,7 +1045,10 @@ async def delete_object(request: web.Request) -> web.Response:
     if _stored(request, resource) is None:
         raise status.not_found(resource.plural, name, resource.group)
     namespace = request.match_info.get("namespace", "")
-    obj = cluster_of(request).remove_object(resource, namespace, name)
+    if await _delete_dry_run(request):
+        obj = _stored(request, resource) or {}
+    else:
+        obj = cluster_of(request).remove_object(resource, namespace, name)
     if resource.kind in _DELETE_RETURNS_OBJECT:
         return _json(_shown(resource)(obj))
     return _json(_deleted_status(name, resource.plural, resource.group, obj["metadata"]["uid"]))
@@ -1004,8 +1066,11 @@ async def delete_objects(request: web.Request) -> web.Response:
     if resource.namespaced and namespace is None:
         raise _no_resource()
     matches = _stored_selector(request, resource)
+    dry_run = await _delete_dry_run(request)
     deleted = [
-        cluster.remove_object(
+        obj
+        if dry_run
+        else cluster.remove_object(
             resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
         )
         for obj in _stored_items(cluster, resource, namespace)
@@ -1087,6 +1152,10 @@ async def create_workload(request: web.Request) -> web.Response:
     if cluster.get_workload(kind, namespace, metadata["name"]) is not None:
         raise status.already_exists(request.match_info["plural"], metadata["name"])
     body["kind"] = kind
+    if _dry_run(request):
+        body["apiVersion"] = WORKLOAD_KINDS[kind].api_version
+        workload_defaults(body)
+        return _object_response(request, body, kind=kind, status_code=201)
     try:
         workload = cluster.create_workload(body)
     except PodCapacityError as error:
@@ -1108,6 +1177,12 @@ async def update_workload(request: web.Request) -> web.Response:
     _validate(body, kind)
     body["kind"] = kind
     body["metadata"].update({"name": name, "namespace": namespace})
+    if _dry_run(request):
+        workload_defaults(body)
+        answer = _dry_run_object(body, current)
+        return _object_response(
+            request, answer, kind=kind, status_code=201 if current is None else 200
+        )
     try:
         if current is None:  # server-side apply of a new object
             workload = cluster.create_workload(body)
@@ -1127,7 +1202,8 @@ async def delete_workload(request: web.Request) -> web.Response:
         return await delete_object(request)
     kind = _workload_kind(request)
     workload = _workload(request, kind)
-    cluster_of(request).delete_workload(workload)
+    if not await _delete_dry_run(request):
+        cluster_of(request).delete_workload(workload)
     return _json(workload)
 
 
@@ -1172,6 +1248,8 @@ async def workload_scale(request: web.Request) -> web.Response:
         )
     updated = copy.deepcopy(workload)
     updated["spec"]["replicas"] = replicas
+    if _dry_run(request):
+        return _json(_scale(updated))
     try:
         workload = cluster.replace_workload(updated)
     except PodCapacityError as error:
@@ -1220,6 +1298,8 @@ async def update_pod(request: web.Request) -> web.Response:
             },
         )
     metadata = body["metadata"]
+    if _dry_run(request):
+        return _object_response(request, _dry_run_object(body, current), kind="Pod")
     try:
         entry = cluster.update_pod(
             namespace,
@@ -1273,6 +1353,8 @@ async def update_namespace(request: web.Request) -> web.Response:
     _check_kind(body, "Namespace", "namespaces")
     _validate(body, "Namespace", namespaced=False)
     metadata = body["metadata"]
+    if _dry_run(request):
+        return _object_response(request, _dry_run_object(body, current), kind="Namespace")
     namespace = cluster.update_namespace(
         name,
         labels={k: text_value(v) or "" for k, v in (metadata.get("labels") or {}).items()},
@@ -1293,7 +1375,11 @@ async def issue_token(request: web.Request) -> web.Response:
     tests; ``Sandbox.expire_tokens()`` makes every issued token answer 401."""
     ttl: Any = None
     if request.can_read_body:
-        ttl = (await _body(request)).get("ttl")
+        # Not a Kubernetes endpoint: the body is JSON whatever its Content-Type says.
+        body = await _decoded(request, None)
+        if not isinstance(body, dict):
+            raise status.bad_request("the body of the request must be a JSON object")
+        ttl = body.get("ttl")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise status.bad_request(f"ttl must be a number of seconds, got {json.dumps(ttl)}")
     # The range first: math.isfinite() of a huge JSON integer (10**400) overflows.

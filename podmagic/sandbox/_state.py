@@ -213,8 +213,11 @@ class Cluster:
         """The objects of a stored resource (events.k8s.io/v1 Events are the core ones)."""
         return self.objects[resource.key]
 
-    def put_object(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store a new or replaced object: metadata and defaults filled, watchers told."""
+    def put_object(
+        self, resource: Resource, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Store a new or replaced object: metadata and defaults filled, watchers told
+        (``dry_run``: only filled in, as ``?dryRun=All`` asks)."""
         metadata = obj.setdefault("metadata", {})
         namespace = metadata.get("namespace", "") if resource.namespaced else ""
         key = (namespace, metadata["name"])
@@ -241,6 +244,9 @@ class Cluster:
         if resource is EVENTS_V1:
             obj = convert_event(obj, to_v1=False)
             default_object(CORE_EVENTS, obj, cluster_ips=())
+        if dry_run:
+            metadata["resourceVersion"] = (old or {}).get("metadata", {}).get("resourceVersion", "")
+            return obj
         metadata["resourceVersion"] = self.next_resource_version()
         store[key] = obj
         self._notify("ADDED" if old is None else "MODIFIED", obj, resource.key)
