@@ -1,8 +1,9 @@
-"""The widget views' flush timer: one pending flush on a short-lived timer thread.
+"""What both widget views share: events taken on the engine's loop thread, flushes run on a
+short-lived timer thread.
 
-Events arrive on the engine's loop thread, which must never wait for comm traffic: they only
-arm this timer, and the flush runs on the timer's own thread. The owner's lock guards every
-method; :func:`join` and the callback run without it.
+The loop thread must never wait for comm traffic: an event only updates plain buffers under
+the view's lock and arms a :class:`FlushTimer`; the flush runs on the timer's own thread. The
+view's lock guards every ``FlushTimer`` method; :func:`join` and the callback run without it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-__all__ = ["FlushTimer"]
+from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from ._base import ErrorLog
+
+if TYPE_CHECKING:
+    from .._events import Event
+    from .._results import PodResult, PodResults
+
+__all__ = ["FlushTimer", "TimedView"]
 
 #: The flush threads' name (tests check that none outlives its view).
 THREAD_NAME = "podmagic-render-flush"
@@ -82,3 +91,120 @@ def join(threads: list[threading.Thread], timeout: float = 10.0) -> None:
     """Wait for flush threads taken by :meth:`FlushTimer.threads` (outside the lock)."""
     for thread in threads:
         thread.join(timeout=timeout)
+
+
+class TimedView:
+    """The event intake of a widget view: ``handle_event`` and ``close`` of the
+    :class:`~._base.Renderer` protocol, written once. A subclass sets ``_lock``, ``_closed``,
+    ``_errors``, ``_results`` and ``_timer`` (``FlushTimer(self._on_timer)``) and supplies the
+    ``_on_*`` hooks and ``_next_*_locked`` (called under ``_lock``), ``_flush`` and
+    ``_finalize``.
+    """
+
+    _lock: threading.Lock
+    _closed: bool
+    _errors: ErrorLog
+    _timer: FlushTimer
+    _results: PodResults | None
+
+    def handle_event(self, event: Event) -> None:
+        """Buffer ``event`` and arm a flush. Never touches a widget, never raises."""
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                if isinstance(event, PodOutput):
+                    if not self._on_output(event):
+                        return
+                elif isinstance(event, PodStarted):
+                    self._on_started(event)
+                elif isinstance(event, PodFinished):
+                    self._on_finished(event.result)
+                elif isinstance(event, RunStarted):
+                    self._on_run_started(event, now)
+                elif isinstance(event, RunFinished):
+                    self._on_run_finished(event.results, now)
+                    self._schedule_locked(now)  # the summary goes up at once
+                    return
+                else:
+                    raise TypeError(f"not a podmagic event: {type(event).__name__}")
+                self._schedule_locked(self._next_flush_locked(now))
+        except Exception:  # noqa: BLE001 - an exception here would break the engine's run
+            self._errors.report(f"handling {type(event).__name__}")
+
+    def close(self) -> None:
+        """Show what is still buffered and the final state, if that has not happened yet.
+
+        Idempotent, callable from any thread; waits for a flush in progress and leaves no
+        timer thread behind.
+        """
+        try:
+            with self._lock:
+                self._closed = True
+                self._on_close_locked()
+                self._timer.cancel()
+                threads = self._timer.threads()
+            join(threads)
+            self._finalize()
+        except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
+            self._errors.report("close")
+
+    def _schedule_locked(self, due: float) -> None:
+        if not self._closed:
+            self._timer.schedule(due)
+
+    def _on_timer(self) -> None:
+        try:
+            with self._lock:
+                if not self._timer.claim():
+                    return  # replaced by an earlier one, or cancelled as it fired
+                finished = self._results is not None
+            if finished:
+                self._finalize()
+                return
+            self._flush()
+            with self._lock:
+                tick = self._next_tick_locked()
+                if tick is not None and not self._timer.armed:
+                    self._schedule_locked(tick)
+        except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
+            self._errors.report("flush")
+        finally:
+            with self._lock:
+                self._timer.done()
+
+    # -- the hooks ----------------------------------------------------------------------------
+
+    def _on_output(self, event: PodOutput) -> bool:
+        """Take output; True when it completed a line (something to show)."""
+        raise NotImplementedError
+
+    def _on_started(self, event: PodStarted) -> None:
+        raise NotImplementedError
+
+    def _on_finished(self, result: PodResult) -> None:
+        raise NotImplementedError
+
+    def _on_run_started(self, event: RunStarted, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_run_finished(self, results: PodResults, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_close_locked(self) -> None:
+        """``close()`` was called (before the final flush)."""
+
+    def _next_flush_locked(self, now: float) -> float:
+        """When to flush after an event that changed something."""
+        raise NotImplementedError
+
+    def _next_tick_locked(self) -> float | None:
+        """When to flush again with no new event (``None``: not until one arrives)."""
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def _finalize(self) -> None:
+        raise NotImplementedError

@@ -80,7 +80,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .._channels import STDERR, STDOUT
-from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from .._events import PodOutput, PodStarted, RunStarted
 from .._safe_text import visible_controls
 from ._base import (
     DEFAULT_LIMITS,
@@ -95,13 +95,12 @@ from ._base import (
     strip_ansi,
     summary_bundle,
 )
-from ._flush import FlushTimer, join
+from ._flush import FlushTimer, TimedView
 from ._labels import PodKey
 
 if TYPE_CHECKING:
     from IPython.display import DisplayHandle
 
-    from .._events import Event
     from .._results import PodResult, PodResults
 
 __all__ = ["LIVE_PALETTES", "LiveRenderer"]
@@ -219,7 +218,7 @@ class _Pod:
         }
 
 
-class LiveRenderer:
+class LiveRenderer(TimedView):
     """The live view of a run as a front-end widget; the summary replaces it at the end.
 
     Construct it on the kernel's main thread while the cell that starts the run executes:
@@ -302,48 +301,9 @@ class LiveRenderer:
 
     # -- the Renderer protocol ------------------------------------------------------------
 
-    def handle_event(self, event: Event) -> None:
-        """Buffer ``event`` and arm a flush. Never touches the widget, never raises."""
-        try:
-            with self._lock:
-                if self._closed:
-                    return
-                now = time.monotonic()
-                if isinstance(event, PodOutput):
-                    if not self._on_output(event):
-                        return
-                elif isinstance(event, PodStarted):
-                    self._on_started(event)
-                elif isinstance(event, PodFinished):
-                    self._on_finished(event.result)
-                elif isinstance(event, RunStarted):
-                    self._on_run_started(event, now)
-                elif isinstance(event, RunFinished):
-                    self._results = event.results
-                    self._end_locked(now)
-                    self._schedule_locked(now)  # the summary goes up at once
-                    return
-                else:
-                    raise TypeError(f"not a podmagic event: {type(event).__name__}")
-                self._schedule_locked(self._next_flush_locked(now))
-        except Exception:  # noqa: BLE001 - an exception here would break the engine's run
-            self._errors.report(f"handling {type(event).__name__}")
-
-    def close(self) -> None:
-        """Send what is buffered and put the summary up, if that has not happened yet.
-
-        Idempotent, callable from any thread; waits for a flush in progress and leaves no
-        timer thread behind.
-        """
-        try:
-            with self._lock:
-                self._closed = True
-                self._timer.cancel()
-                threads = self._timer.threads()
-            join(threads)
-            self._finalize()
-        except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
-            self._errors.report("close")
+    def _on_run_finished(self, results: PodResults, now: float) -> None:
+        self._results = results
+        self._end_locked(now)
 
     # -- events (under _lock, on the loop thread) ----------------------------------------
 
@@ -436,29 +396,11 @@ class LiveRenderer:
             due = max(due, self._clock_start + self.show_after)
         return due
 
-    def _schedule_locked(self, due: float) -> None:
-        if not self._closed:
-            self._timer.schedule(due)
-
-    def _on_timer(self) -> None:
-        try:
-            with self._lock:
-                if not self._timer.claim():
-                    return  # replaced by an earlier one, or cancelled as it fired
-                finished = self._results is not None
-            if finished:
-                self._finalize()
-                return
-            self._flush()
-            with self._lock:
-                # The fallback snapshot is refreshed even while no output arrives.
-                if self.widget is not None and not self._timer.armed and not self._closed:
-                    self._schedule_locked(self._last_snapshot + self.snapshot_every)
-        except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
-            self._errors.report("flush")
-        finally:
-            with self._lock:
-                self._timer.done()
+    def _next_tick_locked(self) -> float | None:
+        # The fallback snapshot is refreshed even while no output arrives.
+        if self.widget is None or self._closed:
+            return None
+        return self._last_snapshot + self.snapshot_every
 
     # -- sending (the widget is written only here, under _send_lock) --------------------------
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._channels import STDERR, STDOUT, Stream
-from .._events import PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from .._events import PodOutput, PodStarted, RunStarted
 from .._results import ExecStatus
 from .._safe_text import visible_controls
 from ._base import (
@@ -56,7 +56,7 @@ from ._base import (
     strip_ansi,
     summary_bundle,
 )
-from ._flush import FlushTimer, join
+from ._flush import FlushTimer, TimedView
 from ._labels import PodKey
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 
     from IPython.display import DisplayHandle
 
-    from .._events import Event
     from .._results import PodResult, PodResults
 
 __all__ = ["WidgetRenderer"]
@@ -144,7 +143,7 @@ class _Snapshot:
     pods: list[_PodSnapshot] = field(default_factory=list)
 
 
-class WidgetRenderer:
+class WidgetRenderer(TimedView):
     """A live ipywidgets view of a run, throttled and capped; a static summary at the end.
 
     Construct it on the kernel's main thread while the cell that starts the run executes:
@@ -244,52 +243,18 @@ class WidgetRenderer:
 
     # -- the Renderer protocol ------------------------------------------------------------
 
-    def handle_event(self, event: Event) -> None:
-        """Buffer ``event`` and arm a flush. Never touches a widget, never raises."""
-        try:
-            with self._lock:
-                if self._closed:
-                    return
-                now = time.monotonic()
-                if isinstance(event, PodOutput):
-                    if not self._on_output(event):
-                        return
-                elif isinstance(event, PodStarted):
-                    self._on_started(event)
-                elif isinstance(event, PodFinished):
-                    self._on_finished(event.result)
-                elif isinstance(event, RunStarted):
-                    self._on_run_started(event, now)
-                elif isinstance(event, RunFinished):
-                    self._results = event.results
-                    self._end_clock = now
-                    for key in list(self._pods):
-                        self._finish_pod(key)
-                    self._schedule_locked(now)  # the summary goes up at once
-                    return
-                else:
-                    raise TypeError(f"not a podmagic event: {type(event).__name__}")
-                self._schedule_locked(max(now, self._last_flush + self._interval))
-        except Exception:  # noqa: BLE001 - an exception here would break the engine's run
-            self._errors.report(f"handling {type(event).__name__}")
+    def _on_run_finished(self, results: PodResults, now: float) -> None:
+        self._results = results
+        self._end_clock = now
+        for key in list(self._pods):
+            self._finish_pod(key)
 
-    def close(self) -> None:
-        """Flush, and replace the display slot by the summary if that has not happened.
+    def _on_close_locked(self) -> None:
+        if self._end_clock is None:
+            self._end_clock = time.monotonic()
 
-        Idempotent, callable from any thread; waits for a flush in progress and leaves no
-        timer thread behind.
-        """
-        try:
-            with self._lock:
-                self._closed = True
-                if self._end_clock is None:
-                    self._end_clock = time.monotonic()
-                self._timer.cancel()
-                threads = self._timer.threads()
-            join(threads)
-            self._finalize()
-        except Exception:  # noqa: BLE001 - closing a view must not hide the run's outcome
-            self._errors.report("close")
+    def _next_flush_locked(self, now: float) -> float:
+        return max(now, self._last_flush + self._interval)
 
     # -- events (under _lock, on the loop thread) ----------------------------------------
 
@@ -361,31 +326,12 @@ class WidgetRenderer:
 
     # -- scheduling (under _lock) -------------------------------------------------------------
 
-    def _schedule_locked(self, due: float) -> None:
-        if not self._closed:
-            self._timer.schedule(due)
-
     def _running_locked(self) -> bool:
         return self._run_clock is not None and self._end_clock is None and not self._closed
 
-    def _on_timer(self) -> None:
-        try:
-            with self._lock:
-                if not self._timer.claim():
-                    return  # replaced by an earlier one, or cancelled as it fired
-                finished = self._results is not None
-            if finished:
-                self._finalize()
-                return
-            self._flush()
-            with self._lock:
-                if self._running_locked() and not self._timer.armed:
-                    self._schedule_locked(self._last_flush + _TICK_SECONDS)
-        except Exception:  # noqa: BLE001 - a timer thread has nobody to raise to
-            self._errors.report("flush")
-        finally:
-            with self._lock:
-                self._timer.done()
+    def _next_tick_locked(self) -> float | None:
+        # While a run is going the elapsed time is refreshed even without output.
+        return self._last_flush + _TICK_SECONDS if self._running_locked() else None
 
     # -- flushing (widgets are written only here) ---------------------------------------------
 
