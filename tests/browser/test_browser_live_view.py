@@ -1,6 +1,7 @@
 """The live view as the issue asks for it, seen in headless Chromium: it follows the newest
 line while noisy output streams, the page keeps up with the kernel, pods get distinct colours,
-a notebook saved mid-run reopens with its snapshot, and the dark theme's status colours read.
+the dark theme's status colours read, scrolling up pauses following and the filters work in
+the browser.
 
 (A notebook saved mid-run, the kernel restarted and the page reloaded: pending, see the
 README's browser section.)
@@ -235,5 +236,90 @@ def test_dark_theme_live_view_status_colours_are_readable(
     notebook.screenshot("dark-live")
     low = low_contrast_text(live)
     assert low == [], "live view text below 4.5:1 on the dark theme:\n" + "\n".join(low)
+    notebook.wait_cell_done(1, limit=60)
+    assert console.unexpected() == []
+
+
+#: About 10 s of output from each web pod, every tenth line with a line on stderr.
+STEADY_RUN = """\
+%%pod deploy/web -n demo
+for i in $(seq 1 200); do
+  echo "line $i"; [ $((i % 10)) -eq 0 ] && echo "warn $i" >&2; sleep 0.05
+done; true"""
+
+#: The visible lines: how many, of which pods and streams, and where the box is scrolled.
+_LINES_JS = """
+(root) => {
+  const box = root.querySelector('[data-podmagic="lines"]');
+  const shown = [...box.querySelectorAll('[data-podmagic="line"]:not([hidden])')];
+  return {
+    count: box.querySelectorAll('[data-podmagic="line"]').length,
+    pods: [...new Set(shown.map((n) => n.dataset.pod))],
+    streams: [...new Set(shown.map((n) => n.dataset.stream))],
+    shown: shown.length,
+    scrollTop: box.scrollTop,
+    atBottom: box.scrollHeight - box.scrollTop - box.clientHeight <= 2,
+  };
+}
+"""
+
+
+def test_scrolling_up_pauses_following_follow_resumes_and_filters_work_in_the_browser(
+    servers: Servers, open_notebook: OpenNotebook
+) -> None:
+    notebook, console = open_notebook(servers("lab"), [STEADY_RUN])
+    notebook.run_all()
+    wait_live(notebook, 1)
+    live = notebook.output(1).locator(LIVE)
+    box = live.locator('[data-podmagic="lines"]')
+    follow = live.locator('[data-podmagic="follow"]')
+
+    def lines() -> dict[str, Any]:
+        found: dict[str, Any] = live.evaluate(_LINES_JS)
+        return found
+
+    wait_until(lambda: lines()["count"] > 60, limit=60, what="60 lines in the live view")
+    assert follow.get_attribute("aria-pressed") == "true"
+
+    # A person scrolls up with the mouse wheel: following stops, the place is kept.
+    box.hover()
+    notebook.page.mouse.wheel(0, -5000)
+    wait_until(
+        lambda: follow.get_attribute("aria-pressed") == "false",
+        limit=10,
+        what="the follow control to show following paused after scrolling up",
+    )
+    paused = lines()
+    wait_until(
+        lambda: lines()["count"] > paused["count"] + 20,
+        limit=30,
+        what="more lines to arrive while paused",
+    )
+    assert lines()["scrollTop"] <= paused["scrollTop"] + 2, "the box jumped while paused"
+    notebook.screenshot("paused")
+
+    follow.click()
+    wait_until(
+        lambda: follow.get_attribute("aria-pressed") == "true" and lines()["atBottom"],
+        limit=10,
+        what="following to resume at the bottom after clicking follow",
+    )
+
+    # Filters work in the browser, while the kernel is busy running the cell.
+    pod_filter = live.locator('[data-podmagic="filter-pod"]')
+    chosen = pod_filter.locator("option").nth(1).get_attribute("value")
+    assert chosen
+    pod_filter.select_option(chosen)
+    wait_until(lambda: lines()["pods"] == [chosen], limit=10, what=f"only pod {chosen}'s lines")
+    live.locator('[data-podmagic="filter-stream"]').select_option("2")
+    wait_until(
+        lambda: lines()["streams"] == ["2"] and lines()["shown"] > 0,
+        limit=10,
+        what="only stderr lines of that pod",
+    )
+    notebook.screenshot("filtered")
+    pod_filter.select_option("")
+    live.locator('[data-podmagic="filter-stream"]').select_option("")
+    wait_until(lambda: len(lines()["pods"]) == 3, limit=10, what="all three pods' lines again")
     notebook.wait_cell_done(1, limit=60)
     assert console.unexpected() == []
