@@ -3,9 +3,6 @@ line while noisy output streams, the page keeps up with the kernel, pods get dis
 the dark theme's status colours read, scrolling up pauses following and the filters work in
 the browser.
 
-(A notebook saved mid-run, the kernel restarted and the page reloaded: pending, see the
-README's browser section.)
-
 The view's elements are found by their ``data-podmagic`` hooks (podmagic/_render/_live.py).
 Figures measured here are printed and added to ``artifacts/browser/metrics.json``."""
 
