@@ -1,12 +1,23 @@
 """``--bg`` runs: a handle that is awaitable, blocking-waitable and cancellable.
 
 The run itself lives on the loop thread (:mod:`.portal`); the handle only watches its future.
+
+Unattended notebooks (nbconvert, papermill, nbclient): such a client saves a cell's output
+only until the kernel reports the cell done, and shuts the kernel down after the last cell,
+so a ``--bg`` run still going then would never show its summary. :func:`wait_unattended`,
+a ``post_run_cell`` hook, makes each cell wait (at most ``UNATTENDED_WAIT`` seconds) for the
+``--bg`` runs still going when the client cannot answer ``input()``, which is how such a
+client executes (``allow_stdin`` false); a person's notebook (JupyterLab, Notebook 7,
+VS Code) is not affected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -16,7 +27,14 @@ from ._engine import RunControl
 from ._events import Event, PodFinished, PodStarted, RunStarted
 from ._results import PodResults
 
-__all__ = ["BackgroundRun", "BackgroundRunTimeout"]
+__all__ = ["BackgroundRun", "BackgroundRunTimeout", "wait_unattended"]
+
+#: How long a cell of an unattended notebook waits for the ``--bg`` runs still going.
+UNATTENDED_WAIT = 600.0
+
+#: The runs not yet settled (ended, and their view closed).
+_going: weakref.WeakSet[BackgroundRun] = weakref.WeakSet()
+_going_lock = threading.Lock()
 
 
 class BackgroundRunTimeout(FutureTimeout):
@@ -58,13 +76,22 @@ class BackgroundRun:
         self.failed_count = 0
         #: What ``--parse`` could not parse, in words (None: every pod that ran was parsed).
         self.problems: str | None = None
+        self._settled = threading.Event()
 
     def _attach(self, future: Future[Any], on_done: Callable[[Future[Any]], None]) -> None:
         self._future = future
+        with _going_lock:
+            _going.add(self)
 
         def finished(done: Future[Any]) -> None:
             self._finished_at = time.monotonic()
-            on_done(done)
+            try:
+                on_done(done)
+            finally:
+                # Settled once its view is closed: the summary has been sent.
+                with _going_lock:
+                    _going.discard(self)
+                self._settled.set()
 
         future.add_done_callback(finished)
 
@@ -135,3 +162,33 @@ class BackgroundRun:
         if self.problems:
             counts += ", some pods not parsed (see .problems)"
         return f"<BackgroundRun {self.description}: {self.state}, {counts}, {end - self._started:.1f}s>"
+
+
+def _unattended(shell: Any) -> bool:
+    """True when the cell came from a client that cannot answer ``input()`` (nbclient)."""
+    kernel = getattr(shell, "kernel", None)
+    # ipykernel keeps the current request's allow_stdin here (no public accessor).
+    return kernel is not None and getattr(kernel, "_allow_stdin", True) is False
+
+
+def wait_unattended(*_args: Any, timeout: float | None = None) -> None:
+    """``post_run_cell`` hook: in an unattended notebook, wait for the ``--bg`` runs still
+    going, so that their summaries are saved in their cells (see the module docstring)."""
+    from IPython import get_ipython
+
+    with _going_lock:
+        going = list(_going)
+    if not going or not _unattended(get_ipython()):
+        return
+    limit = UNATTENDED_WAIT if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    for run in going:
+        run._settled.wait(max(0.0, deadline - time.monotonic()))
+    still = [run for run in going if not run._settled.is_set()]
+    if still:
+        names = "; ".join(run.description for run in still)
+        print(
+            f"podmagic: --bg run still going after waiting {limit:g} s ({names}): its summary "
+            "will not be saved; wait for it with h.result() in a later cell",
+            file=sys.stderr,
+        )

@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
-from ._background import BackgroundRun
+from ._background import BackgroundRun, wait_unattended
 from ._client import Cluster, in_callers_words
 from ._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from ._engine import (
@@ -388,6 +388,10 @@ class PodMagic(Magics):
         started = _started_sandboxes.get(shell) if shell is not None else None
         if started is not None and started.running:
             self._use_sandbox(started)
+        events = getattr(shell, "events", None)
+        if events is not None and wait_unattended not in events.callbacks["post_run_cell"]:
+            # nbconvert/papermill: a cell ends only once its --bg runs have put up their summary.
+            events.register("post_run_cell", wait_unattended)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -656,7 +660,11 @@ class PodMagic(Magics):
         quiet = args.quiet or self.quiet
         if args.bg:
             # The run outlives the cell: the live view puts the summary up in its own slot.
-            renderer = NullRenderer() if quiet else choose_renderer(limits=self._limits())
+            renderer = (
+                NullRenderer()
+                if quiet
+                else choose_renderer(limits=self._limits(), outlives_cell=True)
+            )
             return self._run_background(cluster, command, run_kwargs, renderer, finish, selection)
         # A blocking run: the live view clears itself and the summary is displayed here, in
         # the main thread, as an ordinary output of this cell.
@@ -679,16 +687,27 @@ class PodMagic(Magics):
             )
         finally:
             renderer.close()
-        return self._finish(results, finish, shown=not quiet, interrupted=bool(interrupted))
+        return self._finish(
+            results, finish, shown=not quiet, interrupted=bool(interrupted), view=renderer
+        )
 
     def _finish(
-        self, results: PodResults, finish: _Finish, *, shown: bool, interrupted: bool = False
+        self,
+        results: PodResults,
+        finish: _Finish,
+        *,
+        shown: bool,
+        interrupted: bool = False,
+        view: Any = None,
     ) -> Any:
-        """End a blocking run: its summary, then :meth:`_Finish.apply`; the cell's value."""
+        """End a blocking run: its summary (in place of the live ``view``, if it showed),
+        then :meth:`_Finish.apply`; the cell's value."""
         if shown:
             from IPython.display import display
 
-            display(PodResults(results))
+            replace_view = getattr(view, "replace_view", None)
+            if replace_view is None or not replace_view(PodResults(results)):
+                display(PodResults(results))
         if interrupted:
             # The cell must end as interrupted: a successful one would let "Run All" go on
             # with the next cell after the user pressed stop.

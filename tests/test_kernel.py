@@ -8,11 +8,20 @@ pods, ``app=db`` two).
 
 Every IOPub message is kept with its arrival time and its parent header, so each test can say
 which cell a message belongs to and when it came.
+
+The live view (podmagic/_render/_live.py) as the kernel shows it: nothing for a run under
+250 ms (a fast ``%pod`` outputs only its summary); past that, two display slots in the cell,
+the widget's (anywidget's mime bundle, ``text/plain`` empty) and a snapshot's (``text/plain``
++ ``text/html``) after it. A blocking run displays them when the view shows; a ``--bg`` run
+reserves them, empty, in its cell at once and shows the widget by an update. Output lines go
+to the widget as custom comm messages, ``{"k": "lines", "b": [[pod, stream, "a\\nb"]]}``,
+in batches at most ~10 a second; at the end the view's slot shows the summary.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import subprocess
@@ -162,14 +171,49 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
             manager.shutdown_kernel(now=False)
 
 
+def slot_ids(kernel: Kernel, cell: Cell) -> list[str]:
+    """The display ids of the cell's display_data outputs, in order."""
+    ids = [m.display_id for m in kernel.messages(cell, "display_data")]
+    assert all(ids), ids
+    return [i for i in ids if i]
+
+
+def shown_in(kernel: Kernel, display_id: str) -> list[dict[str, Any]]:
+    """What a display slot showed, in order: its display_data, then each update."""
+    return [
+        m.content["data"]
+        for m in kernel.log
+        if m.type in ("display_data", "update_display_data") and m.display_id == display_id
+    ]
+
+
 def widget_slot(kernel: Kernel, cell: Cell) -> str:
-    """The display id of the cell's live view (its one widget display)."""
-    slots = [m for m in kernel.messages(cell, "display_data") if WIDGET_VIEW in m.content["data"]]
-    assert len(slots) == 1, [m.content for m in kernel.messages(cell, "display_data")]
-    assert slots[0].content["data"]["text/plain"] == ""
-    display_id = slots[0].display_id
-    assert display_id
-    return display_id
+    """The display id of the cell's live view: the one slot that ever showed the widget."""
+    slots = [
+        i for i in slot_ids(kernel, cell) if any(WIDGET_VIEW in d for d in shown_in(kernel, i))
+    ]
+    assert len(slots) == 1, [shown_in(kernel, i) for i in slot_ids(kernel, cell)]
+    widget = [d for d in shown_in(kernel, slots[0]) if WIDGET_VIEW in d]
+    assert len(widget) == 1  # shown once: every update of a widget's output re-renders it
+    assert widget[0]["text/plain"] == ""  # not the widget's repr
+    return slots[0]
+
+
+def live_lines(kernel: Kernel, since: float = 0.0, until: float = math.inf) -> list[str]:
+    """The output lines the kernel sent to live views (custom comm messages) in that time."""
+    lines: list[str] = []
+    for m in kernel.log:
+        if m.type != "comm_msg" or not since <= m.at <= until:
+            continue
+        data = m.content["data"]
+        if data.get("method") == "custom" and data["content"].get("k") == "lines":
+            lines += [line for _, _, text in data["content"]["b"] for line in text.split("\n")]
+    return lines
+
+
+def widget_models(kernel: Kernel) -> int:
+    """How many widget models (comms) the kernel holds."""
+    return int(kernel.value("len(__import__('ipywidgets').widgets.widget._instances)"))
 
 
 # -- the kernel is the one of this environment -----------------------------------------------------
@@ -191,7 +235,17 @@ def test_background_run_stays_in_its_own_slot(kernel: Kernel, tmp_path: Path) ->
     first = kernel.ok(
         "h = %pod -l app=web -n demo --bg -- for i in 1 2 3; do echo tick $i; sleep 0.3; done"
     )
-    slot = widget_slot(kernel, first)
+    # The run outlives its cell: the view's slot and the snapshot's are reserved there at once.
+    assert [m.content["data"] for m in kernel.messages(first, "display_data")] == [
+        {"text/plain": ""},
+        {"text/plain": ""},
+    ]
+    slot, snapshot_slot = slot_ids(kernel, first)
+
+    def summary_shown() -> bool:
+        kernel.pump()
+        return any("text/html" in data for data in shown_in(kernel, slot))
+
     # Cell 2 stays busy until the run's summary has arrived (the test then opens the gate),
     # so the run ends while a later cell runs, however slow the machine.
     gate = tmp_path / "summary-arrived"
@@ -202,25 +256,23 @@ def test_background_run_stays_in_its_own_slot(kernel: Kernel, tmp_path: Path) ->
         "    time.sleep(0.02)"
     )
     try:
-        wait_until(
-            lambda: kernel.pump() or kernel.updates_of(slot), what="the run's summary arrived"
-        )
+        wait_until(summary_shown, what="the run's summary arrived")
     finally:
         gate.touch()
     second = kernel.wait(second_id, second_sent)
     assert second.status == "ok", second.reply
 
-    # Cell 1 returned at once with a handle; its live view is one widget display.
+    # Cell 1 returned at once with a handle; its live view is its widget slot.
     assert first.idle - first.sent < 2.0
-    assert [m.type for m in kernel.outputs(first)] == ["display_data"]
+    assert [m.type for m in kernel.outputs(first)] == ["display_data", "display_data"]
+    assert widget_slot(kernel, first) == slot
 
-    # While cell 2 ran, the run went on streaming into cell 1's widgets ...
-    live = [m for m in kernel.log if m.type == "comm_msg" and second.sent <= m.at <= second.idle]
-    assert any("tick 3" in json.dumps(m.content) for m in live)
-    # ... and put its summary up in cell 1's slot, by display id,
+    # While cell 2 ran, the run went on streaming into cell 1's widget ...
+    assert "tick 3" in live_lines(kernel, second.sent, second.idle)
+    # ... and put its summary up in cell 1's slot, by display id: the widget, then the summary,
     updates = kernel.updates_of(slot)
-    assert len(updates) == 1
-    summary = updates[0]
+    assert len(updates) == 2 and WIDGET_VIEW in updates[0].content["data"]
+    summary = updates[1]
     assert second.sent < summary.at < second.idle
     assert set(summary.content["data"]) == {"text/plain", "text/html"}
     text = summary.content["data"]["text/plain"]
@@ -233,7 +285,11 @@ def test_background_run_stays_in_its_own_slot(kernel: Kernel, tmp_path: Path) ->
     ]
     # An update can only rewrite an existing slot: none for a slot cell 2 never showed.
     shown_in_second = {m.display_id for m in kernel.messages(second, "display_data")}
-    assert slot not in shown_in_second
+    assert not {slot, snapshot_slot} & shown_in_second
+    # The snapshot slot showed the run while it went on, and is empty now (the summary says it).
+    snapshots = shown_in(kernel, snapshot_slot)
+    assert any("$ for i in 1 2 3" in data.get("text/plain", "") for data in snapshots)
+    assert snapshots[-1] == {"text/plain": ""}
 
     third = kernel.ok("r3 = h.result(timeout=10)\nprint(repr(h))")
     assert kernel.stdout(third).startswith(
@@ -244,11 +300,48 @@ def test_background_run_stays_in_its_own_slot(kernel: Kernel, tmp_path: Path) ->
         3,
         ["tick 1\ntick 2\ntick 3\n"],
     ]
-    # The slot was updated exactly once: nothing arrived after the run ended.
-    assert len(kernel.updates_of(slot)) == 1
+    # Nothing arrived in the slot after the run ended.
+    assert len(kernel.updates_of(slot)) == 2
     assert {(m.type, m.content.get("name")) for m in kernel.outputs(third)} == {
         ("stream", "stdout")
     }
+
+
+def test_a_notebook_executed_by_nbclient_saves_a_last_bg_runs_summary_in_its_cell(
+    tmp_path: Path,
+) -> None:
+    # nbclient (nbconvert --execute, papermill) keeps a cell's output only until the kernel
+    # reports the cell done, and shuts the kernel down after the last cell: the last cell must
+    # not end before its --bg run has put up its summary.
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("%load_ext podmagic\nsandbox = %pod_sandbox start"),
+        nbformat.v4.new_code_cell(
+            "h = %pod -l app=web -n demo --bg -- sleep 2; echo finished\nprint('started')"
+        ),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+        client = nbclient.NotebookClient(
+            notebook,
+            timeout=60,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
+        client.execute()
+    outputs = notebook.cells[1].outputs
+    assert [o.output_type for o in outputs] == ["display_data", "display_data", "stream"]
+    assert outputs[2].text == "started\n"
+    summary = outputs[0].data
+    assert set(summary) == {"text/plain", "text/html"}
+    assert summary["text/plain"].startswith(
+        "3 pods in context podmagic-sandbox, namespace demo: 3 ok"
+    )
+    assert "finished" in summary["text/plain"]
+    assert outputs[1].data == {"text/plain": ""}  # the snapshot's slot, emptied
 
 
 # -- b. interrupting a blocking fan-out ----------------------------------------------------------
@@ -263,10 +356,7 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
 
     # Interrupt once every pod has printed "up" (the live view shows it), ~1.5 s in.
     deadline = sent + 15
-    while not any(
-        m.type == "comm_msg" and m.at > sent and json.dumps(m.content).count("| up") >= 3
-        for m in kernel.log
-    ):
+    while live_lines(kernel, since=sent).count("up") < 3:
         assert time.monotonic() < deadline, "the pods never printed up"
         kernel.pump()
     while time.monotonic() < sent + 1.5:
@@ -287,18 +377,17 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
     assert next_cell.status == "aborted"
     assert kernel.outputs(next_cell) == []
 
-    # The live view gave way to the summary of the partial results, in the cell itself.
+    # The live view gave way to the summary of the partial results, in its own slot; the
+    # snapshot slot after it is empty.
     slot = widget_slot(kernel, cell)
-    assert [m.content["data"] for m in kernel.updates_of(slot)] == [{"text/plain": ""}]
-    summaries = [
-        m.content["data"]
-        for m in kernel.messages(cell, "display_data")
-        if WIDGET_VIEW not in m.content["data"]
-    ]
-    assert len(summaries) == 1
-    assert summaries[0]["text/plain"].startswith(
+    assert [m.type for m in kernel.outputs(cell)] == ["display_data", "display_data", "error"]
+    assert slot_ids(kernel, cell)[0] == slot
+    summary = shown_in(kernel, slot)[-1]
+    assert set(summary) == {"text/plain", "text/html"}
+    assert summary["text/plain"].startswith(
         "3 pods in context podmagic-sandbox, namespace demo: 3 cancelled"
     )
+    assert shown_in(kernel, slot_ids(kernel, cell)[1])[-1] == {"text/plain": ""}
     errors = kernel.messages(cell, "error")
     assert len(errors) == 1 and errors[0].content["traceback"] == cell.reply["traceback"]
 
@@ -325,35 +414,75 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
     )
 
 
+def test_a_fast_pod_outputs_only_its_summary_and_opens_no_widget(kernel: Kernel) -> None:
+    models = widget_models(kernel)
+    cell = kernel.ok("%pod db-0 -n demo -- true")
+    outputs = kernel.outputs(cell)
+    assert [m.type for m in outputs] == ["display_data"]  # no empty slot beside it
+    assert set(outputs[0].content["data"]) == {"text/plain", "text/html"}
+    assert (
+        outputs[0]
+        .content["data"]["text/plain"]
+        .startswith("1 pod in context podmagic-sandbox, namespace demo: 1 ok")
+    )
+    assert kernel.messages(cell, "comm_open", "comm_msg", "comm_close") == []
+    assert widget_models(kernel) == models
+
+
+def test_a_shown_view_is_one_widget_model_closed_when_the_run_ends(kernel: Kernel) -> None:
+    models = widget_models(kernel)
+    cell = kernel.ok("%pod -l app=web -n demo -- echo hi; sleep 1")
+    # One model opened per run (the view; no Layout model beside it), closed at the end.
+    opened = kernel.messages(cell, "comm_open")
+    assert len(opened) == 1
+    assert {m.content["comm_id"] for m in kernel.messages(cell, "comm_close")} == {
+        opened[0].content["comm_id"]
+    }
+    assert widget_models(kernel) == models
+    # Two outputs: the view's slot (now the summary) and the snapshot's (emptied).
+    slot = widget_slot(kernel, cell)
+    assert slot_ids(kernel, cell)[0] == slot
+    assert shown_in(kernel, slot)[-1]["text/plain"].startswith(
+        "3 pods in context podmagic-sandbox, namespace demo: 3 ok"
+    )
+
+
 # -- c. 100,000 lines: throttled redraws, bounded traffic, a static summary at the end -------------
 
 
-def _comm_updates(kernel: Kernel, cell: Cell) -> list[Message]:
-    return [
-        m
-        for m in kernel.log
-        if m.type == "comm_msg"
-        and cell.sent <= m.at <= cell.idle
-        and m.content["data"].get("method") == "update"
-    ]
+def _comm_messages(kernel: Kernel, cell: Cell) -> list[Message]:
+    """Everything sent to widgets while the cell ran: state updates and line batches."""
+    return [m for m in kernel.log if m.type == "comm_msg" and cell.sent <= m.at <= cell.idle]
+
+
+def _redraws(kernel: Kernel, cell: Cell) -> Counter[str]:
+    """Line batches sent to each widget while the cell ran (one per flush with new lines)."""
+    return Counter(
+        m.content["comm_id"]
+        for m in _comm_messages(kernel, cell)
+        if m.content["data"].get("method") == "custom"
+        and m.content["data"]["content"].get("k") == "lines"
+    )
 
 
 def test_100000_lines_are_throttled_and_end_in_a_static_summary(kernel: Kernel) -> None:
-    cell = kernel.ok("%%pod -l app=web -n demo\nseq 1 34000\n", timeout=60)
+    # The sleep: a run that ends within 250 ms shows no live view at all, only its summary.
+    cell = kernel.ok("%%pod -l app=web -n demo\nsleep 0.5; seq 1 34000\n", timeout=60)
     duration = cell.idle - cell.sent
-    updates = _comm_updates(kernel, cell)
-    per_widget = Counter(m.content["comm_id"] for m in updates)
+    per_widget = _redraws(kernel, cell)
     assert max(per_widget.values()) <= 12 * max(duration, 1.0) + 2, (per_widget, duration)
-    assert sum(m.size for m in updates) < 5_000_000
+    assert sum(m.size for m in _comm_messages(kernel, cell)) < 5_000_000
     # The view did follow the output to its last line.
-    assert any("| 34000" in json.dumps(m.content) for m in updates)
+    assert "34000" in live_lines(kernel, cell.sent, cell.idle)
 
-    # The cell's outputs: the live view (emptied by id at the end), then the static summary.
+    # The cell's outputs: the live view's slot, which shows the static summary at the end, and
+    # the snapshot's slot after it (emptied).
     outputs = kernel.outputs(cell)
     assert [m.type for m in outputs] == ["display_data", "display_data"]
     slot = widget_slot(kernel, cell)
-    assert [m.content["data"] for m in kernel.updates_of(slot)] == [{"text/plain": ""}]
-    summary = outputs[1].content["data"]
+    assert slot_ids(kernel, cell)[0] == slot
+    assert shown_in(kernel, slot_ids(kernel, cell)[1])[-1] == {"text/plain": ""}
+    summary = shown_in(kernel, slot)[-1]
     assert set(summary) == {"text/plain", "text/html"}
     assert summary["text/plain"].startswith(
         "3 pods in context podmagic-sandbox, namespace demo: 3 ok"
@@ -370,27 +499,26 @@ def test_a_steady_trickle_is_redrawn_at_most_about_ten_times_a_second(kernel: Ke
     script = "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line $i; sleep 0.01; done\n"
     cell = kernel.ok(f"%%pod -l app=web -n demo\n{script}", timeout=60)
     duration = cell.idle - cell.sent
-    per_widget = Counter(m.content["comm_id"] for m in _comm_updates(kernel, cell))
+    per_widget = _redraws(kernel, cell)
     redraws = max(per_widget.values())
     assert 5 <= redraws <= 12 * duration + 2, (per_widget, duration)
     assert kernel.value("[x.stdout.count(b'\\n') for x in _]") == [200] * 3
 
 
 def test_a_long_noisy_run_sends_a_bounded_number_of_bytes_a_second(kernel: Kernel) -> None:
-    # The same 102,000 lines, spread over ~2.5 s. The live view soon holds its full 5,000
-    # lines, so every redraw is large: the byte budget (about 2 MB/s), not the run's end, sets
-    # the pace, and the traffic grows with the run's duration, never with its output.
+    # The same 102,000 lines, spread over ~2.5 s: the rate limit, not the run's end, sets the
+    # pace of the batches, and each carries only lines not sent before (at most the view's
+    # 5,000), so the traffic stays within a bounded number of bytes a second.
     script = "for i in $(seq 0 16); do seq $((i*2000+1)) $((i*2000+2000)); sleep 0.15; done\n"
     quiet = kernel.ok("%%pod -l app=web -n demo -q\necho quiet\n")  # -q: no live view at all
     assert kernel.messages(quiet, "comm_open", "comm_msg", "display_data") == []
     cell = kernel.ok(f"%%pod -l app=web -n demo\n{script}", timeout=60)
     duration = cell.idle - cell.sent
-    updates = _comm_updates(kernel, cell)
-    per_widget = Counter(m.content["comm_id"] for m in updates)
+    per_widget = _redraws(kernel, cell)
     redraws = max(per_widget.values())
     assert redraws <= 12 * duration + 2, (per_widget, duration)
     assert redraws >= 5  # live while running, not only at the end
-    sent_bytes = sum(m.size for m in updates)
+    sent_bytes = sum(m.size for m in _comm_messages(kernel, cell))
     assert sent_bytes <= 2_500_000 * duration + 1_000_000, (sent_bytes, duration)
 
 

@@ -105,14 +105,32 @@ def test_a_run_ending_within_250_ms_shows_only_its_summary(
     renderer = choose_renderer()
     feed(renderer, [*simple_run(t, b"hi\n"), RunFinished(results)])
     renderer.close()
-    # Two empty slots reserved in the cell (the view's, the snapshot's), then the summary in
-    # the first: no widget, no "starting…", no snapshot.
+    # One display, the summary: no empty slot, no widget, no "starting…", no snapshot (a
+    # saved notebook holds exactly the summary).
+    summary = {"text/plain": str(results), "text/html": results._repr_html_()}
+    assert fake_display.calls == [(summary, {"raw": True, "display_id": True})]
+    assert fake_display.handles[0].updates == []
+    assert isinstance(renderer, LiveRenderer) and renderer.widget is None
+    # The caller that shows the results itself (a blocking %pod) is told to display them.
+    assert not choose_renderer(show_summary=False).replace_view(results)  # type: ignore[attr-defined]
+
+
+def test_a_short_background_run_shows_its_summary_in_the_slots_reserved_at_once(
+    monkeypatch: pytest.MonkeyPatch, fake_display: FakeDisplay
+) -> None:
+    in_a_kernel(monkeypatch)
+    t = target("web-1")
+    results = PodResults([result(t, stdout=b"hi\n")])
+    renderer = choose_renderer(outlives_cell=True)
+    # Reserved while the starting cell runs: the run goes on after it has finished.
     assert [obj for obj, _ in fake_display.calls] == [{"text/plain": ""}, {"text/plain": ""}]
+    feed(renderer, [*simple_run(t, b"hi\n"), RunFinished(results)])
+    renderer.close()
     assert fake_display.handles[0].updates == [
         ({"text/plain": str(results), "text/html": results._repr_html_()}, {"raw": True})
     ]
     assert fake_display.handles[1].updates == []
-    assert isinstance(renderer, LiveRenderer) and renderer.widget is None
+    assert len(fake_display.calls) == 2 and renderer.widget is None  # type: ignore[attr-defined]
 
 
 def test_lines_go_in_throttled_batches_of_only_new_lines(
@@ -185,18 +203,16 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
 ) -> None:
     a, b = target("web-1"), target("web-2")
     renderer = LiveRenderer(snapshot_every=0.2)
-    handle, snapshots = fake_display.handles
+    assert fake_display.calls == []  # nothing before the run has lasted 250 ms
     feed(renderer, [run_started([a, b]), PodStarted(a), out(a, b"first <line>\n")])
-    wait_until(
-        lambda: handle.updates and snapshots.updates, what="the widget and a snapshot are shown"
-    )
-    bundle, kwargs = handle.updates[0]
-    assert kwargs == {"raw": True}
+    wait_until(lambda: len(fake_display.calls) == 2, what="the widget and a snapshot are shown")
+    handle, snapshots = fake_display.handles
+    (bundle, kwargs), (snapshot, snapshot_kwargs) = fake_display.calls
+    assert kwargs == snapshot_kwargs == {"raw": True, "display_id": True}
     assert bundle[WIDGET_MIME]["model_id"] == renderer.widget.model_id
     assert bundle["text/plain"] == ""  # not the widget's repr
     # A notebook saved now shows this (the snapshot slot), also where the widget is dead.
-    snapshot, kwargs = snapshots.updates[0]
-    assert kwargs == {"raw": True} and WIDGET_MIME not in snapshot
+    assert WIDGET_MIME not in snapshot
     assert "web-1 | first <line>" in snapshot["text/plain"]
     assert "web-1 | first &lt;line&gt;" in snapshot["text/html"]
     assert 'class="podmagic-snapshot"' in snapshot["text/html"]
@@ -204,11 +220,11 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
 
     renderer.handle_event(out(b, b"later\n", 2))
     wait_until(
-        lambda: "web-2 ! later" in snapshots.updates[-1][0]["text/plain"],
+        lambda: snapshots.updates and "web-2 ! later" in snapshots.updates[-1][0]["text/plain"],
         what="the snapshot was refreshed with the later line",
     )
     # Refreshed without touching the widget's slot (an update would re-render the view).
-    assert len(handle.updates) == 1
+    assert handle.updates == []
 
     results = PodResults([result(a), result(b)])
     feed(renderer, [PodFinished(results[0]), PodFinished(results[1]), RunFinished(results)])
@@ -220,6 +236,34 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     assert snapshots.updates[-1] == ({"text/plain": ""}, {"raw": True})  # the summary says it
     assert renderer.widget.comm is None  # closed: the summary stands alone
     assert len(fake_display.calls) == 2  # the two slots, always updated by their ids
+
+
+def test_a_shown_run_opens_one_widget_model_and_a_finished_one_keeps_none(
+    fake_display: FakeDisplay,
+) -> None:
+    from ipywidgets.widgets import widget as ipywidget
+
+    before = set(ipywidget._instances)
+    t = target("web-1")
+    short = LiveRenderer()
+    feed(short, [*simple_run(t, b"hi\n"), RunFinished(PodResults([result(t)]))])
+    short.close()
+    assert set(ipywidget._instances) == before  # a run under 250 ms opens no model
+
+    renderer = LiveRenderer(show_after=0)
+    feed(renderer, [run_started([t]), PodStarted(t), out(t, b"line\n" * 1000)])
+    wait_until(lambda: renderer.widget is not None, what="the widget was built")
+    # One model, one comm: the view's (no Layout model beside it).
+    assert set(ipywidget._instances) - before == {renderer.widget.model_id}
+    results = PodResults([result(t, stdout=b"line\n" * 1000)])
+    feed(renderer, [PodFinished(results[0]), RunFinished(results)])
+    renderer.close()
+    assert set(ipywidget._instances) == before  # closed: the summary stands alone
+    # The view keeps neither the lines nor the results once the summary is up (a --bg
+    # handle keeps its view alive as long as the user keeps the handle).
+    assert len(renderer._tail) == 0 and renderer._pending == []
+    assert renderer._results is None and renderer._finished == {}
+    renderer.close()  # still idempotent without its buffers
 
 
 def test_the_widget_state_has_header_chips_progress_and_times(fake_display: FakeDisplay) -> None:
@@ -292,7 +336,9 @@ def test_handle_event_never_raises_live(
         feed(renderer, simple_run(t, b"still works\n"))
         renderer.close()
     assert any(r.name == "podmagic.render" for r in caplog.records)
-    assert fake_display.handles[0].updates[-1][0]["text/plain"].startswith("The run ended")
+    view = fake_display.handles[0]
+    shown = view.updates[-1][0] if view.updates else fake_display.calls[0][0]
+    assert shown["text/plain"].startswith("The run ended")
 
 
 # -- colours ------------------------------------------------------------------------------------
@@ -395,7 +441,7 @@ def run(renderer, tag, seconds):
     renderer.handle_event(RunFinished(PodResults(results)))
     renderer.close()
 
-background = LiveRenderer()
+background = LiveRenderer(outlives_cell=True)  # a --bg run
 feeder = threading.Thread(target=run, args=(background, "bg", 1.0))
 feeder.start()
 """

@@ -13,6 +13,7 @@ _COMMON = frozenset({"limits"})
 _TEXT_ONLY = frozenset({"stream", "colour", "show_header"})
 _BOTH = frozenset({"show_summary"})
 _WIDGET_ONLY = frozenset({"display"})
+_LIVE_ONLY = frozenset({"outlives_cell"})
 
 
 def in_widget_kernel() -> bool:
@@ -47,22 +48,26 @@ def choose_renderer(**kwargs: Any) -> Renderer:
     :class:`TextRenderer`.
 
     Keyword arguments go to the chosen class: ``limits`` and ``show_summary`` to either,
-    ``display`` only to the widget view, ``stream``, ``colour`` and ``show_header`` only to
-    the text view (each is dropped when the other view is chosen). Call it on the kernel's
-    main thread, in the cell that starts the run: the widget view displays itself there.
+    ``display`` only to the widget views, ``outlives_cell`` (a ``--bg`` run) only to
+    :class:`LiveRenderer` (the ipywidgets view always displays itself at once), ``stream``,
+    ``colour`` and ``show_header`` only to the text view (each is dropped when another view
+    is chosen). Call it on the kernel's main thread, in the cell that starts the run: the
+    widget view displays itself there.
     """
-    unknown = set(kwargs) - _COMMON - _TEXT_ONLY - _BOTH - _WIDGET_ONLY
+    unknown = set(kwargs) - _COMMON - _TEXT_ONLY - _BOTH - _WIDGET_ONLY - _LIVE_ONLY
     if unknown:
         raise TypeError(f"choose_renderer() got unexpected arguments: {', '.join(sorted(unknown))}")
     if in_widget_kernel():
         from ._live import LiveRenderer
         from ._widget import WidgetRenderer
 
-        widget_kwargs = {k: v for k, v in kwargs.items() if k not in _TEXT_ONLY}
+        widget_kwargs = {k: v for k, v in kwargs.items() if k not in _TEXT_ONLY | _LIVE_ONLY}
         try:
             if _anywidget_available():
-                return LiveRenderer(**widget_kwargs)
+                live_kwargs = {k: v for k, v in kwargs.items() if k not in _TEXT_ONLY}
+                return LiveRenderer(**live_kwargs)
             return WidgetRenderer(**widget_kwargs)
         except Exception:  # noqa: BLE001 - any widget trouble falls back to text
             log.exception("podmagic: the widget view could not be created; showing text instead")
-    return TextRenderer(**{k: v for k, v in kwargs.items() if k not in _WIDGET_ONLY})
+    text_kwargs = {k: v for k, v in kwargs.items() if k not in _WIDGET_ONLY | _LIVE_ONLY}
+    return TextRenderer(**text_kwargs)

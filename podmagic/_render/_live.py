@@ -24,11 +24,15 @@ dropped behind a "… N earlier lines dropped" marker), follows the tail until s
 filters by pod and by stream without asking the kernel, and colours pods by their order in
 the run from a palette made for the theme's background (light or dark).
 
-A run that ends within ``show_after`` seconds (0.25) never builds the widget: the display slot
-stays empty until the summary replaces it.
+A run that ends within ``show_after`` seconds (0.25) never builds the widget and displays
+nothing but its summary: a fast ``%pod`` saves exactly one output.
 
-Saved notebooks: two display slots are reserved in the cell that starts the run, the view's
-slot and, after it, a snapshot slot. While the widget shows, the snapshot slot holds a
+Display slots: the view's slot and, after it, a snapshot slot. A run that ends with its cell
+(a blocking ``%pod``) displays them when the view first shows, from the flush thread, in the
+context of the cell that started it. A run that outlives its cell (``--bg``,
+``outlives_cell=True``) must reserve them in that cell at once (empty): output displayed
+after a cell has finished goes to whichever cell runs then, while updates by display id
+reach a slot wherever it is. While the widget shows, the snapshot slot holds a
 ``text/plain`` + ``text/html`` picture of the run (header, counts, the newest lines),
 refreshed every ``snapshot_every`` seconds, so a notebook saved mid-run and reopened without
 the kernel shows the latest state (nbconvert, GitHub, nbviewer, and JupyterLab, which never
@@ -36,7 +40,11 @@ falls back from a widget view to the bundle's other types). In the page the live
 hides the snapshot beside it, and the snapshot's own CSS hides the "model not found" of the
 dead widget beside it. The snapshot lives in a slot of its own so that refreshing it never
 re-renders the widget (JupyterLab builds a new view on every update of a widget's output).
-At the end the view's slot shows the summary and the snapshot slot is emptied.
+At the end the view's slot shows the summary and the snapshot slot is emptied (the one empty
+output a run that showed its view leaves; a display slot cannot be removed). The widget model
+is closed then and the run's buffers are dropped: a finished view keeps no comm and no lines.
+The model has no ``layout`` (``DOMWidget``'s default opens a second model and comm per view;
+the front end skips a missing layout).
 
 Selectors for browser tests (stable; every element of the view has one):
 
@@ -69,6 +77,7 @@ Selectors for browser tests (stable; every element of the view has one):
 
 from __future__ import annotations
 
+import contextvars
 import html
 import math
 import threading
@@ -164,6 +173,7 @@ def _widget_class() -> type[Any]:
     """The anywidget class, built on first use (anywidget is imported only in a kernel)."""
     import anywidget
     import traitlets
+    from ipywidgets import Layout, widget_serialization
 
     static = resources.files(__package__).joinpath("static")
 
@@ -181,6 +191,9 @@ def _widget_class() -> type[Any]:
         ended = traitlets.Float(0.0).tag(sync=True)
         max_lines = traitlets.Int(5000).tag(sync=True)
         palette = traitlets.Dict().tag(sync=True)
+        # No Layout model: the view styles itself (live.css), and DOMWidget's default layout
+        # would open a second model and comm for every run.
+        layout = traitlets.Instance(Layout, allow_none=True).tag(sync=True, **widget_serialization)
 
     return PodmagicLiveView
 
@@ -222,11 +235,13 @@ class LiveRenderer(TimedView):
     """The live view of a run as a front-end widget; the summary replaces it at the end.
 
     Construct it on the kernel's main thread while the cell that starts the run executes:
-    with ``display=True`` it reserves one (empty) display slot there at once, and fills it
-    with the widget only once the run has lasted ``show_after`` seconds. When the run ends
-    the slot shows the results' summary (``text/plain`` and ``text/html``), or nothing with
-    ``show_summary=False`` (for a caller that displays the results itself). ``close()`` is
-    idempotent and safe from any thread.
+    with ``display=True`` the widget and its snapshot are displayed in that cell once the run
+    has lasted ``show_after`` seconds; a shorter run displays only its summary. With
+    ``outlives_cell=True`` (a run that goes on after its cell has finished) the two slots are
+    reserved, empty, in that cell at once. When the run ends the view's slot shows the
+    results' summary (``text/plain`` and ``text/html``), or nothing with
+    ``show_summary=False``: a caller that displays the results itself passes them to
+    :meth:`replace_view` after ``close()``. ``close()`` is idempotent and safe from any thread.
 
     With ``display=False`` nothing is displayed: the widget (``widget``, ``None`` until the
     run has lasted ``show_after``) is yours to show.
@@ -243,6 +258,7 @@ class LiveRenderer(TimedView):
         show_summary: bool = True,
         show_after: float = 0.25,
         snapshot_every: float = 5.0,
+        outlives_cell: bool = False,
     ) -> None:
         self.limits = limits
         self.show_summary = show_summary
@@ -290,14 +306,15 @@ class LiveRenderer(TimedView):
         self.snapshot_handle: DisplayHandle | None = None
         """The snapshot's display slot, after the view's: shown only where the widget is not."""
         self._snapshot_shown = False
-        if display:
-            from IPython import display as ipython_display
-
-            show: Any = ipython_display.display  # untyped in IPython
+        self._display = display
+        # The starting cell's context: ipykernel 7 keeps the cell an output belongs to in a
+        # context variable, which a flush thread would not see.
+        self._context = contextvars.copy_context()
+        if display and outlives_cell:
             # Reserved now, in the cell that starts the run: later updates find them by their
-            # ids from any thread, even after the cell has finished (a background run).
-            self.display_handle = show({"text/plain": ""}, raw=True, display_id=True)
-            self.snapshot_handle = show({"text/plain": ""}, raw=True, display_id=True)
+            # ids from any thread, even after the cell has finished.
+            self.display_handle = self._display_new({"text/plain": ""})
+            self.snapshot_handle = self._display_new({"text/plain": ""})
 
     # -- the Renderer protocol ------------------------------------------------------------
 
@@ -362,8 +379,9 @@ class LiveRenderer(TimedView):
             self._pending_start = self._lines_total - len(self._pending)
 
     def _finish_lines(self, pod: _Pod) -> None:
-        for stream in (STDOUT, STDERR):
-            for text in pod.splitters[stream].finish():
+        # No splitters left once the view has dropped its buffers (a second close()).
+        for stream, splitter in pod.splitters.items():
+            for text in splitter.finish():
                 self._add_line(pod, stream, text)
 
     def _on_finished(self, result: PodResult) -> None:
@@ -504,28 +522,55 @@ class LiveRenderer(TimedView):
         except Exception:  # noqa: BLE001 - runs in the kernel's message handler
             self._errors.report("answering a view")
 
-    # -- the display slot ---------------------------------------------------------------------
+    # -- the display slots --------------------------------------------------------------------
+
+    def _display_new(self, bundle: dict[str, Any]) -> DisplayHandle:
+        """Display ``bundle`` in a new slot of the cell that started the run."""
+        from IPython import display as ipython_display
+
+        show: Any = ipython_display.display  # untyped in IPython
+        handle: DisplayHandle = self._context.run(show, bundle, raw=True, display_id=True)
+        return handle
 
     def _show_widget(self) -> None:
         """Put the widget in the view's slot (once: every update re-renders it)."""
-        if self.display_handle is None:
+        if not self._display:
             return
         shown = self.widget._repr_mimebundle_()  # anywidget: (data, metadata)
         bundle = dict((shown[0] if isinstance(shown, tuple) else shown) or {})
         # Not the widget's repr ("PodmagicLiveView(...)"): the snapshot slot says what to say.
         bundle["text/plain"] = ""
+        if self.display_handle is None:
+            self.display_handle = self._display_new(bundle)
+            return
         update: Any = self.display_handle.update  # untyped in IPython
         update(bundle, raw=True)
 
     def _show_snapshot(self) -> None:
-        """Refresh the snapshot slot (what a notebook saved now shows)."""
-        if self.snapshot_handle is None:
+        """Show or refresh the snapshot slot (what a notebook saved now shows)."""
+        if not self._display:
             return
         with self._lock:
             bundle = self._snapshot_bundle_locked()
-        update: Any = self.snapshot_handle.update  # untyped in IPython
-        update(bundle, raw=True)
+        if self.snapshot_handle is None:
+            self.snapshot_handle = self._display_new(bundle)
+        else:
+            update: Any = self.snapshot_handle.update  # untyped in IPython
+            update(bundle, raw=True)
         self._snapshot_shown = True
+
+    def replace_view(self, obj: object) -> bool:
+        """After ``close()``: show ``obj`` in the view's slot, formatted as ``display(obj)``
+        would. False when no view was displayed (a short run): display ``obj`` yourself.
+
+        Call it on the kernel's main thread, in the cell that started the run.
+        """
+        with self._send_lock:
+            if self.display_handle is None:
+                return False
+            update: Any = self.display_handle.update  # untyped in IPython
+            update(obj)
+            return True
 
     def _snapshot_bundle_locked(self) -> dict[str, str]:
         state = self._state_locked()
@@ -581,7 +626,7 @@ class LiveRenderer(TimedView):
             with self._lock:
                 results, finished = self._results, list(self._finished.values())
                 total = self._facts.execs if self._facts is not None else None
-            if handle is not None:
+            if self._display and (handle is not None or self.show_summary):
                 if not self.show_summary:
                     bundle = {"text/plain": ""}
                 elif results is not None:
@@ -590,11 +635,27 @@ class LiveRenderer(TimedView):
                     bundle = summary_bundle(
                         partial_results(finished), early_end_note(len(finished), total)
                     )
-                update: Any = handle.update  # untyped in IPython
-                update(bundle, raw=True)
+                if handle is None:
+                    # A short run: its summary is all it displays.
+                    self.display_handle = self._display_new(bundle)
+                else:
+                    update: Any = handle.update  # untyped in IPython
+                    update(bundle, raw=True)
             if self.snapshot_handle is not None and self._snapshot_shown:
                 empty: Any = self.snapshot_handle.update  # untyped in IPython
                 empty({"text/plain": ""}, raw=True)
-            if handle is not None and self.widget is not None:
+            if self._display and self.widget is not None:
                 # The slot shows the static summary now: free the widget's comm.
                 self.widget.close()
+            self._drop_buffers()
+
+    def _drop_buffers(self) -> None:
+        """The run is over and shown: keep no lines, splitters or results (a ``--bg``
+        handle keeps this view alive as long as the user keeps the handle)."""
+        with self._lock:
+            self._tail.clear()
+            self._pending = []
+            self._finished.clear()
+            self._results = None
+            for pod in self._pods.values():
+                pod.splitters.clear()
