@@ -812,3 +812,51 @@ def test_server_side_dry_runs_change_nothing(kubectl: KubectlRunner, scratch: st
     settings = _json(ok(kubectl("get", "cm", "settings", "-n", scratch, "-o", "json")))
     assert settings["data"] == {"level": "one"}
     assert len(_pod_names(kubectl, scratch, "app=api")) == 1
+
+
+# -- watch from a resourceVersion ---------------------------------------------------------------
+
+
+async def test_a_watch_from_a_resource_version_replays_the_changes_since(
+    sandbox: Sandbox, scratch: str
+) -> None:
+    async with api_client(sandbox) as session:
+        async with session.get(f"/api/v1/namespaces/{scratch}/configmaps") as response:
+            version = (await response.json())["metadata"]["resourceVersion"]
+        for name in ("one", "two"):
+            body = {"metadata": {"name": name}, "data": {"a": "1"}}
+            async with session.post(f"/api/v1/namespaces/{scratch}/configmaps", json=body):
+                pass
+        async with session.delete(f"/api/v1/namespaces/{scratch}/configmaps/one"):
+            pass
+        params = {"watch": "true", "timeoutSeconds": "1", "resourceVersion": version}
+        async with session.get(
+            f"/api/v1/namespaces/{scratch}/configmaps", params=params
+        ) as response:
+            lines = [json.loads(line) for line in (await response.read()).splitlines() if line]
+    seen = [(event["type"], event["object"]["metadata"]["name"]) for event in lines]
+    assert seen == [("ADDED", "one"), ("ADDED", "two"), ("DELETED", "one")]
+
+
+async def test_a_watch_from_a_compacted_resource_version_is_410_expired(
+    sandbox: Sandbox,
+) -> None:
+    cluster = sandbox.cluster
+    assert cluster is not None
+
+    def fill() -> None:  # more changes than the sandbox keeps, all after resourceVersion 1
+        for number in range(5_001):
+            cluster.history.append((10**9 + number, "pods", "MODIFIED", {}))
+
+    sandbox.call(fill)
+    try:
+        params = {"watch": "true", "timeoutSeconds": "1", "resourceVersion": "1"}
+        async with (
+            api_client(sandbox) as session,
+            session.get("/api/v1/namespaces/conf/pods", params=params) as response,
+        ):
+            (event,) = [json.loads(line) for line in (await response.read()).splitlines()]
+    finally:
+        sandbox.call(cluster.history.clear)
+    assert event["type"] == "ERROR"
+    assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")

@@ -423,13 +423,31 @@ async def _watch(
             "Transfer-Encoding": "chunked",
         }
     )
-    await response.prepare(request)
     since = request.query.get("resourceVersion")
+    if since and since != "0" and not since.isdigit():
+        raise status.bad_request(f'invalid resource version: "{since}"')
+    await response.prepare(request)
     if not since or since == "0":
         # Without a resource version a watch starts with the current state as ADDED events.
         listed = current() if current else cluster.list_pods(namespace, matches)
         for obj in listed:
             watcher.queue.put_nowait({"type": "ADDED", "object": obj})
+    else:
+        # From a resource version: the changes since, then what comes.
+        changes = cluster.changes_since(int(since), resource)
+        if changes is None:
+            expired = status.status_body(
+                410,
+                "Expired",
+                f"too old resource version: {since} ({cluster.resource_version})",
+            )
+            watcher.queue.put_nowait({"type": "ERROR", "object": expired})
+            watcher.queue.put_nowait(None)
+        else:
+            for event_type, obj in changes:
+                in_namespace = namespace in (None, obj["metadata"].get("namespace"))
+                if in_namespace and matches(obj):
+                    watcher.queue.put_nowait({"type": event_type, "object": obj})
     cluster.watchers.add(watcher)
     try:
         with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
@@ -438,8 +456,10 @@ async def _watch(
                     event = await watcher.queue.get()
                     if event is None:
                         break
-                    obj = shown(event["object"]) if shown else event["object"]
-                    if as_table:
+                    obj = event["object"]
+                    if event["type"] != "ERROR":
+                        obj = shown(obj) if shown else obj
+                    if as_table and event["type"] != "ERROR":
                         obj = to_table(
                             kind,
                             [obj],

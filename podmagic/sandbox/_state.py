@@ -81,6 +81,8 @@ SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS, *_MANIFEST_STORE
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 #: Pods a sandbox can hold over its life: one address each from :data:`POD_NETWORK`.
 MAX_PODS = POD_NETWORK.num_addresses - 2
+#: Changes kept for watches from an earlier resourceVersion.
+HISTORY = 5_000
 #: Events kept at most (the oldest go first), as the apiserver's event TTL bounds them.
 MAX_EVENTS = 20_000
 #: The longest ``ttl`` an issued token may have, in seconds (a TokenRequest's maximum: 2**32).
@@ -172,6 +174,11 @@ class Cluster:
         self.issued_tokens: dict[str, float | None] = {}
         self._resource_version = itertools.count(1000)
         self._event_clock = 0
+        #: The latest changes, (resourceVersion, resource, event type, object): what a watch
+        #: from an earlier resourceVersion replays (older: 410 Expired, as etcd compacts).
+        self.history: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(
+            maxlen=HISTORY
+        )
         self._ips = (str(ip) for ip in POD_NETWORK.hosts())
         self.ips_left = MAX_PODS
         for name in ("default", "kube-system", "kube-public"):
@@ -199,6 +206,10 @@ class Cluster:
         return next(self._ips)
 
     def _notify(self, event_type: str, pod: dict[str, Any], resource: str = "pods") -> None:
+        version = pod["metadata"].get("resourceVersion", "")
+        if version.isdigit():
+            # Kept for watches that start from an earlier resourceVersion.
+            self.history.append((int(version), resource, event_type, copy.deepcopy(pod)))
         for watcher in list(self.watchers):
             if watcher.resource != resource:
                 continue
@@ -208,6 +219,17 @@ class Cluster:
                 watcher.queue.put_nowait({"type": event_type, "object": copy.deepcopy(pod)})
 
     # -- stored resources --------------------------------------------------------------------
+
+    def changes_since(self, version: int, resource: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """The (event type, object) changes of ``resource`` after ``version``, oldest first;
+        None when changes after it are no longer kept."""
+        if len(self.history) == self.history.maxlen and version < self.history[0][0] - 1:
+            return None
+        return [
+            (kind, copy.deepcopy(obj))
+            for number, name, kind, obj in self.history
+            if number > version and name == resource
+        ]
 
     def store(self, resource: Resource) -> dict[tuple[str, str], dict[str, Any]]:
         """The objects of a stored resource (events.k8s.io/v1 Events are the core ones)."""
