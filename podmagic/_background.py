@@ -25,6 +25,7 @@ from typing import Any
 
 from ._engine import RunControl
 from ._events import Event, PodFinished, PodStarted, RunStarted
+from ._render._choose import unattended
 from ._results import PodResults
 
 __all__ = ["BackgroundRun", "BackgroundRunTimeout", "wait_unattended"]
@@ -164,21 +165,12 @@ class BackgroundRun:
         return f"<BackgroundRun {self.description}: {self.state}, {counts}, {end - self._started:.1f}s>"
 
 
-def _unattended(shell: Any) -> bool:
-    """True when the cell came from a client that cannot answer ``input()`` (nbclient)."""
-    kernel = getattr(shell, "kernel", None)
-    # ipykernel keeps the current request's allow_stdin here (no public accessor).
-    return kernel is not None and getattr(kernel, "_allow_stdin", True) is False
-
-
 def wait_unattended(*_args: Any, timeout: float | None = None) -> None:
     """``post_run_cell`` hook: in an unattended notebook, wait for the ``--bg`` runs still
     going, so that their summaries are saved in their cells (see the module docstring)."""
-    from IPython import get_ipython
-
     with _going_lock:
         going = list(_going)
-    if not going or not _unattended(get_ipython()):
+    if not going or not unattended():
         return
     limit = UNATTENDED_WAIT if timeout is None else timeout
     deadline = time.monotonic() + limit

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._base import Renderer, log
 from ._text import TextRenderer
 
-__all__ = ["choose_renderer", "in_widget_kernel"]
+__all__ = ["choose_renderer", "in_widget_kernel", "unattended"]
 
 _COMMON = frozenset({"limits"})
 _TEXT_ONLY = frozenset({"stream", "colour", "show_header"})
@@ -34,6 +35,19 @@ def in_widget_kernel() -> bool:
     return True
 
 
+def unattended() -> bool:
+    """True while a kernel runs a cell for a client that cannot answer ``input()``:
+    nbconvert, papermill, nbclient, nbval execute that way (``allow_stdin`` false); a
+    person's notebook (JupyterLab, Notebook 7, VS Code) does not."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    kernel = getattr(get_ipython(), "kernel", None)
+    # ipykernel keeps the current request's allow_stdin there (no public accessor).
+    return kernel is not None and getattr(kernel, "_allow_stdin", True) is False
+
+
 def _anywidget_available() -> bool:
     try:
         import anywidget  # noqa: F401
@@ -52,7 +66,9 @@ def choose_renderer(**kwargs: Any) -> Renderer:
     :class:`LiveRenderer` (the ipywidgets view always displays itself at once), ``stream``,
     ``colour`` and ``show_header`` only to the text view (each is dropped when another view
     is chosen). Call it on the kernel's main thread, in the cell that starts the run: the
-    widget view displays itself there.
+    widget view displays itself there. Executed :func:`unattended`, nobody watches: the front-end
+    view never shows the widget and a run outputs only its summary, whatever its duration
+    (a saved notebook's outputs do not depend on timing, as nbval needs).
     """
     unknown = set(kwargs) - _COMMON - _TEXT_ONLY - _BOTH - _WIDGET_ONLY - _LIVE_ONLY
     if unknown:
@@ -65,6 +81,8 @@ def choose_renderer(**kwargs: Any) -> Renderer:
         try:
             if _anywidget_available():
                 live_kwargs = {k: v for k, v in kwargs.items() if k not in _TEXT_ONLY}
+                if unattended():
+                    live_kwargs["show_after"] = math.inf
                 return LiveRenderer(**live_kwargs)
             return WidgetRenderer(**widget_kwargs)
         except Exception:  # noqa: BLE001 - any widget trouble falls back to text

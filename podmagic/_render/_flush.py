@@ -50,7 +50,10 @@ class FlushTimer:
         return self._timer is not None
 
     def schedule(self, due: float) -> None:
-        """Arm a flush at ``due`` (``time.monotonic()``), unless one is armed as soon."""
+        """Arm a flush at ``due`` (``time.monotonic()``), unless one is armed as soon
+        (``inf``: none)."""
+        if due == math.inf:
+            return
         if self._timer is not None:
             if self.due <= due:
                 return  # a flush is already armed, soon enough

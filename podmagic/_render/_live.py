@@ -25,7 +25,9 @@ filters by pod and by stream without asking the kernel, and colours pods by thei
 the run from a palette made for the theme's background (light or dark).
 
 A run that ends within ``show_after`` seconds (0.25) never builds the widget and displays
-nothing but its summary: a fast ``%pod`` saves exactly one output.
+nothing but its summary: a fast ``%pod`` saves exactly one output. ``show_after=math.inf``
+(what ``choose_renderer`` picks for nbconvert, papermill and nbval, where nobody watches)
+never shows the widget: every run outputs only its summary, however long it takes.
 
 Display slots: the view's slot and, after it, a snapshot slot. A run that ends with its cell
 (a blocking ``%pod``) displays them when the view first shows, from the flush thread, in the
@@ -314,7 +316,8 @@ class LiveRenderer(TimedView):
             # Reserved now, in the cell that starts the run: later updates find them by their
             # ids from any thread, even after the cell has finished.
             self.display_handle = self._display_new({"text/plain": ""})
-            self.snapshot_handle = self._display_new({"text/plain": ""})
+            if math.isfinite(show_after):  # else the widget never shows: no snapshot either
+                self.snapshot_handle = self._display_new({"text/plain": ""})
 
     # -- the Renderer protocol ------------------------------------------------------------
 
@@ -411,7 +414,7 @@ class LiveRenderer(TimedView):
     def _next_flush_locked(self, now: float) -> float:
         due = max(now, self._last_flush + self._interval)
         if self.widget is None and self._clock_start is not None:
-            due = max(due, self._clock_start + self.show_after)
+            due = max(due, self._clock_start + self.show_after)  # inf: never (no live view)
         return due
 
     def _next_tick_locked(self) -> float | None:
