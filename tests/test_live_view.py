@@ -266,6 +266,35 @@ def test_a_shown_run_opens_one_widget_model_and_a_finished_one_keeps_none(
     renderer.close()  # still idempotent without its buffers
 
 
+def test_an_interrupted_runs_model_is_closed_when_the_next_cell_starts_not_as_it_ends(
+    fake_display: FakeDisplay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kernel restart interrupts the run before it shuts the kernel down: a comm_close sent
+    # as the run ends reaches a page that has already dropped its comms ("Comm not found").
+    import IPython
+    from IPython.core.events import EventManager, available_events
+    from ipywidgets.widgets import widget as ipywidget
+
+    from podmagic._results import ExecStatus
+
+    shell = type("Shell", (), {})()
+    shell.events = EventManager(shell, available_events)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    before = set(ipywidget._instances)
+    t = target("web-1")
+    renderer = LiveRenderer(show_after=0)
+    feed(renderer, [run_started([t]), PodStarted(t), out(t, b"line\n")])
+    wait_until(lambda: renderer.widget is not None, what="the widget was built")
+    results = PodResults([result(t, status=ExecStatus.CANCELLED, exit_code=None)])
+    feed(renderer, [PodFinished(results[0]), RunFinished(results)])
+    renderer.close()
+    assert renderer.widget.comm is not None  # still open: the kernel may be restarting
+    shell.events.trigger("pre_run_cell", None)
+    assert renderer.widget.comm is None
+    assert set(ipywidget._instances) == before
+    assert shell.events.callbacks["pre_run_cell"] == []  # closed once, then forgotten
+
+
 def test_the_widget_state_has_header_chips_progress_and_times(fake_display: FakeDisplay) -> None:
     from podmagic._resolve import SkippedPod
     from podmagic._results import ExecStatus

@@ -45,6 +45,9 @@ re-renders the widget (JupyterLab builds a new view on every update of a widget'
 At the end the view's slot shows the summary and the snapshot slot is emptied (the one empty
 output a run that showed its view leaves; a display slot cannot be removed). The widget model
 is closed then and the run's buffers are dropped: a finished view keeps no comm and no lines.
+An interrupted run's model is closed when the next cell starts instead: a kernel restart
+interrupts the run first, and a ``comm_close`` sent then reaches a page that has dropped its
+comms ("Comm not found" in its console).
 The model has no ``layout`` (``DOMWidget``'s default opens a second model and comm per view;
 the front end skips a missing layout).
 
@@ -198,6 +201,28 @@ def _widget_class() -> type[Any]:
         layout = traitlets.Instance(Layout, allow_none=True).tag(sync=True, **widget_serialization)
 
     return PodmagicLiveView
+
+
+def _close_before_next_cell(widget: Any) -> None:
+    """Close an interrupted run's widget when the next cell starts, not now.
+
+    Restarting a kernel interrupts it first (SIGINT), then asks it to shut down: a model
+    closed as the run ends would send its ``comm_close`` to a page that has already dropped
+    its comms for the restart (JupyterLab logs "Comm not found"). After a plain interrupt the
+    next cell closes it; a kernel that shuts down sends nothing. Outside IPython: now.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        widget.close()
+        return
+
+    def close(*_info: object) -> None:
+        shell.events.unregister("pre_run_cell", close)
+        widget.close()
+
+    shell.events.register("pre_run_cell", close)
 
 
 def _group(lines: list[tuple[int, int, str]]) -> list[list[Any]]:
@@ -599,10 +624,12 @@ class LiveRenderer(TimedView):
         text = "\n".join([*text_lines, *rows])
         esc = html.escape
         markup = (
-            # The widget output before this one shows "Error displaying widget: model not
-            # found" once its kernel is gone: hidden, this snapshot stands for it.
-            "<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .podmagic-snapshot) "
-            '.jupyter-widgets:not(:has([data-podmagic="live"])) { display: none; }</style>'
+            # The widget output before this one (the view's slot) shows "Loading widget..."
+            # or "Error displaying widget: model not found" once its kernel is gone: the
+            # whole output is hidden until the live view renders in it, this snapshot stands
+            # for it.
+            "<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .podmagic-snapshot)"
+            ':not(:has([data-podmagic="live"])) { display: none; }</style>'
             '<div class="podmagic-snapshot">'
             f"<div><code>{esc(header.get('command', ''))}</code></div>"
             f"<div>{esc(header.get('where', ''))}</div>"
@@ -649,7 +676,10 @@ class LiveRenderer(TimedView):
                 empty({"text/plain": ""}, raw=True)
             if self._display and self.widget is not None:
                 # The slot shows the static summary now: free the widget's comm.
-                self.widget.close()
+                if results is not None and not any(str(r.status) == "cancelled" for r in results):
+                    self.widget.close()
+                else:
+                    _close_before_next_cell(self.widget)
             self._drop_buffers()
 
     def _drop_buffers(self) -> None:

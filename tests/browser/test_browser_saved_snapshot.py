@@ -1,0 +1,44 @@
+"""A notebook saved while a run streams, whose kernel then restarts, reads well when reopened:
+the saved snapshot stands for the dead widget (no "model not found", no "Loading widget…"),
+and the page logs no error (no ``comm_close`` of the interrupted run's model reaches a page
+that has dropped its comms for the restart)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from .browser_harness import ConsoleLog, JupyterServer, NotebookPage
+from .test_browser_live_view import wait_live
+
+OpenNotebook = Callable[..., tuple[NotebookPage, ConsoleLog]]
+Servers = Callable[..., JupyterServer]
+
+
+def test_saved_mid_run_then_kernel_restart_and_reload_shows_the_snapshot(
+    servers: Servers, open_notebook: OpenNotebook
+) -> None:
+    server = servers("lab")
+    notebook, console = open_notebook(
+        server,
+        ["%%pod deploy/web -n demo\nfor i in $(seq 1 300); do echo line $i; sleep 0.1; done"],
+    )
+    notebook.page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" on reload
+    notebook.run_all()
+    wait_live(notebook, 1)
+    notebook.wait_output(1, r"line 2\d\b", limit=60)
+    notebook.save()
+    saved = json.loads((server.root / notebook.name).read_text())
+    bundles = [output.get("data", {}) for output in saved["cells"][1]["outputs"]]
+    assert any("line " in "".join(b.get("text/html", "")) for b in bundles), bundles
+
+    notebook.restart_kernel()
+    notebook.wait_kernel_idle(60)
+    assert console.unexpected() == []  # no "Comm not found" from the interrupted run
+    notebook.reload()
+    output = notebook.wait_output(1, r"line \d+", limit=30)
+    notebook.screenshot("reopened")
+    assert "model not found" not in output, output[:2000]
+    assert "Loading widget" not in output, output[:2000]  # the dead widget's slot is hidden
+    assert "deploy/web" in output
+    assert console.unexpected() == []
