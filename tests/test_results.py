@@ -611,7 +611,7 @@ def test_html_escapes_everything_and_agrees_with_text() -> None:
     page = results._repr_html_()
     assert "<script>" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
-    assert page.startswith('<div class="podmagic-results">')
+    assert page.startswith('<div class="podmagic-results" ')
     for line in (
         "6 pods in context kind-dev, namespace prod: 3 ok, 1 failed, 1 timeout, 1 skipped",
         "web-1, web-2, web-4 — 3 pods, exit 0",
@@ -648,7 +648,7 @@ def test_display_is_capped_and_shows_failures_first() -> None:
     assert "… 190 more distinct outputs; see .groups()" in text
     assert "web-150 — 1 pod, exit 1\n  stderr:\n    boom" in text, "failures first"
     long = PodResults([ok("web-1", stdout=b"line\n" * 1000 + b"x" * 5000)])
-    assert "… 981 lines hidden …" in str(long)
+    assert "… 991 lines hidden …" in str(long)
     assert len(long._repr_html_()) < 10_000
 
 

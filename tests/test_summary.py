@@ -76,18 +76,18 @@ def test_each_group_shows_its_first_and_its_last_lines() -> None:
     text = str(results)
     shown = text[text.index("  stderr:") :].splitlines()[1:]
     assert shown == [
-        *(f"    line {i}" for i in range(1, 11)),
-        "    … 80 lines hidden …",
-        *(f"    line {i}" for i in range(91, 100)),
+        *(f"    line {i}" for i in range(1, 6)),
+        "    … 90 lines hidden …",
+        *(f"    line {i}" for i in range(96, 100)),
         "    Error: disk full",
     ]
     page = results._repr_html_()
-    assert "line 10\n… 80 lines hidden …\nline 91" in page
+    assert "line 5\n… 90 lines hidden …\nline 96" in page
     assert "Error: disk full</pre>" in page
 
 
 def test_a_short_output_is_shown_whole() -> None:
-    for count in (20, 21):  # 21: a marker would hide one line in its own place
+    for count in (10, 11):  # 11: a marker would hide one line in its own place
         out = "".join(f"{i}\n" for i in range(count)).encode()
         text = str(PodResults([ok("web-1", stdout=out)]))
         assert "hidden" not in text
@@ -114,6 +114,56 @@ def test_html_output_is_in_a_monospace_font() -> None:
     assert len(pres) >= 2  # stdout and stderr
     for style in pres:
         assert style.get("font-family", "").endswith("monospace"), style
+
+
+def nine_outputs() -> PodResults:
+    """Nine distinct outputs: four pods agree, one fails, seven say something of their own."""
+    return PodResults(
+        [ok(f"web-{i}", stdout=b"ready\n") for i in range(4)]
+        + [failed("web-4", stderr=b"Error: disk full\n")]
+        + [ok(f"job-{i}", stdout=f"done {i}\n".encode()) for i in range(7)]
+    )
+
+
+def test_html_opens_the_three_largest_groups_and_closes_the_rest() -> None:
+    page = nine_outputs()._repr_html_()
+    details = re.findall(r"<details( open)?[^>]*><summary[^>]*><span[^>]*>([^<]*)</span>", page)
+    assert len(details) == 9
+    assert [bool(opened) for opened, _ in details] == [True] * 3 + [False] * 6
+    # The majority's output first, then the failure, then the others (largest first, then
+    # by name: the groups' own order).
+    assert details[0][1].startswith("web-0, web-1, web-2, web-3 — 4 pods")
+    assert details[1][1].startswith("web-4 — 1 pod, exit 1")
+    assert [label.split(" ")[0] for _, label in details[2:]] == [f"job-{i}" for i in range(7)]
+
+
+def test_without_a_majority_the_failures_come_first() -> None:
+    results = PodResults([ok("web-0", stdout=b"a\n"), ok("web-1", stdout=b"b\n"), failed("web-2")])
+    text = str(results)
+    assert text.index("web-2 — 1 pod") < text.index("web-0 — 1 pod") < text.index("web-1 — 1 pod")
+
+
+def test_the_whole_html_summary_is_in_a_monospace_font_with_inline_styles_only() -> None:
+    page = nine_outputs()._repr_html_()
+    assert "<style" not in page  # GitHub's renderer drops <style> elements
+    found = styles(page)
+    fonts = {tag: style.get("font-family", "") for tag, style in found if "font-family" in style}
+    for tag in ("div", "table", "pre"):
+        assert fonts.get(tag, "").endswith("monospace"), (tag, fonts)
+    assert found[0][0] == "div" and found[0][1]["font-family"].endswith("monospace")
+
+
+def test_html_rules_take_the_themes_colours_with_a_plain_fallback() -> None:
+    page = nine_outputs()._repr_html_()
+    borders = [
+        value
+        for _, style in styles(page)
+        for name, value in style.items()
+        if name in ("border-bottom", "border-left")
+    ]
+    assert borders  # the table's header rule and the outputs' margins
+    for value in borders:
+        assert re.search(r"var\(--jp-[\w-]+, #[0-9a-f]{6}\)", value), value
 
 
 def worst_contrast(style: dict[str, str]) -> float:

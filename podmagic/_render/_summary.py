@@ -40,10 +40,13 @@ MAX_REPR_CHARS = 40
 #: Display limits: the summary never grows with the size of the output or the fan-out.
 MAX_TABLE_ROWS = 50
 MAX_GROUPS = 10
+#: Groups shown open in the HTML summary (the largest first); the others are closed
+#: ``<details>`` with their status and pods on one line, so the summary fits on a screen.
+OPEN_GROUPS = 3
 #: Each group shows its first and its last lines — a command's errors are usually at its end —
-#: and counts the lines between them.
-PREVIEW_HEAD_LINES = 10
-PREVIEW_TAIL_LINES = 10
+#: and counts the lines between them; few enough that nine outputs fit on a screen.
+PREVIEW_HEAD_LINES = 5
+PREVIEW_TAIL_LINES = 5
 MAX_PREVIEW_LINE_CHARS = 200
 
 
@@ -252,9 +255,14 @@ def summary_view(results: PodResults) -> _SummaryView:
         for g in results.groups()
         if g.status not in (ExecStatus.SKIPPED, ExecStatus.NOT_STARTED) or g.stdout or g.stderr
     ]
-    # Likewise past the group limit: outputs that did not succeed first.
+    # Likewise past the group limit: outputs that did not succeed first. Shown: the largest
+    # group (what most pods said, if more said it than any other thing), then those that did
+    # not succeed, then the rest, each in the groups' order (largest first), so the open ones
+    # are the ones to read.
+    chosen = sorted(range(len(groups)), key=lambda i: groups[i].status is ExecStatus.OK)
+    lead = 0 if len(groups) < 2 or len(groups[0].pods) > len(groups[1].pods) else -1
     shown = sorted(
-        sorted(range(len(groups)), key=lambda i: groups[i].status is ExecStatus.OK)[:MAX_GROUPS]
+        chosen[:MAX_GROUPS], key=lambda i: (i != lead, groups[i].status is ExecStatus.OK, i)
     )
     group_views = [
         _GroupView(
@@ -348,29 +356,45 @@ def _pair(colours: tuple[str, str]) -> str:
     return f"color: {colours[0]}; background-color: {colours[1]}"
 
 
-# Pod output is columns and ASCII art: always a monospace font, also where the page's own
-# <pre> style does not say so (nbconvert's HTML inherits a proportional one).
+# Pod output is columns and ASCII art: the whole summary in a monospace font (the theme's code
+# font where there is one), set again where a page's stylesheet sets its own (nbconvert's HTML
+# gives <pre> and tables a proportional one). Inline styles only: GitHub's renderer drops
+# <style> elements.
 _MONOSPACE = (
-    "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace"
+    "font-family: var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, Consolas, "
+    "'Liberation Mono', monospace), monospace"
 )
+# Lines and rules take the theme's colours (JupyterLab's variables, also in nbconvert's HTML)
+# with a grey that reads on light and dark pages elsewhere. Text keeps the page's colour; the
+# status and stderr colours are pairs above, readable on any page.
+_RULE = "var(--jp-border-color1, #9e9e9e)"
+_CELL_PADDING = "padding: 0.1em 0.9em 0.1em 0"
 
 
 def _cell_style(name: str, numeric: set[str]) -> str:
     # JupyterLab right-aligns every table cell; only numbers read better that way.
-    return "text-align: right" if name in numeric else "text-align: left"
+    align = "text-align: right" if name in numeric else "text-align: left"
+    return f"{align}; {_CELL_PADDING}"  # the font: the table's
 
 
 def render_html(view: _SummaryView) -> str:
     def esc(text: str) -> str:
         return html.escape(text, quote=True)
 
-    out = ['<div class="podmagic-results">', f"<p><strong>{esc(view.title)}</strong></p>"]
+    out = [
+        f'<div class="podmagic-results" style="{_MONOSPACE}">',
+        f'<p style="margin: 0 0 0.3em 0"><strong>{esc(view.title)}</strong></p>',
+    ]
     if view.rows:
-        out.append('<table class="podmagic-summary">')
+        out.append(
+            '<table class="podmagic-summary" style="border-collapse: collapse; '
+            f'margin: 0 0 0.4em 0; font-size: inherit; {_MONOSPACE}">'
+        )
         out.append(
             "<thead><tr>"
             + "".join(
-                f'<th style="{_cell_style(name, view.numeric)}">{esc(name)}</th>'
+                f'<th style="{_cell_style(name, view.numeric)}; '
+                f'border-bottom: 1px solid {_RULE}">{esc(name)}</th>'
                 for name in view.columns
             )
             + "</tr></thead>"
@@ -392,18 +416,24 @@ def render_html(view: _SummaryView) -> str:
     out.extend(
         f'<p><span style="{_pair(WARNING_COLOURS)}">{esc(note)}</span></p>' for note in view.notes
     )
-    for group in view.groups:
+    pre = f"{_MONOSPACE}; margin: 0.2em 0 0.4em 1em; padding: 0 0 0 0.6em"
+    for index, group in enumerate(view.groups):
+        # The largest groups open (the majority's output first), the rest one line each.
+        opened = " open" if index < OPEN_GROUPS else ""
         out.append(
-            f'<details open><summary><span style="{_badge(group.status)}">'
-            f"{esc(group.label)}</span></summary>"
+            f'<details{opened} style="margin: 0.1em 0"><summary style="cursor: pointer">'
+            f'<span style="{_badge(group.status)}">{esc(group.label)}</span></summary>'
         )
         if not group.stdout and not group.stderr:
             out.append("<p><em>(no output)</em></p>")
         if group.stdout:
-            out.append(f'<pre style="{_MONOSPACE}">{esc(chr(10).join(group.stdout))}</pre>')
+            out.append(
+                f'<pre style="{pre}; border-left: 2px solid {_RULE}">'
+                f"{esc(chr(10).join(group.stdout))}</pre>"
+            )
         if group.stderr:
             out.append(
-                f'<pre style="{_MONOSPACE}; {_pair(STDERR_COLOURS)}">'
+                f'<pre style="{pre}; {_pair(STDERR_COLOURS)}">'
                 f"{esc(chr(10).join(group.stderr))}</pre>"
             )
         if group.note:
