@@ -34,7 +34,7 @@ from .._selectors import (
     _unescape_value,
 )
 from . import _status as status
-from ._auth import access_review, rules_review, self_review
+from ._auth import access_review, rules_review, self_review, token_review
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
@@ -210,23 +210,42 @@ async def group_resources(request: web.Request) -> web.Response:
 
 
 async def review(request: web.Request) -> web.Response:
-    """POST of a SelfSubjectReview, SelfSubjectAccessReview or SelfSubjectRulesReview."""
+    """POST of a SelfSubjectReview, SelfSubjectAccessReview, SelfSubjectRulesReview or
+    TokenReview."""
     info = request.match_info
     api_version = f"{info['group']}/{info['version']}"
     body = await _body(request)
     kind = {
         "selfsubjectreviews": "SelfSubjectReview",
+        "tokenreviews": "TokenReview",
         "selfsubjectaccessreviews": "SelfSubjectAccessReview",
         "selfsubjectrulesreviews": "SelfSubjectRulesReview",
     }[info["plural"]]
     _check_kind(body, kind, info["plural"])
     if kind == "SelfSubjectReview":
         answer = self_review(cluster_of(request).user, api_version)
+    elif kind == "TokenReview":
+        answer = token_review(
+            body,
+            api_version,
+            user=cluster_of(request).user,
+            authenticated=_known_token(request, (body.get("spec") or {}).get("token")),
+        )
     elif kind == "SelfSubjectAccessReview":
         answer = access_review(body, api_version)
     else:
         answer = rules_review(body, api_version)
     return _json(answer, status_code=201)
+
+
+def _known_token(request: web.Request, token: Any) -> bool:
+    """Whether ``token`` is the sandbox's own or one it issued and that has not expired."""
+    if not isinstance(token, str) or not token:
+        return False
+    own = request.app[TOKEN_KEY]
+    if own and hmac.compare_digest(token.encode(), own.encode()):
+        return True
+    return cluster_of(request).token_is_valid(token)
 
 
 async def openapi_v3(request: web.Request) -> web.Response:
@@ -1018,7 +1037,7 @@ async def create_object(request: web.Request) -> web.Response:
             attempt += 1
         metadata["name"] = name
     if (namespace or "", metadata["name"]) in store:
-        raise status.already_exists(resource.plural, metadata["name"])
+        raise status.already_exists(resource.plural, metadata["name"], resource.group)
     obj = cluster.put_object(resource, body, dry_run=_dry_run(request))
     return _object_response(request, _shown(resource)(obj), kind=resource.kind, status_code=201)
 
@@ -1170,7 +1189,9 @@ async def create_workload(request: web.Request) -> web.Response:
         prefix = metadata["generateName"]
         metadata["name"] = generated_name(prefix, name_suffix(f"{prefix}/{now_rfc3339()}"))
     if cluster.get_workload(kind, namespace, metadata["name"]) is not None:
-        raise status.already_exists(request.match_info["plural"], metadata["name"])
+        raise status.already_exists(
+            request.match_info["plural"], metadata["name"], request.match_info["group"]
+        )
     body["kind"] = kind
     if _dry_run(request):
         body["apiVersion"] = WORKLOAD_KINDS[kind].api_version
@@ -1290,8 +1311,8 @@ _SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 
 async def update_pod(request: web.Request) -> web.Response:
-    """PUT and PATCH of a pod: labels, annotations and container images may change, as the
-    apiserver allows; anything else in the spec is 422."""
+    """PUT and PATCH of a pod: labels, annotations and container images may change and
+    tolerations be added, as the apiserver allows; anything else in the spec is 422."""
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     cluster = cluster_of(request)
     entry = cluster.get_pod(namespace, name)
@@ -1329,6 +1350,7 @@ async def update_pod(request: web.Request) -> web.Response:
                 k: text_value(v) or "" for k, v in (metadata.get("annotations") or {}).items()
             },
             images=images,
+            tolerations=(body.get("spec") or {}).get("tolerations"),
         )
     except BehaviourError as error:
         raise status.bad_request(str(error)) from None
@@ -1359,9 +1381,18 @@ def _pod_update_images(current: dict[str, Any], body: dict[str, Any]) -> dict[st
                         return None
                 if after.get("image") and after.get("image") != before.get("image"):
                     images[str(after["name"])] = str(after["image"])
+        elif key == "tolerations" and _only_added(old.get(key), new.get(key)):
+            continue  # applied by update_pod
         elif new.get(key) != old.get(key):
             return None
     return images
+
+
+def _only_added(before: Any, after: Any) -> bool:
+    """Whether the list ``after`` keeps every entry of ``before`` (tolerations may only be
+    added to a running pod)."""
+    before, after = before or [], after or []
+    return isinstance(after, list) and all(entry in after for entry in before)
 
 
 async def update_namespace(request: web.Request) -> web.Response:
@@ -1481,7 +1512,8 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.get("/livez", healthz),
                 web.get("/readyz", healthz),
                 web.post(
-                    "/apis/{group:authentication.k8s.io}/{version:v1}/{plural:selfsubjectreviews}",
+                    "/apis/{group:authentication.k8s.io}/{version:v1}/"
+                    "{plural:selfsubjectreviews|tokenreviews}",
                     review,
                 ),
                 web.post(

@@ -1,5 +1,6 @@
 """Who the caller is and what it may do: SelfSubjectReview, SelfSubjectAccessReview and
-SelfSubjectRulesReview, as ``kubectl auth whoami`` and ``kubectl auth can-i`` ask.
+SelfSubjectRulesReview, as ``kubectl auth whoami`` and ``kubectl auth can-i`` ask, and
+TokenReview (kr8s's ``whoami`` reviews its own token).
 
 The sandbox has one identity: its token (and the tokens it issues) belong to its user, in
 the ``system:masters`` group, which may do everything; so every access review is allowed.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["GROUPS", "access_review", "rules_review", "self_review"]
+__all__ = ["GROUPS", "access_review", "rules_review", "self_review", "token_review"]
 
 #: The groups of the sandbox's user (system:masters: allowed everything, as a kind cluster's admin).
 GROUPS = ("system:masters", "system:authenticated")
@@ -50,4 +51,25 @@ def rules_review(body: Mapping[str, Any], api_version: str) -> dict[str, Any]:
             "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
             "incomplete": False,
         },
+    }
+
+
+def token_review(
+    body: Mapping[str, Any], api_version: str, *, user: str, authenticated: bool
+) -> dict[str, Any]:
+    """The answer to a TokenReview: whether ``spec.token`` is one of the sandbox's tokens, and
+    then whose. The spec comes back as sent, as the apiserver's does (clients require it)."""
+    spec = dict(body.get("spec") or {})
+    answer: dict[str, Any] = {"authenticated": authenticated}
+    if authenticated:
+        answer["user"] = {"username": user, "groups": list(GROUPS)}
+        answer["audiences"] = list(spec.get("audiences") or ["https://kubernetes.default.svc"])
+    else:
+        answer["error"] = "invalid bearer token"
+    return {
+        "kind": "TokenReview",
+        "apiVersion": api_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": spec,
+        "status": answer,
     }

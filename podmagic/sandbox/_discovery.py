@@ -163,6 +163,7 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "groupVersion": "authentication.k8s.io/v1",
         "resources": [
             _resource("selfsubjectreviews", "SelfSubjectReview", ["create"], namespaced=False),
+            _resource("tokenreviews", "TokenReview", ["create"], namespaced=False),
         ],
     },
     "authorization.k8s.io/v1": {

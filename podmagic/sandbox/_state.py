@@ -587,12 +587,16 @@ class Cluster:
         labels: Mapping[str, str],
         annotations: Mapping[str, str],
         images: Mapping[str, str],
+        tolerations: list[Any] | None = None,
     ) -> PodEntry:
-        """Replace a pod's labels and annotations (their sandbox effects applied) and set new
-        container images."""
+        """Replace a pod's labels and annotations (their sandbox effects applied), set new
+        container images and the tolerations (when given: the caller checked that they only
+        add to the pod's)."""
         entry = self.pods[(namespace, name)]
         metadata = entry.pod["metadata"]
         metadata["labels"] = dict(labels)
+        if tolerations is not None:
+            entry.pod["spec"]["tolerations"] = list(tolerations)
         for container in entry.pod["spec"].get("containers", []):
             if container["name"] in images:
                 container["image"] = images[container["name"]]

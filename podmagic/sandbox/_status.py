@@ -65,7 +65,10 @@ class ApiFailure(web.HTTPException):
         self.status_code = code
         super().__init__(
             headers=headers,
-            text=json.dumps(status_body(code, reason, message, details)),
+            # Compact and newline-ended, as Go's json.Encoder writes it: clients quote the
+            # body verbatim (the official client's FailToCreateError), and tests compare it.
+            text=json.dumps(status_body(code, reason, message, details), separators=(",", ":"))
+            + "\n",
             content_type=STATUS_CONTENT_TYPE,
         )
         self.k8s_reason = reason
@@ -81,11 +84,14 @@ def not_found(kind: str, name: str, group: str = "") -> ApiFailure:
     return ApiFailure(404, "NotFound", f'{resource} "{name}" not found', details)
 
 
-def already_exists(kind: str, name: str) -> ApiFailure:
-    """409 when creating an object whose name is taken."""
-    return ApiFailure(
-        409, "AlreadyExists", f'{kind} "{name}" already exists', {"name": name, "kind": kind}
-    )
+def already_exists(kind: str, name: str, group: str = "") -> ApiFailure:
+    """409 when creating an object whose name is taken: ``deployments.apps "web" already
+    exists`` for a kind of a group."""
+    resource = f"{kind}.{group}" if group else kind
+    details: dict[str, Any] = {"name": name, "kind": kind}
+    if group:
+        details = {"name": name, "group": group, "kind": kind}
+    return ApiFailure(409, "AlreadyExists", f'{resource} "{name}" already exists', details)
 
 
 def bad_request(message: str) -> ApiFailure:

@@ -1,0 +1,154 @@
+"""What other clients' own test suites (scripts/client-suites) need of the sandbox's REST API,
+checked with those clients' APIs directly: the official client's quoting of a Status body,
+kr8s's ``whoami`` (a TokenReview of its own token) and ``tolerate`` (a pod update that adds
+tolerations).
+
+Each test fails on a sandbox that lacks what it checks; the clients are required under CI.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# The fixtures the client tests share: kr8s's API for the sandbox and a namespace per test.
+from test_sandbox_clients import _required, kr8s, kr8s_api, scratch  # noqa: F401
+
+from podmagic.sandbox import Sandbox
+
+pytestmark = pytest.mark.anyio
+
+
+def _official(sandbox: Sandbox) -> tuple[ModuleType, Any]:
+    kubernetes = _required("kubernetes")
+    return kubernetes, kubernetes.config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+
+
+# -- Status bodies --------------------------------------------------------------------------------
+
+
+def test_a_conflict_is_the_apiservers_compact_status_naming_the_group(
+    sandbox: Sandbox,
+    scratch: str,  # noqa: F811
+) -> None:
+    # kubernetes/e2e_test/test_utils.py compares FailToCreateError's text, which quotes the
+    # body as sent: Go's encoder writes it compact, newline-ended, the group in the name.
+    kubernetes, client = _official(sandbox)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "twice"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "twice"}},
+            "template": {
+                "metadata": {"labels": {"app": "twice"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }
+    with client:
+        kubernetes.utils.create_from_dict(client, deployment, namespace=scratch)
+        with pytest.raises(kubernetes.utils.FailToCreateError) as failure:
+            kubernetes.utils.create_from_dict(client, deployment, namespace=scratch)
+    assert str(failure.value) == (
+        'Error from server (Conflict): {"kind":"Status","apiVersion":"v1","metadata":{},'
+        '"status":"Failure","message":"deployments.apps \\"twice\\" already exists",'
+        '"reason":"AlreadyExists","details":{"name":"twice","group":"apps",'
+        '"kind":"deployments"},"code":409}\n'
+    )
+
+
+def test_a_conflict_on_a_core_kind_names_no_group(
+    sandbox: Sandbox,
+    scratch: str,  # noqa: F811
+) -> None:
+    kubernetes, client = _official(sandbox)
+    with client:
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_config_map(scratch, {"metadata": {"name": "c"}})
+        with pytest.raises(kubernetes.client.ApiException) as failure:
+            core.create_namespaced_config_map(scratch, {"metadata": {"name": "c"}})
+    assert failure.value.status == 409
+    assert failure.value.body.endswith("}\n") and ", " not in failure.value.body
+    assert json.loads(failure.value.body)["details"] == {"name": "c", "kind": "configmaps"}
+
+
+# -- TokenReview ----------------------------------------------------------------------------------
+
+
+async def test_kr8s_whoami_reviews_its_token(kr8s_api: Any) -> None:  # noqa: F811
+    assert await kr8s_api.whoami() == "sandbox-user"
+
+
+def test_a_token_review_authenticates_only_the_sandboxs_tokens(sandbox: Sandbox) -> None:
+    kubernetes, client = _official(sandbox)
+    issued = sandbox.issue_token()
+    with client:
+        auth = kubernetes.client.AuthenticationV1Api(client)
+        answers = {
+            token: auth.create_token_review({"spec": {"token": token}}).status
+            for token in (sandbox.token, issued, "not-a-sandbox-token")
+        }
+    assert answers[sandbox.token].authenticated is True
+    assert answers[sandbox.token].user.username == "sandbox-user"
+    assert answers[issued].authenticated is True
+    assert answers["not-a-sandbox-token"].authenticated is False
+    assert answers["not-a-sandbox-token"].user is None
+
+
+def test_discovery_lists_tokenreviews(sandbox: Sandbox) -> None:
+    kubernetes, client = _official(sandbox)
+    with client:
+        listed = kubernetes.client.AuthenticationV1Api(client).get_api_resources()
+    assert "tokenreviews" in [resource.name for resource in listed.resources]
+
+
+# -- pod tolerations ------------------------------------------------------------------------------
+
+
+async def test_kr8s_tolerate_adds_tolerations_to_a_pod(
+    kr8s_api: Any,  # noqa: F811
+    kr8s: ModuleType,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    spec = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tolerant", "namespace": scratch},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    pod = await kr8s.asyncio.objects.Pod(spec, api=kr8s_api)
+    await pod.create()
+    await pod.tolerate("key1", operator="Exists", effect="NoSchedule")
+    await pod.tolerate("key2", operator="Equal", value="v", effect="NoExecute")
+    again = await kr8s.asyncio.objects.Pod.get("tolerant", namespace=scratch, api=kr8s_api)
+    added = [t for t in again.spec["tolerations"] if t["key"] in ("key1", "key2")]
+    assert [t["key"] for t in added] == ["key1", "key2"]
+    assert added[1] == {"key": "key2", "operator": "Equal", "value": "v", "effect": "NoExecute"}
+
+
+def test_a_pod_update_may_not_remove_a_toleration(
+    sandbox: Sandbox,
+    scratch: str,  # noqa: F811
+) -> None:
+    kubernetes, client = _official(sandbox)
+    with client:
+        core = kubernetes.client.CoreV1Api(client)
+        pod = {
+            "metadata": {"name": "held"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+            },
+        }
+        core.create_namespaced_pod(scratch, pod)
+        fewer = [{"op": "replace", "path": "/spec/tolerations", "value": []}]
+        with pytest.raises(kubernetes.client.ApiException) as failure:
+            core.patch_namespaced_pod("held", scratch, fewer)
+        kept = core.read_namespaced_pod("held", scratch).spec.tolerations
+    assert failure.value.status == 422
+    assert "only additions to existing tolerations" in json.loads(failure.value.body)["message"]
+    assert [t.key for t in kept if t.key == "k"] == ["k"]
