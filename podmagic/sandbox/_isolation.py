@@ -193,7 +193,7 @@ class ContainerSandbox:
     """One container: its holder process and the way an exec enters it."""
 
     holder: subprocess.Popen[bytes]
-    proc: str  # /proc/<pause>/root/proc/<holder pid in the pod>: the holder from the host
+    proc: str  # /proc/<holder's pid>: the holder, seen from the host
 
     @property
     def root(self) -> Path:
@@ -353,7 +353,8 @@ def _start_container(
     read, write = os.pipe()
     ready_read, ready_write = os.pipe()
     try:
-        with entered_namespaces(pod.namespace_fds):
+        # Not the PID namespace: bwrap's --pidns enters it (entered twice, bwrap hangs).
+        with entered_namespaces(pod.namespace_fds[: _POD_NAMESPACES.index("pid")]):
             holder = subprocess.Popen(
                 [
                     bwrap,
@@ -399,7 +400,8 @@ def _start_container(
     if not pid or holder.poll() is not None:
         _kill(holder)
         raise OSError("the container's holder process did not start")
-    return ContainerSandbox(holder=holder, proc=f"/proc/{pod.pause_pid}/root/proc/{pid}")
+    # bwrap runs in the host's PID namespace, so it reports the holder's pid there.
+    return ContainerSandbox(holder=holder, proc=f"/proc/{pid}")
 
 
 class PodSandboxes:

@@ -382,8 +382,25 @@ def _pipe_stdio() -> _Stdio:
     )
 
 
-def _pty_stdio(width: int, height: int) -> _Stdio:
-    master, slave = os.openpty()
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTPEER = 0x5441
+
+
+def _container_openpty(root: Path) -> tuple[int, int]:
+    """A pty of the container's own devpts (as a runtime makes it), so that ``tty`` and
+    ``/dev/pts/N`` name it inside the container."""
+    master = os.open(root / "dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave
+
+
+def _pty_stdio(width: int, height: int, root: Path | None = None) -> _Stdio:
+    master, slave = os.openpty() if root is None else _container_openpty(root)
     try:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, _winsize(width, height))
     except BaseException:
@@ -487,7 +504,7 @@ async def start_process(spec: ProcessSpec) -> RunningProcess:
         # nsenter enters the container and execs argv itself (looked up in the same PATH).
         argv = [*isolation.prefix, *argv]
         executable = argv[0]
-    stdio = _pty_stdio(spec.width, spec.height) if spec.tty else _pipe_stdio()
+    stdio = _pty_stdio(spec.width, spec.height, root) if spec.tty else _pipe_stdio()
     try:
         popen = _spawn(spec, argv, executable, stdio)
     except BaseException:
