@@ -43,6 +43,9 @@ spec:
   containers:
     - name: main
       image: busybox:1.36
+      volumeMounts: [{{name: shells, mountPath: SHELLS}}]
+  # The folder of the ash link, at the same path (an isolated pod sees no host folder else).
+  volumes: [{{name: shells, hostPath: {{path: SHELLS}}}}]
 ---
 # A container whose PATH finds no stty (the shell itself is given by its full path).
 apiVersion: v1
@@ -60,8 +63,8 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
-    sandbox.apply(MANIFEST)
+def cluster(sandbox: Sandbox, shells: dict[str, str]) -> Iterator[Cluster]:
+    sandbox.apply(MANIFEST.replace("SHELLS", shells["ash"].rsplit("/", 1)[0]))
     yield Cluster(kubeconfig=sandbox.kubeconfig, namespace=NAMESPACE)
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.delete_namespace, NAMESPACE)
