@@ -16,7 +16,7 @@ import pytest
 from conftest import kubectl_folder, missing_tool
 
 from podmagic.sandbox import Sandbox
-from podmagic.sandbox._isolation import ISOLATION_VARIABLE, isolation_mode
+from podmagic.sandbox._isolation import ISOLATION_VARIABLE, isolation_mode, isolation_problem
 
 MANIFEST = """
 apiVersion: v1
@@ -48,6 +48,9 @@ spec:
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ISOLATION_VARIABLE, "namespaces")
+        problem = isolation_problem()
+        if problem is not None:
+            missing_tool(f"pods cannot be isolated here: {problem}")
         host = tmp_path_factory.mktemp("iso-host")
         (host / "from-host.txt").write_text("host file\n")
         manifest = MANIFEST.replace("HOST_FOLDER", str(host))
