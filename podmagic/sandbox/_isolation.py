@@ -119,6 +119,8 @@ def isolation_mode() -> str:
 
 def _pod_namespace_flags(hostname: str) -> list[str]:
     return [
+        # Should the sandbox die without stopping (SIGKILL), its pods go with it.
+        "--die-with-parent",
         "--unshare-pid",
         "--unshare-uts",
         "--unshare-ipc",
