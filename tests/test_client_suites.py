@@ -152,3 +152,18 @@ def test_a_pod_update_may_not_remove_a_toleration(
     assert failure.value.status == 422
     assert "only additions to existing tolerations" in json.loads(failure.value.body)["message"]
     assert [t.key for t in kept if t.key == "k"] == ["k"]
+
+
+# -- the API server's Service -----------------------------------------------------------------------
+
+
+async def test_kr8s_finds_the_kubernetes_service_in_default(
+    kr8s_api: Any,  # noqa: F811
+    kr8s: ModuleType,  # noqa: F811
+) -> None:
+    # kr8s's test_service_proxy looks it up, as every cluster has it.
+    service = await anext(kr8s_api.get("services", "kubernetes", namespace="default"))
+    assert isinstance(service, kr8s.asyncio.objects.Service)
+    assert service.spec["clusterIP"] == "10.96.0.1"
+    assert service.spec["ports"][0]["port"] == 443
+    assert "selector" not in service.spec

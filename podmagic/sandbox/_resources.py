@@ -28,6 +28,7 @@ __all__ = [
     "Resource",
     "convert_event",
     "default_object",
+    "kubernetes_service",
     "node_object",
     "resource_for",
     "service_endpoints",
@@ -159,6 +160,22 @@ def default_object(resource: Resource, obj: dict[str, Any], *, cluster_ips: Iter
         _event_defaults(obj)
     elif resource.kind == "ReplicationController":
         _replication_controller_defaults(obj)
+
+
+def kubernetes_service() -> dict[str, Any]:
+    """The API server's own Service, ``default/kubernetes`` at 10.96.0.1:443, which every
+    cluster has (clients look it up; it selects no pods)."""
+    return {
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "clusterIP": "10.96.0.1",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+        },
+    }
 
 
 def node_object(name: str, given: Mapping[str, Any] | None, created: str) -> dict[str, Any]:

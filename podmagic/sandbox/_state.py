@@ -43,9 +43,11 @@ from ._resources import (
     NODES,
     RESOURCES,
     SERVICE_ACCOUNTS,
+    SERVICES,
     Resource,
     convert_event,
     default_object,
+    kubernetes_service,
     node_object,
     service_endpoints,
 )
@@ -184,6 +186,7 @@ class Cluster:
         for name in ("default", "kube-system", "kube-public"):
             self.add_namespace(name)
         self._set_nodes({name: None for name in self.nodes})
+        self.put_object(SERVICES, kubernetes_service())
 
     # -- bookkeeping -------------------------------------------------------------------------
 
