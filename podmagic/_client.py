@@ -38,7 +38,7 @@ from typing import IO, Any, Final, Literal, TypeVar
 
 import anyio
 
-from ._command import RemoteCommand, build_command
+from ._command import _ENV_NAME, RemoteCommand, build_command
 from ._credentials import (
     DEFAULT_KUBECONFIG,
     DEFAULT_PLUGIN_TIMEOUT,
@@ -439,15 +439,45 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9_]+")
+
+
+def env_name_start(text: str) -> str | None:
+    """What of ``text``, meant as an environment variable name, an error may show: its
+    leading name characters when something else follows them (``PASSWORD:hunter2`` gives
+    ``PASSWORD``); otherwise nothing, as the whole text may be a value typed on its own."""
+    match = _NAME_CHARACTERS.match(text)
+    return match.group() if match and match.end() < len(text) else None
+
+
+def _key_shown(key: str) -> str:
+    if _ENV_NAME.match(key):
+        return f"env[{key!r}]"
+    start = env_name_start(key)
+    return "a key" + (f" starting {start!r}" if start else "")
+
+
 def _env_problem(env: Mapping[Any, Any]) -> str:
-    """Which entry of a mapping ``env`` is not str to str: its key (a name, not a secret) and
-    the types, never the value."""
+    """Which entry of a mapping ``env`` is not str to str: its key when it is a name, and
+    the types, never the value (nor a key that is not a name: it may be ``NAME:VALUE``)."""
     for key, value in env.items():
         if not isinstance(key, str):
-            return f"the key {key!r} is {_kind(key)}"
+            return f"a key is {_kind(key)}"
         if not isinstance(value, str):
-            return f"env[{key!r}] is {_kind(value)}"
+            return f"{_key_shown(key)} is {_kind(value)}"
     return ""
+
+
+def _check_env_names(where: str, env: Mapping[str, str] | None) -> None:
+    """One ``ValueError`` for a key that is not a variable name, showing no more of it than
+    :func:`env_name_start` allows."""
+    for key in env or {}:
+        if not _ENV_NAME.match(key):
+            raise ValueError(
+                f"{where}: env has {_key_shown(key)} that is not a variable name (the rest is "
+                "not shown, as it may hold a value); use letters, digits and _, not starting "
+                'with a digit, e.g. env={"LOG_LEVEL": "debug"}'
+            )
 
 
 def _check_types(where: str, arguments: Mapping[str, Any]) -> None:
@@ -798,6 +828,7 @@ class Cluster:
             {"command": command, "env": env, "workdir": workdir, "shell": shell},
         )
         _check_stdin("Cluster.command()", stdin)
+        _check_env_names("Cluster.command()", env)
         data = _stdin_bytes(stdin)
         if isinstance(command, str):
             if shell is None:
@@ -889,6 +920,7 @@ class Cluster:
         }
         _check_types("Cluster.run()", query)
         _check_stdin("Cluster.run()", stdin)
+        _check_env_names("Cluster.run()", env)
         if selection is not None and not isinstance(selection, Selection):
             raise TypeError(
                 f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}"

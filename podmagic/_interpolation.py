@@ -1628,13 +1628,13 @@ def _render(
         raise
     except NameError as exc:
         if exc.name is None:  # raised by hand, without a name: report it like any other error
-            raise InterpolationError(f"{text} raised {_one_line(exc)}") from exc
+            raise InterpolationError(f"{text} {raised_line(exc)}") from None
         raise InterpolationError(
             f"name {exc.name!r} is not defined (in {text})",
             hint=f"define it in the notebook, or {_ESCAPE_HINT}",
         ) from exc
-    except Exception as exc:
-        raise InterpolationError(f"{text} raised {_one_line(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - the user's expression may raise anything
+        raise InterpolationError(f"{text} {raised_line(exc)}") from None
     checked = _check_words(template, p, where, words, value)
     if checked is not None:
         return checked
@@ -1678,9 +1678,17 @@ def _subscript_error(
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+def raised_line(exc: BaseException) -> str:
+    """``raised ValueError ...``: what a user's expression raised, by type only.
+
+    An exception's message may quote the value it failed on (``int(secret)`` gives
+    ``invalid literal for int() with base 10: 'hunter2'``), so it never reaches an error
+    line, and the exception is not chained either (a traceback would print it).
+    """
+    return (
+        f"raised {type(exc).__name__} (its message is left out, as it may quote a value; "
+        "evaluate the expression in a cell to see it)"
+    )
 
 
 def _is_several(value: Any) -> bool:

@@ -24,7 +24,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
 from ._background import BackgroundRun, wait_unattended
-from ._client import Cluster, in_callers_words
+from ._client import Cluster, env_name_start, in_callers_words
+from ._command import _ENV_NAME
 from ._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from ._engine import (
     DEFAULT_CAPTURE_BUDGET,
@@ -35,7 +36,7 @@ from ._engine import (
 )
 from ._errors import ConfigError, PodmagicError, PodsFailedError
 from ._events import Event
-from ._interpolation import InterpolationError, find_placeholders, interpolate
+from ._interpolation import InterpolationError, find_placeholders, interpolate, raised_line
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
 from ._render import NullRenderer, RenderLimits, choose_renderer
@@ -271,7 +272,7 @@ def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
             "expression to keep its own quotes, e.g. --stdin \"open('/tmp/f.txt')\""
         ) from None
     except Exception as error:  # noqa: BLE001 - the user's expression may raise anything
-        raise UsageError(f"--stdin {expr} raised {type(error).__name__}: {error}") from None
+        raise UsageError(f"--stdin {expr} {raised_line(error)}") from None
     if (
         value is None
         or isinstance(value, (str, bytes, bytearray, memoryview))
@@ -296,12 +297,19 @@ def _check_out_name(name: str | None) -> None:
 
 
 def _parse_env(items: list[str] | None) -> dict[str, str]:
+    """``-e NAME=VALUE`` options as a dict; an error names the argument by its position and
+    shows at most its leading name characters: ``-e PASSWORD:hunter2`` must not echo the
+    password."""
     env: dict[str, str] = {}
-    for item in items or []:
+    for number, item in enumerate(items or [], start=1):
         name, sep, value = item.partition("=")
-        if not sep or not name:
+        if not sep or not _ENV_NAME.match(name):
+            start = env_name_start(item)
             raise UsageError(
-                f"-e {item.split('=')[0]!r}: expected NAME=VALUE, e.g. -e LOG_LEVEL=debug"
+                f"-e argument {number} is not NAME=VALUE with a variable name"
+                + (f" (it starts {start!r}; the rest" if start else " (its text")
+                + " is not shown, as it may hold a value); use letters, digits and _ before "
+                "the =, e.g. -e LOG_LEVEL=debug"
             )
         env[name] = value
     return env
