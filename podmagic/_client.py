@@ -283,8 +283,39 @@ _VALUE_FLAGS = {
 _ANY_FLAG = re.compile(
     r"(?<![\w/-])("
     + "|".join(re.escape(flag) for flag in sorted({*_BOOL_FLAGS, *_VALUE_FLAGS}, key=len)[::-1])
-    + r")(?![\w/-])(?: (NAME|N|\d+(?![\w-])|[\w./]+=[^\s;)]+))?"
+    + r")(?![\w/-])(?: (NAME|N|-?\d+(?:\.\d+)?(?![\w-])|[\w./]+=[^\s;)]+))?"
 )
+
+
+# The engine checks its options in keyword words ("timeout must be a positive number of
+# seconds, got -5.0"); the magic reads them back as the flag that set the value.
+_OPTION_PROBLEM = re.compile(r"(\w+) (must .*), got (\S+)\Z")
+
+
+def _flag_of(keyword: str) -> str | None:
+    """The magic's flag for a keyword argument, both spellings where it has two
+    (``max_concurrency`` → ``-P/--max-concurrency``)."""
+    flags = [flag for flag, argument in _VALUE_FLAGS.items() if argument == f"{keyword}="]
+    return max(flags, key=len) if flags else None
+
+
+def _as_typed(value: object) -> str:
+    """A number as a user types it: ``-5``, not the ``-5.0`` argparse made of it."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def option_in_flag_words(error: ValueError, given: Mapping[str, object]) -> str:
+    """An option check's message in the magic's words: the flag and the value typed for
+    it (``-P/--max-concurrency must be at least 1, got 0``). ``given`` holds the values
+    the flags gave; a message about anything else is returned as it was."""
+    text = str(error)
+    match = _OPTION_PROBLEM.match(text)
+    flag = _flag_of(match.group(1)) if match else None
+    if match is None or flag is None or match.group(1) not in given:
+        return text
+    return f"{flag} {match.group(2)}, got {_as_typed(given[match.group(1)])}"
 
 
 def _flag_as_argument(match: re.Match[str]) -> str:

@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
 from ._background import BackgroundRun, wait_unattended
-from ._client import Cluster, env_name_start, in_callers_words
+from ._client import Cluster, env_name_start, in_callers_words, option_in_flag_words
 from ._command import _ENV_NAME
 from ._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from ._engine import (
@@ -578,15 +578,26 @@ class PodMagic(Magics):
         def given(value: Any, setting: Any) -> Any:
             return setting if value is None else value
 
-        return ExecOptions(
-            timeout=given(args.timeout, self.timeout),
-            deadline=given(args.deadline, self.deadline),
-            max_concurrency=given(args.max_concurrency, self.max_concurrency),
-            retries=args.retries,
-            capture_limit=self.capture_limit,
-            capture_budget=self.capture_budget,
-            tty=args.tty,
-        )
+        try:
+            return ExecOptions(
+                timeout=given(args.timeout, self.timeout),
+                deadline=given(args.deadline, self.deadline),
+                max_concurrency=given(args.max_concurrency, self.max_concurrency),
+                retries=args.retries,
+                capture_limit=self.capture_limit,
+                capture_budget=self.capture_budget,
+                tty=args.tty,
+            )
+        except ValueError as error:
+            # The settings are checked when set: a bad value here came from a flag.
+            flags = {
+                "timeout": args.timeout,
+                "deadline": args.deadline,
+                "max_concurrency": args.max_concurrency,
+                "retries": args.retries,
+            }
+            typed = {name: value for name, value in flags.items() if value is not None}
+            raise ValueError(option_in_flag_words(error, typed)) from None
 
     def _run(self, args: Any, command_text: str | None) -> Any:
         options = self._exec_options(args)

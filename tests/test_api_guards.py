@@ -372,7 +372,7 @@ def test_zero_max_concurrency_is_refused_by_the_magic_and_its_setting(
     from traitlets import TraitError
 
     before = execs(sandbox)
-    with pytest.raises(UsageError, match="max_concurrency must be at least 1, got 0"):
+    with pytest.raises(UsageError, match="^-P/--max-concurrency must be at least 1, got 0$"):
         ip.run_line_magic("pod", "solo -P 0 -- true")
     magic = ip.magics_manager.registry["PodMagic"]
     with pytest.raises(TraitError):
@@ -454,3 +454,50 @@ def test_an_expression_that_raises_is_named_without_its_message(ip: InteractiveS
     with pytest.raises(UsageError, match=r"\{\{int\(secret\)\}\} raised ValueError") as caught:
         ip.run_line_magic("pod", "solo -- echo {{int(secret)}}")
     assert SECRET not in str(caught.value)
+
+
+# -- option errors in the caller's words ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("-P 0", "-P/--max-concurrency must be at least 1, got 0"),
+        ("--max-concurrency -2", "-P/--max-concurrency must be at least 1, got -2"),
+        ("--timeout -5", "--timeout must be a positive number of seconds, got -5"),
+        ("--timeout 0", "--timeout must be a positive number of seconds, got 0"),
+        ("--deadline 0", "--deadline must be a positive number of seconds, got 0"),
+        ("--deadline -0.5", "--deadline must be a positive number of seconds, got -0.5"),
+        ("--retries -1", "--retries must be 0 or more, got -1"),
+    ],
+)
+def test_the_magic_names_its_flag_and_the_value_typed(
+    ip: InteractiveShell, sandbox: Sandbox, options: str, message: str
+) -> None:
+    before = execs(sandbox)
+    with pytest.raises(UsageError) as caught:
+        ip.run_line_magic("pod", f"solo {options} -- true")
+    assert str(caught.value) == message
+    assert execs(sandbox) == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": -5}, "timeout must be a positive number of seconds, got -5"),
+        ({"deadline": 0}, "deadline must be a positive number of seconds, got 0"),
+        ({"retries": -1}, "retries must be 0 or more, got -1"),
+    ],
+)
+def test_python_names_the_keyword(cluster: Cluster, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        cluster.run("true", "solo", **kwargs)
+    assert str(caught.value) == message
+
+
+def test_a_negative_pick_reads_as_the_keyword_without_a_stray_space(cluster: Cluster) -> None:
+    from podmagic._errors import SelectionError
+
+    with pytest.raises(SelectionError) as caught:
+        cluster.run("true", selector="app", pick=-1)
+    assert str(caught.value).startswith("pick=-1: the sample must hold at least 1 pod")
