@@ -3,7 +3,8 @@
 ``python -m podmagic.sandbox serve`` (or ``podmagic-sandbox serve``) runs one in the foreground;
 :class:`Sandbox` runs one in a background thread (also as the ``podmagic_sandbox`` pytest
 fixture). Sandbox-only behaviour — phases, readiness, delays and faults — is set with
-``sandbox.podmagic.io/*`` annotations (see :mod:`podmagic.sandbox._behaviour`).
+``sandbox.podmagic.io/*`` annotations, listed with their values in the README's section "The
+sandbox cluster"; a value the sandbox cannot act on raises :class:`BehaviourError`.
 
 The server needs the ``[sandbox]`` extra (``pip install 'podmagic[sandbox]'``); without it,
 importing :class:`Sandbox` raises :class:`MissingExtraError`, one line that says so.
@@ -14,12 +15,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._behaviour import BehaviourError
     from ._server import Sandbox, demo_manifest
     from ._state import ManifestError
 
 __all__ = [
     "ANNOTATION_PREFIX",
     "CONTEXT_NAME",
+    "BehaviourError",
     "ManifestError",
     "MissingExtraError",
     "Sandbox",
@@ -64,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from ._state import ManifestError
 
         return ManifestError
+    if name == "BehaviourError":  # a sandbox annotation value it cannot act on (a ValueError)
+        from ._behaviour import BehaviourError
+
+        return BehaviourError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

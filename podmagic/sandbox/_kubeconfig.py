@@ -6,10 +6,15 @@ overwrites or deletes a file it did not write:
 
 * ``~/.kube/config`` and every file listed in ``$KUBECONFIG`` (kubectl's own configs) are
   refused, whether they exist or not;
-* any other existing path is refused unless it is a kubeconfig a sandbox wrote (its first line
-  is :data:`MARKER` with the writer's pid) whose writer is no longer running — a file left by a
-  sandbox that was killed; that one is replaced;
+* any other existing path is refused unless it is a kubeconfig a sandbox wrote whose writer is
+  no longer running — a file left by a sandbox that was killed; that one is replaced. Its first
+  line is :data:`MARKER`, with the writer's pid and the SHA-256 of the rest of the file: a file
+  edited since (a comment added, a value changed) no longer matches it and is refused, as stop
+  keeps it;
 * at stop, the file is removed only if it still holds exactly what the sandbox wrote.
+
+Folders missing on the way to the file are made only once the path is accepted, and removed
+again (each only if empty) when the file is removed or the write is refused.
 
 Refusals raise :class:`KubeconfigPathError`, one line that says what to do.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -39,9 +45,16 @@ __all__ = [
 
 CONTEXT_NAME = "podmagic-sandbox"
 
-#: The first line of every kubeconfig the sandbox writes; ``{pid}`` is the writing process.
-MARKER = "# podmagic-sandbox kubeconfig, pid {pid}: written by a podmagic sandbox, removed at stop"
-_MARKER_LINE = re.compile(r"# podmagic-sandbox kubeconfig, pid ([1-9][0-9]{0,9}): ")
+#: The first line of every kubeconfig the sandbox writes; ``{pid}`` is the writing process,
+#: ``{sha256}`` the hex SHA-256 of the rest of the file (what it wrote after this line).
+MARKER = (
+    "# podmagic-sandbox kubeconfig, pid {pid}: written by a podmagic sandbox, removed at stop"
+    " (sha256 {sha256})"
+)
+_MARKER_LINE = re.compile(
+    r"# podmagic-sandbox kubeconfig, pid ([1-9][0-9]{0,9}): written by a podmagic sandbox, "
+    r"removed at stop \(sha256 ([0-9a-f]{64})\)\n"
+)
 #: A sandbox's kubeconfig is a few KiB (the CA certificate is the bulk): anything larger is not.
 _MAX_OWN_SIZE = 64 * 1024
 
@@ -103,18 +116,28 @@ def _kubectls_own() -> list[Path]:
 def _writer_pid(path: Path) -> int | None:
     """The pid in the marker line when ``path`` is a sandbox's kubeconfig, else ``None``.
 
-    Only a file a sandbox wrote and nobody changed into something else qualifies: a regular
-    file, small, starting with the marker, and holding only the sandbox's own context.
+    Only a file a sandbox wrote and nobody changed since qualifies: a regular file, small,
+    starting with the marker whose hash matches the rest of the file byte for byte (so any
+    edit, even a comment, makes it someone's, as :meth:`WrittenKubeconfig.remove` holds), and
+    holding only the sandbox's own context.
     """
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_OWN_SIZE:
             return None
         text = path.read_text(encoding="utf-8")
-        document = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError):
         return None
     marker = _MARKER_LINE.match(text)
-    if marker is None or not isinstance(document, dict):
+    if marker is None:
+        return None
+    rest = text[marker.end() :]
+    if hashlib.sha256(rest.encode("utf-8")).hexdigest() != marker.group(2):
+        return None
+    try:
+        document = yaml.safe_load(rest)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(document, dict):
         return None
     for section in ("clusters", "users", "contexts"):
         entries = document.get(section)
@@ -146,6 +169,10 @@ def check_kubeconfig_path(path: str | os.PathLike[str]) -> tuple[Path, bool]:
     that is not a kubeconfig left by a sandbox that no longer runs.
     """
     target = Path(path).expanduser().absolute()
+    if ".." in target.parts:
+        # "sub/../real.txt" names real.txt once sub exists; checked as written, a missing sub
+        # would hide that real.txt exists. The folder resolved, as the system will, says where.
+        target = target.parent.resolve() / target.name
     shown = str(path)
     resolved = target.resolve()
     if resolved == (Path.home() / ".kube" / "config").resolve():
@@ -170,12 +197,43 @@ def check_kubeconfig_path(path: str | os.PathLike[str]) -> tuple[Path, bool]:
     return target, True
 
 
+def _make_folders(folder: Path) -> tuple[Path, ...]:
+    """Make ``folder`` and its missing parents; the ones made here, outermost first."""
+    missing: list[Path] = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    try:
+        for each in reversed(missing):
+            try:
+                each.mkdir()
+            except FileExistsError:
+                continue  # made by someone else meanwhile: theirs, never removed
+            made.append(each)
+    except BaseException:
+        _remove_folders(tuple(made))
+        raise
+    return tuple(made)
+
+
+def _remove_folders(made: tuple[Path, ...]) -> None:
+    """Remove the folders :func:`_make_folders` made, innermost first, each only if empty."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (someone's file), or gone: its parents are not empty either
+
+
 @dataclass(frozen=True)
 class WrittenKubeconfig:
-    """A kubeconfig the sandbox wrote: where, and exactly what (to remove only that)."""
+    """A kubeconfig the sandbox wrote: where, exactly what (to remove only that), and the
+    folders made for it (removed with it, each only if empty)."""
 
     path: Path
     content: bytes
+    folders: tuple[Path, ...] = ()
 
     def remove(self) -> bool:
         """Delete the file if it still holds what was written; whether it was deleted."""
@@ -183,11 +241,12 @@ class WrittenKubeconfig:
             with self.path.open("rb") as handle:
                 current = handle.read(len(self.content) + 1)
         except OSError:
-            return False
-        if current != self.content:
-            return False  # changed or replaced since: no longer the sandbox's to delete
-        self.path.unlink(missing_ok=True)
-        return True
+            current = None
+        removed = current == self.content  # else changed or replaced: no longer the sandbox's
+        if removed:
+            self.path.unlink(missing_ok=True)
+        _remove_folders(self.folders)
+        return removed
 
 
 def write_kubeconfig(path: str | os.PathLike[str], document: dict[str, Any]) -> WrittenKubeconfig:
@@ -197,17 +256,29 @@ def write_kubeconfig(path: str | os.PathLike[str], document: dict[str, Any]) -> 
     file appears while it is being written.
     """
     target, stale = check_kubeconfig_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    content = (
-        MARKER.format(pid=os.getpid()) + "\n" + yaml.safe_dump(document, sort_keys=False)
-    ).encode("utf-8")
+    body = yaml.safe_dump(document, sort_keys=False)
+    marker = MARKER.format(pid=os.getpid(), sha256=hashlib.sha256(body.encode("utf-8")).hexdigest())
+    content = (marker + "\n" + body).encode("utf-8")
+    folders = _make_folders(target.parent)
+    try:
+        _write_new(path, target, content, replace=stale)
+    except BaseException:
+        _remove_folders(folders)
+        raise
+    return WrittenKubeconfig(target, content, folders)
+
+
+def _write_new(
+    shown: str | os.PathLike[str], target: Path, content: bytes, *, replace: bool
+) -> None:
+    """Put ``content`` at ``target`` whole: over it when ``replace``, else only if still absent."""
     fd, tmp_name = tempfile.mkstemp(prefix=".kubeconfig-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        if stale:
+        if replace:
             os.replace(tmp_name, target)
         else:
             # A hard link appears whole, like os.replace, but fails instead of replacing a
@@ -224,9 +295,8 @@ def write_kubeconfig(path: str | os.PathLike[str], document: dict[str, Any]) -> 
                         handle.write(content)
             except FileExistsError:
                 raise KubeconfigPathError(
-                    f"refusing to overwrite {path}: it exists and the sandbox did not write it"
+                    f"refusing to overwrite {shown}: it exists and the sandbox did not write it"
                 ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-    return WrittenKubeconfig(target, content)

@@ -18,6 +18,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._api import CONNECTIONS_KEY, build_app
+from ._behaviour import MAX_COUNT, MAX_SECONDS
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from ._isolation import isolation_mode, isolation_warning
 from ._kubeconfig import (
@@ -152,6 +154,12 @@ class Sandbox:
         state_dir: folder for the pods' filesystems (default: a new temporary folder, removed
             at stop).
         user: the user name the sandbox reports in RBAC errors.
+
+    Sandbox-only behaviour (:meth:`annotate`, :meth:`set_fault`, ``sandbox.podmagic.io/*``
+    annotations in a manifest) is described in the table of the README's section "The sandbox
+    cluster"; a value the sandbox cannot act on (``set_fault(pod, "bogus")``) raises
+    :class:`~podmagic.sandbox.BehaviourError`, a one-line ``ValueError`` naming the annotation,
+    and changes nothing.
     """
 
     def __init__(
@@ -418,9 +426,22 @@ class Sandbox:
     ) -> None:
         """Set (``None``: remove) annotations on a pod, e.g. sandbox faults, at run time.
 
-        An unknown pod is a one-line ``ValueError`` naming the pods there are.
+        An unknown pod is a one-line ``ValueError`` naming the pods there are; a key or value
+        that is not a string (``None`` aside) a one-line ``TypeError``, as the API server
+        refuses one; a sandbox annotation it cannot act on a one-line
+        :class:`~podmagic.sandbox.BehaviourError` (a ``ValueError``). Nothing changes then.
         """
         cluster = self._cluster()
+        for key, value in annotations.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"annotation {key!r}: expected a string key, got {type(key).__name__}"
+                )
+            if value is not None and not isinstance(value, str):
+                # str(False) is "False", which the sandbox would read as false: refuse instead.
+                raise TypeError(
+                    f"annotation {key!r}: expected a string (or None to remove it), got {value!r}"
+                )
 
         def annotate() -> None:
             _require_pod(cluster, pod, namespace)
@@ -440,12 +461,35 @@ class Sandbox:
         self.annotate(pod, annotations, namespace)
 
     def throttle(self, requests: int, retry_after: float = 1.0) -> None:
-        """Answer the next ``requests`` API requests (any path) with 429 and Retry-After."""
+        """Answer the next ``requests`` API requests (any path) with 429 and Retry-After.
+
+        ``requests`` is a whole number from 0 (throttle no more) to 2**31-1, ``retry_after``
+        seconds from 0 to 3600, the bounds of the ``throttle`` and ``retry-after`` annotations;
+        anything else is a one-line ``ValueError`` and changes nothing.
+        """
+        if isinstance(requests, bool) or not isinstance(requests, int):
+            requests_ok = False
+        else:
+            requests_ok = 0 <= requests <= MAX_COUNT
+        if not requests_ok:
+            raise ValueError(
+                f"throttle() requests: expected a whole number from 0 to {MAX_COUNT}, "
+                f"got {requests!r}"
+            )
+        if (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, (int, float))
+            or not (math.isfinite(retry_after) and 0 <= retry_after <= MAX_SECONDS)
+        ):
+            raise ValueError(
+                f"throttle() retry_after: expected seconds from 0 to {MAX_SECONDS:.0f}, "
+                f"got {retry_after!r}"
+            )
 
         def set_throttle() -> None:
             cluster = self._cluster()
             cluster.throttle_left = requests
-            cluster.throttle_retry_after = retry_after
+            cluster.throttle_retry_after = float(retry_after)
 
         self.call(set_throttle)
 
