@@ -283,7 +283,7 @@ _VALUE_FLAGS = {
 _ANY_FLAG = re.compile(
     r"(?<![\w/-])("
     + "|".join(re.escape(flag) for flag in sorted({*_BOOL_FLAGS, *_VALUE_FLAGS}, key=len)[::-1])
-    + r")(?![\w/-])(?: (NAME|N|-?\d+(?:\.\d+)?(?![\w-])|[\w./]+=[^\s;)]+))?"
+    + r")(?![\w/-])(?: ('[^'\n]*'|NAME|N|-?\d+(?:\.\d+)?(?![\w-])|[\w./]+=[^\s;)]+))?"
 )
 
 
@@ -325,6 +325,8 @@ def _flag_as_argument(match: re.Match[str]) -> str:
     argument = _VALUE_FLAGS[flag]
     if value is None:
         return argument
+    if value.startswith("'"):  # quoted for the shell-like line: -l 'tier in (a,b)'
+        return f'{argument}"{value[1:-1]}"'
     if value == "NAME" or "=" in value:
         return f'{argument}"{value}"'
     return argument + value

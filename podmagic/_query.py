@@ -40,7 +40,7 @@ _NAME_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _NAMESPACE_MAX: Final = 63
 _NAMESPACE_RE: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
-_LABEL_EXAMPLE: Final = "e.g. -l app=web,tier in (a,b)"
+_LABEL_EXAMPLE: Final = "e.g. -l 'app=web,tier in (a,b)'"
 _FIELD_EXAMPLE: Final = "e.g. --field-selector spec.nodeName=node-1,status.phase=Running"
 
 

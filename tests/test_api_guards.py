@@ -501,3 +501,16 @@ def test_a_negative_pick_reads_as_the_keyword_without_a_stray_space(cluster: Clu
     with pytest.raises(SelectionError) as caught:
         cluster.run("true", selector="app", pick=-1)
     assert str(caught.value).startswith("pick=-1: the sample must hold at least 1 pod")
+
+
+def test_the_selector_example_is_quoted_whole_in_both_words(
+    ip: InteractiveShell, cluster: Cluster
+) -> None:
+    from podmagic._errors import SelectionError
+
+    with pytest.raises(SelectionError) as caught:
+        ip.run_line_magic("pod", "-l 'app in (' -- true")
+    assert str(caught.value).endswith("; e.g. -l 'app=web,tier in (a,b)'")
+    with pytest.raises(SelectionError) as caught:
+        cluster.run("true", selector="app in (")
+    assert str(caught.value).endswith('; e.g. selector="app=web,tier in (a,b)"')

@@ -979,7 +979,7 @@ def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_n
         ("pool-0 --timeout -1 -- touch CANARY", "timeout"),
         ("pool-0 --timeout abc -- touch CANARY", "timeout"),
         ("pool-0 --deadline 0 -- touch CANARY", "deadline"),
-        ("pool-0 -P 0 -- touch CANARY", "max_concurrency"),
+        ("pool-0 -P 0 -- touch CANARY", "-P/--max-concurrency"),
         ("pool-0 --retries -2 -- touch CANARY", "retries"),
         ("-l app=pool --pick 0 -- touch CANARY", "pick"),
         ("pool-0 --parse nope -- touch CANARY", "unknown output format"),
@@ -1024,7 +1024,7 @@ def test_17_bad_input_is_one_line_and_nothing_runs(
         (lambda c: c.run("true", "pool-0", container="nope"), SelectionError, "not found"),
         (lambda c: c.run("true", "pool-0", timeout=-1), ValueError, "timeout"),
         (lambda c: c.run("true", "pool-0", retries=-1), ValueError, "retries"),
-        (lambda c: c.run("true", "pool-0", env={"A B": "x"}), ValueError, "A B"),
+        (lambda c: c.run("true", "pool-0", env={"A B": "x"}), ValueError, "not a variable name"),
     ],
 )
 def test_17_bad_input_to_the_engine_raises_before_any_exec(

@@ -645,7 +645,7 @@ async def test_no_selector_lists_every_pod_of_the_namespace() -> None:
             "app in (a",
             (
                 'invalid label selector "app in (a": unable to parse requirement: found '
-                "'', expected: ',' or ')'; e.g. -l app=web,tier in (a,b)"
+                "'', expected: ',' or ')'; e.g. -l 'app=web,tier in (a,b)'"
             ),
         ),
         (
@@ -653,14 +653,14 @@ async def test_no_selector_lists_every_pod_of_the_namespace() -> None:
             (
                 'invalid label selector "app web": unable to parse requirement: found '
                 "'web', expected: in, notin, =, ==, !=, gt, lt; "
-                "e.g. -l app=web,tier in (a,b)"
+                "e.g. -l 'app=web,tier in (a,b)'"
             ),
         ),
         (
             "app=(x)",
             (
                 'invalid label selector "app=(x)": unable to parse requirement: found '
-                "'(', expected: identifier; e.g. -l app=web,tier in (a,b)"
+                "'(', expected: identifier; e.g. -l 'app=web,tier in (a,b)'"
             ),
         ),
     ],
