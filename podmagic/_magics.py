@@ -389,6 +389,27 @@ class PodMagic(Magics):
             )
         return value
 
+    @validate("default_shell")
+    def _one_shell(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if not value or any(c.isspace() for c in value):
+            raise TraitError(
+                f"PodMagic.default_shell must be one shell, a path or a name without spaces "
+                f"(e.g. /bin/bash), got {value!r}; for options such as -x, use set -x in the "
+                "command"
+            )
+        return value
+
+    @validate("context")
+    def _named_context(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and not value.strip():
+            raise TraitError(
+                f"PodMagic.context must be a context name from the kubeconfig, or None for its "
+                f"current context, got {value!r}"
+            )
+        return value
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}

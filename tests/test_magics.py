@@ -258,6 +258,28 @@ def test_a_bad_setting_is_refused_when_set_naming_it(
     ip.run_line_magic("pod", "solo -q -- true")  # later runs are unaffected
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("default_shell", "", "PodMagic.default_shell must be one shell, a path or a name"),
+        ("default_shell", "bash -x", "PodMagic.default_shell must be one shell"),
+        ("context", "", "PodMagic.context must be a context name from the kubeconfig, or None"),
+        ("context", "  ", "PodMagic.context must be a context name"),
+    ],
+)
+def test_a_bad_text_setting_is_refused_when_set_naming_it(
+    ip: InteractiveShell, setting: str, value: str, message: str
+) -> None:
+    from traitlets import TraitError
+
+    magic = ip.magics_manager.registry["PodMagic"]
+    before = getattr(magic, setting)
+    with pytest.raises(TraitError, match=re.escape(message)):
+        setattr(magic, setting, value)
+    assert getattr(magic, setting) == before
+    ip.run_line_magic("pod", "solo -q -- true")  # later runs are unaffected
+
+
 def test_no_shell_runs_argv(ip: InteractiveShell) -> None:
     results = ip.run_line_magic("pod", "solo --no-shell -- printf %s|%s 'a b' c")
     assert results.stdout == b"a b|c"
