@@ -14,6 +14,7 @@ VS Code) is not affected.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 from ._engine import RunControl
 from ._events import Event, PodFinished, PodStarted, RunStarted
 from ._render._choose import unattended
-from ._results import PodResults
+from ._results import ExecStatus, PodResults
 
 __all__ = ["BackgroundRun", "BackgroundRunTimeout", "wait_unattended"]
 
@@ -74,7 +75,11 @@ class BackgroundRun:
         self.total = 0
         self.started_count = 0
         self.done_count = 0
+        #: Pods whose command failed, errored or timed out (cancelled ones are counted apart,
+        #: as the summary counts them).
         self.failed_count = 0
+        self.cancelled_count = 0
+        self.not_started_count = 0
         #: What ``--parse`` could not parse, in words (None: every pod that ran was parsed).
         self.problems: str | None = None
         self._settled = threading.Event()
@@ -102,9 +107,14 @@ class BackgroundRun:
             self.total = len(event.selection.run)
         elif isinstance(event, PodStarted):
             self.started_count += 1
-        elif isinstance(event, PodFinished) and event.result.status.value != "skipped":
+        elif isinstance(event, PodFinished) and event.result.status is not ExecStatus.SKIPPED:
             self.done_count += 1
-            if not event.result.ok:
+            status = event.result.status
+            if status is ExecStatus.CANCELLED:
+                self.cancelled_count += 1
+            elif status is ExecStatus.NOT_STARTED:
+                self.not_started_count += 1
+            elif not event.result.ok:
                 self.failed_count += 1
 
     def note(self, problems: str) -> None:
@@ -130,9 +140,10 @@ class BackgroundRun:
         """Stop the run; running execs end as cancelled, queued ones as not started.
 
         True if the run was still going and is now being stopped; False once it has ended
-        (then nothing changes: a finished run stays ``done``), as ``Future.cancel`` does.
+        (then nothing changes: a finished run stays ``done``), as ``Future.cancel`` does,
+        and False when it is already being stopped by an earlier call.
         """
-        if self.done():
+        if self.done() or self._control.cancel_requested:
             return False
         self._control.cancel("cancelled")
         return True
@@ -158,11 +169,26 @@ class BackgroundRun:
     def __repr__(self) -> str:
         end = self._finished_at or time.monotonic()
         counts = f"{self.done_count}/{self.total} done"
-        if self.failed_count:
-            counts += f", {self.failed_count} failed"
+        for count, what in (
+            (self.failed_count, "failed"),
+            (self.cancelled_count, "cancelled"),
+            (self.not_started_count, "not started"),
+        ):
+            if count:
+                counts += f", {count} {what}"
         if self.problems:
-            counts += ", some pods not parsed (see .problems)"
+            counts += f", {_problems_in_brief(self.problems)} (see .problems)"
         return f"<BackgroundRun {self.description}: {self.state}, {counts}, {end - self._started:.1f}s>"
+
+
+# The headings of parse_problems(): "--parse json: 1 pod failed (the command exited ...):".
+_PROBLEM_HEADING = re.compile(r"--parse \S+: (\d+ pods? [^(:,]*?)(?: \(|:|,)")
+
+
+def _problems_in_brief(problems: str) -> str:
+    """``1 pod failed, 2 pods not parsed``: what the lines of ``.problems`` count."""
+    found = [m.group(1) for m in map(_PROBLEM_HEADING.match, problems.splitlines()) if m]
+    return ", ".join(found) or "parse problems"
 
 
 def wait_unattended(*_args: Any, timeout: float | None = None) -> None:

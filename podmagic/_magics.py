@@ -188,10 +188,12 @@ class _Finish:
                 show(visible_controls(problems))
         if self.out:
             namespace[self.out] = value
+        if self.check and self.parse:
+            # One ParseError line for the frame's pods, a failed command among them (as
+            # check_parsed() raises it); PodsFailedError only for what it leaves out.
+            check_parsed(value)
         if self.check and not results.ok:
             raise PodsFailedError(results)
-        if self.check and self.parse:
-            check_parsed(value)
         return value
 
 

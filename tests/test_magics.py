@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic._background import BackgroundRun
-from podmagic._errors import PodsFailedError, RefusedError, SelectionError
+from podmagic._errors import ParseError, PodsFailedError, RefusedError, SelectionError
 from podmagic._resolve import Selection
 from podmagic._results import ExecStatus, PodResults
 from podmagic.sandbox import Sandbox
@@ -555,3 +555,46 @@ def test_terminal_ipython_shows_a_bare_pod_summary_once_with_no_empty_out(
     assert "True 2" in underscore  # the value is still _ (and Out[3])
     assert "Out[5]: 2" in plain  # other values keep their prompt
     assert twice.count(" in context ") == 2 and "Out[" not in twice, twice
+
+
+def test_cancel_twice_says_only_the_first_stops_the_run(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    gate = tmp_path / "never"
+    handle = ip.run_line_magic("pod", f"solo --bg -- until [ -e {gate} ]; do sleep 0.05; done")
+    assert handle.cancel() is True
+    assert handle.cancel() is False
+    handle.result(timeout=30)
+    assert handle.cancel() is False
+
+
+def test_a_cancelled_background_run_is_counted_as_the_summary_counts_it(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    gate = tmp_path / "never"
+    handle = ip.run_line_magic("pod", f"solo --bg -- until [ -e {gate} ]; do sleep 0.05; done")
+    wait_until(lambda: handle.started_count == 1, what="the exec started")
+    handle.cancel()
+    results = handle.result(timeout=30)
+    assert "1 cancelled" in str(results)
+    assert "1/1 done, 1 cancelled" in repr(handle)
+    assert "failed" not in repr(handle)
+
+
+def test_background_parse_problems_say_what_they_are(ip: InteractiveShell) -> None:
+    command = 'echo "{\\"a\\": 1}"; [ "$HOSTNAME" != db-0 ] || exit 4'
+    handle = ip.run_line_magic("pod", f"-l app=db --bg --parse json -- {command}")
+    frame = handle.result(timeout=30)
+    assert len(frame) == 2  # every pod parsed
+    assert "1 pod failed (see .problems)" in repr(handle)
+    assert "not parsed" not in repr(handle)
+
+
+@pytest.mark.parametrize("bg", [False, True], ids=["blocking", "bg"])
+def test_parse_check_with_a_failed_pod_is_one_parse_error(ip: InteractiveShell, bg: bool) -> None:
+    command = 'echo "{\\"a\\": 1}"; [ "$HOSTNAME" != db-0 ] || exit 4'
+    line = f"-l app=db --parse json --check {'--bg ' if bg else ''}-- {command}"
+    with pytest.raises(ParseError, match=r": 1 pod failed: db-0 \(exit 4\)"):
+        value = ip.run_line_magic("pod", line)
+        if bg:
+            value.result(timeout=30)
