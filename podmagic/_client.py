@@ -363,6 +363,18 @@ def in_words_of(error: PodmagicError, *, magic: bool) -> PodmagicError:
     return error
 
 
+def _also_all_pods(error: PodmagicError) -> PodmagicError:
+    """``error`` (changed in place) with ``try all_namespaces=True`` completed as a call
+    that names no pods needs it: ``all_namespaces=True, all_pods=True``."""
+    old, new = "try all_namespaces=True", "try all_namespaces=True, all_pods=True"
+    text = str(error)
+    if old in text:
+        error.args = (text.replace(old, new), *error.args[1:])
+        if error.hint:
+            error.hint = error.hint.replace(old, new)
+    return error
+
+
 def in_callers_words(
     error: ConfigError, kubeconfig: str | os.PathLike[str] | None, *, magic: bool
 ) -> ConfigError:
@@ -1017,7 +1029,11 @@ class Cluster:
                 on_event=on_event,
             )
         except PodmagicError as error:
-            raise in_words_of(error, magic=self._magic_words) from None
+            reworded = in_words_of(error, magic=self._magic_words)
+            if not named and selection is None and not self._magic_words:
+                # The call named no pods: all_namespaces=True alone would be refused next.
+                reworded = _also_all_pods(reworded)
+            raise reworded from None
 
     async def _run(
         self,

@@ -561,10 +561,12 @@ async def _nothing_matched(
 
     label_text = str(labels) if labels else ""
     field_text = str(fields) if fields else ""
+    # The kubectl line looks where the query looked: -n NAMESPACE, or -A.
+    scope = "-A" if namespace is None else f"-n {namespace}"
     if label_text:
-        check = "check the labels with kubectl get pods --show-labels"
+        check = f"check the labels with kubectl get pods {scope} --show-labels"
     elif field_text:
-        check = "check the fields with kubectl get pods -o wide"
+        check = f"check the fields with kubectl get pods {scope} -o wide"
     else:
         check = "check the context (--context)"
 
@@ -588,7 +590,7 @@ async def _nothing_matched(
         return error(where, f"{check}, or try -A")
     others = sum(1 for pod in elsewhere if PodView(pod).namespace != namespace)
     if others == 0:
-        return error("in any namespace", check)
+        return error(f"{where}, nor in any other namespace", check)
     counted = "1 pod in another namespace" if others == 1 else f"{others} pods in other namespaces"
     if subject:
         return SelectionError(f"no pods match {subject} {where} ({counted}; try -A)")

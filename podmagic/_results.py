@@ -493,7 +493,7 @@ class PodResults(Sequence[PodResult]):
         )
 
     def parse(
-        self, fmt: str, /, *, strict: bool = False, infer: bool = True, **options: Any
+        self, fmt: str, *, strict: bool = False, infer: bool = True, **options: Any
     ) -> pd.DataFrame:
         """Parse every pod's stdout in format ``fmt`` into one DataFrame.
 

@@ -514,3 +514,54 @@ def test_the_selector_example_is_quoted_whole_in_both_words(
     with pytest.raises(SelectionError) as caught:
         cluster.run("true", selector="app in (")
     assert str(caught.value).endswith('; e.g. selector="app=web,tier in (a,b)"')
+
+
+# -- where nothing matched, in the words of the call ------------------------------------------------
+
+
+def test_no_match_in_a_namespace_names_it_and_the_kubectl_line_looks_there(
+    ip: InteractiveShell, cluster: Cluster
+) -> None:
+    from podmagic._errors import SelectionError
+
+    expected = (
+        f"no pods match app=nosuch in namespace {NS}, nor in any other namespace; check the "
+        f"labels with kubectl get pods -n {NS} --show-labels"
+    )
+    with pytest.raises(SelectionError) as caught:
+        ip.run_line_magic("pod", f"-l app=nosuch -n {NS} -- true")
+    assert str(caught.value) == expected
+    with pytest.raises(SelectionError) as caught:
+        cluster.run("true", selector="app=nosuch")
+    assert str(caught.value) == expected  # the kubectl line keeps kubectl's own -n
+    with pytest.raises(SelectionError) as caught:
+        ip.run_line_magic("pod", "-l app=nosuch -A -- true")
+    assert str(caught.value) == (
+        "no pods match app=nosuch in any namespace; check the labels with "
+        "kubectl get pods -A --show-labels"
+    )
+
+
+def test_an_untargeted_run_in_an_empty_namespace_suggests_a_call_that_is_allowed(
+    sandbox: Sandbox,
+) -> None:
+    from podmagic._errors import SelectionError
+
+    sandbox.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: guards-empty\n")
+    try:
+        empty = Cluster(kubeconfig=sandbox.kubeconfig, namespace="guards-empty")
+        with pytest.raises(SelectionError) as caught:
+            empty.run("true")
+        assert "try all_namespaces=True, all_pods=True)" in str(caught.value)
+        with pytest.raises(SelectionError) as caught:
+            empty.run("true", selector="")  # selector="" already says every pod
+        assert "try all_namespaces=True)" in str(caught.value)
+    finally:
+        assert sandbox.cluster is not None
+        sandbox.call(sandbox.cluster.delete_namespace, "guards-empty")
+
+
+def test_parse_takes_its_format_as_a_keyword_too(cluster: Cluster) -> None:
+    results = cluster.run("echo n=1", "solo")
+    frame = results.parse(fmt="regex", pattern=r"n=(?P<n>\d+)")
+    assert list(frame["n"]) == [1]

@@ -744,8 +744,8 @@ async def test_zero_match_nowhere() -> None:
     source = FakeSource()
     message = await fails(TargetQuery(label_selector="app=nothing"), source)
     assert (
-        message == "no pods match app=nothing in any namespace; check the labels with "
-        "kubectl get pods --show-labels"
+        message == "no pods match app=nothing in namespace demo, nor in any other "
+        "namespace; check the labels with kubectl get pods -n demo --show-labels"
     )
     assert len(source.calls) == 3
 
@@ -755,7 +755,7 @@ async def test_zero_match_all_namespaces_needs_no_extra_call() -> None:
     message = await fails(TargetQuery(label_selector="app=nothing", all_namespaces=True), source)
     assert (
         message == "no pods match app=nothing in any namespace; check the labels with "
-        "kubectl get pods --show-labels"
+        "kubectl get pods -A --show-labels"
     )
     assert source.calls == [("list_pods", None, "app=nothing", "")]
 
@@ -763,8 +763,8 @@ async def test_zero_match_all_namespaces_needs_no_extra_call() -> None:
 async def test_zero_match_field_selector_only() -> None:
     message = await fails(TargetQuery(field_selector="spec.nodeName=node-9"))
     assert (
-        message == "no pods match spec.nodeName=node-9 in any namespace; check the fields "
-        "with kubectl get pods -o wide"
+        message == "no pods match spec.nodeName=node-9 in namespace demo, nor in any other "
+        "namespace; check the fields with kubectl get pods -n demo -o wide"
     )
 
 
@@ -775,7 +775,8 @@ async def test_zero_match_empty_namespace_without_selector() -> None:
     )
     assert (
         await fails(TargetQuery(), FakeSource(pods=[]))
-        == "no pods in any namespace; check the context (--context)"
+        == "no pods in namespace demo, nor in any other namespace; check the context "
+        "(--context)"
     )
 
 
@@ -804,7 +805,7 @@ async def test_zero_match_when_listing_everywhere_is_forbidden() -> None:
     message = await fails(TargetQuery(label_selector="app=web", namespace="staging"), source)
     assert (
         message == "no pods match app=web in namespace staging; check the labels with "
-        "kubectl get pods --show-labels, or try -A"
+        "kubectl get pods -n staging --show-labels, or try -A"
     )
 
 
