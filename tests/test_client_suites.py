@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from sandbox_client import api_client
 
 # The fixtures the client tests share: kr8s's API for the sandbox and a namespace per test.
 from test_sandbox_clients import _required, kr8s, kr8s_api, scratch  # noqa: F401
@@ -167,3 +168,67 @@ async def test_kr8s_finds_the_kubernetes_service_in_default(
     assert service.spec["clusterIP"] == "10.96.0.1"
     assert service.spec["ports"][0]["port"] == 443
     assert "selector" not in service.spec
+
+
+# -- RBAC objects -----------------------------------------------------------------------------------
+
+
+def test_official_client_stores_roles_and_cluster_roles_with_their_bindings(
+    sandbox: Sandbox,
+    scratch: str,  # noqa: F811
+) -> None:
+    # kubernetes/e2e_test/test_utils.py creates a Role from YAML; kr8s's fixtures apply a
+    # ClusterRole and ClusterRoleBindings. Stored and served, not enforced.
+    kubernetes, client = _official(sandbox)
+    rule = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}
+    subject = {"kind": "ServiceAccount", "name": "default", "namespace": scratch}
+    with client:
+        rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+        rbac.create_namespaced_role(scratch, {"metadata": {"name": "reader"}, "rules": [rule]})
+        rbac.create_namespaced_role_binding(
+            scratch,
+            {
+                "metadata": {"name": "reads"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                "subjects": [subject],
+            },
+        )
+        rbac.create_cluster_role({"metadata": {"name": "suite-reader"}, "rules": [rule]})
+        try:
+            role = rbac.read_namespaced_role("reader", scratch)
+            cluster_role = rbac.read_cluster_role("suite-reader")
+            bindings = rbac.list_namespaced_role_binding(scratch).items
+            listed = [r.metadata.name for r in rbac.list_cluster_role().items]
+        finally:
+            rbac.delete_cluster_role("suite-reader")
+        with pytest.raises(kubernetes.client.ApiException) as gone:
+            rbac.read_cluster_role("suite-reader")
+    assert role.rules[0].verbs == ["get", "list"] and role.metadata.namespace == scratch
+    assert cluster_role.rules[0].resources == ["pods"] and cluster_role.metadata.namespace is None
+    assert [b.subjects[0].name for b in bindings] == ["default"]
+    assert "suite-reader" in listed
+    assert gone.value.status == 404
+
+
+async def test_kr8s_finds_roles_by_each_of_their_names(
+    kr8s_api: Any,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    # kr8s's test_api_names: the plural, with its group, and with group and version.
+    for name in ("roles", "roles.rbac.authorization.k8s.io", "roles.v1.rbac.authorization.k8s.io"):
+        assert [role async for role in kr8s_api.get(name, namespace=scratch)] == []
+
+
+async def test_cluster_scoped_routes_answer_404_for_kinds_without_them(sandbox: Sandbox) -> None:
+    # The routes for ClusterRoles and the like take any plural: a namespaced kind or an
+    # unknown one is still 404 there, as before they existed.
+    async with api_client(sandbox) as session:
+        for method, path in [
+            ("GET", "/apis/apps/v1/deployments/web"),
+            ("PUT", "/apis/apps/v1/deployments/web"),
+            ("DELETE", "/apis/rbac.authorization.k8s.io/v1/roles/r"),
+            ("POST", "/apis/rbac.authorization.k8s.io/v1/roles"),
+            ("POST", "/apis/apps/v1/nothings"),
+        ]:
+            async with session.request(method, path, json={"metadata": {"name": "r"}}) as answer:
+                assert (method, path, answer.status) == (method, path, 404)

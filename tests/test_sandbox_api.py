@@ -185,6 +185,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
         "authorization.k8s.io",
         "batch",
         "events.k8s.io",
+        "rbac.authorization.k8s.io",
     ]
     for name, group in groups.items():
         version = {"groupVersion": f"{name}/v1", "version": "v1"}

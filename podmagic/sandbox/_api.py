@@ -1543,6 +1543,12 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.get(ns + "/pods/{name}/exec", exec_handler),
                 web.post(ns + "/pods/{name}/exec", exec_handler),
                 web.get(group + "/{plural}", list_workloads),
+                # Cluster-scoped kinds of a group (ClusterRole, ...); other names are 404.
+                web.post(group + "/{plural}", create_object),
+                web.get(group + "/{plural}/{name}", get_object),
+                web.put(group + "/{plural}/{name}", update_object),
+                web.patch(group + "/{plural}/{name}", update_object),
+                web.delete(group + "/{plural}/{name}", delete_object),
                 web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
                 web.post(group + "/namespaces/{namespace}/{plural}", create_workload),
                 web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),

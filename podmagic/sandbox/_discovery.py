@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._kinds import WORKLOAD_KINDS
-from ._resources import FULL_VERBS, RESOURCES
+from ._resources import FULL_VERBS, RBAC, RESOURCES
 
 __all__ = ["API_GROUPS", "API_VERSIONS", "RESOURCE_LISTS", "VERSION_INFO"]
 
@@ -119,6 +119,7 @@ API_GROUPS: dict[str, Any] = {
         _group("events.k8s.io"),
         _group("authentication.k8s.io"),
         _group("authorization.k8s.io"),
+        _group("rbac.authorization.k8s.io"),
     ],
 }
 
@@ -184,5 +185,11 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "apiVersion": "v1",
         "groupVersion": "events.k8s.io/v1",
         "resources": _stored_resources("events.k8s.io/v1"),
+    },
+    RBAC: {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": RBAC,
+        "resources": _stored_resources(RBAC),
     },
 }

@@ -168,15 +168,23 @@ _DESCRIPTIONS = {
     "ReplicaSet": "ReplicaSet ensures that a specified number of pod replicas are running at "
     "any given time.",
     "Job": "Job represents the configuration of a single job.",
+    "Role": "Role is a namespaced, logical grouping of PolicyRules.",
+    "ClusterRole": "ClusterRole is a cluster level, logical grouping of PolicyRules.",
+    "RoleBinding": "RoleBinding references a role, but does not contain it.",
+    "ClusterRoleBinding": "ClusterRoleBinding references a ClusterRole, but not contain it.",
 }
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
 def _schema_name(group_version: str, kind: str) -> str:
     group, _, version = group_version.rpartition("/")
-    package = {"": "core", "apps": "apps", "batch": "batch", "events.k8s.io": "events"}.get(
-        group, group
-    )
+    package = {
+        "": "core",
+        "apps": "apps",
+        "batch": "batch",
+        "events.k8s.io": "events",
+        "rbac.authorization.k8s.io": "rbac",
+    }.get(group, group)
     return f"io.k8s.api.{package}.{version}.{kind}"
 
 
@@ -216,6 +224,21 @@ def _kind_schema(group_version: str, kind: str) -> dict[str, Any]:
                 "stringData allows specifying non-binary secret data in string form."
             )
             properties["type"] = _string("Used to facilitate programmatic handling of secret data.")
+    elif kind in ("Role", "ClusterRole"):
+        properties["rules"] = {
+            "type": "array",
+            "description": "Rules holds all the PolicyRules for this role.",
+            "items": {"type": "object"},
+        }
+        if kind == "ClusterRole":
+            properties["aggregationRule"] = {"type": "object", "description": "AggregationRule."}
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        properties["roleRef"] = {"type": "object", "description": "The role bound."}
+        properties["subjects"] = {
+            "type": "array",
+            "description": "Subjects holds references to the objects the role applies to.",
+            "items": {"type": "object"},
+        }
     else:
         properties["spec"] = {"type": "object", "description": "Spec of the object."}
     return {

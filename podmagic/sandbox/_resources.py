@@ -1,7 +1,7 @@
 """The resources the sandbox serves beyond pods and workloads, and the defaults it fills in.
 
 ConfigMaps, Secrets, Services, Endpoints, ServiceAccounts, Events (core/v1 and
-events.k8s.io/v1), Nodes and ReplicationControllers are stored as the client sends them,
+events.k8s.io/v1), Nodes, ReplicationControllers and the RBAC kinds are stored as the client sends them,
 with what the apiserver adds: metadata (uid, resourceVersion, creationTimestamp), the
 defaults of each kind (a Service's clusterIP and port protocol, a Secret's type and its
 ``stringData`` folded into ``data``, ...). One table describes them for routing, discovery
@@ -22,6 +22,7 @@ __all__ = [
     "ENDPOINTS_LABEL",
     "EVENTS_V1",
     "NODES",
+    "RBAC",
     "RESOURCES",
     "SERVICES",
     "SERVICE_ACCOUNTS",
@@ -59,6 +60,7 @@ class Resource:
         return self.plural
 
 
+RBAC = "rbac.authorization.k8s.io/v1"
 EVENTS_V1 = Resource("events", "Event", "events.k8s.io/v1", short=("ev",))
 CORE_EVENTS = Resource("events", "Event", "v1", short=("ev",))
 NODES = Resource("nodes", "Node", "v1", namespaced=False, short=("no",))
@@ -79,6 +81,12 @@ RESOURCES: tuple[Resource, ...] = (
     SERVICE_ACCOUNTS,
     SERVICES,
     EVENTS_V1,
+    # RBAC objects are stored and served (kubectl apply, the clients' create_from_yaml), not
+    # enforced: the sandbox's user may do everything.
+    Resource("clusterrolebindings", "ClusterRoleBinding", RBAC, namespaced=False),
+    Resource("clusterroles", "ClusterRole", RBAC, namespaced=False),
+    Resource("rolebindings", "RoleBinding", RBAC),
+    Resource("roles", "Role", RBAC),
 )
 _BY_PATH = {(r.api_version, r.plural): r for r in RESOURCES}
 
