@@ -13,10 +13,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import KubectlRunner
 from sandbox_client import api_client
 
-# The fixtures the client tests share: kr8s's API for the sandbox and a namespace per test.
-from test_sandbox_clients import _required, kr8s, kr8s_api, scratch  # noqa: F401
+# The fixtures the client tests share (kr8s's API for the sandbox, kubectl 1.33, a namespace
+# per test), imported rather than copied.
+from test_sandbox_clients import _required, kr8s, kr8s_api, kubectl133, ok, scratch  # noqa: F401
 
 from podmagic.sandbox import Sandbox
 
@@ -232,3 +234,69 @@ async def test_cluster_scoped_routes_answer_404_for_kinds_without_them(sandbox: 
         ]:
             async with session.request(method, path, json={"metadata": {"name": "r"}}) as answer:
                 assert (method, path, answer.status) == (method, path, 404)
+
+
+# -- service-account tokens -------------------------------------------------------------------------
+
+
+def test_kubectl_133_creates_a_token_whose_review_names_the_service_account(
+    sandbox: Sandbox,
+    kubectl133: KubectlRunner,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    # kr8s's fixtures run `kubectl create token` (1.33 sends the TokenRequest as protobuf)
+    # and log in with the token, in a kubeconfig or as in-cluster credentials.
+    ok(kubectl133("create", "serviceaccount", "robot", "-n", scratch))
+    token = ok(kubectl133("create", "token", "robot", "-n", scratch, "--duration=20m")).strip()
+    whoami = ok(kubectl133("auth", "whoami", "--token", token))
+    assert f"system:serviceaccount:{scratch}:robot" in whoami
+    assert f"system:serviceaccounts:{scratch}" in whoami
+    kubernetes, client = _official(sandbox)
+    with client:
+        auth = kubernetes.client.AuthenticationV1Api(client)
+        review = auth.create_token_review({"spec": {"token": token}}).status
+    assert review.authenticated is True
+    assert review.user.username == f"system:serviceaccount:{scratch}:robot"
+
+
+def test_a_token_request_is_refused_as_the_apiserver_refuses_it(
+    sandbox: Sandbox,
+    scratch: str,  # noqa: F811
+) -> None:
+    kubernetes, client = _official(sandbox)
+    with client:
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_service_account(scratch, {"metadata": {"name": "robot"}})
+        issued = core.create_namespaced_service_account_token("robot", scratch, {"spec": {}})
+        failures = {}
+        for name, seconds in [("robot", 60), ("nobody", 3600)]:
+            body = {"spec": {"expirationSeconds": seconds}}
+            with pytest.raises(kubernetes.client.ApiException) as failure:
+                core.create_namespaced_service_account_token(name, scratch, body)
+            failures[name] = failure.value
+    assert issued.status.token and issued.spec.expiration_seconds == 3600
+    assert failures["robot"].status == 422
+    assert json.loads(failures["robot"].body)["message"] == (
+        'TokenRequest "robot" is invalid: spec.expirationSeconds: Invalid value: 60: '
+        "may not specify a duration less than 10 minutes"
+    )
+    assert failures["nobody"].status == 404
+
+
+def test_kubectl_133_creates_roles_and_bindings_sent_as_protobuf(
+    kubectl133: KubectlRunner,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    ok(kubectl133("create", "role", "r", "-n", scratch, "--verb=get,list", "--resource=pods"))
+    ok(kubectl133("create", "rolebinding", "rb", "-n", scratch, "--role=r", "--user=bob"))
+    role = json.loads(ok(kubectl133("get", "role", "r", "-n", scratch, "-o", "json")))
+    binding = json.loads(ok(kubectl133("get", "rolebinding", "rb", "-n", scratch, "-o", "json")))
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "r",
+    }
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}
+    ]

@@ -56,6 +56,7 @@ from ._resources import (
     ENDPOINTS,
     EVENTS_V1,
     RESOURCES,
+    SERVICE_ACCOUNTS,
     Resource,
     convert_event,
     resource_for,
@@ -222,15 +223,15 @@ async def review(request: web.Request) -> web.Response:
         "selfsubjectrulesreviews": "SelfSubjectRulesReview",
     }[info["plural"]]
     _check_kind(body, kind, info["plural"])
+    cluster = cluster_of(request)
     if kind == "SelfSubjectReview":
-        answer = self_review(cluster_of(request).user, api_version)
+        caller = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        answer = self_review(cluster.token_user(caller), api_version)
     elif kind == "TokenReview":
-        answer = token_review(
-            body,
-            api_version,
-            user=cluster_of(request).user,
-            authenticated=_known_token(request, (body.get("spec") or {}).get("token")),
-        )
+        token = (body.get("spec") or {}).get("token")
+        known = _known_token(request, token)
+        user = cluster.token_user(token) if known and isinstance(token, str) else cluster.user
+        answer = token_review(body, api_version, user=user, authenticated=known)
     elif kind == "SelfSubjectAccessReview":
         answer = access_review(body, api_version)
     else:
@@ -1446,12 +1447,64 @@ async def issue_token(request: web.Request) -> web.Response:
             {"causes": [{"reason": problem.reason, "message": problem.body, "field": "ttl"}]},
         )
     issued, expires = cluster_of(request).issue_token(ttl)
-    stamp = None
-    if expires is not None:
-        stamp = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+    stamp = None if expires is None else _utc_stamp(expires)
     return _json({"token": issued, "expirationTimestamp": stamp}, status_code=201)
+
+
+def _utc_stamp(unix_time: float) -> str:
+    """RFC 3339 in UTC, whole seconds, as the apiserver writes expiry times."""
+    return datetime.datetime.fromtimestamp(unix_time, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+#: A TokenRequest's expirationSeconds: at least 10 minutes, as the apiserver requires; an hour
+#: when not given.
+_MIN_TOKEN_SECONDS = 600
+_DEFAULT_TOKEN_SECONDS = 3600
+
+
+async def service_account_token(request: web.Request) -> web.Response:
+    """``POST serviceaccounts/NAME/token`` (``kubectl create token``): a TokenRequest answered
+    with a bearer token the sandbox accepts until it expires, whose reviews name
+    ``system:serviceaccount:NS:NAME`` (it may do everything, as every caller here)."""
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    cluster = cluster_of(request)
+    if (namespace, name) not in cluster.store(SERVICE_ACCOUNTS):
+        raise status.not_found("serviceaccounts", name)
+    body = await _body(request)
+    _check_kind(body, "TokenRequest", "serviceaccounts/token")
+    spec = dict(body.get("spec") or {})
+    seconds = spec.get("expirationSeconds") or _DEFAULT_TOKEN_SECONDS
+    field = "spec.expirationSeconds"
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        problem = FieldError(field, "Invalid", seconds, "must be an integer", decode=True)
+        raise _invalid(ObjectInvalid("TokenRequest", name, [problem]))
+    if not _MIN_TOKEN_SECONDS <= seconds <= MAX_TOKEN_TTL:
+        # The apiserver's words.
+        detail = (
+            "may not specify a duration less than 10 minutes"
+            if seconds < _MIN_TOKEN_SECONDS
+            else "may not specify a duration larger than 2^32 seconds"
+        )
+        problem = FieldError(field, "Invalid", seconds, detail)
+        raise _invalid(ObjectInvalid("TokenRequest", name, [problem]))
+    token, expires = cluster.issue_token(seconds, user=f"system:serviceaccount:{namespace}:{name}")
+    assert expires is not None  # a ttl was given
+    spec["expirationSeconds"] = seconds
+    spec.setdefault("audiences", ["https://kubernetes.default.svc.cluster.local"])
+    spec.setdefault("boundObjectRef", None)
+    answer = {
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": now_rfc3339()},
+        "spec": spec,
+        "status": {
+            "token": token,
+            "expirationTimestamp": _utc_stamp(expires),
+        },
+    }
+    return _json(answer, status_code=201)
 
 
 async def not_found_fallback(request: web.Request) -> web.Response:
@@ -1536,6 +1589,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.get("/api/v1/pods", list_pods),
                 web.get(ns + "/pods", list_pods),
                 web.post(ns + "/pods", create_pod),
+                web.post(ns + "/serviceaccounts/{name}/token", service_account_token),
                 web.get(ns + "/pods/{name}", get_pod),
                 web.delete(ns + "/pods/{name}", delete_pod),
                 web.put(ns + "/pods/{name}", update_pod),

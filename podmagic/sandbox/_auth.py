@@ -12,10 +12,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["GROUPS", "access_review", "rules_review", "self_review", "token_review"]
+__all__ = [
+    "GROUPS",
+    "access_review",
+    "groups_of",
+    "rules_review",
+    "self_review",
+    "token_review",
+]
 
 #: The groups of the sandbox's user (system:masters: allowed everything, as a kind cluster's admin).
 GROUPS = ("system:masters", "system:authenticated")
+
+
+def groups_of(user: str) -> list[str]:
+    """The groups of ``user``: a service account's (``system:serviceaccount:NS:NAME``) as
+    the apiserver names them, else the sandbox user's."""
+    if user.startswith("system:serviceaccount:"):
+        namespace = user.split(":")[2]
+        return [
+            "system:serviceaccounts",
+            f"system:serviceaccounts:{namespace}",
+            "system:authenticated",
+        ]
+    return list(GROUPS)
 
 
 def self_review(user: str, api_version: str) -> dict[str, Any]:
@@ -24,7 +44,7 @@ def self_review(user: str, api_version: str) -> dict[str, Any]:
         "kind": "SelfSubjectReview",
         "apiVersion": api_version,
         "metadata": {"creationTimestamp": None},
-        "status": {"userInfo": {"username": user, "groups": list(GROUPS)}},
+        "status": {"userInfo": {"username": user, "groups": groups_of(user)}},
     }
 
 
@@ -62,7 +82,7 @@ def token_review(
     spec = dict(body.get("spec") or {})
     answer: dict[str, Any] = {"authenticated": authenticated}
     if authenticated:
-        answer["user"] = {"username": user, "groups": list(GROUPS)}
+        answer["user"] = {"username": user, "groups": groups_of(user)}
         answer["audiences"] = list(spec.get("audiences") or ["https://kubernetes.default.svc"])
     else:
         answer["error"] = "invalid bearer token"

@@ -111,6 +111,31 @@ _SERVICE_PORT: Schema = {
 }
 
 #: The kinds the sandbox decodes, by ``apiVersion/kind``.
+# kubectl 1.33's create role / clusterrole / rolebinding / clusterrolebinding.
+_POLICY_RULES = (
+    "rules[]",
+    {
+        1: ("verbs[]", "string"),
+        2: ("apiGroups[]", "string"),
+        3: ("resources[]", "string"),
+        4: ("resourceNames[]", "string"),
+        5: ("nonResourceURLs[]", "string"),
+    },
+)
+_ROLE_BINDING: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: (
+        "subjects[]",
+        {
+            1: ("kind", "string"),
+            2: ("apiGroup", "string"),
+            3: ("name", "string"),
+            4: ("namespace", "string"),
+        },
+    ),
+    3: ("roleRef", {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}),
+}
+
 _KINDS: dict[str, Schema] = {
     "v1/Namespace": {
         1: ("metadata", _OBJECT_META),
@@ -154,6 +179,33 @@ _KINDS: dict[str, Schema] = {
         1: ("metadata", _OBJECT_META),
         2: ("status", "ignore"),
     },
+    "authentication.k8s.io/v1/TokenRequest": {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "spec",
+            {
+                1: ("audiences[]", "string"),
+                3: (
+                    "boundObjectRef",
+                    {
+                        1: ("kind", "string"),
+                        2: ("apiVersion", "string"),
+                        3: ("name", "string"),
+                        4: ("uid", "string"),
+                    },
+                ),
+                4: ("expirationSeconds", "int"),
+            },
+        ),
+    },
+    "rbac.authorization.k8s.io/v1/Role": {1: ("metadata", _OBJECT_META), 2: _POLICY_RULES},
+    "rbac.authorization.k8s.io/v1/ClusterRole": {
+        1: ("metadata", _OBJECT_META),
+        2: _POLICY_RULES,
+        3: ("aggregationRule", {1: ("clusterRoleSelectors[]", _LABEL_SELECTOR)}),
+    },
+    "rbac.authorization.k8s.io/v1/RoleBinding": _ROLE_BINDING,
+    "rbac.authorization.k8s.io/v1/ClusterRoleBinding": _ROLE_BINDING,
     "authorization.k8s.io/v1/SelfSubjectAccessReview": {
         1: ("metadata", _OBJECT_META),
         2: (
@@ -293,8 +345,10 @@ def _message(schema: Schema, data: bytes, where: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     # An unset field is absent, and so is one Go wrote empty (it writes every string).
     for number, raw in _fields(data, where):
-        if raw in (0, b""):
+        repeated = number in schema and schema[number][0].endswith("[]")
+        if raw in (0, b"") and not repeated:
             # Go's generated code writes every scalar field, set or not; JSON omits the empty.
+            # An empty element of a list is kept (a Role's apiGroups [""] is the core group).
             continue
         if number not in schema:
             raise ProtobufError(

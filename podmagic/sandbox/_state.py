@@ -174,6 +174,8 @@ class Cluster:
         #: Bearer tokens handed out by :meth:`issue_token` → when they expire (monotonic
         #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
         self.issued_tokens: dict[str, float | None] = {}
+        #: Whose an issued token is, when not the sandbox's user (a service account's).
+        self.token_users: dict[str, str] = {}
         self._resource_version = itertools.count(1000)
         self._event_clock = 0
         #: The latest changes, (resourceVersion, resource, event type, object): what a watch
@@ -964,9 +966,13 @@ class Cluster:
 
     # -- issued tokens -----------------------------------------------------------------------
 
-    def issue_token(self, ttl: float | None = None) -> tuple[str, float | None]:
+    def issue_token(
+        self, ttl: float | None = None, *, user: str | None = None
+    ) -> tuple[str, float | None]:
         """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
-        until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``)."""
+        until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``).
+        ``user`` names whom reviews of it answer for (default: the sandbox's user); it may do
+        everything all the same."""
         if ttl is not None and (
             isinstance(ttl, bool)
             or not isinstance(ttl, (int, float))
@@ -980,7 +986,14 @@ class Cluster:
             )
         token = "sandbox-issued-" + secrets.token_urlsafe(32)
         self.issued_tokens[token] = None if ttl is None else time.monotonic() + ttl
+        if user is not None:
+            self.token_users[token] = user
         return token, None if ttl is None else time.time() + ttl
+
+    def token_user(self, token: str) -> str:
+        """Whose ``token`` is: a service account's for one issued for it, else the sandbox's
+        user."""
+        return self.token_users.get(token, self.user)
 
     def expire_tokens(self) -> int:
         """Expire every issued token now; returns how many were still valid."""
