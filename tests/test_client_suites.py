@@ -300,3 +300,22 @@ def test_kubectl_133_creates_roles_and_bindings_sent_as_protobuf(
     assert binding["subjects"] == [
         {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}
     ]
+
+
+async def test_a_wrong_token_is_401_even_where_no_token_is_needed(sandbox: Sandbox) -> None:
+    # kr8s's test_bad_auth: a service account whose token file holds junk gets Unauthorized
+    # from GET /version, as the apiserver authenticates whatever token it is sent.
+    answers = {}
+    for token in (None, "sandbox", "abc123"):
+        async with api_client(sandbox, token=token) as session:
+            for path in ("/version", "/healthz"):
+                async with session.get(path) as answer:
+                    answers[token, path] = answer.status
+    assert answers == {
+        (None, "/version"): 200,
+        (None, "/healthz"): 200,
+        ("sandbox", "/version"): 200,
+        ("sandbox", "/healthz"): 200,
+        ("abc123", "/version"): 401,
+        ("abc123", "/healthz"): 401,
+    }

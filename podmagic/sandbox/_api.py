@@ -160,7 +160,9 @@ async def _record_auth_throttle(request: web.Request, handler: Handler) -> web.S
     )
     token = request.app[TOKEN_KEY]
     sandbox_only = request.path.startswith(_SANDBOX_PREFIX)
-    if token and request.path not in _ANONYMOUS_PATHS:
+    # Anonymous paths need no credentials, but wrong ones are 401 there too: the apiserver
+    # authenticates a request that carries a token before it looks at the path.
+    if token and (request.path not in _ANONYMOUS_PATHS or "Authorization" in request.headers):
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             # Tokens handed out by POST /sandbox/tokens (an exec credential plugin's) work
