@@ -212,22 +212,22 @@ class ObjectInvalid(ValueError):
 # -- the single-value checks ---------------------------------------------------------------------
 
 
-def _dns_label(value: str) -> list[str]:
+def _bounded_match(value: str, limit: int, pattern: str, message: str) -> list[str]:
+    """The API server's two checks of a name-like value: its length, then its pattern."""
     problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not re.fullmatch(_DNS1123_LABEL, value):
-        problems.append(_LABEL_MESSAGE)
+    if len(value) > limit:
+        problems.append(f"must be no more than {limit} characters")
+    if not re.fullmatch(pattern, value):
+        problems.append(message)
     return problems
+
+
+def _dns_label(value: str) -> list[str]:
+    return _bounded_match(value, 63, _DNS1123_LABEL, _LABEL_MESSAGE)
 
 
 def _dns_subdomain(value: str) -> list[str]:
-    problems = []
-    if len(value) > 253:
-        problems.append("must be no more than 253 characters")
-    if not re.fullmatch(_DNS1123_SUBDOMAIN, value):
-        problems.append(_SUBDOMAIN_MESSAGE)
-    return problems
+    return _bounded_match(value, 253, _DNS1123_SUBDOMAIN, _SUBDOMAIN_MESSAGE)
 
 
 def _qualified_name(value: str) -> list[str]:
@@ -249,12 +249,7 @@ def _qualified_name(value: str) -> list[str]:
 
 
 def _label_value(value: str) -> list[str]:
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not re.fullmatch(_LABEL_VALUE, value):
-        problems.append(_LABEL_VALUE_MESSAGE)
-    return problems
+    return _bounded_match(value, 63, _LABEL_VALUE, _LABEL_VALUE_MESSAGE)
 
 
 def text_value(value: Any) -> str | None:
