@@ -9,6 +9,11 @@ A Ctrl-C (``KeyboardInterrupt``) in the waiting thread does not abandon the work
 caller's ``on_interrupt`` callback runs on the loop (the engine uses it to cancel its runs
 and gather partial results), and the call then waits for the task to finish. A second
 Ctrl-C cancels the task outright.
+
+The wait is taken in short slices rather than one blocking wait. A process-wide SIGINT can be
+delivered to any thread (a kernel's interrupt often lands on one of its helper threads); the
+Python handler then only runs once the main thread executes bytecode again, which a single
+lock wait would postpone until the whole run had finished.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import atexit
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -26,6 +31,8 @@ __all__ = ["THREAD_NAME", "get_portal", "run_blocking", "shutdown_portal"]
 
 T = TypeVar("T")
 THREAD_NAME = "podmagic-loop"
+# How long the waiting thread sleeps before it looks for a pending Ctrl-C again.
+_WAIT_SLICE = 0.2
 
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None
@@ -78,17 +85,24 @@ def run_blocking(
         )
     future: Future[T] = portal.start_task_soon(function, *args)
     try:
-        return future.result()
+        return _result(future)
     except KeyboardInterrupt:
         if on_interrupt is None:
             future.cancel()
             raise
         portal.call(_call_sync, on_interrupt)
         try:
-            return future.result()
+            return _result(future)
         except KeyboardInterrupt:
             future.cancel()
             raise
+
+
+def _result(future: Future[T]) -> T:
+    """``future.result()``, waking every slice so a pending Ctrl-C is raised promptly."""
+    while not wait((future,), timeout=_WAIT_SLICE).done:
+        pass
+    return future.result()
 
 
 async def _call_sync(callback: Callable[[], None]) -> None:
