@@ -31,7 +31,7 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import IO, Any, Final, Literal, TypeVar
@@ -129,6 +129,10 @@ _ARG_DOCS: dict[str, str] = {
     "retries": "re-runs of an exec after a transient failure (the exec could not start: "
     "throttled, a server error, no answer; or its connection dropped): the command may then "
     "run twice (default 0).",
+    "ok_exit": "exit codes that count as success: an int, several (``[0, 1]``, ``range(3)``), "
+    'or text (``"0,1"``, ``"0-2"``); ``0`` by default. Those results are ok (``.ok``, '
+    "``check()``, the summary, the DataFrame's status) and keep their real ``exit_code``; "
+    "a code left out fails, 0 included.",
     "capture_limit": "bytes of stdout and of stderr kept per exec (default: the Cluster's; "
     "None: everything, and then the run-wide budget applies only if given too).",
     "capture_budget": "bytes kept across the whole run, shared among its execs (default: "
@@ -277,6 +281,7 @@ _VALUE_FLAGS = {
     "--timeout": "timeout=",
     "--deadline": "deadline=",
     "--retries": "retries=",
+    "--ok-exit": "ok_exit=",
     "--context": "context=",
     "--kubeconfig": "kubeconfig=",
 }
@@ -390,6 +395,50 @@ def in_callers_words(
     if _no_kubeconfig_anywhere(kubeconfig):
         hint = f"{hint}, {_START_A_SANDBOX[magic]}" if hint else _START_A_SANDBOX[magic]
     return ConfigError(message, hint=hint)
+
+
+_OK_EXIT_WORD = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+
+
+def ok_exit_codes(value: object, *, where: str) -> frozenset[int]:
+    """The exit codes ``value`` accepts as success: an int, an iterable of ints (``range``
+    included), or text of codes and ranges (``"0,1"``, ``"0-2,127"``); one ``ValueError`` line
+    starting with ``where`` for anything else. Exit codes are 0 to 255."""
+    example = "e.g. 0,1 or 0-2"
+    codes: list[int] = []
+    if isinstance(value, str):
+        for word in value.split(","):
+            match = _OK_EXIT_WORD.fullmatch(word)
+            if match is None:
+                raise ValueError(
+                    f"{where} {value!r}: not exit codes; write codes and ranges from 0 to "
+                    f"255 separated by commas, {example}"
+                )
+            low = int(match.group(1))
+            high = int(match.group(2)) if match.group(2) else low
+            if high < low:
+                raise ValueError(f"{where} {value!r}: the range {word.strip()} is backwards")
+            if high > 255:
+                raise ValueError(f"{where}: exit codes are 0 to 255, got {high} ({example})")
+            codes.extend(range(low, high + 1))
+    elif _is_int(value):
+        codes = [int(value)]  # type: ignore[call-overload]
+    elif isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray, Mapping)):
+        items = list(value)
+        other = next((item for item in items if not _is_int(item)), None)
+        if other is not None:
+            raise TypeError(f"{where} must hold ints only, not {_kind(other)}")
+        codes = [int(item) for item in items]
+    else:
+        raise TypeError(
+            f"{where} must be an int, ints, a range or text such as '0,1', not {_kind(value)}"
+        )
+    wrong = [code for code in codes if not 0 <= code <= 255]
+    if wrong:
+        raise ValueError(f"{where}: exit codes are 0 to 255, got {wrong[0]} ({example})")
+    if not codes:
+        raise ValueError(f"{where} names no exit code ({example})")
+    return frozenset(codes)
 
 
 def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
@@ -910,6 +959,7 @@ class Cluster:
         deadline: float | None = None,
         max_concurrency: int | None = None,
         retries: int = 0,
+        ok_exit: int | str | Iterable[int] = 0,
         capture_limit: int | None | ClusterDefault = CLUSTER_DEFAULT,
         capture_budget: int | None | ClusterDefault = CLUSTER_DEFAULT,
         on_event: EventCallback | None = None,
@@ -995,6 +1045,7 @@ class Cluster:
             tty=tty,
             deadline=deadline,
             retries=retries,
+            ok_exit=ok_exit_codes(ok_exit, where="Cluster.run(): ok_exit"),
             max_concurrency=self.defaults.max_concurrency
             if max_concurrency is None
             else max_concurrency,
@@ -1105,6 +1156,7 @@ class Cluster:
         deadline: float | None = None,
         max_concurrency: int | None = None,
         retries: int = 0,
+        ok_exit: int | str | Iterable[int] = 0,
         capture_limit: int | None | ClusterDefault = CLUSTER_DEFAULT,
         capture_budget: int | None | ClusterDefault = CLUSTER_DEFAULT,
         on_event: EventCallback | None = None,
@@ -1143,6 +1195,7 @@ class Cluster:
                 deadline=deadline,
                 max_concurrency=max_concurrency,
                 retries=retries,
+                ok_exit=ok_exit,
                 capture_limit=capture_limit,
                 capture_budget=capture_budget,
                 on_event=on_event,

@@ -73,6 +73,8 @@ class ExecOptions:
     tty: bool = False
     width: int = 80
     height: int = 24
+    #: Exit codes that count as success (``--ok-exit 0,1``); the result keeps the real code.
+    ok_exit: frozenset[int] = frozenset({0})
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -81,6 +83,9 @@ class ExecOptions:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+        if not self.ok_exit or any(not 0 <= code <= 255 for code in self.ok_exit):
+            codes = sorted(self.ok_exit)
+            raise ValueError(f"ok_exit must be exit codes from 0 to 255, got {codes}")
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if self.capture_limit is not None and self.capture_limit < 0:
@@ -402,8 +407,9 @@ class _PodRun:
                     )
             self.finish(ExecStatus.ERROR, error=message)
             return True
-        if outcome.exit_code == 0:
-            self.finish(ExecStatus.OK, exit_code=0)
+        if outcome.exit_code is not None and outcome.exit_code in options.ok_exit:
+            # The real code is kept: --ok-exit 0,1 makes grep's "no match" ok, not exit 0.
+            self.finish(ExecStatus.OK, exit_code=outcome.exit_code)
             return False
         if outcome.exit_code is not None:
             message = _exit_hint(outcome.exit_code)

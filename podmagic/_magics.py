@@ -24,7 +24,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 
 from ._background import BackgroundRun, wait_unattended
-from ._client import Cluster, env_name_start, in_callers_words, option_in_flag_words
+from ._client import (
+    Cluster,
+    env_name_start,
+    in_callers_words,
+    ok_exit_codes,
+    option_in_flag_words,
+)
 from ._command import _ENV_NAME
 from ._credentials import DEFAULT_PLUGIN_TIMEOUT, load_credentials
 from ._engine import (
@@ -510,6 +516,12 @@ class PodMagic(Magics):
         help="re-run after a transient failure (the command may run twice)",
     )
     @argument(
+        "--ok-exit",
+        metavar="CODES",
+        help="exit codes that count as ok, e.g. 0,1 (grep: no match) or 0-2 (default 0); "
+        "results keep the real code",
+    )
+    @argument(
         "--stdin",
         metavar="EXPR",
         help="Python expression whose value (str, bytes or file) is sent to stdin",
@@ -624,6 +636,7 @@ class PodMagic(Magics):
 
     def _run(self, args: Any, command_text: str | None) -> Any:
         options = self._exec_options(args)
+        ok_exit = ok_exit_codes(self._expand(args.ok_exit) or "0", where="--ok-exit")
         finish = _Finish.from_args(args)
         # Before the cluster is contacted: a bad --stdin must not cost a listing, or run anything.
         stdin = _stdin_value(args.stdin, self._user_ns) if args.stdin else None
@@ -681,6 +694,7 @@ class PodMagic(Magics):
             "stdin": stdin,
             "tty": options.tty,
             "retries": options.retries,
+            "ok_exit": ok_exit,
             "selection": selection,
             "timeout": options.timeout,
             "deadline": options.deadline,

@@ -49,9 +49,9 @@ class ExecStatus(str, Enum):
     """How one exec ended."""
 
     OK = "ok"
-    """The command ran and exited 0."""
+    """The command ran and exited 0, or with a code the run accepted (``ok_exit``)."""
     FAILED = "failed"
-    """The command ran and exited non-zero."""
+    """The command ran and exited with a code the run did not accept (non-zero by default)."""
     ERROR = "error"
     """The exec could not be run or completed (handshake refused, connection lost, ...)."""
     TIMEOUT = "timeout"
@@ -130,7 +130,7 @@ class PodResult:
 
     @property
     def ok(self) -> bool:
-        """True when the command ran and exited 0."""
+        """True when the command ran and exited 0 (or with a code ``ok_exit`` accepted)."""
         return self.status is ExecStatus.OK
 
     @property
@@ -154,7 +154,8 @@ class PodResult:
         return bool(self.stdout_dropped or self.stderr_dropped)
 
     def check_returncode(self) -> None:
-        """Raise :class:`~podmagic.PodExecError` unless the command exited 0."""
+        """Raise :class:`~podmagic.PodExecError` unless the result is ok (exit 0, or a code
+        ``ok_exit`` accepted)."""
         if not self.ok:
             raise PodExecError(self)
 
@@ -330,13 +331,14 @@ class PodResults(Sequence[PodResult]):
 
     @property
     def ok(self) -> bool:
-        """True when at least one exec ran and every one that was not skipped exited 0."""
+        """True when at least one exec ran and every one that was not skipped was ok (exit 0,
+        or a code ``ok_exit`` accepted)."""
         ran = [r for r in self._items if r.status is not ExecStatus.SKIPPED]
         return bool(ran) and all(r.ok for r in ran)
 
     @property
     def failed(self) -> PodResults:
-        """The results that were not skipped and did not exit 0."""
+        """The results that were not skipped and were not ok."""
         return PodResults(r for r in self._items if r.status is not ExecStatus.SKIPPED and not r.ok)
 
     @property
