@@ -1550,6 +1550,8 @@ def _stored_routes() -> list[web.RouteDef]:
 
 def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> web.Application:
     """The aiohttp application for one sandbox."""
+    from ._portforward import handle_portforward  # it reads the cluster through this module
+
     app = web.Application(
         middlewares=[_unexpected_errors, _record_auth_throttle],
         client_max_size=64 * 1024 * 1024,
@@ -1598,6 +1600,8 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.patch(ns + "/pods/{name}", update_pod),
                 web.get(ns + "/pods/{name}/exec", exec_handler),
                 web.post(ns + "/pods/{name}/exec", exec_handler),
+                web.get(ns + "/pods/{name}/portforward", handle_portforward),
+                web.post(ns + "/pods/{name}/portforward", handle_portforward),
                 web.get(group + "/{plural}", list_workloads),
                 # Cluster-scoped kinds of a group (ClusterRole, ...); other names are 404.
                 web.post(group + "/{plural}", create_object),
