@@ -202,6 +202,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
         "nodes",
         "pods",
         "pods/exec",
+        "pods/portforward",
         "replicationcontrollers",
         "secrets",
         "serviceaccounts",
