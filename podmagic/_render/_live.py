@@ -6,18 +6,29 @@ wherever ipywidgets 8 does (JupyterLab, Notebook 7, VS Code, Colab).
 
 What goes over the wire:
 
-* **Traitlets** (widget state) carry what changes rarely: the run header, each pod's status
-  chip, the progress counts, the run's start and end times (the browser ticks the elapsed
-  time itself from those) and the colour palettes.
-* **Custom messages** carry the output lines, in batches sent at most
-  ``RenderLimits.max_updates_per_second`` times a second, each holding only the lines that
-  arrived since the previous one: ``{"k": "lines", "s": index of the first line, "b": [[pod,
-  stream, "line\\nline"], ...]}``. Consecutive lines of one pod and stream travel as one
-  string, so a batch costs little more than the output itself. A batch holds at most
-  ``max_total_lines`` lines (the view would drop older ones anyway); ``s`` tells the view how
-  many were skipped.
+* **Traitlets** (widget state) hold what changes rarely: the run header, each pod's status
+  chip, the progress counts, the run's state, start and end times (the browser ticks the
+  elapsed time itself from those) and the colour palettes. Their values at the view's first
+  showing travel in the ``comm_open`` that creates the model, beside the view's code (sent
+  once a run, with its comments and indentation left out).
+* **One custom message per flush** carries everything new since the previous one: the lines
+  that arrived and the state that changed. Every Jupyter message costs about 600 bytes of
+  envelope (header, parent header, comm id), so a flush sends one message, never an
+  ``update`` beside it: ``{"k": "batch", "s": index of the first line, "g": [pod, stream,
+  count, ...], "st": {changed traitlets}}`` with the lines' texts, joined by newlines, as one
+  UTF-8 binary buffer (no JSON escaping; ``g`` counts the lines of each run of one pod and
+  stream). The front end applies ``st`` to its model itself; the kernel's traitlets take the
+  same values without an ``update`` message of their own, so a view that connects later gets
+  them with the model. A batch holds at most ``max_total_lines`` lines (the view would drop
+  older ones anyway); ``s`` tells the view how many were skipped.
+* Flushes come at most ``RenderLimits.max_updates_per_second`` times a second, and fewer
+  when output is slow: a batch is sent once it holds ``BATCH_BYTES`` of text, or once its
+  first change has waited ``BATCH_WAIT`` seconds (0.3: still live to the eye), so short
+  lines travel in a few large batches rather than many small ones. The run's end is sent at
+  once.
 * A view that connects late (a page reloaded mid-run) sends ``{"k": "hello"}``; the kernel
-  answers ``{"k": "snapshot", ...}`` with the newest ``max_total_lines`` lines, which it keeps.
+  answers ``{"k": "snapshot", "s": ..., "g": ..., "now": kernel clock}`` with the newest
+  ``max_total_lines`` lines (which it keeps) in the same encoding.
 
 In the browser the view keeps at most ``max_total_lines`` lines in the DOM (older ones are
 dropped behind a "… N earlier lines dropped" marker), follows the tail until scrolled up,
@@ -85,6 +96,7 @@ from __future__ import annotations
 import contextvars
 import html
 import math
+import re
 import threading
 import time
 import uuid
@@ -165,12 +177,30 @@ THEME_BACKGROUNDS: dict[str, tuple[str, ...]] = {
 
 #: Lines the text/html snapshot of a running view shows (the newest ones).
 _SNAPSHOT_LINES = 40
+#: A batch of this much line text (bytes, about) goes out at the next allowed flush ...
+BATCH_BYTES = 16_000
+#: ... a smaller one once its first change has waited this long (seconds): about 600 bytes
+#: of envelope per message weigh little on a batch of either size.
+BATCH_WAIT = 0.3
 
 
 def _clean(text: str) -> str:
     # Escape sequences dropped, other control characters shown (^G): the browser sets the
     # text with textContent, so no HTML escaping here.
     return visible_controls(strip_ansi(text))
+
+
+def _compact_js(source: str) -> str:
+    """``live.js`` without its comment lines, blank lines and indentation: every run's
+    ``comm_open`` carries it. (Safe for that file: it has no multi-line string.)"""
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
+
+
+def _compact_css(source: str) -> str:
+    """``live.css`` without its comments, blank lines and indentation."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.DOTALL)
+    return "\n".join(line.strip() for line in source.splitlines() if line.strip())
 
 
 @cache
@@ -185,8 +215,8 @@ def _widget_class() -> type[Any]:
     class PodmagicLiveView(anywidget.AnyWidget):
         """The live view's front-end model (see the module docstring)."""
 
-        _esm = static.joinpath("live.js").read_text(encoding="utf-8")
-        _css = static.joinpath("live.css").read_text(encoding="utf-8")
+        _esm = _compact_js(static.joinpath("live.js").read_text(encoding="utf-8"))
+        _css = _compact_css(static.joinpath("live.css").read_text(encoding="utf-8"))
         run_id = traitlets.Unicode("").tag(sync=True)
         header = traitlets.Dict().tag(sync=True)
         pods: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
@@ -225,21 +255,28 @@ def _close_before_next_cell(widget: Any) -> None:
     shell.events.register("pre_run_cell", close)
 
 
-def _group(lines: list[tuple[int, int, str]]) -> list[list[Any]]:
-    """Consecutive lines of one pod and stream as one ``[pod, stream, "a\\nb"]`` entry."""
-    out: list[list[Any]] = []
-    texts: list[str] = []
-    for pod, stream, text in lines:
-        if out and out[-1][0] == pod and out[-1][1] == stream:
-            texts.append(text)
-            continue
-        if out:
-            out[-1][2] = "\n".join(texts)
-        out.append([pod, stream, ""])
-        texts = [text]
-    if out:
-        out[-1][2] = "\n".join(texts)
-    return out
+def _encode(lines: list[tuple[int, int, str]]) -> tuple[list[int], bytes]:
+    """Lines as the view receives them: ``[pod, stream, count, ...]`` for each run of
+    consecutive lines of one pod and stream, and all their texts joined by newlines as one
+    UTF-8 buffer (a line never holds a newline: the splitters cut there)."""
+    index: list[int] = []
+    for pod, stream, _text in lines:
+        if index and index[-3] == pod and index[-2] == stream:
+            index[-1] += 1
+        else:
+            index += [pod, stream, 1]
+    text = "\n".join(line[2] for line in lines)
+    return index, text.encode("utf-8", "replace")
+
+
+def _set_quietly(widget: Any, changes: dict[str, Any]) -> None:
+    """Set the widget's traitlets to ``changes`` without the ``update`` message ipywidgets
+    would send: the batch that carries them tells the front end. ``_lock_property`` is how
+    ipywidgets takes state from the front end without echoing it back (values in their JSON
+    form, which these are)."""
+    with widget._lock_property(**changes):
+        for name, value in changes.items():
+            setattr(widget, name, value)
 
 
 class _Pod:
@@ -273,8 +310,9 @@ class LiveRenderer(TimedView):
     With ``display=False`` nothing is displayed: the widget (``widget``, ``None`` until the
     run has lasted ``show_after``) is yours to show.
 
-    For tests and diagnostics: ``batches_sent`` and ``bytes_sent`` count the line messages
-    and their JSON size, ``lines_received`` and ``bytes_received`` the output taken in.
+    For tests and diagnostics: ``batches_sent`` counts the batch messages, ``bytes_sent``
+    the custom messages' content (JSON) and buffers, ``lines_received`` and
+    ``bytes_received`` the output taken in.
     """
 
     def __init__(
@@ -310,6 +348,8 @@ class LiveRenderer(TimedView):
         self._pending: list[tuple[int, int, str]] = []
         self._lines_total = 0  # index of the next line
         self._pending_start = 0  # index of _pending[0]
+        self._pending_bytes = 0  # text in _pending, about
+        self._waiting_since: float | None = None  # the first change not sent yet
         self._finished: dict[PodKey, PodResult] = {}
         self._results: PodResults | None = None
         self._wall_start = 0.0
@@ -398,6 +438,7 @@ class LiveRenderer(TimedView):
         if not self._pending:
             self._pending_start = self._lines_total
         self._pending.append(line)
+        self._pending_bytes += len(line[2]) + 1
         self._lines_total += 1
         self.lines_received += 1
         cap = self.limits.max_total_lines
@@ -437,7 +478,12 @@ class LiveRenderer(TimedView):
     # -- scheduling (under _lock) -------------------------------------------------------------
 
     def _next_flush_locked(self, now: float) -> float:
+        if self._waiting_since is None:
+            self._waiting_since = now
         due = max(now, self._last_flush + self._interval)
+        if self._pending_bytes < BATCH_BYTES:
+            # A small batch waits for more (or BATCH_WAIT): fewer envelopes on short lines.
+            due = max(due, self._waiting_since + BATCH_WAIT)
         if self.widget is None and self._clock_start is not None:
             due = max(due, self._clock_start + self.show_after)  # inf: never (no live view)
         return due
@@ -464,6 +510,8 @@ class LiveRenderer(TimedView):
                     return  # a short run goes straight to its summary
                 batch, start = self._pending, self._pending_start
                 self._pending = []
+                self._pending_bytes = 0
+                self._waiting_since = None
                 cap = self.limits.max_total_lines
                 if len(batch) > cap:
                     # Older ones would be dropped by the view at once: not sent at all.
@@ -476,6 +524,7 @@ class LiveRenderer(TimedView):
                     self._last_snapshot = now
             created = False
             if self.widget is None:
+                # The state so far travels in the comm_open, not in a message after it.
                 self.widget = _widget_class()(
                     run_id=self._run_id,
                     max_lines=self.limits.max_total_lines,
@@ -483,26 +532,39 @@ class LiveRenderer(TimedView):
                         "pods": {k: list(v) for k, v in LIVE_PALETTES.items()},
                         "error": LIVE_ERROR_COLOURS,
                     },
+                    **(state or {}),
                 )
                 self.widget.on_msg(self._on_message)
                 created = True
-            if state is not None:
-                with self.widget.hold_sync():
-                    for name, value in state.items():
-                        setattr(self.widget, name, value)
-            if batch:
-                self._send({"k": "lines", "s": start, "b": _group(batch)})
+                state = None
+            changed = {
+                name: value
+                for name, value in (state or {}).items()
+                if getattr(self.widget, name) != value
+            }
+            if batch or changed:
+                message: dict[str, Any] = {"k": "batch"}
+                buffers: list[bytes] = []
+                if batch:
+                    index, text = _encode(batch)
+                    message.update(s=start, g=index)
+                    buffers.append(text)
+                if changed:
+                    message["st"] = changed
+                    _set_quietly(self.widget, changed)
+                self._send(message, buffers)
             if created:
                 self._show_widget()
             if created or snapshot_due:
                 self._show_snapshot()
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any], buffers: list[bytes]) -> None:
         import json
 
-        self.widget.send(message)
-        self.batches_sent += message["k"] == "lines"
+        self.widget.send(message, buffers)
+        self.batches_sent += message["k"] == "batch"
         self.bytes_sent += len(json.dumps(message, ensure_ascii=False).encode("utf-8"))
+        self.bytes_sent += sum(len(buffer) for buffer in buffers)
 
     def _state_locked(self) -> dict[str, Any]:
         facts = self._facts
@@ -546,7 +608,8 @@ class LiveRenderer(TimedView):
                 with self._lock:
                     tail = list(self._tail)
                     start = self._lines_total - len(tail)
-                self._send({"k": "snapshot", "s": start, "b": _group(tail), "now": time.time()})
+                index, text = _encode(tail)
+                self._send({"k": "snapshot", "s": start, "g": index, "now": time.time()}, [text])
         except Exception:  # noqa: BLE001 - runs in the kernel's message handler
             self._errors.report("answering a view")
 

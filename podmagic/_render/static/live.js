@@ -7,6 +7,7 @@
 
 const STORES = new Map();
 const MAX_STORES = 20;
+const DECODER = new TextDecoder();
 
 function storeFor(model) {
   const id = model.get("run_id") || "";
@@ -26,8 +27,29 @@ function storeFor(model) {
   return store;
 }
 
-function receive(store, model, msg) {
+// The [pod, stream, text] lines of a batch or snapshot: msg.g counts the lines of each run of
+// one pod and stream ([pod, stream, count, ...]), the first buffer holds all their texts
+// joined by newlines (UTF-8).
+function linesOf(msg, buffers) {
+  const index = Array.isArray(msg.g) ? msg.g : [];
+  if (!index.length || !buffers || !buffers.length) return [];
+  const texts = DECODER.decode(buffers[0]).split("\n");
+  const lines = [];
+  let at = 0;
+  for (let i = 0; i + 2 < index.length; i += 3) {
+    for (let n = 0; n < index[i + 2]; n += 1) lines.push([index[i], index[i + 1], texts[at++] ?? ""]);
+  }
+  return lines;
+}
+
+function receive(store, model, msg, buffers) {
   if (!msg || typeof msg !== "object") return;
+  if (msg.k !== "batch" && msg.k !== "snapshot") return;
+  if (msg.st && typeof msg.st === "object") {
+    // The state that changed rides in the batch (the kernel sends no update message for
+    // it): set here, the views' change handlers draw it, before the lines that need it.
+    for (const [name, value] of Object.entries(msg.st)) model.set(name, value);
+  }
   const max = Math.max(1, model.get("max_lines") || 5000);
   let added = [];
   if (msg.k === "snapshot") {
@@ -36,20 +58,18 @@ function receive(store, model, msg) {
     store.dropped = msg.s;
     if (typeof msg.now === "number") store.skew = Date.now() / 1000 - msg.now;
     added = null; // every view redraws
+  } else if (!Array.isArray(msg.g)) {
+    return; // state only
   }
-  if (msg.k !== "lines" && msg.k !== "snapshot") return;
   let index = msg.s;
-  for (const [pod, stream, text] of msg.b) {
-    for (const line of String(text).split("\n")) {
-      if (index >= store.next) {
-        if (index > store.next) store.dropped += index - store.next; // never sent to us
-        const entry = [pod, stream, line];
-        store.lines.push(entry);
-        if (added) added.push(entry);
-        store.next = index + 1;
-      }
-      index += 1;
+  for (const entry of linesOf(msg, buffers)) {
+    if (index >= store.next) {
+      if (index > store.next) store.dropped += index - store.next; // never sent to us
+      store.lines.push(entry);
+      if (added) added.push(entry);
+      store.next = index + 1;
     }
+    index += 1;
   }
   const excess = store.lines.length - max;
   if (excess > 0) {
@@ -349,7 +369,7 @@ function render({ model, el: host }) {
 
 function initialize({ model }) {
   const store = storeFor(model);
-  const onMessage = (msg) => receive(store, model, msg);
+  const onMessage = (msg, buffers) => receive(store, model, msg, buffers);
   model.on("msg:custom", onMessage);
   // A model created late (a reloaded page) has none of the lines sent so far: ask for them.
   model.send({ k: "hello" });
