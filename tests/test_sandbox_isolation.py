@@ -1,12 +1,15 @@
 """Isolated pods: each pod in its own PID, UTS, IPC, network and mount namespaces.
 
-A sandbox of this module's own, with ``PODMAGIC_SANDBOX_ISOLATION=namespaces``; every
-command goes through kubectl 1.33, as a user's would.
+A sandbox of this module's own, in the default mode (isolated wherever bubblewrap works);
+every command goes through kubectl 1.33, as a user's would. The process mode
+(``PODMAGIC_SANDBOX_ISOLATION=processes``) is said loudly wherever it runs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,8 +18,14 @@ from pathlib import Path
 import pytest
 from conftest import kubectl_folder, missing_tool
 
-from podmagic.sandbox import Sandbox
-from podmagic.sandbox._isolation import ISOLATION_VARIABLE, isolation_mode, isolation_problem
+from podmagic.sandbox import Sandbox, _isolation
+from podmagic.sandbox._isolation import (
+    ISOLATION_VARIABLE,
+    isolation_marker,
+    isolation_mode,
+    isolation_problem,
+    pod_socket,
+)
 
 MANIFEST = """
 apiVersion: v1
@@ -41,13 +50,40 @@ metadata: {name: beta, namespace: iso}
 spec:
   containers:
   - {name: main, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gamma, namespace: iso}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - {name: one, image: busybox}
+  - {name: two, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: delta, namespace: iso}
+spec:
+  hostname: web
+  subdomain: sub
+  hostAliases: [{ip: 10.1.2.3, hostnames: [db.local, db]}]
+  containers:
+  - {name: main, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: private, namespace: iso}
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - {name: main, image: busybox}
 """
 
 
 @pytest.fixture(scope="module")
 def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(ISOLATION_VARIABLE, "namespaces")
+        patch.delenv(ISOLATION_VARIABLE, raising=False)  # the default
         problem = isolation_problem()
         if problem is not None:
             missing_tool(f"pods cannot be isolated here: {problem}")
@@ -89,13 +125,51 @@ def sh(kubectl, pod: str, script: str, container: str = "main") -> subprocess.Co
     return kubectl("exec", pod, "-c", container, "--", "sh", "-c", script)  # type: ignore[no-any-return]
 
 
-def test_sandbox_reports_namespaces_when_asked_and_available(isolated: Sandbox) -> None:
+def test_pods_are_isolated_by_default_where_bubblewrap_works(isolated: Sandbox) -> None:
+    assert os.environ.get(ISOLATION_VARIABLE) is None
     assert isolated.isolation == "namespaces"
 
 
 def test_isolation_is_reported_off_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ISOLATION_VARIABLE, "none")
-    assert isolation_mode().startswith("none (") and ISOLATION_VARIABLE in isolation_mode()
+    assert isolation_mode().startswith("processes (") and ISOLATION_VARIABLE in isolation_mode()
+
+
+def test_process_mode_is_chosen_explicitly_and_said_loudly_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(ISOLATION_VARIABLE, "processes")
+    caplog.set_level(logging.WARNING, logger="podmagic.sandbox")
+    with Sandbox([], state_dir=tmp_path / "state") as sandbox:
+        assert (
+            sandbox.isolation == f"processes ({ISOLATION_VARIABLE}=processes chose plain processes)"
+        )
+        # The run header of a %pod against it carries the marker while it serves.
+        assert "NOT isolated" in isolation_marker(sandbox.context)
+        assert isolation_marker("prod") == ""
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("pods are NOT isolated" in text for text in warnings), warnings
+    assert isolation_marker("podmagic-sandbox") == ""  # stopped: no longer said
+
+
+def test_a_missing_bubblewrap_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ISOLATION_VARIABLE, raising=False)
+    monkeypatch.setattr(_isolation, "_tool", lambda name: None if name == "bwrap" else "/bin/true")
+    _isolation._probe.cache_clear()
+    try:
+        problem = isolation_problem()
+    finally:
+        monkeypatch.undo()
+        _isolation._probe.cache_clear()
+    assert problem is not None and "apt install bubblewrap" in problem
+
+
+def test_a_bad_isolation_value_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ISOLATION_VARIABLE, "yes")
+    problem = isolation_problem()
+    assert problem is not None and "neither namespaces nor processes" in problem
 
 
 def test_a_file_in_one_pods_tmp_is_neither_on_the_host_nor_in_another_pod(kubectl) -> None:  # type: ignore[no-untyped-def]
@@ -179,3 +253,117 @@ def test_a_host_path_volume_shows_the_hosts_folder_read_only_when_asked(kubectl)
     assert sh(kubectl, "alpha", "cat /host/from-host.txt").stdout == "host file\n"
     written = sh(kubectl, "alpha", "touch /host/new")
     assert written.returncode != 0 and "Read-only file system" in written.stderr
+
+
+def test_etc_is_the_containers_own_and_writable(kubectl) -> None:  # type: ignore[no-untyped-def]
+    name = f"iso-etc-{uuid.uuid4().hex}"
+    wrote = sh(
+        kubectl, "alpha", f"echo mine > /etc/{name} && echo extra >> /etc/passwd && cat /etc/{name}"
+    )
+    assert wrote.stdout == "mine\n", wrote.stderr
+    assert not Path("/etc", name).exists()
+    assert "extra" not in Path("/etc/passwd").read_text()
+    assert sh(kubectl, "alpha", f"test -e /etc/{name}", container="side").returncode == 1
+    assert sh(kubectl, "beta", f"test -e /etc/{name}").returncode == 1
+    # Seeded from the host's: its users and tools' configuration are there.
+    assert sh(kubectl, "beta", "grep -c ^root: /etc/passwd").stdout == "1\n"
+
+
+def test_home_is_roots_as_in_a_container_running_as_root(kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "beta", 'echo "$HOME"; cd && pwd').stdout == "/root\n/root\n"
+
+
+def _holders(kubectl, pod: str, container: str) -> int:  # type: ignore[no-untyped-def]
+    """How many idle processes (``sleep infinity``: pause, container holders) it sees."""
+    script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"
+    lines = sh(kubectl, pod, script, container=container).stdout.splitlines()
+    return lines.count("sleep infinity ")
+
+
+def test_each_container_has_a_process_namespace_of_its_own(kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "alpha", "true", container="side").returncode == 0
+    # Only its own idle process: neither the pod's pause nor the other container's.
+    assert _holders(kubectl, "alpha", "main") == 1
+
+
+def test_share_process_namespace_puts_a_pods_containers_in_one(kubectl) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "gamma", "true", container="two").returncode == 0
+    # The pause process and both containers' idle processes.
+    assert _holders(kubectl, "gamma", "one") == 3
+
+
+def test_hostname_subdomain_and_host_aliases_as_the_kubelet_writes_them(kubectl) -> None:  # type: ignore[no-untyped-def]
+    result = sh(kubectl, "delta", "hostname; cat /etc/hostname; cat /etc/hosts")
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["web", "web"]
+    assert lines[-3:] == ["", "# Entries added by HostAliases.", "10.1.2.3\tdb.local\tdb"]
+    assert lines[-4].endswith("\tweb.sub.iso.svc.cluster.local\tweb")
+
+
+def test_the_service_account_token_ca_and_namespace_are_projected(
+    kubectl,
+    isolated: Sandbox,  # type: ignore[no-untyped-def]
+) -> None:
+    folder = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert sh(kubectl, "beta", f"cat {folder}/namespace").stdout == "iso"
+    assert sh(kubectl, "beta", f"cat {folder}/ca.crt").stdout.encode() == isolated.ca_pem
+    token = sh(kubectl, "beta", f"cat {folder}/token").stdout
+    assert sh(kubectl, "beta", f"readlink {folder}/token").stdout == "..data/token\n"
+    whoami = kubectl(
+        "auth", "whoami", f"--token={token}", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert whoami.stdout == "system:serviceaccount:iso:default", whoami.stderr
+    assert sh(kubectl, "private", f"test -e {folder}").returncode == 1
+
+
+def test_a_socket_from_pod_socket_is_in_the_pods_network(kubectl, isolated: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    listener = isolated.call(pod_socket, isolated.cluster, "iso", "beta")
+    assert listener is not None
+    with listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        # Not this host's loopback: nothing listens there.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        script = (
+            f"import socket; socket.create_connection(('127.0.0.1', {port})).sendall(b'from pod')"
+        )
+        sent = kubectl("exec", "beta", "--", "python3", "-c", script)
+        assert sent.returncode == 0, sent.stderr
+        listener.settimeout(30)
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(100) == b"from pod"
+
+
+def test_stopping_the_sandbox_leaves_no_pod_process(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(ISOLATION_VARIABLE, raising=False)
+        if isolation_problem() is not None:
+            missing_tool(f"pods cannot be isolated here: {isolation_problem()}")
+        with Sandbox(MANIFEST.replace("HOST_FOLDER", str(tmp_path)), state_dir=state) as sandbox:
+            from podmagic.sandbox._isolation import container_placement
+
+            def start_all() -> None:
+                for entry in list(sandbox.cluster.pods.values()):
+                    for container in entry.pod["spec"]["containers"]:
+                        container_placement(sandbox.cluster, entry, container, {})
+
+            sandbox.call(start_all)
+            assert _processes_under(state)
+        assert _processes_under(state) == []
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of this host's processes that name ``folder`` (pods' bwrap holders)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmdline:
+            found.append(cmdline)
+    return found

@@ -11,6 +11,7 @@ import codecs
 import html
 import logging
 import re
+import sys
 import zlib
 from collections import deque
 from collections.abc import Iterable
@@ -337,6 +338,14 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _sandbox_marker(context: str) -> str:
+    """A note after the context name when it is a sandbox of this process whose pods are
+    plain host processes (the render room never imports the sandbox: only if it is loaded)."""
+    isolation = sys.modules.get("podmagic.sandbox._isolation")
+    marker = getattr(isolation, "isolation_marker", None)
+    return str(marker(context)) if marker is not None else ""
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What the header shows, taken from ``RunStarted``."""
@@ -354,7 +363,7 @@ class RunFacts:
         selection = event.selection
         keys = tuple(key_of(target) for target in selection.run)
         return cls(
-            context=str(event.context),
+            context=str(event.context) + _sandbox_marker(str(event.context)),
             description=str(getattr(selection, "description", "") or ""),
             command=str(event.command),
             pods=len({(ns, pod) for ns, pod, _ in keys}),

@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         f"kubeconfig {sandbox.kubeconfig} (context {sandbox.context}). Ctrl-C to stop.",
         flush=True,
     )
+    from ._isolation import describe_isolation
+
+    print(describe_isolation(sandbox.isolation), flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -21,10 +20,9 @@ from aiohttp import WSMessage, WSMsgType, web
 from .._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from . import _status as status
 from ._api import cluster_of
-from ._isolation import container_isolation
+from ._isolation import container_placement
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
 from ._state import Cluster, ManifestError, PodEntry
-from ._validation import normalised_working_dir
 
 __all__ = ["ACTIVE_SESSIONS_KEY", "ExecSession", "handle_exec", "parse_bool"]
 
@@ -190,14 +188,9 @@ class ExecSession:
         if behaviour.exec_delay:
             await asyncio.sleep(behaviour.exec_delay)
         try:
-            workdir = self.cluster.working_dir(self.entry, self.container)
             width, height = await self._initial_size() if self.tty else (80, 24)
             env = self.cluster.exec_environment(self.entry, self.container, tty=self.tty)
-            isolation = container_isolation(self.cluster, self.entry, self.container)
-            if isolation is not None:
-                # Inside its own root the container's home is root's, as in an image.
-                env["HOME"] = "/root"
-                workdir = Path(normalised_working_dir(self.container.get("workingDir")))
+            isolation, workdir = container_placement(self.cluster, self.entry, self.container, env)
             spec = ProcessSpec(
                 argv=self.argv,
                 env=env,

@@ -37,7 +37,7 @@ from aiohttp import web
 from ._api import CONNECTIONS_KEY, build_app
 from ._behaviour import MAX_COUNT, MAX_SECONDS
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
-from ._isolation import isolation_mode, isolation_warning
+from ._isolation import close_pod_sandboxes, isolation_mode, note_started, note_stopped
 from ._kubeconfig import (
     CONTEXT_NAME,
     WrittenKubeconfig,
@@ -48,6 +48,7 @@ from ._kubeconfig import (
 from ._runner import kill_unreaped
 from ._state import Cluster, ManifestError, RecordedRequest
 from ._tls import ServingCertificates, generate_certificates, generate_token
+from ._volumes import remember_ca
 
 __all__ = ["Sandbox", "demo_manifest"]
 
@@ -256,7 +257,7 @@ class Sandbox:
             self._cleanup_files()
             raise
         _stop_at_exit(self)
-        warning = isolation_warning()
+        warning = note_started(self)
         if warning is not None:
             # Said loudly: pods see and can change this host's files and processes.
             _log.warning("%s", warning)
@@ -264,6 +265,7 @@ class Sandbox:
 
     async def _start_async(self) -> None:
         self.cluster = Cluster(self.state_dir / "fs", user=self.user)
+        remember_ca(self.cluster, self.ca_pem)  # ca.crt of the pods' service account volumes
         manifest = self._manifest
         if manifest is None:
             self.cluster.apply_yaml(demo_manifest())
@@ -332,6 +334,7 @@ class Sandbox:
         self._cleanup_files()
         with _running_lock:  # only now: a SIGTERM during stop() still finds it
             _running.discard(self)
+        note_stopped(self)
 
     def _abandon(self) -> None:
         """Kill every pod process and remove the files, without waiting for the loop (the
@@ -357,6 +360,7 @@ class Sandbox:
         if self.cluster is not None:
             for watcher in list(self.cluster.watchers):
                 watcher.queue.put_nowait(None)
+            close_pod_sandboxes(self.cluster)  # isolated pods: their namespaces' processes
         # Give sessions a moment to send their final frames, then tear everything down.
         for _ in range(50):
             if not self._app or not self._app[ACTIVE_SESSIONS_KEY]:
