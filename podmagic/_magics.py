@@ -892,4 +892,8 @@ class PodMagic(Magics):
             f"sandbox {self.sandbox.url} (context {self.sandbox.context}): {len(pods)} pods; "
             f"kubeconfig {self.sandbox.kubeconfig}"
         )
+        from .sandbox._isolation import describe_isolation
+
+        # Said on every start and status: pods that are plain processes can change this host.
+        print(describe_isolation(str(self.sandbox.isolation)))
         return self.sandbox
