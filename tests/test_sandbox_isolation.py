@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -367,3 +368,59 @@ def _processes_under(folder: Path) -> list[str]:
         if str(folder) in cmdline:
             found.append(cmdline)
     return found
+
+
+NOT_ISOLATED = """
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "podmagic")
+shell.run_line_magic("pod_sandbox", "start")
+shell.run_line_magic("pod", "-n demo db-0 -- true")
+shell.run_line_magic("pod_sandbox", "stop")
+"""
+
+
+def test_pod_sandbox_and_the_run_header_say_when_pods_are_not_isolated(tmp_path: Path) -> None:
+    home = tmp_path / "home"  # no ~/.kube/config, no KUBECONFIG: only the sandbox can serve
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_ISOLATED],
+        env={**env, "HOME": str(home), ISOLATION_VARIABLE: "processes"},
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"WARNING: pods NOT isolated, they are plain processes of this host: processes "
+        f"({ISOLATION_VARIABLE}=processes chose plain processes)"
+    ) in done.stdout.splitlines()
+    header = next(line for line in done.stdout.splitlines() if "$ true" in line)
+    assert header.startswith(
+        "context podmagic-sandbox [sandbox pods NOT isolated: plain host processes] · "
+    ), header
+    assert "pods are NOT isolated" in done.stderr  # the sandbox's start, logged
+
+
+def test_pod_sandbox_says_pods_are_isolated(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", ISOLATION_VARIABLE)}
+    if isolation_problem() is not None:
+        missing_tool(f"pods cannot be isolated here: {isolation_problem()}")
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_ISOLATED],
+        env={**env, "HOME": str(home)},
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pods isolated: each in its own namespaces" in done.stdout
+    header = next(line for line in done.stdout.splitlines() if "$ true" in line)
+    assert header.startswith("context podmagic-sandbox · "), header
