@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cores import affinity, pin_to
+
 NAMESPACE = "bench"
 #: Pods carry ``s<N>: "y"`` for every group size N they belong to, so ``-l s100=y`` names the
 #: first 100 pods. Names sort in index order: ``p0000`` ...
@@ -79,6 +81,8 @@ class SandboxProcess:
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="podmagic-bench-")))
     #: More ``serve`` options (``--insecure-http``: plain HTTP, to measure without TLS).
     options: tuple[str, ...] = ()
+    #: The cores the server (and its pods) may use; None: wherever the system puts it.
+    cores: frozenset[int] | None = None
     process: subprocess.Popen[bytes] | None = None
     started_in: float = 0.0
 
@@ -108,6 +112,8 @@ class SandboxProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # The processes that start sandboxes run no threads, so a preexec_fn is safe.
+            preexec_fn=pin_to(self.cores),  # noqa: PLW1509
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -128,6 +134,11 @@ class SandboxProcess:
     def cpu_seconds(self) -> float:
         assert self.process is not None
         return _proc_cpu(self.process.pid)
+
+    def affinity(self) -> list[int]:
+        """The cores the server process may run on, as the system reports them."""
+        assert self.process is not None
+        return affinity(self.process.pid)
 
     def rss_mib(self) -> float:
         assert self.process is not None

@@ -11,7 +11,9 @@ credentials) outside the timed section, runs the execs, and prints one JSON line
 * ``rss_peak_mib``: the client's peak resident memory (for kubectl: the largest sum over the
   kubectl processes alive at once, sampled every 20 ms; ``rss_one_mib`` is the largest single
   one); ``rss_growth_mib``: peak minus the resident size when the timed section began;
-* ``ok``: execs that ended with exit code 0; ``bytes``: output bytes the client received.
+* ``ok``: execs that ended with exit code 0; ``bytes``: output bytes the client received;
+* ``cpus``: the cores this process may run on (the orchestrator pins it, see
+  :mod:`benchmarks.cores`; what it starts — kubectl, xargs, a kernel — inherits them).
 
 Contenders:
 
@@ -24,6 +26,8 @@ Contenders:
 ``floor``            bare ``websockets`` connections: same URL, headers and TLS context as
                      podmagic, frames read to the end, output kept until the run ends (as
                      much per exec as podmagic's defaults keep), like results
+``podmagic-names``, ``podmagic-selector``, ``podmagic-selected``: the same pods named, selected
+                     by label, found before the run (:mod:`benchmarks.named_pods`)
 
 With ``"runs": N`` in the spec (the "one pod, N runs in a row" scenario), a contender runs the
 argv in one pod N times one after another, as a person or a script does, and also reports
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from .cluster import NAMESPACE, pod_names, proc_status_kib, selector
+from .cores import affinity
 
 CAPTURE_LIMIT = 16 * 1024 * 1024
 
@@ -497,6 +502,15 @@ def run_kernel(spec: dict[str, Any]) -> dict[str, Any]:
     return runs_in_kernel(spec) if spec.get("runs", 1) > 1 else run_in_kernel(spec)
 
 
+# -- the same pods named, selected, found before --------------------------------------------------
+
+
+def run_named(spec: dict[str, Any]) -> dict[str, Any]:
+    from .named_pods import run_named
+
+    return run_named(spec)
+
+
 # -- one pod, N runs in a row ---------------------------------------------------------------------
 
 
@@ -608,6 +622,9 @@ CONTENDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "kubectl": run_kubectl,
     "official": run_official,
     "floor": run_floor,
+    "podmagic-names": run_named,
+    "podmagic-selector": run_named,
+    "podmagic-selected": run_named,
 }
 
 
@@ -615,6 +632,7 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     table = REPEATERS if spec.get("runs", 1) > 1 else CONTENDERS
     figures = table[spec["contender"]](spec)
+    figures["cpus"] = affinity()
     print(json.dumps(figures), flush=True)
 
 

@@ -1,10 +1,12 @@
 """The benchmarks in miniature: ``python -m benchmarks.run --smoke`` runs every scenario for every
-contender (a few pods, one repetition) and reports numeric figures for each.
+contender (a few pods, one round) and reports numeric figures for each.
 
 Speed is not asserted here — a shared CI machine cannot promise it; the README's "Performance"
 section holds a full run. What is asserted is that the harness works end to end: the sandbox in
-its own process, kubectl, the official client, the bare-websockets floor, podmagic's engine and
-``%%pod`` in a real kernel all completed every scenario and received every byte.
+its own process (pinned to one core and the contenders to another, with two cores or more),
+kubectl, the official client, the bare-websockets floor, podmagic's engine, ``%%pod`` in a real
+kernel and the named/selected pods all completed every scenario and received every byte, and
+every per-round ratio and target was computed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ EXPECTED = {
     3: COMMON | {"podmagic-nocap"},
     4: COMMON | {"podmagic-widgets", "kernel-quiet"},
     5: {"podmagic", "kernel", "kernel-quiet", "kubectl", "official"},  # one pod, runs in a row
+    6: {"podmagic-names", "podmagic-selector", "podmagic-selected"},  # named vs selected
+}
+#: Scenario number -> the per-round ratios it must report.
+RATIOS = {
+    1: {"cpu_vs_floor", "cpu_vs_official", "wall_vs_kubectl", "wall_vs_official"},
+    6: {"names_vs_selector", "names_cpu_vs_selector", "selector_vs_selected"},
 }
 #: What each contender of a "runs in a row" scenario reports besides FIGURES (ms per run).
 PER_RUN = ("run_ms_median", "run_ms_min", "run_ms_max", "run_cpu_ms_median")
@@ -82,6 +90,13 @@ def test_smoke_run_reports_every_scenario_and_contender(tmp_path: Path) -> None:
 
     assert report["mode"] == "smoke"
     assert _number(report["machine"]["cores"]) and report["machine"]["python"]
+    pinning = report["pinning"]
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert pinning["server"] and pinning["client"], pinning
+        assert not set(pinning["server"]) & set(pinning["client"]), pinning
+        assert pinning["sandbox_affinity"] == pinning["server"], pinning
+    else:
+        assert pinning["server"] is None and pinning["reason"], pinning
     by_number: dict[int, list[dict[str, Any]]] = {}
     for scenario in report["scenarios"]:
         by_number.setdefault(scenario["number"], []).append(scenario)
@@ -107,10 +122,24 @@ def test_smoke_run_reports_every_scenario_and_contender(tmp_path: Path) -> None:
                 runs = scenario.get("runs", 1)
                 if median.get("bytes") != scenario["pods"] * runs * scenario["bytes_per_pod"]:
                     problems.append(f"{where}: received {median.get('bytes')} bytes")
+                if pinning["client"] and any(
+                    r.get("cpus") != pinning["client"] for r in data["runs"]
+                ):
+                    problems.append(f"{where}: not on the contenders' core {data['runs']}")
+                if number == 6 and not _number(median.get("requests")):
+                    problems.append(f"{where}: REST reads = {median.get('requests')!r}")
                 if runs > 1:
                     for figure in PER_RUN:
                         if not _number(median.get(figure)):
                             problems.append(f"{where}: {figure} = {median.get(figure)!r}")
+            ratios = {ratio["key"]: ratio for ratio in scenario["ratios"]}
+            if set(ratios) != RATIOS.get(number, set()):
+                problems.append(f"{scenario['key']}: ratios {sorted(ratios)}")
+            for key, ratio in ratios.items():
+                if len(ratio["per_round"]) != scenario["rounds"] or not all(
+                    _number(value) for value in ratio["per_round"]
+                ):
+                    problems.append(f"{scenario['key']} / {key}: {ratio['per_round']}")
             if number == 4:
                 for name in ("podmagic-widgets", "kernel"):
                     median = contenders.get(name, {}).get("median", {})
