@@ -34,7 +34,7 @@ from .._selectors import (
     _unescape_value,
 )
 from . import _status as status
-from ._auth import access_review, rules_review, self_review, token_review
+from ._auth import access_review, identity_of, rules_review, self_review, token_review
 from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
@@ -52,6 +52,7 @@ from ._patch import (
 from ._protobuf import MEDIA_TYPE as PROTOBUF_MEDIA_TYPE
 from ._protobuf import ProtobufError
 from ._protobuf import decode as decode_protobuf
+from ._rbac import authorize, forbidden, request_attributes
 from ._resources import (
     ENDPOINTS,
     EVENTS_V1,
@@ -170,6 +171,12 @@ async def _record_auth_throttle(request: web.Request, handler: Handler) -> web.S
             scheme, _, issued = supplied.partition(" ")
             if sandbox_only or scheme != "Bearer" or not cluster.token_is_valid(issued):
                 raise status.unauthorized()
+            # A named user's or a service account's token: held to the RBAC objects.
+            caller = identity_of(cluster, issued)
+            if not caller.admin:
+                asked = request_attributes(request.method, request.path, request.query)
+                if not authorize(cluster, caller, asked)[0]:
+                    raise forbidden(caller, asked)
     if request.path not in _ANONYMOUS_PATHS and not sandbox_only:
         entry = None
         parts = request.path.split("/")
@@ -226,18 +233,18 @@ async def review(request: web.Request) -> web.Response:
     }[info["plural"]]
     _check_kind(body, kind, info["plural"])
     cluster = cluster_of(request)
+    caller = identity_of(cluster, request.headers.get("Authorization", "").removeprefix("Bearer "))
     if kind == "SelfSubjectReview":
-        caller = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        answer = self_review(cluster.token_user(caller), api_version)
+        answer = self_review(caller, api_version)
     elif kind == "TokenReview":
         token = (body.get("spec") or {}).get("token")
         known = _known_token(request, token)
-        user = cluster.token_user(token) if known and isinstance(token, str) else cluster.user
-        answer = token_review(body, api_version, user=user, authenticated=known)
+        reviewed = identity_of(cluster, token if isinstance(token, str) else None)
+        answer = token_review(body, api_version, identity=reviewed if known else None)
     elif kind == "SelfSubjectAccessReview":
-        answer = access_review(body, api_version)
+        answer = access_review(cluster, caller, body, api_version)
     else:
-        answer = rules_review(body, api_version)
+        answer = rules_review(cluster, caller, body, api_version)
     return _json(answer, status_code=201)
 
 
@@ -1423,17 +1430,25 @@ async def update_namespace(request: web.Request) -> web.Response:
 
 
 async def issue_token(request: web.Request) -> web.Response:
-    """``POST /sandbox/tokens`` with an optional body ``{"ttl": seconds}``, authenticated with the
+    """``POST /sandbox/tokens`` with an optional body ``{"ttl": seconds, "user": name, "groups":
+    [...]}`` (a named user's token is held to RBAC), authenticated with the
     sandbox's own (admin) token: a new bearer token for the Kubernetes API, answered as
     ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``. For exec credential plugins in
     tests; ``Sandbox.expire_tokens()`` makes every issued token answer 401."""
     ttl: Any = None
+    user: Any = None
+    groups: Any = []
     if request.can_read_body:
         # Not a Kubernetes endpoint: the body is JSON whatever its Content-Type says.
         body = await _decoded(request, None)
         if not isinstance(body, dict):
             raise status.bad_request("the body of the request must be a JSON object")
         ttl = body.get("ttl")
+        user, groups = body.get("user"), body.get("groups") or []
+        if user is not None and (not isinstance(user, str) or not user.strip()):
+            raise status.bad_request(f"user must be a non-empty string, got {json.dumps(user)}")
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise status.bad_request("groups must be a list of group names")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise status.bad_request(f"ttl must be a number of seconds, got {json.dumps(ttl)}")
     # The range first: math.isfinite() of a huge JSON integer (10**400) overflows.
@@ -1448,7 +1463,7 @@ async def issue_token(request: web.Request) -> web.Response:
             str(problem),
             {"causes": [{"reason": problem.reason, "message": problem.body, "field": "ttl"}]},
         )
-    issued, expires = cluster_of(request).issue_token(ttl)
+    issued, expires = cluster_of(request).issue_token(ttl, user=user, groups=tuple(groups))
     stamp = None if expires is None else _utc_stamp(expires)
     return _json({"token": issued, "expirationTimestamp": stamp}, status_code=201)
 
@@ -1469,7 +1484,7 @@ _DEFAULT_TOKEN_SECONDS = 3600
 async def service_account_token(request: web.Request) -> web.Response:
     """``POST serviceaccounts/NAME/token`` (``kubectl create token``): a TokenRequest answered
     with a bearer token the sandbox accepts until it expires, whose reviews name
-    ``system:serviceaccount:NS:NAME`` (it may do everything, as every caller here)."""
+    ``system:serviceaccount:NS:NAME`` (it may do what the RBAC objects bind to it)."""
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     cluster = cluster_of(request)
     if (namespace, name) not in cluster.store(SERVICE_ACCOUNTS):

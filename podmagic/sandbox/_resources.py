@@ -81,8 +81,9 @@ RESOURCES: tuple[Resource, ...] = (
     SERVICE_ACCOUNTS,
     SERVICES,
     EVENTS_V1,
-    # RBAC objects are stored and served (kubectl apply, the clients' create_from_yaml), not
-    # enforced: the sandbox's user may do everything.
+    # RBAC objects are stored and served (kubectl apply, the clients' create_from_yaml) and
+    # enforced for named users' and service accounts' tokens (_rbac.py); the sandbox's own
+    # user may do everything.
     Resource("clusterrolebindings", "ClusterRoleBinding", RBAC, namespaced=False),
     Resource("clusterroles", "ClusterRole", RBAC, namespaced=False),
     Resource("rolebindings", "RoleBinding", RBAC),

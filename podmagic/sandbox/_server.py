@@ -497,9 +497,17 @@ class Sandbox:
 
         self.call(set_throttle)
 
-    def issue_token(self, ttl: float | None = None) -> str:
+    def issue_token(
+        self, ttl: float | None = None, *, user: str | None = None, groups: Iterable[str] = ()
+    ) -> str:
         """A new bearer token the API accepts until ``ttl`` seconds pass (``None``: until
         :meth:`expire_tokens`); then it gets 401, like an expired token of a real cluster.
+
+        Without ``user`` the token is the sandbox user's, who may do everything. With one
+        (``"alice"``, in ``groups`` besides ``system:authenticated``) it may do what the
+        cluster's Role/ClusterRole/RoleBinding/ClusterRoleBinding objects allow that user,
+        and is refused the rest with the apiserver's 403 (``kubectl auth can-i`` answers the
+        same).
 
         ``ttl`` must be above 0 and at most 2**32 seconds (``ValueError`` otherwise).
         Exec credential plugins in tests obtain the same from the server itself:
@@ -509,7 +517,9 @@ class Sandbox:
         answers ``{"token": ..., "expirationTimestamp": RFC 3339 or null}``.
         """
         cluster = self._cluster()
-        return self.call(cluster.issue_token, ttl)[0]
+        if user is not None and (not isinstance(user, str) or not user.strip()):
+            raise ValueError(f"user must be a non-empty user name, got {user!r}")
+        return self.call(cluster.issue_token, ttl, user=user, groups=tuple(groups))[0]
 
     def expire_tokens(self) -> int:
         """Expire every issued token now (the sandbox's own token stays valid); returns how

@@ -73,11 +73,13 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Stored kinds a manifest may hold (Nodes are read above; Events are made, not declared).
+# Stored kinds a manifest may hold (Nodes are read above; Events are made, not declared),
+# with the RBAC kinds (enforced for named users' tokens, see _rbac.py).
 _MANIFEST_STORED = {
     resource.kind: resource
     for resource in RESOURCES
-    if resource.api_version == "v1" and resource.kind not in ("Node", "Event")
+    if (resource.api_version == "v1" and resource.kind not in ("Node", "Event"))
+    or resource.group == "rbac.authorization.k8s.io"
 }
 SUPPORTED_KINDS = ("Namespace", "Node", "Pod", *WORKLOAD_KINDS, *_MANIFEST_STORED)
 POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
@@ -174,8 +176,11 @@ class Cluster:
         #: Bearer tokens handed out by :meth:`issue_token` → when they expire (monotonic
         #: clock; ``None``: not before :meth:`expire_tokens`). Expired ones stay, refused.
         self.issued_tokens: dict[str, float | None] = {}
-        #: Whose an issued token is, when not the sandbox's user (a service account's).
+        #: Whose an issued token is, when not the sandbox's user (a named user's or a service
+        #: account's: such tokens are held to the RBAC objects, see _rbac.py).
         self.token_users: dict[str, str] = {}
+        #: The groups a named user's token was issued with (besides system:authenticated).
+        self.token_groups: dict[str, tuple[str, ...]] = {}
         self._resource_version = itertools.count(1000)
         self._event_clock = 0
         #: The latest changes, (resourceVersion, resource, event type, object): what a watch
@@ -288,9 +293,13 @@ class Cluster:
 
     def _add_stored(self, resource: Resource, doc: dict[str, Any], where: str) -> None:
         """Store a manifest's ConfigMap, Secret, Service, ... (its namespace made if new)."""
-        namespace = doc["metadata"].setdefault("namespace", "default")
-        if namespace not in self.namespaces:
-            self.add_namespace(namespace)
+        if resource.namespaced:
+            namespace = doc["metadata"].setdefault("namespace", "default")
+            if namespace not in self.namespaces:
+                self.add_namespace(namespace)
+        else:  # ClusterRoles, ClusterRoleBindings
+            doc["metadata"].pop("namespace", None)
+            namespace = ""
         key = (namespace, doc["metadata"]["name"])
         # The namespace's default ServiceAccount may be declared again; anything else twice
         # is a mistake in the manifest.
@@ -967,12 +976,16 @@ class Cluster:
     # -- issued tokens -----------------------------------------------------------------------
 
     def issue_token(
-        self, ttl: float | None = None, *, user: str | None = None
+        self,
+        ttl: float | None = None,
+        *,
+        user: str | None = None,
+        groups: tuple[str, ...] = (),
     ) -> tuple[str, float | None]:
         """A new bearer token, accepted like the admin token until ``ttl`` seconds pass (``None``:
         until :meth:`expire_tokens`). Returns it with its expiry as a Unix time (or ``None``).
-        ``user`` names whom reviews of it answer for (default: the sandbox's user); it may do
-        everything all the same."""
+        ``user`` (with ``groups``) names whose it is: such a token may do what the cluster's
+        RBAC objects allow it; without one it is the sandbox user's, who may do everything."""
         if ttl is not None and (
             isinstance(ttl, bool)
             or not isinstance(ttl, (int, float))
@@ -988,6 +1001,7 @@ class Cluster:
         self.issued_tokens[token] = None if ttl is None else time.monotonic() + ttl
         if user is not None:
             self.token_users[token] = user
+            self.token_groups[token] = tuple(groups)
         return token, None if ttl is None else time.time() + ttl
 
     def token_user(self, token: str) -> str:
