@@ -57,10 +57,11 @@ from ._engine import (
 from ._errors import ConfigError, PodmagicError, SelectionError
 from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
+from ._natsort import natural_key
 from ._portal import run_blocking
-from ._query import Target, TargetQuery
-from ._resolve import Selection, resolve
-from ._results import PodResults
+from ._query import Target, TargetQuery, quoted
+from ._resolve import Selection, SkippedPod, resolve
+from ._results import AS_BEFORE, PodResult, PodResults
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from ._sessions import LoopSessions
@@ -73,6 +74,8 @@ _LOADED: contextvars.ContextVar[ClusterCredentials | None] = contextvars.Context
 __all__ = ["CLUSTER_DEFAULT", "Cluster", "StdinSource", "in_callers_words"]
 
 StdinSource = bytes | str | IO[bytes] | IO[str] | None
+#: What ``target`` takes in :meth:`Cluster.run` and :meth:`Cluster.select`.
+TargetArg = str | PodResult | Sequence[str | PodResult] | None
 
 
 class _Default(enum.Enum):
@@ -100,7 +103,11 @@ _ARG_DOCS: dict[str, str] = {
     "directly as that argv (no shell).",
     "target": 'what to run in: a pod name (``"web-1"``, ``"pod/web-1"``), a workload\'s own pods '
     '(``"deploy/web"``, ``"sts/"``, ``"ds/"``, ``"rs/"``, ``"job/"`` + name), or a list of '
-    "them. None: the pods ``selector`` matches.",
+    "them. None: the pods ``selector`` matches. Earlier results name their pods too: a "
+    "``PodResults`` (``res.failed``), a ``PodResult`` or a list of them (names may join "
+    "them): each runs in its own namespace and container (``container``/``all_containers`` "
+    "override that; ``namespace`` applies to names only), and all must come from this "
+    "Cluster's context.",
     "selector": 'label selector (``"app=web"``, ``"tier in (a,b)"``); ``""`` means every pod '
     "of the namespace, on purpose.",
     "field_selector": 'field selector (``"spec.nodeName=node-1"``); alone it names no pods '
@@ -159,6 +166,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _SHOWN_TYPES: Final = (
     (" | ClusterDefault", ""),
     ("StdinSource", "str | bytes | IO[str] | IO[bytes] | None"),
+    ("TargetArg", "str | PodResult | Sequence[str | PodResult] | None"),
 )
 
 
@@ -441,6 +449,80 @@ def ok_exit_codes(value: object, *, where: str) -> frozenset[int]:
     return frozenset(codes)
 
 
+def _split_targets(target: object, *, where: str) -> tuple[str | list[str] | None, list[PodResult]]:
+    """``target`` as names (None when it names none) and earlier results.
+
+    A name is parsed later, as a name; a result is data naming its pod, never text to read.
+    Empty results are an error: ``res.failed`` with nothing in it must not mean every pod.
+    """
+    _check_types(where, {"target": target})
+    if target is None or isinstance(target, str):
+        return target, []
+    if isinstance(target, PodResult):
+        return None, [target]
+    items = list(target)  # type: ignore[call-overload]
+    if not items and isinstance(target, PodResults):
+        raise SelectionError(
+            "the results given as the target are empty (no pod failed?): nothing to run in"
+        )
+    names = [item for item in items if isinstance(item, str)]
+    results = [item for item in items if isinstance(item, PodResult)]
+    if results:
+        return names or None, results
+    return names, []
+
+
+def _joined(parts: Sequence[Selection]) -> Selection:
+    """Several selections as one: each (pod, container) once, in namespace then natural
+    pod-name order, as a single selection lists them."""
+    run = {(t.namespace, t.pod, t.container): t for part in parts for t in part.run}
+    skipped = {
+        (p.namespace, p.pod, p.container): p
+        for part in parts
+        for p in part.skipped
+        if (p.namespace, p.pod, p.container) not in run
+    }
+
+    def order(key: tuple[str, str, str | None]) -> tuple[Any, ...]:
+        return (key[0], natural_key(key[1]), key[2] or "")
+
+    return Selection(
+        run=tuple(run[key] for key in sorted(run, key=order)),
+        skipped=tuple(skipped[key] for key in sorted(skipped, key=order)),
+        description="; ".join(dict.fromkeys(part.description for part in parts)),
+    )
+
+
+def _only_containers(found: Selection, pods: Mapping[str, Sequence[str | None]]) -> Selection:
+    """``found`` (every container of some pods) cut to the containers ``pods`` wants; a
+    container a pod no longer has is an error for that pod, as ``-c`` makes it."""
+    run = [t for t in found.run if t.container in pods[t.pod]]
+    skipped = [
+        replace(pod, container=container)
+        for pod in found.skipped
+        for container in pods[pod.pod]
+        if container is not None
+    ]
+    for pod, containers in pods.items():
+        present = next((t for t in found.run if t.pod == pod), None)
+        if present is None:
+            continue
+        skipped.extend(
+            SkippedPod(
+                present.namespace,
+                pod,
+                container,
+                present.node,
+                f"container {quoted(container)} not found (containers: "
+                f"{', '.join(present.containers)})",
+                is_error=True,
+            )
+            for container in containers
+            if container is not None and container not in present.containers
+        )
+    return replace(found, run=tuple(run), skipped=tuple(skipped))
+
+
 def _targets(target: str | Sequence[str] | None) -> tuple[Target, ...]:
     if target is None:
         return ()
@@ -474,6 +556,14 @@ def _is_strings(value: object) -> bool:
     )
 
 
+def _is_targets(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes, bytearray))
+        and all(isinstance(item, (str, PodResult)) for item in value)
+    )
+
+
 _CHECKS: dict[str, tuple[Any, str]] = {
     # name: (test, what it must be)
     "context": (lambda v: v is None or isinstance(v, str), "a str or None"),
@@ -501,8 +591,11 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "confirm_above": (lambda v: v is None or _is_int(v), "an int (pods) or None"),
     "protected_contexts": (_is_strings, 'a list of context patterns such as ["*prod*"]'),
     "target": (
-        lambda v: v is None or isinstance(v, str) or _is_strings(v),
-        'a pod or workload name ("web-1", "deploy/web"), a list of them, or None',
+        lambda v: v is None or isinstance(v, (str, PodResult)) or _is_targets(v),
+        (
+            'a pod or workload name ("web-1", "deploy/web"), results (PodResults, PodResult), '
+            "a list of them, or None"
+        ),
     ),
     "env": (
         lambda v: (
@@ -768,7 +861,7 @@ class Cluster:
     @_documented
     async def aselect(
         self,
-        target: str | Sequence[str] | None = None,
+        target: TargetArg = None,
         *,
         selector: str | None = None,
         field_selector: str | None = None,
@@ -789,8 +882,9 @@ class Cluster:
         Past ``deadline``, finding the pods (throttled retries included) gives up with a
         :class:`~podmagic.SelectionError`.
         """
+        names, results = _split_targets(target, where="Cluster.select()")
         request = self.query(
-            target,
+            names,
             selector=selector,
             field_selector=field_selector,
             namespace=namespace,
@@ -807,11 +901,16 @@ class Cluster:
             async with self._api(
                 self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout
             ) as api:
-                selection = await self._resolve(api, request, deadline, _deadline_at(deadline))
+                selection = await self._resolve(
+                    api, request, deadline, _deadline_at(deadline), results
+                )
         except PodmagicError as error:
             raise in_words_of(error, magic=self._magic_words) from None
         # Remembered for run(selection=...): no target and no label selector is every pod.
-        return replace(selection, untargeted=not request.targets and request.label_selector is None)
+        return replace(
+            selection,
+            untargeted=not request.targets and request.label_selector is None and not results,
+        )
 
     def _api(self, timeout: float | None) -> KubeApi:
         """The API client for one run on the running loop's pooled session, its connect and
@@ -843,14 +942,20 @@ class Cluster:
         self.close()
 
     async def _resolve(
-        self, api: KubeApi, query: TargetQuery, deadline: float | None, until: float | None
+        self,
+        api: KubeApi,
+        query: TargetQuery,
+        deadline: float | None,
+        until: float | None,
+        results: Sequence[PodResult] = (),
     ) -> Selection:
-        """Find the pods; ``until`` is when ``deadline`` (as asked, for messages) passes."""
+        """Find the pods; ``until`` is when ``deadline`` (as asked, for messages) passes;
+        ``results``: earlier results named as targets."""
         if deadline is None or until is None:
-            return await resolve(api, query, default_namespace=self.namespace)
+            return await self._find(api, query, results)
         with noting_credential_waits() as waits:
             with anyio.move_on_after(until - anyio.current_time()):
-                return await resolve(api, query, default_namespace=self.namespace)
+                return await self._find(api, query, results)
         asked = format_seconds(deadline)
         if waits:
             # The time ran out during a login, not at the API server: name what was running.
@@ -867,10 +972,107 @@ class Cluster:
             "server is slow or unreachable",
         )
 
+    async def _find(
+        self, api: KubeApi, query: TargetQuery, results: Sequence[PodResult]
+    ) -> Selection:
+        """The pods ``query`` names, and those of ``results``, each looked up again in its
+        own namespace, for its own container (``query.container``/``all_containers``
+        override that): as for names, one GET per pod up to a few, else one LIST per
+        namespace, whatever containers the results name."""
+        if not results:
+            return await resolve(api, query, default_namespace=self.namespace)
+        self._check_results(query, results)
+        override = query.container is not None or query.all_containers
+        # namespace → pod → the containers wanted (None: the query's choice, or the default)
+        wanted: dict[str, dict[str, list[str | None]]] = {}
+        for result in results:
+            containers = wanted.setdefault(result.namespace, {}).setdefault(result.pod, [])
+            container = None if override else result.container
+            if container not in containers:
+                containers.append(container)
+        parts: list[Selection] = []
+        if query.targets:
+            parts.append(await resolve(api, query, default_namespace=self.namespace))
+        for namespace, pods in wanted.items():
+            named = [pod for pod, containers in pods.items() if any(containers)]
+            chosen = [pod for pod, containers in pods.items() if None in containers]
+            if named:
+                # Every container of these pods in one look-up, then only those wanted.
+                found = await self._find_pods(api, query, namespace, named, all_containers=True)
+                parts.append(_only_containers(found, pods))
+            if chosen:
+                parts.append(
+                    await self._find_pods(
+                        api, query, namespace, chosen, all_containers=query.all_containers
+                    )
+                )
+        return _joined(parts)
+
+    async def _find_pods(
+        self,
+        api: KubeApi,
+        query: TargetQuery,
+        namespace: str,
+        pods: Sequence[str],
+        *,
+        all_containers: bool,
+    ) -> Selection:
+        """The pods of earlier results in ``namespace``, looked up again by name."""
+        group = TargetQuery(
+            targets=tuple(Target.parse(name) for name in pods),
+            field_selector=query.field_selector,
+            namespace=namespace,
+            include_unready=query.include_unready,
+            container=None if all_containers else query.container,
+            all_containers=all_containers,
+        )
+        try:
+            return await resolve(api, group, default_namespace=self.namespace)
+        except SelectionError as error:
+            text = str(error)
+            if " not found" not in text:
+                raise
+            raise SelectionError(
+                text.replace(
+                    " not found",
+                    " not found (a pod of the results given as the target: deleted or "
+                    "renamed since?)",
+                    1,
+                )
+            ) from None
+
+    def _check_results(self, query: TargetQuery, results: Sequence[PodResult]) -> None:
+        """Refuse results from another context, and choices that do not go with them."""
+        if query.label_selector is not None and query.label_selector.strip():
+            raise SelectionError("give pods (names or results) or a selector (-l), not both")
+        if query.one or query.pick is not None:
+            raise SelectionError(
+                "--one and --pick choose among the pods found; results name their pods "
+                "already: leave it out, or pass a slice of the results"
+            )
+        contexts = sorted({r.context for r in results})
+        if len(contexts) > 1:
+            raise SelectionError(
+                f"the results come from {len(contexts)} contexts ({', '.join(contexts)}); a run "
+                "is in one context: run each context's own, e.g. "
+                f"[r for r in results if r.context == {contexts[0]!r}]"
+            )
+        if contexts[0] != self.context:
+            where = (
+                f"with --context {contexts[0]}"
+                if self._magic_words
+                else f"with Cluster({contexts[0]!r})"
+            )
+            raise SelectionError(
+                f"the results come from context {quoted(contexts[0])}, and this run is in "
+                f"context {quoted(self.context)}; run them there {where}, or with "
+                "results.rerun(), which runs where they came from"
+            )
+
     @_documented
     def select(
         self,
-        target: str | Sequence[str] | None = None,
+        target: TargetArg = None,
         *,
         selector: str | None = None,
         field_selector: str | None = None,
@@ -938,7 +1140,7 @@ class Cluster:
     async def arun(
         self,
         command: str | Sequence[str],
-        target: str | Sequence[str] | None = None,
+        target: TargetArg = None,
         *,
         selector: str | None = None,
         field_selector: str | None = None,
@@ -1020,7 +1222,8 @@ class Cluster:
             raise TypeError(
                 f"Cluster.run(): selection must come from Cluster.select(), not {_kind(selection)}"
             )
-        request = self.query(target, **query)
+        names, results = _split_targets(target, where="Cluster.run()")
+        request = self.query(names, **query)
         if selection is not None:
             given = [name for name, value in query.items() if value not in (None, False)]
             if target is not None:
@@ -1033,7 +1236,7 @@ class Cluster:
                 )
         # A field selector alone names no pods (status.phase=Running is most of them): like
         # %pod, only a target or a label selector does; selector="" says "every pod" on purpose.
-        named = bool(request.targets) or selector is not None
+        named = bool(request.targets) or selector is not None or bool(results)
         if all_pods and (named or (selection is not None and not selection.untargeted)):
             raise ValueError(
                 "Cluster.run(): all_pods=True means every pod of the namespace; "
@@ -1062,15 +1265,44 @@ class Cluster:
             ),
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
+        return await self._arun_prepared(
+            request,
+            results,
+            selection,
+            _RunOrigin(self, remote, options, shown),
+            started_at,
+            named=named,
+            all_pods=all_pods,
+            yes=yes,
+            control=control,
+            on_event=on_event,
+        )
+
+    async def _arun_prepared(
+        self,
+        request: TargetQuery,
+        results: Sequence[PodResult],
+        selection: Selection | None,
+        origin: _RunOrigin,
+        started_at: float | None,
+        *,
+        named: bool,
+        all_pods: bool,
+        yes: bool,
+        control: RunControl | None,
+        on_event: EventCallback | None,
+    ) -> PodResults:
+        """:meth:`arun` once the command and options are built (a re-run starts here): errors
+        in the caller's words, the deadline counted from ``started_at``."""
+        deadline = origin.options.deadline
         # The overall deadline covers finding the pods too; the execs get what is left.
         deadline_at = _deadline_at(deadline, started_at)
         try:
             return await self._run(
                 request,
+                results,
                 selection,
-                remote,
-                options,
-                shown,
+                origin,
                 deadline,
                 deadline_at,
                 named=named,
@@ -1089,10 +1321,9 @@ class Cluster:
     async def _run(
         self,
         request: TargetQuery,
+        results: Sequence[PodResult],
         selection: Selection | None,
-        remote: RemoteCommand,
-        options: ExecOptions,
-        shown: tuple[str, ...],
+        origin: _RunOrigin,
         deadline: float | None,
         deadline_at: float | None,
         *,
@@ -1104,9 +1335,10 @@ class Cluster:
     ) -> PodResults:
         """:meth:`arun` once its arguments are checked: find the pods (unless given), apply
         the guards, run."""
+        options = origin.options
         async with self._api(options.timeout) as api:
             if selection is None:
-                selection = await self._resolve(api, request, deadline, deadline_at)
+                selection = await self._resolve(api, request, deadline, deadline_at, results)
                 everything = not named and not all_pods
             else:
                 everything = selection.untargeted and not all_pods
@@ -1119,23 +1351,25 @@ class Cluster:
                 confirmed=yes,
                 api=True,
             )
-            return await run_fanout(
+            done = await run_fanout(
                 api,
                 selection,
-                remote,
+                origin.remote,
                 options,
                 context=self.context,
-                command_args=shown,
+                command_args=origin.shown,
                 control=control,
                 on_event=on_event,
                 deadline_at=deadline_at,
             )
+        done._origin = origin  # so that done.rerun() repeats exactly this run
+        return done
 
     @_documented
     def run(
         self,
         command: str | Sequence[str],
-        target: str | Sequence[str] | None = None,
+        target: TargetArg = None,
         *,
         selector: str | None = None,
         field_selector: str | None = None,
@@ -1205,5 +1439,87 @@ class Cluster:
                 all_pods=all_pods,
                 started_at=started_at,
             ),
+            on_interrupt=lambda: run_control.cancel("interrupted"),
+        )
+
+
+class _RunOrigin:
+    """A run as :meth:`PodResults.rerun` repeats it: the Cluster, the command as it was
+    built (script, env, working directory, stdin bytes) and the options. Its repr shows
+    the command and the context, never env values or stdin."""
+
+    __slots__ = ("cluster", "options", "remote", "shown")
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        remote: RemoteCommand,
+        options: ExecOptions,
+        shown: tuple[str, ...],
+    ) -> None:
+        self.cluster = cluster
+        self.remote = remote
+        self.options = options
+        self.shown = shown
+
+    def __repr__(self) -> str:
+        return f"<run of {self.remote.display[:60]!r} in context {self.cluster.context!r}>"
+
+    def with_options(self, **changes: Any) -> _RunOrigin:
+        """This run with ``timeout``, ``deadline``, ``max_concurrency``, ``retries`` or
+        ``ok_exit`` changed (:data:`~podmagic._results.AS_BEFORE` keeps one as it was)."""
+        given = {name: value for name, value in changes.items() if value is not AS_BEFORE}
+        _check_types("rerun()", given)
+        if "ok_exit" in given:
+            given["ok_exit"] = ok_exit_codes(given["ok_exit"], where="rerun(): ok_exit")
+        if "max_concurrency" in given and given["max_concurrency"] is None:
+            given["max_concurrency"] = self.cluster.defaults.max_concurrency
+        if not given:
+            return self
+        try:
+            options = replace(self.options, **given)
+        except ValueError as error:
+            raise ValueError(f"rerun(): {error}") from None
+        return _RunOrigin(self.cluster, self.remote, options, self.shown)
+
+    async def arerun(
+        self,
+        targets: Sequence[PodResult],
+        *,
+        yes: bool = False,
+        on_event: EventCallback | None = None,
+        control: RunControl | None = None,
+        selection: Selection | None = None,
+        include_unready: bool = False,
+        started_at: float | None = None,
+        **changes: Any,
+    ) -> PodResults:
+        """Run again in the pods of ``targets`` (or in ``selection``, found already)."""
+        _check_types("rerun()", {"yes": yes, "on_event": on_event, "control": control})
+        origin = self.with_options(**changes)
+        return await self.cluster._arun_prepared(
+            TargetQuery(include_unready=include_unready),
+            () if selection is not None else list(targets),
+            selection,
+            origin,
+            started_at,
+            named=True,
+            all_pods=False,
+            yes=yes,
+            control=control,
+            on_event=on_event,
+        )
+
+    def rerun(
+        self,
+        targets: Sequence[PodResult],
+        *,
+        control: RunControl | None = None,
+        **options: Any,
+    ) -> PodResults:
+        """Blocking :meth:`arerun`; Ctrl-C cancels it and returns the partial results."""
+        run_control = control or RunControl()
+        return run_blocking(
+            lambda: self.arerun(targets, control=run_control, **options),
             on_interrupt=lambda: run_control.cancel("interrupted"),
         )

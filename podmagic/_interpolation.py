@@ -122,7 +122,9 @@ Errors are :class:`InterpolationError` (a :class:`~podmagic.PodmagicError` and a
 literal {{``. They quote the template, never a value.
 
 API: :func:`interpolate` (template and namespace to shell text), :func:`find_placeholders`
-(where the placeholders are, without evaluating), :func:`quote_word` (one value, one word).
+(where the placeholders are, without evaluating), :func:`quote_word` (one value, one word),
+:func:`placeholder_value` (the value of a text that is one placeholder, as data: ``%pod``'s
+targets take a list of names or results that way, one target per item, never as text).
 """
 
 from __future__ import annotations
@@ -132,13 +134,22 @@ import itertools
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, NamedTuple
 
 from ._errors import PodmagicError
 
-__all__ = ["InterpolationError", "Placeholder", "find_placeholders", "interpolate", "quote_word"]
+__all__ = [
+    "NOT_ONE_PLACEHOLDER",
+    "InterpolationError",
+    "Placeholder",
+    "find_placeholders",
+    "interpolate",
+    "placeholder_value",
+    "quote_word",
+]
 
 
 class InterpolationError(PodmagicError, ValueError):
@@ -1620,21 +1631,10 @@ def _render(
     arithmetic: re.Match[str] | None,
 ) -> str:
     text = template[p.start : p.end]
-    try:
-        # Iterating a generator runs user code too, so it belongs inside the try.
+    with _user_code(text):
+        # Iterating a generator runs user code too, so it belongs inside.
         value = eval(code, scope)
         words = list(_words(value, text))
-    except InterpolationError:
-        raise
-    except NameError as exc:
-        if exc.name is None:  # raised by hand, without a name: report it like any other error
-            raise InterpolationError(f"{text} {raised_line(exc)}") from None
-        raise InterpolationError(
-            f"name {exc.name!r} is not defined (in {text})",
-            hint=f"define it in the notebook, or {_ESCAPE_HINT}",
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - the user's expression may raise anything
-        raise InterpolationError(f"{text} {raised_line(exc)}") from None
     checked = _check_words(template, p, where, words, value)
     if checked is not None:
         return checked
@@ -1657,6 +1657,48 @@ def _render(
             # arithmetic use of $s later evaluates it, running a $(...) in the value.
             raise _subscript_error(template, p, arithmetic, "a $ or ` inside [...]")
     return " ".join(words if p.raw else map(shlex.quote, words))
+
+
+@contextmanager
+def _user_code(text: str) -> Iterator[None]:
+    """What the user's expression ``text`` raises, as one :class:`InterpolationError` line."""
+    try:
+        yield
+    except InterpolationError:
+        raise
+    except NameError as exc:
+        if exc.name is None:  # raised by hand, without a name: report it like any other error
+            raise InterpolationError(f"{text} {raised_line(exc)}") from None
+        raise InterpolationError(
+            f"name {exc.name!r} is not defined (in {text})",
+            hint=f"define it in the notebook, or {_ESCAPE_HINT}",
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - the user's expression may raise anything
+        raise InterpolationError(f"{text} {raised_line(exc)}") from None
+
+
+#: What :func:`placeholder_value` returns for text that is not one placeholder.
+NOT_ONE_PLACEHOLDER: Any = object()
+
+
+def placeholder_value(text: str, namespace: Mapping[str, Any]) -> Any:
+    """The Python value of ``text`` when it is exactly one ``{{expr}}`` (not ``|raw``),
+    evaluated as :func:`interpolate` evaluates (in a copy of ``namespace``, errors as one
+    line); :data:`NOT_ONE_PLACEHOLDER` for any other text.
+
+    For places that take values as data rather than as shell words, such as ``%pod``'s
+    targets (``%pod {{res.failed}} -- cmd``): the value is never turned into text to read.
+    """
+    stripped = text.strip()
+    tokens = _tokenize(stripped)
+    if len(tokens) != 1 or tokens[0].placeholder is None:
+        return NOT_ONE_PLACEHOLDER
+    p = tokens[0].placeholder
+    if p.raw or p.start != 0 or p.end != len(stripped):
+        return NOT_ONE_PLACEHOLDER
+    code = _compile_or_raise(stripped, p)
+    with _user_code(stripped):
+        return eval(code, dict(namespace))
 
 
 def _subscript_error(

@@ -14,8 +14,8 @@ import shlex
 import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -26,6 +26,7 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
 from ._background import BackgroundRun, wait_unattended
 from ._client import (
     Cluster,
+    _RunOrigin,
     env_name_start,
     in_callers_words,
     ok_exit_codes,
@@ -41,13 +42,21 @@ from ._engine import (
     RunControl,
 )
 from ._errors import ConfigError, PodmagicError, PodsFailedError
-from ._events import Event
-from ._interpolation import InterpolationError, find_placeholders, interpolate, raised_line
+from ._events import Event, EventCallback
+from ._interpolation import (
+    NOT_ONE_PLACEHOLDER,
+    InterpolationError,
+    find_placeholders,
+    interpolate,
+    placeholder_value,
+    raised_line,
+)
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
+from ._query import Target, TargetQuery, check_query
 from ._render import NullRenderer, RenderLimits, choose_renderer
 from ._resolve import Selection
-from ._results import ExecStatus, PodResults, check_parsed, parse_problems
+from ._results import ExecStatus, PodResult, PodResults, check_parsed, parse_problems
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed, names_no_pods
 
@@ -264,23 +273,28 @@ def _without_comment(line: str) -> str:
     return line
 
 
-def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
-    """The value of ``--stdin EXPR``, or one ``UsageError`` line saying what is wrong with it.
+def _python_value(flag: str, expr: str, namespace: dict[str, Any]) -> Any:
+    """The value of ``FLAG EXPR`` (``--stdin``, ``--rerun``), or one ``UsageError`` line.
 
     Evaluated in a copy of the namespace, like ``{{expr}}``: ``eval`` would otherwise put
     ``__builtins__`` (and ``:=`` names) into the user's own namespace.
     """
     try:
-        # eval is the point: --stdin takes a Python expression from the user's own notebook.
-        value = eval(compile(expr, "<--stdin>", "eval", dont_inherit=True), dict(namespace))
+        # eval is the point: the flag takes a Python expression from the user's own notebook.
+        return eval(compile(expr, f"<{flag}>", "eval", dont_inherit=True), dict(namespace))
     except SyntaxError as error:
         # The options are split like a shell line: unquoted, open('f.txt') loses its quotes.
         raise UsageError(
-            f"--stdin {expr}: not a Python expression ({error.msg}); quote the whole "
+            f"{flag} {expr}: not a Python expression ({error.msg}); quote the whole "
             "expression to keep its own quotes, e.g. --stdin \"open('/tmp/f.txt')\""
         ) from None
     except Exception as error:  # noqa: BLE001 - the user's expression may raise anything
-        raise UsageError(f"--stdin {expr} {raised_line(error)}") from None
+        raise UsageError(f"{flag} {expr} {raised_line(error)}") from None
+
+
+def _stdin_value(expr: str, namespace: dict[str, Any]) -> Any:
+    """The value of ``--stdin EXPR``, or one ``UsageError`` line saying what is wrong with it."""
+    value = _python_value("--stdin", expr, namespace)
     if (
         value is None
         or isinstance(value, (str, bytes, bytearray, memoryview))
@@ -321,6 +335,23 @@ def _parse_env(items: list[str] | None) -> dict[str, str]:
             )
         env[name] = value
     return env
+
+
+@dataclass(frozen=True)
+class _DefaultTarget:
+    """What ``%pod_target`` set: the target of every run that names none (``typed`` is the
+    line as it was written, for showing)."""
+
+    typed: str
+    targets: tuple[str | PodResult, ...] = ()
+    selector: str | None = None
+    fields: str | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+    context: str | None = None
+    container: str | None = None
+    all_containers: bool = False
+    include_unready: bool = False
 
 
 @magics_class
@@ -422,6 +453,8 @@ class PodMagic(Magics):
         super().__init__(shell=shell, **kwargs)
         self._clusters: dict[tuple[str | None, str | None, float | None], Cluster] = {}
         self.sandbox: Any = None
+        #: What ``%pod_target`` set: used by the runs that name no target and no selector.
+        self.default_target: _DefaultTarget | None = None
         started = _started_sandboxes.get(shell) if shell is not None else None
         if started is not None and started.running:
             self._use_sandbox(started)
@@ -471,6 +504,34 @@ class PodMagic(Magics):
         pieces.append(text[last:])
         return interpolate("".join(pieces), self._user_ns)
 
+    def _target_values(self, words: list[str]) -> list[str | PodResult]:
+        """The target words, with ``{{expr}}`` values taken as data: a word that is one
+        placeholder may give several targets (a list of names, ``PodResults``, a list of
+        ``PodResult``), each kept whole; other words are text, as in any option."""
+        targets: list[str | PodResult] = []
+        for word in words:
+            value = placeholder_value(word, self._user_ns)
+            if value is NOT_ONE_PLACEHOLDER:
+                targets.append(self._expand(word) or "")
+            elif isinstance(value, (str, PodResult)):
+                targets.append(value)
+            elif isinstance(value, (list, tuple, PodResults)):
+                items = list(value)
+                other = next((i for i in items if not isinstance(i, (str, PodResult))), None)
+                if other is not None:
+                    raise UsageError(
+                        f"{word.strip()} holds {type(other).__name__}; a target list holds pod "
+                        "names (str) or results (PodResult, PodResults)"
+                    )
+                if not items:
+                    raise UsageError(
+                        f"{word.strip()} is empty (no pod failed?): no target to run in"
+                    )
+                targets.extend(items)
+            else:
+                targets.append(self._expand(word) or "")  # str(value), as in other options
+        return targets
+
     def _limits(self) -> RenderLimits:
         return RenderLimits(
             max_updates_per_second=self.max_updates_per_second,
@@ -511,7 +572,6 @@ class PodMagic(Magics):
     @argument(
         "--retries",
         type=int,
-        default=0,
         metavar="N",
         help="re-run after a transient failure (the command may run twice)",
     )
@@ -546,6 +606,13 @@ class PodMagic(Magics):
     )
     @argument(
         "--pattern", help="the regular expression for --parse regex (named groups become columns)"
+    )
+    @argument(
+        "--rerun",
+        metavar="EXPR",
+        help="run the command of earlier results again in their pods, with the same options "
+        "(--rerun res, --rerun res.failed); --timeout, --deadline, -P, --retries, --ok-exit "
+        "may change",
     )
     @argument("-o", "--out", metavar="NAME", help="store the result in this variable")
     @argument(
@@ -595,7 +662,7 @@ class PodMagic(Magics):
                     "%%pod takes its command from the cell; remove the ` -- COMMAND` part"
                 )
             command_text = cell
-        elif command_text is None and not args.dry_run:
+        elif command_text is None and not args.dry_run and args.rerun is None:
             raise UsageError(
                 "no command: write %pod TARGET -- COMMAND, or use %%pod with the script as the cell"
             )
@@ -618,7 +685,7 @@ class PodMagic(Magics):
                 timeout=given(args.timeout, self.timeout),
                 deadline=given(args.deadline, self.deadline),
                 max_concurrency=given(args.max_concurrency, self.max_concurrency),
-                retries=args.retries,
+                retries=args.retries or 0,
                 capture_limit=self.capture_limit,
                 capture_budget=self.capture_budget,
                 tty=args.tty,
@@ -636,35 +703,66 @@ class PodMagic(Magics):
 
     def _run(self, args: Any, command_text: str | None) -> Any:
         options = self._exec_options(args)
-        ok_exit = ok_exit_codes(self._expand(args.ok_exit) or "0", where="--ok-exit")
         finish = _Finish.from_args(args)
+        if args.rerun is not None:
+            return self._rerun(args, command_text, finish)
+        ok_exit = ok_exit_codes(self._expand(args.ok_exit) or "0", where="--ok-exit")
         # Before the cluster is contacted: a bad --stdin must not cost a listing, or run anything.
         stdin = _stdin_value(args.stdin, self._user_ns) if args.stdin else None
-        namespace = self._expand(args.namespace) or self.namespace
-        cluster = self._cluster(self._expand(args.context), self._expand(args.kubeconfig))
-        targets = [self._expand(t) or "" for t in args.target]
+        targets = self._target_values(args.target)
         selector = self._expand(args.selector)
+        default = None
         if not targets and selector is None:
-            raise UsageError(
-                "no target: name a pod (web-1), a workload (deploy/web) or a selector (-l app=web)"
-            )
+            default = self.default_target
+            if default is None:
+                raise UsageError(
+                    "no target: name a pod (web-1), a workload (deploy/web) or a selector "
+                    "(-l app=web), or set a default target for the cells that name none: "
+                    "%pod_target deploy/web -n shop"
+                )
+            targets, selector = list(default.targets), default.selector
+        typed_namespace = self._expand(args.namespace)
+        container = self._expand(args.container)
+        all_namespaces = args.all_namespaces
+        context = self._expand(args.context)
+        field_selector = self._expand(args.field_selector)
+        include_unready = args.include_unready
+        all_containers = args.all_containers
+        if default is not None:
+            # What the cell says wins; the default fills in what it leaves out.
+            if typed_namespace is None and not all_namespaces:
+                typed_namespace, all_namespaces = default.namespace, default.all_namespaces
+            if container is None and not all_containers:
+                container, all_containers = default.container, default.all_containers
+            context = context or default.context
+            field_selector = field_selector if field_selector is not None else default.fields
+            include_unready = include_unready or default.include_unready
+        results = [target for target in targets if isinstance(target, PodResult)]
+        contexts = sorted({result.context for result in results})
+        if context is None and len(contexts) == 1:
+            context = contexts[0]  # results run where they came from
+        cluster = self._cluster(context, self._expand(args.kubeconfig))
         query = {
             "selector": selector,
-            "field_selector": self._expand(args.field_selector),
-            "namespace": namespace,
-            "all_namespaces": args.all_namespaces,
-            "include_unready": args.include_unready,
+            "field_selector": field_selector,
+            "namespace": typed_namespace or self.namespace,
+            "all_namespaces": all_namespaces,
+            "include_unready": include_unready,
             "one": args.one,
             "pick": args.pick,
-            "container": self._expand(args.container),
-            "all_containers": args.all_containers,
+            "container": container,
+            "all_containers": all_containers,
         }
         # The overall deadline covers finding the pods: the Cluster counts it from here.
         listing_started = time.monotonic()
         selection: Selection = cluster.select(
             targets or None, deadline=options.deadline, timeout=options.timeout, **query
         )
-        everything = names_no_pods(cluster.query(targets or None, **query))
+        names = [target for target in targets if isinstance(target, str)]
+        everything = not results and names_no_pods(cluster.query(names or None, **query))
+        if default is not None:
+            # In every header of a run that the default target chose, until it is changed.
+            selection = replace(selection, description=f"{selection.description} (default target)")
         if args.dry_run:
             self._show_selection(cluster, selection)
             if args.out:
@@ -713,15 +811,120 @@ class PodMagic(Magics):
             shell=run_kwargs["shell"],
             stdin=None,
         )  # validate before anything starts
-        quiet = args.quiet or self.quiet
-        if args.bg:
+
+        def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
+            return cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
+
+        return self._start(launch, finish, selection, quiet=args.quiet or self.quiet, bg=args.bg)
+
+    def _rerun(self, args: Any, command_text: str | None, finish: _Finish) -> Any:
+        """``%pod --rerun EXPR``: the run that made the results ``EXPR`` again, in their
+        pods, with the same command and options (``--timeout``, ``--deadline``, ``-P``,
+        ``--retries`` and ``--ok-exit`` may change)."""
+        others = [
+            flag
+            for flag, given in (
+                ("a target", bool(args.target)),
+                ("-l", args.selector is not None),
+                ("--field-selector", args.field_selector is not None),
+                ("-n", args.namespace is not None),
+                ("-A", args.all_namespaces),
+                ("--context", args.context is not None),
+                ("--kubeconfig", args.kubeconfig is not None),
+                ("-c", args.container is not None),
+                ("--all-containers", args.all_containers),
+                ("--one", args.one),
+                ("--pick", args.pick is not None),
+                ("-e", bool(args.env)),
+                ("-w", args.workdir is not None),
+                ("--shell", args.shell is not None),
+                ("--no-shell", args.no_shell),
+                ("--stdin", args.stdin is not None),
+                ("-t", args.tty),
+                ("a command", command_text is not None),
+            )
+            if given
+        ]
+        if others:
+            raise UsageError(
+                f"--rerun runs the same command in the same pods: leave out {', '.join(others)} "
+                "(or run anew: %pod {{results}} [options] -- COMMAND)"
+            )
+        value = _python_value("--rerun", args.rerun, self._user_ns)
+        origin = getattr(value, "_origin", None) if isinstance(value, PodResults) else None
+        if origin is None:
+            raise UsageError(
+                f"--rerun {args.rerun} is {type(value).__name__}"
+                + (" that does not remember its run" if isinstance(value, PodResults) else "")
+                + "; give the results of a %pod or Cluster.run (e.g. --rerun res, or --rerun "
+                "res.failed), or run anew: %pod {{results}} -- COMMAND"
+            )
+        if not value:
+            raise UsageError(f"--rerun {args.rerun}: the results are empty, nothing to re-run")
+        given = {
+            "timeout": args.timeout,
+            "deadline": args.deadline,
+            "max_concurrency": args.max_concurrency,
+            "retries": args.retries,
+            "ok_exit": None
+            if args.ok_exit is None
+            else ok_exit_codes(self._expand(args.ok_exit), where="--ok-exit"),
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
+        rerun: _RunOrigin = origin.with_options(**changes)
+        cluster = rerun.cluster
+        listing_started = time.monotonic()
+        selection: Selection = cluster.select(
+            list(value),
+            include_unready=args.include_unready,
+            deadline=rerun.options.deadline,
+            timeout=rerun.options.timeout,
+        )
+        if args.dry_run:
+            self._show_selection(cluster, selection)
+            if args.out:
+                self._user_ns[args.out] = selection
+            return None
+        check_allowed(
+            selection,
+            context=cluster.context,
+            protected=self.protected_contexts,
+            confirm_above=self.confirm_above,
+            everything=False,
+            confirmed=args.yes,
+        )
+
+        def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
+            return rerun.arerun(
+                (),
+                selection=selection,
+                on_event=on_event,
+                control=control,
+                yes=True,  # judged above, with this magic's settings and --yes
+                started_at=listing_started,
+            )
+
+        return self._start(launch, finish, selection, quiet=args.quiet or self.quiet, bg=args.bg)
+
+    def _start(
+        self,
+        launch: Callable[[EventCallback, RunControl], Awaitable[PodResults]],
+        finish: _Finish,
+        selection: Selection,
+        *,
+        quiet: bool,
+        bg: bool,
+    ) -> Any:
+        """Run ``launch`` with a live view: in the background (a handle) or blocking (the
+        results, or what ``finish`` makes of them)."""
+        if bg:
             # The run outlives the cell: the live view puts the summary up in its own slot.
             renderer = (
                 NullRenderer()
                 if quiet
                 else choose_renderer(limits=self._limits(), outlives_cell=True)
             )
-            return self._run_background(cluster, command, run_kwargs, renderer, finish, selection)
+            return self._run_background(launch, renderer, finish, selection)
         # A blocking run: the live view clears itself and the summary is displayed here, in
         # the main thread, as an ordinary output of this cell.
         renderer = (
@@ -736,10 +939,7 @@ class PodMagic(Magics):
 
         try:
             results = run_blocking(
-                lambda: cluster.arun(
-                    command, on_event=renderer.handle_event, control=control, **run_kwargs
-                ),
-                on_interrupt=on_interrupt,
+                lambda: launch(renderer.handle_event, control), on_interrupt=on_interrupt
             )
         finally:
             renderer.close()
@@ -782,9 +982,7 @@ class PodMagic(Magics):
 
     def _run_background(
         self,
-        cluster: Cluster,
-        command: Any,
-        run_kwargs: dict[str, Any],
+        launch: Callable[[EventCallback, RunControl], Awaitable[PodResults]],
         renderer: Any,
         finish: _Finish,
         selection: Selection,
@@ -797,7 +995,7 @@ class PodMagic(Magics):
             renderer.handle_event(event)
 
         async def work() -> PodResults:
-            results = await cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
+            results = await launch(on_event, control)
             renderer.close()
             # The cell has moved on: parse problems go on the handle, not into another
             # cell's output.
@@ -825,6 +1023,86 @@ class PodMagic(Magics):
             lines.append(f"  skip  {skipped.namespace}/{skipped.pod}: {skipped.reason}")
         # Skip reasons quote the API server: shown, never obeyed, in a terminal.
         display({"text/plain": visible_controls("\n".join(lines))}, raw=True)
+
+    # -- the default target ------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("target", nargs="*", help="pod name, pod/NAME, deploy/NAME ... or {{results}}")
+    @argument("-l", "--selector", help="label selector, e.g. app=web")
+    @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
+    @argument("-n", "--namespace", help="namespace")
+    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
+    @argument("--context", help="kubeconfig context")
+    @argument("-c", "--container", help="container name")
+    @argument("--all-containers", action="store_true", help="every container of each pod")
+    @argument("--include-unready", action="store_true", help="also Running pods not Ready")
+    @argument("--clear", action="store_true", help="forget the default target")
+    @no_var_expand
+    @line_magic
+    def pod_target(self, line: str) -> None:
+        """Set the target of every ``%pod`` / ``%%pod`` that names none, like ``%autopx``.
+
+        ``%pod_target deploy/api -n shop`` sets it (until changed): a cell then needs only
+        its script, and every run it chooses says "(default target)" in its header.
+        ``%pod_target`` alone shows it; ``%pod_target --clear`` forgets it. A cell that names
+        a target or ``-l`` ignores it; other options of the cell (``-n``, ``-c``,
+        ``--context`` ...) win over the default's. ``{{expr}}`` values are read now, when
+        it is set.
+        """
+        try:
+            self._pod_target(line)
+        except (UsageError, PodmagicError, ValueError) as error:
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod_target(self, line: str) -> None:
+        typed = " ".join(_without_comment(line).split())
+        args = self.pod_target.parser.parse_args(_split_options(typed))
+        if args.clear:
+            if typed != "--clear":
+                raise UsageError("%pod_target --clear takes nothing else")
+            self.default_target = None
+            print("default target cleared: every %pod names its own target again")
+            return
+        if not typed:
+            if self.default_target is None:
+                print(
+                    "no default target; set one with %pod_target deploy/web -n shop, and "
+                    "cells may then leave the target out"
+                )
+            else:
+                print(f"default target: {self.default_target.typed}")
+            return
+        targets = self._target_values(args.target)
+        selector = self._expand(args.selector)
+        if not targets and selector is None:
+            raise UsageError("%pod_target needs a target or -l SELECTOR, e.g. deploy/web -n shop")
+        default = _DefaultTarget(
+            typed=typed,
+            targets=tuple(targets),
+            selector=selector,
+            fields=self._expand(args.field_selector),
+            namespace=self._expand(args.namespace),
+            all_namespaces=args.all_namespaces,
+            context=self._expand(args.context),
+            container=self._expand(args.container),
+            all_containers=args.all_containers,
+            include_unready=args.include_unready,
+        )
+        # Checked now, contacting nothing: a typo must not wait for the next cell.
+        names = [target for target in targets if isinstance(target, str)]
+        query = TargetQuery(
+            targets=tuple(Target.parse(name) for name in names),
+            label_selector=selector,
+            field_selector=default.fields,
+            namespace=default.namespace,
+            all_namespaces=default.all_namespaces,
+            container=default.container,
+            all_containers=default.all_containers,
+        )
+        check_query(query, None if default.all_namespaces else default.namespace)
+        query.selectors()
+        self.default_target = default
+        print(f"default target: {typed} (for every %pod and %%pod that names none)")
 
     # -- the embedded sandbox ----------------------------------------------------------------
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Final, Protocol, overload
 
 from ._errors import ParseError, PodExecError, PodsFailedError
 from ._natsort import natural_key
@@ -107,6 +107,9 @@ class PodResult:
     stderr_dropped: int = 0
     stdout_dropped_digest: bytes | None = None
     stderr_dropped_digest: bytes | None = None
+    attempt: int = 1
+    """Which attempt at this pod this is: 1 for a run, 2 and on once
+    :meth:`PodResults.merge` put a re-run's result in place of an earlier one."""
 
     def __post_init__(self) -> None:
         self.status = ExecStatus(self.status)
@@ -269,6 +272,33 @@ class OutputGroup:
         return output_group_repr(self)
 
 
+class _Same(Enum):
+    """A re-run option left out: the value the first run had."""
+
+    AS_BEFORE = "as the run had it"
+
+    def __repr__(self) -> str:
+        return "<as the run had it>"
+
+
+#: The default of :meth:`PodResults.rerun`'s options: what the run being repeated had.
+AS_BEFORE: Final = _Same.AS_BEFORE
+
+
+class RunOrigin(Protocol):
+    """How the results were made, so that they can be made again: the Cluster, the command
+    and the options of the run (``podmagic._client`` writes it; the results only call it)."""
+
+    def arerun(self, targets: PodResults, **options: Any) -> Awaitable[PodResults]: ...
+
+    def rerun(self, targets: PodResults, **options: Any) -> PodResults: ...
+
+
+def _key(result: PodResult) -> tuple[str, str, str, str | None]:
+    """What makes two results attempts at the same thing: context, namespace, pod, container."""
+    return (result.context, result.namespace, result.pod, result.container)
+
+
 def _unit(results: Iterable[PodResult]) -> str:
     items = list(results)
     pods = {(r.namespace, r.pod) for r in items}
@@ -280,9 +310,15 @@ class PodResults(Sequence[PodResult]):
 
     Indexing gives a ``PodResult``, slicing and ``+`` give ``PodResults``. ``str()`` and the
     notebook display show a summary table and the outputs grouped when identical.
+
+    Results from ``Cluster.run`` or ``%pod`` remember their run (the Cluster, the command,
+    its options): :meth:`rerun` runs it again in their pods, and so do ``.failed``,
+    ``.skipped`` and slices of them. :meth:`merge` puts a re-run's results in place of the
+    earlier ones, keeping those as history. A ``PodResults``, a ``PodResult`` or a list of
+    them is also a target: ``Cluster.run(cmd, res.failed)``, ``%pod {{res.failed}} -- cmd``.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_history", "_items", "_origin")
 
     def __init__(self, results: Iterable[PodResult] = ()) -> None:
         items = tuple(results)
@@ -290,6 +326,18 @@ class PodResults(Sequence[PodResult]):
             if not isinstance(item, PodResult):
                 raise TypeError(f"PodResults holds PodResult objects, not {type(item).__name__}")
         self._items = items
+        # A copy of another PodResults (a display, the magic's cell value) keeps its run and
+        # history: re-running and merging must not depend on which copy the user holds.
+        self._origin: RunOrigin | None = getattr(results, "_origin", None)
+        self._history: tuple[PodResult, ...] = getattr(results, "_history", ())
+
+    def _derived(self, items: Iterable[PodResult]) -> PodResults:
+        """A subset of these results, with the same run and the history of its own pods."""
+        derived = PodResults(items)
+        derived._origin = self._origin
+        keys = {_key(r) for r in derived._items}
+        derived._history = tuple(r for r in self._history if _key(r) in keys)
+        return derived
 
     # -- list behaviour -------------------------------------------------------------------
 
@@ -301,7 +349,7 @@ class PodResults(Sequence[PodResult]):
 
     def __getitem__(self, index: int | slice) -> PodResult | PodResults:
         if isinstance(index, slice):
-            return PodResults(self._items[index])
+            return self._derived(self._items[index])
         return self._items[index]
 
     def __len__(self) -> int:
@@ -313,7 +361,10 @@ class PodResults(Sequence[PodResult]):
     def __add__(self, other: Iterable[PodResult]) -> PodResults:
         if not isinstance(other, (PodResults, list, tuple)):
             return NotImplemented
-        return PodResults((*self._items, *other))
+        joined = PodResults((*self._items, *other))
+        if getattr(other, "_origin", None) is self._origin:  # one run's parts stay re-runnable
+            joined._origin = self._origin
+        return joined
 
     def __radd__(self, other: Iterable[PodResult]) -> PodResults:
         if not isinstance(other, (list, tuple)):
@@ -339,12 +390,14 @@ class PodResults(Sequence[PodResult]):
     @property
     def failed(self) -> PodResults:
         """The results that were not skipped and were not ok."""
-        return PodResults(r for r in self._items if r.status is not ExecStatus.SKIPPED and not r.ok)
+        return self._derived(
+            r for r in self._items if r.status is not ExecStatus.SKIPPED and not r.ok
+        )
 
     @property
     def skipped(self) -> PodResults:
         """The pods that matched but were not run."""
-        return PodResults(r for r in self._items if r.status is ExecStatus.SKIPPED)
+        return self._derived(r for r in self._items if r.status is ExecStatus.SKIPPED)
 
     @property
     def worst_exit_code(self) -> int | None:
@@ -402,6 +455,125 @@ class PodResults(Sequence[PodResult]):
         counts = Counter(r.status for r in self._items)
         return {status.value: counts[status] for status in ExecStatus if counts[status]}
 
+    # -- running again ---------------------------------------------------------------------
+
+    def _rerun_targets(self, failed: bool) -> tuple[RunOrigin, PodResults]:
+        if self._origin is None:
+            raise ValueError(
+                "these results do not remember a run to repeat (made by hand, or joined from "
+                "different runs); run the command again with Cluster.run(command, results) "
+                "or %pod {{results}} -- COMMAND"
+            )
+        targets = self.failed if failed else self
+        if not targets:
+            raise ValueError(
+                "nothing to re-run: no pod failed" if failed else "nothing to re-run: no results"
+            )
+        return self._origin, targets
+
+    def rerun(
+        self,
+        failed: bool = False,
+        *,
+        yes: bool = False,
+        timeout: Any = AS_BEFORE,
+        deadline: Any = AS_BEFORE,
+        max_concurrency: Any = AS_BEFORE,
+        retries: Any = AS_BEFORE,
+        ok_exit: Any = AS_BEFORE,
+        on_event: Any = None,
+        control: Any = None,
+    ) -> PodResults:
+        """Run the same command, with the same options, again in these results' pods (only
+        in :attr:`failed` ones with ``failed=True``); the new results.
+
+        The pods are looked up again by name, each in its own namespace and container (a
+        pod deleted since is a :class:`~podmagic.SelectionError`; one not ready now comes
+        back skipped), in the run's own Cluster. The command is exactly the one that ran:
+        its ``{{expr}}`` values as they were then, its env, working directory and stdin.
+        ``timeout``, ``deadline``, ``max_concurrency``, ``retries`` and ``ok_exit`` may be
+        changed for this run. The guards apply as to any run: a protected context or more
+        pods than ``confirm_above`` need ``yes=True`` again. ``res.merge(res.rerun(failed=
+        True))`` gives one set of results, the latest attempt per pod.
+
+        Raises ``ValueError`` when the results do not come from a run (made by hand, or
+        joined from two runs) or there is nothing to re-run.
+        """
+        origin, targets = self._rerun_targets(failed)
+        return origin.rerun(
+            targets,
+            yes=yes,
+            timeout=timeout,
+            deadline=deadline,
+            max_concurrency=max_concurrency,
+            retries=retries,
+            ok_exit=ok_exit,
+            on_event=on_event,
+            control=control,
+        )
+
+    async def arerun(
+        self,
+        failed: bool = False,
+        *,
+        yes: bool = False,
+        timeout: Any = AS_BEFORE,
+        deadline: Any = AS_BEFORE,
+        max_concurrency: Any = AS_BEFORE,
+        retries: Any = AS_BEFORE,
+        ok_exit: Any = AS_BEFORE,
+        on_event: Any = None,
+        control: Any = None,
+    ) -> PodResults:
+        """:meth:`rerun` for async code (on the caller's event loop)."""
+        origin, targets = self._rerun_targets(failed)
+        return await origin.arerun(
+            targets,
+            yes=yes,
+            timeout=timeout,
+            deadline=deadline,
+            max_concurrency=max_concurrency,
+            retries=retries,
+            ok_exit=ok_exit,
+            on_event=on_event,
+            control=control,
+        )
+
+    def merge(self, newer: Iterable[PodResult]) -> PodResults:
+        """These results with ``newer`` ones in place of theirs: the latest attempt per pod
+        wins.
+
+        A pod (context, namespace, pod, container) in both gets ``newer``'s result, its
+        ``attempt`` one more than the one it replaces, which is kept as history
+        (``to_dataframe(history=True)`` shows every attempt); pods only in ``newer`` are
+        added. The merged results re-run ``newer``'s command when it remembers one.
+        ``res = res.merge(res.rerun(failed=True))`` is the loop of a runbook.
+        """
+        if isinstance(newer, PodResult) or not isinstance(newer, Iterable):
+            raise TypeError(
+                f"merge() takes PodResults (or a list of PodResult), not {type(newer).__name__}"
+            )
+        incoming = PodResults(newer)
+        current = {_key(r): r for r in self._items}
+        history = [*self._history, *incoming._history]
+        placed: dict[tuple[str, str, str, str | None], PodResult] = dict(current)
+        for result in incoming:
+            key = _key(result)
+            earlier = current.get(key)
+            if earlier is not None:
+                history.append(earlier)
+                result = replace(result, attempt=max(result.attempt, earlier.attempt + 1))
+            placed[key] = result
+        merged = PodResults(
+            sorted(
+                placed.values(),
+                key=lambda r: (r.context, r.namespace, natural_key(r.pod), r.container or ""),
+            )
+        )
+        merged._origin = incoming._origin or self._origin
+        merged._history = tuple(history)
+        return merged
+
     # -- naming and grouping ---------------------------------------------------------------
 
     @property
@@ -455,18 +627,31 @@ class PodResults(Sequence[PodResult]):
 
     # -- DataFrames ------------------------------------------------------------------------
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self, *, history: bool = False) -> pd.DataFrame:
         """One row per result.
 
         Columns: context, namespace, pod, container, node (text), status (categorical over
-        every status), exit_code (nullable Int64), duration (float seconds), started_at
-        (UTC datetime), stdout, stderr (decoded text: the kept part), stdout_dropped,
-        stderr_dropped (int64: bytes the capture cap did not keep), error (text).
+        every status), exit_code (nullable Int64: the real code, also where ``ok_exit``
+        made it ok), duration (float seconds), started_at (UTC datetime), stdout, stderr
+        (decoded text: the kept part), stdout_dropped, stderr_dropped (int64: bytes the
+        capture cap did not keep), error (text).
+
+        Results that :meth:`merge` made have an ``attempt`` column (int64, after
+        container): which attempt each row is. They hold the latest attempt per pod, one row
+        each; ``history=True`` adds the earlier attempts it replaced (sorted by pod, then
+        attempt), so a status that changed from one attempt to the next stays visible.
         """
         import pandas as pd
 
         text = _text_dtype()
-        items = self._items
+        items: Sequence[PodResult] = self._items
+        if history and self._history:
+            items = sorted(
+                (*self._history, *self._items),
+                key=lambda r: (
+                    r.context, r.namespace, natural_key(r.pod), r.container or "", r.attempt
+                ),
+            )  # fmt: skip
 
         def column(values: list[Any]) -> pd.Series:
             return pd.Series(values, dtype=text)
@@ -478,6 +663,11 @@ class PodResults(Sequence[PodResult]):
                 "namespace": column([r.namespace for r in items]),
                 "pod": column([r.pod for r in items]),
                 "container": column([r.container for r in items]),
+                **(
+                    {"attempt": pd.Series([r.attempt for r in items], dtype="int64")}
+                    if self._history or any(r.attempt != 1 for r in items)
+                    else {}
+                ),
                 "node": column([r.node for r in items]),
                 "status": pd.Categorical(
                     [r.status.value for r in items],
