@@ -424,3 +424,15 @@ def test_pod_sandbox_says_pods_are_isolated(tmp_path: Path) -> None:
     assert "pods isolated: each in its own namespaces" in done.stdout
     header = next(line for line in done.stdout.splitlines() if "$ true" in line)
     assert header.startswith("context podmagic-sandbox · "), header
+
+
+def test_pod_processes_keep_only_a_container_runtimes_capabilities(kubectl) -> None:  # type: ignore[no-untyped-def]
+    status = sh(kubectl, "beta", "grep CapEff /proc/self/status").stdout.split()
+    effective = int(status[1], 16)
+    cap_sys_admin, cap_mknod, cap_sys_module, cap_kill = 21, 27, 16, 5
+    assert not effective & (1 << cap_sys_admin | 1 << cap_mknod | 1 << cap_sys_module)
+    assert effective & (1 << cap_kill)
+    mounted = sh(kubectl, "beta", "mount -t tmpfs none /tmp")
+    assert mounted.returncode != 0 and "permission denied" in mounted.stderr
+    made = sh(kubectl, "beta", "mknod /tmp/disk b 8 0")
+    assert made.returncode != 0 and "not permitted" in made.stderr

@@ -93,6 +93,23 @@ _OWN_FOLDERS = {
 # /etc files that hold password hashes: the container gets them with the hashes blanked.
 _HASHED = ("shadow", "gshadow")
 _IDLE = ("sleep", "infinity")
+# The capabilities a container runtime (containerd, Docker) gives a container's processes by
+# default, less MKNOD: with no device cgroup here, a device node would reach the host's disks.
+_CAPABILITIES = (
+    "chown",
+    "dac_override",
+    "fsetid",
+    "fowner",
+    "net_raw",
+    "setgid",
+    "setuid",
+    "setfcap",
+    "setpcap",
+    "net_bind_service",
+    "sys_chroot",
+    "kill",
+    "audit_write",
+)
 _INSTALL_HINT = (
     "apt install bubblewrap (Debian, Ubuntu), dnf install bubblewrap (Fedora), "
     "apk add bubblewrap (Alpine)"
@@ -111,7 +128,7 @@ def _probe() -> str | None:
     bwrap = _tool("bwrap")
     if bwrap is None:
         return f"bubblewrap (bwrap) is not installed; to isolate pods: {_INSTALL_HINT}"
-    for name in ("nsenter", "unshare"):
+    for name in ("nsenter", "unshare", "setpriv"):
         if _tool(name) is None:
             return f"{name} is not installed; it comes with util-linux (apt install util-linux)"
     try:
@@ -371,6 +388,14 @@ class ContainerSandbox:
             f"--mount={self.proc}/ns/mnt",
             f"--root={self.root}",
             f"--wd={self.root}{cwd}",
+            "--",
+            # Spawned by the sandbox, the process would hold all of root's capabilities
+            # (mount, load modules, make device nodes): only a runtime's default set is kept.
+            _tool("setpriv") or "setpriv",
+            "--bounding-set",
+            "-all," + ",".join(f"+{name}" for name in _CAPABILITIES),
+            "--inh-caps",
+            "-all",
             "--",
         )
         # pid last: it only changes where children are born.
