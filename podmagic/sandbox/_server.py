@@ -223,8 +223,9 @@ class Sandbox:
 
     @property
     def isolation(self) -> str:
-        """How pods are isolated: ``"namespaces"`` (each pod its own PID, UTS, IPC, network
-        and mount namespaces) or ``"none (<why>)"`` (pods are plain processes of this host)."""
+        """How pods are isolated: ``"namespaces"`` (the default where bubblewrap works: each
+        pod its own namespaces and root) or ``"processes (<why>)"`` (pods are plain processes
+        of this host: ``PODMAGIC_SANDBOX_ISOLATION=processes``, or isolation is unavailable)."""
         return isolation_mode()
 
     def start(self) -> Sandbox:
