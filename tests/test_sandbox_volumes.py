@@ -7,6 +7,7 @@ reaching mounted volumes), through kubectl 1.33 against a sandbox of this module
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -20,7 +21,7 @@ from conftest import kubectl_folder, missing_tool
 
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._isolation import ISOLATION_VARIABLE, isolation_problem
-from podmagic.sandbox._volumes import write_atomically
+from podmagic.sandbox._volumes import pod_volumes, write_atomically
 
 SECRET = base64.b64encode(b"s3cret\n").decode()
 
@@ -253,3 +254,28 @@ def test_the_atomic_writer_swaps_data_and_removes_what_is_gone(tmp_path: Path) -
     assert second != first and not (target / first).exists()
     assert (target / "a").read_bytes() == b"3" and not (target / "dir").is_symlink()
     assert sorted(p.name for p in target.iterdir()) == sorted(["..data", second, "a"])
+
+
+def test_service_account_tokens_are_rotated_at_80_percent_of_their_lifetime(
+    kubectl,
+    sandbox: Sandbox,  # type: ignore[no-untyped-def]
+) -> None:
+    before = sh(kubectl, "cat /all/my-token").stdout
+    entry = sandbox.cluster.pods[("vol", "user")]  # type: ignore[union-attr]
+
+    def rotation() -> float:
+        volumes = pod_volumes(sandbox.cluster, entry.pod, Path())
+        assert volumes._rotation is not None  # scheduled on the sandbox's loop
+        left = volumes._rotation.when() - asyncio.get_running_loop().time()
+        volumes.rotate_tokens()
+        return left
+
+    left = sandbox.call(rotation)
+    # my-token lives 3600 s, the shortest: rotated 2880 s after it was issued.
+    assert 2800 < left <= 2880
+    after = sh(kubectl, "cat /all/my-token").stdout
+    assert after and after != before
+    whoami = kubectl(
+        "auth", "whoami", f"--token={after}", "-o", "jsonpath={.status.userInfo.username}"
+    )
+    assert whoami.stdout == "system:serviceaccount:vol:default", whoami.stderr

@@ -27,6 +27,7 @@ plain processes see none.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -47,6 +48,7 @@ __all__ = [
     "SERVICE_ACCOUNT_FOLDER",
     "PodVolumes",
     "VolumeError",
+    "forget_pod",
     "mount_arguments",
     "pod_volumes",
     "remember_ca",
@@ -420,6 +422,8 @@ class PodVolumes:
         self.folder = folder / ".volumes"
         self.uses: set[tuple[str, str]] = set()  # ("configmaps" | "secrets", name)
         self._tokens: dict[str, bytes] = {}
+        self._token_seconds: float | None = None  # the shortest lifetime of its tokens
+        self._rotation: asyncio.TimerHandle | None = None
 
     def volumes(self) -> dict[str, Mapping[str, Any]]:
         spec = self.pod.get("spec") or {}
@@ -445,17 +449,49 @@ class PodVolumes:
                 path = str((source["serviceAccountToken"] or {}).get("path") or "token")
                 key = f"{name}/{path}"
                 if key not in self._tokens:
-                    self._tokens[key] = _Context(self.cluster, self.pod).token(
-                        source["serviceAccountToken"] or {}
-                    )
+                    self._tokens[key] = self._issue(source["serviceAccountToken"] or {})
                 payload[path] = (self._tokens[key], payload[path][1])
         return payload
+
+    def _issue(self, source: Mapping[str, Any]) -> bytes:
+        token = _Context(self.cluster, self.pod).token(source)
+        seconds = source.get("expirationSeconds")
+        lifetime = float(seconds) if isinstance(seconds, int) and seconds >= 600 else _TOKEN_SECONDS
+        if self._token_seconds is None or lifetime < self._token_seconds:
+            self._token_seconds = lifetime
+        return token
+
+    def rotate_tokens(self) -> None:
+        """Issue new service account tokens and write them, as the kubelet does once 80% of
+        a token's lifetime has passed (scheduled by :meth:`write` on a running loop)."""
+        self._rotation = None
+        self._tokens.clear()
+        self._token_seconds = None
+        try:
+            self.write(only=_has_token)
+        except VolumeError as error:
+            log.warning("%s", error)
+
+    def close(self) -> None:
+        """The pod ended: no more token rotation."""
+        if self._rotation is not None:
+            self._rotation.cancel()
+            self._rotation = None
+
+    def _schedule_rotation(self) -> None:
+        if self._rotation is not None or self._token_seconds is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._rotation = loop.call_later(0.8 * self._token_seconds, self.rotate_tokens)
 
     def _service_account_payload(self) -> Payload:
         context = _Context(self.cluster, self.pod)
         key = "kube-api-access/token"
         if key not in self._tokens:
-            self._tokens[key] = context.token({"expirationSeconds": _TOKEN_SECONDS})
+            self._tokens[key] = self._issue({"expirationSeconds": _TOKEN_SECONDS})
         root_ca = context.get(_CONFIGMAPS, "kube-root-ca.crt")
         ca = ((root_ca or {}).get("data") or {}).get("ca.crt")
         ca_pem = str(ca).encode() if ca else _cluster_ca.get(self.cluster, b"")
@@ -476,6 +512,7 @@ class PodVolumes:
                 write_atomically(self.folder / name, payload)
             elif "emptyDir" in volume:
                 (self.folder / name).mkdir(parents=True, exist_ok=True)
+        self._schedule_rotation()
 
     def refresh(self, resource: str, name: str) -> None:
         """Rewrite the volumes that project ``resource``/``name`` (it changed)."""
@@ -531,6 +568,12 @@ class PodVolumes:
                 source = resolved
             arguments += ["--ro-bind" if read_only else "--bind", str(source), target]
         return arguments
+
+
+def _has_token(volume: Mapping[str, Any]) -> bool:
+    """Whether ``volume`` holds a service account token (kube-api-access is projected too)."""
+    sources = (volume.get("projected") or {}).get("sources") or []
+    return any("serviceAccountToken" in source for source in sources)
 
 
 def _uses_of(volume: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -609,8 +652,9 @@ def pod_volumes(cluster: Any, pod: Mapping[str, Any], folder: Path) -> PodVolume
 def forget_pod(cluster: Any, uid: str) -> None:
     """Stop refreshing the volumes of a pod that ended."""
     pods = _registry.get(cluster)
-    if pods is not None:
-        pods.pop(uid, None)
+    volumes = pods.pop(uid, None) if pods is not None else None
+    if volumes is not None:
+        volumes.close()
 
 
 def mount_arguments(
