@@ -257,8 +257,9 @@ def test_portforward_to_a_missing_pod_is_a_404_status(sandbox: Sandbox) -> None:
     context = ssl.create_default_context(cadata=(sandbox.ca_pem or b"").decode())
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=30, context=context)
-    assert raised.value.code == 404
-    assert json.loads(raised.value.read())["message"] == 'pods "nope" not found'
+    with raised.value as error:
+        assert error.code == 404
+        assert json.loads(error.read())["message"] == 'pods "nope" not found'
 
 
 # -- SPDY framing -----------------------------------------------------------------------------

@@ -118,7 +118,8 @@ def _call(
         with urllib.request.urlopen(request, timeout=30, context=context) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def _kubectl_as(

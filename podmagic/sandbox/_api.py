@@ -39,6 +39,7 @@ from ._behaviour import BehaviourError
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
 from ._openapi import openapi_group_version, openapi_root
+from ._openapi_v2 import handle_openapi_v2
 from ._patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -1593,6 +1594,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                     "{plural:selfsubjectaccessreviews|selfsubjectrulesreviews}",
                     review,
                 ),
+                web.get("/openapi/v2", handle_openapi_v2),
                 web.get("/openapi/v3", openapi_v3),
                 web.get("/openapi/v3/{tail:.+}", openapi_v3_group_version),
                 web.get("/api", api_versions),
