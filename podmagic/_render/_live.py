@@ -30,10 +30,14 @@ What goes over the wire:
   answers ``{"k": "snapshot", "s": ..., "g": ..., "now": kernel clock}`` with the newest
   ``max_total_lines`` lines (which it keeps) in the same encoding.
 
-In the browser the view keeps at most ``max_total_lines`` lines in the DOM (older ones are
-dropped behind a "… N earlier lines dropped" marker), follows the tail until scrolled up,
-filters by pod and by stream without asking the kernel, and colours pods by their order in
-the run from a palette made for the theme's background (light or dark).
+In the browser the view keeps the newest ``max_total_lines`` lines (older ones are dropped
+behind a "… N earlier lines dropped" marker), follows the tail until scrolled up, filters by
+pod and by stream without asking the kernel, and colours pods by their order in the run from
+a palette made for the theme's background (light or dark). It draws lines once per
+animation frame, however many batches arrived since the last one; while it follows the tail
+with no filter, only the newest 500 are in the DOM (a page that draws every line of fast
+output falls seconds behind it: 20 pods × 5,000 lines did, by 19 s); scrolling up or
+filtering draws the earlier ones kept above them, in place.
 
 A run that ends within ``show_after`` seconds (0.25) never builds the widget and displays
 nothing but its summary: a fast ``%pod`` saves exactly one output. ``show_after=math.inf``
@@ -84,10 +88,12 @@ Selectors for browser tests (stable; every element of the view has one):
 ``[data-podmagic="follow"]``              button; ``aria-pressed="true"`` while following
 ``[data-podmagic="lines"]``               the scrolling box of lines
 ``[data-podmagic="line"]``                one line (``data-pod`` = index, ``data-stream`` =
-                                          1 or 2; hidden by a filter: ``hidden`` attribute)
+                                          1 or 2; hidden by a filter: ``hidden`` attribute):
+                                          label, `` | `` (stderr: `` ! ``), text
 ``[data-podmagic="line-pod"]``            in a line: the pod's label, in its colour
 ``[data-podmagic="line-text"]``           in a line: the text
-``[data-podmagic="dropped"]``             the "… N earlier lines dropped" marker
+``[data-podmagic="dropped"]``             the "… N earlier lines dropped" marker (while
+                                          following: "… N earlier lines", the ones not drawn)
 ========================================  =====================================================
 """
 

@@ -45,7 +45,7 @@ def wait_live(notebook: NotebookPage, index: int, limit: float = 60) -> None:
 
 
 #: Where the newest rendered line is: its text, whether it is inside the scrolling box's
-#: visible area, and whether the box is scrolled to its bottom.
+#: visible area, whether the box is scrolled to its bottom, and how many lines it holds.
 _TAIL_JS = """
 (root) => {
   const box = root.querySelector('[data-podmagic="lines"]');
@@ -59,16 +59,18 @@ _TAIL_JS = """
     visible: inner.top >= outer.top - 1 && inner.bottom <= outer.bottom + 1,
     atBottom: box.scrollHeight - box.scrollTop - box.clientHeight <= 2,
     state: root.dataset.state,
+    count: box.querySelectorAll('[data-podmagic="line"]').length,
   };
 }
 """
 
 
-#: 3 pods x 2,000 lines, a short pause every 50 lines so that the run lasts a few seconds.
+#: 3 pods x 2,000 lines, a short pause every 50 lines so that the run lasts about 4 s: long
+#: enough to look at the view a few times on a busy machine.
 NOISY_RUN = """\
 %%pod deploy/web -n demo
 for i in $(seq 1 2000); do
-  echo "line $i"; [ $((i % 50)) -eq 0 ] && sleep 0.05
+  echo "line $i"; [ $((i % 50)) -eq 0 ] && sleep 0.1
 done; true"""
 
 
@@ -100,6 +102,10 @@ def test_newest_line_stays_visible_while_three_pods_stream_2000_lines_each(
     assert len(samples) >= 3, f"the live view was seen running only {len(samples)} times"
     assert all(s["visible"] and s["atBottom"] for s in samples), samples
     assert numbers[-1] > numbers[0], f"the newest line did not move on: {numbers}"
+    # Following, the page holds only the newest 500 lines (the kernel keeps 5,000 for it).
+    counts = [s["count"] for s in samples]
+    record("stream 3x2000: lines in the page while following", counts)
+    assert max(counts) <= 500, counts
     notebook.wait_cell_done(1, limit=120)
     assert console.unexpected() == []
 

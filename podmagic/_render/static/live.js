@@ -8,6 +8,8 @@
 const STORES = new Map();
 const MAX_STORES = 20;
 const DECODER = new TextDecoder();
+// Lines a view keeps drawn while it follows the tail (see render's draw).
+const FOLLOW_LINES = 500;
 
 function storeFor(model) {
   const id = model.get("run_id") || "";
@@ -15,8 +17,7 @@ function storeFor(model) {
   if (!store) {
     store = {
       lines: [], // [pod, stream, text], the newest max_lines
-      next: 0, // index of the line after the last one held
-      dropped: 0, // lines before lines[0] (never received, or dropped)
+      next: 0, // index of the line after the last one held (lines before lines[0]: dropped)
       views: new Set(),
       ui: { follow: true, pod: "", stream: "", scrollTop: 0 },
       skew: 0, // browser clock minus kernel clock, seconds
@@ -51,22 +52,18 @@ function receive(store, model, msg, buffers) {
     for (const [name, value] of Object.entries(msg.st)) model.set(name, value);
   }
   const max = Math.max(1, model.get("max_lines") || 5000);
-  let added = [];
-  if (msg.k === "snapshot") {
+  const snapshot = msg.k === "snapshot";
+  if (snapshot) {
     store.lines = [];
     store.next = msg.s;
-    store.dropped = msg.s;
     if (typeof msg.now === "number") store.skew = Date.now() / 1000 - msg.now;
-    added = null; // every view redraws
   } else if (!Array.isArray(msg.g)) {
     return; // state only
   }
   let index = msg.s;
   for (const entry of linesOf(msg, buffers)) {
     if (index >= store.next) {
-      if (index > store.next) store.dropped += index - store.next; // never sent to us
       store.lines.push(entry);
-      if (added) added.push(entry);
       store.next = index + 1;
     }
     index += 1;
@@ -74,9 +71,8 @@ function receive(store, model, msg, buffers) {
   const excess = store.lines.length - max;
   if (excess > 0) {
     store.lines.splice(0, excess);
-    store.dropped += excess;
   }
-  for (const view of [...store.views]) view.update(added, max);
+  for (const view of [...store.views]) view.update(snapshot); // a snapshot: redraw all
 }
 
 function el(tag, attrs, text) {
@@ -140,7 +136,6 @@ function render({ model, el: host }) {
   let theme = "";
   let labels = [];
   let width = 0; // the longest label: lines line up in the monospace box
-  let shownDropped = 0;
 
   function applyTheme() {
     const next = themeOf(host);
@@ -164,54 +159,105 @@ function render({ model, el: host }) {
     return (ui.pod === "" || String(pod) === ui.pod) && (ui.stream === "" || String(stream) === ui.stream);
   }
 
+  // A line is three elements: the pod's label in its colour, the separator (a text node: on
+  // stderr the line's error colour), the text.
   function lineNode([pod, stream, text]) {
-    const node = el("div", { class: "pm-line", "data-podmagic": "line", "data-pod": String(pod), "data-stream": String(stream) });
+    const node = el("div", { class: stream === 2 ? "pm-line pm-err" : "pm-line", "data-podmagic": "line", "data-pod": String(pod), "data-stream": String(stream) });
     const name = el("span", { class: "pm-pod", "data-podmagic": "line-pod" }, (labels[pod] || `#${pod}`).padEnd(width));
     name.style.color = colourOf(pod);
-    const sep = el("span", { class: stream === 2 ? "pm-sep pm-err" : "pm-sep" }, stream === 2 ? " ! " : " | ");
-    const body = el("span", { class: stream === 2 ? "pm-text pm-err" : "pm-text", "data-podmagic": "line-text" }, text);
-    node.append(name, sep, body);
+    const body = el("span", { class: "pm-text", "data-podmagic": "line-text" }, text);
+    node.append(name, stream === 2 ? " ! " : " | ", body);
     if (!visible(pod, stream)) node.hidden = true;
     return node;
   }
 
+  // The box holds the store's lines first … next - 1 (counted from the run's first line).
+  // While it follows the tail with no filter, only the newest FOLLOW_LINES of them: nobody
+  // reads thousands of lines flying by, and a page that draws fewer keeps up with fast
+  // output. Scrolling up (or filtering) draws the store's earlier lines above them, and the
+  // browser's scroll anchoring keeps what is in view in place. Lines are drawn once per
+  // animation frame, however many batches came since the last one; a hidden page draws
+  // nothing until it shows again.
+  let first = 0;
+  let next = 0;
+  let full = true; // redraw everything at the next frame
+  let frame = 0;
+
+  function storeStart() {
+    return store.next - store.lines.length;
+  }
+
+  function firstToDraw() {
+    const windowed = ui.follow && ui.pod === "" && ui.stream === "";
+    return Math.max(storeStart(), windowed ? store.next - FOLLOW_LINES : 0);
+  }
+
+  function nodes(from, to) {
+    const fragment = document.createDocumentFragment();
+    const base = storeStart();
+    for (let i = from; i < to; i += 1) fragment.append(lineNode(store.lines[i - base]));
+    return fragment;
+  }
+
   function setMarker() {
-    shownDropped = store.dropped;
-    marker.hidden = store.dropped === 0;
-    marker.textContent = `… ${store.dropped} earlier line${store.dropped === 1 ? "" : "s"} dropped`;
+    const dropped = storeStart();
+    marker.hidden = first === 0;
+    marker.textContent = `… ${first} earlier line${first === 1 ? "" : "s"}` + (first === dropped ? " dropped" : "");
   }
 
   function scrollToEnd() {
     if (ui.follow) box.scrollTop = box.scrollHeight;
   }
 
+  // The first `count` lines, in one operation (one by one, each removal costs a layout).
+  function removeLines(count) {
+    if (count <= 0 || !marker.nextSibling) return;
+    const range = document.createRange();
+    range.setStartAfter(marker);
+    if (count >= box.childElementCount - 1) range.setEndAfter(box.lastChild);
+    else range.setEndBefore(box.children[count + 1]);
+    range.deleteContents();
+  }
+
   function redraw() {
-    while (box.lastChild !== marker) box.lastChild.remove();
-    const fragment = document.createDocumentFragment();
-    for (const line of store.lines) fragment.append(lineNode(line));
-    box.append(fragment);
+    full = false;
+    removeLines(box.childElementCount - 1);
+    first = firstToDraw();
+    next = store.next;
+    box.append(nodes(first, next));
     setMarker();
     if (ui.follow) scrollToEnd();
     else box.scrollTop = ui.scrollTop;
   }
 
-  let stale = false;
+  // Following stopped or a filter was set: the store's lines before the first drawn one too.
+  function extend() {
+    const from = firstToDraw();
+    if (full || from >= first) return;
+    box.insertBefore(nodes(from, first), marker.nextSibling);
+    first = from;
+    setMarker();
+  }
+
+  function draw() {
+    frame = 0;
+    // Out of the page (a windowed notebook, or a view replaced by a display update):
+    // draw nothing now, redraw from the store when back.
+    if (!host.isConnected) return void (full = true);
+    const from = Math.max(first, firstToDraw());
+    if (full || from >= next) return redraw();
+    removeLines(from - first);
+    box.append(nodes(next, store.next));
+    first = from;
+    next = store.next;
+    setMarker();
+    scrollToEnd();
+  }
+
   const view = {
-    update(added, max) {
-      // Out of the page (a windowed notebook, or a view replaced by a display update):
-      // draw nothing now, redraw from the store when back.
-      if (!host.isConnected) return void (stale = true);
-      if (added === null || stale) return void ((stale = false), redraw());
-      const fragment = document.createDocumentFragment();
-      for (const line of added) fragment.append(lineNode(line));
-      box.append(fragment);
-      let excess = box.childElementCount - 1 - max;
-      while (excess > 0 && marker.nextSibling) {
-        marker.nextSibling.remove();
-        excess -= 1;
-      }
-      if (store.dropped !== shownDropped) setMarker();
-      scrollToEnd();
+    update(redrawAll) {
+      if (redrawAll) full = true;
+      if (!frame) frame = requestAnimationFrame(draw);
     },
   };
 
@@ -231,6 +277,7 @@ function render({ model, el: host }) {
       const pressed = chip.dataset.index !== "" && chip.dataset.index === ui.pod;
       chip.setAttribute("aria-pressed", pressed ? "true" : "false");
     }
+    extend();
     scrollToEnd();
   }
 
@@ -304,7 +351,9 @@ function render({ model, el: host }) {
   box.addEventListener("scroll", () => {
     ui.scrollTop = box.scrollTop;
     const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 8;
-    if (atEnd !== ui.follow) setFollow(atEnd);
+    if (atEnd === ui.follow) return;
+    setFollow(atEnd);
+    if (!atEnd) extend();
   });
   follow.addEventListener("click", () => {
     setFollow(true);
@@ -361,6 +410,7 @@ function render({ model, el: host }) {
 
   return () => {
     store.views.delete(view);
+    if (frame) cancelAnimationFrame(frame);
     for (const [name, handler] of handlers) model.off(name, handler);
     observer.disconnect();
     if (timer !== null) clearInterval(timer);
