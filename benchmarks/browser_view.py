@@ -1,21 +1,26 @@
 """The live view in a real browser: what it costs the wire, the kernel and the page.
 
-    .venv/bin/python -m benchmarks.browser_view              # 3 repetitions (about 5 minutes)
-    .venv/bin/python -m benchmarks.browser_view --reps 1
+    .venv/bin/python -m benchmarks.browser_view              # 3 repetitions (about 15 minutes)
+    .venv/bin/python -m benchmarks.browser_view --reps 1 --sizes 3x2000
 
 JupyterLab on 127.0.0.1 and Debian's Chromium through Playwright, as the browser suite drives
 them (``tests/browser/browser_harness.py``; needs the ``[browser]`` extra and
-``/usr/bin/chromium``). Each repetition opens a fresh notebook that runs, one cell after
-another, 3 pods × 2,000 lines and 20 pods × 5,000 lines (a 50 ms pause every 50 lines), each three ways: ``%pod`` (the live
-view), ``%pod -q`` (no view) and plain ``%%bash`` printing the same lines. For each it measures
+``/usr/bin/chromium``). It runs 3 pods × 2,000 lines and 20 pods × 5,000 lines (each pod
+printing ``line 1`` … ``line N``, a 50 ms pause every 50 lines), each three ways: ``%pod``
+(the live view), ``%pod -q`` (no view) and plain ``%%bash`` printing the same lines at the
+same pace (one background loop per pod). Every run has a page and a kernel of its own, so a
+page that falls behind holds up no other run. For each it measures
 
 * **widget bytes per output byte**: every kernel → page WebSocket frame of a widget message
   (``comm_open``, ``comm_msg``, ``comm_close``) answering that cell, over the bytes the pods
   printed; also all the frames of the cell (display data, streams, replies);
 * **kernel CPU**: the kernel process's user + system time over the run (``os.times()`` in the
   cell); the live view's rendering costs the difference from ``-q``;
-* **browser lag**: from the kernel finishing the cell (``time.time()`` it prints last) to the
-  page showing the cell done (its prompt shows a number: a MutationObserver in the page).
+* **browser lag**: from the kernel finishing the cell (``time.time()`` it writes to a file
+  last) to the page showing the cell done (its prompt shows a number: a MutationObserver in
+  the page calls back into the benchmark). A page that has not shown it ``--deadline``
+  seconds (default 120) after the kernel finished is given up on: the run is reported as
+  "did not finish within N s" (itself a finding) and its page closed.
 
 Prints a table of medians and writes it with every measurement to
 ``benchmarks/results/browser-view.json``.
@@ -25,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -36,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Error, sync_playwright
 
 from tests.browser.browser_harness import (  # the repository on the path first
     CHROMIUM,
@@ -81,17 +87,19 @@ spec:
 
 SETUP_CELL = "%load_ext podmagic\nsandbox = %pod_sandbox start --manifest bench.yaml"
 
-#: The moment (page clock, ms since the epoch) each cell's prompt first shows a number.
+#: Calls ``window.__podmagicDone(Date.now())`` (page clock, ms since the epoch) once cell
+#: ``index``'s prompt shows a number. A call back, not a value read later: a page that is
+#: far behind may not answer an evaluate for minutes.
 WATCH_DONE_JS = """
-() => {
-  window.__doneAt = {};
+(index) => {
+  let told = false;
   const check = () => {
-    document.querySelectorAll('.jp-Notebook .jp-Cell').forEach((cell, index) => {
-      const prompt = cell.querySelector('.jp-InputPrompt')?.textContent.trim() ?? '';
-      if (!(index in window.__doneAt) && /^\\[\\d+\\]:?$/.test(prompt)) {
-        window.__doneAt[index] = Date.now();
-      }
-    });
+    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
+    const prompt = cell?.querySelector('.jp-InputPrompt')?.textContent.trim() ?? '';
+    if (!told && /^\\[\\d+\\]:?$/.test(prompt)) {
+      told = true;
+      window.__podmagicDone(Date.now());
+    }
   };
   new MutationObserver(check).observe(document.body,
     {subtree: true, childList: true, characterData: true});
@@ -99,8 +107,9 @@ WATCH_DONE_JS = """
 """
 
 
-def run_cell(mode: str, pods: int, lines: int, deployment: str) -> str:
-    """A cell that runs one measurement and prints when the kernel finished and its CPU."""
+def run_cell(mode: str, pods: int, lines: int, deployment: str, figures: str) -> str:
+    """A cell that runs one measurement and writes to ``figures`` (JSON) when the kernel
+    finished it and the kernel CPU it took."""
     # A pause every 50 lines: output that streams for seconds, as a live view is for (a run
     # under 250 ms shows no view at all).
     loop = (
@@ -108,18 +117,20 @@ def run_cell(mode: str, pods: int, lines: int, deployment: str) -> str:
         "[ $((i % 50)) -eq 0 ] && sleep 0.05; done; true"
     )
     if mode == "%%bash":
-        script = f"for p in $(seq 1 {pods}); do {loop}; done"
+        # The pods' loops side by side, as %pod runs them: the same lines at the same pace.
+        script = f"for p in $(seq 1 {pods}); do ( {loop} ) & done; wait"
         run = f'get_ipython().run_cell_magic("bash", "", {script!r})'
     else:
         run = f"{mode} deploy/{deployment} -n bench -- sh -c '{loop}'"
     return (
-        "import os, time\n"
-        "time.sleep(3)  # the page has caught up with the cell before\n"
+        "import json, os, time\n"
+        "time.sleep(2)  # the page has settled after the cell before\n"
         "_c0 = os.times()\n"
         f"{run}\n"
         "_c1 = os.times()\n"
-        'print(f"kernel finished at {time.time():.3f} '
-        'cpu {_c1.user + _c1.system - _c0.user - _c0.system:.3f}")'
+        "_cpu = _c1.user + _c1.system - _c0.user - _c0.system\n"
+        f"with open({figures!r}, 'w') as _f:\n"
+        "    json.dump({'kernel_done': time.time(), 'cpu': _cpu}, _f)"
     )
 
 
@@ -181,12 +192,14 @@ class Frames:
         raise AssertionError(f"no execute request seen for {code[:60]!r}")
 
 
-def one_repetition(
-    browser: Any, server: Any, index: int, sizes: list[tuple[int, int, str]]
-) -> list[dict[str, Any]]:
-    cells = [run_cell(mode, *size) for size in sizes for mode in MODES]
-    name = f"browser-view-{index}.ipynb"
-    write_notebook(server.root / name, [SETUP_CELL, *cells])
+def measure(
+    browser: Any, server: Any, name: str, size: tuple[int, int, str], mode: str, deadline: float
+) -> dict[str, Any]:
+    """One run in a page and kernel of its own: its figures (``lag_s`` None when the page
+    had not shown the cell done ``deadline`` seconds after the kernel finished)."""
+    figures = server.root / f"{name}.json"
+    cell = run_cell(mode, *size, figures.name)
+    write_notebook(server.root / f"{name}.ipynb", [SETUP_CELL, cell])
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
@@ -194,51 +207,58 @@ def one_repetition(
         frames.attach(page)
         console = ConsoleLog(server.kind)
         console.attach(page)
-        notebook = NotebookPage(page, server, name, ROOT / "artifacts" / "browser-view")
+        done_at: list[float] = []
+        page.expose_function("__podmagicDone", lambda at: done_at.append(at / 1000))
+        notebook = NotebookPage(page, server, f"{name}.ipynb", ROOT / "artifacts" / "browser-view")
         notebook.open()
-        page.evaluate(WATCH_DONE_JS)
+        notebook.shots.mkdir(parents=True, exist_ok=True)
+        page.evaluate(WATCH_DONE_JS, 1)
         notebook.run_all()
-        last = len(cells)
-        notebook.wait_cell_done(last, limit=900)
-        done_at = page.evaluate("window.__doneAt")
-        # The figures from the saved file: JupyterLab leaves cells out of view unrendered.
-        notebook.save()
-        saved = json.loads((server.root / name).read_text())["cells"]
-        found = []
-        for number, code in enumerate(cells, start=1):
-            text = "".join("".join(output.get("text", "")) for output in saved[number]["outputs"])
-            match = re.findall(r"kernel finished at (\d+\.\d+) cpu (\d+\.\d+)", text)
-            if not match:
-                raise AssertionError(f"cell {number} printed no figures: {text[-400:]!r}")
-            kernel_done, cpu = map(float, match[-1])
-            size = sizes[(number - 1) // len(MODES)]
-            widget, opened, total = frames.for_code(code)
-            printed = output_bytes(size[0], size[1])
-            found.append(
-                {
-                    "size": f"{size[0]} × {size[1]:,}",
-                    "mode": MODES[(number - 1) % len(MODES)],
-                    "output_bytes": printed,
-                    "widget_bytes": widget,
-                    "widget_per_output_byte": round(widget / printed, 3),
-                    "comm_open_bytes": opened,
-                    "page_bytes_per_output_byte": round(total / printed, 3),
-                    "kernel_cpu_s": cpu,
-                    "lag_s": round(done_at[str(number)] / 1000 - kernel_done, 3),
-                }
-            )
-        notebook.screenshot(f"repetition-{index}")
+        # The kernel's side first (a run takes minutes at most), then the page's, bounded.
+        limit = time.monotonic() + 900
+        while not figures.exists() and time.monotonic() < limit:
+            page.wait_for_timeout(200)  # lets the page's call backs in meanwhile
+        if not figures.exists():
+            raise AssertionError(f"{name}: the kernel did not finish {mode} within 900 s")
+        time.sleep(0.2)  # written by now (json.dump of a few bytes)
+        kernel = json.loads(figures.read_text())
+        while not done_at and time.time() < kernel["kernel_done"] + deadline:
+            page.wait_for_timeout(200)
+        widget, opened, total = frames.for_code(cell)
+        printed = output_bytes(size[0], size[1])
+        try:  # a page far behind may not paint within the limit
+            page.screenshot(path=str(notebook.shots / f"{name}.png"), timeout=15_000)
+        except Error:
+            print(f"{name}: no screenshot (the page did not paint within 15 s)", file=sys.stderr)
         if console.unexpected():
-            print("console errors:", console.unexpected(), file=sys.stderr)
-        server.shutdown_notebook(name)
-        return found
+            print(f"{name}: console errors:", console.unexpected(), file=sys.stderr)
+        return {
+            "size": f"{size[0]} × {size[1]:,}",
+            "mode": mode,
+            "output_bytes": printed,
+            "widget_bytes": widget,
+            "widget_per_output_byte": round(widget / printed, 3),
+            "comm_open_bytes": opened,
+            "page_bytes_per_output_byte": round(total / printed, 3),
+            "kernel_cpu_s": round(kernel["cpu"], 3),
+            "lag_s": round(done_at[0] - kernel["kernel_done"], 3) if done_at else None,
+            "deadline_s": deadline,
+        }
     finally:
+        server.shutdown_notebook(f"{name}.ipynb")  # also a kernel still sending output
         context.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=120.0,
+        help="seconds after the kernel finished a run that its page may take to show it done"
+        " (default 120); later is reported as 'did not finish within N s'",
+    )
     parser.add_argument(
         "--sizes",
         default="3x2000,20x5000",
@@ -251,7 +271,6 @@ def main() -> None:
         if pods not in DEPLOYMENTS:
             parser.error(f"--sizes: {pods} pods; the benchmark's deployments have 3 or 20")
         sizes.append((pods, lines, DEPLOYMENTS[pods]))
-    from playwright.sync_api import sync_playwright
 
     measured: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="podmagic-browser-view-") as work:
@@ -270,7 +289,12 @@ def main() -> None:
                 try:
                     for index in range(args.reps):
                         started = time.monotonic()
-                        measured += one_repetition(browser, server, index, sizes)
+                        for size in sizes:
+                            for number, mode in enumerate(MODES):
+                                name = f"rep{index}-{size[0]}x{size[1]}-{number}"
+                                found = measure(browser, server, name, size, mode, args.deadline)
+                                print(json.dumps(found, ensure_ascii=False), flush=True)
+                                measured.append(found)
                         print(f"repetition {index + 1}: {time.monotonic() - started:.0f} s")
                 finally:
                     browser.close()
@@ -291,11 +315,18 @@ def main() -> None:
             def median(key: str, runs: list[dict[str, Any]] = runs) -> float:
                 return statistics.median(m[key] for m in runs)
 
+            lags = [m["lag_s"] for m in runs if m["lag_s"] is not None]
+            lag = f"{statistics.median(lags):.2f}" if lags else ""
+            if len(lags) < len(runs):
+                late = f"{len(runs) - len(lags)} of {len(runs)} " if len(runs) > 1 else ""
+                lag += (" · " if lag else "") + (
+                    f"{late}did not finish within {args.deadline:.0f} s"
+                )
             rows.append(
                 f"| {label} | `{mode}` | {median('widget_per_output_byte'):.2f} "
                 f"| {median('comm_open_bytes') / 1000:.1f} "
                 f"| {median('page_bytes_per_output_byte'):.2f} | {median('kernel_cpu_s'):.2f} "
-                f"| {median('lag_s'):.2f} |"
+                f"| {lag} |"
             )
     table = "\n".join(rows)
     print(table)
