@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import inspect
 import io
 import numbers
@@ -403,6 +404,53 @@ def in_callers_words(
     if _no_kubeconfig_anywhere(kubeconfig):
         hint = f"{hint}, {_START_A_SANDBOX[magic]}" if hint else _START_A_SANDBOX[magic]
     return ConfigError(message, hint=hint)
+
+
+# {name} or {a.b} as IPython's expansion (and an f-string) writes it; not {{…}}, ${VAR}, \{.
+IPYTHON_BRACES: Final = re.compile(r"(?<![{$\\])\{([A-Za-z_]\w*(?:\.\w+)*)\}(?!\})")
+
+
+def brace_hint(values: Iterable[object], *, magic: bool) -> str | None:
+    """How to write the first ``{var}`` found in ``values`` (option texts) so that it gives
+    the variable's value: ``{{var}}`` in ``%pod``, an f-string in Python; None if none."""
+    for value in values:
+        match = IPYTHON_BRACES.search(value) if isinstance(value, str) else None
+        if match is None:
+            continue
+        name = match.group(1)
+        if magic:
+            return (
+                f"{match.group()} is IPython's expansion, which %pod options do not do: write "
+                f"{{{{{name}}}}} for the value of {name}"
+            )
+        return f'{match.group()} is text here; for the value of {name}, write an f-string: f"…{{{name}}}…"'
+    return None
+
+
+_HINTED_ARGUMENTS: Final = ("target", "selector", "field_selector", "namespace", "container")
+
+
+def _teaching_braces(method: _F) -> _F:
+    """A :class:`SelectionError` of ``method`` (``arun``, ``aselect``) that may come from a
+    ``{var}`` left in a text argument (a forgotten ``f``) says how to write it."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except SelectionError as error:
+            given = signature.bind_partial(*args, **kwargs).arguments
+            texts: list[object] = []
+            for name in _HINTED_ARGUMENTS:
+                value = given.get(name)
+                texts.extend(value if isinstance(value, (list, tuple)) else [value])
+            hint = brace_hint(texts, magic=bool(getattr(args[0], "_magic_words", False)))
+            if hint:
+                error.args = (f"{error.args[0]}; {hint}", *error.args[1:])
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 _OK_EXIT_WORD = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
@@ -859,6 +907,7 @@ class Cluster:
             raise in_words_of(error, magic=self._magic_words) from None
 
     @_documented
+    @_teaching_braces
     async def aselect(
         self,
         target: TargetArg = None,
@@ -1137,6 +1186,7 @@ class Cluster:
         )
 
     @_documented
+    @_teaching_braces
     async def arun(
         self,
         command: str | Sequence[str],

@@ -9,6 +9,7 @@ Settings a user sets once are traitlets (``%config PodMagic.namespace = "prod"``
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import shlex
 import sys
@@ -27,6 +28,7 @@ from ._background import BackgroundRun, wait_unattended
 from ._client import (
     Cluster,
     _RunOrigin,
+    brace_hint,
     env_name_start,
     in_callers_words,
     ok_exit_codes,
@@ -41,7 +43,7 @@ from ._engine import (
     ExecOptions,
     RunControl,
 )
-from ._errors import ConfigError, PodmagicError, PodsFailedError
+from ._errors import ConfigError, PodmagicError, PodsFailedError, SelectionError
 from ._events import Event, EventCallback
 from ._interpolation import (
     NOT_ONE_PLACEHOLDER,
@@ -247,6 +249,115 @@ def _split_options(text: str) -> list[str]:
     for token, original in saved.items():
         words = [word.replace(token, original) for word in words]
     return words
+
+
+# -- errors that teach ---------------------------------------------------------------------------
+# A mistake at the prompt should end in a line that shows the fix: the forgotten ` -- `, the
+# option as it is spelt, {{var}} for the {var} that IPython expands elsewhere but not here.
+
+
+def _word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each word of an option line begins and ends, split as :func:`_split_options`
+    splits it (quotes and ``{{expr}}`` stay inside their word)."""
+    holes = {p.start: p.end for p in find_placeholders(text)}
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    quote, i = "", 0
+    while i < len(text):
+        char = text[i]
+        if not quote and i in holes:
+            start = i if start is None else start
+            i = holes[i]
+            continue
+        if not quote and char.isspace():
+            if start is not None:
+                spans.append((start, i))
+                start = None
+        else:
+            start = i if start is None else start
+            if char == "\\" and quote != "'":
+                i += 1
+            elif quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+        i += 1
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _option_action(parser: Any, word: str) -> tuple[bool, bool]:
+    """``(known, takes_next)``: whether ``word`` is one of the parser's options (exactly, an
+    unambiguous ``--`` prefix, ``--opt=value``, ``-xVALUE`` or joined short flags), and
+    whether it takes the next word as its value."""
+    table: dict[str, Any] = parser._option_string_actions
+    name, equals, _ = word.partition("=")
+    if word.startswith("--"):
+        found = table.get(name)
+        if found is None:  # argparse takes an unambiguous prefix: --pars for --parse
+            matches = [o for o in table if o.startswith("--") and o.startswith(name)]
+            found = table[matches[0]] if len(matches) == 1 else None
+        return found is not None, bool(found is not None and found.nargs != 0 and not equals)
+    first = table.get(word[:2])
+    if first is None:
+        return False, False
+    if len(word) == 2:
+        return True, first.nargs != 0
+    if first.nargs != 0:
+        return True, False  # -n demo written -ndemo
+    # Joined flags (-qA): each one must be a flag that takes no value, but the last.
+    flags = [table.get(f"-{char}") for char in word[1:]]
+    if any(flag is None for flag in flags):
+        return False, False
+    return True, flags[-1] is not None and flags[-1].nargs != 0
+
+
+def _misspelt(parser: Any, text: str) -> str | None:
+    """``unknown option --timout: did you mean --timeout?`` for the first option of ``text``
+    that the parser does not know and that is close to one it knows; else None."""
+    longs = [o for o in parser._option_string_actions if o.startswith("--")]
+    words = [text[s:e] for s, e in _word_spans(text)]
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if not word.startswith("-") or word == "-":
+            continue
+        known, skip = _option_action(parser, word)
+        name = word.lstrip("-").partition("=")[0]
+        if known or len(name) < 3:  # -a, -la: a command's flags, not a misspelling
+            continue
+        close = difflib.get_close_matches(f"--{name}", longs, n=1, cutoff=0.8)
+        if close:
+            return f"unknown option {word}: did you mean {close[0]}?"
+    return None
+
+
+def _forgotten_separator(parser: Any, text: str, *, default: bool, magic: str) -> str | None:
+    """The line ``text`` with the `` -- `` it seems to lack, where the command begins: at an
+    option the parser does not know after a target, else at the second word that is not an
+    option (the first with a default target); None when nothing there looks like a command."""
+    spans = _word_spans(text)
+    positionals = 0
+    skip = False
+    for start, end in spans:
+        word = text[start:end]
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-") and word != "-":
+            known, skip = _option_action(parser, word)
+            if known or not (positionals or default):
+                continue
+        else:
+            positionals += 1
+            if positionals < (1 if default else 2):
+                continue
+        before = text[:start].strip()
+        return f"{magic} {before} -- {text[start:].strip()}".replace("  ", " ")
+    return None
 
 
 def _without_comment(line: str) -> str:
@@ -644,17 +755,42 @@ class PodMagic(Magics):
         ``KeyboardInterrupt``), so a "Run All" stops there like after any interrupt. A second
         interrupt abandons the run at once. ``--bg`` runs are not affected by interrupts.
         """
+        braces = brace_hint([_split_line(line)[0]], magic=True)
         try:
             return self._pod(line, cell)
         except UsageError as error:
             # The message may quote the user's own line (argparse, --stdin): control
             # characters in it are shown, never obeyed, in a terminal.
-            raise UsageError(visible_controls(str(error))) from None
+            text = f"{error}; {braces}" if braces else str(error)
+            raise UsageError(visible_controls(text)) from None
+        except (SelectionError, ConfigError) as error:
+            # An option that did not work as typed: say why it may not have (once: the
+            # Cluster says it for the values it was given).
+            if braces and braces not in error.args[0]:
+                error.args = (f"{error.args[0]}; {braces}", *error.args[1:])
+            raise
 
     def _pod(self, line: str, cell: str | None) -> Any:
         options_text, command_text = _split_line(line)
         argv = _split_options(options_text)
-        args = self.pod.parser.parse_args(argv)
+        parser = self.pod.parser
+        separator = None
+        if cell is None and command_text is None:
+            default = self.default_target
+            found = _forgotten_separator(
+                parser, options_text, default=default is not None, magic="%pod"
+            )
+            if found is not None:
+                separator = f"a ` -- ` missing before the command? did you mean `{found}`"
+                if default is not None:
+                    separator += f" (the default target: {default.typed})"
+        try:
+            args = parser.parse_args(argv)
+        except UsageError as error:
+            taught = _misspelt(parser, options_text)
+            if taught is None and separator is not None:
+                taught = separator
+            raise UsageError(taught or str(error)) from None
         _check_out_name(args.out)
         if cell is not None:
             if command_text is not None:
@@ -663,6 +799,8 @@ class PodMagic(Magics):
                 )
             command_text = cell
         elif command_text is None and not args.dry_run and args.rerun is None:
+            if separator is not None:
+                raise UsageError(f"no command: {separator}")
             raise UsageError(
                 "no command: write %pod TARGET -- COMMAND, or use %%pod with the script as the cell"
             )
@@ -1056,7 +1194,11 @@ class PodMagic(Magics):
 
     def _pod_target(self, line: str) -> None:
         typed = " ".join(_without_comment(line).split())
-        args = self.pod_target.parser.parse_args(_split_options(typed))
+        parser = self.pod_target.parser
+        try:
+            args = parser.parse_args(_split_options(typed))
+        except UsageError as error:
+            raise UsageError(_misspelt(parser, typed) or str(error)) from None
         if args.clear:
             if typed != "--clear":
                 raise UsageError("%pod_target --clear takes nothing else")
