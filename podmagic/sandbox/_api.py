@@ -36,6 +36,7 @@ from .._selectors import (
 from . import _status as status
 from ._auth import access_review, identity_of, rules_review, self_review, token_review
 from ._behaviour import BehaviourError
+from ._bookmarks import bookmark, next_event, watch_options
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
 from ._openapi import openapi_group_version, openapi_root
@@ -456,12 +457,16 @@ async def _watch(
     since = request.query.get("resourceVersion")
     if since and since != "0" and not since.isdigit():
         raise status.bad_request(f'invalid resource version: "{since}"')
+    options = watch_options(request)
     await response.prepare(request)
-    if not since or since == "0":
+    if not since or since == "0" or options.send_initial_events:
         # Without a resource version a watch starts with the current state as ADDED events.
         listed = current() if current else cluster.list_pods(namespace, matches)
         for obj in listed:
             watcher.queue.put_nowait({"type": "ADDED", "object": obj})
+        if options.send_initial_events:
+            end = bookmark(request.path, kind, cluster.resource_version, initial_events_end=True)
+            watcher.queue.put_nowait(end)
     else:
         # From a resource version: the changes since, then what comes.
         changes = cluster.changes_since(int(since), resource)
@@ -483,13 +488,18 @@ async def _watch(
         with contextlib.suppress(asyncio.TimeoutError, ConnectionResetError):
             async with asyncio.timeout(timeout):
                 while True:
-                    event = await watcher.queue.get()
+                    event = await next_event(
+                        watcher.queue,
+                        options,
+                        lambda: bookmark(request.path, kind, cluster.resource_version),
+                    )
                     if event is None:
                         break
                     obj = event["object"]
-                    if event["type"] != "ERROR":
+                    plain = event["type"] in ("ERROR", "BOOKMARK")  # sent as they are
+                    if not plain:
                         obj = shown(obj) if shown else obj
-                    if as_table and event["type"] != "ERROR":
+                    if as_table and not plain:
                         obj = to_table(
                             kind,
                             [obj],
