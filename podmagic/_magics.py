@@ -998,7 +998,11 @@ class PodMagic(Magics):
                 "res.failed), or run anew: %pod {{results}} -- COMMAND"
             )
         if not value:
-            raise UsageError(f"--rerun {args.rerun}: the results are empty, nothing to re-run")
+            # Nothing failed (--rerun res.failed): nothing runs, and a runbook goes on.
+            _show_text(f"--rerun {args.rerun}: the results are empty, nothing to re-run")
+            if args.out:
+                self._user_ns[args.out] = value
+            return None if args.out else value
         given = {
             "timeout": args.timeout,
             "deadline": args.deadline,

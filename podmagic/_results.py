@@ -464,12 +464,7 @@ class PodResults(Sequence[PodResult]):
                 "different runs); run the command again with Cluster.run(command, results) "
                 "or %pod {{results}} -- COMMAND"
             )
-        targets = self.failed if failed else self
-        if not targets:
-            raise ValueError(
-                "nothing to re-run: no pod failed" if failed else "nothing to re-run: no results"
-            )
-        return self._origin, targets
+        return self._origin, self.failed if failed else self
 
     def rerun(
         self,
@@ -496,10 +491,14 @@ class PodResults(Sequence[PodResult]):
         pods than ``confirm_above`` need ``yes=True`` again. ``res.merge(res.rerun(failed=
         True))`` gives one set of results, the latest attempt per pod.
 
-        Raises ``ValueError`` when the results do not come from a run (made by hand, or
-        joined from two runs) or there is nothing to re-run.
+        With nothing to re-run (``failed=True`` and no pod failed) nothing runs, and the
+        result is empty, so ``res.merge(res.rerun(failed=True))`` is ``res`` again. Raises
+        ``ValueError`` when the results do not come from a run (made by hand, or joined from
+        two runs).
         """
         origin, targets = self._rerun_targets(failed)
+        if not targets:  # nothing failed: nothing runs (never "every pod")
+            return targets
         return origin.rerun(
             targets,
             yes=yes,
@@ -527,6 +526,8 @@ class PodResults(Sequence[PodResult]):
     ) -> PodResults:
         """:meth:`rerun` for async code (on the caller's event loop)."""
         origin, targets = self._rerun_targets(failed)
+        if not targets:  # nothing failed: nothing runs (never "every pod")
+            return targets
         return await origin.arerun(
             targets,
             yes=yes,

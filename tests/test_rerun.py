@@ -174,8 +174,9 @@ def test_rerun_failed_runs_only_the_failed_and_may_change_options(cluster: Clust
     assert accepted.ok and accepted[0].exit_code == 3
     # The failed subset remembers the run too.
     assert _where(first.failed.rerun()) == [("conf", "db-0", "postgres")]
-    with pytest.raises(ValueError, match="nothing to re-run: no pod failed"):
-        accepted.rerun(failed=True)
+    # Nothing failed: nothing runs, and merging that changes nothing.
+    nothing = accepted.rerun(failed=True)
+    assert len(nothing) == 0 and accepted.merge(nothing) == accepted
     with pytest.raises(ValueError, match="do not remember a run"):
         PodResults(list(first)).rerun()
 
@@ -270,6 +271,10 @@ def test_magic_rerun_repeats_the_run_with_the_values_of_then(ip: InteractiveShel
     assert _where(only_failed) == [("conf", "db-0", "postgres")] and only_failed.ok
     merged = ip.user_ns["first"].merge(only_failed)
     assert merged.ok and [r.attempt for r in merged] == [2, 1]
+    # Nothing failed now: nothing runs, and the cell does not fail (a runbook goes on).
+    ip.user_ns["merged"] = merged
+    assert ip.run_line_magic("pod", "--rerun merged.failed --check -o none") is None
+    assert ip.user_ns["none"] == PodResults()
 
 
 def test_magic_rerun_refuses_what_it_cannot_change(ip: InteractiveShell) -> None:
