@@ -38,6 +38,7 @@ from ._auth import access_review, identity_of, rules_review, self_review, token_
 from ._behaviour import BehaviourError
 from ._bookmarks import bookmark, next_event, watch_options
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
+from ._lifecycle import DeleteOptionsError, delete_options
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
 from ._openapi import openapi_group_version, openapi_root
 from ._openapi_v2 import handle_openapi_v2
@@ -711,14 +712,45 @@ async def create_pod(request: web.Request) -> web.Response:
     return _json(entry.pod, status_code=201)
 
 
+async def _deletion(request: web.Request) -> tuple[bool, int | None, str | None]:
+    """A DELETE's (dry run, gracePeriodSeconds, propagationPolicy), from its query or its
+    DeleteOptions body; 400 for values the apiserver refuses."""
+    dry_run = await _delete_dry_run(request)
+    body = await _decoded(request, _OBJECT_TYPES) if request.body_exists else None
+    try:
+        grace, policy = delete_options(request.query, body if isinstance(body, dict) else None)
+    except DeleteOptionsError as error:
+        raise status.bad_request(str(error)) from None
+    return dry_run, grace, policy
+
+
 async def delete_pod(request: web.Request) -> web.Response:
+    """DELETE of a pod: Terminating for its grace period, then gone (0: at once)."""
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     cluster = cluster_of(request)
-    dry_run = await _delete_dry_run(request)
-    entry = cluster.get_pod(namespace, name) if dry_run else cluster.delete_pod(namespace, name)
+    dry_run, grace, _ = await _deletion(request)
+    entry = cluster.get_pod(namespace, name)
     if entry is None:
         raise status.not_found("pods", name)
-    return _json(entry.pod)
+    if dry_run:
+        return _json(entry.pod)
+    return _json(cluster.delete_pod_gracefully(namespace, name, grace) or entry.pod)
+
+
+async def delete_pods(request: web.Request) -> web.Response:
+    """deletecollection of pods: every pod the selectors match, deleted as one DELETE each
+    would; the deleted ones as a PodList."""
+    namespace = request.match_info.get("namespace")
+    cluster = cluster_of(request)
+    matches = _selectors(request)
+    dry_run, grace, _ = await _deletion(request)
+    deleted = []
+    for pod in cluster.list_pods(namespace, matches):
+        metadata = pod["metadata"]
+        if not dry_run:
+            pod = cluster.delete_pod_gracefully(metadata["namespace"], metadata["name"], grace) or pod
+        deleted.append(copy.deepcopy(pod))
+    return _list_response(request, "Pod", "v1", deleted)
 
 
 # -- patches ------------------------------------------------------------------------------------
@@ -1264,9 +1296,28 @@ async def delete_workload(request: web.Request) -> web.Response:
         return await delete_object(request)
     kind = _workload_kind(request)
     workload = _workload(request, kind)
-    if not await _delete_dry_run(request):
-        cluster_of(request).delete_workload(workload)
+    dry_run, _, policy = await _deletion(request)
+    if not dry_run:
+        cluster_of(request).delete_workload(workload, policy)
     return _json(workload)
+
+
+async def delete_workloads(request: web.Request) -> web.Response:
+    """deletecollection of a workload kind: every one the selectors match (what each owns
+    deleted after it); the deleted ones as a List."""
+    if _is_stored(request):
+        return await delete_objects(request)
+    kind = _workload_kind(request)
+    cluster = cluster_of(request)
+    matches = _workload_selector(request)
+    dry_run, _, policy = await _deletion(request)
+    deleted = []
+    for workload in cluster.list_workloads(kind, request.match_info["namespace"]):
+        if matches(workload):
+            if not dry_run:
+                cluster.delete_workload(workload, policy)
+            deleted.append(workload)
+    return _list_response(request, kind, WORKLOAD_KINDS[kind].api_version, deleted)
 
 
 def _scale(workload: dict[str, Any]) -> dict[str, Any]:
@@ -1620,6 +1671,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.get("/api/v1/pods", list_pods),
                 web.get(ns + "/pods", list_pods),
                 web.post(ns + "/pods", create_pod),
+                web.delete(ns + "/pods", delete_pods),
                 web.post(ns + "/serviceaccounts/{name}/token", service_account_token),
                 web.get(ns + "/pods/{name}", get_pod),
                 web.delete(ns + "/pods/{name}", delete_pod),
@@ -1638,6 +1690,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.delete(group + "/{plural}/{name}", delete_object),
                 web.get(group + "/namespaces/{namespace}/{plural}", list_workloads),
                 web.post(group + "/namespaces/{namespace}/{plural}", create_workload),
+                web.delete(group + "/namespaces/{namespace}/{plural}", delete_workloads),
                 web.get(group + "/namespaces/{namespace}/{plural}/{name}", get_workload),
                 web.put(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),
                 web.patch(group + "/namespaces/{namespace}/{plural}/{name}", update_workload),

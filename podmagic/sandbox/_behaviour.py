@@ -13,9 +13,12 @@ annotation                         effect
 ``ready``                          ``"false"``: Running but not Ready (readiness probe failing)
 ``terminating``                    ``"true"``: has a deletionTimestamp (shown as Terminating)
 ``restarts``                       initial restart count of every container
+``start-delay``                    seconds the pod stays ``ContainerCreating`` before its
+                                   containers start (default 0: at once)
 ``exec-delay``                     seconds to wait after the upgrade before the command starts
-                                   (``exec-delay``, ``fault-after``, ``retry-after``: finite,
-                                   0 to 3600; counts: whole numbers 0 to 2**31-1)
+                                   (``start-delay``, ``exec-delay``, ``fault-after``,
+                                   ``retry-after``: finite, 0 to 3600; counts: whole numbers 0
+                                   to 2**31-1)
 ``exec-fault``                     ``drop``: the stream is cut mid-output, no status frame;
                                    ``forbidden``: the exec is refused with 403 (RBAC wording);
                                    ``error-500``: the upgrade answers 500;
@@ -215,6 +218,7 @@ class PodBehaviour:
     ready: bool = True
     terminating: bool = False
     restarts: int = 0
+    start_delay: float = 0.0
     exec_delay: float = 0.0
     exec_fault: str | None = None
     fault_after: float = 0.2
@@ -239,6 +243,7 @@ class PodBehaviour:
             ready=_bool(annotations, "ready", True),
             terminating=_bool(annotations, "terminating", False),
             restarts=_int(annotations, "restarts", 0) or 0,
+            start_delay=_float(annotations, "start-delay", 0.0),
             exec_delay=_float(annotations, "exec-delay", 0.0),
             exec_fault=fault,
             fault_after=_float(annotations, "fault-after", 0.2),

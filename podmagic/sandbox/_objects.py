@@ -254,12 +254,20 @@ def refresh_pod_status(pod: dict[str, Any], *, started_at: str | None = None) ->
         metadata.pop("deletionTimestamp", None)
         metadata.pop("deletionGracePeriodSeconds", None)
 
+    # A condition keeps its transition time while its status stays; a change is now.
+    before = {c.get("type"): c for c in status.get("conditions") or []}
+    now = now_rfc3339()
+
     def condition(kind: str, value: bool, reason: str | None = None) -> dict[str, Any]:
+        old = before.get(kind)
+        since = started_at if old is None else now
+        if old is not None and old.get("status") == ("True" if value else "False"):
+            since = old.get("lastTransitionTime") or since
         entry: dict[str, Any] = {
             "type": kind,
             "status": "True" if value else "False",
             "lastProbeTime": None,
-            "lastTransitionTime": started_at,
+            "lastTransitionTime": since,
         }
         if reason and not value:
             entry["reason"] = reason
@@ -286,11 +294,11 @@ def refresh_pod_status(pod: dict[str, Any], *, started_at: str | None = None) ->
             + hashlib.sha256(f"{metadata['uid']}/{name}/{restarts}".encode()).hexdigest()
         )
         if running:
+            # A container that was waiting (ContainerCreating) starts now.
+            since = started_at if not old or "running" in old.get("state", {}) else now
             state: dict[str, Any] = {
                 "running": {
-                    "startedAt": old.get("state", {})
-                    .get("running", {})
-                    .get("startedAt", started_at)
+                    "startedAt": old.get("state", {}).get("running", {}).get("startedAt", since)
                 }
             }
         elif phase == "Pending":
@@ -354,10 +362,13 @@ def expand_workload(
     *,
     nodes: list[str],
     next_ip: Any,
+    with_pods: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Expand a workload into (extra owner objects such as ReplicaSets, pods).
 
-    ``next_ip`` is a callable returning the next free pod IP.
+    ``next_ip`` is a callable returning the next free pod IP. ``with_pods=False`` fills in the
+    workload's defaults and makes its ReplicaSet without building pods (its controller makes
+    them: :mod:`._controllers`).
     """
     kind = workload["kind"]
     meta = workload.setdefault("metadata", {})
@@ -428,7 +439,7 @@ def expand_workload(
             extra.append(replicaset)
             owner_kind, owner_name, owner_uid = "ReplicaSet", rs_name, rs_uid
         prefix = f"{owner_name}-"
-        for index in range(desired_replicas(workload)):
+        for index in range(desired_replicas(workload) if with_pods else 0):
             pods.append(
                 _replica(
                     workload,
@@ -445,7 +456,7 @@ def expand_workload(
             )
     elif kind == "StatefulSet":
         revision = f"{name}-{_template_hash(template)}"
-        for index in range(desired_replicas(workload)):
+        for index in range(desired_replicas(workload) if with_pods else 0):
             pod_name = f"{name}-{index}"
             labels = {
                 "controller-revision-hash": revision,
@@ -467,7 +478,7 @@ def expand_workload(
             )
     elif kind == "DaemonSet":
         revision = _suffix(f"{seed}/revision", 10)
-        for index, node in enumerate(nodes):
+        for index, node in enumerate(nodes if with_pods else []):
             labels = {"controller-revision-hash": revision, "pod-template-generation": "1"}
             pods.append(
                 _replica(
@@ -495,7 +506,7 @@ def expand_workload(
         }
         # A Job's selector is the controller-uid label, as the Job controller generates it.
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
-        for index in range(count):
+        for index in range(count if with_pods else 0):
             pods.append(
                 _replica(
                     workload,

@@ -810,6 +810,21 @@ class RunningProcess:
             except OSError:
                 pass
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process group (SIGTERM when its pod is deleted). Never
+        raises."""
+        if self._reaped:
+            return
+        # The group; the leader alone only when it moved to a group of its own (once each,
+        # so a handler runs once).
+        try:
+            os.killpg(self.pid, signum)
+        except OSError:
+            try:
+                os.kill(self.pid, signum)
+            except OSError:
+                pass
+
     def resize(self, width: int, height: int) -> None:
         """Set the terminal size (the process gets SIGWINCH); a no-op without a tty."""
         if self._tty and self._stdin is not None and not self._stdin.closed:

@@ -26,6 +26,8 @@ import yaml
 
 from .._kinds import WORKLOAD_KINDS
 from ._behaviour import PREFIX, BehaviourError, PodBehaviour, parse_files
+from ._controllers import Controllers
+from ._lifecycle import Lifecycle, PodLife
 from ._objects import (
     expand_workload,
     make_pod,
@@ -33,7 +35,6 @@ from ._objects import (
     now_rfc3339,
     refresh_pod_status,
     restart_containers,
-    workload_status,
 )
 from ._resources import (
     CORE_EVENTS,
@@ -68,6 +69,7 @@ __all__ = [
     "ManifestError",
     "PodCapacityError",
     "PodEntry",
+    "PodProcess",
     "RecordedRequest",
     "Watcher",
 ]
@@ -108,6 +110,16 @@ class ExecSession(Protocol):
         """Kill the command (pod deleted, container restarted, sandbox stopping)."""
 
 
+class PodProcess(Protocol):
+    """A process the kubelet stops when its pod is deleted (a container's main process)."""
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process (and what it started)."""
+
+    async def wait(self) -> int:
+        """Wait for the process to end; its exit code."""
+
+
 @dataclass
 class PodEntry:
     """One pod: its API object plus sandbox-side bookkeeping."""
@@ -116,6 +128,10 @@ class PodEntry:
     behaviour: PodBehaviour
     throttle_left: int
     sessions: set[ExecSession] = field(default_factory=set)
+    #: The containers' main processes: graceful deletion sends them SIGTERM, then SIGKILL.
+    processes: set[PodProcess] = field(default_factory=set)
+    #: Where the pod is in its life (:mod:`._lifecycle`).
+    life: PodLife = field(default_factory=PodLife)
 
     @property
     def name(self) -> str:
@@ -190,6 +206,10 @@ class Cluster:
         )
         self._ips = (str(ip) for ip in POD_NETWORK.hosts())
         self.ips_left = MAX_PODS
+        #: The scheduler and kubelet: pods' start, graceful deletion.
+        self.lifecycle = Lifecycle(self)
+        #: The workload controllers and the garbage collector.
+        self.controllers = Controllers(self)
         for name in ("default", "kube-system", "kube-public"):
             self.add_namespace(name)
         self._set_nodes({name: None for name in self.nodes})
@@ -227,6 +247,7 @@ class Cluster:
                 continue
             if watcher.matches(pod):
                 watcher.queue.put_nowait({"type": event_type, "object": copy.deepcopy(pod)})
+        self.controllers.observe(event_type, pod, resource)
 
     # -- stored resources --------------------------------------------------------------------
 
@@ -347,25 +368,6 @@ class Cluster:
         }
         return self.put_object(CORE_EVENTS, event)
 
-    def _pod_started_events(self, pod: Mapping[str, Any]) -> None:
-        metadata, spec = pod["metadata"], pod["spec"]
-        self.record_event(
-            pod,
-            "Scheduled",
-            f"Successfully assigned {metadata['namespace']}/{metadata['name']} to "
-            f"{spec.get('nodeName', '')}",
-            component="default-scheduler",
-        )
-        if (pod.get("status") or {}).get("phase") == "Pending":
-            return
-        for container in spec.get("containers", []):
-            image = container.get("image", "")
-            self.record_event(
-                pod, "Pulled", f'Container image "{image}" already present on machine'
-            )
-            self.record_event(pod, "Created", f"Created container: {container['name']}")
-            self.record_event(pod, "Started", f"Started container {container['name']}")
-
     def _set_nodes(self, nodes: Mapping[str, Mapping[str, Any] | None]) -> None:
         """Serve these nodes (name → the manifest's Node, or None) in place of the others."""
         store = self.objects["nodes"]
@@ -460,8 +462,7 @@ class Cluster:
                 ) from None
             raise
         self.pods[(namespace, metadata["name"])] = entry
-        self._notify("ADDED", pod)
-        self._pod_started_events(pod)
+        self.lifecycle.admit(entry)
         return entry
 
     def _prepare_filesystem(self, entry: PodEntry) -> None:
@@ -521,19 +522,27 @@ class Cluster:
         return self.pods.get((namespace, name))
 
     def delete_pod(self, namespace: str, name: str) -> PodEntry | None:
-        """Remove a pod at once, ending every exec running in it."""
-        entry = self.pods.pop((namespace, name), None)
+        """Remove a pod at once (a grace period of 0), killing its processes and ending every
+        exec running in it."""
+        entry = self.pods.get((namespace, name))
         if entry is None:
             return None
-        for session in list(entry.sessions):
-            session.interrupt("pod deleted")
-        entry.pod["metadata"]["deletionTimestamp"] = now_rfc3339()
-        entry.pod["metadata"]["resourceVersion"] = self.next_resource_version()
-        self._notify("DELETED", entry.pod)
-        for container in entry.pod["spec"].get("containers", []):
-            self.record_event(entry.pod, "Killing", f"Stopping container {container['name']}")
-        shutil.rmtree(self.state_dir / "pods" / namespace / name, ignore_errors=True)
+        self.lifecycle.remove(entry)
         return entry
+
+    def delete_pod_gracefully(
+        self, namespace: str, name: str, grace: int | None = None
+    ) -> dict[str, Any] | None:
+        """The API's DELETE of a pod: Terminating for its grace period (``None``: its
+        ``terminationGracePeriodSeconds``), then gone; returns the object as it answers."""
+        entry = self.pods.get((namespace, name))
+        if entry is None:
+            return None
+        return self.lifecycle.delete(entry, grace)
+
+    def remove_pod_files(self, entry: PodEntry) -> None:
+        """Remove a deleted pod's folder."""
+        shutil.rmtree(self.state_dir / "pods" / entry.namespace / entry.name, ignore_errors=True)
 
     def recreate_pod(self, namespace: str, name: str) -> PodEntry | None:
         """Delete a pod and create it again under the same name with a new uid."""
@@ -578,7 +587,7 @@ class Cluster:
             else:
                 current[key] = str(value)
         try:
-            entry.behaviour = refresh_pod_status(entry.pod)
+            entry.behaviour = self.lifecycle.refresh(entry)
         except BehaviourError:
             for key, value in previous.items():  # put back what was there
                 if value is None:
@@ -698,51 +707,36 @@ class Cluster:
     # -- workloads ---------------------------------------------------------------------------
 
     def add_workload(self, workload: dict[str, Any]) -> None:
+        """Store a workload (its defaults filled in, a Deployment's ReplicaSet made) and let
+        its controller make its pods now. All or nothing: a pod that cannot be made takes
+        the workload and its other pods with it."""
         namespace = workload.setdefault("metadata", {}).setdefault("namespace", "default")
         if namespace not in self.namespaces:
             self.add_namespace(namespace)
-        extra, pods = expand_workload(workload, nodes=self.nodes, next_ip=self.next_ip)
-        for owner in [workload, *extra]:
+        extra, _ = expand_workload(workload, nodes=self.nodes, next_ip=str, with_pods=False)
+        for rs in extra:  # a Deployment's first ReplicaSet: its controller scales it up
+            rs["spec"]["replicas"] = 0
+        owners = [workload, *extra]
+        for owner in owners:
             owner["metadata"]["resourceVersion"] = self.next_resource_version()
             self.workloads[(owner["kind"], namespace, owner["metadata"]["name"])] = owner
-        added: list[PodEntry] = []
         try:
-            for pod in pods:
-                added.append(self.add_pod(pod))
+            self.controllers.sync_now(workload)
         except Exception:
-            # All or nothing: a replica that cannot be made takes the workload's others with it.
-            for entry in added:
-                self.delete_pod(entry.namespace, entry.name)
-            for owner in [workload, *extra]:
+            for pod in self.controllers.owned_pods(workload):
+                self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+            for owner in [*owners, *self.controllers.owned_workloads(workload)]:
                 self.workloads.pop((owner["kind"], namespace, owner["metadata"]["name"]), None)
             raise
-        for owner in [workload, *extra]:
+        for owner in [*owners, *self.controllers.owned_workloads(workload)]:
             self._refresh_workload(owner)
 
     def _owned_pods(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = workload["metadata"]["uid"]
-        owned_uids = {uid}
-        if workload["kind"] == "Deployment":
-            owned_uids |= {
-                rs["metadata"]["uid"]
-                for rs in self.workloads.values()
-                if rs["kind"] == "ReplicaSet"
-                and any(
-                    ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or []
-                )
-            }
-        return [
-            entry.pod
-            for entry in self.pods.values()
-            if any(
-                ref.get("uid") in owned_uids
-                for ref in entry.pod["metadata"].get("ownerReferences") or []
-            )
-        ]
+        return self.controllers.owned_pods(workload)
 
     def _refresh_workload(self, workload: dict[str, Any]) -> None:
-        before = workload.get("status")
-        workload_status(workload, self._owned_pods(workload))
+        before = copy.deepcopy(workload.get("status"))
+        self.controllers.refresh_status(workload)
         if before is not None and workload["status"] != before:
             # A status change is a change: a new resourceVersion, and watchers told (what
             # kubectl rollout status waits for).
@@ -759,105 +753,60 @@ class Cluster:
         return workload
 
     def _owned_replicasets(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = workload["metadata"]["uid"]
-        return [
-            rs
-            for rs in self.workloads.values()
-            if rs["kind"] == "ReplicaSet"
-            and any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])
-        ]
+        return [w for w in self.controllers.owned_workloads(workload) if w["kind"] == "ReplicaSet"]
 
-    def delete_workload(self, workload: dict[str, Any]) -> None:
-        """Delete a workload with what it owns (its ReplicaSets and pods), as the garbage
-        collector does in the background after the apiserver answers."""
-        for pod in self._owned_pods(workload):
-            self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-        for owner in [*self._owned_replicasets(workload), workload]:
-            key = (owner["kind"], owner["metadata"]["namespace"], owner["metadata"]["name"])
-            if self.workloads.pop(key, None) is not None:
-                owner["metadata"]["resourceVersion"] = self.next_resource_version()
-                self._notify("DELETED", owner, owner["kind"])
+    def delete_workload(self, workload: dict[str, Any], propagation: str | None = None) -> None:
+        """Delete a workload. What it owns (ReplicaSets, pods) the garbage collector deletes
+        after it, in the background (pods gracefully); ``propagation="Orphan"`` leaves them,
+        their ownerReferences to it removed."""
+        metadata = workload["metadata"]
+        key = (workload["kind"], metadata["namespace"], metadata["name"])
+        if self.workloads.get(key) is not workload:
+            return
+        if propagation == "Orphan":
+            uid = metadata["uid"]
+            for owned in [
+                *self.controllers.owned_pods(workload),
+                *self._owned_replicasets(workload),
+            ]:
+                refs = owned["metadata"].get("ownerReferences") or []
+                kept = [ref for ref in refs if ref.get("uid") != uid]
+                if kept:
+                    owned["metadata"]["ownerReferences"] = kept
+                else:
+                    owned["metadata"].pop("ownerReferences", None)
+                owned["metadata"]["resourceVersion"] = self.next_resource_version()
+                resource = "pods" if owned.get("kind", "Pod") == "Pod" else owned["kind"]
+                self._notify("MODIFIED", owned, resource)
+        del self.workloads[key]
+        metadata["resourceVersion"] = self.next_resource_version()
+        self._notify("DELETED", workload, workload["kind"])
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop to run the garbage collector later: now
+            self.controllers.flush()
 
     def replace_workload(self, new: dict[str, Any]) -> dict[str, Any]:
-        """Replace a workload's object. A change of ``replicas`` alone adds or removes pods
-        (the ones the controller would: the same names as at creation); a change of the pod
-        template replaces every pod, as a rollout ends."""
+        """Replace a workload's object; its controller brings its pods in line at once (a new
+        ``replicas`` adds or removes pods, a new pod template replaces them)."""
         metadata = new["metadata"]
         key = (new["kind"], metadata["namespace"], metadata["name"])
         old = self.workloads[key]
         for field_name in ("uid", "creationTimestamp"):
             metadata[field_name] = old["metadata"][field_name]
-        old_spec = {k: v for k, v in (old.get("spec") or {}).items() if k != "replicas"}
-        new_spec = {k: v for k, v in (new.get("spec") or {}).items() if k != "replicas"}
         generation = old["metadata"].get("generation", 1)
         spec_changed = old.get("spec") != new.get("spec")
         metadata["generation"] = generation + 1 if spec_changed else generation
         new["status"] = old.get("status", {})
-        template_changed = (old_spec.get("template") or {}) != (new_spec.get("template") or {})
-        if template_changed:
-            for pod in self._owned_pods(old):
-                self.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
-            for rs in self._owned_replicasets(old):
-                self.workloads.pop(
-                    ("ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
-                )
-                self._notify("DELETED", rs, "ReplicaSet")
-            self.workloads.pop(key)
-            self.add_workload(new)
-        else:
-            self.workloads[key] = new
-            self._scale_pods(new)
-            new["metadata"]["resourceVersion"] = self.next_resource_version()
+        expand_workload(new, nodes=self.nodes, next_ip=str, with_pods=False)
+        metadata["resourceVersion"] = self.next_resource_version()
+        self.workloads[key] = new
+        self.controllers.sync_now(new)
         self._refresh_workload(new)
         for rs in self._owned_replicasets(new):
             self._refresh_workload(rs)
         self._notify("MODIFIED", new, new["kind"])
         return new
-
-    def _scale_pods(self, workload: dict[str, Any]) -> None:
-        """Add and remove pods so the workload has the ones its replicas ask for."""
-        before = len(self._owned_pods(workload))
-        planned = copy.deepcopy(workload)
-        extra, wanted = expand_workload(planned, nodes=self.nodes, next_ip=lambda: "")
-        for rs in extra:
-            live = self.workloads.get(
-                ("ReplicaSet", rs["metadata"]["namespace"], rs["metadata"]["name"])
-            )
-            if live is not None:
-                live["spec"]["replicas"] = rs["spec"]["replicas"]
-        have = {pod["metadata"]["name"]: pod for pod in self._owned_pods(workload)}
-        names = {pod["metadata"]["name"] for pod in wanted}
-        for name, pod in have.items():
-            if name not in names:
-                self.delete_pod(pod["metadata"]["namespace"], name)
-        for pod in wanted:
-            if pod["metadata"]["name"] not in have:
-                ip = self.next_ip()
-                pod["status"]["podIP"] = ip
-                pod["status"]["podIPs"] = [{"ip": ip}]
-                self.add_pod(pod)
-        after = len(wanted)
-        if after != before:
-            # The controller that scales says so: the Deployment controller of its ReplicaSet,
-            # the others of their pods.
-            direction = "up" if after > before else "down"
-            if extra:
-                message = (
-                    f"Scaled {direction} replica set {extra[0]['metadata']['name']} "
-                    f"from {before} to {after}"
-                )
-                self.record_event(
-                    workload, "ScalingReplicaSet", message, component="deployment-controller"
-                )
-            else:
-                verb = "create" if after > before else "delete"
-                self.record_event(
-                    workload,
-                    f"Successful{verb.capitalize()}",
-                    f"{verb} Pods from {before} to {after} in {workload['kind']} "
-                    f"{workload['metadata']['name']} successful",
-                    component=f"{workload['kind'].lower()}-controller",
-                )
 
     def _refresh_owner_status(self, pod: dict[str, Any]) -> None:
         for ref in pod["metadata"].get("ownerReferences") or []:
