@@ -331,6 +331,22 @@ class PodResults(Sequence[PodResult]):
         self._origin: RunOrigin | None = getattr(results, "_origin", None)
         self._history: tuple[PodResult, ...] = getattr(results, "_history", ())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The run (its Cluster holds credentials and connections) stays in this process: the
+        # results pickle as data, and cannot be re-run where they are unpickled.
+        return (_unpickled, (self._items, self._history))
+
+    def __copy__(self) -> PodResults:
+        return PodResults(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PodResults:
+        import copy
+
+        duplicate = PodResults(copy.deepcopy(self._items, memo))
+        duplicate._origin = self._origin  # the same run, in the same process
+        duplicate._history = copy.deepcopy(self._history, memo)
+        return duplicate
+
     def _derived(self, items: Iterable[PodResult]) -> PodResults:
         """A subset of these results, with the same run and the history of its own pods."""
         derived = PodResults(items)
@@ -860,6 +876,12 @@ class PodResults(Sequence[PodResult]):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
+
+
+def _unpickled(items: tuple[PodResult, ...], history: tuple[PodResult, ...]) -> PodResults:
+    results = PodResults(items)
+    results._history = history
+    return results
 
 
 #: How many pods :func:`parse_problems` and :func:`check_parsed` name before "and N more".

@@ -8,6 +8,8 @@ keeps the latest attempt per pod and the earlier ones as history.
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic import Cluster
-from podmagic._errors import ConfigError, RefusedError, SelectionError
+from podmagic._errors import ConfigError, PodsFailedError, RefusedError, SelectionError
 from podmagic._results import ExecStatus, PodResult, PodResults
 from podmagic.sandbox import Sandbox
 
@@ -298,3 +300,19 @@ def test_a_container_the_pod_no_longer_has_is_that_pods_error(cluster: Cluster) 
         ("solo", "gone", ExecStatus.ERROR),
     ]
     assert results[1].error == 'container "gone" not found (containers: main)'
+
+
+def test_results_of_a_run_still_pickle_and_copy(cluster: Cluster) -> None:
+    results = cluster.run(f"{ONLY_DB_1} || exit 3", selector="app=db")
+    merged = results.merge(results.rerun(failed=True))
+    # The run's Cluster holds credentials: it stays behind, the data travels.
+    unpickled = pickle.loads(pickle.dumps(merged))
+    assert unpickled == merged
+    assert len(unpickled.to_dataframe(history=True)) == 3
+    with pytest.raises(ValueError, match="do not remember a run"):
+        unpickled.rerun()
+    error = pickle.loads(pickle.dumps(PodsFailedError(results)))
+    assert error.results == results
+    # A copy in the same process is the same run.
+    assert _where(copy.deepcopy(results).rerun(failed=True)) == [("conf", "db-0", "postgres")]
+    assert _where(copy.copy(results).failed.rerun()) == [("conf", "db-0", "postgres")]
