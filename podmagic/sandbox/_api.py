@@ -37,6 +37,7 @@ from . import _status as status
 from ._auth import access_review, identity_of, rules_review, self_review, token_review
 from ._behaviour import BehaviourError
 from ._bookmarks import bookmark, next_event, watch_options
+from ._field_validation import add_warning_headers, check_fields
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
 from ._lifecycle import DeleteOptionsError, delete_options
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
@@ -607,7 +608,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     body = await _decoded(request, _OBJECT_TYPES)
     if not isinstance(body, dict):
         raise status.bad_request("the body of the request must be a JSON object")
-    return body
+    return check_fields(request, body)
 
 
 async def _decoded(request: web.Request, media_types: frozenset[str] | None) -> Any:
@@ -765,7 +766,8 @@ async def _patched(request: web.Request, current: dict[str, Any] | None) -> dict
             media_type, "a PATCH body is one of: " + ", ".join(sorted(PATCH_TYPES))
         )
     if media_type == APPLY_PATCH:
-        return await _applied(request, current)
+        applied = await _applied(request, current)
+        return check_fields(request, applied, patch=True, current=current)
     if current is None:  # only apply creates
         raise _not_found_here(request)
     patch = await _decoded(request, frozenset({media_type}))
@@ -785,7 +787,7 @@ async def _patched(request: web.Request, current: dict[str, Any] | None) -> dict
         ) from None
     if not isinstance(result, dict):
         raise status.bad_request("the patched object is not a JSON object")
-    return result
+    return check_fields(request, result, patch=True, current=current)
 
 
 async def _applied(request: web.Request, current: dict[str, Any] | None) -> dict[str, Any]:
@@ -1635,6 +1637,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
     )
     app[CLUSTER_KEY] = cluster
     app[TOKEN_KEY] = token or ""
+    app.on_response_prepare.append(add_warning_headers)
     app[CONNECTIONS_KEY] = Connections()
     ns = "/api/v1/namespaces/{namespace}"
     group = "/apis/{group}/{version}"
