@@ -29,6 +29,14 @@ stalled, and it is not retried. The time a command may run is the caller's: wrap
 an anyio cancel scope, and pass a :class:`~podmagic._kubeapi.Reach` as ``reach`` to learn how far
 the opening had got when that scope ran out. A cancelled exec sends its close frame and
 drops the connection within :data:`CANCEL_CLOSE_TIMEOUT`, without waiting for the server.
+
+The WebSocket itself is podmagic's own minimal client (:mod:`podmagic._wsproto`, on
+``asyncio.Protocol``: messages go straight from the socket to the collector, with no queue
+and no task per connection), except through an HTTP proxy, where the ``websockets`` library
+connects. Until the next release the ``websockets`` path can be chosen for every exec, to
+compare the two: set :data:`WEBSOCKET_CLIENT` to ``"websockets"`` (or start Python with
+``PODMAGIC_EXEC_WEBSOCKET=websockets``). Both behave alike: the same retries and limits, the
+same errors, a refused upgrade's body shown, keepalive pings, v4 and v5.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import select
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.lowlevel
@@ -52,6 +62,7 @@ from websockets.typing import Subprotocol
 from ._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from ._errors import HandshakeError, StreamLostError
 from ._kubeapi import READ_TIMEOUT, Answer, Reach, RetryPolicy, Unreachable, parse_retry_after
+from ._wsproto import BadHandshake, ConnectionEnded, ExecSocket, Refused, open_exec_socket
 
 if TYPE_CHECKING:
     from ._kubeapi import KubeApi
@@ -99,6 +110,9 @@ CLOSE_TIMEOUT = 1.0
 CANCEL_CLOSE_TIMEOUT = 0.25
 #: Bytes asyncio asks OpenSSL for per read on an exec connection (see :func:`_tune_tls_reads`).
 TLS_READ_SIZE = 64 * 1024
+#: Which WebSocket client execs use: ``"lean"`` (:mod:`podmagic._wsproto`; through a proxy,
+#: websockets all the same) or ``"websockets"``. Private, kept for one release to compare.
+WEBSOCKET_CLIENT = os.environ.get("PODMAGIC_EXEC_WEBSOCKET", "lean")
 
 
 class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -354,15 +368,14 @@ class _Collector:
         )
 
 
-def _close_detail(exc: ConnectionClosed) -> str:
-    """How the connection ended, for a StreamLostError's message."""
-    frame = exc.rcvd or exc.sent
-    if frame is None:
+def _close_detail(code: int | None, reason: str) -> str:
+    """How the connection ended (the close code received, else the one sent; ``None``: no
+    close frame at all), for a StreamLostError's message."""
+    if code is None:
         return "the connection dropped (1006)"
-    if frame.code in (1000, 1001):
+    if code in (1000, 1001):
         return "the server closed the stream without an exit status"
-    reason = f": {frame.reason}" if frame.reason else ""
-    return f"close code {frame.code}{reason}"
+    return f"close code {code}{f': {reason}' if reason else ''}"
 
 
 class _TracedConnection(ClientConnection):
@@ -391,14 +404,26 @@ class _TracedConnection(ClientConnection):
         super().data_received(data)
 
 
+def _refused_answer(status: int, body: bytes | None, retry_after: str | None) -> Answer[Any]:
+    return Answer(status, body, parse_retry_after(retry_after))
+
+
+def _not_an_upgrade(exc: Exception) -> Unreachable:
+    """The server cut the connection or spoke something else than HTTP."""
+    return Unreachable(
+        exc,
+        f"the exec upgrade failed ({exc})",
+        "check that the server address points at the Kubernetes API server",
+    )
+
+
 async def _connect(
     api: KubeApi,
     spec: ExecSpec,
-    url: str,
     policy: RetryPolicy,
-    subprotocols: Sequence[str],
     reach: Reach,
-) -> ClientConnection:
+    attempt: Callable[[Mapping[str, str], Reach], Any],
+) -> _Link:
     """Open the WebSocket under :meth:`KubeApi.request`'s policy: before the upgrade nothing
     has run, so what may help is retried (401 once with fresh credentials, 429 and 5xx with
     backoff, refused or reset connections within ``spec.connect_timeout`` overall).
@@ -407,15 +432,50 @@ async def _connect(
     wait. A refused upgrade is a :class:`~podmagic.HandshakeError` with the server's own
     message; a timeout or an unreachable server one with ``http_status`` 0.
     """
-    where = {"pod": spec.pod, "namespace": spec.namespace, "container": spec.container}
+    reach.connect_timeout, reach.read_timeout = spec.connect_timeout, spec.read_timeout
+
+    def fail(message: str, hint: str) -> HandshakeError:
+        # http_status 0: no HTTP answer at all (the convention of the official client).
+        return HandshakeError(
+            http_status=0,
+            server_message=message,
+            hint=hint,
+            pod=spec.pod,
+            namespace=spec.namespace,
+            container=spec.container,
+        )
+
+    answer = await api.request(
+        f"exec in pod {spec.namespace}/{spec.pod}",
+        attempt,
+        retry=policy,
+        reach=reach,
+        noun="exec upgrade",
+        fail=fail,
+    )
+    if answer.value is None:
+        raise HandshakeError.from_status(
+            answer.status,
+            answer.body,
+            pod=spec.pod,
+            namespace=spec.namespace,
+            container=spec.container,
+        ) from None
+    link: _Link = answer.value
+    return link
+
+
+def _websockets_attempt(
+    api: KubeApi, url: str, subprotocols: Sequence[str]
+) -> Callable[[Mapping[str, str], Reach], Any]:
+    """One try at the upgrade with the ``websockets`` library (a proxy, or chosen)."""
     ssl_context = api.websocket_ssl()
     extra: dict[str, Any] = {}
     if ssl_context is not None and api.server_hostname:
         # kubeconfig's tls-server-name: the name for SNI and certificate verification.
         extra["server_hostname"] = api.server_hostname
-    reach.connect_timeout, reach.read_timeout = spec.connect_timeout, spec.read_timeout
 
-    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[ClientConnection]:
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[_Link]:
         try:
             ws = await connect(
                 url,
@@ -444,44 +504,104 @@ async def _connect(
             )
         except InvalidStatus as refused:
             response = refused.response
-            return Answer(
+            return _refused_answer(
                 response.status_code,
                 bytes(response.body) if response.body is not None else None,
-                parse_retry_after(response.headers.get("Retry-After")),
+                response.headers.get("Retry-After"),
             )
         except InvalidHandshake as exc:
             if isinstance(exc, OSError):
                 raise Unreachable(exc) from exc
-            # The server cut the connection or spoke something else than HTTP.
-            raise Unreachable(
-                exc,
-                f"the exec upgrade failed ({exc})",
-                "check that the server address points at the Kubernetes API server",
-            ) from exc
+            raise _not_an_upgrade(exc) from exc
         except TimeoutError:
             raise
         except OSError as exc:
             raise Unreachable(exc) from exc
-        return Answer(101, value=ws)
+        return Answer(101, value=_WebsocketsLink(ws))
 
-    def fail(message: str, hint: str) -> HandshakeError:
-        # http_status 0: no HTTP answer at all (the convention of the official client).
-        return HandshakeError(http_status=0, server_message=message, hint=hint, **where)
-
-    answer = await api.request(
-        f"exec in pod {spec.namespace}/{spec.pod}",
-        attempt,
-        retry=policy,
-        reach=reach,
-        noun="exec upgrade",
-        fail=fail,
-    )
-    if answer.value is None:
-        raise HandshakeError.from_status(answer.status, answer.body, **where) from None
-    return answer.value
+    return attempt
 
 
-def _tune_tls_reads(ws: ClientConnection) -> None:
+@functools.lru_cache(maxsize=32)
+def _direct_target(server: str) -> tuple[str, int, str, int] | None:
+    """``(host, port, Host header, where the path starts in an exec URL)`` of an API server
+    the lean client can reach directly; None for one it leaves to websockets (credentials in
+    the URL, which websockets turns into Basic authentication)."""
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return parts.hostname, port, parts.netloc, len(f"{scheme}://{parts.netloc}")
+
+
+class _Steps:
+    """Tells a :class:`~podmagic._kubeapi.Reach` how far the lean client's opening got."""
+
+    __slots__ = ("reach",)
+
+    def __init__(self, reach: Reach) -> None:
+        self.reach = reach
+
+    def tcp(self) -> None:
+        self.reach.tcp = True
+
+    def answer(self) -> None:
+        self.reach.advance("answer")
+
+    def body(self) -> None:
+        self.reach.advance("body")
+
+
+def _lean_attempt(
+    api: KubeApi,
+    url: str,
+    subprotocols: Sequence[str],
+    target: tuple[str, int, str, int],
+) -> Callable[[Mapping[str, str], Reach], Any]:
+    """One try at the upgrade with podmagic's own client (:mod:`podmagic._wsproto`)."""
+    host, port, host_header, path_at = target
+    ssl_context = api.websocket_ssl()
+    server_hostname = (api.server_hostname or host) if ssl_context is not None else None
+    fixed = (("Host", host_header), ("User-Agent", api.user_agent))
+
+    async def attempt(headers: Mapping[str, str], reach: Reach) -> Answer[_Link]:
+        steps = _Steps(reach)
+        try:
+            sock = await open_exec_socket(
+                host,
+                port,
+                url[path_at:],
+                (*fixed, *headers.items()),
+                subprotocols,
+                ssl=ssl_context,
+                server_hostname=server_hostname,
+                max_size=None,
+                ping_interval=PING_INTERVAL,
+                ping_timeout=PING_TIMEOUT,
+                # stdin waits while more than one frame is unsent.
+                write_limit=STDIN_CHUNK,
+                on_tcp=steps.tcp,
+                on_answer=steps.answer,
+                on_first_byte=steps.body,
+            )
+        except Refused as refused:
+            return _refused_answer(refused.status, refused.body, refused.headers.get("retry-after"))
+        except BadHandshake as exc:
+            raise _not_an_upgrade(exc) from exc
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise Unreachable(exc) from exc
+        return Answer(101, value=_LeanLink(sock))
+
+    return attempt
+
+
+def _tune_tls_reads(transport: asyncio.BaseTransport | None) -> None:
     """Let asyncio read at most :data:`TLS_READ_SIZE` bytes per call on this connection.
 
     asyncio's TLS transport asks for 256 KiB per read and gets one TLS record (16 KiB), so
@@ -491,44 +611,129 @@ def _tune_tls_reads(ws: ClientConnection) -> None:
     64 KiB buffer stays inside the heap. The read size is an attribute of the transport's
     TLS protocol object, not an API: left alone where it is not found.
     """
-    protocol = getattr(ws.transport, "_ssl_protocol", None)
+    protocol = getattr(transport, "_ssl_protocol", None)
     size = getattr(protocol, "max_size", None)
     if isinstance(size, int) and size > TLS_READ_SIZE:
         protocol.max_size = TLS_READ_SIZE  # type: ignore[union-attr]
 
 
-async def _close(ws: ClientConnection, *, server_closing: bool = False) -> None:
-    """Close the WebSocket promptly, even while the calling task is being cancelled.
+class _Link:
+    """One exec WebSocket, whichever client made it: what :func:`run_exec` needs of it."""
 
-    With ``server_closing`` (the status frame has arrived, and the server closes right after
-    it) the server's own close is awaited first — websockets answers it by itself — which
-    costs less than starting a closing handshake of our own; ``close()`` then only runs if
-    the server did not close in time.
-    """
-    with anyio.CancelScope(shield=True):
-        try:
-            # close() gives the server CLOSE_TIMEOUT to answer, then drops the socket itself;
-            # the outer bound covers a close that is stuck for any other reason. An exec that
-            # did not end by itself (timed out, cancelled, broken) only sends its close frame.
-            with anyio.move_on_after(
-                CLOSE_TIMEOUT + 0.5 if server_closing else CANCEL_CLOSE_TIMEOUT
-            ):
+    __slots__ = ()
+
+    transport: asyncio.BaseTransport | None
+    subprotocol: str | None
+
+    async def send(self, data: bytes) -> None:
+        """Send one binary message (raises :class:`ConnectionEnded` once closed)."""
+        raise NotImplementedError
+
+    async def read(self, collector: _Collector) -> str | None:
+        """Feed messages to ``collector`` until its status is complete (None) or the
+        connection ends first (how it ended, for the error's message)."""
+        raise NotImplementedError
+
+    async def close(self, *, server_closing: bool) -> None:
+        """Close promptly, even while the calling task is being cancelled.
+
+        With ``server_closing`` (the status frame has arrived, and the server closes right
+        after it) the server's own close is awaited first, which costs less than starting
+        a closing handshake of our own; a close of our own follows only if the server did
+        not close in time. An exec that did not end by itself (timed out, cancelled,
+        broken) only sends its close frame. No socket is left open behind the caller.
+        """
+        raise NotImplementedError
+
+
+class _LeanLink(_Link):
+    __slots__ = ("sock", "subprotocol", "transport")
+
+    def __init__(self, sock: ExecSocket) -> None:
+        self.sock = sock
+        self.transport = sock.transport
+        self.subprotocol = sock.subprotocol
+
+    async def send(self, data: bytes) -> None:
+        await self.sock.send(data)
+
+    async def read(self, collector: _Collector) -> str | None:
+        sock = self.sock
+        if await sock.read(collector.feed):
+            return None
+        return _close_detail(sock.close_code, sock.close_reason)
+
+    async def close(self, *, server_closing: bool) -> None:
+        sock = self.sock
+        if sock.closed:
+            return  # the server closed already: nothing to wait for
+        with anyio.CancelScope(shield=True):
+            try:
+                grace = CANCEL_CLOSE_TIMEOUT
                 if server_closing:
                     with anyio.move_on_after(CLOSE_TIMEOUT):
-                        await ws.wait_closed()
-                if ws.state is not State.CLOSED:
-                    await ws.close()
-        except Exception:  # closing must not hide how the exec ended
-            log.debug("closing an exec WebSocket failed", exc_info=True)
-        finally:
-            # Whatever happened above, no socket is left open behind the caller.
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
+                        await sock.wait_closed()
+                    grace = 0.5
+                if not sock.closed:
+                    sock.start_closing()
+                    with anyio.move_on_after(grace):
+                        await sock.wait_closed()
+            except Exception:  # closing must not hide how the exec ended
+                log.debug("closing an exec WebSocket failed", exc_info=True)
+            finally:
+                sock.abort()
 
 
-def _input_pending(ws: ClientConnection) -> bool:
+class _WebsocketsLink(_Link):
+    __slots__ = ("subprotocol", "transport", "ws")
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.transport = ws.transport
+        self.subprotocol = ws.subprotocol
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed as exc:
+            raise ConnectionEnded() from exc
+
+    async def read(self, collector: _Collector) -> str | None:
+        ws = self.ws
+        try:
+            while True:
+                frame = await ws.recv(decode=False)
+                if collector.feed(frame if isinstance(frame, bytes) else bytes(frame)):
+                    return None
+        except ConnectionClosed as exc:
+            ending = exc.rcvd or exc.sent
+            return _close_detail(*((ending.code, ending.reason) if ending else (None, "")))
+
+    async def close(self, *, server_closing: bool) -> None:
+        ws = self.ws
+        with anyio.CancelScope(shield=True):
+            try:
+                # close() gives the server CLOSE_TIMEOUT to answer, then drops the socket
+                # itself; the outer bound covers a close that is stuck for any other reason.
+                with anyio.move_on_after(
+                    CLOSE_TIMEOUT + 0.5 if server_closing else CANCEL_CLOSE_TIMEOUT
+                ):
+                    if server_closing:
+                        with anyio.move_on_after(CLOSE_TIMEOUT):
+                            await ws.wait_closed()
+                    if ws.state is not State.CLOSED:
+                        await ws.close()
+            except Exception:  # closing must not hide how the exec ended
+                log.debug("closing an exec WebSocket failed", exc_info=True)
+            finally:
+                if ws.transport is not None and not ws.transport.is_closing():
+                    ws.transport.abort()
+
+
+def _input_pending(link: _Link) -> bool:
     """Whether the socket holds received bytes the event loop has not read yet."""
-    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    transport = link.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
     try:
         fd = sock.fileno() if sock is not None else -1
         if fd < 0:
@@ -544,7 +749,7 @@ def _input_pending(ws: ClientConnection) -> bool:
 
 
 async def _send_stdin(
-    ws: ClientConnection, data: bytes, protocol: str, collector: _Collector, *, eof: bool = True
+    link: _Link, data: bytes, protocol: str, collector: _Collector, *, eof: bool = True
 ) -> None:
     """Send stdin in frames of at most STDIN_CHUNK bytes, then (``eof``) EOF on v5."""
     view = memoryview(data)
@@ -556,19 +761,19 @@ async def _send_stdin(
             # already arrived — the exit status. So let the loop read pending input first:
             # once the status is read, the reader stops this task.
             for _ in range(8):
-                if not _input_pending(ws):
+                if not _input_pending(link):
                     break
                 await anyio.lowlevel.checkpoint()
-            await ws.send(b"\x00" + view[offset : offset + STDIN_CHUNK])
+            await link.send(b"\x00" + view[offset : offset + STDIN_CHUNK])
         if eof and protocol == V5:
-            await ws.send(bytes((CLOSE, STDIN)))
-    except ConnectionClosed:
+            await link.send(bytes((CLOSE, STDIN)))
+    except ConnectionEnded:
         # The command ended or the link broke: the reader reports which.
         collector.stdin_cut = True
 
 
 async def _send_loader_input(
-    ws: ClientConnection, stdin: LoaderInput, protocol: str, collector: _Collector
+    link: _Link, stdin: LoaderInput, protocol: str, collector: _Collector
 ) -> None:
     """Send a loader's stdin on a terminal: each part only once the loader asked for it.
 
@@ -577,27 +782,15 @@ async def _send_loader_input(
     """
     first, second = collector.ready
     await first.wait()
-    await _send_stdin(ws, stdin.payload, protocol, collector, eof=False)
+    await _send_stdin(link, stdin.payload, protocol, collector, eof=False)
     await second.wait()
     if stdin.rest is not None:
-        await _send_stdin(ws, stdin.rest, protocol, collector)
+        await _send_stdin(link, stdin.rest, protocol, collector)
     else:
         # No stdin of the user's: as for `sh -c` without a stdin channel (the sandbox types
         # ^D then), the script's first read of the terminal ends at once. The terminal itself
         # stays, so `[ -t 0 ]` still holds.
-        await _send_stdin(ws, TERMINAL_EOF, protocol, collector, eof=False)
-
-
-async def _read(ws: ClientConnection, collector: _Collector) -> ConnectionClosed | None:
-    """Read frames until the status is complete (returns None) or the connection ends
-    (returns how it ended, a clean close included)."""
-    try:
-        while True:
-            frame = await ws.recv(decode=False)
-            if collector.feed(frame if isinstance(frame, bytes) else bytes(frame)):
-                return None
-    except ConnectionClosed as exc:
-        return exc
+        await _send_stdin(link, TERMINAL_EOF, protocol, collector, eof=False)
 
 
 async def run_exec(
@@ -633,13 +826,21 @@ async def run_exec(
         stderr=not spec.tty,
         tty=spec.tty,
     )
-    ws = await _connect(
-        api, spec, url, retry or api.retry, subprotocols, reach if reach is not None else Reach()
+    target = None
+    if WEBSOCKET_CLIENT != "websockets" and api.proxy is None:
+        target = _direct_target(api.server)
+    attempt = (
+        _lean_attempt(api, url, subprotocols, target)
+        if target is not None
+        else _websockets_attempt(api, url, subprotocols)
     )
-    _tune_tls_reads(ws)
+    link = await _connect(
+        api, spec, retry or api.retry, reach if reach is not None else Reach(), attempt
+    )
+    _tune_tls_reads(link.transport)
     status_received = False
     try:
-        protocol = ws.subprotocol or ""
+        protocol = link.subprotocol or ""
         if protocol not in (V5, V4):
             raise HandshakeError(
                 http_status=101,
@@ -655,7 +856,7 @@ async def run_exec(
         if spec.tty:
             # The size goes first, so the command starts at the caller's terminal size.
             size = json.dumps({"Width": spec.width, "Height": spec.height})
-            await ws.send(bytes((RESIZE,)) + size.encode())
+            await link.send(bytes((RESIZE,)) + size.encode())
         stdin = spec.stdin
         # On a terminal the loader asks for its payload (see LoaderInput); elsewhere it
         # simply reads it, and everything is sent at once.
@@ -663,7 +864,7 @@ async def run_exec(
         collector = _Collector(spec.capture_limit, on_output, markers=2 if handshake else 0)
         if stdin is None:
             # Nothing to send: no second task, and no task group to pay for on every exec.
-            ended = await _read(ws, collector)
+            ended = await link.read(collector)
         else:
             failure: Exception | None = None
             async with anyio.create_task_group() as group:
@@ -671,12 +872,12 @@ async def run_exec(
                 # output pipe long before a large stdin is fully sent.
                 if handshake:
                     assert isinstance(stdin, LoaderInput)
-                    group.start_soon(_send_loader_input, ws, stdin, protocol, collector)
+                    group.start_soon(_send_loader_input, link, stdin, protocol, collector)
                 else:
                     data = stdin.data if isinstance(stdin, LoaderInput) else stdin
-                    group.start_soon(_send_stdin, ws, data, protocol, collector)
+                    group.start_soon(_send_stdin, link, data, protocol, collector)
                 try:
-                    ended = await _read(ws, collector)
+                    ended = await link.read(collector)
                 except Exception as exc:  # noqa: BLE001 - e.g. from on_output; re-raised below
                     # Raised inside the task group it would come out wrapped in an
                     # ExceptionGroup.
@@ -685,7 +886,7 @@ async def run_exec(
             if failure is not None:
                 raise failure
         if ended is not None:  # no status: the outcome is unknown, never success
-            detail = _close_detail(ended)
+            detail = ended
             if collector.stdin_cut:
                 detail += (
                     "; the connection broke while stdin was being sent: the command may "
@@ -700,4 +901,4 @@ async def run_exec(
         status_received = True
         return collector.outcome(protocol)
     finally:
-        await _close(ws, server_closing=status_received)
+        await link.close(server_closing=status_received)
