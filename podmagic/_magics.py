@@ -3,6 +3,9 @@ to the engine. Nothing else happens here.
 
     %pod TARGET... [options] -- COMMAND        one command line
     %%pod TARGET... [options]                  the cell body is a shell script
+    %pod {{res.failed}} [options] -- COMMAND   earlier results (or a list of names) as targets
+    %pod --rerun RESULTS [options]             the run that made RESULTS, again in their pods
+    %pod_target TARGET... [options]            the target of every %pod that names none
 
 Settings a user sets once are traitlets (``%config PodMagic.namespace = "prod"``).
 """
@@ -748,6 +751,12 @@ class PodMagic(Magics):
         with the cell as the script. ``{{expr}}`` puts a Python value in as one quoted shell
         word (a list as several), ``{{expr|raw}}`` unquoted; ``\\{{`` is a literal ``{{``.
         Shell syntax ($VAR, $(cmd), awk '{print $1}', find -exec {} \\;) is left alone.
+
+        A target that is one ``{{expr}}`` is data: a list of pod names, or earlier results
+        (``{{res.failed}}``, a ``PodResult`` or a list of them), each pod in its own
+        namespace, container and context. ``--rerun res`` repeats the run that made ``res``
+        (the same command, env, stdin and options) in its pods; ``--ok-exit 0,1`` counts those
+        exit codes as ok. With a default target (``%pod_target``) a cell may name none.
 
         Interrupting the kernel during a blocking run cancels it within about a second; the
         summary of the partial results is shown, ``-o NAME`` stores them (as ``PodResults``,
