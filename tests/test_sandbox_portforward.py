@@ -8,7 +8,9 @@ pods are plain processes or isolated in their own network namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import select
 import socket
@@ -22,9 +24,10 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import KubectlRunner
+from conftest import KubectlRunner, kubectl_folder, missing_tool
 
 from podmagic.sandbox import Sandbox
+from podmagic.sandbox._isolation import ISOLATION_VARIABLE, isolation_problem
 from podmagic.sandbox._spdy import HEADER_DICTIONARY, Data, Ping, SpdyFramer, SynStream
 
 NAMESPACE = "pf"
@@ -87,6 +90,31 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@contextlib.contextmanager
+def _servers_in_pod(kubectl: str, env: dict[str, str], ports: list[int]) -> Iterator[None]:
+    """The echo and HTTP servers running in the pod (``kubectl exec``) until the block ends."""
+    server = subprocess.Popen(
+        [kubectl, "exec", "-i", "-n", NAMESPACE, POD, "--", "python3", "-u", "-c", SERVERS]
+        + [str(port) for port in ports],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert server.stdout is not None
+    ready, _, _ = select.select([server.stdout], [], [], 60)
+    line = server.stdout.readline() if ready else b""
+    try:
+        assert line == b"ready\n", (line, server.poll())
+        yield
+    finally:
+        try:
+            server.communicate(timeout=30)  # closes its stdin: the servers end
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+
+
 @pytest.fixture(scope="module")
 def pod_ports(
     sandbox: Sandbox, kubectl_factory: Callable[[str], KubectlRunner]
@@ -95,26 +123,10 @@ def pod_ports(
     sandbox.apply(MANIFEST)
     kubectl = kubectl_factory("1.33")
     echo_a, echo_b, http_port, closed = _free_ports(4)
-    server = subprocess.Popen(
-        [kubectl.binary, "exec", "-i", "-n", NAMESPACE, POD, "--", "python3", "-u", "-c"]  # type: ignore[attr-defined]
-        + [SERVERS, str(echo_a), str(echo_b), str(http_port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=kubectl.env,  # type: ignore[attr-defined]
-    )
-    assert server.stdout is not None and server.stdin is not None
-    ready, _, _ = select.select([server.stdout], [], [], 60)
-    line = server.stdout.readline() if ready else b""
-    assert line == b"ready\n", (line, server.stderr.read() if server.poll() is not None else "")
     try:
-        yield echo_a, echo_b, http_port, closed
+        with _servers_in_pod(kubectl.binary, kubectl.env, [echo_a, echo_b, http_port]):  # type: ignore[attr-defined]
+            yield echo_a, echo_b, http_port, closed
     finally:
-        try:
-            server.communicate(timeout=30)  # closes its stdin: the servers end
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
         assert sandbox.cluster is not None
         sandbox.call(sandbox.cluster.delete_namespace, NAMESPACE)
 
@@ -260,6 +272,51 @@ def test_portforward_to_a_missing_pod_is_a_404_status(sandbox: Sandbox) -> None:
     with raised.value as error:
         assert error.code == 404
         assert json.loads(error.read())["message"] == 'pods "nope" not found'
+
+
+def test_port_forward_reaches_an_isolated_pods_own_loopback(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With namespaces, a server on the pod's 127.0.0.1 is not on the host's: port-forward
+    reaches it all the same (the socket is made in the pod's network namespace)."""
+    folder = kubectl_folder()
+    kubectl = str(folder / "kubectl.1.33") if folder else ""
+    if not kubectl or not os.access(kubectl, os.X_OK):
+        missing_tool("kubectl.1.33 not found beside `kubectl` on PATH")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ISOLATION_VARIABLE, "namespaces")
+        problem = isolation_problem()
+        if problem is not None:
+            missing_tool(f"pods cannot be isolated here: {problem}")
+        state = tmp_path_factory.mktemp("pf-iso")
+        with Sandbox(MANIFEST, state_dir=state / "state", kubeconfig=state / "kc") as isolated:
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(state),
+                "KUBECONFIG": str(isolated.kubeconfig),
+            }
+            echo_port, http_port = _free_ports(2)
+            with _servers_in_pod(kubectl, env, [echo_port, http_port]):
+                with pytest.raises(ConnectionRefusedError):  # not on this host's loopback
+                    socket.create_connection(("127.0.0.1", http_port), timeout=30).close()
+                from kubernetes import client, config
+                from kubernetes.stream import portforward
+
+                api = client.CoreV1Api(config.new_client_from_config(str(isolated.kubeconfig)))
+                forward = portforward(
+                    api.connect_get_namespaced_pod_portforward,
+                    POD,
+                    NAMESPACE,
+                    ports=str(http_port),
+                )
+                conn = forward.socket(http_port)
+                conn.setblocking(True)
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                answer = _recv_exactly(conn, 4096)
+                conn.close()
+                assert answer.startswith(b"HTTP/1.0 200 OK")
+                assert answer.endswith(b"hello from the pod\n")
+                assert forward.error(http_port) is None
 
 
 # -- SPDY framing -----------------------------------------------------------------------------
