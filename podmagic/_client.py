@@ -1096,8 +1096,8 @@ class Cluster:
             raise SelectionError("give pods (names or results) or a selector (-l), not both")
         if query.one or query.pick is not None:
             raise SelectionError(
-                "--one and --pick choose among the pods found; results name their pods "
-                "already: leave it out, or pass a slice of the results"
+                "--one and --pick N pick among the pods found; results name their pods "
+                "already: leave them out, or pass a slice of the results (results[:3])"
             )
         contexts = sorted({r.context for r in results})
         if len(contexts) > 1:

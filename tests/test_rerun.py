@@ -316,3 +316,24 @@ def test_results_of_a_run_still_pickle_and_copy(cluster: Cluster) -> None:
     # A copy in the same process is the same run.
     assert _where(copy.deepcopy(results).rerun(failed=True)) == [("conf", "db-0", "postgres")]
     assert _where(copy.copy(results).failed.rerun()) == [("conf", "db-0", "postgres")]
+
+
+def test_choices_that_do_not_go_with_results_are_refused(cluster: Cluster) -> None:
+    results = cluster.run("true", selector="app=db")
+    with pytest.raises(SelectionError, match=r"^one=True and pick=N pick among the pods found"):
+        cluster.run("true", results, pick=1)
+    with pytest.raises(SelectionError, match=r"give pods \(names or results\) or a selector"):
+        cluster.run("true", results, selector="app=web")
+
+
+def test_magic_rerun_in_the_background_and_as_a_dry_run(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("pod", f"-l app=db -o first -- {ONLY_DB_1}")
+    handle = ip.run_line_magic("pod", "--rerun first.failed --bg -o later")
+    again = handle.result(timeout=60)
+    assert _where(again) == [("conf", "db-0", "postgres")]
+    assert ip.user_ns["later"] is again
+    capsys.readouterr()
+    assert ip.run_line_magic("pod", "--rerun first --dry-run") is None
+    assert "pods db-0, db-1 in namespace conf — 2 to run" in capsys.readouterr().out
