@@ -3,11 +3,10 @@
 - ``allowWatchBookmarks=true``: when nothing else was sent for :data:`BOOKMARK_INTERVAL`
   seconds the watch sends a ``BOOKMARK`` event whose object carries only the current
   ``resourceVersion`` (informers resume from it instead of relisting).
-- ``sendInitialEvents=true`` with ``resourceVersionMatch=NotOlderThan`` (the watch-list
-  informers of client-go 1.27+ and kubectl's ``--watch-only``-less paths ask for it): the
-  current objects as ``ADDED`` events, then a bookmark annotated
-  ``k8s.io/initial-events-end: "true"``, then the changes. The apiserver's rules for
-  combining these options, and its 422 wording, apply.
+- ``sendInitialEvents=true`` with ``resourceVersionMatch=NotOlderThan`` (what client-go's
+  watch-list informers ask for): the current objects as ``ADDED`` events, then a bookmark
+  annotated ``k8s.io/initial-events-end: "true"``, then the changes. The apiserver's rules
+  for combining these options, and its 422 wording, apply.
 """
 
 from __future__ import annotations
