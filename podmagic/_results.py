@@ -411,6 +411,13 @@ class PodResults(Sequence[PodResult]):
         )
 
     @property
+    def ok_exit(self) -> frozenset[int] | None:
+        """The exit codes the run counted as ok (``frozenset({0})`` unless ``ok_exit`` /
+        ``--ok-exit`` said otherwise); None for results that remember no run."""
+        options = getattr(self._origin, "options", None)
+        return getattr(options, "ok_exit", None)
+
+    @property
     def skipped(self) -> PodResults:
         """The pods that matched but were not run."""
         return self._derived(r for r in self._items if r.status is ExecStatus.SKIPPED)

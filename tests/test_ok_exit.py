@@ -50,7 +50,12 @@ def test_grep_without_a_match_is_ok_with_ok_exit_and_keeps_its_exit_code(
     frame = results.to_dataframe()
     assert list(frame["status"]) == ["ok", "ok"]
     assert list(frame["exit_code"]) == [1, 1]
-    assert "2 ok" in str(results)
+    assert "2 pods in context podmagic-sandbox, namespace conf: 2 ok (exit 0, 1 counted as ok)" in (
+        str(results)
+    )
+    assert "(exit 0, 1 counted as ok)" in results._repr_html_()
+    assert results.ok_exit == {0, 1} and plain.ok_exit == {0}
+    assert "counted as ok" not in str(plain)
 
 
 def test_a_code_left_out_still_fails_and_zero_is_not_implied(cluster: Cluster) -> None:

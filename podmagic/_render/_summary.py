@@ -197,6 +197,20 @@ def _preview(text: str) -> list[str]:
     return shown
 
 
+def _code_ranges(codes: frozenset[int]) -> str:
+    """``0, 1`` or ``0-2, 127``: exit codes as ``--ok-exit`` takes them."""
+    runs: list[list[int]] = []
+    for code in sorted(codes):
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return ", ".join(
+        str(low) if low == high else f"{low}, {high}" if high == low + 1 else f"{low}-{high}"
+        for low, high in runs
+    )
+
+
 def summary_view(results: PodResults) -> _SummaryView:
     items = list(results)
     unit = _unit(items)
@@ -210,6 +224,9 @@ def summary_view(results: PodResults) -> _SummaryView:
     counts = ", ".join(f"{n} {status}" for status, n in results.summary().items())
     if counts:
         title += f": {counts}"
+    accepted = results.ok_exit
+    if accepted and accepted != {0}:  # --ok-exit: say why an "exit 1" row is ok
+        title += f" (exit {_code_ranges(accepted)} counted as ok)"
 
     notes = []
     truncated = [r for r in items if r.truncated]
