@@ -342,6 +342,24 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     assert len(fake_display.calls) == 2  # the two slots, always updated by their ids
 
 
+def test_the_snapshot_is_first_refreshed_a_second_after_the_view_shows(
+    fake_display: FakeDisplay,
+) -> None:
+    # Saved 3 s into a run, a notebook holds its first lines, not only the empty start.
+    t = target("web-1")
+    renderer = LiveRenderer(snapshot_every=600, show_after=0)
+    feed(renderer, [run_started([t]), PodStarted(t)])
+    wait_until(lambda: len(fake_display.calls) == 2, what="the widget and a snapshot are shown")
+    snapshots = fake_display.handles[1]
+    renderer.handle_event(out(t, b"first line\n"))
+    wait_until(
+        lambda: any("web-1 | first line" in b["text/plain"] for b, _ in snapshots.updates),
+        what="the snapshot refreshed with the first line (long before snapshot_every)",
+        timeout=20,
+    )
+    renderer.close()
+
+
 def test_a_shown_run_opens_one_widget_model_and_a_finished_one_keeps_none(
     fake_display: FakeDisplay,
 ) -> None:

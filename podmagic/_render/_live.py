@@ -51,7 +51,8 @@ context of the cell that started it. A run that outlives its cell (``--bg``,
 after a cell has finished goes to whichever cell runs then, while updates by display id
 reach a slot wherever it is. While the widget shows, the snapshot slot holds a
 ``text/plain`` + ``text/html`` picture of the run (header, counts, the newest lines),
-refreshed every ``snapshot_every`` seconds, so a notebook saved mid-run and reopened without
+refreshed a second after it first shows, then every ``snapshot_every`` seconds, so a notebook
+saved mid-run (also in its first seconds) and reopened without
 the kernel shows the latest state (nbconvert, GitHub, nbviewer, and JupyterLab, which never
 falls back from a widget view to the bundle's other types). In the page the live view's CSS
 hides the snapshot beside it, and the snapshot's own CSS hides the "model not found" of the
@@ -367,6 +368,7 @@ class LiveRenderer(TimedView):
         self._interval = 1.0 / limits.max_updates_per_second
         self._last_flush = -math.inf
         self._last_snapshot = -math.inf
+        self._snapshots = 0  # shown so far
         self._timer = FlushTimer(self._on_timer)
 
         # -- what the browser has, written under _send_lock ----------------------------------
@@ -498,7 +500,12 @@ class LiveRenderer(TimedView):
         # The fallback snapshot is refreshed even while no output arrives.
         if self.widget is None or self._closed:
             return None
-        return self._last_snapshot + self.snapshot_every
+        return self._last_snapshot + self._snapshot_interval_locked()
+
+    def _snapshot_interval_locked(self) -> float:
+        # The first refresh comes a second after the view shows: a notebook saved in a run's
+        # first seconds then holds its first lines, not only the header of its start.
+        return min(1.0, self.snapshot_every) if self._snapshots == 1 else self.snapshot_every
 
     # -- sending (the widget is written only here, under _send_lock) --------------------------
 
@@ -525,9 +532,10 @@ class LiveRenderer(TimedView):
                     batch = batch[-cap:]
                 state = self._state_locked() if self._state_version != self._shown_version else None
                 self._shown_version = self._state_version
-                snapshot_due = now - self._last_snapshot >= self.snapshot_every
+                snapshot_due = now - self._last_snapshot >= self._snapshot_interval_locked()
                 if snapshot_due:
                     self._last_snapshot = now
+                    self._snapshots += 1
             created = False
             if self.widget is None:
                 # The state so far travels in the comm_open, not in a message after it.
