@@ -391,16 +391,23 @@ class NotebookPage:
         self.page.locator('[data-command="notebook:interrupt-kernel"]').first.click()
 
     def save(self) -> None:
-        """Ctrl+S, then wait until the file on disk is newer."""
+        """Ctrl+S, then wait until the file on disk is newer and whole (the server writes
+        it in place: a read as it writes finds it empty or cut short)."""
         path = self.server.root / self.name
         before = path.stat().st_mtime_ns
+
+        def saved() -> bool:
+            if path.stat().st_mtime_ns == before:
+                return False
+            try:
+                json.loads(path.read_text())
+            except ValueError:
+                return False
+            return True
+
         self.page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
         self.page.keyboard.press("Control+s")
-        wait_until(
-            lambda: path.stat().st_mtime_ns != before,
-            limit=30,
-            what=f"{self.name} to be saved",
-        )
+        wait_until(saved, limit=30, what=f"{self.name} to be saved")
 
     def restart_kernel(self) -> None:
         self.menu("Kernel", "Restart Kernel…")

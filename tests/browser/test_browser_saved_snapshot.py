@@ -1,4 +1,5 @@
-"""A notebook saved while a run streams, whose kernel then restarts, reads well when reopened:
+"""A notebook saved while a run streams, whose kernel then restarts, reads well when reopened
+(in JupyterLab 4 and Notebook 7):
 the saved snapshot stands for the dead widget (no "model not found", no "Loading widget…"),
 and the page logs no error (no ``comm_close`` of the interrupted run's model reaches a page
 that has dropped its comms for the restart)."""
@@ -6,7 +7,10 @@ that has dropped its comms for the restart)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+
+import pytest
 
 from .browser_harness import ConsoleLog, JupyterServer, NotebookPage
 from .test_browser_live_view import wait_live
@@ -14,11 +18,14 @@ from .test_browser_live_view import wait_live
 OpenNotebook = Callable[..., tuple[NotebookPage, ConsoleLog]]
 Servers = Callable[..., JupyterServer]
 
+MODEL_NOT_FOUND = "console.error: Error: widget model not found\n"
 
+
+@pytest.mark.parametrize("kind", ["lab", "notebook"])
 def test_saved_mid_run_then_kernel_restart_and_reload_shows_the_snapshot(
-    servers: Servers, open_notebook: OpenNotebook
+    kind: str, servers: Servers, open_notebook: OpenNotebook
 ) -> None:
-    server = servers("lab")
+    server = servers(kind)
     notebook, console = open_notebook(
         server,
         ["%%pod deploy/web -n demo\nfor i in $(seq 1 300); do echo line $i; sleep 0.1; done"],
@@ -30,15 +37,21 @@ def test_saved_mid_run_then_kernel_restart_and_reload_shows_the_snapshot(
     notebook.save()
     saved = json.loads((server.root / notebook.name).read_text())
     bundles = [output.get("data", {}) for output in saved["cells"][1]["outputs"]]
-    assert any("line " in "".join(b.get("text/html", "")) for b in bundles), bundles
+    # The pods' lines, not only the command (which says "echo line $i").
+    assert any(re.search(r"\| line \d+", "".join(b.get("text/html", ""))) for b in bundles), bundles
 
     notebook.restart_kernel()
     notebook.wait_kernel_idle(60)
     assert console.unexpected() == []  # no "Comm not found" from the interrupted run
     notebook.reload()
-    output = notebook.wait_output(1, r"line \d+", limit=30)
+    output = notebook.wait_output(1, r"\| line \d+", limit=30)
     notebook.screenshot("reopened")
     assert "model not found" not in output, output[:2000]
     assert "Loading widget" not in output, output[:2000]  # the dead widget's slot is hidden
     assert "deploy/web" in output
-    assert console.unexpected() == []
+    errors = console.unexpected()
+    if kind == "notebook":
+        # Notebook 7's widget manager logs, for any saved widget output whose kernel is
+        # gone, that it found no model (the output itself is hidden: the snapshot shows).
+        errors = [e for e in errors if not e.startswith(MODEL_NOT_FOUND)]
+    assert errors == []

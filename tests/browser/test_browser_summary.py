@@ -1,5 +1,5 @@
-"""The summary of a run with nine distinct outputs, as a person sees it in JupyterLab (light
-and dark): it fits on a screen, the majority's output first and open, the failure open next,
+"""The summary of a run with nine distinct outputs, as a person sees it in JupyterLab 4 and
+Notebook 7 (light and dark): it fits on a screen, the majority's output first and open, the failure open next,
 the rest one line each; all in a monospace font; readable status colours."""
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ FONTS = """(root) => {
 
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+@pytest.mark.parametrize("kind", ["lab", "notebook"])
 def test_a_summary_of_nine_distinct_outputs_fits_on_a_screen(
-    theme: str, servers: Servers, open_notebook: OpenNotebook
+    kind: str, theme: str, servers: Servers, open_notebook: OpenNotebook
 ) -> None:
-    server = servers("lab", theme=theme)
+    server = servers(kind, theme=theme)
     (server.root / "nine.yaml").write_text(TWELVE_NAMED_PODS)
     notebook, console = open_notebook(
         server,
