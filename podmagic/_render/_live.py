@@ -23,7 +23,7 @@ What goes over the wire:
   older ones anyway); ``s`` tells the view how many were skipped.
 * Flushes come at most ``RenderLimits.max_updates_per_second`` times a second, and fewer
   when output is slow: a batch is sent once it holds ``BATCH_BYTES`` of text, or once its
-  first change has waited ``BATCH_WAIT`` seconds (0.3: still live to the eye), so short
+  first change has waited ``BATCH_WAIT`` seconds (half a second: still live), so short
   lines travel in a few large batches rather than many small ones. The run's end is sent at
   once.
 * A view that connects late (a page reloaded mid-run) sends ``{"k": "hello"}``; the kernel
@@ -188,7 +188,7 @@ _SNAPSHOT_LINES = 40
 BATCH_BYTES = 16_000
 #: ... a smaller one once its first change has waited this long (seconds): about 600 bytes
 #: of envelope per message weigh little on a batch of either size.
-BATCH_WAIT = 0.3
+BATCH_WAIT = 0.5
 
 
 def _clean(text: str) -> str:
