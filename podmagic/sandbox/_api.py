@@ -1629,6 +1629,7 @@ def _stored_routes() -> list[web.RouteDef]:
 
 def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> web.Application:
     """The aiohttp application for one sandbox."""
+    from ._logs import handle_pod_log  # here: it uses this module's helpers
     from ._portforward import handle_portforward  # it reads the cluster through this module
 
     app = web.Application(
@@ -1680,6 +1681,7 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.delete(ns + "/pods/{name}", delete_pod),
                 web.put(ns + "/pods/{name}", update_pod),
                 web.patch(ns + "/pods/{name}", update_pod),
+                web.get(ns + "/pods/{name}/log", handle_pod_log),
                 web.get(ns + "/pods/{name}/exec", exec_handler),
                 web.post(ns + "/pods/{name}/exec", exec_handler),
                 web.get(ns + "/pods/{name}/portforward", handle_portforward),

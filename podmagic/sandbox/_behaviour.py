@@ -13,6 +13,9 @@ annotation                         effect
 ``ready``                          ``"false"``: Running but not Ready (readiness probe failing)
 ``terminating``                    ``"true"``: has a deletionTimestamp (shown as Terminating)
 ``restarts``                       initial restart count of every container
+``restart-backoff``                seconds of the first crash-loop back-off of a container whose
+                                   main process keeps ending (default 10, as the kubelet's;
+                                   later ones double, up to 30 times it)
 ``start-delay``                    seconds the pod stays ``ContainerCreating`` before its
                                    containers start (default 0: at once)
 ``exec-delay``                     seconds to wait after the upgrade before the command starts
@@ -218,6 +221,7 @@ class PodBehaviour:
     ready: bool = True
     terminating: bool = False
     restarts: int = 0
+    restart_backoff: float = 10.0
     start_delay: float = 0.0
     exec_delay: float = 0.0
     exec_fault: str | None = None
@@ -243,6 +247,7 @@ class PodBehaviour:
             ready=_bool(annotations, "ready", True),
             terminating=_bool(annotations, "terminating", False),
             restarts=_int(annotations, "restarts", 0) or 0,
+            restart_backoff=_float(annotations, "restart-backoff", 10.0),
             start_delay=_float(annotations, "start-delay", 0.0),
             exec_delay=_float(annotations, "exec-delay", 0.0),
             exec_fault=fault,

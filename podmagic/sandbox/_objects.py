@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._kinds import WORKLOAD_KINDS
@@ -21,6 +21,8 @@ from ._behaviour import PREFIX, PodBehaviour, parse_only_replicas
 from ._validation import desired_replicas, generated_name, text_value
 
 __all__ = [
+    "RESTARTERS",
+    "STATUS_OVERLAYS",
     "expand_workload",
     "make_pod",
     "name_suffix",
@@ -28,6 +30,14 @@ __all__ = [
     "refresh_pod_status",
     "workload_status",
 ]
+
+#: Called with a pod (and its behaviour) each time :func:`refresh_pod_status` recomputed its
+#: status from the annotations: the container runtime (:mod:`._containers`) puts back what its
+#: processes and probes say, so no status goes out that they contradict.
+STATUS_OVERLAYS: list[Callable[[dict[str, Any], PodBehaviour], None]] = []
+#: Asked first by :func:`restart_containers` to restart a pod's containers for real (True:
+#: done, their statuses follow; False: not a pod they run).
+RESTARTERS: list[Callable[[dict[str, Any]], bool]] = []
 
 # The alphabet Kubernetes uses for generated name suffixes (no vowels, no look-alikes).
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -331,11 +341,16 @@ def refresh_pod_status(pod: dict[str, Any], *, started_at: str | None = None) ->
             }
         )
     status["containerStatuses"] = statuses
+    for overlay in STATUS_OVERLAYS:
+        overlay(pod, behaviour)
     return behaviour
 
 
 def restart_containers(pod: dict[str, Any]) -> None:
-    """Record one restart of every container (new container id, new start time)."""
+    """Record one restart of every container (new container id, new start time); a pod
+    whose main processes run (:data:`RESTARTERS`) restarts them instead."""
+    if any(restart(pod) for restart in RESTARTERS):
+        return
     now = now_rfc3339()
     for entry in pod["status"].get("containerStatuses", []):
         entry["lastState"] = {

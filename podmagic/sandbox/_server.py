@@ -36,6 +36,7 @@ from aiohttp import web
 
 from ._api import CONNECTIONS_KEY, build_app
 from ._behaviour import MAX_COUNT, MAX_SECONDS
+from ._containers import close_containers, container_runtime
 from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from ._isolation import close_pod_sandboxes, isolation_mode, note_started, note_stopped
 from ._kubeconfig import (
@@ -266,6 +267,7 @@ class Sandbox:
 
     async def _start_async(self) -> None:
         self.cluster = Cluster(self.state_dir / "fs", user=self.user)
+        container_runtime(self.cluster)  # the main processes of the pods it runs
         remember_ca(self.cluster, self.ca_pem)  # ca.crt of the pods' service account volumes
         manifest = self._manifest
         if manifest is None:
@@ -359,6 +361,7 @@ class Sandbox:
             for session in list(sessions):
                 session.interrupt("sandbox stopping")
         if self.cluster is not None:
+            await close_containers(self.cluster)
             for watcher in list(self.cluster.watchers):
                 watcher.queue.put_nowait(None)
             close_pod_sandboxes(self.cluster)  # isolated pods: their namespaces' processes

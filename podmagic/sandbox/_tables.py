@@ -54,32 +54,54 @@ def _column(
     return column
 
 
-def _pod_status(pod: dict[str, Any]) -> str:
-    metadata = pod["metadata"]
-    if metadata.get("deletionTimestamp"):
-        return "Terminating"
-    phase = pod["status"].get("phase", "Unknown")
-    if phase == "Succeeded":
-        return "Completed"
-    if phase == "Failed":
-        return "Error"
-    if phase == "Pending":
-        for status in pod["status"].get("containerStatuses") or []:
-            waiting = status.get("state", {}).get("waiting")
-            if waiting:
-                return str(waiting.get("reason", "Pending"))
-    return str(phase)
+def _pod_cells(pod: dict[str, Any]) -> tuple[int, str, str]:
+    """Ready containers, STATUS and RESTARTS as the apiserver's ``printPod`` makes them: the
+    last container that is waiting or terminated gives its reason (``CrashLoopBackOff``,
+    ``Completed``, ``Error``), restarts say how long ago the latest was (``3 (5s ago)``)."""
+    status = pod.get("status") or {}
+    phase = str(status.get("phase") or "Unknown")
+    reason = str(status.get("reason") or phase)
+    ready = restarts = 0
+    last_restart: str | None = None
+    has_running = False
+    for container in reversed(status.get("containerStatuses") or []):
+        restarts += int(container.get("restartCount", 0))
+        finished = ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if finished and (last_restart is None or finished > last_restart):
+            last_restart = finished
+        state = container.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting and waiting.get("reason"):
+            reason = str(waiting["reason"])
+        elif terminated and terminated.get("reason"):
+            reason = str(terminated["reason"])
+        elif terminated:
+            signal = terminated.get("signal")
+            reason = f"Signal:{signal}" if signal else f"ExitCode:{terminated.get('exitCode', 0)}"
+        elif container.get("ready") and "running" in state:
+            has_running = True
+            ready += 1
+    if reason == "Completed" and has_running:
+        pod_ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        reason = "Running" if pod_ready else "NotReady"
+    if pod["metadata"].get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    shown = str(restarts)
+    if restarts and last_restart:
+        shown = f"{restarts} ({_age(last_restart)} ago)"
+    return ready, reason, shown
 
 
 def _pod_row(pod: dict[str, Any]) -> list[Any]:
-    statuses = pod["status"].get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    ready, reason, restarts = _pod_cells(pod)
     return [
         pod["metadata"]["name"],
         f"{ready}/{len(pod['spec'].get('containers', []))}",
-        _pod_status(pod),
-        str(restarts),  # a "string" column: the apiserver sends "0" (or "2 (5m ago)")
+        reason,
+        restarts,  # a "string" column: the apiserver sends "0" (or "2 (5m ago)")
         _age(pod["metadata"].get("creationTimestamp")),
         pod["status"].get("podIP", "<none>"),
         pod["spec"].get("nodeName", "<none>"),
