@@ -23,6 +23,7 @@ target and no selector is refused unless it says ``all_pods=True`` (or ``selecto
 from __future__ import annotations
 
 import contextvars
+import difflib
 import enum
 import functools
 import inspect
@@ -427,6 +428,27 @@ def brace_hint(values: Iterable[object], *, magic: bool) -> str | None:
     return None
 
 
+def _suggesting(method: _F) -> _F:
+    """A misspelt keyword argument to ``method`` is a ``TypeError`` that names the one
+    meant (``timout`` → ``did you mean timeout=?``), raised when called, as Python's own."""
+    signature = inspect.signature(method)
+    names = [name for name in signature.parameters if name != "self"]
+    where = method.__qualname__.replace("__init__", "").rstrip(".")
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in signature.parameters:
+                close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+                raise TypeError(
+                    f"{where}() got an unexpected keyword argument {key!r}"
+                    + (f"; did you mean {close[0]}=?" if close else f"; help({where}) lists them")
+                )
+        return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 _HINTED_ARGUMENTS: Final = ("target", "selector", "field_selector", "namespace", "container")
 
 
@@ -788,6 +810,7 @@ class Cluster:
     #: set on the Clusters ``%pod`` makes.
     _magic_words: bool = False
 
+    @_suggesting
     def __init__(
         self,
         context: str | None = None,
@@ -856,6 +879,7 @@ class Cluster:
     # -- selection ---------------------------------------------------------------------------
 
     @_documented
+    @_suggesting
     def query(
         self,
         target: str | Sequence[str] | None = None,
@@ -907,6 +931,7 @@ class Cluster:
             raise in_words_of(error, magic=self._magic_words) from None
 
     @_documented
+    @_suggesting
     @_teaching_braces
     async def aselect(
         self,
@@ -1119,6 +1144,7 @@ class Cluster:
             )
 
     @_documented
+    @_suggesting
     def select(
         self,
         target: TargetArg = None,
@@ -1186,6 +1212,7 @@ class Cluster:
         )
 
     @_documented
+    @_suggesting
     @_teaching_braces
     async def arun(
         self,
@@ -1416,6 +1443,7 @@ class Cluster:
         return done
 
     @_documented
+    @_suggesting
     def run(
         self,
         command: str | Sequence[str],

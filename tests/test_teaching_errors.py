@@ -148,3 +148,20 @@ def test_not_found_suggests_only_close_names(ip: InteractiveShell) -> None:
     with pytest.raises(SelectionError) as namespace:
         ip.run_line_magic("pod", "solo -n zzz -- true")
     assert "did you mean" not in str(namespace.value)
+
+
+def test_a_misspelt_keyword_argument_names_the_one_meant(sandbox: Sandbox) -> None:
+    with pytest.raises(TypeError, match=r"^Cluster\(\) got an unexpected keyword argument "):
+        Cluster(kubeconfg=sandbox.kubeconfig)  # type: ignore[call-arg]
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as cluster:
+        before = sandbox.exec_stats()["total"]
+        with pytest.raises(TypeError) as raised:
+            cluster.run("true", "solo", timout=3)  # type: ignore[call-arg]
+        assert str(raised.value) == (
+            "Cluster.run() got an unexpected keyword argument 'timout'; did you mean timeout=?"
+        )
+        with pytest.raises(TypeError, match=r"'selectr'; did you mean selector=\?"):
+            cluster.select(selectr="app=db")  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match=r"'frobnicate'; help\(Cluster.run\) lists them"):
+            cluster.run("true", "solo", frobnicate=1)  # type: ignore[call-arg]
+        assert sandbox.exec_stats()["total"] == before
