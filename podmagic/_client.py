@@ -913,6 +913,11 @@ class Cluster:
                 "seed": seed,
             },
         )
+        if _split_targets(target, where="Cluster.query()")[1]:
+            raise TypeError(
+                "Cluster.query(): target must be names here; results are targets of run() and "
+                "select(), which look their pods up again"
+            )
         try:
             return TargetQuery(
                 targets=_targets(target),

@@ -337,3 +337,9 @@ def test_magic_rerun_in_the_background_and_as_a_dry_run(
     capsys.readouterr()
     assert ip.run_line_magic("pod", "--rerun first --dry-run") is None
     assert "pods db-0, db-1 in namespace conf — 2 to run" in capsys.readouterr().out
+
+
+def test_query_takes_names_only_and_says_where_results_go(cluster: Cluster) -> None:
+    results = cluster.run("true", "solo")
+    with pytest.raises(TypeError, match="results are targets of run\\(\\) and select\\(\\)"):
+        cluster.query(results)  # type: ignore[arg-type]
