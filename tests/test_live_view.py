@@ -471,6 +471,10 @@ def test_a_late_view_gets_the_newest_lines_on_hello(
     assert snapshot["s"] == 70
     assert [text for _, _, text in lines_of(snapshot)] == [f"line {n}" for n in range(70, 120)]
     assert abs(snapshot["now"] - time.time()) < 60  # for the browser's clock skew
+    # And the state sent so far, which batches the view missed may have carried.
+    assert snapshot["st"]["pods"] == renderer.widget.pods
+    assert snapshot["st"]["header"]["command"] == "$ uptime"
+    assert snapshot["st"]["state"] == "running"
     renderer.widget._handle_custom_msg({"k": "something else"}, [])
     assert sent[-1] is snapshot
     renderer.close()

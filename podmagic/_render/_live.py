@@ -26,9 +26,11 @@ What goes over the wire:
   first change has waited ``BATCH_WAIT`` seconds (half a second: still live), so short
   lines travel in a few large batches rather than many small ones. The run's end is sent at
   once.
-* A view that connects late (a page reloaded mid-run) sends ``{"k": "hello"}``; the kernel
-  answers ``{"k": "snapshot", "s": ..., "g": ..., "now": kernel clock}`` with the newest
-  ``max_total_lines`` lines (which it keeps) in the same encoding.
+* Every model, once its code listens, sends ``{"k": "hello"}``: batches sent before then
+  (right after the ``comm_open``, while the browser loads the view's code, or before a page
+  was reloaded) never reached it. The kernel answers ``{"k": "snapshot", "s": ..., "g": ...,
+  "now": kernel clock, "st": the state sent so far}`` with the newest ``max_total_lines``
+  lines (which it keeps) in the same encoding.
 
 In the browser the view keeps the newest ``max_total_lines`` lines (older ones are dropped
 behind a "… N earlier lines dropped" marker), follows the tail until scrolled up, filters by
@@ -184,6 +186,8 @@ THEME_BACKGROUNDS: dict[str, tuple[str, ...]] = {
 
 #: Lines the text/html snapshot of a running view shows (the newest ones).
 _SNAPSHOT_LINES = 40
+#: The traitlets a batch's ``st`` may carry (what ``_state_locked`` makes).
+_STATE_NAMES = ("header", "pods", "progress", "state", "started", "ended")
 #: A batch of this much line text (bytes, about) goes out at the next allowed flush ...
 BATCH_BYTES = 16_000
 #: ... a smaller one once its first change has waited this long (seconds): about 600 bytes
@@ -623,7 +627,9 @@ class LiveRenderer(TimedView):
                     tail = list(self._tail)
                     start = self._lines_total - len(tail)
                 index, text = _encode(tail)
-                self._send({"k": "snapshot", "s": start, "g": index, "now": time.time()}, [text])
+                state = {name: getattr(self.widget, name) for name in _STATE_NAMES}
+                message = {"k": "snapshot", "s": start, "g": index, "now": time.time(), "st": state}
+                self._send(message, [text])
         except Exception:  # noqa: BLE001 - runs in the kernel's message handler
             self._errors.report("answering a view")
 
