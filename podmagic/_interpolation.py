@@ -43,7 +43,8 @@ Values
   any other object: ``str(value)``.
 - ``bytes``: decoded as UTF-8; other bytes are an error (send binary data with ``--stdin``).
 - ``None``: an error, never the word ``None``. A mapping: an error (pick a key, or
-  ``json.dumps`` it). Text containing a NUL character: an error, as no shell word can hold one.
+  ``json.dumps`` it). Results of a run (``PodResult``, ``PodResults``): an error that says to
+  write ``{{[r.pod for r in res]}}``, or to give them as ``%pod``'s target. Text containing a NUL character: an error, as no shell word can hold one.
 
 Where a quoted placeholder may stand
 ------------------------------------
@@ -140,6 +141,7 @@ from types import CodeType
 from typing import Any, NamedTuple
 
 from ._errors import PodmagicError
+from ._results import PodResult
 
 __all__ = [
     "NOT_ONE_PLACEHOLDER",
@@ -1754,6 +1756,14 @@ def _words(value: Any, where: str) -> Iterator[str]:
 
 
 def _text(value: Any, where: str) -> str:
+    if isinstance(value, PodResult):
+        # Its text is a summary, not a word: {{res.failed}} in a command would spread that
+        # over the command line. Targets take results as they are (%pod {{res}} -- ...).
+        raise InterpolationError(
+            f"{where} is a PodResult (results of a run), not a word",
+            hint="for the pod names write {{[r.pod for r in results]}}; to run in those pods, "
+            "put the results before the ` -- `: %pod {{results}} -- COMMAND",
+        )
     if value is None:
         raise InterpolationError(
             f"{where} is None",

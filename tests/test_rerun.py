@@ -343,3 +343,17 @@ def test_query_takes_names_only_and_says_where_results_go(cluster: Cluster) -> N
     results = cluster.run("true", "solo")
     with pytest.raises(TypeError, match="results are targets of run\\(\\) and select\\(\\)"):
         cluster.query(results)  # type: ignore[arg-type]
+
+
+def test_results_in_a_command_are_refused_with_the_way_to_their_names(
+    ip: InteractiveShell, other: Sandbox
+) -> None:
+    ip.run_line_magic("pod", f"-l app=db -o first -- {ONLY_DB_1}")
+    before = _execs(other)
+    with pytest.raises(UsageError) as raised:
+        ip.run_line_magic("pod", "solo -- echo {{first.failed}}")
+    assert "is a PodResult (results of a run), not a word" in str(raised.value)
+    assert "{{[r.pod for r in results]}}" in str(raised.value)
+    assert _execs(other) == before
+    names = ip.run_line_magic("pod", "solo -- echo {{[r.pod for r in first.failed]}}")
+    assert names.stdout == b"db-0\n"
