@@ -87,13 +87,23 @@ class Bench:
             "KUBECONFIG": str(self.sandbox.kubeconfig),
             "KUBECACHEDIR": self.kubectl_cache,
         }
-        subprocess.run(
-            [self.kubectl, "exec", "-n", "bench", "p0000", "--", "true"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        for attempt in range(3):
+            done = subprocess.run(
+                [self.kubectl, "exec", "-n", "bench", "p0000", "--", "true"],
+                env=env,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if done.returncode == 0:
+                return
+            # Under heavy load the sandbox may still be starting the pod's container.
+            self.log(f"kubectl warm-up, attempt {attempt + 1}: {done.stderr.strip()[-300:]}")
+            time.sleep(2)
+        log = (self.sandbox.folder / "sandbox.log").read_text(errors="replace")
+        self.log(f"the end of the sandbox's log:\n{log[-3000:]}")
+        raise RuntimeError(f"kubectl exec into the sandbox failed: {done.stderr.strip()[-300:]}")
 
     def measure(self, scenario: Scenario, contender: str) -> dict[str, Any]:
         """One worker process on the contenders' core; its figures, or ``error``."""
@@ -299,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help=(
             "rounds of the fan-out and named-pods scenarios, every contender once per round "
-            "(default 5; 3 with --quick, 1 with --smoke); the other scenarios run at most 3 "
+            "(default 5; 3 with --quick, 1 with --smoke); the other scenarios run at most 2 "
             "(1 with --quick/--smoke)"
         ),
     )

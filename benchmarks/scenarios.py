@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 #: Rounds per mode when ``--rounds`` is not given.
 DEFAULT_ROUNDS = {"full": 5, "quick": 3, "smoke": 1}
 #: The most rounds of the scenarios that carry no per-round ratios, per mode.
-OTHER_ROUNDS = {"full": 3, "quick": 1, "smoke": 1}
+OTHER_ROUNDS = {"full": 2, "quick": 1, "smoke": 1}
 
 
 @dataclass(frozen=True)
