@@ -34,6 +34,8 @@ process); :func:`pod_socket` opens a socket inside a pod's network namespace (po
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import json
 import logging
@@ -58,6 +60,7 @@ __all__ = [
     "ContainerSandbox",
     "PodSandbox",
     "PodSandboxes",
+    "acontainer_placement",
     "container_isolation",
     "container_placement",
     "describe_isolation",
@@ -352,18 +355,30 @@ def _read_info(fd: int) -> dict[str, Any]:
     return info
 
 
-def _kill(popen: subprocess.Popen[bytes]) -> None:
+def _signal_kill(popen: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a pause or holder process and its group (reaped by :func:`_reap`)."""
     forget_group(popen.pid)
+    if popen.returncode is not None:
+        return
     for send in (os.killpg, os.kill):
         try:
             send(popen.pid, signal.SIGKILL)
         except OSError:
             pass
-    # Reaped by the subprocess module's own bookkeeping once it has exited.
+
+
+def _reap(popen: subprocess.Popen[bytes]) -> None:
+    # Its exit can take a while: the kernel tears down the mount namespace, syncing the
+    # overlay's upper layer. Hence off the event loop when a pod ends (PodSandboxes.end).
     try:
-        popen.wait(timeout=5)
+        popen.wait(timeout=30)
     except subprocess.TimeoutExpired:
         log.warning("pod sandbox process %d did not end after SIGKILL", popen.pid)
+
+
+def _kill(popen: subprocess.Popen[bytes]) -> None:
+    _signal_kill(popen)
+    _reap(popen)
 
 
 @dataclass
@@ -403,9 +418,15 @@ class ContainerSandbox:
             namespaces=(*pod.namespace_fds, self.pid_fd), root=self.root, prefix=prefix
         )
 
-    def close(self) -> None:
-        _kill(self.holder)
+    def kill(self) -> list[subprocess.Popen[bytes]]:
+        """SIGKILL its processes and close its descriptor; the processes to reap."""
+        _signal_kill(self.holder)
         os.close(self.pid_fd)
+        return [self.holder]
+
+    def close(self) -> None:
+        for popen in self.kill():
+            _reap(popen)
 
 
 @dataclass
@@ -420,14 +441,23 @@ class PodSandbox:
     folder: Path
     containers: dict[str, ContainerSandbox] = field(default_factory=dict)
 
-    def close(self) -> None:
-        """Kill every process of the pod (ending a PID namespace ends all of its processes)."""
+    def kill(self) -> list[subprocess.Popen[bytes]]:
+        """SIGKILL every process of the pod (ending a PID namespace ends all of its
+        processes) and close its descriptors at once; returns the processes to reap."""
+        killed: list[subprocess.Popen[bytes]] = []
         for container in self.containers.values():
-            container.close()
-        _kill(self.pause)
+            killed += container.kill()
+        _signal_kill(self.pause)
+        killed.append(self.pause)
         for fd in (*self.namespace_fds, self.pid_fd):
             os.close(fd)
         self.containers.clear()
+        return killed
+
+    def close(self) -> None:
+        """Kill every process of the pod and wait until they are gone."""
+        for popen in self.kill():
+            _reap(popen)
 
 
 def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
@@ -561,17 +591,25 @@ def _write_etc_files(etc: Path, files: Mapping[str, str]) -> None:
         path.chmod(0o640 if file in _HASHED else 0o644)
 
 
-def _start_container(
+def _prepare_container(
     cluster: Any,
     pod_spec: Mapping[str, Any],
     pod: PodSandbox,
     root: Path,
     container: Mapping[str, Any],
     env: Mapping[str, str],
-) -> ContainerSandbox:
+) -> tuple[list[str], list[str]]:
+    """Make the container's root, /etc and volumes (on the loop: it reads the cluster's
+    objects); the command prefix and the volume arguments for :func:`_spawn_container`."""
     _prepare_root(root)
     prefix = _own_etc(pod_spec, pod.folder, str(container["name"]), root)
-    volumes = mount_arguments(cluster, pod_spec, pod.folder, container, env)
+    return prefix, mount_arguments(cluster, pod_spec, pod.folder, container, env)
+
+
+def _spawn_container(
+    pod: PodSandbox, root: Path, prefix: list[str], volumes: list[str]
+) -> ContainerSandbox:
+    """Start the container's holder process (in any thread: it touches no shared state)."""
     bwrap = _tool("bwrap") or "bwrap"
     pid = ["--pidns", str(pod.pid_fd)] if pod.share_pid else ["--unshare-pid"]
     read, write = os.pipe()
@@ -640,25 +678,42 @@ def _start_container(
 
 
 class PodSandboxes:
-    """The pod sandboxes of one cluster, made at first need and ended with their pods."""
+    """The pod sandboxes of one cluster, made at first need and ended with their pods.
+
+    Starting a pod's or a container's processes waits for bubblewrap to set up namespaces
+    and mounts (tens of milliseconds, more on a busy machine), so the event loop hands that
+    to worker threads of its own (:meth:`acontainer`): other requests go on being served,
+    and many pods start at once. The threads live as long as the sandboxes, because
+    ``--die-with-parent`` ties each bubblewrap process to the thread that started it.
+    """
 
     def __init__(self, cluster: Any, exists: Callable[[str, str, str], bool]) -> None:
         self._cluster = cluster
         self._exists = exists
         self._pods: dict[tuple[str, str], tuple[str, PodSandbox]] = {}
+        # Starts under way (a pod: (namespace, name); a container: (namespace, name, container)).
+        self._starting: dict[tuple[str, ...], asyncio.Future[None]] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="podmagic-pod-sandboxes"
+        )
 
-    def pod(self, pod: Mapping[str, Any], folder: Path) -> PodSandbox:
-        """The sandbox of ``pod`` (folder: the pod's state folder), started at first need."""
+    def _known(self, pod: Mapping[str, Any]) -> tuple[tuple[str, str], str, PodSandbox | None]:
         metadata = pod["metadata"]
         key, uid = (metadata["namespace"], metadata["name"]), str(metadata.get("uid", ""))
         known = self._pods.get(key)
         if known is not None and known[0] != uid:  # a new pod under the same name
             self.end(*key)
             known = None
-        if known is None:
-            known = (uid, _start_pod(pod, folder))
-            self._pods[key] = known
-        return known[1]
+        return key, uid, known[1] if known is not None else None
+
+    def pod(self, pod: Mapping[str, Any], folder: Path) -> PodSandbox:
+        """The sandbox of ``pod`` (folder: the pod's state folder), started at first need."""
+        key, uid, sandbox = self._known(pod)
+        if sandbox is None:
+            sandbox = _start_pod(pod, folder)
+            own_group(sandbox.pause.pid)
+            self._pods[key] = (uid, sandbox)
+        return sandbox
 
     def container(
         self,
@@ -669,16 +724,76 @@ class PodSandboxes:
         env: Mapping[str, str] | None = None,
     ) -> tuple[PodSandbox, ContainerSandbox]:
         """The sandbox of ``pod`` and of its ``container`` (whose root folder is ``root``;
-        ``env``: its environment, for ``subPathExpr``)."""
+        ``env``: its environment, for ``subPathExpr``), started here and now if need be."""
         sandbox = self.pod(pod, folder)
         name = str(container["name"])
         entered = sandbox.containers.get(name)
         if entered is None or entered.holder.poll() is not None:
-            if entered is not None:
-                entered.close()
-            entered = _start_container(self._cluster, pod, sandbox, root, container, env or {})
-            sandbox.containers[name] = entered
+            prefix, volumes = _prepare_container(
+                self._cluster, pod, sandbox, root, container, env or {}
+            )
+            entered = self._adopt(sandbox, name, _spawn_container(sandbox, root, prefix, volumes))
         return sandbox, entered
+
+    def _adopt(self, sandbox: PodSandbox, name: str, entered: ContainerSandbox) -> ContainerSandbox:
+        own_group(entered.holder.pid)
+        old = sandbox.containers.get(name)
+        if old is not None:
+            self._reap_later(old.kill())
+        sandbox.containers[name] = entered
+        return entered
+
+    async def acontainer(
+        self,
+        pod: Mapping[str, Any],
+        folder: Path,
+        container: Mapping[str, Any],
+        root: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[PodSandbox, ContainerSandbox]:
+        """:meth:`container` without blocking the event loop while processes start."""
+        loop = asyncio.get_running_loop()
+        name = str(container["name"])
+        while True:
+            key, uid, sandbox = self._known(pod)
+            if sandbox is not None:
+                entered = sandbox.containers.get(name)
+                if entered is not None and entered.holder.poll() is None:
+                    return sandbox, entered
+            starting_key = key if sandbox is None else (*key, name)
+            starting = self._starting.get(starting_key)
+            if starting is not None:  # another request is starting it: wait, then look again
+                await asyncio.shield(starting)
+                continue
+            done: asyncio.Future[None] = loop.create_future()
+            self._starting[starting_key] = done
+            try:
+                if sandbox is None:
+                    started = await loop.run_in_executor(self._executor, _start_pod, pod, folder)
+                    own_group(started.pause.pid)
+                    if not self._exists(*key, uid):  # deleted while it started
+                        self._reap_later(started.kill())
+                        raise OSError(f"pod {key[1]} was deleted while it started")
+                    self._pods[key] = (uid, started)
+                    continue
+                prefix, volumes = _prepare_container(
+                    self._cluster, pod, sandbox, root, container, env or {}
+                )
+                held = await loop.run_in_executor(
+                    self._executor, _spawn_container, sandbox, root, prefix, volumes
+                )
+                if self._pods.get(key, (None, None))[1] is not sandbox:  # the pod ended
+                    own_group(held.holder.pid)
+                    self._reap_later(held.kill())
+                    raise OSError(f"pod {key[1]} ended while its container started")
+                return sandbox, self._adopt(sandbox, name, held)
+            finally:
+                del self._starting[starting_key]
+                done.set_result(None)
+
+    def _reap_later(self, processes: list[subprocess.Popen[bytes]]) -> None:
+        for popen in processes:
+            self._executor.submit(_reap, popen)
 
     def find(self, namespace: str, name: str) -> PodSandbox | None:
         """The running sandbox of a pod, if it has one."""
@@ -686,10 +801,10 @@ class PodSandboxes:
         return known[1] if known is not None else None
 
     def end(self, namespace: str, name: str) -> None:
-        """Kill the pod's processes (its pod was deleted)."""
+        """Kill the pod's processes (its pod was deleted); they are reaped in the background."""
         known = self._pods.pop((namespace, name), None)
         if known is not None:
-            known[1].close()
+            self._reap_later(known[1].kill())
             forget_pod(self._cluster, known[0])
 
     def end_gone(self) -> None:
@@ -699,8 +814,15 @@ class PodSandboxes:
                 self.end(namespace, name)
 
     def close(self) -> None:
+        """Kill every pod's processes and wait until they are gone (the sandbox stops)."""
+        killed: list[subprocess.Popen[bytes]] = []
         for key in list(self._pods):
-            self.end(*key)
+            uid, sandbox = self._pods.pop(key)
+            killed += sandbox.kill()
+            forget_pod(self._cluster, uid)
+        for popen in killed:
+            _reap(popen)
+        self._executor.shutdown(wait=True)
 
 
 _registry: weakref.WeakKeyDictionary[object, PodSandboxes] = weakref.WeakKeyDictionary()
@@ -781,6 +903,26 @@ def container_placement(
 
     env["HOME"] = "/root"
     return isolation, Path(normalised_working_dir(container.get("workingDir")))
+
+
+async def acontainer_placement(
+    cluster: Any, entry: Any, container: Mapping[str, Any], env: MutableMapping[str, str]
+) -> tuple[Isolation | None, Path]:
+    """:func:`container_placement` for code on the event loop: the pod's and container's
+    processes start in worker threads, so the loop goes on serving meanwhile. Spawn right
+    after it returns (no ``await`` between): the namespaces it names stay open until then."""
+    workdir = cluster.working_dir(entry, container)
+    if isolation_problem() is not None:
+        return None, workdir
+    from ._validation import normalised_working_dir
+
+    namespace, name = entry.namespace, entry.name
+    root = cluster.container_root(namespace, name, container["name"])
+    folder = _pod_folder(cluster, namespace, name)
+    pod, held = await pod_sandboxes(cluster).acontainer(entry.pod, folder, container, root, env)
+    env["HOME"] = "/root"
+    cwd = normalised_working_dir(container.get("workingDir"))
+    return held.isolation(pod, cwd), Path(cwd)
 
 
 def pod_anchor_pid(cluster: Any, namespace: str, name: str) -> int | None:
