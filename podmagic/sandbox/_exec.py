@@ -20,7 +20,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from .._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from . import _status as status
 from ._api import cluster_of
-from ._isolation import container_placement
+from ._isolation import acontainer_placement
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
 from ._state import Cluster, ManifestError, PodEntry
 
@@ -193,7 +193,9 @@ class ExecSession:
             from ._containers import entered  # here: it imports this module's helpers
 
             await entered(self.cluster, self.entry)  # a pod being made: made once
-            isolation, workdir = container_placement(self.cluster, self.entry, self.container, env)
+            isolation, workdir = await acontainer_placement(
+                self.cluster, self.entry, self.container, env
+            )
             spec = ProcessSpec(
                 argv=self.argv,
                 env=env,
