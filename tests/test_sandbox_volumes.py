@@ -279,3 +279,13 @@ def test_service_account_tokens_are_rotated_at_80_percent_of_their_lifetime(
         "auth", "whoami", f"--token={after}", "-o", "jsonpath={.status.userInfo.username}"
     )
     assert whoami.stdout == "system:serviceaccount:vol:default", whoami.stderr
+
+
+def test_a_label_change_reaches_the_downward_api_files(kubectl) -> None:  # type: ignore[no-untyped-def]
+    labelled = kubectl("label", "pod", "user", "release=blue")
+    assert labelled.returncode == 0, labelled.stderr
+    wait_until(
+        lambda: 'release="blue"' in sh(kubectl, "cat /info/labels").stdout,
+        what="the new label in the downward-API volume",
+    )
+    assert sh(kubectl, "cat /info/labels").stdout == 'app="web"\nrelease="blue"\ntier="front"'

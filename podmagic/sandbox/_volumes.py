@@ -424,6 +424,8 @@ class PodVolumes:
         self._tokens: dict[str, bytes] = {}
         self._token_seconds: float | None = None  # the shortest lifetime of its tokens
         self._rotation: asyncio.TimerHandle | None = None
+        #: The labels and annotations its downward-API files were written from.
+        self.written_labels = _labels_and_annotations(pod)
 
     def volumes(self) -> dict[str, Mapping[str, Any]]:
         spec = self.pod.get("spec") or {}
@@ -576,6 +578,17 @@ def _has_token(volume: Mapping[str, Any]) -> bool:
     return any("serviceAccountToken" in source for source in sources)
 
 
+def _labels_and_annotations(pod: Mapping[str, Any]) -> tuple[Any, Any]:
+    metadata = pod.get("metadata") or {}
+    return dict(metadata.get("labels") or {}), dict(metadata.get("annotations") or {})
+
+
+def _has_downward_api(volume: Mapping[str, Any]) -> bool:
+    """Whether ``volume`` holds downward-API files (of its own or projected)."""
+    sources = (volume.get("projected") or {}).get("sources") or []
+    return "downwardAPI" in volume or any("downwardAPI" in source for source in sources)
+
+
 def _uses_of(volume: Mapping[str, Any]) -> set[tuple[str, str]]:
     """The ConfigMaps and Secrets whose keys ``volume`` projects."""
     uses: set[tuple[str, str]] = set()
@@ -640,6 +653,26 @@ def pod_volumes(cluster: Any, pod: Mapping[str, Any], folder: Path) -> PodVolume
                 return False
 
             cluster.watchers.add(Watcher(namespace=None, matches=changed, resource=resource))
+
+        def pod_changed(obj: dict[str, Any]) -> bool:
+            # A pod's labels and annotations reach its downward-API files, as the kubelet
+            # writes them again on a change.
+            volumes = pods.get(str((obj.get("metadata") or {}).get("uid", "")))
+            if volumes is not None and "deletionTimestamp" not in obj["metadata"]:
+                volumes.pod = obj
+                # The same pod object may have been changed in place: compare with what was
+                # written, not with the object.
+                now = _labels_and_annotations(obj)
+                if now == volumes.written_labels:  # a status change: nothing to write
+                    return False
+                volumes.written_labels = now
+                try:
+                    volumes.write(only=_has_downward_api)
+                except VolumeError as error:
+                    log.warning("%s", error)
+            return False
+
+        cluster.watchers.add(Watcher(namespace=None, matches=pod_changed))
     uid = str(pod["metadata"].get("uid", ""))
     volumes = pods.get(uid)
     if volumes is None:
