@@ -92,7 +92,7 @@ def test_targets_name_the_rounds_a_ratio_held_in() -> None:
 
 
 def test_contender_summary_gives_median_and_range_of_the_good_runs() -> None:
-    runs = [
+    runs: list[dict[str, Any]] = [
         {"round": 1, "wall_s": 3.0},
         {"round": 2, "error": "timed out"},
         {"round": 3, "wall_s": 1.0},
