@@ -1,20 +1,26 @@
 """Fan-out: one remote command run in every selected pod, concurrently, with limits.
 
-An anyio task group runs one task per (pod, container), gated by a capacity limiter. Each task
-ends as a :class:`~podmagic.PodResult` whatever happens — ok, failed, error, timeout,
-cancelled, not started — so one slow, broken or vanished pod never hides the others.
-Cancellation (``RunControl.cancel()``, or the overall deadline) cancels the task group; every
-task records its partial result on the way out, and the run returns them.
+An anyio task group runs ``max_concurrency`` workers that take the (pod, container) targets in
+order, one exec at a time each (no task, limiter or event per queued pod: a fan-out over 500
+pods costs what its 50 workers cost). Each target ends as a :class:`~podmagic.PodResult`
+whatever happens — ok, failed, error, timeout, cancelled, not started — so one slow, broken or
+vanished pod never hides the others. Cancellation (``RunControl.cancel()``, or the overall
+deadline) cancels the task group; the running execs record their partial results on the way
+out, those never started are recorded as not started, and the run returns them all.
+
+Nothing is built for a listener that is not there: events are made only with an
+``on_event`` callback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,7 +30,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.lowlevel import EventLoopToken
 
-from ._channels import Stream
+from ._channels import STDOUT, Stream
 from ._command import RemoteCommand
 from ._errors import HandshakeError, PodmagicError, StreamLostError
 from ._events import (
@@ -266,23 +272,29 @@ class _PodRun:
         self.result: PodResult | None = None
 
     def _on_output(self, channel: int, data: bytes) -> None:
-        stream = Stream(channel)
-        (self.stdout if stream is Stream.STDOUT else self.stderr).add(data)
-        self.output_clock = anyio.current_time()
-        self.fanout.emit(PodOutput(self.target, stream, data))
+        (self.stdout if channel == STDOUT else self.stderr).add(data)
+        # The loop's own clock (anyio.current_time() looks the async library up every call).
+        self.output_clock = self.fanout.clock()
+        on_event = self.fanout.on_event
+        if on_event is not None:
+            on_event(
+                PodOutput(self.target, Stream.STDOUT if channel == STDOUT else Stream.STDERR, data)
+            )
 
     def _on_started(self) -> None:
         if self.started_at is None:
             self.started_at = dt.datetime.now(dt.timezone.utc)
-            self.started_clock = anyio.current_time()
-            self.fanout.emit(PodStarted(self.target))
+            self.started_clock = self.fanout.clock()
+            on_event = self.fanout.on_event
+            if on_event is not None:
+                on_event(PodStarted(self.target))
 
     def finish(
         self, status: ExecStatus, *, exit_code: int | None = None, error: str | None = None
     ) -> PodResult:
         duration = None
         if self.started_clock is not None:
-            duration = anyio.current_time() - self.started_clock
+            duration = self.fanout.clock() - self.started_clock
         target = self.target
         self.result = PodResult(
             context=self.fanout.context,
@@ -303,14 +315,15 @@ class _PodRun:
             stdout_dropped_digest=self.stdout.digest(),
             stderr_dropped_digest=self.stderr.digest(),
         )
-        self.fanout.emit(PodFinished(self.result))
+        on_event = self.fanout.on_event
+        if on_event is not None:
+            on_event(PodFinished(self.result))
         return self.result
 
-    async def run(self, limiter: anyio.CapacityLimiter) -> None:
+    async def run(self) -> None:
         fanout = self.fanout
         try:
-            async with limiter:
-                await self._attempts()
+            await self._attempts()
         except Exception as error:  # noqa: BLE001 - one pod's surprise must not sink the others
             self.finish(
                 ExecStatus.ERROR, error=f"unexpected error: {type(error).__name__}: {error}"
@@ -319,7 +332,7 @@ class _PodRun:
             # Recording the partial result is synchronous: nothing here can be cancelled.
             reason = fanout.control._reason or "cancelled"
             if self.started_at is None:
-                self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
+                self.not_started()
             elif reason.startswith("overall deadline"):
                 if _starts_background_job(fanout.command_args):
                     reason += _BACKGROUND_HINT
@@ -327,6 +340,11 @@ class _PodRun:
             else:
                 self.finish(ExecStatus.CANCELLED, error=reason)
             raise
+
+    def not_started(self) -> None:
+        """Record that the run was stopped before this exec started."""
+        reason = self.fanout.control._reason or "cancelled"
+        self.finish(ExecStatus.NOT_STARTED, error=f"not started: {reason}")
 
     async def _attempts(self) -> None:
         options = self.fanout.options
@@ -506,6 +524,8 @@ class _Fanout:
     deadline_at: float | None = None
     #: Bytes kept per stream of each exec (the per-pod limit within the run's budget).
     capture_limit: int | None = None
+    #: The clock of :func:`anyio.current_time`, read without looking the async library up.
+    clock: Callable[[], float] = anyio.current_time
 
     @property
     def command_args(self) -> tuple[str, ...]:
@@ -562,9 +582,17 @@ async def run_fanout(
         deadline_at=deadline_at,
         capture_limit=options.capture_share(len(selection.run)),
     )
+    with contextlib.suppress(RuntimeError):  # on asyncio, what anyio.current_time() reads
+        fanout.clock = asyncio.get_running_loop().time
     fanout.emit(RunStarted(context=context, selection=selection, command=command.display))
     runs = [_PodRun(fanout, target) for target in selection.run]
-    limiter = anyio.CapacityLimiter(options.max_concurrency)
+    queue = iter(runs)
+
+    async def worker() -> None:
+        # Each worker takes the next target once its exec is done: at most max_concurrency
+        # execs at once, started in the selection's order.
+        for run in queue:
+            await run.run()
 
     async def watchdog(until: float, asked: float) -> None:
         await anyio.sleep_until(until)
@@ -578,11 +606,14 @@ async def run_fanout(
                 if deadline_at is not None and options.deadline is not None:
                     outer.start_soon(watchdog, deadline_at, options.deadline)
                 async with anyio.create_task_group() as group:
-                    for run in runs:
-                        group.start_soon(run.run, limiter)
+                    for _ in range(min(options.max_concurrency, len(runs))):
+                        group.start_soon(worker)
                 outer.cancel_scope.cancel()
         finally:
             control._detach()
+            for run in runs:
+                if run.result is None:  # still queued when the run was stopped
+                    run.not_started()
     results = [run.result for run in runs if run.result is not None]
     results += [
         _skipped_result(context, skipped, fanout.command_args) for skipped in selection.skipped

@@ -251,13 +251,16 @@ def interpret_status(status: dict[str, Any]) -> tuple[int | None, str | None]:
     return None, error
 
 
+_JSON = json.JSONDecoder()
+
+
 def _parse_status(buffer: bytearray) -> dict[str, Any] | None:
     """The status document once ``buffer`` holds a complete one, else None."""
     text = bytes(buffer).decode("utf-8", "replace").lstrip()
     if not text:
         return None
     try:
-        document, _ = json.JSONDecoder().raw_decode(text)
+        document, _ = _JSON.raw_decode(text)
     except ValueError:
         return None  # incomplete so far: more pieces may follow
     return document if isinstance(document, dict) else {"status": "Failure", "message": text}
