@@ -230,3 +230,16 @@ def test_failing_http_and_tcp_probes_say_why_in_the_kubelets_words(probes: Sandb
     assert _ready(pod) == "False"
     ready = {c["type"]: c for c in pod["status"]["conditions"]}["Ready"]
     assert ready["message"] == "containers with unready status: [main side]"
+
+
+def test_probes_get_the_api_servers_defaults(probes: Sandbox) -> None:
+    container = _pod(probes, "web")["spec"]["containers"][0]
+    assert container["readinessProbe"] == {
+        "httpGet": {"path": "/ok", "port": "http", "scheme": "HTTP"},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+    assert container["livenessProbe"]["tcpSocket"] == {"port": 18081}
+    assert container["livenessProbe"]["failureThreshold"] == 5

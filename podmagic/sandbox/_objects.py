@@ -133,6 +133,25 @@ def pod_spec_defaults(spec: dict[str, Any]) -> None:
             for port in container.get("ports") or []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                probe = container.get(kind)
+                if isinstance(probe, dict):
+                    _probe_defaults(probe)
+
+
+def _probe_defaults(probe: dict[str, Any]) -> None:
+    """A probe's defaults (``SetDefaults_Probe``, ``SetDefaults_HTTPGetAction``)."""
+    for key, value in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
+        probe.setdefault(key, value)
+    action = probe.get("httpGet")
+    if isinstance(action, dict):
+        action.setdefault("path", "/")
+        action.setdefault("scheme", "HTTP")
 
 
 def workload_defaults(workload: dict[str, Any]) -> None:
