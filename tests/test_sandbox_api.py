@@ -203,6 +203,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
         "nodes",
         "pods",
         "pods/exec",
+        "pods/log",
         "pods/portforward",
         "replicationcontrollers",
         "secrets",
@@ -213,6 +214,7 @@ async def test_discovery_documents(conf: aiohttp.ClientSession) -> None:
     assert resources["pods"]["namespaced"] is True
     assert resources["pods/exec"]["kind"] == "PodExecOptions"
     assert sorted(resources["pods/exec"]["verbs"]) == ["create", "get"]
+    assert (resources["pods/log"]["kind"], resources["pods/log"]["verbs"]) == ("Pod", ["get"])
     assert resources["namespaces"]["namespaced"] is False and resources["namespaces"][
         "shortNames"
     ] == ["ns"]

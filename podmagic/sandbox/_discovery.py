@@ -141,6 +141,7 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
                     "pods", "Pod", _OBJECT, short_names=["po"], singular="pod", categories=["all"]
                 ),
                 _resource("pods/exec", "PodExecOptions", ["create", "get"]),
+                _resource("pods/log", "Pod", ["get"]),
                 _resource("pods/portforward", "PodPortForwardOptions", ["create", "get"]),
                 *_stored_resources("v1"),
             ],
