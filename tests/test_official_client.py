@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+from _waiting import wait_until
 
 from podmagic.sandbox import Sandbox
 
@@ -192,6 +193,12 @@ def test_pod_lifecycle_like_the_client_e2e(core) -> None:  # type: ignore[no-unt
         assert any(p.metadata.name == name for p in core.list_pod_for_all_namespaces().items)
     finally:
         core.delete_namespaced_pod(name, "conf")
+
+    # Deletion is graceful: Terminating until the main process ended on SIGTERM, then gone.
+    def gone() -> bool:
+        return name not in {p.metadata.name for p in core.list_namespaced_pod("conf").items}
+
+    wait_until(gone, what="the deleted pod is gone")
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod(name, "conf")
     assert info.value.status == 404
