@@ -251,3 +251,18 @@ def test_kubectl_get_pods_shows_restarts_and_crash_loop(
     assert table["finishes"][:3] == ["0/1", "Completed", "0"]
     assert table["fails"][:3] == ["0/1", "Error", "0"]
     assert table["sleeper"][1] == "Running"
+
+
+def test_a_sandbox_stopped_while_main_processes_start_ends_them_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manifest = """
+apiVersion: v1
+kind: Pod
+metadata: {name: starting, namespace: default}
+spec:
+  containers: [{name: main, image: busybox, command: [sleep, "3600"]}]
+"""
+    with caplog.at_level("WARNING", logger="podmagic.sandbox"), Sandbox(manifest):
+        pass  # stopped at once, while the main process may still be starting
+    assert not [r for r in caplog.records if "did not end" in r.getMessage()]

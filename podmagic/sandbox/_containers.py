@@ -551,6 +551,8 @@ class ContainerRuntime:
         except Exception as error:  # noqa: BLE001 - any start failure is the container's
             return self._start_failed(pod, container, instance, error)
         instance.process = process
+        if pod.stopping:
+            process.kill()  # stopped while it was being started: it ends at once
         # Graceful deletion signals what is here (:mod:`._lifecycle`).
         entry.processes.add(process)
         instance.started_at = _now()
