@@ -27,7 +27,11 @@ Results are data:
 
 * :class:`PodResults` — one :class:`PodResult` per pod and container, with ``ok``,
   ``failed``, ``check()``, ``parse(FORMAT)``, ``to_dataframe()`` and ``groups()`` (identical
-  outputs together, as :class:`OutputGroup`). :class:`ExecStatus` says how each exec ended.
+  outputs together, as :class:`OutputGroup`), ``diff()`` (the minority outputs as unified
+  diffs against the majority's: an :class:`OutputDiff` of :class:`GroupDiff`),
+  ``to_parquet(path)`` and ``provenance`` (a :class:`Provenance`: which cluster, which pods,
+  which command, when; :func:`read_provenance` reads it back from a Parquet file).
+  :class:`ExecStatus` says how each exec ended.
 * :func:`parse_problems` and :func:`check_parsed` report pods that a parsed table lacks.
 
 In IPython: ``%pod --bg`` returns a :class:`BackgroundRun` (``await h``, ``h.result()``,
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
     from ._background import BackgroundRun, BackgroundRunTimeout
     from ._channels import Stream
     from ._client import Cluster
+    from ._diff import GroupDiff, OutputDiff
     from ._engine import RunControl
     from ._errors import (
         ApiError,
@@ -87,6 +92,7 @@ if TYPE_CHECKING:
         RunStarted,
     )
     from ._magics import RunInterrupted
+    from ._provenance import PodProvenance, Provenance, read_provenance
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
@@ -132,6 +138,11 @@ _HOMES: dict[str, str] = {
     "BackgroundRun": "_background",
     "BackgroundRunTimeout": "_background",
     "RunInterrupted": "_magics",
+    "GroupDiff": "_diff",
+    "OutputDiff": "_diff",
+    "PodProvenance": "_provenance",
+    "Provenance": "_provenance",
+    "read_provenance": "_provenance",
 }
 
 __all__ = [
@@ -143,16 +154,20 @@ __all__ = [
     "Event",
     "EventCallback",
     "ExecStatus",
+    "GroupDiff",
+    "OutputDiff",
     "OutputGroup",
     "ParseError",
     "PodExecError",
     "PodFinished",
     "PodOutput",
+    "PodProvenance",
     "PodResult",
     "PodResults",
     "PodStarted",
     "PodmagicError",
     "PodsFailedError",
+    "Provenance",
     "RefusedError",
     "RequestTimeoutError",
     "RunControl",
@@ -167,6 +182,7 @@ __all__ = [
     "check_parsed",
     "load_ipython_extension",
     "parse_problems",
+    "read_provenance",
 ]
 
 

@@ -35,6 +35,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from functools import partial
 from typing import IO, Any, Final, Literal, TypeVar
 
@@ -61,6 +62,7 @@ from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
 from ._natsort import natural_key
 from ._portal import run_blocking
+from ._provenance import record as record_provenance
 from ._query import Target, TargetQuery, quoted
 from ._resolve import Selection, SkippedPod, resolve
 from ._results import AS_BEFORE, PodResult, PodResults
@@ -1418,6 +1420,7 @@ class Cluster:
         """:meth:`arun` once its arguments are checked: find the pods (unless given), apply
         the guards, run."""
         options = origin.options
+        began = datetime.now(timezone.utc)
         async with self._api(options.timeout) as api:
             if selection is None:
                 selection = await self._resolve(api, request, deadline, deadline_at, results)
@@ -1445,6 +1448,30 @@ class Cluster:
                 deadline_at=deadline_at,
             )
         done._origin = origin  # so that done.rerun() repeats exactly this run
+        # What a saved runbook says of this run: names and uids, never credentials.
+        done._provenance = record_provenance(
+            context=self.context,
+            server=self.credentials.server,
+            user=self.credentials.user,
+            selection=selection,
+            target=", ".join(str(t) for t in request.targets)
+            or ", ".join(f"{r.namespace}/{r.pod}" for r in results),
+            selector=request.label_selector,
+            field_selector=request.field_selector,
+            command=origin.shown,
+            options={
+                "timeout": options.timeout,
+                "deadline": options.deadline,
+                "max_concurrency": options.max_concurrency,
+                "retries": options.retries,
+                "ok_exit": options.ok_exit,
+                "tty": options.tty or None,
+                "capture_limit": options.capture_limit,
+                "env": origin.remote.env_names,
+            },
+            started_at=began,
+            ended_at=datetime.now(timezone.utc),
+        )
         return done
 
     @_documented

@@ -170,6 +170,8 @@ class _Finish:
     parse: str | None = None
     parse_options: Mapping[str, Any] = field(default_factory=dict)
     check: bool = False
+    raw: bool = False
+    diff: bool = False
 
     @classmethod
     def from_args(cls, args: Any) -> _Finish:
@@ -187,7 +189,16 @@ class _Finish:
             parser_for(args.parse, **options)
         elif options:
             raise ValueError("--pattern goes with --parse regex")
-        return cls(out=args.out, parse=args.parse, parse_options=options, check=args.check)
+        if args.raw and not args.parse:
+            raise ValueError("--raw goes with --parse FORMAT (it keeps converted columns' text)")
+        return cls(
+            out=args.out,
+            parse=args.parse,
+            parse_options=options,
+            check=args.check,
+            raw=args.raw,
+            diff=args.diff,
+        )
 
     def apply(
         self,
@@ -197,17 +208,20 @@ class _Finish:
     ) -> Any:
         """Parse, store under ``-o NAME``, then check; the value (results or DataFrame).
 
-        ``show`` gets the pods missing from the parsed rows, in words: they never pass in
-        silence, ``-q`` or not.
+        ``-o NAME`` stores the results, with the parsed DataFrame as ``NAME.frame``; the
+        cell's value with ``--parse`` is the DataFrame. ``show`` gets the pods missing from
+        the parsed rows, in words: they never pass in silence, ``-q`` or not.
         """
         value: Any = results
+        stored: Any = results
         if self.parse:
-            value = results.parse(self.parse, **self.parse_options)
+            value = results.parse(self.parse, raw=self.raw, **self.parse_options)
+            stored = results.with_frame(value)
             problems = parse_problems(value)
             if problems:
                 show(visible_controls(problems))
         if self.out:
-            namespace[self.out] = value
+            namespace[self.out] = stored
         if self.check and self.parse:
             # One ParseError line for the frame's pods, a failed command among them (as
             # check_parsed() raises it); PodsFailedError only for what it leaves out.
@@ -215,6 +229,28 @@ class _Finish:
         if self.check and not results.ok:
             raise PodsFailedError(results)
         return value
+
+
+async def _as_written(run: Awaitable[PodResults], written: tuple[str, str, str]) -> PodResults:
+    """The results of ``run``, their provenance naming the target, the selector and the field
+    selector as the cell wrote them."""
+    results = await run
+    if results.provenance is not None:
+        target, selector, fields = written
+        results._provenance = replace(
+            results.provenance, target=target, selector=selector, field_selector=fields
+        )
+    return results
+
+
+def _show_diffs(results: PodResults) -> None:
+    """``--diff``: stdout's diff, and stderr's where the pods' stderr differ."""
+    from IPython.display import display
+
+    display(results.diff())
+    stderr = results.diff("stderr")
+    if len(stderr):
+        display(stderr)
 
 
 def _show_text(text: str) -> None:
@@ -722,6 +758,18 @@ class PodMagic(Magics):
         "--pattern", help="the regular expression for --parse regex (named groups become columns)"
     )
     @argument(
+        "--raw",
+        action="store_true",
+        help="with --parse: keep each column turned into numbers (26%%, 252G, 1h2m) as text "
+        "too, as NAME_raw",
+    )
+    @argument(
+        "--diff",
+        action="store_true",
+        help="after the summary, each minority output as a unified diff against the majority's "
+        "(stdout; stderr too where it differs)",
+    )
+    @argument(
         "--rerun",
         metavar="EXPR",
         help="run the command of earlier results again in their pods, with the same options "
@@ -959,8 +1007,18 @@ class PodMagic(Magics):
             stdin=None,
         )  # validate before anything starts
 
+        # The provenance says what the cell named, as written ({{res.failed}}, deploy/web).
+        written = (
+            " ".join(args.target)
+            or (" ".join(str(t) for t in default.targets) if default is not None else ""),
+            args.selector if args.selector is not None else selector or "",
+            args.field_selector or field_selector or "",
+        )
+
         def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
-            return cluster.arun(command, on_event=on_event, control=control, **run_kwargs)
+            return _as_written(
+                cluster.arun(command, on_event=on_event, control=control, **run_kwargs), written
+            )
 
         return self._start(launch, finish, selection, quiet=args.quiet or self.quiet, bg=args.bg)
 
@@ -1115,6 +1173,9 @@ class PodMagic(Magics):
             replace_view = getattr(view, "replace_view", None)
             if replace_view is None or not replace_view(PodResults(results)):
                 display(PodResults(results))
+        if finish.diff:
+            # Asked for by name: shown even with -q, as the section after the summary.
+            _show_diffs(results)
         if interrupted:
             # The cell must end as interrupted: a successful one would let "Run All" go on
             # with the next cell after the user pressed stop.

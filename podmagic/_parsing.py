@@ -23,6 +23,19 @@ key=value]             ``sep=`` to fix the separator, ``unquote=False`` to keep 
                        with ``re.MULTILINE``; ``flags=`` for more
 =====================  ================================================================
 
+Typed columns: ``PodResults.parse(infer=True)`` (the default, and ``%pod --parse``) turns a
+column of text into numbers when *every* non-empty value in it reads as one kind, with
+:func:`typed_column`: plain numbers; percentages (``"26%"`` → ``26.0``: the number shown,
+not a fraction); sizes in bytes (``"252G"`` → ``270582939648``: ``K``/``M``/``G``/``T``/
+``P``/``E`` and ``Ki``/``Mi``/``KiB``… are powers of 1024, as ``df -h``, ``du -h``,
+``ls -h`` and Kubernetes' ``Mi`` mean them; ``kB``/``MB``/``GB`` with a ``B`` and no ``i``
+are powers of 1000; a bare number is bytes); durations in seconds (``"1h2m"`` → ``3720.0``,
+``"3d"``, ``"45s"``, ``"250ms"``, Go's and kubectl's forms; ``w``, ``d``, ``h``, ``m``,
+``s``, ``ms``, ``us``, ``ns``). A column with one value that does not read — ``-``,
+``<none>``, a typo — stays text, as do mixed columns (``26%`` beside ``12G``). A column whose
+values are all ``Nm`` alone is read as minutes, unless its name mentions CPU (kubectl's
+millicores, ``250m``), where it stays text.
+
 Malformed output raises :class:`~podmagic.ParseError` (the caller adds the pod); an
 unknown format or option, a missing required option or an option value the format cannot
 use (a ``pattern`` that does not compile) is a programming error and raises ``ValueError``
@@ -44,6 +57,7 @@ import csv
 import functools
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,6 +66,7 @@ from typing import Any
 from ._errors import ParseError
 
 __all__ = [
+    "UNIT_KINDS",
     "Format",
     "Parser",
     "Row",
@@ -61,6 +76,7 @@ __all__ = [
     "parse_table",
     "parser_for",
     "register_format",
+    "typed_column",
 ]
 
 Row = dict[str, Any]
@@ -535,3 +551,89 @@ register_format("lines", _parse_lines, check=_check_lines)
 register_format("table", _parse_table, aliases=["whitespace"])
 register_format("kv", _parse_kv, aliases=["keyvalue", "key=value"], check=_check_kv)
 register_format("regex", _parse_regex, check=_check_regex)
+
+
+# -- typed columns ------------------------------------------------------------------------------
+
+#: What :func:`typed_column` calls each kind of column it converts (``frame.attrs["units"]``).
+UNIT_KINDS = ("percent", "bytes", "seconds")
+
+_PERCENT = re.compile(r"^(-?\d+(?:\.\d+)?)\s?%$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s?(?:([kKMGTPE])(i?)(B?)|(B))$")
+_SIZE_POWERS = {"k": 1, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
+_SECONDS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0,
+    "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
+}  # fmt: skip
+_MINUTES_ONLY = re.compile(r"^\d+(?:\.\d+)?m$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+
+
+def _percent(text: str) -> float | None:
+    match = _PERCENT.match(text)
+    return float(match.group(1)) if match else None
+
+
+def _size(text: str) -> float | None:
+    if _NUMBER.match(text) and not text.startswith("-"):
+        return float(text)
+    match = _SIZE.match(text)
+    if match is None:
+        return None
+    number = float(match.group(1))
+    if match.group(5):  # "512B"
+        return number
+    letter, binary, suffix_b = match.group(2), match.group(3), match.group(4)
+    if letter == "k" and (binary or not suffix_b):
+        return None  # "ki", "k": no tool writes these; leave them be
+    base = 1000 if suffix_b and not binary else 1024
+    return number * float(base ** _SIZE_POWERS[letter])
+
+
+def _duration(text: str) -> float | None:
+    if not _DURATION.match(text):
+        return None
+    return float(sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text)))
+
+
+def _absent(value: object) -> bool:
+    """None or NaN: a cell with no value."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def typed_column(name: str, values: Sequence[object]) -> tuple[str, list[float | None]] | None:
+    """``(kind, numbers)`` when every non-empty value of a text column reads as one kind
+    (``"percent"``, ``"bytes"``, ``"seconds"``), else None; empty values give None.
+
+    Plain numbers are not this function's (``pd.to_numeric`` reads them): a column is a
+    size or a duration only when some value has a unit. See the module's docstring for the
+    units and the choices made.
+    """
+    texts = [v.strip() if isinstance(v, str) else None for v in values]
+    present = [t for t in texts if t]
+    if not present or any(not isinstance(v, str) for v in values if not _absent(v)):
+        return None
+    readers: list[tuple[str, Callable[[str], float | None]]] = [
+        ("percent", _percent),
+        ("bytes", _size),
+        ("seconds", _duration),
+    ]
+    for kind, read in readers:
+        numbers = [read(t) for t in present]
+        if any(n is None for n in numbers):
+            continue
+        if kind == "bytes" and all(_NUMBER.match(t) for t in present):
+            return None  # plain numbers: not sizes
+        if (
+            kind == "seconds"
+            and "cpu" in name.lower()
+            and all(_MINUTES_ONLY.match(t) for t in present)
+        ):
+            return None  # kubectl top's millicores (250m), not minutes
+        out: list[float | None] = []
+        for text in texts:
+            out.append(read(text) if text else None)
+        return kind, out
+    return None

@@ -28,6 +28,9 @@ from ._natsort import natural_key
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ._diff import OutputDiff
+    from ._provenance import Provenance
+
 __all__ = [
     "FRAME_MARK",
     "ExecStatus",
@@ -318,7 +321,7 @@ class PodResults(Sequence[PodResult]):
     them is also a target: ``Cluster.run(cmd, res.failed)``, ``%pod {{res.failed}} -- cmd``.
     """
 
-    __slots__ = ("_history", "_items", "_origin")
+    __slots__ = ("_frame", "_history", "_items", "_origin", "_provenance")
 
     def __init__(self, results: Iterable[PodResult] = ()) -> None:
         items = tuple(results)
@@ -330,11 +333,14 @@ class PodResults(Sequence[PodResult]):
         # history: re-running and merging must not depend on which copy the user holds.
         self._origin: RunOrigin | None = getattr(results, "_origin", None)
         self._history: tuple[PodResult, ...] = getattr(results, "_history", ())
+        self._provenance: Provenance | None = getattr(results, "_provenance", None)
+        self._frame: pd.DataFrame | None = getattr(results, "_frame", None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The run (its Cluster holds credentials and connections) stays in this process: the
-        # results pickle as data, and cannot be re-run where they are unpickled.
-        return (_unpickled, (self._items, self._history))
+        # results pickle as data, and cannot be re-run where they are unpickled. Provenance
+        # is data (names, never secrets) and travels with them.
+        return (_unpickled, (self._items, self._history, self._provenance, self._frame))
 
     def __copy__(self) -> PodResults:
         return PodResults(self)
@@ -345,6 +351,8 @@ class PodResults(Sequence[PodResult]):
         duplicate = PodResults(copy.deepcopy(self._items, memo))
         duplicate._origin = self._origin  # the same run, in the same process
         duplicate._history = copy.deepcopy(self._history, memo)
+        duplicate._provenance = self._provenance  # frozen
+        duplicate._frame = None if self._frame is None else self._frame.copy()
         return duplicate
 
     def _derived(self, items: Iterable[PodResult]) -> PodResults:
@@ -353,6 +361,7 @@ class PodResults(Sequence[PodResult]):
         derived._origin = self._origin
         keys = {_key(r) for r in derived._items}
         derived._history = tuple(r for r in self._history if _key(r) in keys)
+        derived._provenance = self._provenance  # the run these results are part of
         return derived
 
     # -- list behaviour -------------------------------------------------------------------
@@ -478,6 +487,72 @@ class PodResults(Sequence[PodResult]):
         counts = Counter(r.status for r in self._items)
         return {status.value: counts[status] for status in ExecStatus if counts[status]}
 
+    # -- provenance, parsed frame, files ----------------------------------------------------
+
+    @property
+    def provenance(self) -> Provenance | None:
+        """Where these results came from (a frozen :class:`~podmagic.Provenance`): context,
+        server, kubeconfig user name, namespaces, target and selector as written, the pods
+        with their uids, the command, the options, start and end time, podmagic version.
+        None for results made by hand. Never holds a token, certificate or env value."""
+        return self._provenance
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        """The DataFrame ``%pod -o NAME --parse FMT`` (or :meth:`with_frame`) parsed from
+        these results' output; None when they were not parsed."""
+        return self._frame
+
+    def with_frame(self, frame: pd.DataFrame) -> PodResults:
+        """These results with ``frame`` (from :meth:`parse`) reachable as :attr:`frame`."""
+        kept = PodResults(self)
+        kept._frame = frame
+        return kept
+
+    def to_parquet(self, path: Any, *, parsed: bool | None = None) -> None:
+        """Write a DataFrame of these results to a Parquet file, with the run's provenance
+        in the file's metadata (key ``b"podmagic.provenance"``, JSON: read it back with
+        ``pyarrow.parquet.read_schema(path).metadata`` or :func:`~podmagic.read_provenance`).
+
+        Writes :attr:`frame` (the parsed table) when there is one, else
+        :meth:`to_dataframe`; ``parsed=False`` writes :meth:`to_dataframe` anyway,
+        ``parsed=True`` insists on the parsed frame. Needs pyarrow:
+        ``pip install 'podmagic[parquet]'``.
+        """
+        from ._provenance import write_parquet
+
+        if parsed and self._frame is None:
+            raise ValueError(
+                "to_parquet(parsed=True): these results hold no parsed frame; parse them "
+                "with %pod -o NAME --parse FMT, or results.with_frame(results.parse(FMT))"
+            )
+        use_frame = self._frame is not None and parsed is not False
+        frame = self._frame if use_frame else self.to_dataframe()
+        assert frame is not None
+        write_parquet(frame, path, self._provenance)
+
+    def diff(self, stream: str = "stdout", *, context: int = 3) -> OutputDiff:
+        """How the outputs differ: each minority group as a unified diff against the
+        majority's output (the largest group), line-numbered, naming the pods on each side.
+
+        ``stream`` is ``"stdout"`` (the default) or ``"stderr"``: the results are grouped by
+        that stream's exact bytes alone (exit codes aside). ``context`` lines around each
+        change, as ``diff -U``. A group whose output the capture cap cut is not diffed as
+        if whole: it says so. ``str()`` is terminal-safe text, the notebook shows HTML.
+        """
+        from ._diff import diff_results
+
+        return diff_results(self, stream, context=context)
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        # The display's metadata holds the provenance, so a saved notebook keeps it beside
+        # the summary; the text and HTML come from the formatters as ever.
+        if self._provenance is None:
+            return {}, {}
+        return {}, {"podmagic": {"provenance": self._provenance.as_dict()}}
+
     # -- running again ---------------------------------------------------------------------
 
     def _rerun_targets(self, failed: bool) -> tuple[RunOrigin, PodResults]:
@@ -596,6 +671,8 @@ class PodResults(Sequence[PodResult]):
         )
         merged._origin = incoming._origin or self._origin
         merged._history = tuple(history)
+        # The latest run's provenance: the one that made the newest attempts.
+        merged._provenance = incoming._provenance or self._provenance
         return merged
 
     # -- naming and grouping ---------------------------------------------------------------
@@ -709,7 +786,13 @@ class PodResults(Sequence[PodResult]):
         )
 
     def parse(
-        self, fmt: str, *, strict: bool = False, infer: bool = True, **options: Any
+        self,
+        fmt: str,
+        *,
+        strict: bool = False,
+        infer: bool = True,
+        raw: bool = False,
+        **options: Any,
     ) -> pd.DataFrame:
         """Parse every pod's stdout in format ``fmt`` into one DataFrame.
 
@@ -748,8 +831,15 @@ class PodResults(Sequence[PodResult]):
         With ``strict=True`` the first pod that is not parsed raises
         :class:`~podmagic.ParseError` instead.
 
-        With ``infer=True`` columns whose values are all numeric-looking strings become
-        numbers.
+        With ``infer=True`` (the default) a text column becomes numbers when every
+        non-empty value in it reads as one kind: plain numbers; percentages (``"26%"`` →
+        ``26.0``, the number shown); sizes in bytes (``"252G"`` → ``270582939648``;
+        ``K``/``M``/``G``… and ``Ki``/``Mi``… are powers of 1024, ``kB``/``MB``… powers of
+        1000); durations in seconds (``"1h2m"`` → ``3720.0``, ``"3d"``, ``"45s"``). Mixed
+        columns, and columns with a value that reads as none of these (``-``), stay text.
+        ``frame.attrs["units"]`` names each converted column's unit (``percent``, ``bytes``,
+        ``seconds``). ``raw=True`` keeps each converted column's text too, as ``NAME_raw``
+        right after it. ``infer=False`` keeps every value as the text it was.
         """
         import pandas as pd
 
@@ -842,6 +932,7 @@ class PodResults(Sequence[PodResult]):
         frame = pd.DataFrame(records, columns=columns)
         if errors:
             frame["error"] = frame["error"].astype(_text_dtype())
+        units: dict[str, str] = {}
         if infer:
             for column_name in parsed_columns:
                 values = [v for v in frame[column_name] if not _missing(v)]
@@ -849,10 +940,28 @@ class PodResults(Sequence[PodResult]):
                     continue
                 if not any(v.strip() for v in values):
                     continue
+                text_values = frame[column_name]
                 try:
-                    frame[column_name] = pd.to_numeric(frame[column_name])
+                    converted = pd.to_numeric(text_values)
                 except (ValueError, TypeError):
-                    pass
+                    typed = parsing.typed_column(str(column_name), list(text_values))
+                    if typed is None:
+                        continue
+                    kind, numbers = typed
+                    units[str(column_name)] = kind
+                    whole = all(n is None or float(n).is_integer() for n in numbers)
+                    converted = pd.Series(
+                        [pd.NA if n is None else (int(n) if whole else n) for n in numbers]
+                        if kind == "bytes" and whole
+                        else [math.nan if n is None else n for n in numbers],
+                        index=frame.index,
+                        dtype="Int64" if kind == "bytes" and whole else "float64",
+                    )
+                frame[column_name] = converted
+                if raw:
+                    at = frame.columns.get_loc(column_name) + 1
+                    frame.insert(at, f"{column_name}_raw", text_values.astype(_text_dtype()))
+        frame.attrs["units"] = units
         frame.attrs["format"] = name
         frame.attrs["errors"] = errors
         frame.attrs["skipped"] = skipped
@@ -885,9 +994,16 @@ class PodResults(Sequence[PodResult]):
         printer.text(repr(self) if cycle else str(self))
 
 
-def _unpickled(items: tuple[PodResult, ...], history: tuple[PodResult, ...]) -> PodResults:
+def _unpickled(
+    items: tuple[PodResult, ...],
+    history: tuple[PodResult, ...],
+    provenance: Provenance | None = None,
+    frame: pd.DataFrame | None = None,
+) -> PodResults:
     results = PodResults(items)
     results._history = history
+    results._provenance = provenance
+    results._frame = frame
     return results
 
 

@@ -382,7 +382,8 @@ def outcome(value: Any) -> Any:
     if isinstance(value, pd.DataFrame):
         return value.to_dict("records"), value.attrs.get("errors")
     assert isinstance(value, PodResults)
-    return [(r.pod, r.status, r.exit_code, r.stdout, r.stderr) for r in value]
+    rows = [(r.pod, r.status, r.exit_code, r.stdout, r.stderr) for r in value]
+    return rows, None if value.frame is None else outcome(value.frame)
 
 
 @pytest.mark.parametrize(
@@ -410,7 +411,8 @@ def test_background_parse_regex_uses_the_pattern(ip: InteractiveShell) -> None:
     value = finished_value(
         ip, "--parse regex --pattern 'n=(?P<n>\\d+)'", "echo n=1; echo n=2", bg=True
     )
-    assert list(value["n"]) == [1, 2, 1, 2]
+    # -o NAME --parse stores the results, the parsed frame at .frame (issue 13).
+    assert list(value.frame["n"]) == [1, 2, 1, 2]
 
 
 def test_background_check_raises_from_the_handle_like_the_blocking_run(

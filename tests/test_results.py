@@ -498,7 +498,10 @@ def test_parse_df_h_from_several_pods() -> None:
     ]  # fmt: skip
     assert len(frame) == 4
     assert frame["Mounted on"].tolist() == ["/", "/dev", "/", "/dev"]
-    assert frame["Size"].tolist() == ["59G", "64M", "59G", "64M"], "not numeric: left as text"
+    # df -h's sizes are powers of 1024 (issue 13: typed columns); the text on request.
+    assert frame["Size"].tolist() == [59 * 2**30, 64 * 2**20] * 2
+    assert frame["Use%"].tolist() == [35.0, 0.0] * 2
+    assert results.parse("whitespace", raw=True)["Size_raw"].tolist() == ["59G", "64M"] * 2
     assert frame.attrs["errors"] == {}
 
 

@@ -178,6 +178,8 @@ class _SummaryView:
     rows_omitted: int
     groups: list[_GroupView]
     groups_omitted: int
+    footer: str = ""
+    """The run's provenance in one line (``PodResults.provenance``); empty without one."""
 
 
 def _preview(text: str) -> list[str]:
@@ -301,6 +303,7 @@ def summary_view(results: PodResults) -> _SummaryView:
         rows_omitted=len(items) - len(rows),
         groups=group_views,
         groups_omitted=max(0, len(groups) - MAX_GROUPS),
+        footer=results.provenance.footer() if results.provenance is not None else "",
     )
 
 
@@ -335,6 +338,9 @@ def render_text(view: _SummaryView) -> str:
     if view.groups_omitted:
         out.append("")
         out.append(f"… {view.groups_omitted} more distinct outputs; see .groups()")
+    if view.footer:
+        out.append("")
+        out.append(visible_controls(view.footer))
     return "\n".join(out)
 
 
@@ -459,6 +465,11 @@ def render_html(view: _SummaryView) -> str:
     if view.groups_omitted:
         out.append(
             f"<p>… {view.groups_omitted} more distinct outputs; see <code>.groups()</code></p>"
+        )
+    if view.footer:
+        out.append(
+            f'<p class="podmagic-provenance" style="margin: 0.4em 0 0 0; font-size: 0.85em">'
+            f"{esc(view.footer)}</p>"
         )
     out.append("</div>")
     return "\n".join(out)
