@@ -33,6 +33,7 @@ until nothing changes), or at once through :meth:`Controllers.sync_now`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import logging
@@ -63,6 +64,11 @@ _RC_KEY = "replicationcontrollers"
 # Syncs one flush may run before it stops (a controller bug must not hang the loop).
 _MAX_SYNCS = 100_000
 _REVISION = "deployment.kubernetes.io/revision"
+#: Seconds a StatefulSet waits after a pod is gone before it makes one of the same name again.
+#: A real controller, scheduler and kubelet take about as long; done at once, a client that
+#: looked the old pod up (kubectl delete, kubectl wait --for=delete) could list the new one
+#: in its place and wait for that one's deletion.
+STATEFUL_RECREATE_DELAY = 1.0
 
 
 def pod_is_ready(pod: Mapping[str, Any]) -> bool:
@@ -171,6 +177,8 @@ class Controllers:
         self._made: dict[str, int] = {}
         #: Per Job uid: pod uid → "Succeeded" or "Failed", counted once each.
         self._job_pods: dict[str, dict[str, str]] = {}
+        #: When (loop time) a StatefulSet's pod was last gone, by (namespace, pod name).
+        self._stateful_gone: dict[tuple[str, str], float] = {}
 
     # -- hearing about changes ---------------------------------------------------------------
 
@@ -184,6 +192,10 @@ class Controllers:
                 kind = str(ref.get("kind"))
                 if kind == "Job":
                     self._count_job_pod(str(ref.get("uid")), obj, event_type)
+                if kind == "StatefulSet" and event_type == "DELETED":
+                    with contextlib.suppress(RuntimeError):
+                        now = asyncio.get_running_loop().time()
+                        self._stateful_gone[(namespace, str(metadata.get("name")))] = now
                 self._mark(kind, namespace, str(ref.get("name")))
         elif resource in WORKLOAD_KINDS or resource == _RC_KEY:
             kind = _RC if resource == _RC_KEY else resource
@@ -579,6 +591,10 @@ class Controllers:
                 pods[int(ordinal)] = pod
         # Create missing pods; replace finished ones.
         for ordinal in range(wanted):
+            if ordinal not in pods and self._recreate_later(sts, f"{name}-{ordinal}"):
+                if ordered:
+                    return
+                continue
             if ordinal not in pods:
                 entry = self._make_stateful(sts, ordinal, revision, strict=strict)
                 if entry is None:
@@ -632,6 +648,21 @@ class Controllers:
                     f"delete Pod {pod['metadata']['name']} in StatefulSet {name} successful",
                 )
                 return
+
+    def _recreate_later(self, sts: Mapping[str, Any], pod_name: str) -> bool:
+        """Whether a pod of this name went too recently to be made again now (then the
+        StatefulSet is synced again when it may)."""
+        namespace = sts["metadata"]["namespace"]
+        gone = self._stateful_gone.get((namespace, pod_name))
+        if gone is None:
+            return False
+        loop = asyncio.get_running_loop()
+        wait = gone + STATEFUL_RECREATE_DELAY - loop.time()
+        if wait <= 0:
+            del self._stateful_gone[(namespace, pod_name)]
+            return False
+        loop.call_later(wait, self._mark, "StatefulSet", namespace, sts["metadata"]["name"])
+        return True
 
     def _make_stateful(
         self, sts: dict[str, Any], ordinal: int, revision: str, *, strict: bool
