@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _waiting import wait_until
 from conftest import KubectlRunner, missing_tool
 from sandbox_client import api_client
 
@@ -224,7 +225,8 @@ def test_kubectl_scale_adds_and_removes_replicas(kubectl: KubectlRunner, scratch
     deploy = _json(ok(kubectl("get", "deploy", "api", "-n", scratch, "-o", "json")))
     assert deploy["spec"]["replicas"] == 4 and deploy["status"]["readyReplicas"] == 4
     ok(kubectl("scale", "deploy/api", "-n", scratch, "--replicas=1"))
-    assert len(_pod_names(kubectl, scratch, "app=api")) == 1
+    # The removed pods are Terminating until their main processes ended (as in a cluster).
+    wait_until(lambda: len(_pod_names(kubectl, scratch, "app=api")) == 1, what="one pod is left")
 
 
 def test_kubectl_scale_a_statefulset_adds_the_next_ordinal(
@@ -738,7 +740,8 @@ def test_kubectl_delete_of_a_deployment_takes_its_pods(
     ok(kubectl("apply", "-n", scratch, "-f", "-", input=APP.replace("REPLICAS", "2").encode()))
     assert len(_pod_names(kubectl, scratch, "app=api")) == 2
     ok(kubectl("delete", "deploy", "api", "-n", scratch))
-    assert _pod_names(kubectl, scratch, "app=api") == []
+    # Its pods go in the background, gracefully (as the garbage collector deletes them).
+    wait_until(lambda: _pod_names(kubectl, scratch, "app=api") == [], what="its pods are gone")
     assert ok(kubectl("get", "rs", "-n", scratch, "-o", "name")).strip() == ""
 
 
