@@ -34,11 +34,9 @@ annotations, restarts) and a watcher (pods starting to run, being deleted).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import copy
 import datetime as dt
-import functools
 import hashlib
 import ipaddress
 import logging
@@ -54,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._isolation import container_placement, isolation_problem, pod_socket
+from ._isolation import acontainer_placement, pod_socket
 from ._logs import LogFile
 from ._objects import RESTARTERS, STATUS_OVERLAYS
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
@@ -67,7 +65,6 @@ __all__ = [
     "close_containers",
     "container_process_spec",
     "container_runtime",
-    "entered",
     "instance_log",
     "main_argv",
 ]
@@ -84,8 +81,6 @@ _PROBE_OUTPUT = 10 * 1024
 # After the main process ended: how long its leftover output may take to drain.
 _DRAIN_SECONDS = 2.0
 _KUBE_VERSION = "1.33"
-# Pods whose namespaces are made at once (each mostly waits for its bubblewrap processes).
-_PLACEMENTS = 8
 
 
 def _now() -> str:
@@ -125,28 +120,23 @@ def main_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]
     return argv or list(IDLE_COMMAND)
 
 
-def container_process_spec(
+async def container_process_spec(
     cluster: Cluster,
     entry: PodEntry,
     container: Mapping[str, Any],
     argv: Sequence[str] | None = None,
-    *,
-    tty: bool = False,
-    width: int = 80,
-    height: int = 24,
 ) -> ProcessSpec:
     """How to start a process of ``container`` as an exec would (``argv`` None: its main
-    process). Raises :class:`._state.ManifestError` when the container cannot be entered."""
-    env = cluster.exec_environment(entry, container, tty=tty)
-    isolation, workdir = container_placement(cluster, entry, container, env)
+    process); the pod's namespaces are made first if need be, off the event loop. Start it
+    right after this returns (the namespaces it names stay open until then). Raises
+    :class:`._state.ManifestError` when the container cannot be entered."""
+    env = cluster.exec_environment(entry, container, tty=False)
+    isolation, workdir = await acontainer_placement(cluster, entry, container, env)
     return ProcessSpec(
         argv=list(argv) if argv is not None else main_argv(container, env),
         env=env,
         cwd=workdir,
         hostname=entry.name[:63],
-        tty=tty,
-        width=width,
-        height=height,
         isolation=isolation,
     )
 
@@ -234,9 +224,6 @@ class _Pod:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when stopping begins
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Held while the pod's namespaces and containers are being made, so that nothing else
-    #: makes them twice (:func:`entered`).
-    placing: asyncio.Lock = field(default_factory=asyncio.Lock)
     forgetting: asyncio.Task[None] | None = None  # the end of :meth:`ContainerRuntime._stop`
 
     @property
@@ -254,9 +241,6 @@ class ContainerRuntime:
         self.closing = False
         self._loop = asyncio.get_running_loop()
         self._watcher = Watcher(namespace=None, matches=self._heard)
-        # Making a pod's namespaces mostly waits for bubblewrap: several at once, off the loop.
-        self._placements = asyncio.Semaphore(_PLACEMENTS)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         cluster.watchers.add(self._watcher)
         cluster.lifecycle.started_callbacks.append(self._started)
         if _overlay_status not in STATUS_OVERLAYS:
@@ -414,8 +398,6 @@ class ContainerRuntime:
                 # Stopping goes on: the processes were sent SIGKILL, and the sandbox kills
                 # every group it started once its loop is stopped.
                 log.warning("some main processes did not end within 10 s of SIGKILL")
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- status --------------------------------------------------------------------------------
 
@@ -437,25 +419,6 @@ class ContainerRuntime:
             self.cluster.record_event(
                 entry.pod, reason, message, type="Warning" if warning else "Normal"
             )
-
-    async def _process_spec(
-        self,
-        pod: _Pod,
-        entry: PodEntry,
-        container: Mapping[str, Any],
-        argv: Sequence[str] | None = None,
-    ) -> ProcessSpec:
-        """:func:`container_process_spec`, the pod's namespaces made in a worker thread when
-        pods are isolated (one pod at a time per pod: the lock)."""
-        make = functools.partial(container_process_spec, self.cluster, entry, container, argv)
-        if isolation_problem() is not None:
-            return make()
-        async with pod.placing, self._placements:
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    _PLACEMENTS, thread_name_prefix="podmagic-sandbox-pods"
-                )
-            return await self._loop.run_in_executor(self._executor, make)
 
     # ---- one container -------------------------------------------------------------------------
 
@@ -547,7 +510,9 @@ class ContainerRuntime:
             if _is_idle(container.spec):
                 process = _IdleProcess(self._loop)
             else:
-                process = await start_process(await self._process_spec(pod, entry, container.spec))
+                process = await start_process(
+                    await container_process_spec(self.cluster, entry, container.spec)
+                )
         except Exception as error:  # noqa: BLE001 - any start failure is the container's
             return self._start_failed(pod, container, instance, error)
         instance.process = process
@@ -779,7 +744,7 @@ class ContainerRuntime:
             return False, "errored: no command"
         try:
             process = await start_process(
-                await self._process_spec(pod, entry, container.spec, argv)
+                await container_process_spec(self.cluster, entry, container.spec, argv)
             )
         except ExecutableNotFound as error:
             return False, (
@@ -1116,16 +1081,6 @@ async def close_containers(cluster: Cluster) -> None:
     runtime = _runtimes.pop(cluster, None)
     if runtime is not None:
         await runtime.close()
-
-
-async def entered(cluster: Cluster, entry: PodEntry) -> None:
-    """Wait until the pod's namespaces are made if its main processes are making them now
-    (an exec then enters them rather than making them a second time)."""
-    runtime = _runtimes.get(cluster)
-    pod = runtime.pods.get(str(entry.pod["metadata"].get("uid", ""))) if runtime else None
-    if pod is not None and pod.placing.locked():
-        async with pod.placing:
-            pass
 
 
 def instance_log(

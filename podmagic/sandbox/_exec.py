@@ -190,9 +190,6 @@ class ExecSession:
         try:
             width, height = await self._initial_size() if self.tty else (80, 24)
             env = self.cluster.exec_environment(self.entry, self.container, tty=self.tty)
-            from ._containers import entered  # here: it imports this module's helpers
-
-            await entered(self.cluster, self.entry)  # a pod being made: made once
             isolation, workdir = await acontainer_placement(
                 self.cluster, self.entry, self.container, env
             )
