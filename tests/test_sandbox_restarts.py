@@ -55,7 +55,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: [sh, -c, 'if [ -e /tmp/tried ]; then echo second; exit 0; fi; touch /tmp/tried; exit 1']
+    command: [sh, -c, 'if [ -e tried-flag ]; then echo second; exit 0; fi; touch tried-flag; exit 1']
 ---
 apiVersion: v1
 kind: Pod
