@@ -367,3 +367,27 @@ def test_podmagic_runs_in_running_ready_pods_only_skipping_creating_and_terminat
     skipped = {r.pod: r.error for r in results if r.status.value == "skipped"}
     assert set(skipped) == {"mix-stubborn", "mix-creating"}, skipped
     ok(kubectl("delete", "pod", "mix-stubborn", "-n", ns, "--grace-period=0", "--force"))
+
+
+def test_kubectl_scale_of_a_replication_controller_adds_and_removes_pods(
+    kubectl: KubectlRunner, ns: str, sandbox: Sandbox
+) -> None:
+    rc = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": "old"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"app": "old"},
+            "template": {
+                "metadata": {"labels": {"app": "old"}},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+            },
+        },
+    }
+    ok(kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(rc).encode()))
+    assert len(live_pods(sandbox, ns, "old-")) == 1
+    ok(kubectl("scale", "rc/old", "-n", ns, "--replicas=3"))
+    wait_until(lambda: len(live_pods(sandbox, ns, "old-")) == 3, what="3 pods")
+    ok(kubectl("scale", "rc/old", "-n", ns, "--replicas=1"))
+    wait_until(lambda: len(live_pods(sandbox, ns, "old-")) == 1, what="1 pod is left")

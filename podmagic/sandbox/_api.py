@@ -749,7 +749,9 @@ async def delete_pods(request: web.Request) -> web.Response:
     for pod in cluster.list_pods(namespace, matches):
         metadata = pod["metadata"]
         if not dry_run:
-            pod = cluster.delete_pod_gracefully(metadata["namespace"], metadata["name"], grace) or pod
+            pod = (
+                cluster.delete_pod_gracefully(metadata["namespace"], metadata["name"], grace) or pod
+            )
         deleted.append(copy.deepcopy(pod))
     return _list_response(request, "Pod", "v1", deleted)
 
@@ -1342,6 +1344,48 @@ def _scale(workload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scale_replicas(scale: dict[str, Any], name: str) -> int:
+    """The ``spec.replicas`` a Scale asks for; 422 for one the apiserver refuses."""
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise status.ApiFailure(
+            422,
+            "Invalid",
+            f'Scale.autoscaling "{name}" is invalid: spec.replicas: '
+            f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
+            {"causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas"}]},
+        )
+    return replicas
+
+
+async def replication_controller_scale(request: web.Request) -> web.Response:
+    """GET, PUT and PATCH of ``replicationcontrollers/NAME/scale`` (``kubectl scale rc/NAME``):
+    its controller adds or removes the pods."""
+    resource = resource_for("v1", "replicationcontrollers")
+    assert resource is not None
+    cluster = cluster_of(request)
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    rc = cluster.store(resource).get((namespace, name))
+    if rc is None:
+        raise status.not_found("replicationcontrollers", name)
+
+    def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+        spec = obj.get("spec") or {}
+        # Its selector is a plain map: the Scale says it as a label selector.
+        return _scale(
+            {**obj, "spec": {**spec, "selector": {"matchLabels": spec.get("selector") or {}}}}
+        )
+
+    if request.method == "GET":
+        return _json(scale_of(rc))
+    scale = await _new_or_replacement(request, scale_of(rc), "replicationcontrollers")
+    updated = copy.deepcopy(rc)
+    updated.setdefault("spec", {})["replicas"] = _scale_replicas(scale, name)
+    if _dry_run(request):
+        return _json(scale_of(updated))
+    return _json(scale_of(cluster.put_object(resource, updated)))
+
+
 async def workload_scale(request: web.Request) -> web.Response:
     """GET, PUT and PATCH of ``deployments|statefulsets|replicasets/NAME/scale``."""
     kind = _workload_kind(request)
@@ -1352,15 +1396,7 @@ async def workload_scale(request: web.Request) -> web.Response:
     if request.method == "GET":
         return _json(_scale(workload))
     scale = await _new_or_replacement(request, _scale(workload), request.match_info["plural"])
-    replicas = (scale.get("spec") or {}).get("replicas")
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-        raise status.ApiFailure(
-            422,
-            "Invalid",
-            f'Scale.autoscaling "{workload["metadata"]["name"]}" is invalid: spec.replicas: '
-            f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
-            {"causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas"}]},
-        )
+    replicas = _scale_replicas(scale, workload["metadata"]["name"])
     updated = copy.deepcopy(workload)
     updated["spec"]["replicas"] = replicas
     if _dry_run(request):
@@ -1676,6 +1712,11 @@ def build_app(cluster: Cluster, *, token: str | None, exec_handler: Handler) -> 
                 web.get(ns + "/pods", list_pods),
                 web.post(ns + "/pods", create_pod),
                 web.delete(ns + "/pods", delete_pods),
+                web.route(
+                    "*",
+                    ns + "/{plural:replicationcontrollers}/{name}/scale",
+                    replication_controller_scale,
+                ),
                 web.post(ns + "/serviceaccounts/{name}/token", service_account_token),
                 web.get(ns + "/pods/{name}", get_pod),
                 web.delete(ns + "/pods/{name}", delete_pod),
