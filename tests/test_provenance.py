@@ -167,3 +167,52 @@ def test_magic_records_the_target_and_selector_as_the_cell_wrote_them(
     prov = ip.user_ns["by_names"].provenance
     assert prov.target == "{{names}}" and [p.pod for p in prov.pods] == ["db-1"]
     assert prov.command == ("/bin/sh", "-c", "true")
+
+
+RUNBOOK = Path(__file__).parent.parent / "notebooks" / "runbook-example.ipynb"
+
+
+def test_the_runbook_takes_papermill_parameters_for_context_and_namespace() -> None:
+    import papermill
+
+    found = papermill.inspect_notebook(str(RUNBOOK))
+    assert set(found) == {"context", "namespace"}
+    assert found["context"]["default"] == "None" and found["namespace"]["default"] == '"demo"'
+
+
+def test_the_runbook_runs_with_papermill_against_a_named_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the README shows it: ``papermill -p context NAME -p namespace NAME``, here a sandbox
+    of the demo cluster reached through its kubeconfig like any other cluster."""
+    import nbformat
+    import papermill
+
+    kubeconfig = tmp_path / "kubeconfig"
+    with Sandbox(kubeconfig=kubeconfig) as demo:
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))  # the kernel's, as a user's would be
+        out = tmp_path / "ran.ipynb"
+        papermill.execute_notebook(
+            str(RUNBOOK),
+            str(out),
+            parameters={"context": demo.context, "namespace": "demo"},
+            kernel_name="python3",
+            cwd=str(RUNBOOK.parent),
+            progress_bar=False,
+        )
+    ran = nbformat.read(out, as_version=4)
+    injected = [c for c in ran.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and f"context = {demo.context!r}".replace("'", '"') in (
+        injected[0].source
+    )
+    shown = [
+        (output.get("data") or {}).get("text/plain", "")
+        for cell in ran.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
+    assert any(text.startswith(f"('{demo.context}',") and "('demo',)" in text for text in shown)
+    footers = [
+        line for text in shown for line in text.splitlines() if line.startswith("Provenance:")
+    ]
+    assert footers and all(f"context {demo.context} (" in line for line in footers)
