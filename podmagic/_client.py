@@ -35,7 +35,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import IO, Any, Final, Literal, TypeVar
 
@@ -60,6 +60,7 @@ from ._engine import (
 from ._errors import ConfigError, PodmagicError, SelectionError
 from ._events import EventCallback
 from ._kubeapi import KubeApi, format_seconds
+from ._logs import LogOptions, PodLogs, compile_grep, parse_since, read_logs
 from ._natsort import natural_key
 from ._portal import run_blocking
 from ._provenance import record as record_provenance
@@ -1186,6 +1187,116 @@ class Cluster:
                 deadline=deadline,
                 timeout=timeout,
             )
+        )
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    async def alogs(
+        self,
+        target: TargetArg = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        container: str | None = None,
+        since: str | float | timedelta | None = None,
+        since_time: datetime | None = None,
+        tail: int | None = None,
+        grep: str | re.Pattern[str] | None = None,
+        follow: bool = False,
+        previous: bool = False,
+        limit_bytes: int | None = None,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+        max_concurrency: int | None = None,
+        on_event: EventCallback | None = None,
+        control: RunControl | None = None,
+    ) -> PodLogs:
+        """Read the logs of the pods ``target`` names (as :meth:`run` finds them: a pod,
+        ``deploy/NAME``, a selector, earlier results), every pod at once: a
+        :class:`~podmagic.PodLogs`, lines sorted by time, ``to_dataframe()`` one row per line.
+
+        Without ``container``, every container of each pod is read (as stern does); not-ready,
+        completed and failed pods are read too (their logs are what is wanted most often).
+        ``since`` (``10m``, ``1h30m``, seconds, a ``timedelta``), ``since_time``, ``tail``,
+        ``previous`` and ``limit_bytes`` are the ``kubectl logs`` options; ``grep`` keeps the
+        lines a Python regular expression finds (client-side). ``follow`` streams until the
+        pods' processes end, ``timeout`` seconds pass, or ``control`` cancels; without it
+        ``timeout`` bounds each request. A container whose log cannot be read is a result with
+        the reason (``PodLogs.errors``), not an exception.
+        """
+        options = LogOptions(
+            since_seconds=parse_since(since),
+            since_time=since_time,
+            tail=tail,
+            grep=compile_grep(grep),
+            follow=follow,
+            previous=previous,
+            limit_bytes=limit_bytes,
+            timeout=None if timeout is CLUSTER_DEFAULT else timeout,
+            max_concurrency=max_concurrency or self.defaults.max_concurrency,
+        )
+        request_timeout = self.defaults.timeout if timeout is CLUSTER_DEFAULT else timeout
+        selection = await self.aselect(
+            target,
+            selector=selector,
+            field_selector=field_selector,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            include_unready=True,
+            container=container,
+            all_containers=container is None,
+            timeout=None if follow else request_timeout,
+        )
+        async with self._api(None if follow else request_timeout) as api:
+            return await read_logs(
+                api, self.context, selection, options, on_event=on_event, control=control
+            )
+
+    def logs(
+        self,
+        target: TargetArg = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        container: str | None = None,
+        since: str | float | timedelta | None = None,
+        since_time: datetime | None = None,
+        tail: int | None = None,
+        grep: str | re.Pattern[str] | None = None,
+        follow: bool = False,
+        previous: bool = False,
+        limit_bytes: int | None = None,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+        max_concurrency: int | None = None,
+        on_event: EventCallback | None = None,
+    ) -> PodLogs:
+        """Blocking :meth:`alogs`: the logs of every pod ``target`` names, sorted by time.
+        Ctrl-C during a ``follow`` stops it and returns what was read."""
+        control = RunControl()
+        return run_blocking(
+            lambda: self.alogs(
+                target,
+                selector=selector,
+                field_selector=field_selector,
+                namespace=namespace,
+                all_namespaces=all_namespaces,
+                container=container,
+                since=since,
+                since_time=since_time,
+                tail=tail,
+                grep=grep,
+                follow=follow,
+                previous=previous,
+                limit_bytes=limit_bytes,
+                timeout=timeout,
+                max_concurrency=max_concurrency,
+                on_event=on_event,
+                control=control,
+            ),
+            on_interrupt=lambda: control.cancel("interrupted"),
         )
 
     # -- running -----------------------------------------------------------------------------

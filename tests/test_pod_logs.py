@@ -1,0 +1,223 @@
+"""Logs across pods, end to end against the sandbox: ``Cluster.logs`` and ``%pod_logs`` read
+every pod's log at once (targets as ``%pod`` finds them), in time order, as data; errors are
+per-pod results; ``--follow`` streams into the live view's events until the pods end or the
+timeout passes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from _waiting import wait_until
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from podmagic import Cluster
+from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
+from podmagic._logs import PodLogs
+from podmagic._results import ExecStatus
+from podmagic.sandbox import Sandbox
+
+NAMESPACE = "podlogs"
+MANIFEST = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {NAMESPACE}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {NAMESPACE}}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: logs-web}}}}
+  template:
+    metadata: {{labels: {{app: logs-web}}}}
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        command: [sh, -c]
+        args: ['i=0; while [ $i -lt 5 ]; do echo "$(hostname) line $i"; i=$((i+1)); sleep 0.05; done; echo "ERROR in $(hostname)"; sleep 3600']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: pair, namespace: {NAMESPACE}, labels: {{app: pair}}}}
+spec:
+  containers:
+  - {{name: first, image: busybox, command: [sh, -c, 'echo from-first; sleep 3600']}}
+  - {{name: second, image: busybox, command: [sh, -c, 'echo from-second; sleep 3600']}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: binary, namespace: {NAMESPACE}}}
+spec:
+  containers:
+  - {{name: main, image: busybox, command: [sh, -c, 'printf "caf\\351 ok\\n"; sleep 3600']}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: done, namespace: {NAMESPACE}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {{name: main, image: busybox, command: [sh, -c, 'echo finished-work']}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: short, namespace: {NAMESPACE}, labels: {{app: short}}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'sleep 1; i=0; while [ $i -lt 3 ]; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']
+"""
+
+
+@pytest.fixture(scope="module")
+def logs(sandbox: Sandbox) -> Iterator[Sandbox]:
+    sandbox.apply(MANIFEST)
+    yield sandbox
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.delete_namespace, NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def cluster(logs: Sandbox) -> Iterator[Cluster]:
+    with Cluster(kubeconfig=logs.kubeconfig, namespace=NAMESPACE) as running:
+        wait_until(
+            lambda: sum("ERROR" in line.text for line in running.logs("deploy/web")) == 3,
+            what="the three web pods logged their lines",
+        )
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ip(logs: Sandbox, cluster: Cluster) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(logs.kubeconfig)!r}")
+    shell.run_line_magic("config", f"PodMagic.namespace = {NAMESPACE!r}")
+    shell.run_line_magic("config", "PodMagic.quiet = True")
+    yield shell
+    shell.run_line_magic("config", "PodMagic.quiet = False")
+
+
+def test_logs_of_a_deployment_are_every_pods_lines_in_time_order(cluster: Cluster) -> None:
+    logs = cluster.logs("deploy/web")
+    pods = {line.pod for line in logs}
+    assert len(pods) == 3 and all(pod.startswith("web-") for pod in pods)
+    assert len(logs) == 3 * 6
+    times = [line.time_ns for line in logs]
+    assert times == sorted(times)
+    for pod in pods:
+        own = [line.text for line in logs if line.pod == pod]
+        assert own == [f"{pod} line {i}" for i in range(5)] + [f"ERROR in {pod}"]
+    assert [r.status for r in logs.results] == [ExecStatus.OK] * 3
+
+
+def test_logs_to_dataframe_has_the_stern_columns_with_utc_times(cluster: Cluster) -> None:
+    frame = cluster.logs("deploy/web").to_dataframe()
+    assert list(frame.columns) == ["context", "namespace", "pod", "container", "timestamp", "line"]
+    assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert frame["timestamp"].is_monotonic_increasing
+    assert set(frame["container"]) == {"web"} and set(frame["namespace"]) == {NAMESPACE}
+    now = dt.datetime.now(dt.timezone.utc)
+    assert (now - frame["timestamp"].max().to_pydatetime()) < dt.timedelta(hours=1)
+
+
+def test_grep_keeps_matching_lines_and_tail_counts_per_container(cluster: Cluster) -> None:
+    errors = cluster.logs(selector="app=logs-web", grep=r"^ERROR")
+    assert len(errors) == 3 and all(line.text.startswith("ERROR in web-") for line in errors)
+    last = cluster.logs("deploy/web", tail=2)
+    assert len(last) == 6
+    for pod in {line.pod for line in last}:
+        assert [line.text for line in last if line.pod == pod] == [
+            f"{pod} line 4",
+            f"ERROR in {pod}",
+        ]
+
+
+def test_a_bad_grep_or_since_is_one_clear_line(cluster: Cluster) -> None:
+    with pytest.raises(ValueError, match="not a valid Python regular expression") as bad:
+        cluster.logs("deploy/web", grep="ERROR[")
+    assert "\n" not in str(bad.value)
+    with pytest.raises(ValueError, match=r"write e\.g\. 10m"):
+        cluster.logs("deploy/web", since="ten minutes")
+
+
+def test_a_pod_with_several_containers_gives_every_containers_log(cluster: Cluster) -> None:
+    logs = cluster.logs("pair")
+    assert sorted((line.container, line.text) for line in logs) == [
+        ("first", "from-first"),
+        ("second", "from-second"),
+    ]
+    only = cluster.logs("pair", container="second")
+    assert [line.text for line in only] == ["from-second"]
+
+
+def test_lines_that_are_not_utf8_stay_exact(cluster: Cluster) -> None:
+    logs = cluster.logs("binary")
+    assert [line.data for line in logs] == [b"caf\xe9 ok"]
+    assert logs[0].text == "caf\\xe9 ok"
+    assert logs.to_dataframe()["line"].tolist() == ["caf\\xe9 ok"]
+
+
+def test_a_completed_pods_log_is_read(cluster: Cluster) -> None:
+    wait_until(
+        lambda: [line.text for line in cluster.logs("done")] == ["finished-work"],
+        what="the completed pod's log",
+    )
+
+
+def test_errors_are_per_pod_results_not_a_crash(cluster: Cluster) -> None:
+    logs = cluster.logs(["pair", "binary"], previous=True)
+    assert len(logs) == 0
+    assert [r.status for r in logs.results] == [ExecStatus.ERROR] * 3
+    assert all("previous terminated container" in (r.error or "") for r in logs.results)
+    assert "not read" in logs.summary()
+
+
+def test_follow_streams_lines_as_events_until_the_pod_ends(cluster: Cluster) -> None:
+    events: list[Event] = []
+    logs = cluster.logs("short", follow=True, timeout=60, on_event=events.append)
+    assert [line.text for line in logs] == ["tick 0", "tick 1", "tick 2"]
+    kinds = [type(event) for event in events]
+    assert kinds[0] is RunStarted and kinds[1] is PodStarted and kinds[-1] is RunFinished
+    outputs = [event.data for event in events if isinstance(event, PodOutput)]
+    assert outputs == [b"tick 0\n", b"tick 1\n", b"tick 2\n"]
+    assert isinstance(events[-2], PodFinished) and events[-2].result.ok
+
+
+def test_follow_stops_at_the_timeout_with_what_was_read(cluster: Cluster) -> None:
+    logs = cluster.logs("deploy/web", follow=True, timeout=1.5)
+    assert len(logs) == 18
+    assert [r.status for r in logs.results] == [ExecStatus.OK] * 3
+
+
+# -- the magic ---------------------------------------------------------------------------------
+
+
+def test_pod_logs_magic_returns_the_logs_and_resolves_targets_as_pod_does(
+    ip: InteractiveShell,
+) -> None:
+    logs = ip.run_line_magic("pod_logs", "-l app=logs-web --grep ERROR")
+    assert isinstance(logs, PodLogs)
+    assert sorted(line.pod for line in logs) == sorted({line.pod for line in logs})
+    assert len(logs) == 3
+    ip.run_line_magic("pod_logs", "deploy/web --tail 1 -o last")
+    assert len(ip.user_ns["last"]) == 3
+
+
+def test_pod_logs_magic_takes_results_as_targets(ip: InteractiveShell) -> None:
+    ip.user_ns["earlier"] = ip.run_line_magic("pod", "pair -- true")
+    logs = ip.run_line_magic("pod_logs", "{{earlier}} -c second")
+    assert [line.text for line in logs] == ["from-second"]
+
+
+def test_pod_logs_magic_bad_options_are_one_line(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="not a valid Python regular expression"):
+        ip.run_line_magic("pod_logs", "deploy/web --grep '('")
+    with pytest.raises(UsageError, match="not a duration"):
+        ip.run_line_magic("pod_logs", "deploy/web --since soon")
