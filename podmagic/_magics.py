@@ -1236,6 +1236,111 @@ class PodMagic(Magics):
         # Skip reasons quote the API server: shown, never obeyed, in a terminal.
         display({"text/plain": visible_controls("\n".join(lines))}, raw=True)
 
+    # -- logs across pods --------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("target", nargs="*", help="pod name, deploy/NAME ... or {{results}}, as for %%pod")
+    @argument("-l", "--selector", help="label selector, e.g. app=web")
+    @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
+    @argument(
+        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
+    )
+    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
+    @argument("--context", help="kubeconfig context")
+    @argument("--kubeconfig", help="kubeconfig file")
+    @argument("-c", "--container", help="this container only (default: every container)")
+    @argument("--since", metavar="DURATION", help="lines newer than this, e.g. 10m, 1h30m, 45s")
+    @argument("--tail", type=int, metavar="N", help="the last N lines of each container")
+    @argument("--grep", metavar="RE", help="keep the lines this Python regular expression finds")
+    @argument(
+        "-f", "--follow", action="store_true", help="stream until Ctrl-C, --timeout or the pods end"
+    )
+    @argument("-p", "--previous", action="store_true", help="the previous (crashed) instance's log")
+    @argument("--limit-bytes", type=int, metavar="N", help="at most N bytes of each log")
+    @argument(
+        "--timeout", type=float, metavar="SECONDS", help="with -f: stop then; else per request"
+    )
+    @argument("-P", "--max-concurrency", type=int, metavar="N", help="logs read at once (not -f)")
+    @argument("-o", "--out", metavar="NAME", help="store the logs in this variable")
+    @argument("-q", "--quiet", action="store_true", help="no live output")
+    @no_var_expand
+    @line_magic
+    def pod_logs(self, line: str) -> Any:
+        """Read the logs of every pod a target names, at once, like stern but as data.
+
+        ``%pod_logs TARGET [-c NAME] [--since 10m] [--tail N] [--grep RE] [-f] [-p]``: the
+        target is found as ``%pod`` finds it (a pod, ``deploy/NAME``, ``-l``, ``{{results}}``);
+        without ``-c`` every container of each pod is read (as stern does), and completed,
+        failed and not-ready pods are read too. Lines stream into the live view; the value is a
+        :class:`~podmagic.PodLogs` (lines sorted by time; ``.to_dataframe()``: context,
+        namespace, pod, container, timestamp, line). A container whose log cannot be read is a
+        result in ``.errors`` with the reason. ``-f`` streams until the pods' processes end,
+        ``--timeout`` passes, or the kernel is interrupted (what was read is kept).
+        """
+        try:
+            return self._pod_logs(line)
+        except (UsageError, ValueError) as error:
+            if isinstance(error, PodmagicError):
+                raise
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod_logs(self, line: str) -> Any:
+        args = self.pod_logs.parser.parse_args(_split_options(_without_comment(line)))
+        _check_out_name(args.out)
+        targets = self._target_values(args.target)
+        selector = self._expand(args.selector)
+        if not targets and selector is None:
+            default = self.default_target
+            if default is None:
+                raise UsageError(
+                    "no target: name a pod (web-1), a workload (deploy/web) or a selector "
+                    "(-l app=web), or set a default target: %pod_target deploy/web -n shop"
+                )
+            targets, selector = list(default.targets), default.selector
+        context = self._expand(args.context)
+        contexts = sorted({t.context for t in targets if isinstance(t, PodResult)})
+        if context is None and len(contexts) == 1:
+            context = contexts[0]  # results are read where they came from
+        cluster = self._cluster(context, self._expand(args.kubeconfig))
+        timeout = (
+            args.timeout if args.timeout is not None else (None if args.follow else self.timeout)
+        )
+        quiet = args.quiet or self.quiet
+        renderer = (
+            NullRenderer() if quiet else choose_renderer(limits=self._limits(), show_summary=False)
+        )
+        control = RunControl()
+        try:
+            logs = run_blocking(
+                lambda: cluster.alogs(
+                    targets or None,
+                    selector=selector,
+                    field_selector=self._expand(args.field_selector),
+                    namespace=self._expand(args.namespace) or self.namespace,
+                    all_namespaces=args.all_namespaces,
+                    container=self._expand(args.container),
+                    since=self._expand(args.since),
+                    tail=args.tail,
+                    grep=self._expand(args.grep),
+                    follow=args.follow,
+                    previous=args.previous,
+                    limit_bytes=args.limit_bytes,
+                    timeout=timeout,
+                    max_concurrency=args.max_concurrency or self.max_concurrency,
+                    on_event=renderer.handle_event,
+                    control=control,
+                ),
+                on_interrupt=lambda: control.cancel("interrupted"),
+            )
+        finally:
+            renderer.close()
+        if args.out:
+            self._user_ns[args.out] = logs
+            if not quiet:
+                _show_text(logs.summary())
+            return None
+        return logs
+
     # -- the default target ------------------------------------------------------------------
 
     @magic_arguments()
