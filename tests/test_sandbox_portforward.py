@@ -8,6 +8,7 @@ pods are plain processes or isolated in their own network namespaces.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import KubectlRunner, kubectl_folder, missing_tool
@@ -149,7 +151,11 @@ def test_official_client_portforward_echoes_on_each_port_and_reports_a_refused_o
     from kubernetes.stream import portforward
 
     echo_a, echo_b, _, closed = pod_ports
-    api = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    with config.new_client_from_config(str(sandbox.kubeconfig)) as api_client:
+        _forward_and_check(client.CoreV1Api(api_client), portforward, echo_a, echo_b, closed)
+
+
+def _forward_and_check(api: Any, portforward: Any, echo_a: int, echo_b: int, closed: int) -> None:
     forward = portforward(
         api.connect_get_namespaced_pod_portforward,
         POD,
@@ -245,20 +251,27 @@ def test_kubectl_port_forward_to_a_closed_port_prints_the_kubelets_error(
     assert process.returncode == 1
 
 
-def test_kr8s_portforward_serves_the_pods_port(
+@pytest.mark.anyio
+async def test_kr8s_portforward_serves_the_pods_port(
     sandbox: Sandbox, pod_ports: tuple[int, int, int, int]
 ) -> None:
-    import kr8s
-    from kr8s.objects import Pod
+    import kr8s.asyncio
+    from kr8s.asyncio.objects import Pod
 
     _, _, http_port, _ = pod_ports
-    api = kr8s.api(kubeconfig=str(sandbox.kubeconfig))
-    pod = Pod.get(POD, namespace=NAMESPACE, api=api)
-    with (
-        pod.portforward(remote_port=http_port, local_port="auto") as local,
-        urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=30) as answer,
-    ):
-        assert answer.read() == b"hello from the pod\n"
+
+    def fetch(local: int) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=30) as answer:
+            return bytes(answer.read())
+
+    api = await kr8s.asyncio.api(kubeconfig=str(sandbox.kubeconfig))
+    try:
+        pod = await Pod.get(POD, namespace=NAMESPACE, api=api)
+        async with pod.portforward(remote_port=http_port, local_port="auto") as local:
+            assert await asyncio.to_thread(fetch, local) == b"hello from the pod\n"
+    finally:
+        if api._session is not None:  # kr8s keeps its HTTP session open
+            await api._session.aclose()
 
 
 def test_portforward_to_a_missing_pod_is_a_404_status(sandbox: Sandbox) -> None:
@@ -302,18 +315,18 @@ def test_port_forward_reaches_an_isolated_pods_own_loopback(
                 from kubernetes import client, config
                 from kubernetes.stream import portforward
 
-                api = client.CoreV1Api(config.new_client_from_config(str(isolated.kubeconfig)))
-                forward = portforward(
-                    api.connect_get_namespaced_pod_portforward,
-                    POD,
-                    NAMESPACE,
-                    ports=str(http_port),
-                )
-                conn = forward.socket(http_port)
-                conn.setblocking(True)
-                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                answer = _recv_exactly(conn, 4096)
-                conn.close()
+                with config.new_client_from_config(str(isolated.kubeconfig)) as api_client:
+                    forward = portforward(
+                        client.CoreV1Api(api_client).connect_get_namespaced_pod_portforward,
+                        POD,
+                        NAMESPACE,
+                        ports=str(http_port),
+                    )
+                    conn = forward.socket(http_port)
+                    conn.setblocking(True)
+                    conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    answer = _recv_exactly(conn, 4096)
+                    conn.close()
                 assert answer.startswith(b"HTTP/1.0 200 OK")
                 assert answer.endswith(b"hello from the pod\n")
                 assert forward.error(http_port) is None
