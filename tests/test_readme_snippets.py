@@ -50,6 +50,10 @@ EXCLUDED = {
     ".venv/bin/python -m benchmarks.run": (
         "benchmark runs of minutes; every scenario in miniature is tests/test_benchmarks_smoke.py"
     ),
+    "papermill notebooks/runbook-example.ipynb": (
+        "names a cluster the reader has (prod-eu): tests/test_provenance.py runs the runbook "
+        "with papermill -p context/namespace against a sandbox's context"
+    ),
 }
 
 #: The cluster.yaml a snippet may name (``Sandbox("cluster.yaml")``, ``--manifest cluster.yaml``):
