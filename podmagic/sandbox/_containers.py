@@ -1,11 +1,12 @@
 """Containers' main processes, supervised as the kubelet supervises them.
 
 Each container of a running pod gets a *main process*: its ``command`` and ``args`` (with
-``$(VAR)`` references expanded from its env, as the kubelet expands them), or, for an image
-whose command the sandbox cannot know, an idle ``sleep infinity``. It runs where an exec of
-that container runs (the pod's namespaces when pods are isolated: :mod:`._isolation`), with
-the same env and working folder, stdin at EOF; its stdout and stderr are the container log
-(:mod:`._logs`).
+``$(VAR)`` references expanded from its env, as the kubelet expands them). It runs where an
+exec of that container runs (the pod's namespaces when pods are isolated: :mod:`._isolation`),
+with the same env and working folder, stdin at EOF; its stdout and stderr are the container
+log (:mod:`._logs`). A container with neither (an image whose entrypoint the sandbox cannot
+know) gets an idle main process that spawns nothing: it runs until it is signalled, as
+``sleep infinity`` would, so a thousand such pods cost nothing.
 
 When the main process ends, ``restartPolicy`` decides (the kubelet's ``getPhase`` and
 ``doBackOff``): ``Always``, and ``OnFailure`` after a failure, start it again with
@@ -27,8 +28,11 @@ failure records an ``Unhealthy`` event in the kubelet's words. ``ready`` drives 
 
 The runtime only acts on pods the sandbox runs (phase ``Running``: not the ones a
 ``sandbox.podmagic.io/phase`` annotation pins to another phase, whose status stays
-simulated). It hears of pods through the cluster's ``runtime`` hook (status recomputed from
-annotations, restarts) and a watcher (pods starting to run, being deleted).
+simulated). It hears of pods through :mod:`._lifecycle`'s ``started_callbacks`` (the kubelet
+started a pod's containers), hooks of :mod:`._objects` (:data:`STATUS_OVERLAYS`: a status
+recomputed from annotations gets the runtime's truth back; :data:`RESTARTERS`: the
+``restart`` exec fault) and a watcher (pods being deleted); graceful deletion signals the main
+processes through ``PodEntry.processes``.
 """
 
 from __future__ import annotations
