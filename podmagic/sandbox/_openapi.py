@@ -9,8 +9,8 @@ openapi"). ``kubectl explain`` reads the schema of the kind from the same docume
 
 The documents list every path the sandbox serves, with the kind each operates on
 (``x-kubernetes-group-version-kind``), and schemas of the kinds with the fields notebooks
-use. The sandbox accepts ``fieldValidation`` and, as ``Ignore`` does, drops nothing it
-does not know.
+use. The sandbox checks ``fieldValidation`` itself (:mod:`._field_validation`); the
+Swagger 2.0 form of the same is :mod:`._openapi_v2`.
 """
 
 from __future__ import annotations
