@@ -1,8 +1,8 @@
 """podmagic: run shell commands across Kubernetes pods from IPython, Jupyter and Python.
 
-In IPython or Jupyter, ``%load_ext podmagic`` registers ``%pod`` / ``%%pod`` and
-``%pod_sandbox`` (``%pod?`` shows every option). From Python, :class:`Cluster` is the same
-engine::
+In IPython or Jupyter, ``%load_ext podmagic`` registers ``%pod`` / ``%%pod``,
+``%pod_logs`` and ``%pod_sandbox`` (``%pod?`` shows every option). From Python,
+:class:`Cluster` is the same engine::
 
     from podmagic import Cluster
 
@@ -22,6 +22,8 @@ Running (``help(Cluster.run)`` lists every argument):
   ``confirm_above`` pods, or with no target at all is refused (:class:`RefusedError`) until
   it says ``yes=True`` / ``all_pods=True``.
 * :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
+* ``logs`` / ``alogs`` read the logs of every pod a target names at once: a :class:`PodLogs`
+  of :class:`LogLine` sorted by time (``to_dataframe()``: one row per line), like stern.
 
 Results are data:
 
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
         RunFinished,
         RunStarted,
     )
+    from ._logs import LogLine, PodLogs
     from ._magics import RunInterrupted
     from ._provenance import PodProvenance, Provenance, read_provenance
     from ._query import TargetQuery
@@ -138,6 +141,8 @@ _HOMES: dict[str, str] = {
     "BackgroundRun": "_background",
     "BackgroundRunTimeout": "_background",
     "RunInterrupted": "_magics",
+    "LogLine": "_logs",
+    "PodLogs": "_logs",
     "GroupDiff": "_diff",
     "OutputDiff": "_diff",
     "PodProvenance": "_provenance",
@@ -155,11 +160,13 @@ __all__ = [
     "EventCallback",
     "ExecStatus",
     "GroupDiff",
+    "LogLine",
     "OutputDiff",
     "OutputGroup",
     "ParseError",
     "PodExecError",
     "PodFinished",
+    "PodLogs",
     "PodOutput",
     "PodProvenance",
     "PodResult",

@@ -221,3 +221,10 @@ def test_pod_logs_magic_bad_options_are_one_line(ip: InteractiveShell) -> None:
         ip.run_line_magic("pod_logs", "deploy/web --grep '('")
     with pytest.raises(UsageError, match="not a duration"):
         ip.run_line_magic("pod_logs", "deploy/web --since soon")
+
+
+def test_pod_logs_and_log_line_are_public_names() -> None:
+    import podmagic
+
+    assert podmagic.PodLogs is PodLogs and "PodLogs" in podmagic.__all__
+    assert "LogLine" in podmagic.__all__ and "LogLine" in dir(podmagic)
