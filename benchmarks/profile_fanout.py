@@ -12,7 +12,9 @@ of :mod:`benchmarks.worker` unchanged:
   entries by cumulative and by own time are printed. The profiler slows the code it watches:
   its timings show proportions, the CPU figures come from the unprofiled runs.
 
-``floor-direct`` is :func:`benchmarks.worker.run_floor` with websockets' proxy look-up per
+``podmagic-websockets`` is ``podmagic`` with its exec WebSockets made by the ``websockets``
+library instead of podmagic's own client (``PODMAGIC_EXEC_WEBSOCKET=websockets``, kept for
+one release to compare the two). ``floor-direct`` is :func:`benchmarks.worker.run_floor` with websockets' proxy look-up per
 connection (``proxy=True``: the environment's ``*_proxy`` variables read and parsed on every
 connect) replaced by the answer podmagic looks up once per client (no proxy here): the floor
 without a cost podmagic does not pay.
@@ -23,7 +25,7 @@ and the client's CPU time is its own. Wall time is not reported: on a shared mac
 more about the neighbours than about the code.
 
     .venv/bin/python -m benchmarks.profile_fanout [--execs 500] [--repeat 3] [--top 15]
-        [--contenders podmagic floor floor-direct official] [--no-profile]
+        [--contenders podmagic podmagic-websockets floor floor-direct official] [--no-profile]
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .cluster import GROUPS, SandboxProcess
 CONCURRENCY = 50
 ARGV = ("hostname",)
 #: Contenders that can be profiled: their work runs on one thread the profiler can watch.
-PROFILED = ("podmagic", "floor", "floor-direct")
+PROFILED = ("podmagic", "podmagic-websockets", "floor", "floor-direct")
 
 
 def _cores() -> tuple[set[int], set[int]] | None:
@@ -110,6 +112,8 @@ def run_worker(contender: str, kubeconfig: str, execs: int, profile: bool, top: 
     }
     if profile:
         worker.Measure = _ProfiledMeasure  # type: ignore[misc]
+    if contender == "podmagic-websockets":
+        spec["contender"] = "podmagic"  # the switch is in the environment (see _measure)
     if contender == "floor-direct":
         import websockets.asyncio.client
 
@@ -131,7 +135,10 @@ def _measure(
     command += ["--kubeconfig", str(sandbox.kubeconfig), "--execs", str(execs), "--top", str(top)]
     if profile:
         command.append("--profile")
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if contender == "podmagic-websockets":
+        env["PODMAGIC_EXEC_WEBSOCKET"] = "websockets"
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         print(f"{contender}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
         return None
@@ -151,7 +158,7 @@ def main() -> None:
     parser.add_argument(
         "--contenders",
         nargs="*",
-        default=["podmagic", "floor", "floor-direct", "official"],
+        default=["podmagic", "podmagic-websockets", "floor", "floor-direct", "official"],
         help="to measure",
     )
     parser.add_argument("--no-profile", action="store_true", help="CPU figures only")
@@ -197,11 +204,11 @@ def main() -> None:
     for name, values in cpu.items():
         if not values:
             continue
-        line = f"  {name:<12} {medians[name]:.3f} ({min(values):.3f}-{max(values):.3f})"
+        line = f"  {name:<19} {medians[name]:.3f} ({min(values):.3f}-{max(values):.3f})"
         line += "  [" + ", ".join(f"{value:.3f}" for value in values) + "]"
         print(line)
     if "podmagic" in medians:
-        for other in ("floor", "floor-direct", "official"):
+        for other in ("podmagic-websockets", "floor", "floor-direct", "official"):
             if other in medians:
                 print(f"  podmagic / {other}: {medians['podmagic'] / medians[other]:.2f}")
     for name, figures in profiles.items():
