@@ -3,12 +3,12 @@ them, driving ``ready``, ``started``, the pod's conditions, restarts and Unhealt
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _waiting import wait_until
+from sandbox_pods import pod_events, pod_object
 
 from podmagic.sandbox import Sandbox
 
@@ -109,10 +109,7 @@ def probes(sandbox: Sandbox) -> Iterator[Sandbox]:
 
 
 def _pod(sandbox: Sandbox, name: str) -> Any:
-    assert sandbox.cluster is not None
-    entry = sandbox.call(sandbox.cluster.get_pod, NAMESPACE, name)
-    assert entry is not None
-    return json.loads(json.dumps(entry.pod))
+    return pod_object(sandbox, NAMESPACE, name)
 
 
 def _ready(pod: Any) -> str:
@@ -120,14 +117,7 @@ def _ready(pod: Any) -> str:
 
 
 def _events(sandbox: Sandbox, name: str) -> list[tuple[str, str, str]]:
-    assert sandbox.cluster is not None
-    store = sandbox.call(lambda: list(sandbox.cluster.objects["events"].values()))  # type: ignore[union-attr]
-    return [
-        (event["type"], event["reason"], event["message"])
-        for event in store
-        if event["involvedObject"]["name"] == name
-        and event["involvedObject"]["namespace"] == NAMESPACE
-    ]
+    return pod_events(sandbox, NAMESPACE, name)
 
 
 def test_readiness_probe_gates_ready_until_it_passes(probes: Sandbox) -> None:

@@ -3,7 +3,6 @@ that end Succeeded or Failed, the events a kubelet records, and ``kubectl get po
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from _waiting import wait_until
 from conftest import KubectlRunner
+from sandbox_pods import pod_events, pod_object
 
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._containers import go_duration
@@ -82,10 +82,7 @@ def restarts(sandbox: Sandbox) -> Iterator[Sandbox]:
 
 
 def _pod(sandbox: Sandbox, name: str) -> Any:
-    assert sandbox.cluster is not None
-    entry = sandbox.call(sandbox.cluster.get_pod, NAMESPACE, name)
-    assert entry is not None
-    return json.loads(json.dumps(entry.pod))
+    return pod_object(sandbox, NAMESPACE, name)
 
 
 def _container(sandbox: Sandbox, name: str) -> Any:
@@ -93,14 +90,7 @@ def _container(sandbox: Sandbox, name: str) -> Any:
 
 
 def _events(sandbox: Sandbox, name: str) -> list[tuple[str, str, str]]:
-    assert sandbox.cluster is not None
-    store = sandbox.call(lambda: list(sandbox.cluster.objects["events"].values()))  # type: ignore[union-attr]
-    return [
-        (event["type"], event["reason"], event["message"])
-        for event in store
-        if event["involvedObject"]["name"] == name
-        and event["involvedObject"]["namespace"] == NAMESPACE
-    ]
+    return pod_events(sandbox, NAMESPACE, name)
 
 
 def test_always_restarts_with_last_state_and_a_crash_loop_back_off(restarts: Sandbox) -> None:

@@ -246,21 +246,11 @@ class LogOptions:
     forbidden: str | None = None
 
 
-def _int_param(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise status.bad_request(
-            f'strconv.ParseInt: parsing "{raw}": invalid syntax (query parameter {name})'
-        ) from None
-    if not -(2**63) <= value < 2**63:
-        raise status.bad_request(
-            f'strconv.ParseInt: parsing "{raw}": value out of range (query parameter {name})'
-        )
-    return value
+def _int_param(request: web.Request, name: str) -> int | None:
+    """An int64 query parameter, None when absent (400 in the apiserver's words when bad)."""
+    from ._api import _int_query  # here: that module builds the routes to this one
+
+    return _int_query(request, name, 0) if request.query.get(name) else None
 
 
 def _time_param(raw: str) -> int:
@@ -277,16 +267,17 @@ def _time_param(raw: str) -> int:
     return int(moment.timestamp()) * 1_000_000_000
 
 
-def log_options(query: Mapping[str, str]) -> LogOptions:
+def log_options(request: web.Request) -> LogOptions:
     """Read and check the query as ``ValidatePodLogOptions`` does."""
+    query = request.query
     options = LogOptions(
         container=query.get("container") or None,
         follow=parse_bool(query.get("follow"), "follow"),
         previous=parse_bool(query.get("previous"), "previous"),
         timestamps=parse_bool(query.get("timestamps"), "timestamps"),
-        tail_lines=_int_param(query, "tailLines"),
-        since_seconds=_int_param(query, "sinceSeconds"),
-        limit_bytes=_int_param(query, "limitBytes"),
+        tail_lines=_int_param(request, "tailLines"),
+        since_seconds=_int_param(request, "sinceSeconds"),
+        limit_bytes=_int_param(request, "limitBytes"),
     )
     if query.get("sinceTime"):
         options.since_time = _time_param(query["sinceTime"])
@@ -468,7 +459,7 @@ async def handle_pod_log(request: web.Request) -> web.StreamResponse:
     entry = cluster.get_pod(namespace, name)
     if entry is None:
         raise status.not_found("pods", name)
-    options = log_options(request.query)
+    options = log_options(request)
     _refuse_invalid(name, options)
     container = str(resolve_container(entry, options.container)["name"])
     container_id = chosen_container_id(entry.pod, container, options.previous)
