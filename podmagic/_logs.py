@@ -22,7 +22,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, overload
 from urllib.parse import quote
 
@@ -576,7 +576,14 @@ async def read_logs(
             )
         )
     if on_event is not None:
-        on_event(RunStarted(context, selection, options.describe()))
+        # The header counts the completed and failed pods read as pods read, not as skipped.
+        read = {(t.namespace, t.pod) for t in extra}
+        shown = replace(
+            selection,
+            run=tuple(targets),
+            skipped=tuple(s for s in selection.skipped if (s.namespace, s.pod) not in read),
+        )
+        on_event(RunStarted(context, shown, options.describe()))
     limit = anyio.CapacityLimiter(len(targets) if options.follow else options.max_concurrency)
 
     async def one(target: PodTarget) -> None:

@@ -14,8 +14,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic import Cluster
+from podmagic._engine import RunControl
 from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
 from podmagic._logs import PodLogs
+from podmagic._portal import run_blocking
 from podmagic._results import ExecStatus
 from podmagic.sandbox import Sandbox
 
@@ -194,6 +196,38 @@ def test_follow_stops_at_the_timeout_with_what_was_read(cluster: Cluster) -> Non
     logs = cluster.logs("deploy/web", follow=True, timeout=1.5)
     assert len(logs) == 18
     assert [r.status for r in logs.results] == [ExecStatus.OK] * 3
+
+
+def test_stopping_a_follow_keeps_what_was_read(cluster: Cluster) -> None:
+    control = RunControl()
+    seen: list[bytes] = []
+
+    def on_event(event: Event) -> None:
+        # What Ctrl-C does (the magic and Cluster.logs cancel their control on an interrupt).
+        if isinstance(event, PodOutput):
+            seen.append(event.data)
+            if len(seen) == 6:
+                control.cancel("interrupted")
+
+    logs = run_blocking(
+        lambda: cluster.alogs("deploy/web", follow=True, on_event=on_event, control=control)
+    )
+    assert len(logs) >= 6
+    # A stream that was being read is ok; one whose answer had not come yet was cancelled.
+    streamed = {line.pod for line in logs}
+    assert {r.status for r in logs.results if r.pod in streamed} == {ExecStatus.OK}
+    assert {r.status for r in logs.results} <= {ExecStatus.OK, ExecStatus.CANCELLED}
+
+
+def test_the_live_views_header_counts_completed_pods_as_read(cluster: Cluster) -> None:
+    wait_until(lambda: bool(cluster.logs("done")), what="the completed pod's log")
+    events: list[Event] = []
+    cluster.logs(["done", "pair"], on_event=events.append)
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    assert sorted(t.pod for t in started.selection.run) == ["done", "pair", "pair"]
+    assert started.selection.skipped == ()
+    assert started.command == "logs"
 
 
 # -- the magic ---------------------------------------------------------------------------------
