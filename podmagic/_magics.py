@@ -191,6 +191,11 @@ class _Finish:
             raise ValueError("--pattern goes with --parse regex")
         if args.raw and not args.parse:
             raise ValueError("--raw goes with --parse FORMAT (it keeps converted columns' text)")
+        if args.diff and args.bg:
+            # The diff follows the summary in the cell; a --bg run ends after the cell did.
+            raise ValueError(
+                "--diff shows after a blocking run's summary; with --bg, use h.result().diff()"
+            )
         return cls(
             out=args.out,
             parse=args.parse,
@@ -805,6 +810,11 @@ class PodMagic(Magics):
         namespace, container and context. ``--rerun res`` repeats the run that made ``res``
         (the same command, env, stdin and options) in its pods; ``--ok-exit 0,1`` counts those
         exit codes as ok. With a default target (``%pod_target``) a cell may name none.
+        ``--parse FMT`` turns sizes, percentages and durations into numbers (``--raw`` keeps
+        their text); ``-o NAME --parse FMT`` stores the results with the table at
+        ``NAME.frame``. ``--diff`` shows each minority output as a unified diff against the
+        majority's. Every run records its provenance (``res.provenance``, the summary's last
+        line).
 
         Interrupting the kernel during a blocking run cancels it within about a second; the
         summary of the partial results is shown, ``-o NAME`` stores them (as ``PodResults``,

@@ -155,3 +155,5 @@ def test_magic_diff_shows_the_diff_after_the_summary(
     assert "stderr: 1 group differs" in out and "+warn" in out
     with pytest.raises(UsageError, match="--raw goes with --parse"):
         ip.run_line_magic("pod", "deploy/web --raw -- true")
+    with pytest.raises(UsageError, match=r"with --bg, use h.result\(\).diff\(\)"):
+        ip.run_line_magic("pod", "deploy/web --diff --bg -- true")
