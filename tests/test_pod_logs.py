@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from _waiting import wait_until
@@ -16,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from podmagic import Cluster
 from podmagic._engine import RunControl
 from podmagic._events import Event, PodFinished, PodOutput, PodStarted, RunFinished, RunStarted
-from podmagic._logs import PodLogs
+from podmagic._logs import LogOptions, PodLogs, read_logs
 from podmagic._portal import run_blocking
 from podmagic._results import ExecStatus
 from podmagic.sandbox import Sandbox
@@ -64,6 +65,16 @@ spec:
   restartPolicy: Never
   containers:
   - {{name: main, image: busybox, command: [sh, -c, 'echo finished-work']}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+  namespace: {NAMESPACE}
+  annotations: {{sandbox.podmagic.io/restart-backoff: "0.2"}}
+spec:
+  containers:
+  - {{name: main, image: busybox, command: [sh, -c, 'echo "run of $(hostname)"; sleep 0.3; exit 2']}}
 ---
 apiVersion: v1
 kind: Pod
@@ -179,6 +190,38 @@ def test_errors_are_per_pod_results_not_a_crash(cluster: Cluster) -> None:
     assert [r.status for r in logs.results] == [ExecStatus.ERROR] * 3
     assert all("previous terminated container" in (r.error or "") for r in logs.results)
     assert "not read" in logs.summary()
+
+
+def test_a_container_missing_in_some_pods_is_their_error(cluster: Cluster) -> None:
+    logs = cluster.logs(["pair", "binary"], container="second")
+    assert [line.text for line in logs] == ["from-second"]
+    by_pod = {r.pod: r for r in logs.results}
+    assert by_pod["pair"].status is ExecStatus.OK
+    assert by_pod["binary"].status is ExecStatus.ERROR
+    assert by_pod["binary"].error == 'container "second" not found (containers: main)'
+
+
+def test_a_pod_gone_since_it_was_found_is_its_error(cluster: Cluster) -> None:
+    found = cluster.select("pair", container="first")
+    gone = replace(found, run=(replace(found.run[0], pod="gone-since"), *found.run))
+
+    async def read() -> PodLogs:
+        async with cluster._api(None) as api:
+            return await read_logs(api, cluster.context, gone, LogOptions())
+
+    logs = run_blocking(read)
+    assert [line.text for line in logs] == ["from-first"]
+    assert [r.status for r in logs.results] == [ExecStatus.ERROR, ExecStatus.OK]
+    assert 'pods "gone-since" not found' in (logs.results[0].error or "")
+
+
+def test_previous_reads_the_crashed_instance(cluster: Cluster) -> None:
+    wait_until(
+        lambda: (
+            [line.text for line in cluster.logs("crasher", previous=True)] == ["run of crasher"]
+        ),
+        what="the crashed instance's log",
+    )
 
 
 def test_follow_streams_lines_as_events_until_the_pod_ends(cluster: Cluster) -> None:
