@@ -342,13 +342,21 @@ def test_podmagic_runs_in_running_ready_pods_only_skipping_creating_and_terminat
                 {
                     "name": "main",
                     "image": "busybox",
-                    "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"],
+                    "command": [
+                        "sh",
+                        "-c",
+                        "trap '' TERM; echo ready; while true; do sleep 0.05; done",
+                    ],
                 }
             ]
         },
     }
     ok(kubectl("create", "-n", ns, "-f", "-", input=json.dumps(stubborn).encode()))
     ok(kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/mix-stubborn", "--timeout=60s"))
+    wait_until(
+        lambda: "ready" in kubectl("logs", "mix-stubborn", "-n", ns).stdout.decode(),
+        what="its main process set its SIGTERM trap",
+    )
     ok(kubectl("delete", "pod", "mix-stubborn", "-n", ns, "--wait=false", "--grace-period=30"))
     creating = {
         "apiVersion": "v1",

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.anyio
 
 START_DELAY = "sandbox.podmagic.io/start-delay"
 # A main process that takes SIGTERM as a cue to finish its work for a moment, then exits 0.
-GRACEFUL = ["sh", "-c", "trap 'sleep 0.3; exit 0' TERM; while true; do sleep 0.05; done"]
+GRACEFUL = [
+    "sh",
+    "-c",
+    "trap 'sleep 0.3; exit 0' TERM; echo ready; while true; do sleep 0.05; done",
+]
 # One that ignores SIGTERM: only SIGKILL (at the end of the grace period) ends it.
-STUBBORN = ["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"]
+STUBBORN = ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.05; done"]
 
 
 @pytest.fixture(params=["1.30", "1.33"], scope="module")
@@ -73,6 +77,24 @@ def conditions(pod: dict[str, Any]) -> dict[str, str]:
 async def send(session: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     async with session.request(method, path, json=body) as response:
         return response.status, await response.json(content_type=None)
+
+
+async def trap_set(session: Any, ns: str, pod: str) -> None:
+    """Wait until the pod's main process has set its SIGTERM trap (it then logs ``ready``)."""
+
+    async def logged() -> bool:
+        async with session.get(f"/api/v1/namespaces/{ns}/pods/{pod}/log") as response:
+            return response.status == 200 and "ready" in await response.text()
+
+    await await_until(logged, what=f"the main process of {pod} set its trap")
+
+
+def kubectl_trap_set(kubectl: KubectlRunner, ns: str, pod: str) -> None:
+    """``trap_set`` through ``kubectl logs``."""
+    wait_until(
+        lambda: "ready" in kubectl("logs", pod, "-n", ns).stdout.decode(),
+        what=f"the main process of {pod} set its trap",
+    )
 
 
 async def next_event(response: Any) -> dict[str, Any]:
@@ -170,12 +192,7 @@ async def test_delete_is_graceful_terminating_then_gone_with_the_kubelet_s_steps
         path = f"/api/v1/namespaces/{ns}/pods"
         code, created = await send(session, "POST", path, pod_body("g", command=GRACEFUL))
         assert code == 201
-        await await_until(
-            lambda: sandbox.call(
-                lambda: bool(sandbox.cluster and sandbox.cluster.pods[(ns, "g")].processes)
-            ),
-            what="the pod's main process runs",
-        )
+        await trap_set(session, ns, "g")
         version = created["metadata"]["resourceVersion"]
         async with session.get(
             path, params={"watch": "true", "resourceVersion": version}
@@ -213,12 +230,7 @@ async def test_sigkill_comes_when_the_grace_period_ends_and_a_shorter_one_moves_
     async with api_client(sandbox) as session:
         path = f"/api/v1/namespaces/{ns}/pods"
         await send(session, "POST", path, pod_body("s", command=STUBBORN))
-        await await_until(
-            lambda: sandbox.call(
-                lambda: bool(sandbox.cluster and sandbox.cluster.pods[(ns, "s")].processes)
-            ),
-            what="the pod's main process runs",
-        )
+        await trap_set(session, ns, "s")
         code, first = await send(session, "DELETE", f"{path}/s")
         assert (code, first["metadata"]["deletionGracePeriodSeconds"]) == (200, 30)
         # It ignores SIGTERM: 30 s of Terminating ahead.
@@ -261,6 +273,7 @@ def test_kubectl_delete_returns_promptly_and_wait_for_delete_sees_the_pod_go(
         body = json.dumps(pod_body(name, command=command)).encode()
         ok(kubectl("create", "-n", ns, "-f", "-", input=body))
     ok(kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/a", "pod/b", "--timeout=60s"))
+    kubectl_trap_set(kubectl, ns, "b")
     # kubectl delete waits for the pod to be gone: its process ends on SIGTERM.
     assert ok(kubectl("delete", "pod", "a", "-n", ns, "--timeout=60s")).strip() == 'pod "a" deleted'
     # b ignores SIGTERM: Terminating until SIGKILL ends the 5 s grace period.
