@@ -216,3 +216,13 @@ def test_the_runbook_runs_with_papermill_against_a_named_context(
         line for text in shown for line in text.splitlines() if line.startswith("Provenance:")
     ]
     assert footers and all(f"context {demo.context} (" in line for line in footers)
+    # The saved file keeps each summary's provenance in its output metadata.
+    saved = [
+        output["metadata"]["podmagic"]["provenance"]
+        for cell in ran.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "podmagic" in output.get("metadata", {})
+    ]
+    assert saved and all(p["context"] == demo.context for p in saved)
+    assert {ns for p in saved for ns in p["namespaces"]} == {"demo"}
