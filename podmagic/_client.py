@@ -42,6 +42,7 @@ from typing import IO, Any, Final, Literal, TypeVar
 import anyio
 
 from ._command import _ENV_NAME, RemoteCommand, build_command
+from ._copy import CopyResults, fetch, send
 from ._credentials import (
     DEFAULT_KUBECONFIG,
     DEFAULT_PLUGIN_TIMEOUT,
@@ -1187,6 +1188,71 @@ class Cluster:
                 deadline=deadline,
                 timeout=timeout,
             )
+        )
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def copy_to(
+        self,
+        local: str | os.PathLike[str],
+        remote: str,
+        target: TargetArg = None,
+        *,
+        selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        container: str | None = None,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+        max_concurrency: int | None = None,
+        yes: bool = False,
+    ) -> CopyResults:
+        """Copy the local file or folder ``local`` to ``remote`` in every pod ``target`` names
+        (as :meth:`run` finds them), over tar through exec like ``kubectl cp``: a
+        :class:`~podmagic.CopyResults` with each file's size and SHA-256; a pod without
+        ``tar`` is that pod's error."""
+        return send(
+            self,
+            local,
+            remote,
+            target=target,
+            selector=selector,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            container=container,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            yes=yes,
+        )
+
+    def copy_from(
+        self,
+        remote: str,
+        local_dir: str | os.PathLike[str],
+        target: TargetArg = None,
+        *,
+        selector: str | None = None,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        container: str | None = None,
+        timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
+        max_concurrency: int | None = None,
+        yes: bool = False,
+    ) -> CopyResults:
+        """Fetch ``remote`` (a file or folder) from every pod ``target`` names into
+        ``local_dir/<context>/<namespace>/<pod>/``, binary-exact, streamed to disk; members
+        of the archive that would land outside that folder are refused (``refused``)."""
+        return fetch(
+            self,
+            remote,
+            local_dir,
+            target=target,
+            selector=selector,
+            namespace=namespace,
+            all_namespaces=all_namespaces,
+            container=container,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            yes=yes,
         )
 
     # -- logs ----------------------------------------------------------------------------------

@@ -1,0 +1,395 @@
+"""Files across pods: copy a local file or folder to every pod, or fetch one from every pod.
+
+As ``kubectl cp`` does, the bytes travel as a tar archive through an exec: ``tar cf -`` in the
+pod to fetch, ``tar xf -`` to send (a pod without ``tar`` is that pod's error, saying so).
+A fetched archive streams to a temporary file beside the destination as it arrives (the exec
+keeps none of it in memory), then is unpacked member by member into
+``LOCAL_DIR/<context>/<namespace>/<pod>/``, file contents copied in chunks and hashed on the
+way. Unpacking refuses what could write outside that folder — absolute names, ``..``,
+symbolic or hard links that point out of it, devices — and never writes through a link (each
+write's real parent folder must lie inside it): the holes ``kubectl cp`` had
+(CVE-2018-1002100, CVE-2019-1002101, CVE-2019-11246, CVE-2019-11249) stay closed.
+
+Every file copied is reported with its size and SHA-256 (:class:`CopiedFile`), per pod
+(:class:`CopyResult`); ``CopyResults.to_dataframe()`` has one row per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, overload
+
+from ._channels import Stream
+from ._events import Event, PodOutput
+from ._results import ExecStatus, PodResult, PodResults
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ._client import Cluster
+
+__all__ = ["CopiedFile", "CopyResult", "CopyResults", "extract_safely", "fetch", "send"]
+
+_CHUNK = 1024 * 1024
+#: The hint when the pod has no tar (exec: not found; sh: exit 127).
+_NO_TAR = (
+    "no tar in the container (copying goes through tar, as kubectl cp does): "
+    "use an image with tar, or copy through a sidecar container that has it (-c NAME)"
+)
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    """One regular file copied: its path inside the copy (``/``-separated), bytes, SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """The copy to or from one container: the files copied, or why it did not happen.
+
+    ``local`` is the local file or folder (for a fetch: the pod's own folder
+    ``LOCAL_DIR/<context>/<namespace>/<pod>``); ``refused`` lists the archive members that
+    were not written because they would have landed outside it.
+    """
+
+    context: str
+    namespace: str
+    pod: str
+    container: str | None
+    direction: str
+    remote: str
+    local: str
+    files: tuple[CopiedFile, ...] = ()
+    refused: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the copy happened and nothing in it was refused."""
+        return self.error is None and not self.refused
+
+    @property
+    def size(self) -> int:
+        """Bytes copied (the files' contents)."""
+        return sum(f.size for f in self.files)
+
+
+class CopyResults(Sequence[CopyResult]):
+    """One :class:`CopyResult` per container: ``ok``, ``failed``, ``to_dataframe()``."""
+
+    def __init__(self, results: Sequence[CopyResult]) -> None:
+        self._results = tuple(results)
+
+    @overload
+    def __getitem__(self, index: int) -> CopyResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[CopyResult]: ...
+    def __getitem__(self, index: int | slice) -> CopyResult | Sequence[CopyResult]:
+        return self._results[index]
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __iter__(self) -> Iterator[CopyResult]:
+        return iter(self._results)
+
+    @property
+    def ok(self) -> bool:
+        """True when every copy succeeded."""
+        return all(r.ok for r in self._results)
+
+    @property
+    def failed(self) -> list[CopyResult]:
+        """The copies that did not happen or refused part of an archive."""
+        return [r for r in self._results if not r.ok]
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per file copied (``context, namespace, pod, container, direction, remote,
+        local, path, size, sha256, error``); a copy that failed is one row with its error."""
+        import pandas as pd
+
+        rows: list[dict[str, Any]] = []
+        for r in self._results:
+            base = {
+                "context": r.context,
+                "namespace": r.namespace,
+                "pod": r.pod,
+                "container": r.container,
+                "direction": r.direction,
+                "remote": r.remote,
+                "local": r.local,
+            }
+            problem = r.error or (
+                "refused (outside the destination): " + ", ".join(r.refused) if r.refused else None
+            )
+            if not r.files:
+                rows.append({**base, "path": None, "size": None, "sha256": None, "error": problem})
+            for f in r.files:
+                rows.append(
+                    {**base, "path": f.path, "size": f.size, "sha256": f.sha256, "error": problem}
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """One line: how many copies, files and bytes; which failed and why."""
+        done = [r for r in self._results if r.ok]
+        files = sum(len(r.files) for r in self._results)
+        size = sum(r.size for r in self._results)
+        words = f"{len(done)} of {len(self._results)} copies ok, {files} files, {size:,} bytes"
+        for r in self.failed:
+            why = r.error or "refused: " + ", ".join(r.refused)
+            words += f"; {r.namespace}/{r.pod}: {why}"
+        return words
+
+    def __repr__(self) -> str:
+        return f"CopyResults({self.summary()})"
+
+
+# -- unpacking safely ---------------------------------------------------------------------------
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _copy_hashed(source: IO[bytes], target: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(target, "wb") as out:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def extract_safely(archive: IO[bytes], dest: Path) -> tuple[list[CopiedFile], list[str]]:
+    """Unpack a tar stream into ``dest`` (made if missing): the files written, with sizes and
+    SHA-256, and the member names refused because they would land outside ``dest``
+    (absolute, ``..``, links pointing out, writes through a link, special files)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(dest)
+    files: list[CopiedFile] = []
+    refused: list[str] = []
+    # "r|": a stream, read once front to back; nothing of it is held but the current block.
+    with tarfile.open(fileobj=archive, mode="r|") as tar:
+        for member in tar:
+            name = member.name
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            if name.startswith("/") or ".." in parts or not parts:
+                if parts:
+                    refused.append(name)
+                continue
+            relative = "/".join(parts)
+            target = Path(root, *parts)
+            parent = os.path.realpath(target.parent)
+            if not _inside(root, parent) or os.path.islink(target):
+                refused.append(name)  # a write through a link, or over one
+                continue
+            if member.isdir():
+                if target.exists() and not target.is_dir():
+                    refused.append(name)
+                    continue
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                Path(parent).mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None
+                size, digest = _copy_hashed(source, target)
+                os.chmod(target, member.mode & 0o755 | 0o600)
+                files.append(CopiedFile(relative, size, digest))
+            elif member.issym():
+                link = member.linkname
+                pointed = os.path.normpath(os.path.join(parent, link))
+                if os.path.isabs(link) or not _inside(root, os.path.realpath(pointed)):
+                    refused.append(name)
+                    continue
+                os.symlink(link, target)
+            elif member.islnk():
+                # A hard link names another member: only one already written inside.
+                linked = Path(root, *[p for p in member.linkname.split("/") if p not in ("", ".")])
+                real = os.path.realpath(linked)
+                if (
+                    ".." in member.linkname.split("/")
+                    or not _inside(root, real)
+                    or not linked.is_file()
+                ):
+                    refused.append(name)
+                    continue
+                shutil.copyfile(real, target)
+                with open(target, "rb") as written:
+                    size, digest = _copy_hashed_read(written)
+                files.append(CopiedFile(relative, size, digest))
+            else:
+                refused.append(name)  # devices, fifos: never made
+    return files, refused
+
+
+def _copy_hashed_read(source: IO[bytes]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := source.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+# -- the two directions -------------------------------------------------------------------------
+
+
+def _tar_error(result: PodResult) -> str | None:
+    """Why a tar exec did not give a whole archive, in words; None when it did."""
+    if result.status is ExecStatus.OK:
+        return None
+    text = f"{result.error or ''} {result.stderr.decode('utf-8', 'replace')}"
+    if result.exit_code == 127 or "executable file not found" in text or "tar: not found" in text:
+        return _NO_TAR
+    if result.error:
+        return result.error
+    detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    return f"tar exited {result.exit_code}" + (f": {detail[-1]}" if detail else "")
+
+
+def fetch(
+    cluster: Cluster, remote: str, local_dir: str | os.PathLike[str], **run: Any
+) -> CopyResults:
+    """Fetch ``remote`` (a file or folder) from every pod ``run`` selects into
+    ``local_dir/<context>/<namespace>/<pod>/``."""
+    if not remote or not remote.strip():
+        raise ValueError("the path in the pod is empty: write TARGET:/path/in/pod")
+    base = Path(local_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    clean = posixpath.normpath(remote)
+    folder, name = posixpath.split(clean.rstrip("/") or "/")
+    spools: dict[tuple[str, str, str], IO[bytes]] = {}
+    spool_dir = tempfile.mkdtemp(prefix=".podmagic-cp-", dir=base)
+    caller = run.pop("on_event", None)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PodOutput) and event.stream is Stream.STDOUT:
+            key = (event.target.namespace, event.target.pod, event.target.container)
+            spool = spools.get(key)
+            if spool is None:
+                spool = spools[key] = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed in finally
+            spool.write(event.data)
+        if caller is not None and not isinstance(event, PodOutput):
+            caller(event)
+
+    try:
+        results: PodResults = cluster.run(
+            ["tar", "cf", "-", "-C", folder or "/", name or "."],
+            shell=None,
+            capture_limit=0,
+            on_event=on_event,
+            **run,
+        )
+        copies: list[CopyResult] = []
+        for result in results:
+            key = (result.namespace, result.pod, result.container or "")
+            where = base / result.context / result.namespace / result.pod
+            made = partial(
+                CopyResult,
+                result.context,
+                result.namespace,
+                result.pod,
+                result.container,
+                "from",
+                remote,
+                str(where),
+            )
+            error = _tar_error(result)
+            if error is not None:
+                copies.append(made(error=error))
+                continue
+            spool = spools.get(key)
+            if spool is None:
+                copies.append(made(error="tar sent nothing"))
+                continue
+            spool.seek(0)
+            try:
+                files, refused = extract_safely(spool, where)
+            except tarfile.TarError as problem:
+                copies.append(made(error=f"not a tar archive: {problem}"))
+                continue
+            copies.append(made(files=tuple(files), refused=tuple(refused)))
+        return CopyResults(copies)
+    finally:
+        for spool in spools.values():
+            spool.close()
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _pack(local: Path, name: str, archive: IO[bytes]) -> list[CopiedFile]:
+    """Write ``local`` (a file or folder) into ``archive`` as ``name``; the files, hashed."""
+    files: list[CopiedFile] = []
+    with tarfile.open(fileobj=archive, mode="w|") as tar:
+        paths = [local] if local.is_file() else [local, *sorted(local.rglob("*"))]
+        for path in paths:
+            relative = path.relative_to(local).as_posix() if path != local else ""
+            arcname = name if not relative else f"{name}/{relative}"
+            if path.is_symlink():
+                continue  # links are not followed out of what was named
+            info = tar.gettarinfo(str(path), arcname=arcname)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_file():
+                with open(path, "rb") as source:
+                    size, digest = _copy_hashed_read(source)
+                with open(path, "rb") as source:
+                    tar.addfile(info, source)
+                files.append(CopiedFile(arcname, size, digest))
+            elif path.is_dir():
+                tar.addfile(info)
+    return files
+
+
+def send(cluster: Cluster, local: str | os.PathLike[str], remote: str, **run: Any) -> CopyResults:
+    """Copy ``local`` (a file or folder) to ``remote`` in every pod ``run`` selects (as
+    ``kubectl cp``: ``remote`` is the new name; its folder is made if missing)."""
+    source = Path(local)
+    if not source.exists():
+        raise ValueError(f"{str(local)!r} does not exist here: give a local file or folder")
+    if not remote or not remote.strip():
+        raise ValueError("the path in the pod is empty: write TARGET:/path/in/pod")
+    clean = posixpath.normpath(remote)
+    folder, name = posixpath.split(clean)
+    if not name or name == "..":
+        raise ValueError(f"{remote!r}: name the file or folder to write, e.g. TARGET:/tmp/x")
+    with tempfile.TemporaryFile() as archive:
+        files = _pack(source, name, archive)
+        archive.seek(0)
+        data = archive.read()
+    results: PodResults = cluster.run(
+        ["sh", "-c", 'mkdir -p "$1" && exec tar xf - -C "$1"', "sh", folder or "/"],
+        shell=None,
+        stdin=data,
+        **run,
+    )
+    copies = [
+        CopyResult(
+            context=r.context,
+            namespace=r.namespace,
+            pod=r.pod,
+            container=r.container,
+            direction="to",
+            remote=remote,
+            local=str(source),
+            files=tuple(files) if _tar_error(r) is None else (),
+            error=_tar_error(r),
+        )
+        for r in results
+    ]
+    return CopyResults(copies)

@@ -1,0 +1,185 @@
+"""Files across pods, end to end against the sandbox: a local file or folder copied to every
+pod and fetched back from every pod over tar through exec, binary-exact with sizes and
+SHA-256; archives that would write outside the destination are refused member by member."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from podmagic import Cluster
+from podmagic._copy import CopyResults, extract_safely
+from podmagic.sandbox import Sandbox
+
+NAMESPACE = "podcp"
+MANIFEST = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {NAMESPACE}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: cp-a, namespace: {NAMESPACE}, labels: {{app: cp}}}}
+spec:
+  containers: [{{name: main, image: busybox}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: cp-b, namespace: {NAMESPACE}, labels: {{app: cp}}}}
+spec:
+  containers: [{{name: main, image: busybox}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: notar, namespace: {NAMESPACE}}}
+spec:
+  containers:
+  - name: main
+    image: distroless
+    env: [{{name: PATH, value: /nowhere}}]
+"""
+
+BLOB = bytes(range(256)) * 4096 + b"\x00\xff end"  # 1 MiB and a bit, every byte value
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
+    sandbox.apply(MANIFEST)
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace=NAMESPACE) as running:
+        yield running
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.delete_namespace, NAMESPACE)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_file_sent_to_every_pod_comes_back_binary_exact(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    local = tmp_path / "blob.bin"
+    local.write_bytes(BLOB)
+    sent = cluster.copy_to(local, "/tmp/podcp/blob.bin", selector="app=cp")
+    assert sent.ok, sent.summary()
+    assert sorted(r.pod for r in sent) == ["cp-a", "cp-b"]
+    assert all(r.files[0].sha256 == _sha(BLOB) and r.files[0].size == len(BLOB) for r in sent)
+    fetched = cluster.copy_from("/tmp/podcp/blob.bin", tmp_path / "out", selector="app=cp")
+    assert fetched.ok, fetched.summary()
+    for pod in ("cp-a", "cp-b"):
+        copy = tmp_path / "out" / cluster.context / NAMESPACE / pod / "blob.bin"
+        assert copy.read_bytes() == BLOB
+    frame = fetched.to_dataframe()
+    assert set(frame["sha256"]) == {_sha(BLOB)} and set(frame["size"]) == {len(BLOB)}
+
+
+def test_a_folder_fetched_from_every_pod_keeps_its_tree(cluster: Cluster, tmp_path: Path) -> None:
+    tree = tmp_path / "conf"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "sub" / "b.txt").write_text("beta\n")
+    assert cluster.copy_to(tree, "/tmp/podcp/conf", selector="app=cp").ok
+    fetched = cluster.copy_from("/tmp/podcp/conf", tmp_path / "back", "cp-a")
+    assert fetched.ok, fetched.summary()
+    where = tmp_path / "back" / cluster.context / NAMESPACE / "cp-a" / "conf"
+    assert (where / "a.txt").read_text() == "alpha\n"
+    assert (where / "sub" / "b.txt").read_text() == "beta\n"
+    assert sorted(f.path for f in fetched[0].files) == ["conf/a.txt", "conf/sub/b.txt"]
+
+
+def test_a_pod_without_tar_is_its_own_clear_error(cluster: Cluster, tmp_path: Path) -> None:
+    fetched = cluster.copy_from("/etc/hostname", tmp_path, ["notar", "cp-a"])
+    by_pod = {r.pod: r for r in fetched}
+    assert by_pod["cp-a"].ok
+    assert not by_pod["notar"].ok
+    assert (by_pod["notar"].error or "").startswith("no tar in the container")
+
+
+def test_a_missing_remote_path_is_that_pods_error(cluster: Cluster, tmp_path: Path) -> None:
+    fetched = cluster.copy_from("/no/such/file", tmp_path, "cp-a")
+    assert not fetched.ok
+    assert "tar exited" in (fetched[0].error or "")
+
+
+def _archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    buffer.seek(0)
+    return buffer
+
+
+def _file(name: str) -> tarfile.TarInfo:
+    return tarfile.TarInfo(name)
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+def test_members_escaping_the_destination_are_refused(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    archive = _archive(
+        (_file("../escaped.txt"), b"x"),
+        (_file("/tmp/absolute-podcp.txt"), b"x"),
+        (_file("ok/fine.txt"), b"fine"),
+        (_link("ok/out", "../../.."), None),
+        (_link("ok/abs", "/etc"), None),
+        (_link("ok/hard", "../../outside", tarfile.LNKTYPE), None),
+        (_link("ok/inner", "fine.txt"), None),
+    )
+    files, refused = extract_safely(archive, dest)
+    assert [f.path for f in files] == ["ok/fine.txt"]
+    assert refused == [
+        "../escaped.txt",
+        "/tmp/absolute-podcp.txt",
+        "ok/out",
+        "ok/abs",
+        "ok/hard",
+    ]
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not Path("/tmp/absolute-podcp.txt").exists()
+    assert (dest / "ok" / "inner").read_text() == "fine"
+
+
+def test_a_write_through_a_link_pointing_out_is_refused(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest.mkdir()
+    (dest / "sneaky").symlink_to(outside)  # left by an earlier copy, or planted
+    files, refused = extract_safely(_archive((_file("sneaky/owned.txt"), b"x")), dest)
+    assert files == [] and refused == ["sneaky/owned.txt"]
+    assert not (outside / "owned.txt").exists()
+
+
+def test_pod_cp_magic_copies_both_ways(
+    sandbox: Sandbox, cluster: Cluster, tmp_path: Path
+) -> None:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
+    shell.run_line_magic("config", f"PodMagic.namespace = {NAMESPACE!r}")
+    local = tmp_path / "note.txt"
+    local.write_bytes(b"caf\xe9\n")
+    sent = shell.run_line_magic("pod_cp", f"{local} -l app=cp:/tmp/podcp/note.txt")
+    assert isinstance(sent, CopyResults) and sent.ok and len(sent) == 2
+    back = shell.run_line_magic("pod_cp", f"cp-b:/tmp/podcp/note.txt {tmp_path / 'got'}")
+    assert back.ok
+    got = tmp_path / "got" / cluster.context / NAMESPACE / "cp-b" / "note.txt"
+    assert got.read_bytes() == b"caf\xe9\n"
+    with pytest.raises(UsageError, match="TARGET:PATH"):
+        shell.run_line_magic("pod_cp", f"{local} {tmp_path}")
