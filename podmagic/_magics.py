@@ -1351,6 +1351,91 @@ class PodMagic(Magics):
             return None
         return logs
 
+    # -- files across pods -------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("source", help="LOCAL (a file or folder) or TARGET:PATH")
+    @argument("dest", help="TARGET:PATH or LOCAL_DIR")
+    @argument("-l", "--selector", help="label selector (write the target as :PATH)")
+    @argument(
+        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
+    )
+    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
+    @argument("--context", help="kubeconfig context")
+    @argument("--kubeconfig", help="kubeconfig file")
+    @argument("-c", "--container", help="container name (default: the pod's default)")
+    @argument("--timeout", type=float, metavar="SECONDS", help="per-pod timeout")
+    @argument("-P", "--max-concurrency", type=int, metavar="N", help="copies at once")
+    @argument("--yes", action="store_true", help="confirm a protected context or many pods")
+    @argument("-o", "--out", metavar="NAME", help="store the results in this variable")
+    @no_var_expand
+    @line_magic
+    def pod_cp(self, line: str) -> Any:
+        """Copy a file or folder to every pod, or fetch one from every pod, like ``kubectl cp``.
+
+        ``%pod_cp LOCAL TARGET:PATH`` copies to every pod the target names (found as ``%pod``
+        finds them; ``:PATH`` with ``-l SEL``); ``%pod_cp TARGET:PATH LOCAL_DIR`` fetches into
+        ``LOCAL_DIR/<context>/<namespace>/<pod>/``. Over tar through exec (a pod without tar
+        is that pod's error); the value is a :class:`~podmagic.CopyResults` with each file's
+        size and SHA-256. Archive members that would land outside the folder are refused.
+        """
+        try:
+            return self._pod_cp(line)
+        except (UsageError, ValueError) as error:
+            if isinstance(error, PodmagicError):
+                raise
+            raise UsageError(visible_controls(str(error))) from None
+
+    def _pod_cp(self, line: str) -> Any:
+        import os
+
+        args = self.pod_cp.parser.parse_args(_split_options(_without_comment(line)))
+        _check_out_name(args.out)
+        source, dest = self._expand(args.source) or "", self._expand(args.dest) or ""
+
+        def remote(word: str) -> bool:
+            # A local path may hold a colon: a word is remote only when no such path exists.
+            return ":" in word and not os.path.exists(word)
+
+        if remote(args.source) == remote(args.dest):
+            raise UsageError(
+                "give one local path and one TARGET:PATH (e.g. %pod_cp ./conf deploy/web:/tmp/conf "
+                "or %pod_cp deploy/web:/var/log/app.log ./logs; :PATH with -l app=web)"
+            )
+        spec = args.source if remote(args.source) else args.dest
+        typed_target, _, path = spec.partition(":")
+        targets = self._target_values([typed_target]) if typed_target else []
+        selector = self._expand(args.selector)
+        if not targets and selector is None:
+            raise UsageError(
+                "no target before the ':' of TARGET:PATH: name a pod, deploy/NAME or "
+                "{{results}}, or write :PATH with -l SELECTOR"
+            )
+        context = self._expand(args.context)
+        contexts = sorted({t.context for t in targets if isinstance(t, PodResult)})
+        if context is None and len(contexts) == 1:
+            context = contexts[0]
+        cluster = self._cluster(context, self._expand(args.kubeconfig))
+        options = {
+            "target": targets or None,
+            "selector": selector,
+            "namespace": self._expand(args.namespace) or self.namespace,
+            "all_namespaces": args.all_namespaces,
+            "container": self._expand(args.container),
+            "timeout": args.timeout if args.timeout is not None else self.timeout,
+            "max_concurrency": args.max_concurrency or self.max_concurrency,
+            "yes": args.yes,
+        }
+        if remote(args.source):
+            copies = cluster.copy_from(path, dest, **options)
+        else:
+            copies = cluster.copy_to(source, path, **options)
+        if args.out:
+            self._user_ns[args.out] = copies
+            _show_text(copies.summary())
+            return None
+        return copies
+
     # -- the default target ------------------------------------------------------------------
 
     @magic_arguments()

@@ -62,9 +62,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_a_file_sent_to_every_pod_comes_back_binary_exact(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_a_file_sent_to_every_pod_comes_back_binary_exact(cluster: Cluster, tmp_path: Path) -> None:
     local = tmp_path / "blob.bin"
     local.write_bytes(BLOB)
     sent = cluster.copy_to(local, "/tmp/podcp/blob.bin", selector="app=cp")
@@ -166,16 +164,14 @@ def test_a_write_through_a_link_pointing_out_is_refused(tmp_path: Path) -> None:
     assert not (outside / "owned.txt").exists()
 
 
-def test_pod_cp_magic_copies_both_ways(
-    sandbox: Sandbox, cluster: Cluster, tmp_path: Path
-) -> None:
+def test_pod_cp_magic_copies_both_ways(sandbox: Sandbox, cluster: Cluster, tmp_path: Path) -> None:
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "podmagic")
     shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
     shell.run_line_magic("config", f"PodMagic.namespace = {NAMESPACE!r}")
     local = tmp_path / "note.txt"
     local.write_bytes(b"caf\xe9\n")
-    sent = shell.run_line_magic("pod_cp", f"{local} -l app=cp:/tmp/podcp/note.txt")
+    sent = shell.run_line_magic("pod_cp", f"{local} :/tmp/podcp/note.txt -l app=cp")
     assert isinstance(sent, CopyResults) and sent.ok and len(sent) == 2
     back = shell.run_line_magic("pod_cp", f"cp-b:/tmp/podcp/note.txt {tmp_path / 'got'}")
     assert back.ok
