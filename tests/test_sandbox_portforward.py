@@ -327,6 +327,9 @@ def test_port_forward_reaches_an_isolated_pods_own_loopback(
                     conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
                     answer = _recv_exactly(conn, 4096)
                     conn.close()
+                    # The server ended the WebSocket (every port done); the client leaves its
+                    # socket to the garbage collector then.
+                    forward.websocket.shutdown()
                 assert answer.startswith(b"HTTP/1.0 200 OK")
                 assert answer.endswith(b"hello from the pod\n")
                 assert forward.error(http_port) is None
