@@ -1,7 +1,7 @@
 """podmagic: run shell commands across Kubernetes pods from IPython, Jupyter and Python.
 
 In IPython or Jupyter, ``%load_ext podmagic`` registers ``%pod`` / ``%%pod``,
-``%pod_logs`` and ``%pod_sandbox`` (``%pod?`` shows every option). From Python,
+``%pod_logs``, ``%pod_cp`` and ``%pod_sandbox`` (``%pod?`` shows every option). From Python,
 :class:`Cluster` is the same engine::
 
     from podmagic import Cluster
@@ -24,6 +24,9 @@ Running (``help(Cluster.run)`` lists every argument):
 * :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
 * ``logs`` / ``alogs`` read the logs of every pod a target names at once: a :class:`PodLogs`
   of :class:`LogLine` sorted by time (``to_dataframe()``: one row per line), like stern.
+* ``copy_to`` / ``copy_from`` copy a file or folder to or from every pod (tar through exec,
+  as ``kubectl cp``): :class:`CopyResults` of :class:`CopyResult`, each file a
+  :class:`CopiedFile` with its size and SHA-256.
 
 Results are data:
 
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
     from ._background import BackgroundRun, BackgroundRunTimeout
     from ._channels import Stream
     from ._client import Cluster
+    from ._copy import CopiedFile, CopyResult, CopyResults
     from ._diff import GroupDiff, OutputDiff
     from ._engine import RunControl
     from ._errors import (
@@ -142,6 +146,9 @@ _HOMES: dict[str, str] = {
     "BackgroundRunTimeout": "_background",
     "RunInterrupted": "_magics",
     "LogLine": "_logs",
+    "CopiedFile": "_copy",
+    "CopyResult": "_copy",
+    "CopyResults": "_copy",
     "PodLogs": "_logs",
     "GroupDiff": "_diff",
     "OutputDiff": "_diff",
@@ -156,6 +163,9 @@ __all__ = [
     "BackgroundRunTimeout",
     "Cluster",
     "ConfigError",
+    "CopiedFile",
+    "CopyResult",
+    "CopyResults",
     "Event",
     "EventCallback",
     "ExecStatus",

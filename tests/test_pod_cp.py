@@ -179,3 +179,10 @@ def test_pod_cp_magic_copies_both_ways(sandbox: Sandbox, cluster: Cluster, tmp_p
     assert got.read_bytes() == b"caf\xe9\n"
     with pytest.raises(UsageError, match="TARGET:PATH"):
         shell.run_line_magic("pod_cp", f"{local} {tmp_path}")
+
+
+def test_copy_results_are_public_names() -> None:
+    import podmagic
+
+    assert podmagic.CopyResults is CopyResults
+    assert {"CopiedFile", "CopyResult", "CopyResults"} <= set(podmagic.__all__)
