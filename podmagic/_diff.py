@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
 
 from ._natsort import natural_key
+from ._results import _bytes
 from ._safe_text import visible_controls
 
 if TYPE_CHECKING:
@@ -54,10 +55,6 @@ def _side(pods: Sequence[str], note: str) -> str:
         names += f" and {len(pods) - MAX_SIDE_NAMES} more"
     count = "1 pod" if len(pods) == 1 else f"{len(pods)} pods"
     return f"{names} ({count}{', ' + note if note else ''})"
-
-
-def _bytes(count: int) -> str:
-    return f"{count:,} byte{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True)
