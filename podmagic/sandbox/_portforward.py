@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -138,6 +138,15 @@ async def dial_pod(
     )
 
 
+async def _cancelled(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended (their errors are of no interest)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 async def _forward(
     cluster: Cluster,
     entry: PodEntry,
@@ -170,11 +179,7 @@ async def _forward(
             # The other direction gets a moment to finish (an answer to a half-closed request).
             await asyncio.wait(pending, timeout=_LINGER_SECONDS)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancelled(tasks)
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
@@ -257,11 +262,7 @@ async def _serve_channels(
     try:
         await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (reader, forwards):
-            task.cancel()
-        for task in (reader, forwards):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancelled(both)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close()
     return ws
@@ -375,12 +376,7 @@ class SpdySession:
     async def close(self) -> None:
         """End every forward of this connection."""
         self.closed.set()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancelled(list(self._tasks))
 
 
 class _UpgradedReader:
@@ -475,9 +471,7 @@ async def _serve_spdy_tunnel(request: web.Request, entry: PodEntry) -> web.WebSo
     try:
         await _pump(session, inbound)
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await _cancelled([reader])
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.close()
     return ws
