@@ -34,9 +34,6 @@ __all__ = [
 BOOKMARK_INTERVAL = 60.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
-_TRUE = {"1", "t", "true"}
-_FALSE = {"0", "f", "false"}
-
 
 @dataclass(frozen=True)
 class WatchOptions:
@@ -47,17 +44,12 @@ class WatchOptions:
 
 
 def _flag(request: web.Request, name: str) -> bool | None:
+    """A boolean query parameter as the apiserver converts it: unset is None, ``0`` and
+    ``false`` (any case) are false, anything else is true."""
     value = request.query.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
-    lowered = value.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise status.bad_request(
-        f'strconv.ParseBool: parsing "{value}": invalid syntax (query parameter {name})'
-    )
+    return not (value == "0" or value.lower() == "false")
 
 
 def _invalid(field: str, detail: str) -> status.ApiFailure:
