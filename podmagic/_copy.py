@@ -22,8 +22,9 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, overload
@@ -36,10 +37,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ._client import Cluster
+    from ._resolve import Selection
 
 __all__ = ["CopiedFile", "CopyResult", "CopyResults", "extract_safely", "fetch", "send"]
 
 _CHUNK = 1024 * 1024
+#: An archive larger than this is sent in parts of this size, one exec each, into a staging
+#: file in the pod: exec stdin is sent from memory, so this bounds the memory a copy takes.
+_PART = 8 * 1024 * 1024
+#: The keyword arguments that say where to copy (the rest are the run's own).
+_PLACE = ("target", "selector", "namespace", "all_namespaces", "container")
 #: The hint when the pod has no tar (exec: not found; sh: exit 127).
 _NO_TAR = (
     "no tar in the container (copying goes through tar, as kubectl cp does): "
@@ -368,16 +375,23 @@ def send(cluster: Cluster, local: str | os.PathLike[str], remote: str, **run: An
     folder, name = posixpath.split(clean)
     if not name or name == "..":
         raise ValueError(f"{remote!r}: name the file or folder to write, e.g. TARGET:/tmp/x")
+    place = {key: run.pop(key) for key in _PLACE if key in run}
+    selection = cluster.select(place.pop("target", None), timeout=run.get("timeout"), **place)
+    folder = folder or "/"
     with tempfile.TemporaryFile() as archive:
         files = _pack(source, name, archive)
+        size = archive.tell()
         archive.seek(0)
-        data = archive.read()
-    results: PodResults = cluster.run(
-        ["sh", "-c", 'mkdir -p "$1" && exec tar xf - -C "$1"', "sh", folder or "/"],
-        shell=None,
-        stdin=data,
-        **run,
-    )
+        if size <= _PART:
+            results: PodResults = cluster.run(
+                ["sh", "-c", 'mkdir -p "$1" && exec tar xf - -C "$1"', "sh", folder],
+                shell=None,
+                stdin=archive.read(),
+                selection=selection,
+                **run,
+            )
+        else:
+            results = _send_in_parts(cluster, archive, folder, selection, run)
     copies = [
         CopyResult(
             context=r.context,
@@ -393,3 +407,48 @@ def send(cluster: Cluster, local: str | os.PathLike[str], remote: str, **run: An
         for r in results
     ]
     return CopyResults(copies)
+
+
+def _send_in_parts(
+    cluster: Cluster, archive: IO[bytes], folder: str, selection: Selection, run: dict[str, Any]
+) -> PodResults:
+    """Send a large archive in parts (``cat >`` then ``cat >>`` a staging file in the pod's
+    ``/tmp``), then unpack it there; a pod that fails a step is left out of the next ones and
+    its result is that failure."""
+    # The pod's name in the file's too: where pods share a /tmp (a plain-process sandbox), two
+    # pods never write one staging file.
+    staging = f"/tmp/.podmagic-cp-{uuid.uuid4().hex}"
+    failed: dict[tuple[str, str, str | None], PodResult] = {}
+    first = True
+    while part := archive.read(_PART):
+        left = replace(
+            selection,
+            run=tuple(t for t in selection.run if (t.namespace, t.pod, t.container) not in failed),
+        )
+        if not left.run:
+            break
+        step = 'cat > "$1.$HOSTNAME.tar"' if first else 'cat >> "$1.$HOSTNAME.tar"'
+        first = False
+        for result in cluster.run(
+            ["sh", "-c", step, "sh", staging], shell=None, stdin=part, selection=left, **run
+        ):
+            if result.status is not ExecStatus.OK:
+                failed[(result.namespace, result.pod, result.container)] = result
+    left = replace(
+        selection,
+        run=tuple(t for t in selection.run if (t.namespace, t.pod, t.container) not in failed),
+    )
+    unpack = (
+        'f="$1.$HOSTNAME.tar"; mkdir -p "$2" && tar xf "$f" -C "$2"; status=$?; rm -f "$f"; '
+        "exit $status"
+    )
+    done = (
+        list(
+            cluster.run(
+                ["sh", "-c", unpack, "sh", staging, folder], shell=None, selection=left, **run
+            )
+        )
+        if left.run
+        else []
+    )
+    return PodResults([*failed.values(), *done])

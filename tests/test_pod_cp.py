@@ -14,7 +14,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic import Cluster
+from podmagic import Cluster, _copy
 from podmagic._copy import CopyResults, extract_safely
 from podmagic.sandbox import Sandbox
 
@@ -76,6 +76,24 @@ def test_a_file_sent_to_every_pod_comes_back_binary_exact(cluster: Cluster, tmp_
         assert copy.read_bytes() == BLOB
     frame = fetched.to_dataframe()
     assert set(frame["sha256"]) == {_sha(BLOB)} and set(frame["size"]) == {len(BLOB)}
+
+
+def test_a_large_archive_goes_in_parts_and_arrives_exact(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of 64 KiB: the 1 MiB file crosses many of them (the default is 8 MiB).
+    monkeypatch.setattr(_copy, "_PART", 64 * 1024)
+    local = tmp_path / "big.bin"
+    local.write_bytes(BLOB)
+    sent = cluster.copy_to(local, "/tmp/podcp/parts/big.bin", selector="app=cp")
+    assert sent.ok, sent.summary()
+    fetched = cluster.copy_from("/tmp/podcp/parts", tmp_path / "out", selector="app=cp")
+    assert fetched.ok, fetched.summary()
+    assert {r.files for r in fetched} == {
+        (_copy.CopiedFile("parts/big.bin", len(BLOB), _sha(BLOB)),)
+    }
+    left = cluster.run("ls -a /tmp | grep -c podmagic-cp || true", selector="app=cp")
+    assert {r.stdout for r in left} == {b"0\n"}  # the staging file is gone
 
 
 def test_a_folder_fetched_from_every_pod_keeps_its_tree(cluster: Cluster, tmp_path: Path) -> None:
