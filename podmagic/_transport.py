@@ -623,10 +623,11 @@ def _tune_tls_reads(transport: asyncio.BaseTransport | None) -> None:
 class _Link:
     """One exec WebSocket, whichever client made it: what :func:`run_exec` needs of it."""
 
-    __slots__ = ()
+    __slots__ = ("subprotocol", "transport")
 
-    transport: asyncio.BaseTransport | None
-    subprotocol: str | None
+    def __init__(self, transport: asyncio.BaseTransport | None, subprotocol: str | None) -> None:
+        self.transport = transport
+        self.subprotocol = subprotocol
 
     async def send(self, data: bytes) -> None:
         """Send one binary message (raises :class:`ConnectionEnded` once closed)."""
@@ -650,12 +651,11 @@ class _Link:
 
 
 class _LeanLink(_Link):
-    __slots__ = ("sock", "subprotocol", "transport")
+    __slots__ = ("sock",)
 
     def __init__(self, sock: ExecSocket) -> None:
+        super().__init__(sock.transport, sock.subprotocol)
         self.sock = sock
-        self.transport = sock.transport
-        self.subprotocol = sock.subprotocol
 
     async def send(self, data: bytes) -> None:
         await self.sock.send(data)
@@ -688,12 +688,11 @@ class _LeanLink(_Link):
 
 
 class _WebsocketsLink(_Link):
-    __slots__ = ("subprotocol", "transport", "ws")
+    __slots__ = ("ws",)
 
     def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(ws.transport, ws.subprotocol)
         self.ws = ws
-        self.transport = ws.transport
-        self.subprotocol = ws.subprotocol
 
     async def send(self, data: bytes) -> None:
         try:
