@@ -152,6 +152,14 @@ def test_grep_keeps_matching_lines_and_tail_counts_per_container(cluster: Cluste
         ]
 
 
+def test_since_and_since_time_bound_the_lines_by_age(cluster: Cluster) -> None:
+    assert len(cluster.logs("deploy/web", since="1h")) == 18
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=5)
+    assert len(cluster.logs("deploy/web", since_time=later)) == 0
+    assert LogOptions(since_seconds=0.5).query("web")["sinceSeconds"] == "1"
+    assert LogOptions(since_time=later.replace(tzinfo=None)).query("web")["sinceTime"].endswith("Z")
+
+
 def test_a_bad_grep_or_since_is_one_clear_line(cluster: Cluster) -> None:
     with pytest.raises(ValueError, match="not a valid Python regular expression") as bad:
         cluster.logs("deploy/web", grep="ERROR[")
