@@ -450,3 +450,22 @@ async def test_open_raises_refused_with_the_body_and_connection_errors_as_they_a
     assert refused.value.status == 404 and b'pods \\"x\\" not found' in refused.value.body
     with pytest.raises(ConnectionRefusedError):
         await open_exec_socket("127.0.0.1", port, "/", [("Host", "h")], (V5,))
+
+
+# -- where the exec transport points it -------------------------------------------------------
+
+
+def test_direct_target_keeps_a_path_prefix_and_leaves_credentials_in_the_url_to_websockets() -> (
+    None
+):
+    from podmagic._transport import _direct_target
+
+    target = _direct_target("https://api.example:6443/k8s/clusters/c-1")
+    assert target is not None
+    host, port, host_header, path_at = target
+    url = "wss://api.example:6443/k8s/clusters/c-1/api/v1/namespaces/ns/pods/p/exec?command=x"
+    assert (host, port, host_header) == ("api.example", 6443, "api.example:6443")
+    assert url[path_at:] == "/k8s/clusters/c-1/api/v1/namespaces/ns/pods/p/exec?command=x"
+    assert _direct_target("https://[::1]:8443")[:3] == ("::1", 8443, "[::1]:8443")  # type: ignore[index]
+    assert _direct_target("http://api.example")[:3] == ("api.example", 80, "api.example")  # type: ignore[index]
+    assert _direct_target("https://user:secret@api.example") is None
