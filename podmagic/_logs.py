@@ -606,18 +606,7 @@ async def read_logs(
     for target in targets:
         if (target.namespace, target.pod, target.container) not in done:
             # Never started before the run was stopped.
-            collected.results.append(
-                PodResult(
-                    context=context,
-                    namespace=target.namespace,
-                    pod=target.pod,
-                    container=target.container,
-                    node=target.node,
-                    command=_COMMAND,
-                    status=ExecStatus.NOT_STARTED if not options.follow else ExecStatus.OK,
-                    exit_code=0 if options.follow else None,
-                )
-            )
+            collected.results.append(_result(context, target, ExecStatus.NOT_STARTED, None, None))
     order = {(t.namespace, t.pod, t.container): i for i, t in enumerate(targets)}
     results = PodResults(
         sorted(

@@ -73,6 +73,17 @@ __all__ = ["PodMagic", "RunInterrupted"]
 _started_sandboxes: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
+def _in_one_line(magic: Callable[[str], Any], line: str) -> Any:
+    """Run ``magic(line)``; a bad option value (``ValueError``) becomes one ``UsageError``
+    line, its control characters shown, never obeyed."""
+    try:
+        return magic(line)
+    except (UsageError, ValueError) as error:
+        if isinstance(error, PodmagicError):
+            raise
+        raise UsageError(visible_controls(str(error))) from None
+
+
 class RunInterrupted(KeyboardInterrupt):
     """A blocking ``%pod`` run was interrupted (the kernel's stop button, Ctrl-C).
 
@@ -1287,12 +1298,7 @@ class PodMagic(Magics):
         result in ``.errors`` with the reason. ``-f`` streams until the pods' processes end,
         ``--timeout`` passes, or the kernel is interrupted (what was read is kept).
         """
-        try:
-            return self._pod_logs(line)
-        except (UsageError, ValueError) as error:
-            if isinstance(error, PodmagicError):
-                raise
-            raise UsageError(visible_controls(str(error))) from None
+        return _in_one_line(self._pod_logs, line)
 
     def _pod_logs(self, line: str) -> Any:
         args = self.pod_logs.parser.parse_args(_split_options(_without_comment(line)))
@@ -1379,12 +1385,7 @@ class PodMagic(Magics):
         is that pod's error); the value is a :class:`~podmagic.CopyResults` with each file's
         size and SHA-256. Archive members that would land outside the folder are refused.
         """
-        try:
-            return self._pod_cp(line)
-        except (UsageError, ValueError) as error:
-            if isinstance(error, PodmagicError):
-                raise
-            raise UsageError(visible_controls(str(error))) from None
+        return _in_one_line(self._pod_cp, line)
 
     def _pod_cp(self, line: str) -> Any:
         import os
