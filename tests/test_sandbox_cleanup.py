@@ -98,7 +98,9 @@ def test_a_script_that_ends_without_stop_leaves_nothing_behind(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "HOME": str(tmp_path)},
+        # Plain processes: the pod writes its host pids into a host folder (isolated pods'
+        # cleanup is tests/test_sandbox_isolation.py's).
+        env={**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"},
     )
     try:
         assert script.stdout is not None
@@ -125,7 +127,13 @@ def test_a_kernel_that_ends_without_pod_sandbox_stop_leaves_nothing_behind(
 ) -> None:
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(
-        cwd=str(tmp_path), env={**os.environ, "HOME": str(tmp_path), "JUPYTER_PLATFORM_DIRS": "1"}
+        cwd=str(tmp_path),
+        env={
+            **os.environ,
+            "HOME": str(tmp_path),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PODMAGIC_SANDBOX_ISOLATION": "processes",  # as above: host pids in a host folder
+        },
     )
     client = manager.client()
     client.start_channels()

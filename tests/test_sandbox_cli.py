@@ -33,7 +33,9 @@ REFUSAL = "error: refusing to overwrite your own ~/.kube/config; pass another --
 def environment(home: Path) -> dict[str, str]:
     """The child's environment, with a HOME of its own so the real ~/.kube is never at risk."""
     home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HOME": str(home)}
+    # Plain processes: the tests follow an exec's process by the pid it prints, a host pid
+    # only then (isolated pods' cleanup is tests/test_sandbox_isolation.py's).
+    return {**os.environ, "HOME": str(home), "PODMAGIC_SANDBOX_ISOLATION": "processes"}
 
 
 def run_cli(*args: str, home: Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
