@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, overload
 from ._channels import Stream
 from ._events import Event, PodOutput
 from ._results import ExecStatus, PodResult, PodResults
+from ._safe_text import visible_controls
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +46,8 @@ _CHUNK = 1024 * 1024
 #: An archive larger than this is sent in parts of this size, one exec each, into a staging
 #: file in the pod: exec stdin is sent from memory, so this bounds the memory a copy takes.
 _PART = 8 * 1024 * 1024
+#: The last bytes of tar's stderr kept per pod, to say why it failed.
+_STDERR_KEPT = 4096
 #: The keyword arguments that say where to copy (the rest are the run's own).
 _PLACE = ("target", "selector", "namespace", "all_namespaces", "container")
 #: The hint when the pod has no tar (exec: not found; sh: exit 127).
@@ -159,7 +162,8 @@ class CopyResults(Sequence[CopyResult]):
         for r in self.failed:
             why = r.error or "refused: " + ", ".join(r.refused)
             words += f"; {r.namespace}/{r.pod}: {why}"
-        return words
+        # Errors quote the pod's tar: shown, never obeyed, in a terminal.
+        return visible_controls(words)
 
     def __repr__(self) -> str:
         return f"CopyResults({self.summary()})"
@@ -257,17 +261,21 @@ def _copy_hashed_read(source: IO[bytes]) -> tuple[int, str]:
 # -- the two directions -------------------------------------------------------------------------
 
 
-def _tar_error(result: PodResult) -> str | None:
-    """Why a tar exec did not give a whole archive, in words; None when it did."""
+def _tar_error(result: PodResult, stderr: bytes | None = None) -> str | None:
+    """Why a tar exec did not give a whole archive, in words; None when it did. ``stderr``:
+    what the exec wrote there, when the run kept none of it."""
     if result.status is ExecStatus.OK:
         return None
-    text = f"{result.error or ''} {result.stderr.decode('utf-8', 'replace')}"
+    if stderr is None:
+        stderr = result.stderr
+    text = f"{result.error or ''} {stderr.decode('utf-8', 'replace')}"
     if result.exit_code == 127 or "executable file not found" in text or "tar: not found" in text:
         return _NO_TAR
     if result.error:
         return result.error
-    detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-    return f"tar exited {result.exit_code}" + (f": {detail[-1]}" if detail else "")
+    detail = stderr.decode("utf-8", "replace").strip().splitlines()
+    # The first line says why (GNU tar ends with "Exiting with failure status ...").
+    return f"tar exited {result.exit_code}" + (f": {detail[0]}" if detail else "")
 
 
 def fetch(
@@ -285,8 +293,16 @@ def fetch(
     spool_dir = tempfile.mkdtemp(prefix=".podmagic-cp-", dir=base)
     caller = run.pop("on_event", None)
 
+    # The run keeps no output (the archive can be large); tar's complaints are kept here.
+    errors: dict[tuple[str, str, str], bytearray] = {}
+
     def on_event(event: Event) -> None:
-        if isinstance(event, PodOutput) and event.stream is Stream.STDOUT:
+        if isinstance(event, PodOutput) and event.stream is Stream.STDERR:
+            key = (event.target.namespace, event.target.pod, event.target.container)
+            said = errors.setdefault(key, bytearray())
+            said += event.data
+            del said[:-_STDERR_KEPT]
+        elif isinstance(event, PodOutput):
             key = (event.target.namespace, event.target.pod, event.target.container)
             spool = spools.get(key)
             if spool is None:
@@ -317,7 +333,7 @@ def fetch(
                 remote,
                 str(where),
             )
-            error = _tar_error(result)
+            error = _tar_error(result, bytes(errors.get(key, b"")))
             if error is not None:
                 copies.append(made(error=error))
                 continue
