@@ -638,10 +638,14 @@ async def test_pod_lifecycle(fresh: Sandbox) -> None:
             metadata["namespace"],
         ) == ("Pod", "v1", "made", "t")
         assert metadata["labels"] == {"role": "probe"}
-        assert created["status"]["phase"] == "Running"
-        assert created["spec"]["nodeName"].startswith("sandbox-node-")
+        # The create answers the pod as stored: Pending and not yet scheduled, as the apiserver
+        # answers; the scheduler and the kubelet take it from there.
+        assert created["status"]["phase"] == "Pending"
+        assert "nodeName" not in created["spec"]
         code, got = await get(session, "/api/v1/namespaces/t/pods/made")
         assert (code, got["metadata"]["uid"]) == (200, metadata["uid"])
+        assert got["status"]["phase"] == "Running"
+        assert got["spec"]["nodeName"].startswith("sandbox-node-")
         assert (await exec_output(session, "t", "made", ["echo", "$HOSTNAME"]))[0] == b"$HOSTNAME\n"
         assert (await exec_output(session, "t", "made", ["sh", "-c", "echo $HOSTNAME"]))[
             0

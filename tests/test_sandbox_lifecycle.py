@@ -206,8 +206,14 @@ async def test_delete_is_graceful_terminating_then_gone_with_the_kubelet_s_steps
             events = []
             while not events or events[-1]["type"] != "DELETED":
                 events.append(await next_event(response))
-    modified = [e["object"] for e in events if e["type"] == "MODIFIED"]
+    # From the create's resourceVersion: its start, then its deletion.
+    modified = [
+        e["object"]
+        for e in events
+        if e["type"] == "MODIFIED" and "deletionTimestamp" in e["object"]["metadata"]
+    ]
     assert modified[0]["metadata"]["deletionTimestamp"] == metadata["deletionTimestamp"]
+    assert conditions(modified[0])["Ready"] == "True"  # Terminating, still ready until it stops
     last = modified[-1]
     state = last["status"]["containerStatuses"][0]["state"]
     # It ended by itself after SIGTERM (0 from its trap, or 143 where a wrapper around it, the
@@ -388,6 +394,13 @@ async def test_kr8s_waits_for_ready_then_for_not_ready_and_delete(
             pod_body("k", command=GRACEFUL, **{START_DELAY: "0.5"}), namespace=ns, api=api
         )
         await pod.create()
+        # The create answered the stored pod, so a watch from it sees the steps that follow
+        # (kr8s's own test_pod_watch).
+        assert pod.raw["status"]["phase"] == "Pending"
+        with anyio.fail_after(60):
+            async for event, _ in pod.watch():
+                assert event == "MODIFIED"
+                break
         assert not await pod.ready()
         with anyio.fail_after(60):
             await pod.wait("condition=Ready")

@@ -710,7 +710,10 @@ async def create_pod(request: web.Request) -> web.Response:
         ) from None
     except (ManifestError, BehaviourError) as error:
         raise status.bad_request(str(error)) from None
-    return _json(entry.pod, status_code=201)
+    # The pod as stored (Pending, unscheduled), as the apiserver answers: the scheduler's and
+    # kubelet's steps come after it, as watch events.
+    created, entry.life.created = entry.life.created or entry.pod, None
+    return _json(created, status_code=201)
 
 
 async def _deletion(request: web.Request) -> tuple[bool, int | None, str | None]:

@@ -356,7 +356,7 @@ class Controllers:
         if fresh_uid:
             pod["metadata"]["uid"] = str(uuid.uuid4())
         try:
-            return self.cluster.add_pod(pod)
+            entry = self.cluster.add_pod(pod)
         except Exception as error:
             if strict:
                 raise
@@ -368,6 +368,8 @@ class Controllers:
                 component=self._component(owner),
             )
             return None
+        entry.life.created = None  # no create request to answer with it
+        return entry
 
     @staticmethod
     def _component(owner: Mapping[str, Any]) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 import signal
 from collections.abc import Callable, Mapping
@@ -79,6 +80,9 @@ class PodLife:
     kill_at: float = 0.0
     #: Set when ``kill_at`` moves, to wake the stopping task.
     changed: asyncio.Event | None = None
+    #: The pod as the apiserver stored it (``Pending``, unscheduled): what its create answers,
+    #: so a client watching from that resourceVersion sees the steps that follow.
+    created: dict[str, Any] | None = None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -211,6 +215,7 @@ class Lifecycle:
         node = spec.pop("nodeName", "")
         started_at = status.get("startTime")
         pod["status"] = {"phase": "Pending", "qosClass": status.get("qosClass", "BestEffort")}
+        life.created = copy.deepcopy(pod)
         self.cluster._notify("ADDED", pod)
         # The scheduler binds the pod to its node.
         now = now_rfc3339()
