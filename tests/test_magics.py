@@ -171,14 +171,28 @@ def test_misspelt_pod_suggests(ip: InteractiveShell) -> None:
         ip.run_line_magic("pod", "slo -- true")
 
 
+def pod_gate(tmp_path: Path) -> str:
+    """A file name the pods' commands wait for, made only by :func:`open_pod_gate`: "running"
+    is certain, not a race. It lives in each pod's own working folder (a relative name), which
+    isolated pods and pods run as plain processes both have, so a host path is not needed."""
+    return f"gate-{tmp_path.name}"
+
+
+def open_pod_gate(ip: InteractiveShell, target: str, gate: str) -> None:
+    """Make ``gate`` in every pod of ``target``, from a second (foreground) run."""
+    opened = ip.run_line_magic("pod", f"{target} -q -- touch {gate}")
+    assert opened.ok, opened
+
+
 def test_background_run(ip: InteractiveShell, tmp_path: Path) -> None:
-    gate = tmp_path / "go"  # the commands wait for it: "running" is certain, not a race
+    gate = pod_gate(tmp_path)  # the commands wait for it: "running" is certain, not a race
     handle = ip.run_line_magic(
-        "pod", f"-l app=db --bg -o bgres -- until [ -e {gate} ]; do sleep 0.05; done; echo done"
+        "pod",
+        f"-l app=db --bg -o bgres -- until [ -e {gate} ]; do sleep 0.05; done; echo done",
     )
     assert isinstance(handle, BackgroundRun)
     assert "running" in repr(handle)
-    gate.touch()
+    open_pod_gate(ip, "-l app=db", gate)
     results = handle.result(timeout=20)
     assert [r.stdout for r in results] == [b"done\n", b"done\n"]
     assert handle.state == "done" and "2/2 done" in repr(handle)
@@ -216,7 +230,7 @@ def test_cancel_of_a_running_background_run_says_it_stops_it(
 def test_result_timeout_on_a_running_background_run_is_one_clear_line(
     ip: InteractiveShell, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "go"
+    gate = pod_gate(tmp_path)
     handle = ip.run_line_magic(
         "pod", f"solo --bg -- until [ -e {gate} ]; do sleep 0.05; done; echo done"
     )
@@ -227,7 +241,7 @@ def test_result_timeout_on_a_running_background_run_is_one_clear_line(
         "call result() again to wait longer, or cancel() to stop it"
     )
     assert info.value._render_traceback_() == [f"BackgroundRunTimeout: {info.value}"]
-    gate.touch()
+    open_pod_gate(ip, "solo", gate)
     assert handle.result(timeout=30).ok  # the run went on
 
 
