@@ -14,8 +14,9 @@ The live view (podmagic/_render/_live.py) as the kernel shows it: nothing for a 
 the widget's (anywidget's mime bundle, ``text/plain`` empty) and a snapshot's (``text/plain``
 + ``text/html``) after it. A blocking run displays them when the view shows; a ``--bg`` run
 reserves them, empty, in its cell at once and shows the widget by an update. Output lines go
-to the widget as custom comm messages, ``{"k": "lines", "b": [[pod, stream, "a\\nb"]]}``,
-in batches at most ~10 a second; at the end the view's slot shows the summary.
+to the widget as custom comm messages, ``{"k": "batch", "s": first line, "g": [pod, stream,
+count, ...]}`` with the lines' texts joined by newlines as one binary buffer, in batches at
+most ~10 a second; at the end the view's slot shows the summary.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Message:
     type: str
     parent: str | None
     content: dict[str, Any]
+    buffers: list[bytes]
 
     @property
     def display_id(self) -> str | None:
@@ -61,7 +63,17 @@ class Message:
 
     @property
     def size(self) -> int:
-        return len(json.dumps(self.content))
+        return len(json.dumps(self.content)) + sum(len(b) for b in self.buffers)
+
+    @property
+    def lines(self) -> list[str] | None:
+        """The output lines of a live view's line batch; None for any other message."""
+        data = self.content.get("data", {})
+        if self.type != "comm_msg" or data.get("method") != "custom":
+            return None
+        if data["content"].get("k") != "batch" or "g" not in data["content"]:
+            return None
+        return self.buffers[0].decode("utf-8").split("\n")
 
 
 @dataclass
@@ -97,7 +109,10 @@ class Kernel:
             pass
         else:
             parent = msg["parent_header"].get("msg_id")
-            self.log.append(Message(time.monotonic(), msg["msg_type"], parent, msg["content"]))
+            buffers = [bytes(b) for b in msg.get("buffers") or []]
+            self.log.append(
+                Message(time.monotonic(), msg["msg_type"], parent, msg["content"], buffers)
+            )
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 self._idle[parent] = time.monotonic()
         while True:
@@ -203,11 +218,8 @@ def live_lines(kernel: Kernel, since: float = 0.0, until: float = math.inf) -> l
     """The output lines the kernel sent to live views (custom comm messages) in that time."""
     lines: list[str] = []
     for m in kernel.log:
-        if m.type != "comm_msg" or not since <= m.at <= until:
-            continue
-        data = m.content["data"]
-        if data.get("method") == "custom" and data["content"].get("k") == "lines":
-            lines += [line for _, _, text in data["content"]["b"] for line in text.split("\n")]
+        if since <= m.at <= until:
+            lines += m.lines or []
     return lines
 
 
@@ -462,10 +474,7 @@ def _comm_messages(kernel: Kernel, cell: Cell) -> list[Message]:
 def _redraws(kernel: Kernel, cell: Cell) -> Counter[str]:
     """Line batches sent to each widget while the cell ran (one per flush with new lines)."""
     return Counter(
-        m.content["comm_id"]
-        for m in _comm_messages(kernel, cell)
-        if m.content["data"].get("method") == "custom"
-        and m.content["data"]["content"].get("k") == "lines"
+        m.content["comm_id"] for m in _comm_messages(kernel, cell) if m.lines is not None
     )
 
 
