@@ -50,6 +50,10 @@ EXCLUDED = {
     ".venv/bin/python -m benchmarks.run": (
         "benchmark runs of minutes; every scenario in miniature is tests/test_benchmarks_smoke.py"
     ),
+    ".venv/bin/python -m benchmarks.profile_fanout": (
+        "profiles a fan-out over 500 pods, several contenders, for minutes; the block is its "
+        "usage line (options in brackets), not a command to paste"
+    ),
     "papermill notebooks/runbook-example.ipynb": (
         "names a cluster the reader has (prod-eu): tests/test_provenance.py runs the runbook "
         "with papermill -p context/namespace against a sandbox's context"
