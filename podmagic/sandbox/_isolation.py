@@ -46,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -367,13 +368,28 @@ def _signal_kill(popen: subprocess.Popen[bytes]) -> None:
             pass
 
 
+# Killed processes that did not end within _reap's wait: kept (and polled by later reaps)
+# so that their Popen is never collected "still running".
+_stragglers: list[subprocess.Popen[bytes]] = []
+_stragglers_lock = threading.Lock()
+
+
 def _reap(popen: subprocess.Popen[bytes]) -> None:
+    """Wait for a killed pause or holder process and close its pipes."""
     # Its exit can take a while: the kernel tears down the mount namespace, syncing the
     # overlay's upper layer. Hence off the event loop when a pod ends (PodSandboxes.end).
     try:
         popen.wait(timeout=30)
     except subprocess.TimeoutExpired:
         log.warning("pod sandbox process %d did not end after SIGKILL", popen.pid)
+        with _stragglers_lock:
+            _stragglers.append(popen)
+    finally:
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
+    with _stragglers_lock:
+        _stragglers[:] = [other for other in _stragglers if other.poll() is None]
 
 
 def _kill(popen: subprocess.Popen[bytes]) -> None:
@@ -491,7 +507,11 @@ def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
         os.close(write)
         write = -1
         own_group(pause.pid)
-        info = _read_info(read)
+        try:
+            info = _read_info(read)
+        except BaseException:
+            _kill(pause)
+            raise
     finally:
         os.close(read)
         if write >= 0:
@@ -655,19 +675,24 @@ def _spawn_container(
         os.close(write)
         os.close(ready_write)
         write = ready_write = -1
-        info = _read_info(read)
-        os.read(ready_read, 1)
+        try:
+            info = _read_info(read)
+            os.read(ready_read, 1)
+        except BaseException:
+            _kill(holder)  # closes its stderr too
+            raise
     finally:
         for fd in (read, write, ready_read, ready_write):
             if fd >= 0:
                 os.close(fd)
     child = int(info.get("child-pid", 0))
     if not child or holder.poll() is not None:
-        _kill(holder)
+        _signal_kill(holder)
         problem = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
+        _reap(holder)
         raise OSError(f"the container's holder process did not start: {problem[-300:]}")
     if holder.stderr is not None:
-        holder.stderr.close()
+        holder.stderr.close()  # only needed to say why a start failed
     try:
         pid_fd = os.open(f"/proc/{child}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -793,7 +818,10 @@ class PodSandboxes:
 
     def _reap_later(self, processes: list[subprocess.Popen[bytes]]) -> None:
         for popen in processes:
-            self._executor.submit(_reap, popen)
+            try:
+                self._executor.submit(_reap, popen)
+            except RuntimeError:  # the sandboxes are closed (close() shut the pool down)
+                _reap(popen)
 
     def find(self, namespace: str, name: str) -> PodSandbox | None:
         """The running sandbox of a pod, if it has one."""
