@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import re
+import signal
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -102,6 +103,35 @@ async def test_killed_by_signal_is_128_plus_signal() -> None:
     assert exit_code == 137
     exit_code, _ = await run(["sh", "-c", "kill -TERM $$"])
     assert exit_code == 143
+
+
+async def test_sigterm_reaches_only_the_process_not_the_children_of_a_shell_that_traps_it() -> None:
+    # As a runtime signals a container's first process: a shell handling SIGTERM keeps its
+    # children. The child says it is ready (so it has left the shell's trap behind) and
+    # waits on a line of stdin (fd 3: a background job's stdin is /dev/null), so it is still
+    # there when the signal comes, whatever the machine's load.
+    script = (
+        'exec 3<&0; trap "echo term" TERM; (echo ready; read line <&3; echo "child $line") & '
+        "wait; wait"
+    )
+    async with started(["sh", "-c", script]) as process:
+        output = b""
+        chunks = process.read_output()
+
+        async def until(text: bytes) -> None:
+            nonlocal output
+            while text not in output:
+                chunk = await anext(chunks, None)
+                assert chunk is not None, f"ended before {text!r}: {output!r}"
+                output += chunk[1]
+
+        await asyncio.wait_for(until(b"ready\n"), 10)
+        process.signal(signal.SIGTERM)
+        await asyncio.wait_for(until(b"term\n"), 10)
+        await process.write_stdin(b"go\n")
+        await process.close_stdin()
+        await asyncio.wait_for(until(b"child go\n"), 10)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
 async def test_kill_gives_137() -> None:

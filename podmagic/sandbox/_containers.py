@@ -898,7 +898,8 @@ def _go_error(error: OSError) -> str:
 
 
 def _terminate(process: RunningProcess | _IdleProcess, grace: float) -> None:
-    """SIGTERM the process's group now, SIGKILL it after ``grace`` seconds (at once for 0)."""
+    """SIGTERM the process now (only it, as a runtime signals a container's first process),
+    SIGKILL its group after ``grace`` seconds (at once for 0)."""
     if grace <= 0:
         process.kill()
         return

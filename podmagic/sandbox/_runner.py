@@ -811,19 +811,21 @@ class RunningProcess:
                 pass
 
     def signal(self, signum: int) -> None:
-        """Send ``signum`` to the process group (SIGTERM when its pod is deleted). Never
-        raises."""
+        """Send ``signum`` to the process itself (SIGTERM when its pod is deleted), as a
+        container runtime signals only a container's first process; SIGKILL goes to the
+        whole group, as :meth:`kill`. Never raises."""
+        if signum == signal.SIGKILL:
+            self.kill()
+            return
         if self._reaped:
             return
-        # The group; the leader alone only when it moved to a group of its own (once each,
-        # so a handler runs once).
+        # Not the group: a process that handles SIGTERM decides what its children get (a
+        # shell that traps it keeps its children running), and in an isolated container the
+        # group holds the processes that put it there.
         try:
-            os.killpg(self.pid, signum)
+            os.kill(self.pid, signum)
         except OSError:
-            try:
-                os.kill(self.pid, signum)
-            except OSError:
-                pass
+            pass
 
     def resize(self, width: int, height: int) -> None:
         """Set the terminal size (the process gets SIGWINCH); a no-op without a tty."""
