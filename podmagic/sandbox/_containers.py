@@ -411,7 +411,7 @@ class ContainerRuntime:
         entry = self._entry(pod)
         if entry is None or self.closing or entry.life.deleting:
             return
-        _apply(entry.pod, pod)
+        _apply(entry.pod, pod, entry.behaviour)
         _derive(entry.pod, entry.behaviour)
         entry.pod["metadata"]["resourceVersion"] = self.cluster.next_resource_version()
         self.cluster._notify("MODIFIED", entry.pod)
@@ -979,8 +979,10 @@ def _phase(policy: str, statuses: Sequence[Mapping[str, Any]]) -> str:
 _known: dict[str, tuple[ContainerRuntime, _Pod]] = {}
 
 
-def _apply(pod: dict[str, Any], record: _Pod) -> None:
-    """Write the runtime's container states into the pod's ``containerStatuses``."""
+def _apply(pod: dict[str, Any], record: _Pod, behaviour: Any) -> None:
+    """Write the runtime's container states into the pod's ``containerStatuses`` (a pod
+    whose ``ready`` annotation says false has no ready container, as if their readiness
+    probes failed)."""
     for item in pod["status"].get("containerStatuses") or []:
         container = record.containers.get(item.get("name"))
         if container is None:
@@ -989,7 +991,7 @@ def _apply(pod: dict[str, Any], record: _Pod) -> None:
         item["state"] = copy.deepcopy(container.state)
         item["lastState"] = copy.deepcopy(container.last_state)
         item["restartCount"] = container.restart_count
-        item["ready"] = container.ready and running
+        item["ready"] = container.ready and running and bool(behaviour.ready)
         item["started"] = container.started and running
         if container.container_id:
             item["containerID"] = container.container_id
@@ -1054,7 +1056,7 @@ def _overlay_status(pod: dict[str, Any], behaviour: Any) -> None:
         return
     known = _known.get(str(pod["metadata"].get("uid", "")))
     if known is not None:
-        _apply(pod, known[1])
+        _apply(pod, known[1], behaviour)
     elif not _gate_probes(pod):
         return
     _derive(pod, behaviour)
