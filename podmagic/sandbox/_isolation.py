@@ -702,6 +702,12 @@ def _spawn_container(
     return ContainerSandbox(holder=holder, proc=f"/proc/{child}", pid_fd=pid_fd)
 
 
+# The threads that start (and reap) pod sandboxes: at most POOL_SIZE per running sandbox,
+# named POOL_THREAD_PREFIX + "_N", kept while it runs and ended when it stops.
+POOL_SIZE = 4
+POOL_THREAD_PREFIX = "podmagic-pod-sandboxes"
+
+
 class PodSandboxes:
     """The pod sandboxes of one cluster, made at first need and ended with their pods.
 
@@ -719,7 +725,7 @@ class PodSandboxes:
         # Starts under way (a pod: (namespace, name); a container: (namespace, name, container)).
         self._starting: dict[tuple[str, ...], asyncio.Future[None]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix="podmagic-pod-sandboxes"
+            max_workers=POOL_SIZE, thread_name_prefix=POOL_THREAD_PREFIX
         )
 
     def _known(self, pod: Mapping[str, Any]) -> tuple[tuple[str, str], str, PodSandbox | None]:
