@@ -23,6 +23,7 @@ from aiohttp import WSMsgType
 from sandbox_client import api_client
 
 from podmagic.sandbox import Sandbox
+from podmagic.sandbox._isolation import isolation_problem
 
 pytestmark = pytest.mark.anyio
 
@@ -228,28 +229,41 @@ def process_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def host_pid(pid: int) -> int:
-    """The host's pid of a process that printed ``pid`` (``$$``) inside a pod.
+# Prints a shell's pid as its PID namespace numbers it, and that namespace ("pid:[N]", the
+# same on the host): together they name one process, whichever mode pods run in.
+PID_AND_NS = "ns=$(readlink /proc/self/ns/pid); echo $$ $ns"
 
-    With isolated pods that is its pid in the pod's PID namespace: the host's process whose
-    innermost pid it is (the newest, should several pods' processes have it); in process
-    mode it is the host's pid already.
-    """
-    found: list[tuple[int, int]] = []
+
+def find_host_pid(printed: bytes) -> int | None:
+    """The host's pid of the process that printed ``$$ $ns`` (:data:`PID_AND_NS`) in a pod,
+    None once it has ended. An isolated pod's pid is looked for in that pod's PID namespace
+    only: on the host, or in another pod, the same number is some other process."""
+    pid, namespace = printed.decode().split()[:2]
+    if isolation_problem() is not None:  # plain processes: the host's pid already
+        return int(pid) if process_running(int(pid)) else None
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
+            if os.readlink(f"/proc/{name}/ns/pid") != namespace:
+                continue
             status = Path(f"/proc/{name}/status").read_text()
-            started = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        except (FileNotFoundError, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
         nspids = next(
             (line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), []
         )
-        if len(nspids) > 1 and nspids[-1] == str(pid):
-            found.append((started, int(name)))
-    return max(found)[1] if found else pid
+        if nspids and nspids[-1] == pid:
+            return int(name)
+    return None
+
+
+def host_pid(printed: bytes) -> int:
+    """:func:`find_host_pid` of a process that must still run (the test fails if not)."""
+    pid = find_host_pid(printed)
+    if pid is None:
+        pytest.fail(f"no running process printed {printed.decode().strip()!r}: it ended already")
+    return pid
 
 
 async def wait_gone(pid: int, what: str = "the pod's process ended") -> None:
@@ -561,13 +575,13 @@ async def test_v4_stdin_works_and_closing_the_socket_kills_the_process(
     async with open_exec(
         conf,
         "solo",
-        ["sh", "-c", "echo $$; exec cat"],
+        ["sh", "-c", f"{PID_AND_NS}; exec cat"],
         namespace="conf",
         protocols=[V4],
         stdin=True,
     ) as stream:
         await stream.until(lambda s: s.stdout.endswith(b"\n"))
-        pid = host_pid(int(stream.stdout))
+        pid = host_pid(stream.stdout)
         # v4 has no half-close: the CLOSE channel means nothing there, cat keeps running.
         await stream.send(bytes([CLOSE, STDIN]))
         await stream.send(b"\x00still here\n")
@@ -677,9 +691,11 @@ async def test_drop_cuts_the_stream_without_status_or_close(fresh: Sandbox) -> N
     fresh.set_fault("p", "drop", namespace="t", fault_after=0.3)
     async with api_client(fresh) as session:
         started = time.monotonic()  # only to show it was the drop that ended the `sleep 30`
-        async with open_exec(session, "p", ["sh", "-c", "echo $$; echo start; sleep 30"]) as stream:
+        async with open_exec(
+            session, "p", ["sh", "-c", f"{PID_AND_NS}; echo start; sleep 30"]
+        ) as stream:
             await stream.until(lambda s: b"\n" in s.stdout)
-            pid = host_pid(int(stream.stdout.split()[0]))
+            pid = host_pid(stream.stdout.split(b"\n")[0])
             await stream.finish()
     assert_ended_before(started, 20, "an exec of `sleep 30` dropped after 0.3 s")
     assert stream.stdout.endswith(b"start\n")  # the partial output arrived ...
@@ -764,16 +780,16 @@ def killed_status(argv: str) -> dict[str, Any]:
 async def test_delete_fault_removes_the_pod_and_ends_the_exec(fresh: Sandbox) -> None:
     fresh.set_fault("p", "delete", namespace="t", fault_after=0.2)
     async with api_client(fresh) as session:
-        async with open_exec(session, "p", ["sh", "-c", "echo $$; sleep 30"]) as stream:
+        async with open_exec(session, "p", ["sh", "-c", f"{PID_AND_NS}; sleep 30"]) as stream:
             await stream.until(lambda s: b"\n" in s.stdout)
-            pid = host_pid(int(stream.stdout))
             await stream.finish()
         code, body = await get_json(session, "/api/v1/namespaces/t/pods/p")
     assert (code, body["reason"], body["message"]) == (404, "NotFound", 'pods "p" not found')
     # The killed command's exit (SIGKILL: 137) is reported, then the stream closes normally.
-    assert stream.status == killed_status("sh -c echo $$; sleep 30")
+    assert stream.status == killed_status(f"sh -c {PID_AND_NS}; sleep 30")
     assert stream.close_code == 1000
-    await wait_gone(pid)
+    # Gone, if it was not already when the pod was (then it is not found at all).
+    await await_until(lambda: find_host_pid(stream.stdout) is None, what="the pod's process ended")
     assert fresh.pods("t") == []
 
 
@@ -848,15 +864,18 @@ async def test_exec_stats_count_active_and_high_water(fresh: Sandbox) -> None:
     assert fresh.exec_stats() == {"active": 0, "high_water": 0, "total": 0}
 
 
+BACKGROUND_JOB = f"{PID_AND_NS}; sleep 1000 & echo $! $ns; wait"
+
+
 async def test_stop_leaves_no_pod_process() -> None:
     sandbox = Sandbox(POD_MANIFEST).start()
     try:
         async with (
             api_client(sandbox) as session,
-            open_exec(session, "p", ["sh", "-c", "echo $$; sleep 1000 & echo $!; wait"]) as stream,
+            open_exec(session, "p", ["sh", "-c", BACKGROUND_JOB]) as stream,
         ):
             await stream.until(lambda s: s.stdout.count(b"\n") == 2)
-            shell, child = (host_pid(int(pid)) for pid in stream.stdout.split())
+            shell, child = (host_pid(line) for line in stream.stdout.splitlines())
             assert process_running(shell) and process_running(child)
             await anyio.to_thread.run_sync(sandbox.stop)
             assert not process_running(shell)
@@ -865,5 +884,5 @@ async def test_stop_leaves_no_pod_process() -> None:
     finally:
         sandbox.stop()
     # The interrupted command is reported as killed, then the stream closes normally.
-    assert stream.status == killed_status("sh -c echo $$; sleep 1000 & echo $!; wait")
+    assert stream.status == killed_status(f"sh -c {BACKGROUND_JOB}")
     assert stream.close_code == 1000
