@@ -979,20 +979,8 @@ class PodMagic(Magics):
         if default is not None:
             # In every header of a run that the default target chose, until it is changed.
             selection = replace(selection, description=f"{selection.description} (default target)")
-        if args.dry_run:
-            self._show_selection(cluster, selection)
-            if args.out:
-                self._user_ns[args.out] = selection
+        if self._dry_run_or_check(cluster, selection, args, everything=everything):
             return None
-
-        check_allowed(
-            selection,
-            context=cluster.context,
-            protected=self.protected_contexts,
-            confirm_above=self.confirm_above,
-            everything=everything,
-            confirmed=args.yes,
-        )
 
         assert command_text is not None
         # Read in the dialect of the shell that will run it (/bin/sh may be any of them).
@@ -1110,19 +1098,8 @@ class PodMagic(Magics):
             deadline=rerun.options.deadline,
             timeout=rerun.options.timeout,
         )
-        if args.dry_run:
-            self._show_selection(cluster, selection)
-            if args.out:
-                self._user_ns[args.out] = selection
+        if self._dry_run_or_check(cluster, selection, args, everything=False):
             return None
-        check_allowed(
-            selection,
-            context=cluster.context,
-            protected=self.protected_contexts,
-            confirm_above=self.confirm_above,
-            everything=False,
-            confirmed=args.yes,
-        )
 
         def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
             return rerun.arerun(
@@ -1238,6 +1215,27 @@ class PodMagic(Magics):
         future = get_portal().start_task_soon(work)
         handle._attach(future, lambda _done: renderer.close())
         return handle
+
+    def _dry_run_or_check(
+        self, cluster: Cluster, selection: Selection, args: Any, *, everything: bool
+    ) -> bool:
+        """True when ``--dry-run`` asked only to see ``selection``: shown (and stored in
+        ``--out``), nothing is to run. Otherwise the guards judge the run with this magic's
+        own settings and ``--yes`` (raising when they refuse it), and False: go on."""
+        if args.dry_run:
+            self._show_selection(cluster, selection)
+            if args.out:
+                self._user_ns[args.out] = selection
+            return True
+        check_allowed(
+            selection,
+            context=cluster.context,
+            protected=self.protected_contexts,
+            confirm_above=self.confirm_above,
+            everything=everything,
+            confirmed=args.yes,
+        )
+        return False
 
     def _show_selection(self, cluster: Cluster, selection: Selection) -> None:
         from IPython.display import display
