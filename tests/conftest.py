@@ -6,11 +6,16 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from podmagic.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 MANIFESTS = Path(__file__).parent / "manifests"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -37,6 +42,31 @@ def faults(sandbox: Sandbox) -> Iterator[Sandbox]:
     yield sandbox
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.delete_namespace, "faults")
+
+
+@contextmanager
+def quiet_podmagic_shell(
+    kubeconfig: str | os.PathLike[str], namespace: str = "conf"
+) -> Iterator[InteractiveShell]:
+    """The IPython shell with podmagic loaded, pointed at ``kubeconfig`` and ``namespace``,
+    quiet (no live view) while in use and loud again afterwards."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(kubeconfig)!r}")
+    shell.run_line_magic("config", f"PodMagic.namespace = {namespace!r}")
+    shell.run_line_magic("config", "PodMagic.quiet = True")
+    yield shell
+    shell.run_line_magic("config", "PodMagic.quiet = False")
+
+
+@pytest.fixture(scope="module")
+def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
+    """The IPython shell with podmagic on the session's sandbox, namespace ``conf``, quiet,
+    for one test module."""
+    with quiet_podmagic_shell(sandbox.kubeconfig) as shell:
+        yield shell
 
 
 def missing_tool(message: str) -> None:

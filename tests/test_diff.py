@@ -28,17 +28,6 @@ def web(cluster: Cluster) -> list[str]:
     return [t.pod for t in cluster.select("deploy/web").run]
 
 
-@pytest.fixture(scope="module")
-def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
-    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
-
-
 def odd_one_out(odd: str, common: str, different: str, *, stream: str = "") -> str:
     """A script printing ``different`` in pod ``odd``, ``common`` elsewhere."""
     redirect = " >&2" if stream == "stderr" else ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,6 @@ from podmagic._errors import ParseError, PodsFailedError, RefusedError, Selectio
 from podmagic._resolve import Selection
 from podmagic._results import ExecStatus, PodResults
 from podmagic.sandbox import Sandbox
-
-
-@pytest.fixture(scope="module")
-def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
-    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
 
 
 def test_line_magic_runs_in_one_pod(ip: InteractiveShell) -> None:

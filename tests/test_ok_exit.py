@@ -25,17 +25,6 @@ def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
-    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
-
-
 def test_grep_without_a_match_is_ok_with_ok_exit_and_keeps_its_exit_code(
     cluster: Cluster,
 ) -> None:

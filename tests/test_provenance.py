@@ -30,17 +30,6 @@ def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
-    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
-
-
 def kubeconfig_user(sandbox: Sandbox) -> tuple[str, str]:
     """(user name, token) of the sandbox's kubeconfig."""
     document = yaml.safe_load(Path(sandbox.kubeconfig).read_text())

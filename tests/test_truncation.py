@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import quiet_podmagic_shell
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic._client import Cluster
@@ -280,13 +281,9 @@ def test_parse_of_truncated_output_through_the_python_api(cluster: Cluster) -> N
 
 @pytest.fixture(scope="module")
 def ip(sandbox: Sandbox) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
-    shell.run_line_magic("config", "PodMagic.namespace = 'conf'")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
+    """The shared quiet shell; the capture limit the tests change is put back afterwards."""
+    with quiet_podmagic_shell(sandbox.kubeconfig) as shell:
+        yield shell
     shell.run_line_magic("config", f"PodMagic.capture_limit = {16 * 1024 * 1024}")
 
 
