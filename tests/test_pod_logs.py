@@ -11,8 +11,10 @@ from dataclasses import replace
 
 import pytest
 from _waiting import wait_until
+from conftest import quiet_podmagic_shell
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from sandbox_pods import pod_manifest
 
 from podmagic import Cluster
 from podmagic._engine import RunControl
@@ -23,7 +25,7 @@ from podmagic._results import ExecStatus
 from podmagic.sandbox import Sandbox
 
 NAMESPACE = "podlogs"
-MANIFEST = f"""
+NAMESPACE_AND_WEB = f"""
 apiVersion: v1
 kind: Namespace
 metadata: {{name: {NAMESPACE}}}
@@ -42,50 +44,33 @@ spec:
         image: busybox
         command: [sh, -c]
         args: ['i=0; while [ $i -lt 5 ]; do echo "$(hostname) line $i"; i=$((i+1)); sleep 0.05; done; echo "ERROR in $(hostname)"; sleep 3600']
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: pair, namespace: {NAMESPACE}, labels: {{app: pair}}}}
-spec:
-  containers:
-  - {{name: first, image: busybox, command: [sh, -c, 'echo from-first; sleep 3600']}}
-  - {{name: second, image: busybox, command: [sh, -c, 'echo from-second; sleep 3600']}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: binary, namespace: {NAMESPACE}}}
-spec:
-  containers:
-  - {{name: main, image: busybox, command: [sh, -c, 'printf "caf\\351 ok\\n"; sleep 3600']}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: done, namespace: {NAMESPACE}}}
-spec:
-  restartPolicy: Never
-  containers:
-  - {{name: main, image: busybox, command: [sh, -c, 'echo finished-work']}}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: crasher
-  namespace: {NAMESPACE}
-  annotations: {{sandbox.podmagic.io/restart-backoff: "0.2"}}
-spec:
-  containers:
-  - {{name: main, image: busybox, command: [sh, -c, 'echo "run of $(hostname)"; sleep 0.3; exit 2']}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: short, namespace: {NAMESPACE}, labels: {{app: short}}}}
-spec:
-  restartPolicy: Never
-  containers:
-  - name: main
-    image: busybox
-    command: [sh, -c, 'sleep 1; i=0; while [ $i -lt 3 ]; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']
 """
+MANIFEST = "\n---\n".join(
+    [
+        NAMESPACE_AND_WEB,
+        pod_manifest(
+            "pair",
+            NAMESPACE,
+            {"first": "echo from-first; sleep 3600", "second": "echo from-second; sleep 3600"},
+            labels={"app": "pair"},
+        ),
+        pod_manifest("binary", NAMESPACE, r'printf "caf\351 ok\n"; sleep 3600'),
+        pod_manifest("done", NAMESPACE, "echo finished-work", restart_policy="Never"),
+        pod_manifest(
+            "crasher",
+            NAMESPACE,
+            'echo "run of $(hostname)"; sleep 0.3; exit 2',
+            annotations={"sandbox.podmagic.io/restart-backoff": "0.2"},
+        ),
+        pod_manifest(
+            "short",
+            NAMESPACE,
+            'sleep 1; i=0; while [ $i -lt 3 ]; do echo "tick $i"; i=$((i+1)); sleep 0.3; done',
+            labels={"app": "short"},
+            restart_policy="Never",
+        ),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +93,8 @@ def cluster(logs: Sandbox) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def ip(logs: Sandbox, cluster: Cluster) -> Iterator[InteractiveShell]:
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "podmagic")
-    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(logs.kubeconfig)!r}")
-    shell.run_line_magic("config", f"PodMagic.namespace = {NAMESPACE!r}")
-    shell.run_line_magic("config", "PodMagic.quiet = True")
-    yield shell
-    shell.run_line_magic("config", "PodMagic.quiet = False")
+    with quiet_podmagic_shell(logs.kubeconfig, NAMESPACE) as shell:
+        yield shell
 
 
 def test_logs_of_a_deployment_are_every_pods_lines_in_time_order(cluster: Cluster) -> None:
