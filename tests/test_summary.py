@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 from test_results import failed, ok, result, skipped, timeout
 
+from podmagic._render._summary import MAX_PREVIEW_LINE_CHARS
 from podmagic._results import ExecStatus, PodResults
 
 # Page backgrounds the summary is shown on: JupyterLab/nbconvert light (white, the grey of
@@ -84,6 +85,13 @@ def test_each_group_shows_its_first_and_its_last_lines() -> None:
     page = results._repr_html_()
     assert "line 5\n… 90 lines hidden …\nline 96" in page
     assert "Error: disk full</pre>" in page
+
+
+def test_a_long_line_in_the_summary_says_how_much_was_cut() -> None:
+    results = PodResults([ok("web-1", stdout=b"A" * 3_000_000 + b"\n")])
+    marker = f"A … [{3_000_000 - MAX_PREVIEW_LINE_CHARS} more characters cut]"
+    assert marker in str(results)
+    assert marker in results._repr_html_()
 
 
 def test_a_short_output_is_shown_whole() -> None:

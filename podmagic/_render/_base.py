@@ -176,8 +176,18 @@ def _finish_line(text: str, cut: int, limit: int, overwrite: bool = True) -> str
         cut += len(text) - limit
         text = text[:limit]
     if cut:
-        text += f" … [{cut} more characters cut]"
+        text += cut_marker(cut)
     return text
+
+
+def cut_marker(cut: int) -> str:
+    """What follows a line cut short: how much was cut (the live views and the summary)."""
+    return f" … [{cut} more characters cut]"
+
+
+def cut_line(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and a marker saying how many were cut."""
+    return text if len(text) <= limit else text[:limit] + cut_marker(len(text) - limit)
 
 
 class LineSplitter:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._results import ExecStatus, _bytes, _unit
 from .._safe_text import visible_controls
-from ._base import hidden_marker
+from ._base import cut_line, hidden_marker
 
 if TYPE_CHECKING:
     from .._results import OutputGroup, PodResult, PodResults
@@ -188,7 +188,7 @@ def _preview(text: str) -> list[str]:
     if hidden == 1:
         hidden = 0  # the marker would take that line's place
     shown = [
-        line if len(line) <= MAX_PREVIEW_LINE_CHARS else line[:MAX_PREVIEW_LINE_CHARS] + "…"
+        cut_line(line, MAX_PREVIEW_LINE_CHARS)
         for line in (
             lines if hidden <= 0 else lines[:PREVIEW_HEAD_LINES] + lines[-PREVIEW_TAIL_LINES:]
         )
