@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -71,6 +71,26 @@ __all__ = ["PodMagic", "RunInterrupted"]
 # yet. ``%reload_ext podmagic`` makes a new PodMagic (only the package's __init__ is reloaded,
 # not this module): it carries on with that sandbox instead of forgetting one that still serves.
 _started_sandboxes: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+_Magic = TypeVar("_Magic", bound=Callable[..., Any])
+
+
+def _cluster_arguments(magic: _Magic) -> _Magic:
+    """The options that say where pods are looked for, as every magic reaching pods takes them:
+    ``-n``, ``-A``, ``--context`` and ``--kubeconfig`` (shown in that order in its help)."""
+    where = [
+        argument(
+            "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
+        ),
+        argument("-A", "--all-namespaces", action="store_true", help="look in every namespace"),
+        argument("--context", help="kubeconfig context"),
+        argument("--kubeconfig", help="kubeconfig file"),
+    ]
+    # Applied as stacked decorators are, the last first, so the help keeps this order.
+    for option in reversed(where):
+        magic = option(magic)
+    return magic
 
 
 def _in_one_line(magic: Callable[[str], Any], line: str) -> Any:
@@ -715,12 +735,7 @@ class PodMagic(Magics):
     )
     @argument("-l", "--selector", help="label selector, e.g. app=web,tier in (a,b)")
     @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
-    @argument(
-        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
-    )
-    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
-    @argument("--context", help="kubeconfig context")
-    @argument("--kubeconfig", help="kubeconfig file")
+    @_cluster_arguments
     @argument(
         "--include-unready", action="store_true", help="also run in Running pods that are not Ready"
     )
@@ -1261,12 +1276,7 @@ class PodMagic(Magics):
     @argument("target", nargs="*", help="pod name, deploy/NAME ... or {{results}}, as for %%pod")
     @argument("-l", "--selector", help="label selector, e.g. app=web")
     @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
-    @argument(
-        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
-    )
-    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
-    @argument("--context", help="kubeconfig context")
-    @argument("--kubeconfig", help="kubeconfig file")
+    @_cluster_arguments
     @argument("-c", "--container", help="this container only (default: every container)")
     @argument("--since", metavar="DURATION", help="lines newer than this, e.g. 10m, 1h30m, 45s")
     @argument("--tail", type=int, metavar="N", help="the last N lines of each container")
@@ -1361,12 +1371,7 @@ class PodMagic(Magics):
     @argument("source", help="LOCAL (a file or folder) or TARGET:PATH")
     @argument("dest", help="TARGET:PATH or LOCAL_DIR")
     @argument("-l", "--selector", help="label selector (write the target as :PATH)")
-    @argument(
-        "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
-    )
-    @argument("-A", "--all-namespaces", action="store_true", help="look in every namespace")
-    @argument("--context", help="kubeconfig context")
-    @argument("--kubeconfig", help="kubeconfig file")
+    @_cluster_arguments
     @argument("-c", "--container", help="container name (default: the pod's default)")
     @argument("--timeout", type=float, metavar="SECONDS", help="per-pod timeout")
     @argument("-P", "--max-concurrency", type=int, metavar="N", help="copies at once")
