@@ -320,7 +320,7 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     assert "web-1 | first <line>" in snapshot["text/plain"]
     assert "web-1 | first &lt;line&gt;" in snapshot["text/html"]
     assert 'class="podmagic-snapshot"' in snapshot["text/html"]
-    assert "$ uptime" in snapshot["text/plain"] and "running" in snapshot["text/plain"]
+    assert "$ uptime" in snapshot["text/plain"]
 
     renderer.handle_event(out(b, b"later\n", 2))
     wait_until(
@@ -340,6 +340,25 @@ def test_a_longer_run_shows_the_widget_and_a_snapshot_that_is_refreshed(
     assert snapshots.updates[-1] == ({"text/plain": ""}, {"raw": True})  # the summary says it
     assert renderer.widget.comm is None  # closed: the summary stands alone
     assert len(fake_display.calls) == 2  # the two slots, always updated by their ids
+
+
+def test_a_saved_snapshot_says_when_it_was_taken_and_does_not_read_as_live(
+    fake_display: FakeDisplay,
+) -> None:
+    a = target("web-1")
+    renderer = LiveRenderer(snapshot_every=600, show_after=0)
+    feed(renderer, [run_started([a]), PodStarted(a), out(a, b"first\n")])
+    wait_until(lambda: len(fake_display.calls) == 2, what="the widget and a snapshot are shown")
+    snapshot = fake_display.calls[1][0]
+    today = time.strftime("%Y-%m-%d")
+    for shown in (snapshot["text/plain"], snapshot["text/html"]):
+        assert f"podmagic snapshot taken {today} " in shown
+        assert (
+            "into a run still going then (not live; it may not have finished): 0 / 1 done" in shown
+        )
+        assert "podmagic: running" not in shown
+    assert "<b>" not in snapshot["text/html"]  # no bold status that looks like a live one
+    renderer.close()
 
 
 def test_the_snapshot_is_first_refreshed_a_second_after_the_view_shows(

@@ -693,7 +693,14 @@ class LiveRenderer(TimedView):
             counts += f" · {progress['failed']} failed"
         end = self._clock_end if self._clock_end is not None else time.monotonic()
         elapsed = end - self._clock_start if self._clock_start is not None else 0.0
-        status = f"podmagic: {state['state']} · {counts} · {elapsed:.1f} s"
+        # Saved, this is read long after the run (often after its kernel is gone): it says
+        # when it was taken and that the run had not ended then, never "running" as if live.
+        taken = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        going = "still going" if state["state"] == "running" else "ending"
+        status = (
+            f"podmagic snapshot taken {taken}, {elapsed:.1f} s into a run {going} then"
+            f" (not live; it may not have finished): {counts}"
+        )
         header = state["header"]
         lines = list(self._tail)[-_SNAPSHOT_LINES:]
         hidden = self._lines_total - len(lines)
@@ -716,7 +723,7 @@ class LiveRenderer(TimedView):
             '<div class="podmagic-snapshot">'
             f"<div><code>{esc(header.get('command', ''))}</code></div>"
             f"<div>{esc(header.get('where', ''))}</div>"
-            f"<div><b>{esc(status)}</b></div>"
+            f'<div style="font-style: italic; opacity: 0.8">{esc(status)}</div>'
             '<pre style="font-family: monospace; max-height: 24em; overflow: auto">'
             f"{esc(chr(10).join(rows))}</pre></div>"
         )
