@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from podmagic import Cluster
 from podmagic.sandbox import Sandbox
 
 if TYPE_CHECKING:
@@ -59,6 +60,14 @@ def quiet_podmagic_shell(
     shell.run_line_magic("config", "PodMagic.quiet = True")
     yield shell
     shell.run_line_magic("config", "PodMagic.quiet = False")
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
+    """A :class:`~podmagic.Cluster` on the session's sandbox, namespace ``conf``, for one test
+    module."""
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -5,21 +5,12 @@ sandbox, and on results made by hand for the edge cases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic import Cluster, OutputDiff
 from podmagic._results import ExecStatus, PodResult, PodResults
-from podmagic.sandbox import Sandbox
-
-
-@pytest.fixture(scope="module")
-def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
-    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ while the results keep the real exit code. Against the sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -17,12 +15,6 @@ from podmagic.sandbox import Sandbox
 
 # grep exits 1 when nothing matches, 2 on an error (an unreadable file).
 NO_MATCH = "grep -q no-such-text /etc/hostname"
-
-
-@pytest.fixture(scope="module")
-def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
-    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as running:
-        yield running
 
 
 def test_grep_without_a_match_is_ok_with_ok_exit_and_keeps_its_exit_code(

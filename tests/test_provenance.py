@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import pickle
-from collections.abc import Iterator
 from datetime import timezone
 from pathlib import Path
 
@@ -22,12 +21,6 @@ from podmagic import Cluster, PodResults, Provenance, read_provenance
 from podmagic._provenance import public_server
 from podmagic._results import ExecStatus, PodResult
 from podmagic.sandbox import Sandbox
-
-
-@pytest.fixture(scope="module")
-def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
-    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as running:
-        yield running
 
 
 def kubeconfig_user(sandbox: Sandbox) -> tuple[str, str]:

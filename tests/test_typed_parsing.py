@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,6 @@ from IPython.core.interactiveshell import InteractiveShell
 from podmagic import Cluster, PodResults
 from podmagic._parsing import typed_column
 from podmagic._results import ExecStatus, PodResult
-from podmagic.sandbox import Sandbox
 
 # df -h as busybox and coreutils print it, with a duration column of our own.
 DF = (
@@ -30,12 +28,6 @@ DF = (
 GiB = 2**30
 #: The command that prints it (printf's own % escaped).
 PRINT_DF = "printf '" + DF.replace("%", "%%") + "'"
-
-
-@pytest.fixture(scope="module")
-def cluster(sandbox: Sandbox) -> Iterator[Cluster]:
-    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="conf") as running:
-        yield running
 
 
 @pytest.mark.parametrize(
