@@ -1376,8 +1376,13 @@ class Cluster:
         workdir: str | None = None,
         shell: str | None = "/bin/sh",
         stdin: StdinSource = None,
+        tty: bool = False,
     ) -> RemoteCommand:
-        """Build the remote command: a string is a shell script, a sequence a direct argv."""
+        """Build the remote command: a string is a shell script, a sequence a direct argv.
+
+        ``tty``: the command gets a terminal; a script given ``stdin`` then goes through the
+        loader, which keeps the terminal's echo off, so the data is not echoed back.
+        """
         _check_types(
             "Cluster.command()",
             {"command": command, "env": env, "workdir": workdir, "shell": shell},
@@ -1390,9 +1395,16 @@ class Cluster:
                 raise ValueError(
                     "a shell script needs a shell; pass the command as a list to run it directly"
                 )
-            return build_command(script=command, shell=shell, env=env, workdir=workdir, stdin=data)
+            return build_command(
+                script=command, shell=shell, env=env, workdir=workdir, stdin=data, tty=tty
+            )
         return build_command(
-            argv=list(command), shell=shell or "/bin/sh", env=env, workdir=workdir, stdin=data
+            argv=list(command),
+            shell=shell or "/bin/sh",
+            env=env,
+            workdir=workdir,
+            stdin=data,
+            tty=tty,
         )
 
     @_documented
@@ -1503,7 +1515,7 @@ class Cluster:
                 "Cluster.run(): all_pods=True means every pod of the namespace; "
                 "drop it, or drop the target, selector and selection"
             )
-        remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin)
+        remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin, tty=tty)
         options = replace(
             self.defaults,
             tty=tty,

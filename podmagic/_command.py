@@ -18,12 +18,20 @@ On a terminal (``-t``) the pty would echo the payload back (env values included)
 line discipline would cut lines at 4095 bytes. So when its stdin is a terminal the loader
 first saves the terminal settings and switches off echo and line editing (``stty raw
 -echo``), then prints :data:`~podmagic._transport.READY_MARKER`; the client sends the payload
-only after seeing it. Once the payload is read the settings are restored and the marker
-printed again, and only then is the user's stdin sent (none given: the terminal's EOF
+only after seeing it. Once the payload is read the settings are restored but echo stays off
+(only podmagic types on that terminal: the payload, the user's ``--stdin`` data, the EOF
+character), the marker is printed again, and only then is the user's stdin sent (none given: the terminal's EOF
 character, so a read ends at once, as for ``sh -c`` with a terminal and no stdin channel on
 the sandbox). The client removes both markers from
 the output (see :class:`~podmagic._transport.LoaderInput`). Without ``stty`` in the container
 the loader says so on one line and exits 125 before anything of the script runs.
+
+So under ``-t`` a script given stdin data always goes through the loader, even a short one
+without env: sent at once to ``sh -c``, the data would reach the terminal while echo is still
+on, and come back in the output before the script's ``read -s`` or ``stty -echo`` could switch
+it off (a password read with ``read -s`` would be shown). A program that wants echo
+(an editor, a REPL) switches it on itself, as it does anyway. A direct argv (no shell) has no
+loader to switch echo off: there the terminal echoes the data.
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ LOADER = (
     "if [ -t 0 ]; then "
     "command -v stty >/dev/null 2>&1 || "
     + _fail(
-        "-t with --env or a script over 4 KiB needs stty in the container; "
+        "-t with --env, --stdin or a script over 4 KiB needs stty in the container; "
         "nothing of the script ran"
     )
     + "; "
@@ -93,7 +101,7 @@ LOADER = (
     + _fail("the script did not arrive whole over stdin; nothing of it ran")
     + f'; [ -n "${_LINE}" ]; do '
     f'{_SCRIPT}=${_SCRIPT}$(printf %b "${_LINE}"; echo .); {_SCRIPT}=${{{_SCRIPT}%.}}; done; '
-    f"if [ -t 0 ]; then stty \"${_TERMINAL}\"; printf '{_MARKER_FORMAT}'; fi; "
+    f"if [ -t 0 ]; then stty \"${_TERMINAL}\" && stty -echo; printf '{_MARKER_FORMAT}'; fi; "
     f'eval "${_SCRIPT}"'
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -171,11 +179,13 @@ def build_command(
     workdir: str | None = None,
     stdin: bytes | None = None,
     inline_limit: int = INLINE_SCRIPT_LIMIT,
+    tty: bool = False,
 ) -> RemoteCommand:
     """Build the remote command for a shell ``script`` or a direct ``argv`` (no shell).
 
     Whichever way the script travels (in the URL or over stdin, with or without a terminal),
-    the shell runs exactly its text. Raises ValueError for an empty command, both forms at
+    the shell runs exactly its text. With ``tty`` and ``stdin`` a script always goes through
+    the loader, so the terminal does not echo the data back. Raises ValueError for an empty command, both forms at
     once, a bad env name, or a NUL byte in the script.
     """
     if (script is None) == (argv is None):
@@ -203,6 +213,7 @@ def build_command(
         prelude += f"cd -- {shlex.quote(workdir)} || exit 1\n"
     if (
         not env
+        and not (tty and stdin is not None)
         and len(script.encode()) <= inline_limit
         and len(quote(prelude + script, safe="")) <= INLINE_URL_LIMIT
     ):
