@@ -361,6 +361,21 @@ def test_a_saved_snapshot_says_when_it_was_taken_and_does_not_read_as_live(
     renderer.close()
 
 
+def test_a_quiet_run_sends_beats_so_the_view_can_tell_a_gone_kernel(
+    fake_display: FakeDisplay, sent: list[dict[str, Any]]
+) -> None:
+    # No output at all: the view still hears from the kernel every beat_every seconds, and
+    # takes it for gone (restarted, dead) after several beats of silence.
+    t = target("web-1")
+    renderer = LiveRenderer(snapshot_every=0.2, show_after=0)
+    feed(renderer, [run_started([t]), PodStarted(t)])
+    wait_until(lambda: renderer.widget is not None, what="the widget was built")
+    assert renderer.widget.beat_every == 0.2
+    wait_until(lambda: sum(m["k"] == "beat" for m in sent) >= 3, what="three beats of a quiet run")
+    assert all(m["buffers"] == [] and set(m) == {"k", "buffers"} for m in sent if m["k"] == "beat")
+    renderer.close()
+
+
 def test_the_snapshot_is_first_refreshed_a_second_after_the_view_shows(
     fake_display: FakeDisplay,
 ) -> None:

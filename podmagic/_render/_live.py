@@ -26,6 +26,9 @@ What goes over the wire:
   first change has waited ``BATCH_WAIT`` seconds (half a second: still live), so short
   lines travel in a few large batches rather than many small ones. The run's end is sent at
   once.
+* While the run goes on, a flush due only for the snapshot (every ``snapshot_every``
+  seconds, ``beat_every`` in the model) that has nothing new to send sends ``{"k": "beat"}``:
+  the view knows its kernel is there during a quiet run.
 * Every model, once its code listens, sends ``{"k": "hello"}``: batches sent before then
   (right after the ``comm_open``, while the browser loads the view's code, or before a page
   was reloaded) never reached it. The kernel answers ``{"k": "snapshot", "s": ..., "g": ...,
@@ -34,7 +37,14 @@ What goes over the wire:
 
 In the browser the view keeps the newest ``max_total_lines`` lines (older ones are dropped
 behind a "… N earlier lines dropped" marker), follows the tail until scrolled up, filters by
-pod and by stream without asking the kernel, and colours pods by their order in the run from
+pod and by stream without asking the kernel, stops its clock and says so when its kernel is
+gone while the run is running (``data-state="lost"``, the status reads "kernel restarted or
+gone: run not finished"; the chips and progress keep their last state, dimmed): when the
+widget manager marks the model's comm dead (a kernel restart in JupyterLab and Notebook 7),
+when the model is closed, or after no message (beats included) for three beats (at least
+15 s; "no word from the kernel for N s: ...", undone by the next message: a busy kernel
+only). A person then sees that the run did not finish, never a clock ticking for a run that
+no longer exists. The view colours pods by their order in the run from
 a palette made for the theme's background (light or dark). It draws lines once per
 animation frame, however many batches arrived since the last one; while it follows the tail
 with no filter, only the newest 500 are in the DOM (a page that draws every line of fast
@@ -73,7 +83,8 @@ Selectors for browser tests (stable; every element of the view has one):
 
 ========================================  =====================================================
 ``[data-podmagic="live"]``                the view's root; ``data-state`` = running | done |
-                                          failed | ended, ``data-theme`` = light | dark
+                                          failed | ended | lost (the kernel is gone),
+                                          ``data-theme`` = light | dark
 ``[data-podmagic="header"]``              holds ``[data-podmagic="command"]`` (``$ uptime``)
                                           and ``[data-podmagic="where"]`` (context, target)
 ``[data-podmagic="status"]``              the run's state in words (running, done, failed)
@@ -236,6 +247,9 @@ def _widget_class() -> type[Any]:
         started = traitlets.Float(0.0).tag(sync=True)
         ended = traitlets.Float(0.0).tag(sync=True)
         max_lines = traitlets.Int(5000).tag(sync=True)
+        # Seconds between the kernel's beats while the run goes on (see _flush): a view that
+        # hears nothing for several of them takes the kernel for gone.
+        beat_every = traitlets.Float(5.0).tag(sync=True)
         palette = traitlets.Dict().tag(sync=True)
         # No Layout model: the view styles itself (live.css), and DOMWidget's default layout
         # would open a second model and comm for every run.
@@ -546,6 +560,7 @@ class LiveRenderer(TimedView):
                 self.widget = _widget_class()(
                     run_id=self._run_id,
                     max_lines=self.limits.max_total_lines,
+                    beat_every=self.snapshot_every,
                     palette={
                         "pods": {k: list(v) for k, v in LIVE_PALETTES.items()},
                         "error": LIVE_ERROR_COLOURS,
@@ -571,6 +586,9 @@ class LiveRenderer(TimedView):
                     message["st"] = changed
                     _set_quietly(self.widget, changed)
                 self._send(message, buffers)
+            elif snapshot_due and not created:
+                # Nothing new, but the view hears the kernel is there (a quiet run).
+                self._send({"k": "beat"}, [])
             if created:
                 self._show_widget()
             if created or snapshot_due:

@@ -21,6 +21,10 @@ function storeFor(model) {
       views: new Set(),
       ui: { follow: true, pod: "", stream: "", scrollTop: 0 },
       skew: 0, // browser clock minus kernel clock, seconds
+      heard: Date.now(), // when the kernel last sent something (a batch, snapshot or beat)
+      lost: "", // why the run's kernel is taken for gone (see lose): its views say so
+      lostAt: 0, // browser clock, seconds, when it was lost: the elapsed time stops there
+      silent: false, // lost only for silence: the next message from the kernel undoes it
     };
     STORES.set(id, store);
     if (STORES.size > MAX_STORES) STORES.delete(STORES.keys().next().value);
@@ -43,9 +47,29 @@ function linesOf(msg, buffers) {
   return lines;
 }
 
+// The view's model has lost its kernel (restarted, dead, or silent far longer than its beats):
+// the run it shows is not going on anywhere the page can see, so its views stop their clock
+// and say so instead of showing a run that ticks on forever. Only while the run is running.
+function lose(store, model, reason, silent) {
+  if (store.lost && !store.silent) return; // a restart outranks silence
+  if ((model.get("state") || "running") !== "running") return;
+  store.lost = reason;
+  store.lostAt = store.lostAt && store.silent ? store.lostAt : Date.now() / 1000;
+  store.silent = silent;
+  for (const view of [...store.views]) view.lost();
+}
+
 function receive(store, model, msg, buffers) {
   if (!msg || typeof msg !== "object") return;
-  if (msg.k !== "batch" && msg.k !== "snapshot") return;
+  store.heard = Date.now();
+  if (store.lost && store.silent) {
+    // Only busy: the kernel speaks again.
+    store.lost = "";
+    store.lostAt = 0;
+    store.silent = false;
+    for (const view of [...store.views]) view.lost();
+  }
+  if (msg.k !== "batch" && msg.k !== "snapshot") return; // "beat": only heard
   if (msg.st && typeof msg.st === "object") {
     // The state that changed rides in the batch (the kernel sends no update message for
     // it): set here, the views' change handlers draw it, before the lines that need it.
@@ -259,6 +283,9 @@ function render({ model, el: host }) {
       if (redrawAll) full = true;
       if (!frame) frame = requestAnimationFrame(draw);
     },
+    lost() {
+      onState();
+    },
   };
 
   function setFollow(value) {
@@ -331,15 +358,22 @@ function render({ model, el: host }) {
     const started = model.get("started") || 0;
     const ended = model.get("ended") || 0;
     if (!started) return (elapsed.textContent = "");
-    const now = ended || Date.now() / 1000 - store.skew;
+    const now = ended || (store.lost ? store.lostAt : Date.now() / 1000) - store.skew;
     elapsed.textContent = seconds(now - started);
+    // The kernel beats every beat_every seconds while the run goes on, even when it has no
+    // output: silence far past that means it is gone (or stuck), not a quiet run.
+    const limit = Math.max(15, 3 * (model.get("beat_every") || 5));
+    if (!ended && Date.now() - store.heard > limit * 1000) {
+      const quiet = Math.round((Date.now() - store.heard) / 1000);
+      lose(store, model, `no word from the kernel for ${quiet} s: it may be busy, restarted or gone`, true);
+    }
   }
 
   let timer = null;
   function onState() {
-    const state = model.get("state") || "running";
+    const state = store.lost && (model.get("state") || "running") === "running" ? "lost" : model.get("state") || "running";
     root.dataset.state = state;
-    status.textContent = state;
+    status.textContent = state === "lost" ? store.lost : state;
     tick();
     if (state === "running" && timer === null) timer = setInterval(tick, 200);
     if (state !== "running" && timer !== null) {
@@ -421,9 +455,17 @@ function initialize({ model }) {
   const store = storeFor(model);
   const onMessage = (msg, buffers) => receive(store, model, msg, buffers);
   model.on("msg:custom", onMessage);
+  // ipywidgets' manager marks every model's comm dead when its kernel restarts (JupyterLab,
+  // Notebook 7: "comm_live_update"); a model closed while its run is running went the same
+  // way (its comm closed: "comm:close", "destroy").
+  const onGone = () => lose(store, model, "kernel restarted or gone: run not finished", false);
+  for (const name of ["comm_live_update", "comm:close", "destroy"]) model.on(name, onGone);
   // A model created late (a reloaded page) has none of the lines sent so far: ask for them.
   model.send({ k: "hello" });
-  return () => model.off("msg:custom", onMessage);
+  return () => {
+    model.off("msg:custom", onMessage);
+    for (const name of ["comm_live_update", "comm:close", "destroy"]) model.off(name, onGone);
+  };
 }
 
 export default { initialize, render };
