@@ -1565,103 +1565,76 @@ class Cluster:
         control: RunControl | None,
         on_event: EventCallback | None,
     ) -> PodResults:
-        """:meth:`arun` once the command and options are built (a re-run starts here): errors
-        in the caller's words, the deadline counted from ``started_at``."""
-        deadline = origin.options.deadline
+        """:meth:`arun` once the command and options are built (a re-run starts here): find
+        the pods (unless given), apply the guards, run; errors in the caller's words, the
+        deadline counted from ``started_at``."""
+        options = origin.options
+        deadline = options.deadline
         # The overall deadline covers finding the pods too; the execs get what is left.
         deadline_at = _deadline_at(deadline, started_at)
+        # Asked before ``selection`` is found below: whether the call itself named no pods.
+        named_nothing = not named and selection is None
+        began = datetime.now(timezone.utc)
         try:
-            return await self._run(
-                request,
-                results,
-                selection,
-                origin,
-                deadline,
-                deadline_at,
-                named=named,
-                all_pods=all_pods,
-                yes=yes,
-                control=control,
-                on_event=on_event,
+            async with self._api(options.timeout) as api:
+                if selection is None:
+                    selection = await self._resolve(api, request, deadline, deadline_at, results)
+                    everything = not named and not all_pods
+                else:
+                    everything = selection.untargeted and not all_pods
+                check_allowed(
+                    selection,
+                    context=self.context,
+                    protected=self.protected_contexts,
+                    confirm_above=self.confirm_above,
+                    everything=everything,
+                    confirmed=yes,
+                    api=True,
+                )
+                done = await run_fanout(
+                    api,
+                    selection,
+                    origin.remote,
+                    options,
+                    context=self.context,
+                    command_args=origin.shown,
+                    control=control,
+                    on_event=on_event,
+                    deadline_at=deadline_at,
+                )
+            done._origin = origin  # so that done.rerun() repeats exactly this run
+            # What a saved runbook says of this run: names and uids, never credentials.
+            done._provenance = record_provenance(
+                context=self.context,
+                server=self.credentials.server,
+                user=self.credentials.user,
+                selection=selection,
+                target=", ".join(str(t) for t in request.targets)
+                or ", ".join(f"{r.namespace}/{r.pod}" for r in results),
+                selector=request.label_selector,
+                field_selector=request.field_selector,
+                command=origin.shown,
+                options={
+                    "timeout": options.timeout,
+                    "deadline": options.deadline,
+                    "max_concurrency": options.max_concurrency,
+                    "retries": options.retries,
+                    "ok_exit": options.ok_exit,
+                    "tty": options.tty or None,
+                    "capture_limit": options.capture_limit,
+                    "env": origin.remote.env_names,
+                },
+                started_at=began,
+                ended_at=datetime.now(timezone.utc),
+                results=done,
             )
+            return done
         except PodmagicError as error:
             reworded = in_words_of(error, magic=self._magic_words)
-            if not named and selection is None and not self._magic_words:
+            if named_nothing and not self._magic_words:
                 # The call named no pods: all_namespaces=True alone would be refused next.
                 reworded = _also_all_pods(reworded)
             raise reworded from None
-
-    async def _run(
-        self,
-        request: TargetQuery,
-        results: Sequence[PodResult],
-        selection: Selection | None,
-        origin: _RunOrigin,
-        deadline: float | None,
-        deadline_at: float | None,
-        *,
-        named: bool,
-        all_pods: bool,
-        yes: bool,
-        control: RunControl | None,
-        on_event: EventCallback | None,
-    ) -> PodResults:
-        """:meth:`arun` once its arguments are checked: find the pods (unless given), apply
-        the guards, run."""
-        options = origin.options
-        began = datetime.now(timezone.utc)
-        async with self._api(options.timeout) as api:
-            if selection is None:
-                selection = await self._resolve(api, request, deadline, deadline_at, results)
-                everything = not named and not all_pods
-            else:
-                everything = selection.untargeted and not all_pods
-            check_allowed(
-                selection,
-                context=self.context,
-                protected=self.protected_contexts,
-                confirm_above=self.confirm_above,
-                everything=everything,
-                confirmed=yes,
-                api=True,
-            )
-            done = await run_fanout(
-                api,
-                selection,
-                origin.remote,
-                options,
-                context=self.context,
-                command_args=origin.shown,
-                control=control,
-                on_event=on_event,
-                deadline_at=deadline_at,
-            )
-        done._origin = origin  # so that done.rerun() repeats exactly this run
-        # What a saved runbook says of this run: names and uids, never credentials.
-        done._provenance = record_provenance(
-            context=self.context,
-            server=self.credentials.server,
-            user=self.credentials.user,
-            selection=selection,
-            target=", ".join(str(t) for t in request.targets)
-            or ", ".join(f"{r.namespace}/{r.pod}" for r in results),
-            selector=request.label_selector,
-            field_selector=request.field_selector,
-            command=origin.shown,
-            options={
-                "timeout": options.timeout,
-                "deadline": options.deadline,
-                "max_concurrency": options.max_concurrency,
-                "retries": options.retries,
-                "ok_exit": options.ok_exit,
-                "tty": options.tty or None,
-                "capture_limit": options.capture_limit,
-                "env": origin.remote.env_names,
-            },
-            started_at=began,
-            ended_at=datetime.now(timezone.utc),
-        )
-        return done
 
     @_documented
     @_suggesting
