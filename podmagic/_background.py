@@ -26,7 +26,8 @@ from typing import Any
 
 from ._engine import RunControl
 from ._events import Event, PodFinished, PodStarted, RunStarted
-from ._render._choose import unattended
+from ._render._base import log
+from ._render._choose import in_widget_kernel, unattended
 from ._results import ExecStatus, PodResults
 
 __all__ = ["BackgroundRun", "BackgroundRunTimeout", "wait_unattended"]
@@ -63,7 +64,9 @@ class BackgroundRun:
     """A run that keeps going while the notebook moves on.
 
     ``await run`` or ``run.result()`` give the :class:`PodResults`; ``run.cancel()`` stops
-    it (partial results are kept); ``repr(run)`` tells its state.
+    it (partial results are kept); ``repr(run)`` tells its state. Shown as a cell's output
+    in a Jupyter kernel (``h`` as a cell's last line), that output is refreshed when the run
+    ends, as its summary is: a saved notebook never holds a "running" that went stale.
     """
 
     def __init__(self, description: str, control: RunControl) -> None:
@@ -83,6 +86,9 @@ class BackgroundRun:
         #: What ``--parse`` could not parse, in words (None: every pod that ran was parsed).
         self.problems: str | None = None
         self._settled = threading.Event()
+        # The cell outputs that show this run's repr while it goes on (see _ipython_display_).
+        self._shown_lock = threading.Lock()
+        self._shown: list[Any] | None = []  # None once the run has ended
 
     def _attach(self, future: Future[Any], on_done: Callable[[Future[Any]], None]) -> None:
         self._future = future
@@ -94,6 +100,7 @@ class BackgroundRun:
             try:
                 on_done(done)
             finally:
+                self._refresh_shown()
                 # Settled once its view is closed: the summary has been sent.
                 with _going_lock:
                     _going.discard(self)
@@ -165,6 +172,37 @@ class BackgroundRun:
     def __await__(self) -> Generator[Any, None, PodResults]:
         assert self._future is not None
         return asyncio.wrap_future(self._future).__await__()
+
+    def _ipython_display_(self) -> None:
+        """In a Jupyter kernel, show the repr in an output the run's end refreshes.
+
+        Elsewhere (terminal IPython), and for a run that has ended, IPython shows the plain
+        repr (NotImplementedError tells it to).
+        """
+        with self._shown_lock:
+            going = self._shown is not None
+        if not going or not in_widget_kernel():
+            raise NotImplementedError
+        from IPython import display as ipython_display
+
+        show: Any = ipython_display.display  # untyped in IPython
+        handle = show({"text/plain": repr(self)}, raw=True, display_id=True)
+        with self._shown_lock:
+            if self._shown is not None:
+                self._shown.append(handle)
+                return
+        # The run ended while it was being shown.
+        handle.update({"text/plain": repr(self)}, raw=True)
+
+    def _refresh_shown(self) -> None:
+        """The run has ended: its outputs show the final repr (called once, from its end)."""
+        with self._shown_lock:
+            shown, self._shown = self._shown or [], None
+        for handle in shown:
+            try:
+                handle.update({"text/plain": repr(self)}, raw=True)
+            except Exception:  # noqa: BLE001 - a display problem must not stop the run's end
+                log.exception("podmagic: the --bg run's shown state could not be refreshed")
 
     def __repr__(self) -> str:
         end = self._finished_at or time.monotonic()
