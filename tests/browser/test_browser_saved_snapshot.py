@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from .browser_harness import ConsoleLog, JupyterServer, NotebookPage
-from .test_browser_live_view import wait_live
+from .browser_harness import ConsoleLog, JupyterServer, NotebookPage, wait_until
+from .test_browser_live_view import LIVE, wait_live
 
 OpenNotebook = Callable[..., tuple[NotebookPage, ConsoleLog]]
 Servers = Callable[..., JupyterServer]
@@ -43,12 +43,32 @@ def test_saved_mid_run_then_kernel_restart_and_reload_shows_the_snapshot(
     notebook.restart_kernel()
     notebook.wait_kernel_idle(60)
     assert console.unexpected() == []  # no "Comm not found" from the interrupted run
+    # The view still on the page says its run did not finish, and its clock has stopped.
+    live = notebook.output(1).locator(LIVE)
+    notebook.expect_visible(live.locator('[data-podmagic="status"]'), "the view's status")
+    wait_until(
+        lambda: live.get_attribute("data-state") == "lost",
+        limit=30,
+        what="the live view notices its kernel restarted",
+    )
+    status = live.locator('[data-podmagic="status"]').inner_text()
+    assert "run not finished" in status, status
+    elapsed = live.locator('[data-podmagic="elapsed"]')
+    before = elapsed.inner_text()
+    notebook.page.wait_for_timeout(1500)  # the browser's clock ticks every 200 ms when running
+    assert elapsed.inner_text() == before
+    notebook.screenshot("after-restart")
     notebook.reload()
     output = notebook.wait_output(1, r"\| line \d+", limit=30)
     notebook.screenshot("reopened")
     assert "model not found" not in output, output[:2000]
     assert "Loading widget" not in output, output[:2000]  # the dead widget's slot is hidden
     assert "deploy/web" in output
+    # A snapshot, and it says so: not a live-looking "running".
+    assert re.search(r"podmagic snapshot taken \S+ \S+.* into a run still going then", output), (
+        output
+    )
+    assert "podmagic: running" not in output
     errors = console.unexpected()
     if kind == "notebook":
         # Notebook 7's widget manager logs, for any saved widget output whose kernel is
