@@ -69,7 +69,8 @@ class Provenance:
     ``target`` and ``selector`` / ``field_selector`` are as the run was asked
     (``deploy/web``, ``app=web``; empty when not given); ``description`` is where the pods
     were looked for, in words (``app=web in namespace shop``). ``pods`` are the execs that
-    were to run, with the pod uids. ``command`` is the command as shown (``('/bin/sh', '-c',
+    were to run, with the pod uids; ``not_started`` how many of them never started (the
+    ``--deadline`` passed first, or the run was cancelled). ``command`` is the command as shown (``('/bin/sh', '-c',
     'df -h')``); ``options`` the run's options as text (timeout, deadline, concurrency,
     retries, ok_exit, shell, workdir, env *names*...). ``started_at`` / ``ended_at`` are UTC.
     ``user`` is the kubeconfig user entry's name (None in-cluster or anonymous): never its
@@ -92,6 +93,8 @@ class Provenance:
     user: str | None = None
     skipped: tuple[tuple[str, str], ...] = field(default=())
     """Pods that matched but did not run, as (namespace/pod, why)."""
+    not_started: int = 0
+    """How many of ``pods`` never started (status ``not started``)."""
 
     @property
     def duration(self) -> float:
@@ -121,6 +124,7 @@ class Provenance:
                 for p in self.pods
             ],
             "skipped": [{"pod": name, "reason": why} for name, why in self.skipped],
+            "not_started": self.not_started,
             "command": list(self.command),
             "options": dict(self.options),
             "started_at": _iso(self.started_at),
@@ -134,14 +138,20 @@ class Provenance:
 
     def footer(self) -> str:
         """One line for the foot of the summary: ``context kind (https://...) as user
-        admin · 3 pods in shop · 2026-11-30 09:41:05 UTC, 1.2 s · podmagic 0.1.0``."""
+        admin · 3 execs in shop · 2026-11-30 09:41:05 UTC, 1.2 s · podmagic 0.1.0``.
+
+        The execs counted are those that started; the ones that never did are named apart
+        (``15 execs in shop (45 not started)``), as in the summary's title.
+        """
         where = f"context {self.context} ({self.server})"
         if self.user:
             where += f" as user {self.user}"
-        count = len(self.pods)
+        count = len(self.pods) - self.not_started
         pods = f"{count} exec{'' if count == 1 else 's'}"
         if self.namespaces:
             pods += f" in {', '.join(self.namespaces)}"
+        if self.not_started:
+            pods += f" ({self.not_started} not started)"
         started = self.started_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         return (
             f"Provenance: {where} · {pods} · {started}, {self.duration:.1f} s · "
@@ -162,6 +172,7 @@ class Provenance:
             description=data["description"],
             pods=tuple(PodProvenance(**pod) for pod in data["pods"]),
             skipped=tuple((item["pod"], item["reason"]) for item in data.get("skipped", ())),
+            not_started=int(data.get("not_started", 0)),
             command=tuple(data["command"]),
             options=tuple(sorted(data["options"].items())),
             started_at=datetime.fromisoformat(data["started_at"]),
@@ -202,9 +213,12 @@ def record(
     options: Mapping[str, object],
     started_at: datetime,
     ended_at: datetime,
+    results: Iterable[Any] = (),
 ) -> Provenance:
-    """The provenance of a run in ``selection`` (a :class:`~podmagic.Selection`)."""
+    """The provenance of a run in ``selection`` (a :class:`~podmagic.Selection`) that gave
+    ``results`` (its :class:`~podmagic.PodResult`\\ s: which of them never started)."""
     from . import __version__
+    from ._results import ExecStatus
 
     pods = tuple(
         PodProvenance(
@@ -230,6 +244,7 @@ def record(
         description=selection.description,
         pods=pods,
         skipped=skipped,
+        not_started=sum(r.status is ExecStatus.NOT_STARTED for r in results),
         command=tuple(command),
         options=option_items(options),
         started_at=started_at,

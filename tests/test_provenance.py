@@ -208,3 +208,21 @@ def test_the_runbook_runs_with_papermill_against_a_named_context(
     ]
     assert saved and all(p["context"] == demo.context for p in saved)
     assert {ns for p in saved for ns in p["namespaces"]} == {"demo"}
+
+
+def test_the_footer_counts_the_execs_that_ran_and_names_those_not_started(
+    cluster: Cluster,
+) -> None:
+    # One at a time, and a deadline the first exec outlives: the others never start.
+    results = cluster.run("sleep 30", "deploy/web", max_concurrency=1, deadline=5)
+    not_started = sum(r.status is ExecStatus.NOT_STARTED for r in results)
+    ran = len(results) - not_started
+    assert not_started >= 1, results
+    prov = results.provenance
+    assert prov is not None and len(prov.pods) == 3
+    assert prov.not_started == not_started
+    expected = f"{ran} exec{'' if ran == 1 else 's'} in conf ({not_started} not started) · "
+    assert expected in prov.footer()
+    assert str(results).splitlines()[-1] == prov.footer()
+    assert f"{not_started} not started" in str(results).splitlines()[0]
+    assert Provenance.from_dict(json.loads(prov.to_json())) == prov
