@@ -564,10 +564,10 @@ def _kubelet_files(pod: Mapping[str, Any]) -> dict[str, str]:
     return files
 
 
-def _own_etc(pod: Mapping[str, Any], pod_folder: Path, name: str, root: Path) -> list[str]:
-    """Make the container's /etc; the command prefix that mounts it (overlay) or ``[]``."""
+def _own_etc(files: Mapping[str, str], pod_folder: Path, name: str, root: Path) -> list[str]:
+    """Make the container's /etc (``files``: :func:`_kubelet_files`); the command prefix
+    that mounts it (overlay) or ``[]``."""
     etc = root / "etc"
-    files = _kubelet_files(pod)
     if _overlay_works() and not any(c in str(pod_folder) for c in ",:\\"):
         layers = pod_folder / ".etc" / name
         upper, work = layers / "upper", layers / "work"
@@ -615,21 +615,32 @@ def _prepare_container(
     cluster: Any,
     pod_spec: Mapping[str, Any],
     pod: PodSandbox,
-    root: Path,
     container: Mapping[str, Any],
     env: Mapping[str, str],
-) -> tuple[list[str], list[str]]:
-    """Make the container's root, /etc and volumes (on the loop: it reads the cluster's
-    objects); the command prefix and the volume arguments for :func:`_spawn_container`."""
+) -> _ContainerPlan:
+    """What :func:`_spawn_container` needs, taken from the pod and the cluster's objects (on
+    the loop: it reads them); the file work is left to :func:`_spawn_container`, in a
+    worker thread, so that many pods' containers are set up at once."""
+    return _ContainerPlan(
+        name=str(container["name"]),
+        etc_files=_kubelet_files(pod_spec),
+        volumes=mount_arguments(cluster, pod_spec, pod.folder, container, env),
+    )
+
+
+@dataclass(frozen=True)
+class _ContainerPlan:
+    name: str
+    etc_files: Mapping[str, str]
+    volumes: list[str]
+
+
+def _spawn_container(pod: PodSandbox, root: Path, plan: _ContainerPlan) -> ContainerSandbox:
+    """Make the container's root and /etc and start its holder process (in any thread: it
+    touches no shared state, only this container's folders)."""
     _prepare_root(root)
-    prefix = _own_etc(pod_spec, pod.folder, str(container["name"]), root)
-    return prefix, mount_arguments(cluster, pod_spec, pod.folder, container, env)
-
-
-def _spawn_container(
-    pod: PodSandbox, root: Path, prefix: list[str], volumes: list[str]
-) -> ContainerSandbox:
-    """Start the container's holder process (in any thread: it touches no shared state)."""
+    prefix = _own_etc(plan.etc_files, pod.folder, plan.name, root)
+    volumes = plan.volumes
     bwrap = _tool("bwrap") or "bwrap"
     pid = ["--pidns", str(pod.pid_fd)] if pod.share_pid else ["--unshare-pid"]
     read, write = os.pipe()
@@ -760,10 +771,8 @@ class PodSandboxes:
         name = str(container["name"])
         entered = sandbox.containers.get(name)
         if entered is None or entered.holder.poll() is not None:
-            prefix, volumes = _prepare_container(
-                self._cluster, pod, sandbox, root, container, env or {}
-            )
-            entered = self._adopt(sandbox, name, _spawn_container(sandbox, root, prefix, volumes))
+            plan = _prepare_container(self._cluster, pod, sandbox, container, env or {})
+            entered = self._adopt(sandbox, name, _spawn_container(sandbox, root, plan))
         return sandbox, entered
 
     def _adopt(self, sandbox: PodSandbox, name: str, entered: ContainerSandbox) -> ContainerSandbox:
@@ -807,11 +816,9 @@ class PodSandboxes:
                         raise OSError(f"pod {key[1]} was deleted while it started")
                     self._pods[key] = (uid, started)
                     continue
-                prefix, volumes = _prepare_container(
-                    self._cluster, pod, sandbox, root, container, env or {}
-                )
+                plan = _prepare_container(self._cluster, pod, sandbox, container, env or {})
                 held = await loop.run_in_executor(
-                    self._executor, _spawn_container, sandbox, root, prefix, volumes
+                    self._executor, _spawn_container, sandbox, root, plan
                 )
                 if self._pods.get(key, (None, None))[1] is not sandbox:  # the pod ended
                     own_group(held.holder.pid)
