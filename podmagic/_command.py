@@ -114,13 +114,16 @@ class RemoteCommand:
     ``argv`` goes in the URL; ``stdin`` (if not None) is written to the command's stdin and
     then closed; a :class:`~podmagic._transport.LoaderInput` holds the loader's payload and the
     user's own stdin apart, for the terminal handshake. ``display`` is what to show people:
-    the script or argv, never env values.
+    the script or argv, never env values. ``direct``: the caller gave an argv (no shell of
+    theirs), even if a shell sets up its env first; hints about a missing program then do
+    not suggest ``--no-shell``.
     """
 
     argv: tuple[str, ...]
     stdin: bytes | LoaderInput | None
     display: str
     env_names: tuple[str, ...] = field(default=())
+    direct: bool = False
 
     @property
     def via_stdin(self) -> bool:
@@ -135,7 +138,7 @@ class RemoteCommand:
             stdin = repr(self.stdin)
         return (
             f"RemoteCommand(argv={self.argv!r}, stdin={stdin}, display={self.display!r}, "
-            f"env_names={self.env_names!r})"
+            f"env_names={self.env_names!r}, direct={self.direct!r})"
         )
 
 
@@ -192,13 +195,14 @@ def build_command(
         raise ValueError("give either a shell script or an argv list, not both and not neither")
     env = dict(env or {})
     _check_env(env)
+    direct = argv is not None
     if argv is not None:
         argv = tuple(argv)
         if not argv or not argv[0]:
             raise ValueError("empty command: give the program to run")
         display = shlex.join(argv)
         if not env and workdir is None:
-            return RemoteCommand(argv=argv, stdin=stdin, display=display)
+            return RemoteCommand(argv=argv, stdin=stdin, display=display, direct=True)
         # Env values must not reach the URL: a shell sets them up, then execs the program.
         script = "exec " + shlex.join(argv)
     else:
@@ -217,7 +221,9 @@ def build_command(
         and len(script.encode()) <= inline_limit
         and len(quote(prelude + script, safe="")) <= INLINE_URL_LIMIT
     ):
-        return RemoteCommand(argv=(shell, "-c", prelude + script), stdin=stdin, display=display)
+        return RemoteCommand(
+            argv=(shell, "-c", prelude + script), stdin=stdin, display=display, direct=direct
+        )
 
     # The loader's variables go before anything of the user's runs.
     lines = [f"unset {_SCRIPT} {_LINE} {_TERMINAL}"]
@@ -233,4 +239,5 @@ def build_command(
         stdin=LoaderInput(payload=encode_payload(full), rest=stdin),
         display=display,
         env_names=tuple(env),
+        direct=direct,
     )

@@ -242,16 +242,16 @@ def _starts_background_job(command: Sequence[str]) -> bool:
     return False
 
 
-def _exit_hint(code: int) -> str | None:
+def _exit_hint(code: int, direct: bool = False) -> str | None:
+    """Words for an exit code; ``direct``: the command was a direct argv, so advice to run
+    one (``--no-shell``) would not fit."""
     if code == 126:
-        return (
-            "exit 126: command found but not executable (permissions, or a directory); "
-            f"{_NO_SHELL_HINT}"
+        return "exit 126: command found but not executable (permissions, or a directory)" + (
+            "" if direct else f"; {_NO_SHELL_HINT}"
         )
     if code == 127:
-        return (
-            "exit 127: command not found in the container; check the image has it "
-            f"({_NO_SHELL_HINT})"
+        return "exit 127: command not found in the container; check the image has it" + (
+            "" if direct else f" ({_NO_SHELL_HINT})"
         )
     if code == 137:
         return "exit 137: killed (SIGKILL: out of memory, or the container stopped)"
@@ -430,7 +430,7 @@ class _PodRun:
             self.finish(ExecStatus.OK, exit_code=outcome.exit_code)
             return False
         if outcome.exit_code is not None:
-            message = _exit_hint(outcome.exit_code)
+            message = _exit_hint(outcome.exit_code, self.fanout.command.direct)
             if outcome.exit_code >= 128:
                 note = await self._interruption()
                 if note:
@@ -439,10 +439,17 @@ class _PodRun:
             return False
         error_text = outcome.error or "the exec failed without an exit code"
         if "executable file not found" in error_text or "no such file or directory" in error_text:
-            error_text += (
-                "; if the image has no shell, run a direct argv (--no-shell), "
-                "or choose one with --shell"
-            )
+            if self.fanout.command.direct:
+                # The program itself is missing: no shell was involved to blame.
+                error_text += (
+                    "; the command ran as a direct argv (no shell): check the program's "
+                    "name, or give its full path"
+                )
+            else:
+                error_text += (
+                    "; if the image has no shell, run a direct argv (--no-shell), "
+                    "or choose one with --shell"
+                )
         self.finish(ExecStatus.ERROR, error=error_text)
         return False
 
