@@ -95,7 +95,13 @@ Selectors for browser tests (stable; every element of the view has one):
 ``[data-podmagic="chip"]``                one per pod (``data-pod`` = label, ``data-index`` =
                                           order, ``data-status`` = queued | running | ok |
                                           failed | error | timeout | cancelled | skipped);
-                                          clicking it filters to that pod (again: all pods)
+                                          clicking it filters to that pod (again: all pods).
+                                          Past 24 pods, counts instead, until expanded:
+``[data-podmagic="chip-count"]``          how many pods have one status (``data-status``),
+                                          reads ``20 running``
+``[data-podmagic="chips-toggle"]``        button: ``all 60 pods ▾`` shows every pod's chip
+                                          (in a strip of bounded height), ``fewer ▴`` the
+                                          counts again
 ``[data-podmagic="filter-pod"]``          ``<select>``: ``""`` (all pods) or a pod's index
 ``[data-podmagic="filter-stream"]``       ``<select>``: ``""`` (both), ``"1"`` stdout,
                                           ``"2"`` stderr

@@ -10,6 +10,11 @@ const MAX_STORES = 20;
 const DECODER = new TextDecoder();
 // Lines a view keeps drawn while it follows the tail (see render's draw).
 const FOLLOW_LINES = 500;
+// Past this many pods the chips are counts per status (with a control to show every pod's):
+// hundreds of chips would push the filters and the lines off the screen.
+const CHIP_LIMIT = 24;
+// The order of the status counts.
+const STATUSES = ["running", "queued", "ok", "failed", "error", "timeout", "cancelled", "not started", "skipped"];
 
 function storeFor(model) {
   const id = model.get("run_id") || "";
@@ -19,7 +24,7 @@ function storeFor(model) {
       lines: [], // [pod, stream, text], the newest max_lines
       next: 0, // index of the line after the last one held (lines before lines[0]: dropped)
       views: new Set(),
-      ui: { follow: true, pod: "", stream: "", scrollTop: 0 },
+      ui: { follow: true, pod: "", stream: "", scrollTop: 0, allChips: false },
       skew: 0, // browser clock minus kernel clock, seconds
       heard: Date.now(), // when the kernel last sent something (a batch, snapshot or beat)
       lost: "", // why the run's kernel is taken for gone (see lose): its views say so
@@ -143,6 +148,7 @@ function render({ model, el: host }) {
   const elapsed = el("span", { class: "pm-elapsed", "data-podmagic": "elapsed" });
   bar.append(status, progress, progressText, elapsed);
   const chips = el("div", { class: "pm-chips", "data-podmagic": "chips" });
+  const chipsToggle = el("button", { type: "button", class: "pm-chips-toggle", "data-podmagic": "chips-toggle", hidden: "" });
   const tools = el("div", { class: "pm-tools" });
   const podFilter = el("select", { "data-podmagic": "filter-pod", "aria-label": "pod" });
   const streamFilter = el("select", { "data-podmagic": "filter-stream", "aria-label": "stream" });
@@ -300,7 +306,7 @@ function render({ model, el: host }) {
     for (const node of box.querySelectorAll('[data-podmagic="line"]')) {
       node.hidden = !visible(node.dataset.pod, node.dataset.stream);
     }
-    for (const chip of chips.children) {
+    for (const chip of chips.querySelectorAll('[data-podmagic="chip"]')) {
       const pressed = chip.dataset.index !== "" && chip.dataset.index === ui.pod;
       chip.setAttribute("aria-pressed", pressed ? "true" : "false");
     }
@@ -320,7 +326,24 @@ function render({ model, el: host }) {
     const relabel = running.some((p, i) => labels[i] !== p[0]) || running.length !== labels.length;
     labels = running.map((p) => p[0]);
     width = Math.max(0, ...labels.map((label) => label.length));
-    chips.replaceChildren(
+    const many = pods.length > CHIP_LIMIT;
+    chipsToggle.hidden = !many;
+    chipsToggle.textContent = ui.allChips ? "fewer ▴" : `all ${pods.length} pods ▾`;
+    chipsToggle.setAttribute("aria-expanded", ui.allChips ? "true" : "false");
+    root.classList.toggle("pm-many-chips", many && ui.allChips);
+    if (many && !ui.allChips) {
+      const counts = new Map();
+      for (const [, state] of pods) counts.set(state, (counts.get(state) || 0) + 1);
+      const order = [...counts.keys()].sort((a, b) => (STATUSES.indexOf(a) + 1 || 99) - (STATUSES.indexOf(b) + 1 || 99));
+      chips.replaceChildren(
+        ...order.map((state) => {
+          const chip = el("span", { class: "pm-chip pm-count", "data-podmagic": "chip-count", "data-status": state });
+          chip.append(`${counts.get(state)} `, el("span", { class: "pm-chip-state" }, state));
+          return chip;
+        }),
+        chipsToggle,
+      );
+    } else chips.replaceChildren(
       ...pods.map(([label, state, detail], i) => {
         const chip = el("button", {
           type: "button",
@@ -337,6 +360,7 @@ function render({ model, el: host }) {
         chip.append(dot, ` ${label} `, el("span", { class: "pm-chip-state" }, state));
         return chip;
       }),
+      ...(many ? [chipsToggle] : []),
     );
     if (relabel) {
       const current = podFilter.value;
@@ -400,6 +424,11 @@ function render({ model, el: host }) {
   streamFilter.addEventListener("change", () => {
     ui.stream = streamFilter.value;
     applyFilters();
+  });
+  chipsToggle.addEventListener("click", (event) => {
+    event.stopPropagation();
+    ui.allChips = !ui.allChips;
+    onPods();
   });
   chips.addEventListener("click", (event) => {
     const chip = event.target.closest('[data-podmagic="chip"]');
