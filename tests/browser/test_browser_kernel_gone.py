@@ -1,0 +1,48 @@
+"""A live view whose kernel dies mid-run (killed: out of memory, a crash) does not go on
+showing a running run: it says the run did not finish and its clock stops, also for a quiet run
+that sends no output."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+from .browser_harness import ConsoleLog, JupyterServer, NotebookPage, wait_until
+from .test_browser_live_view import LIVE, wait_live
+
+OpenNotebook = Callable[..., tuple[NotebookPage, ConsoleLog]]
+Servers = Callable[..., JupyterServer]
+
+
+def test_a_quiet_run_whose_kernel_is_killed_stops_saying_running(
+    servers: Servers, open_notebook: OpenNotebook
+) -> None:
+    server = servers("lab")
+    notebook, _console = open_notebook(
+        server,
+        [
+            "import os\nopen('kernel.pid', 'w').write(str(os.getpid()))",
+            "%%pod deploy/web -n demo\nsleep 60",
+        ],
+    )
+    notebook.run_all()
+    wait_live(notebook, 2)
+    live = notebook.output(2).locator(LIVE)
+    assert live.get_attribute("data-state") == "running"
+    os.kill(int((server.root / "kernel.pid").read_text()), signal.SIGKILL)
+    wait_until(
+        lambda: live.get_attribute("data-state") == "lost",
+        limit=60,
+        what="the live view notices its kernel is gone",
+    )
+    status = live.locator('[data-podmagic="status"]').inner_text()
+    assert "kernel" in status and "running" != status, status
+    elapsed = live.locator('[data-podmagic="elapsed"]')
+    before = elapsed.inner_text()
+    notebook.page.wait_for_timeout(1500)  # the browser's clock ticks every 200 ms when running
+    assert elapsed.inner_text() == before
+    dialog = notebook.page.locator(".jp-Dialog .jp-mod-accept")  # "the kernel has died"
+    if dialog.count():
+        dialog.click()
+    notebook.screenshot("kernel-gone")
