@@ -46,3 +46,39 @@ def test_a_quiet_run_whose_kernel_is_killed_stops_saying_running(
     if dialog.count():
         dialog.click()
     notebook.screenshot("kernel-gone")
+
+
+def test_a_kernel_that_stops_answering_is_reported_and_its_return_undoes_it(
+    servers: Servers, open_notebook: OpenNotebook
+) -> None:
+    # A frozen kernel (SIGSTOP: as a kernel stuck or a machine swapping) sends no beats: the
+    # view says it has no word from the kernel; once it goes on, the next beat undoes that.
+    server = servers("lab")
+    notebook, _console = open_notebook(
+        server,
+        [
+            "import os\nopen('kernel.pid', 'w').write(str(os.getpid()))",
+            "%%pod deploy/web -n demo\nsleep 60",
+        ],
+    )
+    notebook.run_all()
+    wait_live(notebook, 2)
+    live = notebook.output(2).locator(LIVE)
+    pid = int((server.root / "kernel.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: live.get_attribute("data-state") == "lost",
+            limit=60,
+            what="the live view notices its kernel is silent",
+        )
+        status = live.locator('[data-podmagic="status"]').inner_text()
+        assert status.startswith("no word from the kernel for "), status
+        notebook.screenshot("kernel-silent")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(
+        lambda: live.get_attribute("data-state") == "running",
+        limit=60,
+        what="the live view running again once the kernel speaks",
+    )
