@@ -5,8 +5,13 @@ that sends no output."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Locator
 
 from .browser_harness import ConsoleLog, JupyterServer, NotebookPage, wait_until
 from .test_browser_live_view import LIVE, wait_live
@@ -30,7 +35,20 @@ def test_a_quiet_run_whose_kernel_is_killed_stops_saying_running(
     wait_live(notebook, 2)
     live = notebook.output(2).locator(LIVE)
     assert live.get_attribute("data-state") == "running"
+    # A killed kernel cannot remove its sandbox's folder: the test does (the sandbox cell
+    # names it); its pods' processes end with their `sleep`.
+    kubeconfig = re.search(r"kubeconfig (\S+/kubeconfig)", notebook.output(0).inner_text())
+    assert kubeconfig is not None
+    folder = Path(kubeconfig.group(1)).parent
+    assert folder.name.startswith("podmagic-sandbox-"), folder
     os.kill(int((server.root / "kernel.pid").read_text()), signal.SIGKILL)
+    try:
+        check_the_view_says_the_run_did_not_finish(notebook, live)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_the_view_says_the_run_did_not_finish(notebook: NotebookPage, live: Locator) -> None:
     wait_until(
         lambda: live.get_attribute("data-state") == "lost",
         limit=60,
