@@ -37,8 +37,8 @@ from . import _status as status
 from ._auth import access_review, identity_of, rules_review, self_review, token_review
 from ._behaviour import BehaviourError
 from ._bookmarks import bookmark, next_event, watch_options
-from ._field_validation import add_warning_headers, check_fields
 from ._discovery import API_GROUPS, API_VERSIONS, RESOURCE_LISTS, VERSION_INFO
+from ._field_validation import add_warning_headers, check_fields
 from ._lifecycle import DeleteOptionsError, delete_options
 from ._objects import name_suffix, now_rfc3339, pod_spec_defaults, workload_defaults
 from ._openapi import openapi_group_version, openapi_root
