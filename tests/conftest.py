@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from _waiting import wait_until
 
-from podmagic import Cluster
+from podmagic import Cluster, SelectionError
 from podmagic.sandbox import Sandbox
 
 if TYPE_CHECKING:
@@ -40,6 +41,18 @@ def faults(sandbox: Sandbox) -> Iterator[Sandbox]:
     """The session's sandbox with the namespace ``faults`` (tests/manifests/faults.yaml) loaded
     for one test module, removed afterwards."""
     sandbox.apply((MANIFESTS / "faults.yaml").read_text())
+    # Pods start as in a cluster (Pending, then Running) and the previous module's namespace
+    # may still be going: begin once the StatefulSet's three pods are there and running.
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace="faults") as cluster:
+
+        def pool_running() -> bool:
+            try:
+                selection = cluster.select(selector="app=pool")
+            except SelectionError:  # none there yet
+                return False
+            return [t.pod for t in selection.run] == ["pool-0", "pool-1", "pool-2"]
+
+        wait_until(pool_running, what="the faults namespace's pool-0, pool-1 and pool-2 running")
     yield sandbox
     assert sandbox.cluster is not None
     sandbox.call(sandbox.cluster.delete_namespace, "faults")
