@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import pty
+import re
 import struct
 import subprocess
 import termios
@@ -22,6 +23,20 @@ VERSIONS = ["1.30", "1.31", "1.32", "1.33"]
 @pytest.fixture(params=VERSIONS, scope="module")
 def kubectl(request: pytest.FixtureRequest, kubectl_factory):  # type: ignore[no-untyped-def]
     return kubectl_factory(request.param)
+
+
+# kubectl up to 1.33 starts reading the exec WebSocket before it has registered its streams,
+# so the empty frame with which servers announce a stream can arrive "too early" and is
+# logged and dropped (client-go fixed this in 1.34, commit 2f016580e). Real clusters show
+# the same line now and then; it is the client's, not the server's.
+_EARLY_FRAME_LOG = re.compile(
+    rb"^E\d{4} [^\n]*Unknown stream id \d+, discarding message\n", re.MULTILINE
+)
+
+
+def without_early_frame_logs(stderr: bytes) -> bytes:
+    """kubectl's stderr without its log lines about frames it read before its streams existed."""
+    return _EARLY_FRAME_LOG.sub(b"", stderr)
 
 
 def lines(output: bytes) -> list[str]:
@@ -103,7 +118,7 @@ def test_exec_exit_codes(kubectl, code: int) -> None:  # type: ignore[no-untyped
     )
     assert result.returncode == code, result.stderr
     assert result.stdout == b"out\n"
-    assert result.stderr.startswith(b"err\n")
+    assert without_early_frame_logs(result.stderr).startswith(b"err\n")
     if code:
         assert f"command terminated with exit code {code}".encode() in result.stderr
 
