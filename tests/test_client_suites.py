@@ -79,6 +79,49 @@ def test_a_conflict_on_a_core_kind_names_no_group(
     assert json.loads(failure.value.body)["details"] == {"name": "c", "kind": "configmaps"}
 
 
+def test_official_client_creates_reads_and_deletes_an_apiservice_from_yaml(
+    sandbox: Sandbox, tmp_path: Any
+) -> None:
+    # kubernetes/e2e_test/test_utils.py's test_create_apiservice_from_yaml_with_conflict:
+    # stored and served (not aggregated), and a second create is the apiserver's 409.
+    kubernetes, client = _official(sandbox)
+    manifest = tmp_path / "api-service.yaml"
+    manifest.write_text(
+        "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\n"
+        "metadata: {name: v1alpha1.wardle.k8s.io}\n"
+        "spec: {insecureSkipTLSVerify: true, group: wardle.k8s.io, groupPriorityMinimum: 1000,"
+        " versionPriority: 15, service: {name: api, namespace: wardle}, version: v1alpha1}\n"
+    )
+    with client:
+        kubernetes.utils.create_from_yaml(client, str(manifest))
+        registration = kubernetes.client.ApiregistrationV1Api(client)
+        try:
+            read = registration.read_api_service("v1alpha1.wardle.k8s.io")
+            listed = [s.metadata.name for s in registration.list_api_service().items]
+            with pytest.raises(kubernetes.utils.FailToCreateError) as again:
+                kubernetes.utils.create_from_yaml(client, str(manifest))
+            groups = [g.name for g in kubernetes.client.ApisApi(client).get_api_versions().groups]
+        finally:
+            registration.delete_api_service("v1alpha1.wardle.k8s.io")
+        with pytest.raises(kubernetes.client.ApiException) as gone:
+            registration.read_api_service("v1alpha1.wardle.k8s.io")
+    assert (read.spec.group, read.spec.version, read.metadata.namespace) == (
+        "wardle.k8s.io",
+        "v1alpha1",
+        None,
+    )
+    assert "v1alpha1.wardle.k8s.io" in listed
+    assert str(again.value) == (
+        'Error from server (Conflict): {"kind":"Status","apiVersion":"v1","metadata":{},'
+        '"status":"Failure","message":"apiservices.apiregistration.k8s.io '
+        '\\"v1alpha1.wardle.k8s.io\\" already exists","reason":"AlreadyExists",'
+        '"details":{"name":"v1alpha1.wardle.k8s.io","group":"apiregistration.k8s.io",'
+        '"kind":"apiservices"},"code":409}\n'
+    )
+    assert "apiregistration.k8s.io" in groups and "wardle.k8s.io" not in groups
+    assert gone.value.status == 404
+
+
 # -- TokenReview ----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._kinds import WORKLOAD_KINDS
-from ._resources import FULL_VERBS, RBAC, RESOURCES
+from ._resources import APIREGISTRATION, FULL_VERBS, RBAC, RESOURCES
 
 __all__ = ["API_GROUPS", "API_VERSIONS", "RESOURCE_LISTS", "VERSION_INFO"]
 
@@ -120,6 +120,7 @@ API_GROUPS: dict[str, Any] = {
         _group("authentication.k8s.io"),
         _group("authorization.k8s.io"),
         _group("rbac.authorization.k8s.io"),
+        _group("apiregistration.k8s.io"),
     ],
 }
 
@@ -193,5 +194,11 @@ RESOURCE_LISTS: dict[str, dict[str, Any]] = {
         "apiVersion": "v1",
         "groupVersion": RBAC,
         "resources": _stored_resources(RBAC),
+    },
+    APIREGISTRATION: {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": APIREGISTRATION,
+        "resources": _stored_resources(APIREGISTRATION),
     },
 }

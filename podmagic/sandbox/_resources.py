@@ -1,7 +1,8 @@
 """The resources the sandbox serves beyond pods and workloads, and the defaults it fills in.
 
 ConfigMaps, Secrets, Services, Endpoints, ServiceAccounts, Events (core/v1 and
-events.k8s.io/v1), Nodes, ReplicationControllers and the RBAC kinds are stored as the client sends them,
+events.k8s.io/v1), Nodes, ReplicationControllers, the RBAC kinds and APIServices
+(apiregistration.k8s.io: stored, not aggregated) are stored as the client sends them,
 with what the apiserver adds: metadata (uid, resourceVersion, creationTimestamp), the
 defaults of each kind (a Service's clusterIP and port protocol, a Secret's type and its
 ``stringData`` folded into ``data``, ...). One table describes them for routing, discovery
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "APIREGISTRATION",
     "CORE_EVENTS",
     "ENDPOINTS",
     "ENDPOINTS_LABEL",
@@ -61,6 +63,7 @@ class Resource:
 
 
 RBAC = "rbac.authorization.k8s.io/v1"
+APIREGISTRATION = "apiregistration.k8s.io/v1"
 EVENTS_V1 = Resource("events", "Event", "events.k8s.io/v1", short=("ev",))
 CORE_EVENTS = Resource("events", "Event", "v1", short=("ev",))
 NODES = Resource("nodes", "Node", "v1", namespaced=False, short=("no",))
@@ -88,6 +91,15 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("clusterroles", "ClusterRole", RBAC, namespaced=False),
     Resource("rolebindings", "RoleBinding", RBAC),
     Resource("roles", "Role", RBAC),
+    # Registered API servers: stored and served (create_from_yaml, kubectl apply); the
+    # sandbox aggregates nothing, so their groups never appear in discovery.
+    Resource(
+        "apiservices",
+        "APIService",
+        APIREGISTRATION,
+        namespaced=False,
+        categories=("api-extensions",),
+    ),
 )
 _BY_PATH = {(r.api_version, r.plural): r for r in RESOURCES}
 
