@@ -1529,6 +1529,12 @@ class PodMagic(Magics):
     @magic_arguments()
     @argument("action", nargs="?", default="status", choices=["start", "stop", "status"])
     @argument("--manifest", help="Kubernetes YAML to load (default: the built-in demo cluster)")
+    @argument(
+        "--contexts",
+        type=int,
+        default=1,
+        help="serve N separate clusters: contexts podmagic-sandbox, podmagic-sandbox-2, …",
+    )
     @line_magic
     def pod_sandbox(self, line: str) -> Any:
         """Start, stop or show the embedded sandbox cluster; %pod then runs against it.
@@ -1558,7 +1564,11 @@ class PodMagic(Magics):
                     f"a sandbox is already running at {self.sandbox.url}; %pod_sandbox stop first"
                 )
             try:
-                sandbox = Sandbox(args.manifest).start()
+                sandbox = Sandbox(args.manifest, contexts=args.contexts)
+            except ValueError as error:  # --contexts out of range: one line
+                raise UsageError(f"--{error}") from None
+            try:
+                sandbox.start()
             except ManifestError as error:
                 # Already one line naming the file, object and field: no traceback.
                 raise UsageError(str(error)) from None
@@ -1585,11 +1595,13 @@ class PodMagic(Magics):
         if self.sandbox is None:
             print("no sandbox running; %pod_sandbox start starts one")
             return None
-        pods = self.sandbox.pods()
-        print(
-            f"sandbox {self.sandbox.url} (context {self.sandbox.context}): {len(pods)} pods; "
-            f"kubeconfig {self.sandbox.kubeconfig}"
-        )
+        # One line per context: each is a cluster of its own.
+        for context in self.sandbox.contexts:
+            each = self.sandbox.in_context(context)
+            print(
+                f"sandbox {each.url} (context {context}): {len(each.pods())} pods; "
+                f"kubeconfig {self.sandbox.kubeconfig}"
+            )
         from .sandbox._isolation import describe_isolation
 
         # Said on every start and status: pods that are plain processes can change this host.

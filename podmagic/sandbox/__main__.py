@@ -46,7 +46,20 @@ def _parser() -> argparse.ArgumentParser:
         "--kubeconfig",
         type=Path,
         required=True,
-        help="where to write the kubeconfig (context podmagic-sandbox); never your own config",
+        help=(
+            "where to write the kubeconfig (context podmagic-sandbox, the current one); "
+            "never your own config"
+        ),
+    )
+    serve.add_argument(
+        "--contexts",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "serve N separate clusters, contexts podmagic-sandbox, podmagic-sandbox-2, … in the "
+            "one kubeconfig (default: 1)"
+        ),
     )
     serve.add_argument(
         "--port", type=int, default=0, help="port to listen on (default: a free one)"
@@ -75,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     except MissingExtraError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from ._kubeconfig import MAX_CONTEXTS
+
+    if not 1 <= args.contexts <= MAX_CONTEXTS:
+        print(
+            f"error: --contexts {args.contexts}: pass a number from 1 to {MAX_CONTEXTS}",
+            file=sys.stderr,
+        )
+        return 2
     manifest: Path | list[dict[str, object]] | None = None
     if args.empty:
         manifest = []
@@ -95,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             tls=not args.insecure_http,
             auth=not args.insecure_http,
             state_dir=args.state_dir,
+            contexts=args.contexts,
         )
     except KubeconfigPathError as error:  # ~/.kube/config, $KUBECONFIG's, someone's file
         print(f"error: {error.reason}; pass another --kubeconfig path", file=sys.stderr)
@@ -113,12 +135,23 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
-    pods = len(sandbox.pods())
-    print(
-        f"podmagic sandbox serving {sandbox.url} with {pods} pods; "
-        f"kubeconfig {sandbox.kubeconfig} (context {sandbox.context}). Ctrl-C to stop.",
-        flush=True,
-    )
+    if len(sandbox.contexts) == 1:
+        pods = len(sandbox.pods())
+        print(
+            f"podmagic sandbox serving {sandbox.url} with {pods} pods; "
+            f"kubeconfig {sandbox.kubeconfig} (context {sandbox.context}). Ctrl-C to stop.",
+            flush=True,
+        )
+    else:
+        print(
+            f"podmagic sandbox serving {len(sandbox.contexts)} clusters; "
+            f"kubeconfig {sandbox.kubeconfig} (current context {sandbox.context}). "
+            "Ctrl-C to stop.",
+            flush=True,
+        )
+        for context in sandbox.contexts:
+            each = sandbox.in_context(context)
+            print(f"  context {context}: {each.url} with {len(each.pods())} pods", flush=True)
     from ._isolation import describe_isolation
 
     print(describe_isolation(sandbox.isolation), flush=True)

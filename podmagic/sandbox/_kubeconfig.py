@@ -36,14 +36,28 @@ import yaml
 __all__ = [
     "CONTEXT_NAME",
     "MARKER",
+    "MAX_CONTEXTS",
     "KubeconfigPathError",
     "WrittenKubeconfig",
     "build_kubeconfig",
     "check_kubeconfig_path",
+    "combine_kubeconfigs",
+    "context_name",
     "write_kubeconfig",
 ]
 
 CONTEXT_NAME = "podmagic-sandbox"
+
+#: The most contexts one sandbox serves (each its own API server, loop thread and pods).
+MAX_CONTEXTS = 16
+
+
+def context_name(index: int) -> str:
+    """The name of a sandbox's ``index``-th context (from 1): ``podmagic-sandbox`` for the
+    first, as always, then ``podmagic-sandbox-2``, ``podmagic-sandbox-3``, … so that the glob
+    ``podmagic-sandbox*`` names them all."""
+    return CONTEXT_NAME if index == 1 else f"{CONTEXT_NAME}-{index}"
+
 
 #: The first line of every kubeconfig the sandbox writes; ``{pid}`` is the writing process,
 #: ``{sha256}`` the hex SHA-256 of the rest of the file (what it wrote after this line).
@@ -105,6 +119,15 @@ def build_kubeconfig(
     }
 
 
+def combine_kubeconfigs(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One kubeconfig holding the clusters, users and contexts of every document, in order;
+    the current context is the first document's."""
+    combined = dict(documents[0])
+    for section in ("clusters", "users", "contexts"):
+        combined[section] = [entry for document in documents for entry in document[section]]
+    return combined
+
+
 def _kubectls_own() -> list[Path]:
     """The files kubectl reads as the user's config: ``$KUBECONFIG``'s list, ``~/.kube/config``."""
     listed = [entry for entry in os.environ.get("KUBECONFIG", "").split(os.pathsep) if entry]
@@ -119,7 +142,7 @@ def _writer_pid(path: Path) -> int | None:
     Only a file a sandbox wrote and nobody changed since qualifies: a regular file, small,
     starting with the marker whose hash matches the rest of the file byte for byte (so any
     edit, even a comment, makes it someone's, as :meth:`WrittenKubeconfig.remove` holds), and
-    holding only the sandbox's own context.
+    holding only the sandbox's own contexts (``podmagic-sandbox``, then ``podmagic-sandbox-2``…).
     """
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_OWN_SIZE:
@@ -141,9 +164,10 @@ def _writer_pid(path: Path) -> int | None:
         return None
     for section in ("clusters", "users", "contexts"):
         entries = document.get(section)
-        if not isinstance(entries, list) or [
-            entry.get("name") if isinstance(entry, dict) else None for entry in entries
-        ] != [CONTEXT_NAME]:
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_CONTEXTS:
+            return None
+        names = [entry.get("name") if isinstance(entry, dict) else None for entry in entries]
+        if names != [context_name(index) for index in range(1, len(entries) + 1)]:
             return None
     if document.get("current-context") != CONTEXT_NAME:
         return None

@@ -41,9 +41,12 @@ from ._exec import ACTIVE_SESSIONS_KEY, ExecSession, handle_exec
 from ._isolation import close_pod_sandboxes, isolation_mode, note_started, note_stopped
 from ._kubeconfig import (
     CONTEXT_NAME,
+    MAX_CONTEXTS,
     WrittenKubeconfig,
     build_kubeconfig,
     check_kubeconfig_path,
+    combine_kubeconfigs,
+    context_name,
     write_kubeconfig,
 )
 from ._runner import kill_unreaped
@@ -156,6 +159,18 @@ class Sandbox:
         state_dir: folder for the pods' filesystems (default: a new temporary folder, removed
             at stop).
         user: the user name the sandbox reports in RBAC errors.
+        contexts: how many clusters to serve (1 to 16), for runs across clusters. Each is a
+            cluster of its own: its own API server and port, store, pods, nodes, CA and server
+            certificate, and token; all are in the one kubeconfig, as contexts
+            ``podmagic-sandbox`` (the current context, as with one), ``podmagic-sandbox-2``,
+            ``podmagic-sandbox-3``… (the glob ``podmagic-sandbox*`` names them all). Each
+            loads ``manifest``; the nodes of the first are ``sandbox-node-1..3``, those of the
+            others carry their number (``sandbox-2-node-1``…) unless the manifest has Node
+            objects, so a pod's ``spec.nodeName`` says which cluster answered. A fixed
+            ``port`` is the first's; the others take the ports after it. :attr:`contexts`
+            lists the names, :meth:`in_context` gives the :class:`Sandbox` serving one (for
+            its faults, tokens and pods); the methods of this object act on the first.
+            :meth:`stop` stops them all.
 
     Sandbox-only behaviour (:meth:`annotate`, :meth:`set_fault`, ``sandbox.podmagic.io/*``
     annotations in a manifest) is described in the table of the README's section "The sandbox
@@ -175,7 +190,16 @@ class Sandbox:
         auth: bool = True,
         state_dir: str | os.PathLike[str] | None = None,
         user: str = "sandbox-user",
+        contexts: int = 1,
     ) -> None:
+        if (
+            isinstance(contexts, bool)
+            or not isinstance(contexts, int)
+            or not 1 <= contexts <= MAX_CONTEXTS
+        ):
+            raise ValueError(
+                f"contexts: expected a whole number from 1 to {MAX_CONTEXTS}, got {contexts!r}"
+            )
         self._manifest = manifest
         if kubeconfig is not None:
             check_kubeconfig_path(kubeconfig)  # refused before any folder or key is made
@@ -198,6 +222,28 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self._app: web.Application | None = None
         self._socket: socket.socket | None = None
+        self._context_name = CONTEXT_NAME
+        #: The cluster's node names; None: the default ``sandbox-node-1..3``.
+        self._nodes: tuple[str, ...] | None = None
+        #: Whether this sandbox writes the kubeconfig (the first context's does, for all).
+        self._writes_kubeconfig = True
+        # The other contexts: sandboxes of their own, started before this one (whose
+        # kubeconfig names their servers) and stopped with it.
+        self._others: list[Sandbox] = []
+        for index in range(2, contexts + 1):
+            other = Sandbox(
+                manifest,
+                host=host,
+                port=port + index - 1 if port else 0,
+                tls=tls,
+                auth=auth,
+                state_dir=None if state_dir is None else Path(state_dir) / context_name(index),
+                user=user,
+            )
+            other._context_name = context_name(index)
+            other._nodes = tuple(f"sandbox-{index}-node-{n}" for n in (1, 2, 3))
+            other._writes_kubeconfig = False
+            self._others.append(other)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -210,8 +256,26 @@ class Sandbox:
 
     @property
     def context(self) -> str:
-        """The context name in the kubeconfig the sandbox writes."""
-        return CONTEXT_NAME
+        """The context name in the kubeconfig the sandbox writes (its first context's)."""
+        return self._context_name
+
+    @property
+    def contexts(self) -> tuple[str, ...]:
+        """The names of every context the sandbox serves, the first (current) one first."""
+        return tuple(sandbox._context_name for sandbox in (self, *self._others))
+
+    def in_context(self, context: str) -> Sandbox:
+        """The sandbox serving ``context`` (this one for its first): its :meth:`set_fault`,
+        :meth:`issue_token`, :meth:`pods`… act on that cluster only.
+
+        An unknown name is a one-line ``ValueError`` naming the contexts there are.
+        """
+        for sandbox in (self, *self._others):
+            if sandbox._context_name == context:
+                return sandbox
+        raise ValueError(
+            f"no context {context!r} in this sandbox; its contexts: {', '.join(self.contexts)}"
+        )
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -233,6 +297,22 @@ class Sandbox:
         """Start serving in a background thread; returns once the kubeconfig is written."""
         if self._thread is not None:
             raise RuntimeError("this sandbox is already running")
+        try:
+            for other in self._others:
+                other._start_one()
+            self._start_one()
+        except BaseException:
+            # Nothing serves then: the contexts started stop, every folder made goes.
+            for other in self._others:
+                other.stop()
+            self._cleanup_files()
+            raise
+        for other in self._others:
+            other.kubeconfig = self.kubeconfig  # one file, a context each
+        return self
+
+    def _start_one(self) -> None:
+        """Start this context's server (and, for the first, write the kubeconfig)."""
         loop = asyncio.new_event_loop()
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
 
@@ -260,13 +340,16 @@ class Sandbox:
             raise
         _stop_at_exit(self)
         warning = note_started(self)
-        if warning is not None:
-            # Said loudly: pods see and can change this host's files and processes.
+        if warning is not None and self._writes_kubeconfig:
+            # Said loudly (once per sandbox, not per context): pods see and can change this
+            # host's files and processes.
             _log.warning("%s", warning)
-        return self
 
     async def _start_async(self) -> None:
-        self.cluster = Cluster(self.state_dir / "fs", user=self.user)
+        if self._nodes is None:
+            self.cluster = Cluster(self.state_dir / "fs", user=self.user)
+        else:
+            self.cluster = Cluster(self.state_dir / "fs", user=self.user, nodes=self._nodes)
         container_runtime(self.cluster)  # the main processes of the pods it runs
         remember_ca(self.cluster, self.ca_pem)  # ca.crt of the pods' service account volumes
         manifest = self._manifest
@@ -301,17 +384,32 @@ class Sandbox:
         ssl_context = self.certificates.server_ssl_context() if self.certificates else None
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except BaseException:
+            # The port is taken (or the address is not this host's): serve nothing, keep no
+            # socket open.
+            sock.close()
+            await self._runner.cleanup()
+            raise
         self.port = sock.getsockname()[1]
         self._socket = sock
         site = web.SockSite(self._runner, sock, ssl_context=ssl_context, backlog=1024)
         await site.start()
+        if not self._writes_kubeconfig:
+            return  # the first context's sandbox writes the one kubeconfig
         target = self._kubeconfig_request or (self.state_dir / "kubeconfig")
+        document = combine_kubeconfigs(
+            [
+                build_kubeconfig(
+                    sandbox.url, token=sandbox.token, ca_pem=sandbox.ca_pem, context=sandbox.context
+                )
+                for sandbox in (self, *self._others)
+            ]
+        )
         try:
-            self._written_kubeconfig = write_kubeconfig(
-                target, build_kubeconfig(self.url, token=self.token, ca_pem=self.ca_pem)
-            )
+            self._written_kubeconfig = write_kubeconfig(target, document)
         except BaseException:
             # Refused (a file appeared there since __init__ checked): serve nothing.
             await self._runner.cleanup()
@@ -320,7 +418,15 @@ class Sandbox:
         self.kubeconfig = self._written_kubeconfig.path
 
     def stop(self) -> None:
-        """Stop serving, kill every pod process, and remove the kubeconfig and state folder."""
+        """Stop serving, kill every pod process, and remove the kubeconfig and state folder
+        (of every context)."""
+        try:
+            self._stop_one()
+        finally:
+            for other in self._others:
+                other.stop()
+
+    def _stop_one(self) -> None:
         if self._thread is None or self._loop is None:
             self._cleanup_files()
             return
@@ -402,7 +508,9 @@ class Sandbox:
 
     def __repr__(self) -> str:
         state = "running" if self._thread else "stopped"
-        return f"<Sandbox {state} {self.url} context={self.context!r}>"
+        if not self._others:
+            return f"<Sandbox {state} {self.url} context={self.context!r}>"
+        return f"<Sandbox {state} {self.url} contexts={self.contexts!r}>"
 
     # -- the Python API for tests ------------------------------------------------------------
 
