@@ -21,6 +21,11 @@ Running (``help(Cluster.run)`` lists every argument):
   target's syntax (a :class:`TargetQuery`). A run in a protected context, in more than
   ``confirm_above`` pods, or with no target at all is refused (:class:`RefusedError`) until
   it says ``yes=True`` / ``all_pods=True``.
+* :class:`Clusters` — ``Cluster.many(["a", "b"])`` or ``Cluster.many("staging-*")``: the same
+  ``run`` / ``arun`` / ``select`` across several contexts at once, one merged
+  :class:`PodResults` (a ``context`` column in every table; a :class:`ClustersSelection`
+  from ``select``); the live view's :class:`ClustersStarted` has a :class:`ClusterLine` per
+  context.
 * :class:`RunControl` — pass one as ``control=`` to cancel a run from another task.
 * ``logs`` / ``alogs`` read the logs of every pod a target names at once: a :class:`PodLogs`
   of :class:`LogLine` sorted by time (``to_dataframe()``: one row per line), like stern.
@@ -99,10 +104,12 @@ if TYPE_CHECKING:
     )
     from ._logs import LogLine, PodLogs
     from ._magics import RunInterrupted
+    from ._many import ClusterLine, Clusters, ClustersSelection, ClustersStarted
     from ._provenance import PodProvenance, Provenance, read_provenance
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
+        NO_VALUE,
         ExecStatus,
         OutputGroup,
         PodResult,
@@ -116,6 +123,10 @@ if TYPE_CHECKING:
 # plugin) should not pay for.
 _HOMES: dict[str, str] = {
     "Cluster": "_client",
+    "ClusterLine": "_many",
+    "Clusters": "_many",
+    "ClustersSelection": "_many",
+    "ClustersStarted": "_many",
     "RunControl": "_engine",
     "ApiError": "_errors",
     "ConfigError": "_errors",
@@ -158,10 +169,15 @@ _HOMES: dict[str, str] = {
 }
 
 __all__ = [
+    "NO_VALUE",
     "ApiError",
     "BackgroundRun",
     "BackgroundRunTimeout",
     "Cluster",
+    "ClusterLine",
+    "Clusters",
+    "ClustersSelection",
+    "ClustersStarted",
     "ConfigError",
     "CopiedFile",
     "CopyResult",

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import IO, Any, Final, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio
 
@@ -71,6 +71,9 @@ from ._results import AS_BEFORE, PodResult, PodResults
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from ._sessions import LoopSessions
+
+if TYPE_CHECKING:
+    from ._many import Clusters
 
 # The credentials Cluster._from_credentials hands to __init__ (None: load them).
 _LOADED: contextvars.ContextVar[ClusterCredentials | None] = contextvars.ContextVar(
@@ -871,6 +874,29 @@ class Cluster:
         # Made from the credentials alone: a closure over self would make a reference cycle,
         # and the garbage collector could then finalize a session before it is closed.
         self._sessions = LoopSessions(partial(KubeApi, self.credentials))
+
+    @classmethod
+    def many(
+        cls,
+        contexts: str | Sequence[str],
+        *,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> Clusters:
+        """Several contexts as one: a :class:`~podmagic.Clusters` whose ``run``/``arun``/
+        ``select`` work across all of them at once, the results merged into one
+        :class:`~podmagic.PodResults` (with a ``context`` column in every table).
+
+        ``contexts`` is a context name, a glob over the kubeconfig's contexts
+        (``"staging-*"``, case-sensitive), or a list of them (each counted once). A glob that
+        matches nothing, or a name the kubeconfig lacks, is a :class:`~podmagic.ConfigError`
+        listing the contexts. ``settings`` are those of ``Cluster(...)`` and apply to each
+        context: ``max_concurrency`` caps each cluster's execs, and every protected context a
+        run would reach needs ``yes=True``.
+        """
+        from ._many import Clusters
+
+        return Clusters(contexts, kubeconfig=kubeconfig, **settings)
 
     @property
     def context(self) -> str:

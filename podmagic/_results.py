@@ -498,6 +498,19 @@ class PodResults(Sequence[PodResult]):
         return self._provenance
 
     @property
+    def provenances(self) -> dict[str, Provenance]:
+        """Each context's :attr:`provenance`, by context name: one entry for a run in one
+        context, one per context that ran for a run across contexts (``Cluster.many``,
+        ``--context a --context b``), whose :attr:`provenance` is None."""
+        many: dict[str, Provenance] | None = getattr(self._origin, "provenances", None)
+        if many is not None and len(many) != 1:
+            contexts = {r.context for r in self._items}
+            return {context: p for context, p in many.items() if context in contexts}
+        if self._provenance is not None:
+            return {self._provenance.context: self._provenance}
+        return dict(many or {})
+
+    @property
     def frame(self) -> pd.DataFrame | None:
         """The DataFrame ``%pod -o NAME --parse FMT`` (or :meth:`with_frame`) parsed from
         these results' output; None when they were not parsed."""
@@ -681,9 +694,16 @@ class PodResults(Sequence[PodResult]):
     def labels(self) -> list[str]:
         """Each result's display name: the pod name, prefixed ``namespace/`` when the
         results span namespaces and followed by `` [container]`` when a pod appears more
-        than once (``prod/web-1 [app]``): the names the live views and the summary show."""
+        than once (``prod/web-1 [app]``): the names the live views and the summary show.
+        Results from several contexts are named ``context:namespace/pod``."""
         from ._render._labels import pod_labels
 
+        if len({r.context for r in self._items}) > 1:
+            # Results of a run across contexts: ``context:namespace/pod`` (as kube-ps1 writes
+            # ``context:namespace``), so that web-1 of two clusters stays two pods.
+            return pod_labels(
+                (f"{r.context}:{r.namespace}", r.pod, r.container) for r in self._items
+            )
         return pod_labels((r.namespace, r.pod, r.container) for r in self._items)
 
     def groups(self) -> list[OutputGroup]:
@@ -796,8 +816,9 @@ class PodResults(Sequence[PodResult]):
     ) -> pd.DataFrame:
         """Parse every pod's stdout in format ``fmt`` into one DataFrame.
 
-        The leading columns say where each row came from: ``pod``, and ``namespace`` /
-        ``container`` when those differ between results; then the parsed columns. A parsed
+        The leading columns say where each row came from: ``pod``, and ``context`` /
+        ``namespace`` / ``container`` when those differ between results; then the parsed
+        columns. A parsed
         column named like a leading one or ``error`` gets a ``_`` suffix. Formats and their
         ``options``: ``json``; ``jsonl``; ``csv`` (``header=True``, ``columns=``,
         ``delimiter=","``); ``tsv`` (``header=``, ``columns=``); ``lines``
@@ -849,6 +870,8 @@ class PodResults(Sequence[PodResult]):
         name = parsing.get_format(fmt).name
 
         lead = []
+        if len({r.context for r in self._items}) > 1:
+            lead.append("context")  # a run across contexts (Cluster.many, --context a --context b)
         if len({r.namespace for r in self._items}) > 1:
             lead.append("namespace")
         lead.append("pod")
@@ -906,7 +929,12 @@ class PodResults(Sequence[PodResult]):
                         hint=reason_hint,
                     ) from cause
                 errors[label] = reason
-            where = {"namespace": r.namespace, "pod": r.pod, "container": r.container}
+            where = {
+                "context": r.context,
+                "namespace": r.namespace,
+                "pod": r.pod,
+                "container": r.container,
+            }
             if reason is not None:
                 records.append({**{key: where[key] for key in lead}, "error": reason})
                 continue

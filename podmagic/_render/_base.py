@@ -367,20 +367,42 @@ class RunFacts:
     execs: int
     skipped: int
     keys: tuple[PodKey, ...]
+    clusters: tuple[str, ...] = ()
+    """A run across contexts: one line per cluster (context, server, pods matched, or why
+    it could not run), from ``ClustersStarted.clusters``."""
 
     @classmethod
     def from_event(cls, event: RunStarted) -> RunFacts:
         selection = event.selection
         keys = tuple(key_of(target) for target in selection.run)
+        clusters = tuple(
+            line.text() + _sandbox_marker(str(line.context))
+            for line in getattr(event, "clusters", ())
+        )
+        context = str(event.context)
         return cls(
-            context=str(event.context) + _sandbox_marker(str(event.context)),
+            context=context + ("" if len(clusters) > 1 else _sandbox_marker(context)),
             description=str(getattr(selection, "description", "") or ""),
             command=str(event.command),
             pods=len({(ns, pod) for ns, pod, _ in keys}),
             execs=len(keys),
             skipped=len(getattr(selection, "skipped", ())),
             keys=keys,
+            clusters=clusters if len(clusters) > 1 else (),
         )
+
+    @property
+    def where(self) -> str:
+        """``context a · deploy/web in namespace shop · 3 pods``; a run across contexts has
+        its description and count, then one line per cluster."""
+        if self.clusters:
+            head = " · ".join(filter(None, [self.description, self.count_text]))
+            return "\n".join([head, *self.clusters])
+        parts = [f"context {self.context}"]
+        if self.description:
+            parts.append(self.description)
+        parts.append(self.count_text)
+        return " · ".join(parts)
 
     @property
     def count_text(self) -> str:
@@ -402,19 +424,22 @@ class RunFacts:
         return text
 
     def text(self) -> str:
-        parts = [f"context {self.context}"]
-        if self.description:
-            parts.append(self.description)
-        parts.append(self.count_text)
-        parts.append(f"$ {self.command_line}")
-        return " · ".join(parts)
+        if self.clusters:
+            lines = self.where.split("\n")
+            return "\n".join(
+                [f"{lines[0]} · $ {self.command_line}", *(f"  {x}" for x in lines[1:])]
+            )
+        return f"{self.where} · $ {self.command_line}"
 
     def html(self) -> str:
         esc = html.escape
-        where = f"context <b>{esc(self.context)}</b>"
-        if self.description:
-            where += f" · {esc(self.description)}"
-        where += f" · {esc(self.count_text)}"
+        if self.clusters:
+            where = "<br>".join(esc(line) for line in self.where.split("\n"))
+        else:
+            where = f"context <b>{esc(self.context)}</b>"
+            if self.description:
+                where += f" · {esc(self.description)}"
+            where += f" · {esc(self.count_text)}"
         return (
             '<div class="podmagic-header">'
             f"<code>$ {esc(self.command_line)}</code><br>"

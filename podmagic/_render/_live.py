@@ -612,13 +612,8 @@ class LiveRenderer(TimedView):
         facts = self._facts
         header: dict[str, str] = {}
         if facts is not None:
-            where = f"context {facts.context}"
-            if facts.description:
-                where += f" · {facts.description}"
-            header = {
-                "command": f"$ {facts.command_line}",
-                "where": f"{where} · {facts.count_text}",
-            }
+            # A run across contexts: several lines, one per cluster (shown pre-line).
+            header = {"command": f"$ {facts.command_line}", "where": facts.where}
         pods: list[list[str]] = [[pod.label, pod.status, pod.detail] for pod in self._pods.values()]
         pods += [[label, "skipped", reason] for label, reason in self._skipped]
         done = len(self._finished)
@@ -746,7 +741,7 @@ class LiveRenderer(TimedView):
             ':not(:has([data-podmagic="live"])) { display: none; }</style>'
             '<div class="podmagic-snapshot">'
             f"<div><code>{esc(header.get('command', ''))}</code></div>"
-            f"<div>{esc(header.get('where', ''))}</div>"
+            f'<div style="white-space: pre-line">{esc(header.get("where", ""))}</div>'
             f'<div style="font-style: italic; opacity: 0.8">{esc(status)}</div>'
             '<pre style="font-family: monospace; max-height: 24em; overflow: auto">'
             f"{esc(chr(10).join(rows))}</pre></div>"

@@ -10,7 +10,7 @@ agree.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._results import ExecStatus, _bytes, _unit
@@ -180,6 +180,8 @@ class _SummaryView:
     groups_omitted: int
     footer: str = ""
     """The run's provenance in one line (``PodResults.provenance``); empty without one."""
+    sections: list[_SummaryView] = field(default_factory=list)
+    """Results from several contexts: one summary per context, under the run's title."""
 
 
 def _preview(text: str) -> list[str]:
@@ -213,8 +215,40 @@ def _code_ranges(codes: frozenset[int]) -> str:
     )
 
 
+def _sections_view(results: PodResults, contexts: list[str]) -> _SummaryView:
+    """Results from several contexts: the run's title and counts, then each context's own
+    summary (its table, its outputs, its provenance), in the run's order."""
+    items = list(results)
+    unit = _unit(items)
+    title = f"{len(items)} {unit[:-1] if len(items) == 1 else unit} in {len(contexts)} contexts"
+    counts = ", ".join(f"{n} {status}" for status, n in results.summary().items())
+    if counts:
+        title += f": {counts}"
+    provenances = results.provenances
+    sections = []
+    for context in contexts:
+        part = results._derived(r for r in items if r.context == context)
+        section = summary_view(part)
+        section.footer = provenances[context].footer() if context in provenances else ""
+        sections.append(section)
+    return _SummaryView(
+        title=title,
+        notes=[],
+        columns=[],
+        numeric=set(),
+        rows=[],
+        rows_omitted=0,
+        groups=[],
+        groups_omitted=0,
+        sections=sections,
+    )
+
+
 def summary_view(results: PodResults) -> _SummaryView:
     items = list(results)
+    in_order = list(dict.fromkeys(r.context for r in items))
+    if len(in_order) > 1:
+        return _sections_view(results, in_order)
     unit = _unit(items)
     title = f"{len(items)} {unit[:-1] if len(items) == 1 else unit}"
     contexts = {r.context for r in items}
@@ -338,6 +372,9 @@ def render_text(view: _SummaryView) -> str:
     if view.groups_omitted:
         out.append("")
         out.append(f"… {view.groups_omitted} more distinct outputs; see .groups()")
+    for section in view.sections:
+        out.append("")
+        out.append(render_text(section))
     if view.footer:
         out.append("")
         out.append(visible_controls(view.footer))
@@ -466,6 +503,14 @@ def render_html(view: _SummaryView) -> str:
         out.append(
             f"<p>… {view.groups_omitted} more distinct outputs; see <code>.groups()</code></p>"
         )
+    for section in view.sections:
+        # One context's summary, set apart by a rule in the theme's colour.
+        out.append(
+            f'<div class="podmagic-context" style="margin: 0.5em 0 0 0; padding: 0 0 0 0.6em; '
+            f'border-left: 2px solid {_RULE}">'
+        )
+        out.append(render_html(section))
+        out.append("</div>")
     if view.footer:
         out.append(
             f'<p class="podmagic-provenance" style="margin: 0.4em 0 0 0; font-size: 0.85em">'
