@@ -109,7 +109,6 @@ if TYPE_CHECKING:
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
-        NO_VALUE,
         ExecStatus,
         OutputGroup,
         PodResult,
@@ -169,7 +168,6 @@ _HOMES: dict[str, str] = {
 }
 
 __all__ = [
-    "NO_VALUE",
     "ApiError",
     "BackgroundRun",
     "BackgroundRunTimeout",
