@@ -211,6 +211,40 @@ def test_a_fault_set_in_one_context_stays_in_that_cluster(two: Sandbox) -> None:
         second.set_fault("toolbox", None, namespace="demo")
 
 
+# -- a manifest per context ----------------------------------------------------------------------
+
+
+def one_pod(name: str) -> str:
+    return ONLY_IN_SECOND.replace("only-in-second", name)
+
+
+def test_manifests_give_each_context_its_own_objects(tmp_path: Path) -> None:
+    staging = tmp_path / "staging.yaml"
+    staging.write_text(one_pod("staging-pod"))
+    with Sandbox(manifests=[staging, one_pod("prod-pod")], tls=False, auth=False) as sandbox:
+        assert sandbox.contexts == (FIRST, SECOND)
+        assert sandbox.pods("default") == ["staging-pod"]
+        assert sandbox.in_context(SECOND).pods("default") == ["prod-pod"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"manifest": [], "manifests": [[], []]}, r"^pass manifest= .* or manifests= .*not both$"),
+        ({"manifests": [[], []], "contexts": 3}, r"^contexts=3 but 2 manifests: pass one manifest"),
+        ({"manifests": []}, r"^manifests: expected a manifest per context, got none$"),
+        ({"manifests": "a.yaml"}, r"^manifests: expected a list with a manifest per context, "),
+        ({"manifests": [{"kind": "Pod"}, []]}, r"^manifests\[0\]: one object, not a manifest; "),
+    ],
+)
+def test_manifests_used_wrongly_is_one_line_and_creates_nothing(
+    arguments: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        Sandbox(**arguments, state_dir=tmp_path / "state")
+    assert not (tmp_path / "state").exists()
+
+
 # -- lifecycle: stop, failed start, a killed sandbox's file --------------------------------------
 
 
@@ -296,18 +330,64 @@ def test_serve_contexts_names_every_cluster_and_stops_them_all(tmp_path: Path) -
     assert [refused(url) for url in servers] == [True, True]
 
 
-def test_serve_contexts_out_of_range_is_exit_2_with_one_line(tmp_path: Path) -> None:
+def test_serve_a_manifest_per_context_loads_each_in_its_cluster(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    manifests = []
+    for name in ("staging-pod", "prod-pod"):
+        manifests += ["--manifest", str(tmp_path / f"{name}.yaml")]
+        (tmp_path / f"{name}.yaml").write_text(one_pod(name))
+    env = {**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "podmagic.sandbox", "serve", *manifests]
+        + ["--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_until(kubeconfig.exists, what="the sandbox's kubeconfig")
+        pods = {}
+        for context in (FIRST, SECOND):
+            with Cluster(context, kubeconfig=kubeconfig, namespace="default") as cluster:
+                pods[context] = [r.stdout for r in cluster.run("hostname", selector="")]
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert pods == {FIRST: [b"staging-pod\n"], SECOND: [b"prod-pod\n"]}
+    assert "serving 2 clusters" in out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["--contexts", "0"], "error: --contexts 0: pass a number from 1 to 16\n"),
+        (["--contexts", "17"], "error: --contexts 17: pass a number from 1 to 16\n"),
+        (
+            ["--contexts", "3", "--manifest", "a.yaml", "--manifest", "b.yaml"],
+            (
+                "error: --contexts 3 but 2 --manifest: pass one --manifest per context, "
+                "or one for all\n"
+            ),
+        ),
+    ],
+)
+def test_serve_contexts_used_wrongly_is_exit_2_with_one_line(
+    tmp_path: Path, arguments: list[str], error: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "podmagic.sandbox", "serve", "--contexts", "0"]
+        [sys.executable, "-m", "podmagic.sandbox", "serve", *arguments]
         + ["--kubeconfig", str(tmp_path / "kubeconfig")],
         capture_output=True,
         text=True,
         env={**os.environ, "HOME": str(tmp_path)},
+        cwd=tmp_path,
         timeout=60,
         check=False,
     )
     assert done.returncode == 2
-    assert done.stderr == "error: --contexts 0: pass a number from 1 to 16\n"
+    assert done.stderr == error
     assert not (tmp_path / "kubeconfig").exists()
 
 

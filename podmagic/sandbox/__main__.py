@@ -37,7 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a sandbox cluster until interrupted")
     serve.add_argument(
-        "--manifest", type=Path, help="Kubernetes YAML to load (default: the built-in demo cluster)"
+        "--manifest",
+        type=Path,
+        action="append",
+        help=(
+            "Kubernetes YAML to load (default: the built-in demo cluster); repeated, one per "
+            "context (--manifest staging.yaml --manifest prod.yaml serves two clusters)"
+        ),
     )
     serve.add_argument(
         "--empty", action="store_true", help="start with no objects instead of the demo cluster"
@@ -54,15 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--contexts",
         type=int,
-        default=1,
         metavar="N",
         help=(
             "serve N separate clusters, contexts podmagic-sandbox, podmagic-sandbox-2, … in the "
-            "one kubeconfig (default: 1)"
+            "one kubeconfig, each loading the manifest (default: 1, or one per --manifest)"
         ),
     )
     serve.add_argument(
-        "--port", type=int, default=0, help="port to listen on (default: a free one)"
+        "--port",
+        type=int,
+        default=0,
+        help="port to listen on (default: a free one); the first context's, the others the next",
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -90,33 +98,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ._kubeconfig import MAX_CONTEXTS
 
-    if not 1 <= args.contexts <= MAX_CONTEXTS:
+    given: list[Path] = [] if args.empty else (args.manifest or [])
+    contexts: int = args.contexts if args.contexts is not None else max(len(given), 1)
+    if not 1 <= contexts <= MAX_CONTEXTS:
         print(
-            f"error: --contexts {args.contexts}: pass a number from 1 to {MAX_CONTEXTS}",
+            f"error: --contexts {contexts}: pass a number from 1 to {MAX_CONTEXTS}",
             file=sys.stderr,
         )
         return 2
-    manifest: Path | list[dict[str, object]] | None = None
-    if args.empty:
-        manifest = []
-    elif args.manifest is not None:
-        if not args.manifest.is_file():
+    if len(given) > 1 and contexts != len(given):
+        print(
+            f"error: --contexts {contexts} but {len(given)} --manifest: pass one --manifest "
+            "per context, or one for all",
+            file=sys.stderr,
+        )
+        return 2
+    for path in given:
+        if not path.is_file():
             print(
-                f"error: manifest {args.manifest} does not exist; pass a Kubernetes YAML file",
+                f"error: manifest {path} does not exist; pass a Kubernetes YAML file",
                 file=sys.stderr,
             )
             return 2
-        manifest = args.manifest
+    manifest: Path | list[dict[str, object]] | None = None
+    if args.empty:
+        manifest = []
+    elif len(given) == 1:
+        manifest = given[0]
     try:
         sandbox = Sandbox(
-            manifest,
+            manifest if len(given) <= 1 else None,
+            manifests=given if len(given) > 1 else None,
             kubeconfig=args.kubeconfig,
             host=args.host,
             port=args.port,
             tls=not args.insecure_http,
             auth=not args.insecure_http,
             state_dir=args.state_dir,
-            contexts=args.contexts,
+            contexts=contexts,
         )
     except KubeconfigPathError as error:  # ~/.kube/config, $KUBECONFIG's, someone's file
         print(f"error: {error.reason}; pass another --kubeconfig path", file=sys.stderr)
@@ -133,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        ports = (
+            f"{args.port}"
+            if contexts == 1 or not args.port
+            else (f"{args.port}-{args.port + contexts - 1}")
+        )
+        print(f"error: cannot listen on {args.host}:{ports}: {error.strerror}", file=sys.stderr)
         return 2
     if len(sandbox.contexts) == 1:
         pods = len(sandbox.pods())

@@ -26,11 +26,11 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 from aiohttp import web
 
@@ -57,6 +57,8 @@ from ._volumes import remember_ca
 __all__ = ["Sandbox", "demo_manifest"]
 
 T = TypeVar("T")
+#: What ``Sandbox(manifest=...)`` loads: a path, YAML text, object dicts, or None (the demo).
+Manifest = Union[str, "os.PathLike[str]", Iterable[Mapping[str, Any]], None]
 _log = logging.getLogger(__name__)
 
 # Sandboxes started and not stopped yet: the ones to stop when the process ends. Re-entrant:
@@ -159,18 +161,22 @@ class Sandbox:
         state_dir: folder for the pods' filesystems (default: a new temporary folder, removed
             at stop).
         user: the user name the sandbox reports in RBAC errors.
-        contexts: how many clusters to serve (1 to 16), for runs across clusters. Each is a
+        contexts: how many clusters to serve (1 to 16), for runs across clusters (see
+            :attr:`contexts`). Each is a
             cluster of its own: its own API server and port, store, pods, nodes, CA and server
             certificate, and token; all are in the one kubeconfig, as contexts
             ``podmagic-sandbox`` (the current context, as with one), ``podmagic-sandbox-2``,
             ``podmagic-sandbox-3``… (the glob ``podmagic-sandbox*`` names them all). Each
-            loads ``manifest``; the nodes of the first are ``sandbox-node-1..3``, those of the
+            loads ``manifest``, or its own from ``manifests``; the nodes of the first are ``sandbox-node-1..3``, those of the
             others carry their number (``sandbox-2-node-1``…) unless the manifest has Node
             objects, so a pod's ``spec.nodeName`` says which cluster answered. A fixed
             ``port`` is the first's; the others take the ports after it. :attr:`contexts`
             lists the names, :meth:`in_context` gives the :class:`Sandbox` serving one (for
             its faults, tokens and pods); the methods of this object act on the first.
             :meth:`stop` stops them all.
+        manifests: one manifest per context (each as ``manifest``; ``None`` is the demo
+            cluster), instead of ``manifest``: ``Sandbox(manifests=["staging.yaml",
+            "prod.yaml"])`` serves two clusters, each with its own objects.
 
     Sandbox-only behaviour (:meth:`annotate`, :meth:`set_fault`, ``sandbox.podmagic.io/*``
     annotations in a manifest) is described in the table of the README's section "The sandbox
@@ -181,7 +187,7 @@ class Sandbox:
 
     def __init__(
         self,
-        manifest: str | os.PathLike[str] | Iterable[Mapping[str, Any]] | None = None,
+        manifest: Manifest = None,
         *,
         kubeconfig: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
@@ -191,7 +197,36 @@ class Sandbox:
         state_dir: str | os.PathLike[str] | None = None,
         user: str = "sandbox-user",
         contexts: int = 1,
+        manifests: Sequence[Manifest] | None = None,
     ) -> None:
+        if manifests is not None:
+            if isinstance(manifests, (str, bytes, os.PathLike)) or not isinstance(
+                manifests, Sequence
+            ):
+                raise TypeError(
+                    "manifests: expected a list with a manifest per context, "
+                    f"got {type(manifests).__name__}"
+                )
+            if manifest is not None:
+                raise ValueError(
+                    "pass manifest= (loaded in every context) or manifests= (one per context), "
+                    "not both"
+                )
+            if not manifests:
+                raise ValueError("manifests: expected a manifest per context, got none")
+            for position, each in enumerate(manifests):
+                if isinstance(each, Mapping):
+                    # One object, not a manifest: a list of them was meant as manifest=.
+                    raise TypeError(
+                        f"manifests[{position}]: one object, not a manifest; pass a path, "
+                        "YAML text or a list of objects per context (or the list as manifest=)"
+                    )
+            if contexts not in (1, len(manifests)):
+                raise ValueError(
+                    f"contexts={contexts!r} but {len(manifests)} manifests: pass one manifest "
+                    "per context, or leave contexts out"
+                )
+            contexts = len(manifests)
         if (
             isinstance(contexts, bool)
             or not isinstance(contexts, int)
@@ -200,7 +235,8 @@ class Sandbox:
             raise ValueError(
                 f"contexts: expected a whole number from 1 to {MAX_CONTEXTS}, got {contexts!r}"
             )
-        self._manifest = manifest
+        per_context = list(manifests) if manifests is not None else [manifest] * contexts
+        self._manifest = per_context[0]
         if kubeconfig is not None:
             check_kubeconfig_path(kubeconfig)  # refused before any folder or key is made
         self._kubeconfig_request = kubeconfig
@@ -232,7 +268,7 @@ class Sandbox:
         self._others: list[Sandbox] = []
         for index in range(2, contexts + 1):
             other = Sandbox(
-                manifest,
+                per_context[index - 1],
                 host=host,
                 port=port + index - 1 if port else 0,
                 tls=tls,
