@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -56,6 +57,7 @@ from ._interpolation import (
     placeholder_value,
     raised_line,
 )
+from ._many import Clusters, ClustersSelection, _ManyOrigin, is_glob
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
 from ._query import Target, TargetQuery, check_query
@@ -76,15 +78,27 @@ _started_sandboxes: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDiction
 _Magic = TypeVar("_Magic", bound=Callable[..., Any])
 
 
-def _cluster_arguments(magic: _Magic) -> _Magic:
+def _cluster_arguments(magic: _Magic, *, many_contexts: bool = False) -> _Magic:
     """The options that say where pods are looked for, as every magic reaching pods takes them:
-    ``-n``, ``-A``, ``--context`` and ``--kubeconfig`` (shown in that order in its help)."""
+    ``-n``, ``-A``, ``--context`` and ``--kubeconfig`` (shown in that order in its help).
+    ``many_contexts``: ``--context`` may be repeated, or a glob (``%pod``: one run across
+    the contexts)."""
+    context = (
+        argument(
+            "--context",
+            action="append",
+            help="kubeconfig context; repeat it, or give a glob ('staging-*'), to run in "
+            "several contexts at once",
+        )
+        if many_contexts
+        else argument("--context", help="kubeconfig context")
+    )
     where = [
         argument(
             "-n", "--namespace", help="namespace (default: PodMagic.namespace, else the context's)"
         ),
         argument("-A", "--all-namespaces", action="store_true", help="look in every namespace"),
-        argument("--context", help="kubeconfig context"),
+        context,
         argument("--kubeconfig", help="kubeconfig file"),
     ]
     # Applied as stacked decorators are, the last first, so the help keeps this order.
@@ -677,6 +691,24 @@ class PodMagic(Magics):
             self._clusters[key] = cluster
         return self._clusters[key]
 
+    def _many(self, contexts: list[str], kubeconfig: str | None) -> Clusters:
+        """A run across ``contexts`` (names or globs), each on this magic's own Cluster of
+        that context, judged with this magic's guards (``PodMagic.protected_contexts``,
+        ``PodMagic.confirm_above``)."""
+        kubeconfig = kubeconfig or self.kubeconfig
+        clusters = Clusters(
+            contexts,
+            kubeconfig=kubeconfig,
+            _magic=True,
+            _make=lambda context: self._cluster(context, kubeconfig),
+        )
+        if not clusters.clusters:
+            reasons = "; ".join(f"{c}: {why}" for c, why in clusters.failed.items())
+            raise ConfigError(f"no context could be used: {reasons}")
+        clusters.protected_contexts = tuple(self.protected_contexts)
+        clusters.confirm_above = self.confirm_above
+        return clusters
+
     def _expand(self, text: str | None) -> str | None:
         """``{{expr}}`` in an option value, inserted as plain text (options are not shell)."""
         if text is None or "{{" not in text:
@@ -735,7 +767,7 @@ class PodMagic(Magics):
     )
     @argument("-l", "--selector", help="label selector, e.g. app=web,tier in (a,b)")
     @argument("--field-selector", help="field selector, e.g. spec.nodeName=node-1")
-    @_cluster_arguments
+    @partial(_cluster_arguments, many_contexts=True)
     @argument(
         "--include-unready", action="store_true", help="also run in Running pods that are not Ready"
     )
@@ -955,7 +987,8 @@ class PodMagic(Magics):
         typed_namespace = self._expand(args.namespace)
         container = self._expand(args.container)
         all_namespaces = args.all_namespaces
-        context = self._expand(args.context)
+        # --context repeated, or a glob: one run across the contexts (Cluster.many).
+        contexts = list(dict.fromkeys(self._expand(c) or "" for c in args.context or ()))
         field_selector = self._expand(args.field_selector)
         include_unready = args.include_unready
         all_containers = args.all_containers
@@ -965,14 +998,24 @@ class PodMagic(Magics):
                 typed_namespace, all_namespaces = default.namespace, default.all_namespaces
             if container is None and not all_containers:
                 container, all_containers = default.container, default.all_containers
-            context = context or default.context
+            contexts = contexts or ([default.context] if default.context else [])
             field_selector = field_selector if field_selector is not None else default.fields
             include_unready = include_unready or default.include_unready
         results = [target for target in targets if isinstance(target, PodResult)]
-        contexts = sorted({result.context for result in results})
-        if context is None and len(contexts) == 1:
-            context = contexts[0]  # results run where they came from
-        cluster = self._cluster(context, self._expand(args.kubeconfig))
+        from_contexts = sorted({result.context for result in results})
+        context = contexts[0] if contexts else None
+        if context is None and len(from_contexts) == 1:
+            context = from_contexts[0]  # results run where they came from
+        # Results from several contexts run each in its own: a run across them.
+        many = len(contexts) > 1 or any(map(is_glob, contexts)) or len(from_contexts) > 1
+        kubeconfig = self._expand(args.kubeconfig)
+        clusters = self._many(contexts or from_contexts, kubeconfig) if many else None
+        cluster = (
+            self._cluster(context, kubeconfig)
+            if clusters is None
+            else next(iter(clusters.clusters.values()))
+        )
+        runner: Any = cluster if clusters is None else clusters
         query = {
             "selector": selector,
             "field_selector": field_selector,
@@ -986,15 +1029,23 @@ class PodMagic(Magics):
         }
         # The overall deadline covers finding the pods: the Cluster counts it from here.
         listing_started = time.monotonic()
-        selection: Selection = cluster.select(
+        selection: Any = runner.select(
             targets or None, deadline=options.deadline, timeout=options.timeout, **query
         )
         names = [target for target in targets if isinstance(target, str)]
         everything = not results and names_no_pods(cluster.query(names or None, **query))
         if default is not None:
             # In every header of a run that the default target chose, until it is changed.
-            selection = replace(selection, description=f"{selection.description} (default target)")
-        if self._dry_run_or_check(cluster, selection, args, everything=everything):
+            if clusters is not None:
+                selection = replace(selection, described=f"{selection.described} (default target)")
+            else:
+                selection = replace(
+                    selection, description=f"{selection.description} (default target)"
+                )
+        if clusters is not None:
+            if self._dry_run_or_check_many(clusters, selection, args, everything=everything):
+                return None
+        elif self._dry_run_or_check(cluster, selection, args, everything=everything):
             return None
 
         assert command_text is not None
@@ -1041,7 +1092,7 @@ class PodMagic(Magics):
 
         def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
             return _as_written(
-                cluster.arun(command, on_event=on_event, control=control, **run_kwargs), written
+                runner.arun(command, on_event=on_event, control=control, **run_kwargs), written
             )
 
         return self._start(launch, finish, selection, quiet=args.quiet or self.quiet, bg=args.bg)
@@ -1104,6 +1155,8 @@ class PodMagic(Magics):
             else ok_exit_codes(self._expand(args.ok_exit), where="--ok-exit"),
         }
         changes = {name: value for name, value in given.items() if value is not None}
+        if isinstance(origin, _ManyOrigin):
+            return self._rerun_many(value, origin, changes, args, finish)
         rerun: _RunOrigin = origin.with_options(**changes)
         cluster = rerun.cluster
         listing_started = time.monotonic()
@@ -1127,6 +1180,40 @@ class PodMagic(Magics):
             )
 
         return self._start(launch, finish, selection, quiet=args.quiet or self.quiet, bg=args.bg)
+
+    def _rerun_many(
+        self,
+        results: PodResults,
+        origin: _ManyOrigin,
+        changes: Mapping[str, Any],
+        args: Any,
+        finish: _Finish,
+    ) -> Any:
+        """``--rerun`` of results from a run across contexts: each pod again in its own
+        context, the guards judging the contexts together (``--yes``)."""
+        if getattr(args, "retarget", False):
+            raise UsageError(
+                "--retarget looks for one run's target again; results from several contexts "
+                "re-run in their own pods only (leave --retarget out)"
+            )
+        if args.dry_run:
+            selection = origin.clusters.select(list(results))
+            self._dry_run_or_check_many(origin.clusters, selection, args, everything=False)
+            return None
+        contexts = sorted({r.context for r in results})
+        shown = Selection(
+            run=(),
+            skipped=(),
+            description=f"the pods of {args.rerun} in {len(contexts)} contexts "
+            f"({', '.join(contexts)})",
+        )
+
+        def launch(on_event: EventCallback, control: RunControl) -> Awaitable[PodResults]:
+            return origin.arerun(
+                list(results), yes=args.yes, on_event=on_event, control=control, **changes
+            )
+
+        return self._start(launch, finish, shown, quiet=args.quiet or self.quiet, bg=args.bg)
 
     def _start(
         self,
@@ -1269,6 +1356,23 @@ class PodMagic(Magics):
             lines.append(f"  skip  {skipped.namespace}/{skipped.pod}: {skipped.reason}")
         # Skip reasons quote the API server: shown, never obeyed, in a terminal.
         display({"text/plain": visible_controls("\n".join(lines))}, raw=True)
+
+    def _dry_run_or_check_many(
+        self, clusters: Clusters, selection: ClustersSelection, args: Any, *, everything: bool
+    ) -> bool:
+        """:meth:`_dry_run_or_check` of a run across contexts: ``--dry-run`` lists each
+        context's pods (and why a context cannot run); else the guards judge the run as a
+        whole, naming every protected context it would reach."""
+        if args.dry_run:
+            for context, part in selection.selections.items():
+                self._show_selection(clusters.clusters[context], part)
+            for context, reason in selection.errors.items():
+                _show_text(visible_controls(f"context {context}: cannot run: {reason}"))
+            if args.out:
+                self._user_ns[args.out] = selection
+            return True
+        clusters.check(selection, yes=args.yes, everything=everything)
+        return False
 
     # -- logs across pods --------------------------------------------------------------------
 

@@ -105,6 +105,8 @@ _RUN_ARGUMENTS = (
     "ok_exit",
     "capture_limit",
     "capture_budget",
+    "python",
+    "python_bin",
 )
 #: What ``rerun()`` may change, as for one cluster.
 _RERUN_CHANGES = ("timeout", "deadline", "max_concurrency", "retries", "ok_exit")
@@ -340,6 +342,12 @@ class _ManyOrigin:
     ) -> PodResults:
         """Run again in the pods of ``targets``, each in its own context."""
         given = {name: value for name, value in changes.items() if value is not AS_BEFORE}
+        if given.pop("target", False):
+            raise ValueError(
+                "rerun(target=True) looks for one run's target again; results from several "
+                "contexts re-run in their own pods (leave target out), or run anew with "
+                "Cluster.many(...).run(command, target)"
+            )
         unknown = sorted(set(given) - set(_RERUN_CHANGES))
         if unknown:
             raise TypeError(f"rerun() got an unexpected keyword argument {unknown[0]!r}")

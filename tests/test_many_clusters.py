@@ -273,7 +273,9 @@ def test_magic_protected_context_among_several_needs_yes(shell: Any) -> None:
 
     with pytest.raises((RefusedError, UsageError)) as caught:
         shell.run_line_magic("pod", "deploy/web --context staging-a --context prod-b -- true")
-    assert "prod-b" in str(caught.value) and "--yes" in str(caught.value)
+    # Judged across the contexts: the protected one named, the run refused as a whole.
+    assert "\"prod-b\" (matches '*prod*'; 3 pods) is protected" in str(caught.value)
+    assert "--yes" in str(caught.value)
 
 
 def test_magic_glob_matching_nothing_lists_the_contexts(shell: Any) -> None:
