@@ -23,6 +23,8 @@ import pytest
 import yaml
 from _waiting import wait_until
 from conftest import KubectlRunner, kubectl_folder, missing_tool, quiet_podmagic_shell
+from test_sandbox_cleanup import POD_SCRIPT, assert_cleaned_up, leftovers, pod_processes  # noqa: F401
+from test_sandbox_cli import Process
 
 from podmagic import Cluster
 from podmagic.sandbox import Sandbox
@@ -298,6 +300,66 @@ def test_a_killed_multi_context_sandboxs_kubeconfig_is_replaced(tmp_path: Path) 
         assert f"pid {os.getpid()}:" in path.read_text().splitlines()[0]
         assert again.contexts == (FIRST, SECOND)
     assert not path.exists()
+
+
+#: A script that starts a two-context sandbox and a long exec in the second cluster, then waits
+#: for a line on its stdin (then ends, never stopping the sandbox) or for SIGTERM.
+UNSTOPPED = """
+import sys, threading, time
+from pathlib import Path
+from podmagic import Cluster
+from podmagic.sandbox import Sandbox
+
+marks, command = Path(sys.argv[1]), sys.argv[2]
+sandbox = Sandbox(contexts=2).start()
+second = sandbox.in_context("podmagic-sandbox-2")
+print(sandbox.state_dir, second.state_dir, sandbox.kubeconfig, flush=True)
+cluster = Cluster("podmagic-sandbox-2", kubeconfig=str(sandbox.kubeconfig))
+threading.Thread(
+    target=cluster.run, args=(command, "db-0"), kwargs={"namespace": "demo"}, daemon=True
+).start()
+deadline = time.monotonic() + 60
+while not (marks / "background.pid").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("running", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_a_script_that_ends_without_stop_leaves_no_context_behind(
+    how: str,
+    tmp_path: Path,
+    leftovers: list[Process],  # noqa: F811
+) -> None:
+    script = subprocess.Popen(
+        [sys.executable, "-c", UNSTOPPED, str(tmp_path), POD_SCRIPT.format(marks=tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Plain processes: the pod writes its host pids into a host folder.
+        env={**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"},
+    )
+    try:
+        assert script.stdout is not None
+        first_dir, second_dir, kubeconfig = (
+            Path(part) for part in script.stdout.readline().split()
+        )
+        pods = pod_processes(tmp_path, leftovers)
+        assert script.stdout.readline() == "running\n"
+        assert first_dir.is_dir() and second_dir.is_dir() and kubeconfig.is_file()
+        if how == "sigterm":
+            script.send_signal(signal.SIGTERM)
+            script.wait(timeout=60)
+        _, stderr = script.communicate(None if how == "sigterm" else "\n", timeout=60)
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.communicate()
+    assert script.returncode == (-signal.SIGTERM if how == "sigterm" else 0), stderr
+    assert_cleaned_up(second_dir, kubeconfig, pods)
+    assert not first_dir.exists()
 
 
 # -- the command line and the magic --------------------------------------------------------------
