@@ -58,8 +58,8 @@ from ._engine import (
     RunControl,
     run_fanout,
 )
-from ._errors import ConfigError, PodmagicError, SelectionError
-from ._events import EventCallback
+from ._errors import ApiError, ConfigError, PodmagicError, SelectionError
+from ._events import Event, EventCallback, RunStarted
 from ._kubeapi import KubeApi, format_seconds
 from ._logs import LogOptions, PodLogs, compile_grep, parse_since, read_logs
 from ._natsort import natural_key
@@ -570,6 +570,35 @@ def _joined(parts: Sequence[Selection]) -> Selection:
     )
 
 
+async def _existing_pods(api: KubeApi, namespace: str, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` are pods in ``namespace`` now: one LIST (a GET each where RBAC
+    grants get but not list)."""
+    try:
+        listed = await api.list_pods(namespace)
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        return {name for name in names if await api.get_pod(namespace, name) is not None}
+    return {str((pod.get("metadata") or {}).get("name")) for pod in listed}
+
+
+def _gone_pods(
+    namespace: str, pods: Mapping[str, Sequence[str | None]], there: set[str], reason: str
+) -> Selection:
+    """The pods of earlier results that no longer exist, as errors (``reason``) of a re-run;
+    its header says which."""
+    missing = [pod for pod in pods if pod not in there]
+    return Selection(
+        run=(),
+        skipped=tuple(
+            SkippedPod(namespace, pod, container, None, reason, is_error=True)
+            for pod in missing
+            for container in pods[pod]
+        ),
+        description=f"no longer there: {', '.join(missing)} in namespace {namespace}",
+    )
+
+
 def _only_containers(found: Selection, pods: Mapping[str, Sequence[str | None]]) -> Selection:
     """``found`` (every container of some pods) cut to the containers ``pods`` wants; a
     container a pod no longer has is an error for that pod, as ``-c`` makes it."""
@@ -1057,14 +1086,15 @@ class Cluster:
         deadline: float | None,
         until: float | None,
         results: Sequence[PodResult] = (),
+        gone: str | None = None,
     ) -> Selection:
         """Find the pods; ``until`` is when ``deadline`` (as asked, for messages) passes;
-        ``results``: earlier results named as targets."""
+        ``results``: earlier results named as targets; ``gone``: see :meth:`_find`."""
         if deadline is None or until is None:
-            return await self._find(api, query, results)
+            return await self._find(api, query, results, gone)
         with noting_credential_waits() as waits:
             with anyio.move_on_after(until - anyio.current_time()):
-                return await self._find(api, query, results)
+                return await self._find(api, query, results, gone)
         asked = format_seconds(deadline)
         if waits:
             # The time ran out during a login, not at the API server: name what was running.
@@ -1082,12 +1112,19 @@ class Cluster:
         )
 
     async def _find(
-        self, api: KubeApi, query: TargetQuery, results: Sequence[PodResult]
+        self,
+        api: KubeApi,
+        query: TargetQuery,
+        results: Sequence[PodResult],
+        gone: str | None = None,
     ) -> Selection:
         """The pods ``query`` names, and those of ``results``, each looked up again in its
         own namespace, for its own container (``query.container``/``all_containers``
         override that): as for names, one GET per pod up to a few, else one LIST per
-        namespace, whatever containers the results name."""
+        namespace, whatever containers the results name.
+
+        A pod of ``results`` that no longer exists is a :class:`~podmagic.SelectionError`,
+        or with ``gone`` (a re-run) that pod's error, ``gone`` its reason: the others run."""
         if not results:
             return await resolve(api, query, default_namespace=self.namespace)
         self._check_results(query, results)
@@ -1103,19 +1140,42 @@ class Cluster:
         if query.targets:
             parts.append(await resolve(api, query, default_namespace=self.namespace))
         for namespace, pods in wanted.items():
-            named = [pod for pod, containers in pods.items() if any(containers)]
-            chosen = [pod for pod, containers in pods.items() if None in containers]
-            if named:
-                # Every container of these pods in one look-up, then only those wanted.
-                found = await self._find_pods(api, query, namespace, named, all_containers=True)
-                parts.append(_only_containers(found, pods))
-            if chosen:
-                parts.append(
-                    await self._find_pods(
-                        api, query, namespace, chosen, all_containers=query.all_containers
-                    )
-                )
+            try:
+                parts.extend(await self._found_in(api, query, namespace, pods))
+            except SelectionError as error:
+                if gone is None or " not found" not in str(error):
+                    raise
+                # Only now (the first look-up said so) find which pods are gone.
+                there = await _existing_pods(api, namespace, list(pods))
+                left = {pod: wants for pod, wants in pods.items() if pod in there}
+                if left:
+                    parts.extend(await self._found_in(api, query, namespace, left))
+                parts.append(_gone_pods(namespace, pods, there, gone))
         return _joined(parts)
+
+    async def _found_in(
+        self,
+        api: KubeApi,
+        query: TargetQuery,
+        namespace: str,
+        pods: Mapping[str, Sequence[str | None]],
+    ) -> list[Selection]:
+        """The pods of earlier results in one namespace (pod → containers wanted, None: the
+        query's choice or the default), looked up again by name."""
+        parts: list[Selection] = []
+        named = [pod for pod, containers in pods.items() if any(containers)]
+        chosen = [pod for pod, containers in pods.items() if None in containers]
+        if named:
+            # Every container of these pods in one look-up, then only those wanted.
+            found = await self._find_pods(api, query, namespace, named, all_containers=True)
+            parts.append(_only_containers(found, pods))
+        if chosen:
+            parts.append(
+                await self._find_pods(
+                    api, query, namespace, chosen, all_containers=query.all_containers
+                )
+            )
+        return parts
 
     async def _find_pods(
         self,
@@ -1590,10 +1650,11 @@ class Cluster:
         yes: bool,
         control: RunControl | None,
         on_event: EventCallback | None,
+        gone: str | None = None,
     ) -> PodResults:
         """:meth:`arun` once the command and options are built (a re-run starts here): find
         the pods (unless given), apply the guards, run; errors in the caller's words, the
-        deadline counted from ``started_at``."""
+        deadline counted from ``started_at``; ``gone``: see :meth:`_find`."""
         options = origin.options
         deadline = options.deadline
         # The overall deadline covers finding the pods too; the execs get what is left.
@@ -1604,7 +1665,9 @@ class Cluster:
         try:
             async with self._api(options.timeout) as api:
                 if selection is None:
-                    selection = await self._resolve(api, request, deadline, deadline_at, results)
+                    selection = await self._resolve(
+                        api, request, deadline, deadline_at, results, gone
+                    )
                     everything = not named and not all_pods
                 else:
                     everything = selection.untargeted and not all_pods
@@ -1628,6 +1691,9 @@ class Cluster:
                     on_event=on_event,
                     deadline_at=deadline_at,
                 )
+            if not isinstance(origin, _FoundRun) and selection.query is not None:
+                # What the run looked for, so that rerun(target=True) can look for it again.
+                origin = _FoundRun(origin, selection.query)
             done._origin = origin  # so that done.rerun() repeats exactly this run
             # What a saved runbook says of this run: names and uids, never credentials.
             done._provenance = record_provenance(
@@ -1780,6 +1846,33 @@ class _RunOrigin:
             raise ValueError(f"rerun(): {error}") from None
         return _RunOrigin(self.cluster, self.remote, options, self.shown)
 
+    @property
+    def query(self) -> TargetQuery | None:
+        """What the run looked for (its target), None when it was given its pods."""
+        return None
+
+    def gone_reason(self, *, magic: bool = False) -> str:
+        """What a re-run says of a pod of the results that no longer exists, and what to do."""
+        reason = "pod no longer exists (deleted, or replaced by new pods since the run)"
+        if self.query is None:
+            return reason
+        what = self.query.describe(self.cluster.namespace)
+        again = "%pod --rerun RESULTS --retarget" if magic else "res.rerun(target=True)"
+        return f"{reason}; {again} runs in the pods of {what} now"
+
+    def found_again(self, include_unready: bool = False) -> TargetQuery:
+        """What the run looked for, to look for again (``rerun(target=True)``); a
+        ``ValueError`` saying why not when the run was given its pods."""
+        if self.query is None:
+            raise ValueError(
+                "rerun(target=True) looks for the run's target again, and this run was given "
+                "its pods (earlier results or a selection): re-run them with rerun(), or run "
+                "anew on a workload or a selector"
+            )
+        if include_unready and not self.query.include_unready:
+            return replace(self.query, include_unready=True)
+        return self.query
+
     async def arerun(
         self,
         targets: Sequence[PodResult],
@@ -1790,11 +1883,29 @@ class _RunOrigin:
         selection: Selection | None = None,
         include_unready: bool = False,
         started_at: float | None = None,
+        target: bool = False,
         **changes: Any,
     ) -> PodResults:
-        """Run again in the pods of ``targets`` (or in ``selection``, found already)."""
+        """Run again in the pods of ``targets`` (or in ``selection``, found already): a pod
+        of ``targets`` that no longer exists is that pod's error, saying so. With
+        ``target``, in the pods the run's target names now."""
         _check_types("rerun()", {"yes": yes, "on_event": on_event, "control": control})
+        if not isinstance(target, bool):
+            raise TypeError(f"rerun(): target must be True or False, not {_kind(target)}")
         origin = self.with_options(**changes)
+        if target and selection is None:
+            return await self.cluster._arun_prepared(
+                self.found_again(include_unready),
+                (),
+                None,
+                origin,
+                started_at,
+                named=True,
+                all_pods=False,
+                yes=yes,
+                control=control,
+                on_event=None if on_event is None else _noting_found_again(on_event),
+            )
         return await self.cluster._arun_prepared(
             TargetQuery(include_unready=include_unready),
             () if selection is not None else list(targets),
@@ -1806,6 +1917,41 @@ class _RunOrigin:
             yes=yes,
             control=control,
             on_event=on_event,
+            gone=self.gone_reason(),
+        )
+
+    async def aselect(
+        self, targets: Sequence[PodResult], *, target: bool = False, include_unready: bool = False
+    ) -> Selection:
+        """The pods a re-run would use (``%pod --rerun`` finds them first, to show or
+        confirm): those of ``targets`` (a pod gone since is that pod's error), or with
+        ``target`` those the run's target names now."""
+        cluster, options = self.cluster, self.options
+        deadline = options.deadline
+        try:
+            async with cluster._api(options.timeout) as api:
+                if target:
+                    found = await cluster._resolve(
+                        api, self.found_again(include_unready), deadline, _deadline_at(deadline)
+                    )
+                    return replace(found, description=_found_again(found.description))
+                return await cluster._resolve(
+                    api,
+                    TargetQuery(include_unready=include_unready),
+                    deadline,
+                    _deadline_at(deadline),
+                    targets,
+                    self.gone_reason(magic=True),
+                )
+        except PodmagicError as error:
+            raise in_words_of(error, magic=cluster._magic_words) from None
+
+    def select(
+        self, targets: Sequence[PodResult], *, target: bool = False, include_unready: bool = False
+    ) -> Selection:
+        """Blocking :meth:`aselect`."""
+        return run_blocking(
+            lambda: self.aselect(targets, target=target, include_unready=include_unready)
         )
 
     def rerun(
@@ -1821,3 +1967,46 @@ class _RunOrigin:
             lambda: self.arerun(targets, control=run_control, **options),
             on_interrupt=lambda: run_control.cancel("interrupted"),
         )
+
+
+class _FoundRun(_RunOrigin):
+    """A run that found its pods from a target (``query``: a workload, names, a selector):
+    ``rerun(target=True)`` looks for it again, and a re-run's words for a pod gone since
+    name it."""
+
+    __slots__ = ("_query",)
+
+    def __init__(self, origin: _RunOrigin, query: TargetQuery) -> None:
+        # Every part of the run as it was (whatever _RunOrigin holds), and the query.
+        for name in _RunOrigin.__slots__:
+            setattr(self, name, getattr(origin, name))
+        self._query = query
+
+    @property
+    def query(self) -> TargetQuery | None:
+        """What the run looked for."""
+        return self._query
+
+    def with_options(self, **changes: Any) -> _RunOrigin:
+        """:meth:`_RunOrigin.with_options`, still remembering what the run looked for."""
+        changed = super().with_options(**changes)
+        return changed if changed is self else _FoundRun(changed, self._query)
+
+
+def _found_again(description: str) -> str:
+    """A re-run's header when it looked for the run's target again."""
+    return f"{description} (found again for the re-run)"
+
+
+def _noting_found_again(on_event: EventCallback) -> EventCallback:
+    """``on_event`` with the run's header saying that its target was looked for again."""
+
+    def noted(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            found = event.selection
+            event = replace(
+                event, selection=replace(found, description=_found_again(found.description))
+            )
+        on_event(event)
+
+    return noted

@@ -839,6 +839,12 @@ class PodMagic(Magics):
         "(--rerun res, --rerun res.failed); --timeout, --deadline, -P, --retries, --ok-exit "
         "may change",
     )
+    @argument(
+        "--retarget",
+        action="store_true",
+        help="with --rerun: in the pods the run's target (deploy/web, -l ...) names now, "
+        "not in the results' pods (after a rollout replaced them)",
+    )
     @argument("-o", "--out", metavar="NAME", help="store the result in this variable")
     @argument(
         "--bg", action="store_true", help="return at once with a handle; output keeps streaming"
@@ -866,8 +872,9 @@ class PodMagic(Magics):
         A target that is one ``{{expr}}`` is data: a list of pod names, or earlier results
         (``{{res.failed}}``, a ``PodResult`` or a list of them), each pod in its own
         namespace, container and context. ``--rerun res`` repeats the run that made ``res``
-        (the same command, env, stdin and options) in its pods; ``--ok-exit 0,1`` counts those
-        exit codes as ok. With a default target (``%pod_target``) a cell may name none.
+        (the same command, env, stdin and options) in its pods (a pod gone since is that
+        pod's error; ``--retarget``: in the pods its target names now); ``--ok-exit 0,1``
+        counts those exit codes as ok. With a default target (``%pod_target``) a cell may name none.
         ``--parse FMT`` turns sizes, percentages and durations into numbers (``--raw`` keeps
         their text); ``-o NAME --parse FMT`` stores the results with the table at
         ``NAME.frame``. ``--diff`` shows each minority output as a unified diff against the
@@ -967,6 +974,8 @@ class PodMagic(Magics):
     def _run(self, args: Any, command_text: str | None) -> Any:
         options = self._exec_options(args)
         finish = _Finish.from_args(args)
+        if args.retarget and args.rerun is None:
+            raise UsageError("--retarget goes with --rerun RESULTS: %pod --rerun res --retarget")
         if args.rerun is not None:
             return self._rerun(args, command_text, finish)
         ok_exit = ok_exit_codes(self._expand(args.ok_exit) or "0", where="--ok-exit")
@@ -1160,11 +1169,10 @@ class PodMagic(Magics):
         rerun: _RunOrigin = origin.with_options(**changes)
         cluster = rerun.cluster
         listing_started = time.monotonic()
-        selection: Selection = cluster.select(
-            list(value),
-            include_unready=args.include_unready,
-            deadline=rerun.options.deadline,
-            timeout=rerun.options.timeout,
+        # A pod of the results gone since is that pod's error; --retarget looks for the
+        # run's target again.
+        selection: Selection = rerun.select(
+            list(value), target=args.retarget, include_unready=args.include_unready
         )
         if self._dry_run_or_check(cluster, selection, args, everything=False):
             return None

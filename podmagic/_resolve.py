@@ -157,12 +157,16 @@ class Selection:
     ``untargeted``: made with no target and no label selector (a field selector alone does
     not count), so it is every pod of the namespace(s); ``Cluster.run`` refuses it unless
     told ``all_pods=True``, as it refuses such a call itself.
+
+    ``query``: what was looked for (None when earlier results named the pods), so that a
+    re-run can look for it again (``PodResults.rerun(target=True)``).
     """
 
     run: tuple[PodTarget, ...]
     skipped: tuple[SkippedPod, ...]
     description: str
     untargeted: bool = False
+    query: TargetQuery | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 # -- words for errors ---------------------------------------------------------------------------
@@ -731,4 +735,4 @@ async def resolve(source: PodSource, query: TargetQuery, *, default_namespace: s
     pods = _ordered(found, namespace)
     if not pods:
         raise await _nothing_matched(source, query, namespace, default_namespace, labels, fields)
-    return _select(pods, query, namespace, description)
+    return dataclasses.replace(_select(pods, query, namespace, description), query=query)

@@ -568,12 +568,17 @@ class PodResults(Sequence[PodResult]):
 
     # -- running again ---------------------------------------------------------------------
 
-    def _rerun_targets(self, failed: bool) -> tuple[RunOrigin, PodResults]:
+    def _rerun_targets(self, failed: bool, target: bool) -> tuple[RunOrigin, PodResults]:
         if self._origin is None:
             raise ValueError(
                 "these results do not remember a run to repeat (made by hand, or joined from "
                 "different runs); run the command again with Cluster.run(command, results) "
                 "or %pod {{results}} -- COMMAND"
+            )
+        if failed and target:
+            raise ValueError(
+                "rerun(failed=True) runs again in the pods that failed, rerun(target=True) in "
+                "the pods the run's target names now: choose one"
             )
         return self._origin, self.failed if failed else self
 
@@ -581,6 +586,7 @@ class PodResults(Sequence[PodResult]):
         self,
         failed: bool = False,
         *,
+        target: bool = False,
         yes: bool = False,
         timeout: Any = AS_BEFORE,
         deadline: Any = AS_BEFORE,
@@ -593,10 +599,15 @@ class PodResults(Sequence[PodResult]):
         """Run the same command, with the same options, again in these results' pods (only
         in :attr:`failed` ones with ``failed=True``); the new results.
 
-        The pods are looked up again by name, each in its own namespace and container (a
-        pod deleted since is a :class:`~podmagic.SelectionError`; one not ready now comes
-        back skipped), in the run's own Cluster. The command is exactly the one that ran:
-        its ``{{expr}}`` values as they were then, its env, working directory and stdin.
+        The pods are looked up again by name, each in its own namespace and container, in
+        the run's own Cluster: one not ready now comes back skipped, and one that no longer
+        exists (deleted, or replaced: a Deployment's new pods have new names) is that pod's
+        error, saying so, while the others run. ``target=True`` looks for the run's target
+        again instead (``deploy/web``, a selector, the names as given) and runs in the pods
+        it names now, the run's header saying "found again for the re-run"; a run that was
+        given its pods (earlier results) has no target to look for (``ValueError``), and
+        it does not go with ``failed=True``. The command is exactly the one that ran: its
+        ``{{expr}}`` values as they were then, its env, working directory and stdin.
         ``timeout``, ``deadline``, ``max_concurrency``, ``retries`` and ``ok_exit`` may be
         changed for this run. The guards apply as to any run: a protected context or more
         pods than ``confirm_above`` need ``yes=True`` again. ``res.merge(res.rerun(failed=
@@ -607,11 +618,12 @@ class PodResults(Sequence[PodResult]):
         ``ValueError`` when the results do not come from a run (made by hand, or joined from
         two runs).
         """
-        origin, targets = self._rerun_targets(failed)
+        origin, targets = self._rerun_targets(failed, target)
         if not targets:  # nothing failed: nothing runs (never "every pod")
             return targets
         return origin.rerun(
             targets,
+            target=target,
             yes=yes,
             timeout=timeout,
             deadline=deadline,
@@ -626,6 +638,7 @@ class PodResults(Sequence[PodResult]):
         self,
         failed: bool = False,
         *,
+        target: bool = False,
         yes: bool = False,
         timeout: Any = AS_BEFORE,
         deadline: Any = AS_BEFORE,
@@ -636,11 +649,12 @@ class PodResults(Sequence[PodResult]):
         control: Any = None,
     ) -> PodResults:
         """:meth:`rerun` for async code (on the caller's event loop)."""
-        origin, targets = self._rerun_targets(failed)
+        origin, targets = self._rerun_targets(failed, target)
         if not targets:  # nothing failed: nothing runs (never "every pod")
             return targets
         return await origin.arerun(
             targets,
+            target=target,
             yes=yes,
             timeout=timeout,
             deadline=deadline,

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from _waiting import wait_until
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic import Cluster
 from podmagic._errors import ConfigError, PodsFailedError, RefusedError, SelectionError
+from podmagic._events import RunStarted
 from podmagic._results import ExecStatus, PodResult, PodResults
 from podmagic.sandbox import Sandbox
 
@@ -357,3 +359,132 @@ def test_results_in_a_command_are_refused_with_the_way_to_their_names(
     assert _execs(other) == before
     names = ip.run_line_magic("pod", "solo -- echo {{[r.pod for r in first.failed]}}")
     assert names.stdout == b"db-0\n"
+
+
+# -- re-runs after the pods were replaced ---------------------------------------------------------
+
+ROLL = "rerun-roll"
+_ROLL_MANIFEST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: {namespace}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}, annotations: {{revision: "{revision}"}}}}
+    spec:
+      containers: [{{name: main, image: busybox}}]
+"""
+
+
+@pytest.fixture
+def roll(sandbox: Sandbox) -> Iterator[Callable[[], list[str]]]:
+    """A namespace ``rerun-roll`` with ``deploy/api`` (2 replicas); calling the fixture's value
+    rolls it out again (a new pod template: new pods with new names) and returns them."""
+    sandbox.apply(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ROLL}}}\n")
+    sandbox.apply(_ROLL_MANIFEST.format(namespace=ROLL, revision=1))
+    revision = [1]
+
+    def pods() -> list[str]:
+        return sorted(sandbox.pods(ROLL))
+
+    wait_until(lambda: len(pods()) == 2, what="deploy/api's two pods")
+
+    def rollout() -> list[str]:
+        before = set(pods())
+        revision[0] += 1
+        sandbox.apply(_ROLL_MANIFEST.format(namespace=ROLL, revision=revision[0]))
+
+        def replaced() -> list[str] | None:
+            now = pods()
+            return now if len(now) == 2 and not before & set(now) else None
+
+        new = wait_until(replaced, what="deploy/api's old pods replaced by two new ones")
+        assert new is not None
+        return new
+
+    yield rollout
+    assert sandbox.cluster is not None
+    sandbox.call(sandbox.cluster.delete_namespace, ROLL)
+
+
+def test_rerun_after_a_rollout_names_the_replaced_pods_as_errors_and_runs_none(
+    sandbox: Sandbox, roll: Callable[[], list[str]]
+) -> None:
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace=ROLL) as cluster:
+        first = cluster.run("hostname; exit 3", "deploy/api")
+        assert len(first.failed) == 2
+        roll()
+        before = _execs(sandbox)
+        for again in (first.rerun(), first.rerun(failed=True), first.failed.rerun()):
+            assert _where(again) == _where(first)
+            assert [r.status for r in again] == [ExecStatus.ERROR, ExecStatus.ERROR]
+            assert again[0].error == (
+                "pod no longer exists (deleted, or replaced by new pods since the run); "
+                f"res.rerun(target=True) runs in the pods of deploy/api in namespace {ROLL} now"
+            )
+        assert _execs(sandbox) == before
+        # Merged, the attempts that could not run say so and keep the first ones as history.
+        merged = first.merge(first.rerun(failed=True))
+        assert [(r.attempt, r.status) for r in merged] == [(2, ExecStatus.ERROR)] * 2
+
+
+def test_rerun_runs_in_the_pods_still_there_and_reports_the_gone_one(
+    sandbox: Sandbox, roll: Callable[[], list[str]]
+) -> None:
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace=ROLL) as cluster:
+        first = cluster.run("hostname", "deploy/api")
+        kept, deleted = first[0].pod, first[1].pod
+        sandbox.delete_pod(deleted, namespace=ROLL)  # its ReplicaSet makes a new one
+        again = first.rerun()
+        assert [(r.pod, r.status) for r in again] == [
+            (kept, ExecStatus.OK),
+            (deleted, ExecStatus.ERROR),
+        ]
+        assert again[0].stdout == f"{kept}\n".encode()
+        assert (again[1].error or "").startswith("pod no longer exists")
+
+
+def test_rerun_target_true_finds_the_workloads_pods_again(
+    sandbox: Sandbox, roll: Callable[[], list[str]]
+) -> None:
+    with Cluster(kubeconfig=sandbox.kubeconfig, namespace=ROLL) as cluster:
+        first = cluster.run("hostname", "deploy/api")
+        new_pods = roll()
+        headers: list[str] = []
+
+        def on_event(event: object) -> None:
+            if isinstance(event, RunStarted):
+                headers.append(event.selection.description)
+
+        again = first.rerun(target=True, on_event=on_event)
+        assert [r.pod for r in again] == new_pods
+        assert [r.stdout for r in again] == [f"{pod}\n".encode() for pod in new_pods]
+        assert headers == [f"deploy/api in namespace {ROLL} (found again for the re-run)"]
+        # The new results remember the target too, and the command as it was.
+        assert [r.pod for r in first.failed.rerun(target=True)] == []
+        assert [r.pod for r in again.rerun(target=True)] == new_pods
+        assert [r.command for r in again] == [r.command for r in first]
+        with pytest.raises(ValueError, match="rerun\\(failed=True\\) runs again in the pods"):
+            first.rerun(failed=True, target=True)
+        # A run given its pods (earlier results) has no target to look for again.
+        given = cluster.run("true", again)
+        with pytest.raises(ValueError, match="this run was given its pods"):
+            given.rerun(target=True)
+
+
+def test_magic_rerun_retarget_after_a_rollout(
+    ip: InteractiveShell, roll: Callable[[], list[str]]
+) -> None:
+    ip.run_line_magic("pod", f"deploy/api -n {ROLL} -o first -- hostname")
+    new_pods = roll()
+    stale = ip.run_line_magic("pod", "--rerun first")
+    assert [r.status for r in stale] == [ExecStatus.ERROR, ExecStatus.ERROR]
+    assert (stale[0].error or "").endswith(
+        f"%pod --rerun RESULTS --retarget runs in the pods of deploy/api in namespace {ROLL} now"
+    )
+    again = ip.run_line_magic("pod", "--rerun first --retarget")
+    assert [(r.pod, r.stdout) for r in again] == [(p, f"{p}\n".encode()) for p in new_pods]
+    with pytest.raises(UsageError, match="--retarget goes with --rerun RESULTS"):
+        ip.run_line_magic("pod", "solo --retarget -- true")
