@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import logging
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from test_sandbox_cli import Process
 
 from podmagic import Cluster
 from podmagic.sandbox import Sandbox
+from podmagic.sandbox._isolation import isolation_marker
 
 FIRST, SECOND = "podmagic-sandbox", "podmagic-sandbox-2"
 SECOND_NODES = ["sandbox-2-node-1", "sandbox-2-node-2", "sandbox-2-node-3"]
@@ -245,6 +247,20 @@ def test_manifests_used_wrongly_is_one_line_and_creates_nothing(
     with pytest.raises((ValueError, TypeError), match=message):
         Sandbox(**arguments, state_dir=tmp_path / "state")
     assert not (tmp_path / "state").exists()
+
+
+def test_every_context_of_an_unisolated_sandbox_is_marked_and_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PODMAGIC_SANDBOX_ISOLATION", "processes")
+    caplog.set_level(logging.WARNING, logger="podmagic.sandbox")
+    with Sandbox([], contexts=2, state_dir=tmp_path / "state") as sandbox:
+        marks = [isolation_marker(context) for context in sandbox.contexts]
+        assert all("NOT isolated" in mark for mark in marks), marks
+        assert isolation_marker("podmagic-sandbox-3") == ""
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("pods are NOT isolated" in text for text in warnings) == 1, warnings
+    assert [isolation_marker(context) for context in (FIRST, SECOND)] == ["", ""]
 
 
 # -- lifecycle: stop, failed start, a killed sandbox's file --------------------------------------
