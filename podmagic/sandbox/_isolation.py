@@ -235,10 +235,9 @@ def describe_isolation(mode: str) -> str:
 
 def isolation_marker(context: str) -> str:
     """What a run header adds after the context name when it is a sandbox of this process
-    whose pods are not isolated (``""`` otherwise)."""
-    from ._kubeconfig import CONTEXT_NAME
-
-    if context != CONTEXT_NAME or not _running_unisolated:
+    whose pods are not isolated (``""`` otherwise); each context of a sandbox serving several
+    is one (``podmagic-sandbox``, ``podmagic-sandbox-2``…)."""
+    if not any(sandbox.context == context for sandbox in list(_running_unisolated)):
         return ""
     return " [sandbox pods NOT isolated: plain host processes]"
 
