@@ -41,7 +41,9 @@ Results are data:
   diffs against the majority's: an :class:`OutputDiff` of :class:`GroupDiff`),
   ``to_parquet(path)`` and ``provenance`` (a :class:`Provenance`: which cluster, which pods,
   which command, when; :func:`read_provenance` reads it back from a Parquet file).
-  :class:`ExecStatus` says how each exec ended.
+  :class:`ExecStatus` says how each exec ended. A ``python=True`` run (``%%pod --python``)
+  gives each pod's value in ``PodResult.value`` (:data:`NO_VALUE` where there is none),
+  ``PodResults.values`` and ``values_frame()``.
 * :func:`parse_problems` and :func:`check_parsed` report pods that a parsed table lacks.
 
 In IPython: ``%pod --bg`` returns a :class:`BackgroundRun` (``await h``, ``h.result()``,
@@ -109,6 +111,7 @@ if TYPE_CHECKING:
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
+        NO_VALUE,
         ExecStatus,
         OutputGroup,
         PodResult,
@@ -145,6 +148,7 @@ _HOMES: dict[str, str] = {
     "RunStarted": "_events",
     "Stream": "_channels",
     "ExecStatus": "_results",
+    "NO_VALUE": "_results",
     "OutputGroup": "_results",
     "PodResult": "_results",
     "PodResults": "_results",
@@ -168,6 +172,7 @@ _HOMES: dict[str, str] = {
 }
 
 __all__ = [
+    "NO_VALUE",
     "ApiError",
     "BackgroundRun",
     "BackgroundRunTimeout",

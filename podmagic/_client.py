@@ -65,6 +65,7 @@ from ._logs import LogOptions, PodLogs, compile_grep, parse_since, read_logs
 from ._natsort import natural_key
 from ._portal import run_blocking
 from ._provenance import record as record_provenance
+from ._python import DEFAULT_PYTHON, PythonProgram
 from ._query import Target, TargetQuery, quoted
 from ._resolve import Selection, SkippedPod, resolve
 from ._results import AS_BEFORE, PodResult, PodResults
@@ -137,6 +138,14 @@ _ARG_DOCS: dict[str, str] = {
     "command, the shell used to set ``env``/``workdir``.",
     "stdin": "sent to the command's standard input: str, bytes, or a file opened for reading.",
     "tty": "allocate a terminal (stderr then joins stdout).",
+    "python": "run ``command`` (a str) as a Python program with the pod's own interpreter, no "
+    "shell: each pod's value (a ``result`` variable, else the last expression's value) comes "
+    "back as JSON in ``PodResult.value`` and ``PodResults.values`` (a DataFrame as "
+    "``.frame`` when they are dicts or lists of dicts); ``env``, ``workdir`` and ``stdin`` "
+    "apply, ``shell`` and ``tty`` do not. A pod without the interpreter is skipped, and an "
+    "exception fails its pod with the traceback's last line as the error.",
+    "python_bin": "the interpreter of ``python=True``: a name found on the container's PATH "
+    "(default ``python3``) or a path.",
     "timeout": "seconds per pod: connecting, the exec and its output, and each API request "
     "made to find the pods (default: the Cluster's; None: no limit).",
     "deadline": "seconds for the whole call, finding the pods included; execs still running "
@@ -1516,6 +1525,8 @@ class Cluster:
         shell: str | None = "/bin/sh",
         stdin: StdinSource = None,
         tty: bool = False,
+        python: bool = False,
+        python_bin: str = DEFAULT_PYTHON,
         timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
         deadline: float | None = None,
         max_concurrency: int | None = None,
@@ -1601,7 +1612,22 @@ class Cluster:
                 "Cluster.run(): all_pods=True means every pod of the namespace; "
                 "drop it, or drop the target, selector and selection"
             )
-        remote = self.command(command, env=env, workdir=workdir, shell=shell, stdin=stdin, tty=tty)
+        program = None
+        if python:
+            if tty:
+                raise ValueError("Cluster.run(): python=True runs without a terminal; drop tty")
+            program = PythonProgram(
+                command,  # type: ignore[arg-type]  # PythonProgram says when it is no str
+                python_bin,
+                env=env,
+                workdir=workdir,
+                stdin=_stdin_bytes(stdin),
+            )
+            remote = program.command()
+        else:
+            remote = self.command(
+                command, env=env, workdir=workdir, shell=shell, stdin=stdin, tty=tty
+            )
         options = replace(
             self.defaults,
             tty=tty,
@@ -1624,11 +1650,13 @@ class Cluster:
             ),
         )
         shown = (shell or "/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
+        if program is not None:
+            shown = program.shown
         return await self._arun_prepared(
             request,
             results,
             selection,
-            _RunOrigin(self, remote, options, shown),
+            _RunOrigin(self, remote, options, shown, program),
             started_at,
             named=named,
             all_pods=all_pods,
@@ -1680,17 +1708,23 @@ class Cluster:
                     confirmed=yes,
                     api=True,
                 )
+                remote, events, settle = origin.remote, on_event, None
+                if origin.python is not None:
+                    # A result mark of this run's own; each pod's value taken out of stdout.
+                    remote, events, settle = origin.python.prepare(on_event)
                 done = await run_fanout(
                     api,
                     selection,
-                    origin.remote,
+                    remote,
                     options,
                     context=self.context,
                     command_args=origin.shown,
                     control=control,
-                    on_event=on_event,
+                    on_event=events,
                     deadline_at=deadline_at,
                 )
+                if settle is not None:
+                    done = settle(done)
             if not isinstance(origin, _FoundRun) and selection.query is not None:
                 # What the run looked for, so that rerun(target=True) can look for it again.
                 origin = _FoundRun(origin, selection.query)
@@ -1750,6 +1784,8 @@ class Cluster:
         shell: str | None = "/bin/sh",
         stdin: StdinSource = None,
         tty: bool = False,
+        python: bool = False,
+        python_bin: str = DEFAULT_PYTHON,
         timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
         deadline: float | None = None,
         max_concurrency: int | None = None,
@@ -1789,6 +1825,8 @@ class Cluster:
                 shell=shell,
                 stdin=stdin,
                 tty=tty,
+                python=python,
+                python_bin=python_bin,
                 timeout=timeout,
                 deadline=deadline,
                 max_concurrency=max_concurrency,
@@ -1812,7 +1850,7 @@ class _RunOrigin:
     built (script, env, working directory, stdin bytes) and the options. Its repr shows
     the command and the context, never env values or stdin."""
 
-    __slots__ = ("cluster", "options", "remote", "shown")
+    __slots__ = ("cluster", "options", "python", "remote", "shown")
 
     def __init__(
         self,
@@ -1820,11 +1858,14 @@ class _RunOrigin:
         remote: RemoteCommand,
         options: ExecOptions,
         shown: tuple[str, ...],
+        python: PythonProgram | None = None,
     ) -> None:
         self.cluster = cluster
         self.remote = remote
         self.options = options
         self.shown = shown
+        #: The program of a ``python=True`` run (each run of it gets a result mark of its own).
+        self.python = python
 
     def __repr__(self) -> str:
         return f"<run of {self.remote.display[:60]!r} in context {self.cluster.context!r}>"
@@ -1844,7 +1885,7 @@ class _RunOrigin:
             options = replace(self.options, **given)
         except ValueError as error:
             raise ValueError(f"rerun(): {error}") from None
-        return _RunOrigin(self.cluster, self.remote, options, self.shown)
+        return _RunOrigin(self.cluster, self.remote, options, self.shown, self.python)
 
     @property
     def query(self) -> TargetQuery | None:

@@ -60,6 +60,7 @@ from ._interpolation import (
 from ._many import Clusters, ClustersSelection, _ManyOrigin, is_glob
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
+from ._python import DEFAULT_PYTHON, PythonProgram, substitute
 from ._query import Target, TargetQuery, check_query
 from ._render import NullRenderer, RenderLimits, choose_renderer
 from ._resolve import Selection
@@ -217,6 +218,8 @@ class _Finish:
     check: bool = False
     raw: bool = False
     diff: bool = False
+    #: A --python run: the cell's value is the values' frame, else the values.
+    python: bool = False
 
     @classmethod
     def from_args(cls, args: Any) -> _Finish:
@@ -236,6 +239,23 @@ class _Finish:
             raise ValueError("--pattern goes with --parse regex")
         if args.raw and not args.parse:
             raise ValueError("--raw goes with --parse FORMAT (it keeps converted columns' text)")
+        if args.python_bin is not None and not args.python:
+            raise ValueError("--python-bin goes with --python (the interpreter of a Python cell)")
+        clash = [
+            flag
+            for flag, given in (
+                ("-t", args.tty),
+                ("--shell", args.shell is not None),
+                ("--no-shell", args.no_shell),
+                ("--parse", args.parse is not None),
+            )
+            if given and args.python
+        ]
+        if clash:
+            raise ValueError(
+                f"--python runs the cell with the pod's Python, without a shell or a terminal, "
+                f"and gives back values (res.values, res.frame): leave out {', '.join(clash)}"
+            )
         if args.diff and args.bg:
             # The diff follows the summary in the cell; a --bg run ends after the cell did.
             raise ValueError(
@@ -248,6 +268,7 @@ class _Finish:
             check=args.check,
             raw=args.raw,
             diff=args.diff,
+            python=args.python,
         )
 
     def apply(
@@ -272,6 +293,8 @@ class _Finish:
                 show(visible_controls(problems))
         if self.out:
             namespace[self.out] = stored
+        elif self.python:
+            value = results.frame if results.frame is not None else results.values
         if self.check and self.parse:
             # One ParseError line for the frame's pods, a failed command among them (as
             # check_parsed() raises it); PodsFailedError only for what it leaves out.
@@ -813,6 +836,17 @@ class PodMagic(Magics):
         "--no-shell", action="store_true", help="run the command as a direct argv, without a shell"
     )
     @argument(
+        "--python",
+        action="store_true",
+        help="the cell is a Python program for the pod's python3 (no shell); each pod's value "
+        "(a `result` variable, else the last expression) comes back: res.values, res.frame",
+    )
+    @argument(
+        "--python-bin",
+        metavar="PATH",
+        help=f"the interpreter for --python (default {DEFAULT_PYTHON}); pods without it are skipped",
+    )
+    @argument(
         "--parse",
         metavar="FORMAT",
         help="parse every pod's output into one DataFrame: json, jsonl, csv, tsv, lines, table, kv, regex",
@@ -880,6 +914,12 @@ class PodMagic(Magics):
         ``NAME.frame``. ``--diff`` shows each minority output as a unified diff against the
         majority's. Every run records its provenance (``res.provenance``, the summary's last
         line).
+
+        ``%%pod TARGET --python`` runs the cell as a Python program with each pod's
+        ``python3`` (``--python-bin PATH`` for another; pods without it are skipped): the
+        value of its ``result`` variable, else of its last expression, comes back per pod as
+        JSON (``res.values``; ``res.frame``, and the cell's value, is one DataFrame when they
+        are dicts or lists of dicts). There ``{{expr}}`` puts a value in as a Python literal.
 
         Interrupting the kernel during a blocking run cancels it within about a second; the
         summary of the partial results is shown, ``-o NAME`` stores them (as ``PodResults``,
@@ -1059,10 +1099,15 @@ class PodMagic(Magics):
 
         assert command_text is not None
         # Read in the dialect of the shell that will run it (/bin/sh may be any of them).
-        script = interpolate(command_text, self._user_ns, shell=args.shell or self.default_shell)
-        command: str | list[str] = script
-        if args.no_shell:
-            command = shlex.split(script)
+        command: str | list[str]
+        if args.python:
+            # Values go in as Python literals, never as shell words: no shell reads the cell.
+            command = substitute(command_text, self._user_ns)
+        else:
+            script = interpolate(
+                command_text, self._user_ns, shell=args.shell or self.default_shell
+            )
+            command = shlex.split(script) if args.no_shell else script
         env = {name: self._expand(value) or "" for name, value in _parse_env(args.env).items()}
         run_kwargs: dict[str, Any] = {
             "env": env or None,
@@ -1070,6 +1115,8 @@ class PodMagic(Magics):
             "shell": args.shell or self.default_shell,
             "stdin": stdin,
             "tty": options.tty,
+            "python": args.python,
+            "python_bin": args.python_bin or DEFAULT_PYTHON,
             "retries": options.retries,
             "ok_exit": ok_exit,
             "selection": selection,
@@ -1083,13 +1130,18 @@ class PodMagic(Magics):
             # and --yes; the Cluster's defaults must not judge the same run again.
             "yes": True,
         }
-        cluster.command(
-            command,
-            env=run_kwargs["env"],
-            workdir=run_kwargs["workdir"],
-            shell=run_kwargs["shell"],
-            stdin=None,
-        )  # validate before anything starts
+        if args.python:
+            PythonProgram(
+                str(command), run_kwargs["python_bin"], env=env, workdir=run_kwargs["workdir"]
+            )  # validate before anything starts
+        else:
+            cluster.command(
+                command,
+                env=run_kwargs["env"],
+                workdir=run_kwargs["workdir"],
+                shell=run_kwargs["shell"],
+                stdin=None,
+            )  # validate before anything starts
 
         # The provenance says what the cell named, as written ({{res.failed}}, deploy/web).
         written = (
@@ -1128,6 +1180,7 @@ class PodMagic(Magics):
                 ("-w", args.workdir is not None),
                 ("--shell", args.shell is not None),
                 ("--no-shell", args.no_shell),
+                ("--python", args.python),
                 ("--stdin", args.stdin is not None),
                 ("-t", args.tty),
                 ("a command", command_text is not None),
@@ -1167,6 +1220,8 @@ class PodMagic(Magics):
         if isinstance(origin, _ManyOrigin):
             return self._rerun_many(value, origin, changes, args, finish)
         rerun: _RunOrigin = origin.with_options(**changes)
+        if rerun.python is not None:
+            finish = replace(finish, python=True)  # the values again, as the first run gave
         cluster = rerun.cluster
         listing_started = time.monotonic()
         # A pod of the results gone since is that pod's error; --retarget looks for the
@@ -1293,7 +1348,7 @@ class PodMagic(Magics):
         value = finish.apply(results, self._user_ns, _show_text)
         if finish.out:
             return None
-        if shown and not finish.parse:
+        if shown and not finish.parse and not finish.python:
             # Already on screen: the cell's value must not show the summary a second time.
             value = _ShownResults(results)
             value._shown_in = self._shell.execution_count

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAME_MARK",
+    "NO_VALUE",
     "ExecStatus",
     "OutputGroup",
     "PodResult",
@@ -74,6 +75,20 @@ class ExecStatus(str, Enum):
 _COMPLETE = frozenset({ExecStatus.OK, ExecStatus.FAILED})
 
 
+class _NoValue(Enum):
+    """What :attr:`PodResult.value` holds when no ``--python`` program gave a value."""
+
+    NO_VALUE = "no value"
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+#: :attr:`PodResult.value` of a shell command, or of a ``--python`` program that gave none
+#: (it failed, timed out, was skipped, ...).
+NO_VALUE: Final = _NoValue.NO_VALUE
+
+
 def _outcome(status: ExecStatus, exit_code: int | None) -> str:
     if status in (ExecStatus.OK, ExecStatus.FAILED) and exit_code is not None:
         return f"exit {exit_code}"
@@ -113,6 +128,10 @@ class PodResult:
     attempt: int = 1
     """Which attempt at this pod this is: 1 for a run, 2 and on once
     :meth:`PodResults.merge` put a re-run's result in place of an earlier one."""
+    value: Any = NO_VALUE
+    """What a ``--python`` program (``python=True``) gave back, decoded from JSON: its
+    ``result`` variable, else its last expression's value, else None. :data:`NO_VALUE` for a
+    shell command, and for a program that raised, timed out or did not run."""
 
     def __post_init__(self) -> None:
         self.status = ExecStatus(self.status)
@@ -486,6 +505,27 @@ class PodResults(Sequence[PodResult]):
         """How many results ended in each status, e.g. ``{"ok": 38, "timeout": 2}``."""
         counts = Counter(r.status for r in self._items)
         return {status.value: counts[status] for status in ExecStatus if counts[status]}
+
+    # -- values of --python runs -------------------------------------------------------------
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """What each pod's ``--python`` program (``python=True``) gave back: display name
+        (as :attr:`labels`) → value, for the results that have one (not the failed, skipped
+        or timed-out ones, nor shell commands)."""
+        return {
+            label: r.value for r, label in zip(self._items, self.labels) if r.value is not NO_VALUE
+        }
+
+    def values_frame(self) -> pd.DataFrame:
+        """The :attr:`values` as one DataFrame, when they are dicts or lists of dicts: a row
+        per dict, led by ``pod`` (``namespace``, ``container``, ``context`` too where they
+        differ); a pod that gave no value has a row whose ``error`` says why. A ``--python``
+        run whose values are all such keeps this frame as :attr:`frame`. ``ValueError`` for
+        values of other kinds."""
+        from ._python import values_frame
+
+        return values_frame(self)
 
     # -- provenance, parsed frame, files ----------------------------------------------------
 

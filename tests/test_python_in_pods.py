@@ -1,0 +1,326 @@
+r"""Python in pods: ``%%pod TARGET --python`` and ``Cluster.run(program, python=True)``.
+
+Each pod's value comes back as JSON (``PodResult.value``, ``PodResults.values``, a frame for
+dicts), ``{{expr}}`` goes in as a Python literal that cannot break out, the program travels
+over stdin (never in the exec URL), and what the program prints cannot pose as its value.
+End to end against the sandbox, whose pods run the host's ``python3``.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import itertools
+import math
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from podmagic import NO_VALUE, Cluster, ExecStatus, PodOutput, PodResults
+from podmagic._command import INLINE_URL_LIMIT
+from podmagic._interpolation import InterpolationError
+from podmagic._python import BOOTSTRAP, PythonProgram, _Stream, python_literal, substitute
+
+# -- values into the program --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'it\'s "quoted"\n$(reboot) `id` \\ \u202e',
+        -3,
+        2**70,
+        1.5,
+        -0.0,
+        True,
+        None,
+        b"\x00\xff'",
+        [1, "a", [None]],
+        (1,),
+        (),
+        {"k": {"n": [1.0, (2, 3)]}, 4: "four", (1, 2): None},
+        {3, 1, 2},
+        set(),
+    ],
+)
+def test_a_value_goes_in_as_a_literal_that_evaluates_to_it(value: Any) -> None:
+    text = python_literal(value)
+    assert text.startswith("(") and text.endswith(")")
+    assert "\n" not in text  # one line: the cell's line numbers stay as written
+    assert eval(text, {"__builtins__": {}}) == value
+
+
+def test_non_finite_floats_go_in_without_names_a_program_could_rebind() -> None:
+    for value in (math.inf, -math.inf):
+        assert eval(python_literal(value), {"__builtins__": {}}) == value
+    assert math.isnan(eval(python_literal(math.nan), {"__builtins__": {}}))
+
+
+def test_a_str_subclass_goes_in_as_its_text_not_as_its_own_repr() -> None:
+    class Sly(str):
+        def __repr__(self) -> str:
+            return "__import__('os').system('id')"
+
+    assert python_literal(Sly("plain")) == "('plain')"
+
+
+def test_every_placeholder_becomes_a_parenthesised_literal() -> None:
+    namespace = {"name": "x'); import os; os.system('id'); ('", "n": -2, "cfg": {"a": [1]}}
+    program = substitute("limit = {{n}}**2\nprint({{name}})\nresult = {{cfg}}['a']", namespace)
+    tree = ast.parse(program)
+    assert not any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree))
+    scope: dict[str, Any] = {"print": lambda *a: None}
+    exec(program, scope)  # noqa: S102 - running the substituted program is the check
+    assert scope["limit"] == 4  # (-2)**2, not -2**2
+    assert scope["result"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("program", "words"),
+    [
+        ("x = 'limit {{n}}'", "inside a string"),
+        ('x = """\n{{n}}\n"""', "inside a string"),
+        ("x = f'{ {{n}} }'", "inside an f-string"),
+        ("x = 1  # {{n}}", "in a comment"),
+        ("{{n}} = 3", "assigned or deleted"),
+        ("for {{n}} in range(3): pass", "assigned or deleted"),
+        ("import {{n}}", "where a name, not a value, must stand"),
+        ("x = obj.{{n}}", "where a name, not a value, must stand"),
+        ("f({{n}}=1)", "where a name, not a value, must stand"),
+    ],
+)
+def test_a_placeholder_where_no_value_can_stand_is_refused_before_any_is_evaluated(
+    program: str, words: str
+) -> None:
+    evaluated = []
+    namespace = {"note": lambda: evaluated.append(1) or 1}
+    with pytest.raises(InterpolationError, match=words) as caught:
+        substitute("a = {{note()}}\n" + program.replace("{{n}}", "{{note()}}"), namespace)
+    assert "{{note()}}" in str(caught.value)
+    assert evaluated == []
+
+
+def test_a_value_without_a_literal_is_one_error_naming_the_placeholder_never_the_value() -> None:
+    class Secret:
+        def __repr__(self) -> str:
+            return "hunter2"
+
+        __str__ = __repr__
+
+    for value, kind in (
+        (Secret(), "a Secret"),
+        ({"k": [Secret()]}, "a Secret"),
+        (dt.date(2020, 1, 2), "a date"),
+    ):
+        with pytest.raises(InterpolationError) as caught:
+            substitute("x = {{value}}", {"value": value})
+        message = str(caught.value)
+        assert "{{value}}" in message and kind in message and "hunter2" not in message
+
+
+def test_raw_placeholders_are_refused_and_escaped_braces_stay_literal() -> None:
+    with pytest.raises(InterpolationError, match=r"\|raw would make the value code"):
+        substitute("x = {{code|raw}}", {"code": "1"})
+    assert substitute("x = '\\{{n}}'  # \\{{", {}) == "x = '{{n}}'  # {{"
+
+
+# -- delivery -----------------------------------------------------------------------------------
+
+
+def test_the_exec_url_holds_a_short_fixed_bootstrap_and_nothing_of_the_program() -> None:
+    program = PythonProgram("token = 's3cr3t-value'\n" * 50_000, env={"API_KEY": "k3y"})
+    remote = program.command(b"mark")
+    assert remote.argv == ("python3", "-c", BOOTSTRAP)
+    assert len(quote(BOOTSTRAP, safe="")) < INLINE_URL_LIMIT
+    assert isinstance(remote.stdin, bytes)
+    assert b"s3cr3t-value" in remote.stdin and b"k3y" in remote.stdin
+    assert "k3y" not in repr(remote) and remote.env_names == ("API_KEY",)
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    edges = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def test_the_value_is_taken_out_of_stdout_wherever_the_chunks_split_it() -> None:
+    mark = b"\x1epodmagic-value-" + b"ab" * 16 + b"\x1e"
+    output = b"line one\n\x1epodmagic-value-not-the-mark\x1e\npartial"
+    stream_bytes = output + mark + b'{"value": [1, 2]}\n' + b"after\n"
+    for cut in range(1, len(stream_bytes)):
+        for second in (cut + 1, cut + 7, len(stream_bytes) - 1):
+            cuts = sorted({c for c in (cut, second) if 0 < c < len(stream_bytes)})
+            stream = _Stream(target=None)  # type: ignore[arg-type]
+            passed = b"".join(stream.feed(chunk, mark) for chunk in _split(stream_bytes, cuts))
+            passed += stream.flush()
+            assert passed == output + b"after\n", cuts
+            assert bytes(stream.json) == b'{"value": [1, 2]}'
+            assert stream.start == len(output)
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+def test_every_pod_gives_back_its_value_and_one_frame_of_dicts(cluster: Cluster) -> None:
+    events: list[Any] = []
+    program = (
+        "import os, socket\n"
+        "print('checking', os.environ['MY_POD'])\n"
+        "{'pod': os.environ['MY_POD'], 'greeting': os.environ.get('GREETING'), 'n': 3}\n"
+    )
+    results = cluster.run(program, "deploy/web", python=True, on_event=events.append)
+    assert results.ok and len(results) == 3
+    assert set(results.values) == {r.pod for r in results}
+    for r in results:
+        assert r.value == {"pod": r.pod, "greeting": "hello", "n": 3}
+        assert r.stdout == f"checking {r.pod}\n".encode()  # no mark, no JSON
+    frame = results.frame
+    assert frame is not None
+    assert list(frame.columns) == ["pod", "pod_", "greeting", "n"]
+    assert sorted(frame["pod"]) == sorted(frame["pod_"])
+    shown = b"".join(e.data for e in events if isinstance(e, PodOutput))
+    assert b"podmagic-value" not in shown and b"checking" in shown
+    assert results.provenance is not None
+
+
+def test_a_result_variable_wins_over_the_last_expression(cluster: Cluster) -> None:
+    results = cluster.run("result = [{'a': 1}, {'a': 2}]\n'ignored'", "solo", python=True)
+    assert results.values == {"solo": [{"a": 1}, {"a": 2}]}
+    assert results.frame is not None and list(results.frame["a"]) == [1, 2]
+    plain = cluster.run("x = 2\nx * 21", "solo", python=True)
+    assert plain.values == {"solo": 42} and plain.frame is None
+    nothing = cluster.run("x = 1", "solo", python=True)
+    assert nothing.values == {"solo": None}
+
+
+def test_an_exception_fails_the_pod_with_the_tracebacks_last_line(cluster: Cluster) -> None:
+    results = cluster.run("x = 1\n1 / 0\n", "solo", python=True, ok_exit=[0, 1])
+    [r] = results
+    assert r.status is ExecStatus.FAILED and r.exit_code == 1
+    assert r.error == "ZeroDivisionError: division by zero (line 2)"
+    assert r.value is NO_VALUE and results.values == {}
+    assert b'File "<cell>", line 2' in r.stderr and b"ZeroDivisionError" in r.stderr
+
+
+def test_a_pod_without_the_interpreter_is_skipped_saying_so(cluster: Cluster) -> None:
+    results = cluster.run("1", "solo", python=True, python_bin="/no/such/python3")
+    [r] = results
+    assert r.status is ExecStatus.SKIPPED
+    assert r.error is not None and "/no/such/python3 is not in this container" in r.error
+    assert "--python-bin" in r.error
+    assert results.values == {} and not results.ok
+
+
+def test_what_the_program_prints_cannot_pose_as_its_value(cluster: Cluster) -> None:
+    fake = "\\x1epodmagic-value-" + "0" * 32 + '\\x1e{\\"value\\": 666}'
+    program = f'print("{fake}")\nprint("{fake}", end="")\n7'
+    [r] = cluster.run(program, "solo", python=True)
+    assert r.value == 7
+    assert r.stdout.count(b'{"value": 666}') == 2
+
+
+def test_a_large_program_and_output_past_the_capture_cap_keep_the_value(
+    cluster: Cluster,
+) -> None:
+    program = "rows = []\n" + "rows.append(1)\n" * 60_000 + "print('x' * 4999)\nlen(rows)"
+    [r] = cluster.run(program, "solo", python=True, capture_limit=1000, capture_budget=None)
+    assert r.status is ExecStatus.OK and r.value == 60_000
+    assert r.stdout == b"x" * 1000 and r.stdout_dropped == 4000
+
+
+def test_stdin_env_and_workdir_reach_the_program(cluster: Cluster) -> None:
+    program = (
+        "import os, sys\n{'in': sys.stdin.read(), 'env': os.environ['MODE'], 'cwd': os.getcwd()}"
+    )
+    [r] = cluster.run(
+        program, "solo", python=True, stdin="data\n", env={"MODE": "fast"}, workdir="/tmp"
+    )
+    assert r.value == {"in": "data\n", "env": "fast", "cwd": "/tmp"}
+    [quiet] = cluster.run("import sys\nsys.stdin.read()", "solo", python=True)
+    assert quiet.value == ""  # no --stdin: the program reads an empty stdin, never waits
+
+
+def test_values_json_cannot_hold_come_back_as_their_repr_with_a_note(cluster: Cluster) -> None:
+    program = (
+        "import datetime, decimal\n[datetime.date(2020, 1, 2), decimal.Decimal('1.5'), {2, 1}]"
+    )
+    [r] = cluster.run(program, "solo", python=True)
+    assert r.value == ["2020-01-02", "Decimal('1.5')", [1, 2]]
+    assert b"podmagic: JSON cannot hold Decimal: sent as repr() text" in r.stderr
+
+
+def test_sys_exit_counts_as_its_exit_code_and_keeps_the_result(cluster: Cluster) -> None:
+    [r] = cluster.run("import sys\nresult = 5\nsys.exit(3)", "solo", python=True, ok_exit="0,3")
+    assert r.status is ExecStatus.OK and r.exit_code == 3 and r.value == 5
+
+
+def test_a_rerun_gives_the_values_again(cluster: Cluster) -> None:
+    results = cluster.run("import os\nos.environ['MY_POD']", "deploy/web", python=True)
+    again = results.rerun()
+    assert again.values == results.values and len(again.values) == 3
+
+
+def test_a_tty_or_a_list_is_refused_for_python(cluster: Cluster) -> None:
+    with pytest.raises(ValueError, match="without a terminal"):
+        cluster.run("1", "solo", python=True, tty=True)
+    with pytest.raises(TypeError, match="one str"):
+        cluster.run(["print", "1"], "solo", python=True)
+
+
+# -- the magic ----------------------------------------------------------------------------------
+
+
+def test_the_python_cell_takes_notebook_values_as_literals(ip: InteractiveShell) -> None:
+    ip.user_ns["needle"] = "'); import os; os.system('touch /tmp/pwned'); ('"
+    ip.user_ns["limits"] = {"warn": 80, "crit": 95}
+    value = ip.run_cell_magic(
+        "pod", "deploy/web --python -o res", "{'needle': {{needle}}, 'crit': {{limits}}['crit']}\n"
+    )
+    assert value is None
+    res = ip.user_ns["res"]
+    assert isinstance(res, PodResults) and len(res.values) == 3
+    assert all(v == {"needle": ip.user_ns["needle"], "crit": 95} for v in res.values.values())
+    frame = ip.run_cell_magic("pod", "solo --python", "{'x': {{limits}}['warn']}\n")
+    assert list(frame.columns) == ["pod", "x"] and list(frame["x"]) == [80]
+    assert ip.run_line_magic("pod", "solo --python -- 6 * 7") == {"solo": 42}
+
+
+def test_the_python_cell_refuses_what_does_not_fit(ip: InteractiveShell) -> None:
+    ip.user_ns["when"] = dt.datetime(2020, 1, 1)
+    for line, cell, words in (
+        ("solo --python", "x = 'at {{limit}}'\n", "inside a string"),
+        ("solo --python", "x = {{when}}\n", "{{when}} is a datetime"),
+        ("solo --python -t", "1\n", "leave out -t"),
+        ("solo --python --parse json", "1\n", "leave out --parse"),
+        ("solo --python-bin python3", "1\n", "--python-bin goes with --python"),
+    ):
+        with pytest.raises(UsageError, match=words.replace("{", r"\{")):
+            ip.run_cell_magic("pod", line, cell)
+
+
+def test_the_python_cell_skips_a_pod_without_the_interpreter(ip: InteractiveShell) -> None:
+    ip.run_cell_magic("pod", "solo --python --python-bin /no/python -o res", "1\n")
+    [r] = ip.user_ns["res"]
+    assert r.status is ExecStatus.SKIPPED and "/no/python is not in this container" in (
+        r.error or ""
+    )
+
+
+def test_the_output_of_a_python_cell_streams_without_the_value(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip.run_line_magic("config", "PodMagic.quiet = False")  # the text view of a terminal shell
+    try:
+        capsys.readouterr()
+        ip.run_cell_magic("pod", "solo --python", "print('streamed line')\n{'k': 1}\n")
+    finally:
+        ip.run_line_magic("config", "PodMagic.quiet = True")
+    out = capsys.readouterr().out
+    assert "streamed line" in out and "podmagic-value" not in out
+
+
+def test_a_shell_command_has_no_value(cluster: Cluster) -> None:
+    results = cluster.run("echo '{\"value\": 1}'", "solo")
+    assert results.values == {} and results[0].value is NO_VALUE
