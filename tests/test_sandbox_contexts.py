@@ -96,6 +96,7 @@ def test_contexts_are_named_for_a_glob_and_the_first_stays_current(two: Sandbox)
     assert two.contexts == (FIRST, SECOND)
     assert two.context == FIRST
     assert fnmatch.filter(two.contexts, "podmagic-sandbox*") == [FIRST, SECOND]
+    assert repr(two) == f"<Sandbox running {two.url} contexts=({FIRST!r}, {SECOND!r})>"
     document = kubeconfig_document(two)
     assert document["current-context"] == FIRST
     assert [entry["name"] for entry in document["contexts"]] == [FIRST, SECOND]
@@ -239,6 +240,10 @@ def test_manifests_give_each_context_its_own_objects(tmp_path: Path) -> None:
         ({"manifests": []}, r"^manifests: expected a manifest per context, got none$"),
         ({"manifests": "a.yaml"}, r"^manifests: expected a list with a manifest per context, "),
         ({"manifests": [{"kind": "Pod"}, []]}, r"^manifests\[0\]: one object, not a manifest; "),
+        (
+            {"contexts": 3, "port": 65534},
+            r"^port 65534: 3 contexts take the ports 65534 to 65536, ",
+        ),
     ],
 )
 def test_manifests_used_wrongly_is_one_line_and_creates_nothing(

@@ -235,6 +235,11 @@ class Sandbox:
             raise ValueError(
                 f"contexts: expected a whole number from 1 to {MAX_CONTEXTS}, got {contexts!r}"
             )
+        if contexts > 1 and isinstance(port, int) and port and port + contexts - 1 > 65535:
+            raise ValueError(
+                f"port {port}: {contexts} contexts take the ports {port} to "
+                f"{port + contexts - 1}, past 65535; pass a lower port, or 0 for free ones"
+            )
         per_context = list(manifests) if manifests is not None else [manifest] * contexts
         self._manifest = per_context[0]
         if kubeconfig is not None:
