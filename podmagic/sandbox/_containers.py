@@ -514,8 +514,10 @@ class ContainerRuntime:
             if _is_idle(container.spec):
                 process = _IdleProcess(self._loop)
             else:
+                # Off the loop: many pods start at once, and each spawn waits for its exec.
                 process = await start_process(
-                    await container_process_spec(self.cluster, entry, container.spec)
+                    await container_process_spec(self.cluster, entry, container.spec),
+                    off_loop=True,
                 )
         except Exception as error:  # noqa: BLE001 - any start failure is the container's
             return self._start_failed(pod, container, instance, error)

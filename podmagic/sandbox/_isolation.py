@@ -6,12 +6,15 @@ once per process). Elsewhere, or with ``PODMAGIC_SANDBOX_ISOLATION=processes``, 
 plain host processes, and the sandbox says so loudly (:func:`isolation_warning`, at start, in
 ``%pod_sandbox`` and in the run header: :func:`isolation_marker`).
 
-Each pod gets a *pod sandbox* process (bubblewrap running ``sleep``, like the kubelet's pause
-container) that holds the pod's UTS (host name = pod name), IPC and network (loopback only)
-namespaces, and its PID namespace when ``shareProcessNamespace`` is set. Each container gets a
-*holder* process started inside those namespaces by a second bubblewrap, with a PID namespace
-of its own (Kubernetes gives each container one unless the pod shares them) and a mount
-namespace whose root is the container's folder under the sandbox's state folder:
+Each pod gets its own UTS (host name = pod name), IPC and network (loopback only)
+namespaces. Run as root, a worker thread makes them with ``unshare`` and keeps descriptors of
+them (the kernel keeps a namespace while a descriptor names it), with no process: a pod costs
+no start of its own. Otherwise, and for a pod with ``shareProcessNamespace`` (whose PID
+namespace needs a first process), a *pause* process holds them (bubblewrap running ``sleep``,
+like the kubelet's pause container). Each container gets a *holder* process started inside
+those namespaces by bubblewrap, with a PID namespace of its own (Kubernetes gives each
+container one unless the pod shares them) and a mount namespace whose root is the container's
+folder under the sandbox's state folder:
 
 * ``/usr``, ``/bin``, ``/lib*``, ``/sbin`` are the host's, read-only;
 * ``/etc`` is the container's own and writable: an overlay whose lower layer is the host's
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import fcntl
 import functools
 import json
 import logging
@@ -43,6 +47,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -53,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._runner import Isolation, entered_namespaces, forget_group, own_group
+from ._runner import Isolation, entered_namespaces, forget_group, new_namespaces, own_group
 from ._volumes import forget_pod, mount_arguments
 
 __all__ = [
@@ -69,7 +74,6 @@ __all__ = [
     "isolation_mode",
     "isolation_problem",
     "isolation_warning",
-    "pod_anchor_pid",
     "pod_sandboxes",
     "pod_socket",
 ]
@@ -121,6 +125,12 @@ _INSTALL_HINT = (
 
 
 def _tool(name: str) -> str | None:
+    return _which(name)
+
+
+@functools.cache
+def _which(name: str) -> str | None:
+    # Looked up once per process: every pod and exec names these tools.
     return shutil.which(name, path="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
 
 
@@ -286,6 +296,48 @@ def _system_binds() -> tuple[str, ...]:
     return tuple(arguments)
 
 
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_IFREQ = "16sH22x"  # struct ifreq: the interface name, then ifr_flags in a 24-byte union
+
+
+def _loopback_up() -> None:
+    """Bring up ``lo`` in the calling thread's network namespace (a new one has it down;
+    once up, it has 127.0.0.1 and ::1), as bubblewrap does for ``--unshare-net``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack(_IFREQ, b"lo", 0))
+        flags = struct.unpack(_IFREQ, request)[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
+
+
+@functools.lru_cache(maxsize=1)
+def _namespaces_without_process() -> bool:
+    """Whether this process may make a pod's namespaces itself (root, no seccomp profile
+    forbidding ``unshare``): tried once, in a thread that goes back to its own at once."""
+    try:
+        with new_namespaces(_POD_NAMESPACES):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def _held_namespaces(hostname: str) -> tuple[int, ...]:
+    """A pod's new net, UTS and IPC namespaces (in :data:`_POD_NAMESPACES`' order), made by
+    the calling thread and held by the descriptors returned, with no process in them."""
+    fds: list[int] = []
+    with new_namespaces(_POD_NAMESPACES):
+        try:
+            socket.sethostname(hostname)
+            _loopback_up()
+            for kind in _POD_NAMESPACES:
+                fds.append(os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+    return tuple(fds)
+
+
 def _pod_hostname(pod: Mapping[str, Any]) -> str:
     """The pod's host name: ``spec.hostname`` or its name, cut as the kubelet cuts it (63
     bytes, no "-." end)."""
@@ -446,12 +498,12 @@ class ContainerSandbox:
 
 @dataclass
 class PodSandbox:
-    """One pod's namespaces (held by its pause process) and its containers."""
+    """One pod's namespaces (held by their descriptors, or by a pause process) and its
+    containers."""
 
-    pause: subprocess.Popen[bytes]
-    pause_pid: int  # host pid of the pause process (its namespaces are the pod's)
+    pause: subprocess.Popen[bytes] | None  # None: the descriptors alone hold the namespaces
     namespace_fds: tuple[int, ...]  # net, uts, ipc
-    pid_fd: int  # the pause process's PID namespace: the pod's, if it shares one
+    pid_fd: int  # the pause process's PID namespace: the pod's, if it shares one (else -1)
     share_pid: bool
     folder: Path
     containers: dict[str, ContainerSandbox] = field(default_factory=dict)
@@ -462,10 +514,12 @@ class PodSandbox:
         killed: list[subprocess.Popen[bytes]] = []
         for container in self.containers.values():
             killed += container.kill()
-        _signal_kill(self.pause)
-        killed.append(self.pause)
+        if self.pause is not None:
+            _signal_kill(self.pause)
+            killed.append(self.pause)
         for fd in (*self.namespace_fds, self.pid_fd):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         self.containers.clear()
         return killed
 
@@ -480,6 +534,14 @@ def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
     hostname = _pod_hostname(pod)
     share_pid = bool((pod.get("spec") or {}).get("shareProcessNamespace"))
     folder.mkdir(parents=True, exist_ok=True)
+    if not share_pid and _namespaces_without_process():
+        return PodSandbox(
+            pause=None,
+            namespace_fds=_held_namespaces(hostname),
+            pid_fd=-1,
+            share_pid=False,
+            folder=folder,
+        )
     bwrap = _tool("bwrap") or "bwrap"
     read, write = os.pipe()
     try:
@@ -530,7 +592,6 @@ def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
         raise
     return PodSandbox(
         pause=pause,
-        pause_pid=pid,
         namespace_fds=tuple(fds[:-1]),
         pid_fd=fds[-1],
         share_pid=share_pid,
@@ -676,7 +737,7 @@ def _spawn_container(pod: PodSandbox, root: Path, plan: _ContainerPlan) -> Conta
                 stdin=subprocess.DEVNULL,
                 stdout=ready_write,
                 stderr=subprocess.PIPE,
-                pass_fds=(write, pod.pid_fd),
+                pass_fds=(write, pod.pid_fd) if pod.share_pid else (write,),
                 cwd="/",
                 # A group of its own, killed with the pod sandboxes when the sandbox stops.
                 start_new_session=True,
@@ -752,7 +813,8 @@ class PodSandboxes:
         key, uid, sandbox = self._known(pod)
         if sandbox is None:
             sandbox = _start_pod(pod, folder)
-            own_group(sandbox.pause.pid)
+            if sandbox.pause is not None:
+                own_group(sandbox.pause.pid)
             self._pods[key] = (uid, sandbox)
         return sandbox
 
@@ -809,7 +871,8 @@ class PodSandboxes:
             try:
                 if sandbox is None:
                     started = await loop.run_in_executor(self._executor, _start_pod, pod, folder)
-                    own_group(started.pause.pid)
+                    if started.pause is not None:
+                        own_group(started.pause.pid)
                     if not self._exists(*key, uid):  # deleted while it started
                         self._reap_later(started.kill())
                         raise OSError(f"pod {key[1]} was deleted while it started")
@@ -963,18 +1026,6 @@ async def acontainer_placement(
     env["HOME"] = "/root"
     cwd = normalised_working_dir(container.get("workingDir"))
     return held.isolation(pod, cwd), Path(cwd)
-
-
-def pod_anchor_pid(cluster: Any, namespace: str, name: str) -> int | None:
-    """Host pid of the process holding a pod's network namespace (``/proc/PID/ns/net``),
-    started if need be; None when pods are not isolated or there is no such pod."""
-    if isolation_problem() is not None:
-        return None
-    entry = cluster.pods.get((namespace, name))
-    if entry is None:
-        return None
-    pod = pod_sandboxes(cluster).pod(entry.pod, _pod_folder(cluster, namespace, name))
-    return pod.pause_pid
 
 
 def pod_socket(

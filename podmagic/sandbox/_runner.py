@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -58,6 +59,7 @@ __all__ = [
     "entered_namespaces",
     "forget_group",
     "kill_unreaped",
+    "new_namespaces",
     "own_group",
     "start_process",
     "uts_namespaces_available",
@@ -281,6 +283,48 @@ def _hostname_for_children(hostname: str | None) -> Iterator[None]:
 
 
 _own_namespaces = threading.local()
+# The namespaces a thread moves between, in the order entered_namespaces takes them.
+_THREAD_NAMESPACES = ("net", "uts", "ipc", "pid")
+_CLONE_FLAGS = {"net": 0x40000000, "uts": _CLONE_NEWUTS, "ipc": 0x08000000}
+
+
+def _thread_own_namespaces() -> list[int]:
+    """Descriptors of the calling thread's own namespaces (opened once per thread)."""
+    own: list[int] | None = getattr(_own_namespaces, "fds", None)
+    if own is None:
+        own = [
+            os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            for kind in _THREAD_NAMESPACES
+        ]
+        _own_namespaces.fds = own
+    return own
+
+
+@contextmanager
+def new_namespaces(kinds: Sequence[str]) -> Iterator[None]:
+    """Run the block with the calling thread in new, empty namespaces of ``kinds`` (among
+    ``net``, ``uts``, ``ipc``), then put it back into its own.
+
+    A pod's namespaces made without a process of their own (:mod:`._isolation`): open
+    ``/proc/thread-self/ns/KIND`` in the block to keep them, as a descriptor keeps a
+    namespace alive. Like :func:`entered_namespaces`, none of these needs a single-threaded
+    process. Raises ``OSError`` (nothing changed) where the kernel refuses (not root).
+    """
+    own = _thread_own_namespaces()
+    flags = 0
+    for kind in kinds:
+        flags |= _CLONE_FLAGS[kind]
+    if hasattr(os, "unshare"):  # Python 3.12+
+        os.unshare(flags)
+    else:
+        _libc_call("unshare", flags)
+    try:
+        yield
+    finally:
+        # As in entered_namespaces: a thread left in a pod's namespaces would put every
+        # later process it starts into that pod, so failing here is loud.
+        for kind in kinds:
+            _setns(own[_THREAD_NAMESPACES.index(kind)])
 
 
 @contextmanager
@@ -291,13 +335,7 @@ def entered_namespaces(fds: Sequence[int]) -> Iterator[None]:
     processes spawned in the block are born in them (for the PID namespace: children only,
     which is what a spawn makes). None of these needs a single-threaded process.
     """
-    own: list[int] | None = getattr(_own_namespaces, "fds", None)
-    if own is None:
-        own = [
-            os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-            for kind in ("net", "uts", "ipc", "pid")
-        ]
-        _own_namespaces.fds = own
+    own = _thread_own_namespaces()
     entered = 0
     try:
         for fd in fds:
@@ -483,11 +521,15 @@ def _spawn(
         raise
 
 
-async def start_process(spec: ProcessSpec) -> RunningProcess:
+async def start_process(spec: ProcessSpec, *, off_loop: bool = False) -> RunningProcess:
     """Start ``spec`` and return its handle; the caller must ``aclose()`` it.
 
-    Raises :class:`ExecutableNotFound` when ``argv[0]`` cannot be executed, ``ValueError``
-    for an empty ``argv`` and ``FileNotFoundError``/``NotADirectoryError`` for a bad ``cwd``.
+    The spawn blocks its thread until the child has exec'd (tens of milliseconds on a busy
+    machine, more for an isolated one's ``nsenter``): with ``off_loop`` it happens in a
+    thread of the loop's default executor, so that a thousand main processes starting at
+    once do not hold up the event loop. Raises :class:`ExecutableNotFound` when ``argv[0]``
+    cannot be executed, ``ValueError`` for an empty ``argv`` and
+    ``FileNotFoundError``/``NotADirectoryError`` for a bad ``cwd``.
     """
     loop = asyncio.get_running_loop()
     argv = [str(arg) for arg in spec.argv]
@@ -505,6 +547,9 @@ async def start_process(spec: ProcessSpec) -> RunningProcess:
         argv = [*isolation.prefix, *argv]
         executable = argv[0]
     stdio = _pty_stdio(spec.width, spec.height, root) if spec.tty else _pipe_stdio()
+    if off_loop:
+        popen = await _spawn_off_loop(loop, spec, argv, executable, stdio)
+        return RunningProcess(loop, popen, stdio)
     try:
         popen = _spawn(spec, argv, executable, stdio)
     except BaseException:
@@ -513,6 +558,76 @@ async def start_process(spec: ProcessSpec) -> RunningProcess:
     finally:
         stdio.close_child_ends()
     return RunningProcess(loop, popen, stdio)
+
+
+# Processes whose start was cancelled while a thread spawned them, being killed and reaped.
+_abandoned: set[asyncio.Task[None]] = set()
+
+
+async def _spawn_off_loop(
+    loop: asyncio.AbstractEventLoop,
+    spec: ProcessSpec,
+    argv: list[str],
+    executable: str,
+    stdio: _Stdio,
+) -> subprocess.Popen[bytes]:
+    """:func:`_spawn` in a thread of the loop's default executor. The thread owns the child's
+    ends of ``stdio`` and copies of the namespace descriptors: a pod that ends meanwhile
+    closes its own, whose numbers could then name another pod's namespaces."""
+    held: list[int] = []
+    try:
+        if spec.isolation is not None:
+            for fd in spec.isolation.namespaces:
+                held.append(os.dup(fd))
+            isolation = dataclasses.replace(spec.isolation, namespaces=tuple(held))
+            spec = dataclasses.replace(spec, isolation=isolation)
+    except BaseException:
+        _close_all(held)
+        stdio.close_child_ends()
+        stdio.close_our_ends()
+        raise
+
+    def spawn() -> subprocess.Popen[bytes]:
+        try:
+            return _spawn(spec, argv, executable, stdio)
+        finally:
+            stdio.close_child_ends()
+            _close_all(held)
+
+    try:
+        future = loop.run_in_executor(None, spawn)
+    except RuntimeError:  # the executor is shut down: the loop is closing
+        stdio.close_child_ends()
+        _close_all(held)
+        stdio.close_our_ends()
+        raise
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # The thread goes on: what it starts is killed and reaped as soon as it is there.
+        future.add_done_callback(functools.partial(_abandon_spawned, loop, stdio))
+        raise
+    except BaseException:
+        stdio.close_our_ends()
+        raise
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
+def _abandon_spawned(
+    loop: asyncio.AbstractEventLoop, stdio: _Stdio, done: asyncio.Future[subprocess.Popen[bytes]]
+) -> None:
+    if done.cancelled() or done.exception() is not None:
+        stdio.close_our_ends()
+        return
+    process = RunningProcess(loop, done.result(), stdio)
+    task = loop.create_task(process.aclose())
+    _abandoned.add(task)
+    task.add_done_callback(_abandoned.discard)
 
 
 # --------------------------------------------------------------------------------------------
