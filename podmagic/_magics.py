@@ -60,7 +60,7 @@ from ._interpolation import (
 from ._many import Clusters, ClustersSelection, _ManyOrigin, is_glob
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
-from ._python import DEFAULT_PYTHON, PythonProgram, substitute
+from ._python import DEFAULT_PYTHON, PythonProgram, frame_or_values, substitute
 from ._query import Target, TargetQuery, check_query
 from ._render import NullRenderer, RenderLimits, choose_renderer
 from ._resolve import Selection
@@ -294,7 +294,9 @@ class _Finish:
         if self.out:
             namespace[self.out] = stored
         elif self.python:
-            value = results.frame if results.frame is not None else results.values
+            value = results.frame if results.frame is not None else frame_or_values(results)
+            if results.frame is None and not isinstance(value, dict):
+                stored = results.with_frame(value)  # e.g. merged from several contexts
         if self.check and self.parse:
             # One ParseError line for the frame's pods, a failed command among them (as
             # check_parsed() raises it); PodsFailedError only for what it leaves out.

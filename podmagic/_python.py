@@ -8,13 +8,14 @@ statement when that is an expression (as Jupyter shows ``Out[]``), otherwise ``N
 :func:`values_frame` makes one DataFrame of values that are dicts or lists of dicts.
 
 Delivery. Nothing of the program, its values or its environment is in the exec URL (which
-the API server's audit log keeps): the URL holds ``PYTHON -c BOOTSTRAP``, a fixed program
-(:data:`BOOTSTRAP`) that reads one JSON header from stdin — its length on a first line, then
-the program, the env, the working directory and the result mark — and then leaves the rest of
-stdin to the program (``--stdin`` data) or puts ``/dev/null`` there. No shell is involved, so
-images without one (distroless) work, and a program of any size goes (stdin has no URL limit).
+the API server's audit log keeps): the URL holds ``PYTHON -c BOOTSTRAP``, a short fixed loader
+(:data:`BOOTSTRAP`, about 1 KiB once percent-encoded) that reads from stdin, each part
+length-first, the runner (:data:`RUNNER`) and one JSON header (the program, env, working
+directory and result mark), and then leaves the rest of stdin to the program (``--stdin``
+data) or puts ``/dev/null`` there. No shell is involved, so images without one (distroless)
+work, and a program of any size goes (stdin has no URL limit).
 
-The result. The bootstrap flushes the program's output and then writes, last on stdout,
+The result. The runner flushes the program's output and then writes, last on stdout,
 ``MARK + JSON + "\n"``, where ``MARK`` is 128 random bits made for this run and sent only over
 stdin: the program's own output cannot contain it by chance, and what it prints cannot pose
 as a value. The mark and the JSON are taken out of the stream before the live view sees it
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_PYTHON",
     "RUNNER",
     "PythonProgram",
+    "frame_or_values",
     "python_literal",
     "substitute",
     "values_frame",
@@ -459,10 +461,10 @@ def _token_kinds(skeleton: str, tag: str) -> dict[str, str]:
 
 
 def _not_found(message: str) -> bool:
-    return any(
-        words in message
-        for words in ("executable file not found", "no such file or directory", "not found")
-    )
+    """Whether the container runtime said the program to exec is not there (containerd,
+    CRI-O and Docker say one of these; a 404 for a deleted pod is another matter)."""
+    message = message.lower()
+    return "executable file not found" in message or "no such file or directory" in message
 
 
 @dataclass(frozen=True)
@@ -642,10 +644,8 @@ class _Watch:
         """The run's results: each pod's value taken in, the values' frame attached when
         they are dicts or lists of dicts."""
         mapped = self._map(results)
-        values = [r.value for r in mapped if r.value is not NO_VALUE]
-        if values and all(_tabular(v) for v in values):
-            return mapped.with_frame(values_frame(mapped))
-        return mapped
+        value = frame_or_values(mapped)
+        return mapped if isinstance(value, dict) else mapped.with_frame(value)
 
     def _settle(self, result: PodResult, stream: _Stream | None) -> PodResult:
         if stream is not None and stream.start is not None:
@@ -681,7 +681,7 @@ class _Watch:
         if (
             result.status in (ExecStatus.OK, ExecStatus.FAILED)
             and result.exit_code in (126, 127)
-            and _not_found((result.stderr + result.stdout).decode("utf-8", "replace").lower())
+            and _not_found((result.stderr + result.stdout).decode("utf-8", "replace"))
         ):
             return self._skipped(result)
         if result.status is ExecStatus.FAILED or result.exit_code == BOOTSTRAP_EXIT:
@@ -738,6 +738,15 @@ def _tabular(value: Any) -> bool:
     return isinstance(value, dict) or (
         isinstance(value, list) and all(isinstance(item, dict) for item in value)
     )
+
+
+def frame_or_values(results: PodResults) -> pd.DataFrame | dict[str, Any]:
+    """What a ``--python`` cell shows: :func:`values_frame` when every value is a dict or a
+    list of dicts (and there is one), else :attr:`PodResults.values`."""
+    values = results.values
+    if values and all(_tabular(v) for v in values.values()):
+        return values_frame(results)
+    return values
 
 
 def values_frame(results: PodResults) -> pd.DataFrame:

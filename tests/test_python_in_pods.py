@@ -16,13 +16,16 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from _waiting import wait_until
+from conftest import MANIFESTS, quiet_podmagic_shell
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic import NO_VALUE, Cluster, ExecStatus, PodOutput, PodResults
+from podmagic import NO_VALUE, Cluster, ExecStatus, PodOutput, PodResults, SelectionError
 from podmagic._command import INLINE_URL_LIMIT
 from podmagic._interpolation import InterpolationError
 from podmagic._python import BOOTSTRAP, PythonProgram, _Stream, python_literal, substitute
+from podmagic.sandbox import Sandbox
 
 # -- values into the program --------------------------------------------------------------------
 
@@ -324,3 +327,30 @@ def test_the_output_of_a_python_cell_streams_without_the_value(
 def test_a_shell_command_has_no_value(cluster: Cluster) -> None:
     results = cluster.run("echo '{\"value\": 1}'", "solo")
     assert results.values == {} and results[0].value is NO_VALUE
+
+
+def test_a_run_across_contexts_gives_every_pods_value_and_one_frame(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = tmp_path_factory.mktemp("two-contexts")
+    with Sandbox(MANIFESTS / "cluster.yaml", contexts=2, kubeconfig=folder / "kc") as two:
+        contexts = list(two.contexts)
+        assert two.kubeconfig is not None
+        with Cluster.many(contexts, kubeconfig=two.kubeconfig, namespace="conf") as fleet:
+
+            def solo_running() -> bool:
+                try:
+                    return len(fleet.select("solo").run) == 2
+                except SelectionError:
+                    return False
+
+            wait_until(solo_running, what="the solo pod running in both contexts")
+            results = fleet.run("{'one': 1}", "solo", python=True)
+            assert results.values == {f"{c}:conf/solo": {"one": 1} for c in contexts}
+        with quiet_podmagic_shell(two.kubeconfig) as shell:
+            shell.user_ns["k"] = 2
+            frame = shell.run_cell_magic(
+                "pod", f"solo --context '{contexts[0]}*' --python", "{'k': {{k}}}\n"
+            )
+    assert list(frame.columns) == ["context", "pod", "k"]
+    assert sorted(frame["context"]) == sorted(contexts) and list(frame["k"]) == [2, 2]
