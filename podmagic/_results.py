@@ -323,7 +323,8 @@ def _key(result: PodResult) -> tuple[str, str, str, str | None]:
 
 def _unit(results: Iterable[PodResult]) -> str:
     items = list(results)
-    pods = {(r.namespace, r.pod) for r in items}
+    # The context too: web-1 of two clusters is two pods, not two containers of one.
+    pods = {(r.context, r.namespace, r.pod) for r in items}
     return "containers" if len(pods) < len(items) else "pods"
 
 

@@ -116,9 +116,11 @@ def test_same_pod_names_in_two_contexts_are_told_apart_in_labels_and_groups(flee
         f"{B}:conf/db-0",
         f"{B}:conf/db-1",
     ]
-    # db-0 says db-0 in both clusters: one group, its four members named apart.
+    # db-0 says db-0 in both clusters: one group of two pods (not two containers of one).
     groups = results.groups()
     assert set(groups[0].pods) == {f"{A}:conf/db-0", f"{B}:conf/db-0"}
+    assert groups[0].label.endswith("— 2 pods, exit 0")
+    assert str(results).startswith("4 pods in 2 contexts: 4 ok")
 
 
 def test_summary_has_a_section_per_context_with_its_own_provenance(fleet: Any) -> None:
