@@ -53,6 +53,7 @@ from yarl import URL
 from . import __version__
 from ._errors import ApiError, ConfigError, RequestTimeoutError
 from ._kinds import WORKLOAD_KINDS, kind_named
+from ._tls_resume import share_session
 
 if TYPE_CHECKING:
     from ._credentials import ClusterCredentials
@@ -1182,12 +1183,21 @@ class _ResumingContext:
         if self._resting_until.get(server_hostname, 0.0) > now:
             return self._context.wrap_bio(incoming, outgoing, False, server_hostname)
         session = self._session_for(server_hostname, now)
-        if session is not None:
-            try:
-                return self._context.wrap_bio(incoming, outgoing, False, server_hostname, session)
-            except ValueError:  # a session this context cannot use after all
-                self._sessions.pop(server_hostname, None)
         sslobj = self._context.wrap_bio(incoming, outgoing, False, server_hostname)
+        if session is not None:
+            # Offered as it is where that can be done safely (CPython's own setter copies
+            # it, certificate and all, for every connection: see podmagic._tls_resume).
+            shared = share_session(sslobj, session, self._context)
+            if shared:
+                return sslobj
+            if shared is None:  # spent: this connection brings a new one (see below)
+                self._sessions.pop(server_hostname, None)
+            else:
+                try:
+                    sslobj.session = session
+                    return sslobj
+                except ValueError:  # a session this context cannot use after all
+                    self._sessions.pop(server_hostname, None)
         recent = self._recent.get(server_hostname)
         if recent is None:
             recent = self._recent[server_hostname] = deque(maxlen=self._RECENT)
