@@ -311,6 +311,15 @@ def test_the_python_cell_skips_a_pod_without_the_interpreter(ip: InteractiveShel
     )
 
 
+def test_a_python_cell_in_the_background_and_its_rerun_give_values(ip: InteractiveShell) -> None:
+    handle = ip.run_cell_magic("pod", "deploy/web --python --bg", "result = 'bg'\n")
+    results = handle.result(timeout=120)
+    assert list(results.values.values()) == ["bg", "bg", "bg"]
+    ip.user_ns["first"] = results
+    again = ip.run_line_magic("pod", "--rerun first")
+    assert again == results.values  # the cell's value: the values again, not the summary
+
+
 def test_the_output_of_a_python_cell_streams_without_the_value(
     ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
