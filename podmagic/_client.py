@@ -1300,11 +1300,13 @@ class Cluster:
         timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
         max_concurrency: int | None = None,
         yes: bool = False,
+        on_event: EventCallback | None = None,
     ) -> CopyResults:
         """Copy the local file or folder ``local`` to ``remote`` in every pod ``target`` names
         (as :meth:`run` finds them), over tar through exec like ``kubectl cp``: a
         :class:`~podmagic.CopyResults` with each file's size and SHA-256; a pod without
-        ``tar`` is that pod's error."""
+        ``tar`` is that pod's error. ``on_event`` gets the copy as one run's events (each
+        pod's progress as its lines; what the live view of ``%pod_cp`` shows)."""
         return send(
             self,
             local,
@@ -1317,6 +1319,7 @@ class Cluster:
             timeout=timeout,
             max_concurrency=max_concurrency,
             yes=yes,
+            on_event=on_event,
         )
 
     def copy_from(
@@ -1332,10 +1335,13 @@ class Cluster:
         timeout: float | None | ClusterDefault = CLUSTER_DEFAULT,
         max_concurrency: int | None = None,
         yes: bool = False,
+        on_event: EventCallback | None = None,
     ) -> CopyResults:
         """Fetch ``remote`` (a file or folder) from every pod ``target`` names into
         ``local_dir/<context>/<namespace>/<pod>/``, binary-exact, streamed to disk; members
-        of the archive that would land outside that folder are refused (``refused``)."""
+        of the archive that would land outside that folder are refused (``refused``).
+        ``on_event`` gets the copy as one run's events (how much each pod sent, never the
+        archive's bytes)."""
         return fetch(
             self,
             remote,
@@ -1348,6 +1354,7 @@ class Cluster:
             timeout=timeout,
             max_concurrency=max_concurrency,
             yes=yes,
+            on_event=on_event,
         )
 
     # -- logs ----------------------------------------------------------------------------------

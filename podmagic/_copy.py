@@ -12,6 +12,13 @@ write's real parent folder must lie inside it): the holes ``kubectl cp`` had
 
 Every file copied is reported with its size and SHA-256 (:class:`CopiedFile`), per pod
 (:class:`CopyResult`); ``CopyResults.to_dataframe()`` has one row per file.
+
+The copy's execs feed the live view that shows ``%pod`` runs (``on_event``), as one run
+whatever the copy takes (one exec per pod, or one per part of a large archive): the header
+says what is copied where, each pod's chip its state, and each pod's lines say how far it
+got — bytes received every ``PROGRESS_EVERY``, a part sent, the archive done — never the
+archive's bytes themselves. A progress line per pod rather than a bar: the view shows lines
+and chips already, and a fetched archive's size is not known before it ends.
 """
 
 from __future__ import annotations
@@ -23,14 +30,22 @@ import shutil
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, overload
 
 from ._channels import Stream
-from ._events import Event, PodOutput
+from ._events import (
+    Event,
+    EventCallback,
+    PodFinished,
+    PodOutput,
+    PodStarted,
+    RunFinished,
+    RunStarted,
+)
 from ._results import ExecStatus, PodResult, PodResults
 from ._safe_text import visible_controls
 
@@ -38,9 +53,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ._client import Cluster
-    from ._resolve import Selection
+    from ._resolve import PodTarget, Selection
 
-__all__ = ["CopiedFile", "CopyResult", "CopyResults", "extract_safely", "fetch", "send"]
+__all__ = [
+    "PROGRESS_EVERY",
+    "CopiedFile",
+    "CopyResult",
+    "CopyResults",
+    "extract_safely",
+    "fetch",
+    "send",
+]
 
 _CHUNK = 1024 * 1024
 #: An archive larger than this is sent in parts of this size, one exec each, into a staging
@@ -48,6 +71,8 @@ _CHUNK = 1024 * 1024
 _PART = 8 * 1024 * 1024
 #: The last bytes of tar's stderr kept per pod, to say why it failed.
 _STDERR_KEPT = 4096
+#: A fetch says how much each pod has sent every time this many more bytes arrived.
+PROGRESS_EVERY = 8 * 1024 * 1024
 #: The keyword arguments that say where to copy (the rest are the run's own).
 _PLACE = ("target", "selector", "namespace", "all_namespaces", "container")
 #: The hint when the pod has no tar (exec: not found; sh: exit 127).
@@ -258,6 +283,89 @@ def _copy_hashed_read(source: IO[bytes]) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+# -- the live view ------------------------------------------------------------------------------
+
+_Key = tuple[str, str, "str | None"]
+
+
+class _Progress:
+    """The events of a copy's execs as the live view shows them: one run, a line per step.
+
+    ``describe`` heads the run; the tar stream (stdout of a fetch) never reaches the view,
+    only how much of it arrived; tar's stderr does. A copy made of several runs (a large
+    archive sent in parts: ``steps`` > 1) shows as one: one header, one start per pod, a
+    line per part, and the pod's end once its last step is done or a step failed.
+    """
+
+    def __init__(self, caller: EventCallback | None, describe: str, *, steps: int = 1) -> None:
+        self.caller = caller
+        self.describe = describe
+        self.steps = steps
+        #: The step (run) under way, from 1.
+        self.step = 1
+        self.targets: dict[_Key, PodTarget] = {}
+        self.received: dict[_Key, int] = {}
+        self.started_run = False
+        #: What a pod's line says when its exec (the last step's) ends well.
+        self.done_line: Callable[[_Key], str] = lambda key: "done"
+
+    def _tell(self, target: PodTarget, text: str) -> None:
+        if self.caller is not None:
+            self.caller(PodOutput(target, Stream.STDOUT, text.encode() + b"\n"))
+
+    def next_step(self) -> None:
+        """The step under way is done: the next run (part) begins."""
+        self.step += 1
+
+    def received_bytes(self, target: PodTarget, data: bytes) -> None:
+        """A fetch's archive bytes arrived: a line each time another PROGRESS_EVERY did."""
+        key = (target.namespace, target.pod, target.container)
+        before = self.received.get(key, 0)
+        after = self.received[key] = before + len(data)
+        if after // PROGRESS_EVERY > before // PROGRESS_EVERY:
+            self._tell(target, f"{_size(after)} received")
+
+    def __call__(self, event: Event) -> None:
+        if self.caller is None:
+            return
+        if isinstance(event, RunStarted):
+            if not self.started_run:
+                self.started_run = True
+                self.caller(replace(event, command=self.describe))
+        elif isinstance(event, PodStarted):
+            started: _Key = (event.target.namespace, event.target.pod, event.target.container)
+            if started not in self.targets:
+                self.targets[started] = event.target
+                self.caller(event)
+        elif isinstance(event, PodFinished):
+            result = event.result
+            key: _Key = (result.namespace, result.pod, result.container)
+            target = self.targets.get(key)
+            last = self.step >= self.steps
+            if result.status is ExecStatus.OK and target is not None:
+                said = self.done_line(key) if last else f"part {self.step} of {self.steps - 1} sent"
+                self._tell(target, said)
+            if last or result.status is not ExecStatus.OK:
+                self.caller(event)
+        elif isinstance(event, RunFinished):
+            if self.steps == 1:
+                self.caller(event)
+        else:
+            self.caller(event)
+
+    def finished(self, results: PodResults) -> None:
+        """The end of a copy made of several runs."""
+        if self.caller is not None and self.steps > 1:
+            self.caller(RunFinished(results))
+
+
+def _size(count: int) -> str:
+    """Bytes in words for a progress line: ``812 bytes``, ``16.0 MiB``."""
+    if count < 1024 * 1024:
+        return f"{count:,} bytes"
+    return f"{count / (1024 * 1024):,.1f} MiB"
+
+
 # -- the two directions -------------------------------------------------------------------------
 
 
@@ -291,7 +399,11 @@ def fetch(
     folder, name = posixpath.split(clean.rstrip("/") or "/")
     spools: dict[tuple[str, str, str], IO[bytes]] = {}
     spool_dir = tempfile.mkdtemp(prefix=".podmagic-cp-", dir=base)
-    caller = run.pop("on_event", None)
+    progress = _Progress(
+        run.pop("on_event", None),
+        f"copy {remote} from each pod into {base}{os.sep}<context>{os.sep}<namespace>{os.sep}<pod>",
+    )
+    progress.done_line = lambda key: f"{progress.received.get(key, 0):,} bytes received in all"
 
     # The run keeps no output (the archive can be large); tar's complaints are kept here.
     errors: dict[tuple[str, str, str], bytearray] = {}
@@ -302,14 +414,16 @@ def fetch(
             said = errors.setdefault(key, bytearray())
             said += event.data
             del said[:-_STDERR_KEPT]
+            progress(event)  # tar's complaints show in the live view
         elif isinstance(event, PodOutput):
             key = (event.target.namespace, event.target.pod, event.target.container)
             spool = spools.get(key)
             if spool is None:
                 spool = spools[key] = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed in finally
             spool.write(event.data)
-        if caller is not None and not isinstance(event, PodOutput):
-            caller(event)
+            progress.received_bytes(event.target, event.data)  # the archive itself: never shown
+        else:
+            progress(event)
 
     try:
         results: PodResults = cluster.run(
@@ -392,22 +506,36 @@ def send(cluster: Cluster, local: str | os.PathLike[str], remote: str, **run: An
     if not name or name == "..":
         raise ValueError(f"{remote!r}: name the file or folder to write, e.g. TARGET:/tmp/x")
     place = {key: run.pop(key) for key in _PLACE if key in run}
+    caller = run.pop("on_event", None)
     selection = cluster.select(place.pop("target", None), timeout=run.get("timeout"), **place)
     folder = folder or "/"
     with tempfile.TemporaryFile() as archive:
         files = _pack(source, name, archive)
         size = archive.tell()
         archive.seek(0)
+        parts = -(-size // _PART)
+        progress = _Progress(
+            caller,
+            f"copy {source} to {remote} in each pod",
+            steps=1 if size <= _PART else parts + 1,
+        )
+        content = sum(f.size for f in files)
+        progress.done_line = lambda key: (
+            f"{len(files)} file{'s' if len(files) != 1 else ''} ({_size(content)}) written "
+            f"to {remote}"
+        )
         if size <= _PART:
             results: PodResults = cluster.run(
                 ["sh", "-c", 'mkdir -p "$1" && exec tar xf - -C "$1"', "sh", folder],
                 shell=None,
                 stdin=archive.read(),
                 selection=selection,
+                on_event=progress,
                 **run,
             )
         else:
-            results = _send_in_parts(cluster, archive, folder, selection, run)
+            results = _send_in_parts(cluster, archive, folder, selection, run, progress)
+            progress.finished(results)
     copies = [
         CopyResult(
             context=r.context,
@@ -426,11 +554,16 @@ def send(cluster: Cluster, local: str | os.PathLike[str], remote: str, **run: An
 
 
 def _send_in_parts(
-    cluster: Cluster, archive: IO[bytes], folder: str, selection: Selection, run: dict[str, Any]
+    cluster: Cluster,
+    archive: IO[bytes],
+    folder: str,
+    selection: Selection,
+    run: dict[str, Any],
+    progress: _Progress,
 ) -> PodResults:
     """Send a large archive in parts (``cat >`` then ``cat >>`` a staging file in the pod's
     ``/tmp``), then unpack it there; a pod that fails a step is left out of the next ones and
-    its result is that failure."""
+    its result is that failure. ``progress`` shows the steps as one run."""
     # The pod's name in the file's too: where pods share a /tmp (a plain-process sandbox), two
     # pods never write one staging file.
     staging = f"/tmp/.podmagic-cp-{uuid.uuid4().hex}"
@@ -446,10 +579,16 @@ def _send_in_parts(
         step = 'cat > "$1.$HOSTNAME.tar"' if first else 'cat >> "$1.$HOSTNAME.tar"'
         first = False
         for result in cluster.run(
-            ["sh", "-c", step, "sh", staging], shell=None, stdin=part, selection=left, **run
+            ["sh", "-c", step, "sh", staging],
+            shell=None,
+            stdin=part,
+            selection=left,
+            on_event=progress,
+            **run,
         ):
             if result.status is not ExecStatus.OK:
                 failed[(result.namespace, result.pod, result.container)] = result
+        progress.next_step()
     left = replace(
         selection,
         run=tuple(t for t in selection.run if (t.namespace, t.pod, t.container) not in failed),
@@ -458,13 +597,16 @@ def _send_in_parts(
         'f="$1.$HOSTNAME.tar"; mkdir -p "$2" && tar xf "$f" -C "$2"; status=$?; rm -f "$f"; '
         "exit $status"
     )
-    done = (
-        list(
+    done: list[PodResult] = []
+    if left.run:
+        progress.step = progress.steps  # the last step, whichever part the loop ended at
+        done = list(
             cluster.run(
-                ["sh", "-c", unpack, "sh", staging, folder], shell=None, selection=left, **run
+                ["sh", "-c", unpack, "sh", staging, folder],
+                shell=None,
+                selection=left,
+                on_event=progress,
+                **run,
             )
         )
-        if left.run
-        else []
-    )
     return PodResults([*failed.values(), *done])

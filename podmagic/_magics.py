@@ -1546,6 +1546,7 @@ class PodMagic(Magics):
     @argument("-P", "--max-concurrency", type=int, metavar="N", help="copies at once")
     @argument("--yes", action="store_true", help="confirm a protected context or many pods")
     @argument("-o", "--out", metavar="NAME", help="store the results in this variable")
+    @argument("-q", "--quiet", action="store_true", help="no live view")
     @no_var_expand
     @line_magic
     def pod_cp(self, line: str) -> Any:
@@ -1556,6 +1557,8 @@ class PodMagic(Magics):
         ``LOCAL_DIR/<context>/<namespace>/<pod>/``. Over tar through exec (a pod without tar
         is that pod's error); the value is a :class:`~podmagic.CopyResults` with each file's
         size and SHA-256. Archive members that would land outside the folder are refused.
+        The copy shows in the live view of ``%pod`` (each pod's state, and its progress as
+        lines: bytes received, parts sent, files written); ``-q`` shows none.
         """
         return _in_one_line(self._pod_cp, line)
 
@@ -1599,13 +1602,21 @@ class PodMagic(Magics):
             "max_concurrency": args.max_concurrency or self.max_concurrency,
             "yes": args.yes,
         }
-        if remote(args.source):
-            copies = cluster.copy_from(path, dest, **options)
-        else:
-            copies = cluster.copy_to(source, path, **options)
+        quiet = args.quiet or self.quiet
+        renderer = (
+            NullRenderer() if quiet else choose_renderer(limits=self._limits(), show_summary=False)
+        )
+        try:
+            if remote(args.source):
+                copies = cluster.copy_from(path, dest, on_event=renderer.handle_event, **options)
+            else:
+                copies = cluster.copy_to(source, path, on_event=renderer.handle_event, **options)
+        finally:
+            renderer.close()
         if args.out:
             self._user_ns[args.out] = copies
-            _show_text(copies.summary())
+            if not quiet:
+                _show_text(copies.summary())
             return None
         return copies
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from podmagic import Cluster, _copy
 from podmagic._copy import CopyResults, extract_safely
+from podmagic._events import Event, PodFinished, PodOutput, RunFinished, RunStarted
 from podmagic.sandbox import Sandbox
 
 NAMESPACE = "podcp"
@@ -205,3 +207,122 @@ def test_copy_results_are_public_names() -> None:
 
     assert podmagic.CopyResults is CopyResults
     assert {"CopiedFile", "CopyResult", "CopyResults"} <= set(podmagic.__all__)
+
+
+# -- the live view ---------------------------------------------------------------------------------
+
+
+def _lines(events: list[Event]) -> dict[str, list[bytes]]:
+    """Each pod's lines, as the live view gets them."""
+    lines: dict[str, list[bytes]] = {}
+    for event in events:
+        if isinstance(event, PodOutput):
+            lines.setdefault(event.target.pod, []).append(event.data)
+    return lines
+
+
+def _amount(line: bytes) -> float:
+    """The bytes a progress line names (``786,432 bytes received``, ``1.0 MiB received``)."""
+    found = re.match(rb"([\d,.]+) (bytes|MiB) received", line)
+    assert found is not None, line
+    number = float(found.group(1).replace(b",", b""))
+    return number * (1024 * 1024 if found.group(2) == b"MiB" else 1)
+
+
+def test_a_copy_shows_as_one_run_with_each_pods_progress_never_the_archive(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = tmp_path / "blob.bin"
+    local.write_bytes(BLOB)
+    sent: list[Event] = []
+    assert cluster.copy_to(local, "/tmp/podcp/live.bin", selector="app=cp", on_event=sent.append)
+    kinds = [type(event).__name__ for event in sent]
+    assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
+    assert sorted(kinds[1:-1]) == ["PodFinished"] * 2 + ["PodOutput"] * 2 + ["PodStarted"] * 2
+    started = sent[0]
+    assert isinstance(started, RunStarted)
+    assert started.command == f"copy {local} to /tmp/podcp/live.bin in each pod"
+    written = f"1 file ({len(BLOB) / 2**20:.1f} MiB) written to /tmp/podcp/live.bin\n".encode()
+    assert _lines(sent) == {"cp-a": [written], "cp-b": [written]}
+
+    # A line when another PROGRESS_EVERY bytes arrived (here 256 KiB: the archive of 1 MiB
+    # and a bit crosses it four times; a piece may cross two at once), saying how much had
+    # come then, and at the end how much came in all; the tar stream never shows.
+    monkeypatch.setattr(_copy, "PROGRESS_EVERY", 256 * 1024)
+    fetched: list[Event] = []
+    back = cluster.copy_from(
+        "/tmp/podcp/live.bin", tmp_path / "back", "cp-a", on_event=fetched.append
+    )
+    assert back.ok, back.summary()
+    started = fetched[0]
+    assert isinstance(started, RunStarted) and started.command.startswith(
+        f"copy /tmp/podcp/live.bin from each pod into {tmp_path / 'back'}"
+    )
+    *progress, total = _lines(fetched)["cp-a"]
+    amounts = [_amount(line) for line in progress]
+    assert 1 <= len(amounts) <= 4 and amounts == sorted(amounts)
+    assert amounts[0] >= 256 * 1024 and amounts[-1] >= 1024 * 1024
+    assert re.fullmatch(rb"[\d,]+ bytes received in all\n", total)
+    assert _amount(total) > len(BLOB)  # the archive: the file and tar's headers
+    assert isinstance(fetched[-2], PodFinished) and isinstance(fetched[-1], RunFinished)
+
+
+def test_a_copy_sent_in_parts_shows_as_one_run(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_copy, "_PART", 512 * 1024)  # the archive of 1 MiB and a bit: 3 parts
+    local = tmp_path / "big.bin"
+    local.write_bytes(BLOB)
+    events: list[Event] = []
+    assert cluster.copy_to(local, "/tmp/podcp/parts-live.bin", "cp-a", on_event=events.append).ok
+    assert [type(e).__name__ for e in events].count("RunStarted") == 1
+    assert [type(e).__name__ for e in events].count("PodStarted") == 1
+    assert [type(e).__name__ for e in events].count("PodFinished") == 1
+    assert isinstance(events[-1], RunFinished) and [r.pod for r in events[-1].results] == ["cp-a"]
+    assert _lines(events)["cp-a"] == [
+        b"part 1 of 3 sent\n",
+        b"part 2 of 3 sent\n",
+        b"part 3 of 3 sent\n",
+        f"1 file ({len(BLOB) / 2**20:.1f} MiB) written to /tmp/podcp/parts-live.bin\n".encode(),
+    ]
+
+
+class _Recording:
+    """A renderer that keeps the events it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.closed = False
+
+    def handle_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_pod_cp_magic_feeds_the_live_view(
+    sandbox: Sandbox, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import podmagic._magics
+
+    views: list[_Recording] = []
+
+    def recording(**settings: object) -> _Recording:
+        assert settings.get("show_summary") is False  # the magic shows the copy's summary
+        views.append(_Recording())
+        return views[-1]
+
+    monkeypatch.setattr(podmagic._magics, "choose_renderer", recording)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "podmagic")
+    shell.run_line_magic("config", f"PodMagic.kubeconfig = {str(sandbox.kubeconfig)!r}")
+    shell.run_line_magic("config", f"PodMagic.namespace = {NAMESPACE!r}")
+    local = tmp_path / "note.txt"
+    local.write_bytes(b"live\n")
+    assert shell.run_line_magic("pod_cp", f"{local} cp-a:/tmp/podcp/view.txt").ok
+    assert len(views) == 1 and views[0].closed
+    kinds = [type(event).__name__ for event in views[0].events]
+    assert kinds == ["RunStarted", "PodStarted", "PodOutput", "PodFinished", "RunFinished"]
+    assert shell.run_line_magic("pod_cp", f"-q cp-a:/tmp/podcp/view.txt {tmp_path}").ok
+    assert len(views) == 1  # -q: no live view
