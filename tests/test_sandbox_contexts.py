@@ -16,21 +16,21 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
-from _waiting import wait_until
 from conftest import KubectlRunner, kubectl_folder, missing_tool, quiet_podmagic_shell
-from test_sandbox_cleanup import POD_SCRIPT, assert_cleaned_up, leftovers, pod_processes  # noqa: F401
-from test_sandbox_cli import Process
+from test_sandbox_cleanup import POD_SCRIPT, assert_cleaned_up
+from test_sandbox_cli import Process, serving, wait_for_kubeconfig
 
 from podmagic import Cluster
 from podmagic.sandbox import Sandbox
 from podmagic.sandbox._isolation import isolation_marker
 
+T = TypeVar("T")
 FIRST, SECOND = "podmagic-sandbox", "podmagic-sandbox-2"
 SECOND_NODES = ["sandbox-2-node-1", "sandbox-2-node-2", "sandbox-2-node-3"]
 FIRST_NODES = ["sandbox-node-1", "sandbox-node-2", "sandbox-node-3"]
@@ -323,62 +323,53 @@ def test_a_killed_multi_context_sandboxs_kubeconfig_is_replaced(tmp_path: Path) 
     assert not path.exists()
 
 
-#: A script that starts a two-context sandbox and a long exec in the second cluster, then waits
-#: for a line on its stdin (then ends, never stopping the sandbox) or for SIGTERM.
+#: A script that starts a two-context sandbox whose second cluster has a pod with a main
+#: process (and a child of its own), prints the folders, the kubeconfig and those processes
+#: (pid:start time), then ends without stopping the sandbox: by exiting, or by SIGTERM.
 UNSTOPPED = """
-import sys, threading, time
+import os, signal, sys, time
 from pathlib import Path
-from podmagic import Cluster
 from podmagic.sandbox import Sandbox
 
-marks, command = Path(sys.argv[1]), sys.argv[2]
-sandbox = Sandbox(contexts=2).start()
-second = sandbox.in_context("podmagic-sandbox-2")
-print(sandbox.state_dir, second.state_dir, sandbox.kubeconfig, flush=True)
-cluster = Cluster("podmagic-sandbox-2", kubeconfig=str(sandbox.kubeconfig))
-threading.Thread(
-    target=cluster.run, args=(command, "db-0"), kwargs={"namespace": "demo"}, daemon=True
-).start()
+marks, how, command = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+container = {"name": "c", "image": "busybox", "command": ["sh", "-c", command]}
+pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "busy"},
+       "spec": {"containers": [container]}}
+sandbox = Sandbox(manifests=[[], [pod]]).start()
 deadline = time.monotonic() + 60
 while not (marks / "background.pid").exists() and time.monotonic() < deadline:
     time.sleep(0.01)
-print("running", flush=True)
-sys.stdin.readline()
+pids = [int((marks / name).read_text()) for name in ("pod.pid", "background.pid")]
+stats = [Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() for pid in pids]
+second = sandbox.in_context("podmagic-sandbox-2")
+print(sandbox.state_dir, second.state_dir, sandbox.kubeconfig, flush=True)
+print(*[f"{pid}:{fields[19]}" for pid, fields in zip(pids, stats)], flush=True)
+if how == "sigterm":
+    os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
 @pytest.mark.parametrize("how", ["exit", "sigterm"])
-def test_a_script_that_ends_without_stop_leaves_no_context_behind(
-    how: str,
-    tmp_path: Path,
-    leftovers: list[Process],  # noqa: F811
-) -> None:
-    script = subprocess.Popen(
-        [sys.executable, "-c", UNSTOPPED, str(tmp_path), POD_SCRIPT.format(marks=tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+def test_a_script_that_ends_without_stop_leaves_no_context_behind(how: str, tmp_path: Path) -> None:
+    command = POD_SCRIPT.format(marks=tmp_path)  # no $(VAR) reference to expand in it
+    done = subprocess.run(
+        [sys.executable, "-c", UNSTOPPED, str(tmp_path), how, command],
+        capture_output=True,
         text=True,
         # Plain processes: the pod writes its host pids into a host folder.
         env={**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"},
+        timeout=120,
+        check=False,
     )
-    try:
-        assert script.stdout is not None
-        first_dir, second_dir, kubeconfig = (
-            Path(part) for part in script.stdout.readline().split()
-        )
-        pods = pod_processes(tmp_path, leftovers)
-        assert script.stdout.readline() == "running\n"
-        assert first_dir.is_dir() and second_dir.is_dir() and kubeconfig.is_file()
-        if how == "sigterm":
-            script.send_signal(signal.SIGTERM)
-            script.wait(timeout=60)
-        _, stderr = script.communicate(None if how == "sigterm" else "\n", timeout=60)
-    finally:
-        if script.poll() is None:
-            script.kill()
-            script.communicate()
-    assert script.returncode == (-signal.SIGTERM if how == "sigterm" else 0), stderr
+    # SIGTERM still ends the script as SIGTERM does; a normal exit is still a success.
+    assert done.returncode == (-signal.SIGTERM if how == "sigterm" else 0), done.stderr
+    folders_line, processes_line = done.stdout.splitlines()
+    first_dir, second_dir, kubeconfig = (Path(part) for part in folders_line.split())
+    pods = [
+        Process(int(pid), started)
+        for pid, started in (p.split(":") for p in processes_line.split())
+    ]
+    assert len(pods) == 2
     assert_cleaned_up(second_dir, kubeconfig, pods)
     assert not first_dir.exists()
 
@@ -386,59 +377,50 @@ def test_a_script_that_ends_without_stop_leaves_no_context_behind(
 # -- the command line and the magic --------------------------------------------------------------
 
 
-def test_serve_contexts_names_every_cluster_and_stops_them_all(tmp_path: Path) -> None:
+def serve_until_interrupted(
+    tmp_path: Path, *args: str, while_serving: Callable[[Path], T]
+) -> tuple[T, dict[str, Any], str]:
+    """Run ``serve ARGS`` until its kubeconfig is there, call ``while_serving(kubeconfig)``,
+    then interrupt it: what the call returned, the kubeconfig, and what serve printed."""
     kubeconfig = tmp_path / "kubeconfig"
-    env = {**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "podmagic.sandbox", "serve", "--empty", "--contexts", "2"]
-        + ["--kubeconfig", str(kubeconfig)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        wait_until(kubeconfig.exists, what="the sandbox's kubeconfig")
-        document = yaml.safe_load(kubeconfig.read_text())
-        servers = [entry["cluster"]["server"] for entry in document["clusters"]]
-        assert [entry["name"] for entry in document["contexts"]] == [FIRST, SECOND]
-    finally:
+    with serving(*args, "--kubeconfig", str(kubeconfig), home=tmp_path / "home") as process:
+        config = wait_for_kubeconfig(kubeconfig, process)
+        seen = while_serving(kubeconfig)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+        code = process.wait(timeout=60)
+    out, err = process.communicate()
+    assert code == 0, err
+    assert not kubeconfig.exists()
+    return seen, config, out
+
+
+def test_serve_contexts_names_every_cluster_and_stops_them_all(tmp_path: Path) -> None:
+    _, config, out = serve_until_interrupted(
+        tmp_path, "--empty", "--contexts", "2", while_serving=lambda kubeconfig: None
+    )
+    servers = [entry["cluster"]["server"] for entry in config["clusters"]]
+    assert [entry["name"] for entry in config["contexts"]] == [FIRST, SECOND]
     assert "serving 2 clusters" in out
     assert f"context {FIRST}: {servers[0]} with 0 pods" in out
     assert f"context {SECOND}: {servers[1]} with 0 pods" in out
-    assert not kubeconfig.exists()
     assert [refused(url) for url in servers] == [True, True]
 
 
 def test_serve_a_manifest_per_context_loads_each_in_its_cluster(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
     manifests = []
     for name in ("staging-pod", "prod-pod"):
         manifests += ["--manifest", str(tmp_path / f"{name}.yaml")]
         (tmp_path / f"{name}.yaml").write_text(one_pod(name))
-    env = {**os.environ, "HOME": str(tmp_path), "PODMAGIC_SANDBOX_ISOLATION": "processes"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "podmagic.sandbox", "serve", *manifests]
-        + ["--kubeconfig", str(kubeconfig)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        wait_until(kubeconfig.exists, what="the sandbox's kubeconfig")
-        pods = {}
+
+    def hostnames(kubeconfig: Path) -> dict[str, list[bytes]]:
+        seen = {}
         for context in (FIRST, SECOND):
             with Cluster(context, kubeconfig=kubeconfig, namespace="default") as cluster:
-                pods[context] = [r.stdout for r in cluster.run("hostname", selector="")]
-    finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    assert pods == {FIRST: [b"staging-pod\n"], SECOND: [b"prod-pod\n"]}
+                seen[context] = [r.stdout for r in cluster.run("hostname", selector="")]
+        return seen
+
+    seen, _, out = serve_until_interrupted(tmp_path, *manifests, while_serving=hostnames)
+    assert seen == {FIRST: [b"staging-pod\n"], SECOND: [b"prod-pod\n"]}
     assert "serving 2 clusters" in out
 
 
