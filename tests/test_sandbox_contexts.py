@@ -476,3 +476,33 @@ def test_pod_sandbox_start_contexts_serves_them_and_status_shows_each(
         finally:
             shell.run_line_magic("pod_sandbox", "stop")
         assert not sandbox.running and not second.running
+
+
+def test_the_plugin_fixture_serves_as_many_contexts_as_a_conftest_asks(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(
+        "import pytest\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def podmagic_sandbox_manifest():\n"
+        "    return []\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def podmagic_sandbox_context_count():\n"
+        "    return 3\n"
+    )
+    (tmp_path / "test_fleet.py").write_text(
+        "def test_fleet(podmagic_sandbox_contexts):\n"
+        "    sandbox = podmagic_sandbox_contexts\n"
+        "    assert sandbox.contexts == "
+        "('podmagic-sandbox', 'podmagic-sandbox-2', 'podmagic-sandbox-3')\n"
+        "    assert [sandbox.in_context(c).pods() for c in sandbox.contexts] == [[], [], []]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_fleet.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
