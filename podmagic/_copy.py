@@ -403,7 +403,9 @@ def fetch(
         run.pop("on_event", None),
         f"copy {remote} from each pod into {base}{os.sep}<context>{os.sep}<namespace>{os.sep}<pod>",
     )
-    progress.done_line = lambda key: f"{progress.received.get(key, 0):,} bytes received in all"
+    progress.done_line = lambda key: (
+        f"tar archive of {progress.received.get(key, 0):,} bytes received"
+    )
 
     # The run keeps no output (the archive can be large); tar's complaints are kept here.
     errors: dict[tuple[str, str, str], bytearray] = {}
