@@ -161,19 +161,19 @@ class Sandbox:
         state_dir: folder for the pods' filesystems (default: a new temporary folder, removed
             at stop).
         user: the user name the sandbox reports in RBAC errors.
-        contexts: how many clusters to serve (1 to 16), for runs across clusters (see
-            :attr:`contexts`). Each is a
+        contexts: how many clusters to serve (1 to 16), for runs across clusters. Each is a
             cluster of its own: its own API server and port, store, pods, nodes, CA and server
             certificate, and token; all are in the one kubeconfig, as contexts
             ``podmagic-sandbox`` (the current context, as with one), ``podmagic-sandbox-2``,
             ``podmagic-sandbox-3``… (the glob ``podmagic-sandbox*`` names them all). Each
-            loads ``manifest``, or its own from ``manifests``; the nodes of the first are ``sandbox-node-1..3``, those of the
-            others carry their number (``sandbox-2-node-1``…) unless the manifest has Node
-            objects, so a pod's ``spec.nodeName`` says which cluster answered. A fixed
-            ``port`` is the first's; the others take the ports after it. :attr:`contexts`
-            lists the names, :meth:`in_context` gives the :class:`Sandbox` serving one (for
-            its faults, tokens and pods); the methods of this object act on the first.
-            :meth:`stop` stops them all.
+            loads ``manifest`` (or its own from ``manifests``); the nodes of the first are
+            ``sandbox-node-1..3``, those of the others carry their number
+            (``sandbox-2-node-1``…) unless the manifest has Node objects, so a pod's
+            ``spec.nodeName`` says which cluster answered. A fixed ``port`` is the first's;
+            the others take the ports after it. :attr:`contexts` lists the names,
+            :meth:`in_context` gives the :class:`Sandbox` serving one (for its faults,
+            tokens and pods); the methods of this object act on the first. :meth:`stop`
+            stops them all.
         manifests: one manifest per context (each as ``manifest``; ``None`` is the demo
             cluster), instead of ``manifest``: ``Sandbox(manifests=["staging.yaml",
             "prod.yaml"])`` serves two clusters, each with its own objects.
