@@ -61,7 +61,15 @@ from websockets.typing import Subprotocol
 
 from ._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from ._errors import HandshakeError, StreamLostError
-from ._kubeapi import READ_TIMEOUT, Answer, Reach, RetryPolicy, Unreachable, parse_retry_after
+from ._kubeapi import (
+    READ_TIMEOUT,
+    Answer,
+    Reach,
+    RetryPolicy,
+    Unreachable,
+    _segment,
+    parse_retry_after,
+)
 from ._wsproto import BadHandshake, ConnectionEnded, ExecSocket, Refused, open_exec_socket
 
 if TYPE_CHECKING:
@@ -525,6 +533,44 @@ def _websockets_attempt(
     return attempt
 
 
+#: A pod name :meth:`KubeApi.exec_url` leaves as it is: where it lands in a URL, any pod's goes.
+_POD_MARK = "podmagic-pod-name-mark"
+#: The exec URL before and after the pod's name, per (server, namespace, container, command,
+#: stdin, tty): a fan-out runs one command in many pods, and the query (the argv, quoted)
+#: and the path around the pod are the same for every one of them. Small: one entry serves
+#: a whole run.
+_URL_AROUND_POD: dict[tuple[object, ...], tuple[str, str]] = {}
+_URL_CACHE_SIZE = 8
+
+
+def _exec_url(api: KubeApi, spec: ExecSpec) -> str:
+    """``api.exec_url`` for ``spec``, built once per command and container, not per pod."""
+    stdin = spec.stdin is not None
+    key = (api.server, spec.namespace, spec.container, spec.command, stdin, spec.tty)
+    around = _URL_AROUND_POD.get(key)
+    if around is None:
+
+        def build(pod: str) -> str:
+            return api.exec_url(
+                spec.namespace,
+                pod,
+                container=spec.container,
+                command=spec.command,
+                stdin=stdin,
+                stdout=True,
+                stderr=not spec.tty,
+                tty=spec.tty,
+            )
+
+        before, mark, after = build(_POD_MARK).partition(_POD_MARK)
+        if not mark or _POD_MARK in after:  # e.g. the mark is in the argv too: no shortcut
+            return build(spec.pod)
+        if len(_URL_AROUND_POD) >= _URL_CACHE_SIZE:
+            _URL_AROUND_POD.clear()
+        around = _URL_AROUND_POD[key] = (before, after)
+    return around[0] + _segment(spec.pod) + around[1]
+
+
 @functools.lru_cache(maxsize=32)
 def _direct_target(server: str) -> tuple[str, int, str, int] | None:
     """``(host, port, Host header, where the path starts in an exec URL)`` of an API server
@@ -818,16 +864,7 @@ async def run_exec(
     reached or its certificate is not trusted; and :class:`~podmagic.StreamLostError`
     (see :func:`partial_outcome`) when the connection ends before the exit status.
     """
-    url = api.exec_url(
-        spec.namespace,
-        spec.pod,
-        container=spec.container,
-        command=spec.command,
-        stdin=spec.stdin is not None,
-        stdout=True,
-        stderr=not spec.tty,
-        tty=spec.tty,
-    )
+    url = _exec_url(api, spec)
     target = None
     if WEBSOCKET_CLIENT != "websockets" and api.proxy is None:
         target = _direct_target(api.server)
