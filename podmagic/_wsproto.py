@@ -276,15 +276,14 @@ class ExecSocket(asyncio.Protocol):
     # -- the opening handshake -----------------------------------------------------------------
 
     def _handshake_data(self, data: bytes) -> None:
-        if self._on_first_byte is not None:
-            self._on_first_byte()
-            self._on_first_byte = None
         self._buffer += data
         if self._head is None:
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buffer) > MAX_HEAD_SIZE:
                     self._fail_handshake(BadHandshake("the answer's headers are too long"))
+                else:
+                    self._answer_begun()
                 return
             head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
             try:
@@ -293,6 +292,16 @@ class ExecSocket(asyncio.Protocol):
                 self._fail_handshake(exc)
                 return
         self._answer(eof=False)
+        if self._state == _CONNECTING:
+            self._answer_begun()
+
+    def _answer_begun(self) -> None:
+        """The answer has begun and is not complete: tell ``on_first_byte`` (once). An
+        answer complete in its first piece — an exec's 101, as a rule — needs no step of its
+        own, and the caller is spared moving its timers twice."""
+        if self._on_first_byte is not None:
+            self._on_first_byte()
+            self._on_first_byte = None
 
     def _answer(self, eof: bool) -> None:
         assert self._head is not None
@@ -633,7 +642,7 @@ async def open_exec_socket(
     ``headers`` are sent as given after the handshake's own (``Host`` included: the caller
     knows how the server is named). ``on_tcp`` is called once the TCP connection stands,
     ``on_answer`` once TLS is done and the request is sent, ``on_first_byte`` when the
-    answer begins. Raises :class:`Refused` for an answer other than 101,
+    answer has begun but not yet ended (not for an answer that arrives whole at once). Raises :class:`Refused` for an answer other than 101,
     :class:`BadHandshake` for one that is no valid upgrade, and ``OSError`` when the server
     cannot be reached (or its certificate is not trusted).
     """

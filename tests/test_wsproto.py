@@ -165,6 +165,28 @@ async def test_upgrade_answer_split_byte_by_byte_opens_with_the_chosen_subprotoc
 
 
 @pytest.mark.parametrize(
+    ("pieces", "body_steps"),
+    [
+        ((upgrade(),), 0),  # whole at once: nothing for a timer to do
+        ((upgrade()[:20], upgrade()[20:]), 1),  # the head in two pieces
+        ((b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nno", b"pe"), 1),
+        ((b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope",), 0),
+    ],
+)
+async def test_the_answer_begun_step_is_reported_once_and_only_for_an_answer_in_pieces(
+    pieces: tuple[bytes, ...], body_steps: int
+) -> None:
+    steps: list[str] = []
+    sock, _ = connected(on_first_byte=lambda: steps.append("body"))
+    for piece in pieces:
+        sock.data_received(piece)
+    assert sock._opened.done()
+    assert steps == ["body"] * body_steps
+    if sock._opened.exception() is not None:
+        assert isinstance(sock._opened.exception(), Refused)
+
+
+@pytest.mark.parametrize(
     ("answer", "words"),
     [
         (upgrade(accept="d3Jvbmc="), "Sec-WebSocket-Accept"),
@@ -423,7 +445,8 @@ async def test_open_sends_the_handshake_and_the_callers_headers_and_reads_over_t
         done, messages = await read_all(sock, until=b'\x03{"status":"Success"}')
         await asyncio.wait_for(sock.wait_closed(), 10)
     assert done and messages == [b"\x01hi\n", b'\x03{"status":"Success"}']
-    assert steps == ["tcp", "answer", "body"]
+    # The 101 came whole in one piece: no "answer begun" step of its own (see below).
+    assert steps == ["tcp", "answer"]
     assert client_frames(bytes(echoed)) == [(0x8, True, (1000).to_bytes(2, "big"))]
     assert seen[""] == (
         "GET /api/v1/namespaces/ns/pods/p/exec?command=hostname&container=c&stdout=true HTTP/1.1"
