@@ -125,6 +125,9 @@ def run_worker(contender: str, kubeconfig: str, execs: int, profile: bool, top: 
         figures["calls"] = sum(entry[1] for entry in pstats.Stats(profiler).stats.values())  # type: ignore[attr-defined]
         figures["cumulative"] = _top(profiler, "cumulative", top)
         figures["tottime"] = _top(profiler, "tottime", top)
+        dump = os.environ.get("PODMAGIC_PROFILE_DUMP")
+        if dump:  # the raw statistics, for pstats (callers, callees)
+            profiler.dump_stats(dump)
     print(json.dumps(figures), flush=True)
 
 
