@@ -68,7 +68,12 @@ from ._portal import run_blocking
 from ._provenance import public_server
 from ._resolve import PodTarget, Selection
 from ._results import AS_BEFORE, ExecStatus, PodResult, PodResults
-from ._safety import check_allowed, matches_protected
+from ._safety import (
+    DEFAULT_CONFIRM_ABOVE,
+    DEFAULT_PROTECTED_CONTEXTS,
+    check_allowed,
+    matches_protected,
+)
 
 if TYPE_CHECKING:
     from ._client import _RunOrigin
@@ -245,11 +250,13 @@ class ClustersSelection:
     #: What each failed context's error results name (targets as typed, or pods of results).
     wanted: Mapping[str, tuple[tuple[str, str, str | None], ...]] = field(default_factory=dict)
     described: str = ""
+    #: The contexts in the order the run named them.
+    asked: tuple[str, ...] = ()
 
     @property
     def contexts(self) -> tuple[str, ...]:
         """Every context of the run, those that failed included, in the run's order."""
-        return tuple(dict.fromkeys([*self.selections, *self.errors]))
+        return self.asked or tuple(dict.fromkeys([*self.selections, *self.errors]))
 
     @property
     def run(self) -> tuple[PodTarget, ...]:
@@ -305,11 +312,25 @@ class _Part:
     server: str
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What a run across contexts was asked, for a context that could not run then: a re-run
+    runs it there anew (the other contexts repeat their own run)."""
+
+    command: str | Sequence[str]
+    names: str | list[str] | None
+    query: Mapping[str, Any]
+    run: Mapping[str, Any]
+    all_pods: bool
+    from_results: bool
+
+
 class _ManyOrigin:
     """A run across contexts as :meth:`PodResults.rerun` repeats it: each context's own run
-    (:class:`~podmagic._client._RunOrigin`), and each context's provenance."""
+    (:class:`~podmagic._client._RunOrigin`), each context's provenance, and what was asked
+    (for the contexts that could not run the first time)."""
 
-    __slots__ = ("clusters", "origins", "provenances", "shown")
+    __slots__ = ("clusters", "origins", "provenances", "replaces", "request", "shown")
 
     def __init__(
         self,
@@ -317,11 +338,17 @@ class _ManyOrigin:
         origins: Mapping[str, _RunOrigin],
         provenances: Mapping[str, Provenance],
         shown: tuple[str, ...],
+        request: _Request | None = None,
     ) -> None:
         self.clusters = clusters
         self.origins = dict(origins)
         self.provenances = dict(provenances)
         self.shown = shown
+        self.request = request
+        #: The error results (context, namespace, pod, container) that stood in for a
+        #: context's target while it could not run, and that this run ran anew:
+        #: :meth:`PodResults.merge` puts these results in their place.
+        self.replaces: tuple[tuple[str, str, str, str | None], ...] = ()
 
     def __repr__(self) -> str:
         return f"<run of {' '.join(self.shown)[:60]!r} in contexts {', '.join(self.origins)}>"
@@ -340,7 +367,8 @@ class _ManyOrigin:
         control: RunControl | None = None,
         **changes: Any,
     ) -> PodResults:
-        """Run again in the pods of ``targets``, each in its own context."""
+        """Run again in the pods of ``targets``, each in its own context. A context that
+        could not run the first time (its results are errors) runs what was asked anew."""
         given = {name: value for name, value in changes.items() if value is not AS_BEFORE}
         if given.pop("target", False):
             raise ValueError(
@@ -354,26 +382,61 @@ class _ManyOrigin:
         by_context: dict[str, list[PodResult]] = {}
         for result in targets:
             by_context.setdefault(result.context, []).append(result)
+        request = self.request
         lost = [context for context in by_context if context not in self.origins]
-        if lost:
+        if lost and request is None:
             raise ValueError(
                 f"rerun(): context {', '.join(lost)} did not run the first time (see the "
                 "results' error), so there is no run of it to repeat; run the command anew "
                 "with Cluster.many(...).run(command, results)"
             )
-        origins = {context: self.origins[context].with_options(**given) for context in by_context}
+        origins = {
+            context: self.origins[context].with_options(**given)
+            for context in by_context
+            if context in self.origins
+        }
         started = time.monotonic()
+        fresh = {**(request.run if request is not None else {}), **given}
 
         async def select(context: str) -> Selection:
-            origin = origins[context]
-            return await origin.cluster.aselect(
-                list(by_context[context]),
-                deadline=origin.options.deadline,
-                timeout=origin.options.timeout,
-            )
+            origin = origins.get(context)
+            if origin is not None:
+                return await origin.cluster.aselect(
+                    list(by_context[context]),
+                    deadline=origin.options.deadline,
+                    timeout=origin.options.timeout,
+                )
+            # It could not run the first time: look for what was asked, anew.
+            assert request is not None
+            cluster = self.clusters.clusters.get(context)
+            if cluster is None:
+                raise ConfigError(self.clusters.failed.get(context, "no credentials"))
+            limits: dict[str, Any] = {"deadline": fresh.get("deadline")}
+            if "timeout" in fresh:
+                limits["timeout"] = fresh["timeout"]
+            if request.from_results:
+                return await cluster.aselect(list(by_context[context]), **limits)
+            return await cluster.aselect(request.names, **request.query, **limits)
 
         def part(context: str, selection: Selection) -> _Part:
-            origin = origins[context]
+            origin = origins.get(context)
+            if origin is None:
+                assert request is not None
+                cluster = self.clusters.clusters[context]
+
+                def anew(events: EventCallback | None, inner: RunControl) -> Awaitable[PodResults]:
+                    return cluster.arun(
+                        request.command,
+                        selection=selection,
+                        on_event=events,
+                        control=inner,
+                        yes=True,  # judged across the contexts, before anything ran
+                        all_pods=request.all_pods and selection.untargeted,
+                        started_at=started,
+                        **fresh,
+                    )
+
+                return _Part(context, anew, selection, cluster.credentials.server)
 
             def launch(events: EventCallback | None, inner: RunControl) -> Awaitable[PodResults]:
                 return origin.arerun(
@@ -391,7 +454,7 @@ class _ManyOrigin:
             context: tuple((r.namespace, r.pod, r.container) for r in results)
             for context, results in by_context.items()
         }
-        return await self.clusters._run_parts(
+        again = await self.clusters._run_parts(
             list(by_context),
             select,
             part,
@@ -403,7 +466,17 @@ class _ManyOrigin:
             everything=False,
             on_event=on_event,
             control=control,
+            request=request,
         )
+        origin = again._origin
+        if isinstance(origin, _ManyOrigin):
+            ran = {context for context in lost if context in origin.origins}
+            origin.replaces = tuple(
+                (r.context, r.namespace, r.pod, r.container)
+                for context in ran
+                for r in by_context[context]
+            )
+        return again
 
     def rerun(
         self,
@@ -474,20 +547,16 @@ class Clusters:
         self.protected_contexts: tuple[str, ...] = (
             first.protected_contexts
             if first is not None
-            else tuple(settings.get("protected_contexts", ("*prod*",)))
+            else tuple(settings.get("protected_contexts", DEFAULT_PROTECTED_CONTEXTS))
         )
         self.confirm_above: int | None = (
-            first.confirm_above if first is not None else settings.get("confirm_above", 50)
+            first.confirm_above
+            if first is not None
+            else settings.get("confirm_above", DEFAULT_CONFIRM_ABOVE)
         )
 
     def __repr__(self) -> str:
         return f"<Clusters contexts={list(self.contexts)!r}>"
-
-    def __iter__(self) -> Any:
-        return iter(self.clusters.values())
-
-    def __len__(self) -> int:
-        return len(self.contexts)
 
     # -- arguments ------------------------------------------------------------------------
 
@@ -635,6 +704,7 @@ class Clusters:
             errors={c: errors[c] for c in sorted(errors, key=order.__getitem__)},
             wanted={c: wanted.get(c, ()) for c in contexts},
             described=described,
+            asked=tuple(contexts),
         )
 
     # -- guards ---------------------------------------------------------------------------
@@ -757,6 +827,15 @@ class Clusters:
 
             return _Part(context, launch, found, cluster.credentials.server)
 
+        names, results = self._targets_by_context(target)
+        request = _Request(
+            command=command,
+            names=names,
+            query=query,
+            run=run,
+            all_pods=all_pods,
+            from_results=bool(results) and not names and query.get("selector") is None,
+        )
         return await self._run_parts(
             list(selection.selections),
             select,
@@ -770,6 +849,7 @@ class Clusters:
             on_event=on_event,
             control=control,
             found=selection,
+            request=request,
         )
 
     def run(
@@ -803,6 +883,7 @@ class Clusters:
         on_event: EventCallback | None,
         control: RunControl | None,
         found: ClustersSelection | None = None,
+        request: _Request | None = None,
     ) -> PodResults:
         """Find the pods in every context (unless ``found``), apply the guards, run every
         context at once under one live view; the merged results."""
@@ -892,6 +973,7 @@ class Clusters:
             origins,  # type: ignore[arg-type]
             {c: r.provenance for c, r in done.items() if r.provenance is not None},
             shown,
+            request,
         )
         if len(found.contexts) == 1 and done:
             merged._provenance = next(iter(done.values())).provenance

@@ -724,12 +724,23 @@ class PodResults(Sequence[PodResult]):
         current = {_key(r): r for r in self._items}
         history = [*self._history, *incoming._history]
         placed: dict[tuple[str, str, str, str | None], PodResult] = dict(current)
+        # A re-run across contexts that ran anew in a context which could not run before:
+        # the error results standing in for its target give way to the pods found there now.
+        contexts = {r.context for r in incoming}
+        stood_in: dict[str, int] = {}
+        for key in getattr(incoming._origin, "replaces", ()):
+            stand_in = placed.pop(key, None) if key[0] in contexts else None
+            if stand_in is not None:
+                history.append(stand_in)
+                stood_in[key[0]] = max(stood_in.get(key[0], 0), stand_in.attempt)
         for result in incoming:
             key = _key(result)
             earlier = current.get(key)
             if earlier is not None:
                 history.append(earlier)
                 result = replace(result, attempt=max(result.attempt, earlier.attempt + 1))
+            elif result.context in stood_in:
+                result = replace(result, attempt=max(result.attempt, stood_in[result.context] + 1))
             placed[key] = result
         merged = PodResults(
             sorted(
