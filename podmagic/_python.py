@@ -211,16 +211,17 @@ RUNNER = r"""def _podmagic():
             seen.discard(id(value))
         notes.append(type(value).__name__)
         return repr(value)
-    if "value" in outcome:
-        try:
+    try:
+        if "value" in outcome:
             outcome["value"] = plain(outcome["value"], set())
-            payload = json.dumps(outcome, ensure_ascii=True, allow_nan=True)
-        except Exception as error:
-            outcome = {"error": "the value could not be sent as JSON: " + traceback.format_exception_only(type(error), error)[-1].strip()}
-            code = code or 1
-        if notes:
-            sys.stderr.write("podmagic: JSON cannot hold %s: sent as repr() text\n" % ", ".join(sorted(set(notes))))
-    payload = (json.dumps(outcome, ensure_ascii=True, allow_nan=True) + "\n").encode("ascii")
+        payload = json.dumps(outcome, ensure_ascii=True, allow_nan=True)
+    except Exception as error:
+        outcome = {"error": "the value could not be sent as JSON: " + traceback.format_exception_only(type(error), error)[-1].strip()}
+        payload = json.dumps(outcome)
+        code = code or 1
+    if notes:
+        sys.stderr.write("podmagic: JSON cannot hold %s: sent as repr() text\n" % ", ".join(sorted(set(notes))))
+    payload = (payload + "\n").encode("ascii")
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
             stream.flush()
@@ -262,10 +263,8 @@ def python_literal(value: Any) -> str:
 
 
 def _literal(value: Any, what: str, seen: set[int]) -> str:
-    if value is None or value is True or value is False:
+    if value is None or value is True or value is False:  # bool has no subclasses
         return repr(value)
-    if isinstance(value, bool):  # numpy.bool_ is no bool; a bool subclass cannot exist
-        raise _NoLiteral(what, type(value).__name__)
     if isinstance(value, int):
         try:
             return int.__repr__(value)

@@ -254,6 +254,13 @@ def test_values_json_cannot_hold_come_back_as_their_repr_with_a_note(cluster: Cl
     assert b"podmagic: JSON cannot hold Decimal: sent as repr() text" in r.stderr
 
 
+def test_a_value_too_deep_for_json_fails_its_pod_saying_so(cluster: Cluster) -> None:
+    [r] = cluster.run("x = []\nfor _ in range(100_000):\n    x = [x]\nx", "solo", python=True)
+    assert r.status is ExecStatus.FAILED and r.value is NO_VALUE
+    assert r.error is not None
+    assert r.error.startswith("the value could not be sent as JSON: RecursionError")
+
+
 def test_sys_exit_counts_as_its_exit_code_and_keeps_the_result(cluster: Cluster) -> None:
     [r] = cluster.run("import sys\nresult = 5\nsys.exit(3)", "solo", python=True, ok_exit="0,3")
     assert r.status is ExecStatus.OK and r.exit_code == 3 and r.value == 5
