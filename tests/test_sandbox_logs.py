@@ -81,6 +81,17 @@ metadata: {{name: idle, namespace: {NAMESPACE}}}
 spec:
   containers: [{{name: main, image: nginx}}]
 ---
+apiVersion: v1
+kind: Pod
+metadata: {{name: escapes, namespace: {NAMESPACE}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "echo '$(A)|$$(A)|$(B)|$(UNSET)|$$$$|$x|$('"]
+    env: [{{name: A, value: "x$(B)"}}, {{name: B, value: "b=$(A)"}}]
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: web, namespace: {NAMESPACE}}}
@@ -202,6 +213,13 @@ def test_main_process_output_is_the_log_with_env_expanded(logs: Sandbox) -> None
         "hello logs",
         *(f"line {i}" for i in range(5)),
     ]
+
+
+def test_env_references_expand_once_as_the_kubelet_expands_them(logs: Sandbox) -> None:
+    # $$ is a literal $, a name not (yet) defined stays as written, and an expanded value is
+    # never expanded again: A keeps "$(B)" (B comes later), B gets A's value as it is.
+    wait_until(lambda: _log_of(logs, "escapes").strip(), what="the escapes pod logged")
+    assert _log_of(logs, "escapes") == b"x$(B)|$(A)|b=x$(B)|$(UNSET)|$$|$x|$(\n"
 
 
 def test_tail_lines_then_timestamps_then_limit_bytes(logs: Sandbox) -> None:

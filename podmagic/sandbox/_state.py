@@ -13,6 +13,7 @@ import copy
 import ipaddress
 import itertools
 import math
+import re
 import secrets
 import shutil
 import time
@@ -986,11 +987,21 @@ class Cluster:
         return None
 
 
+_REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
+
+
 def _expand(value: str, env: Mapping[str, str]) -> str:
-    """``$(VAR)`` references to earlier variables, as the kubelet expands them."""
-    for name, replacement in env.items():
-        value = value.replace(f"$({name})", replacement)
-    return value
+    """``$(VAR)`` references to earlier variables, as the kubelet expands them: in one pass
+    (a value is never expanded again), ``$$`` is a literal ``$``, and a reference to a name
+    not defined stays as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        return env.get(name, match.group(0))
+
+    return _REFERENCE.sub(replace, value)
 
 
 def _field_ref(pod: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
