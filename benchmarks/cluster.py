@@ -8,14 +8,22 @@ server was.
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
 
 from .cores import affinity, pin_to
 
@@ -73,6 +81,12 @@ def proc_status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def _running(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and all(c.get("ready") for c in containers)
+
+
 @dataclass
 class SandboxProcess:
     """``python -m podmagic.sandbox serve`` with a generated manifest; a context manager."""
@@ -84,13 +98,16 @@ class SandboxProcess:
     #: The cores the server (and its pods) may use; None: wherever the system puts it.
     cores: frozenset[int] | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: Seconds until the server answered (its kubeconfig written).
     started_in: float = 0.0
+    #: Seconds after that until every pod ran and the server was idle (see :meth:`settle`).
+    settled_in: float = 0.0
 
     @property
     def kubeconfig(self) -> Path:
         return self.folder / "kubeconfig"
 
-    def start(self, timeout: float = 120.0) -> SandboxProcess:
+    def start(self, timeout: float = 300.0) -> SandboxProcess:
         path = self.folder / "manifest.yaml"
         path.write_text(manifest(self.pods), encoding="utf-8")
         log = open(self.folder / "sandbox.log", "wb")  # noqa: SIM115 - closed by the child's exit
@@ -129,7 +146,77 @@ class SandboxProcess:
                 raise TimeoutError(f"the sandbox did not start within {timeout:g}s")
             time.sleep(0.05)
         self.started_in = time.perf_counter() - began
+        try:
+            self.settle(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        self.settled_in = time.perf_counter() - began - self.started_in
         return self
+
+    #: The server counts as idle once it spends at most this share of a core over a window.
+    IDLE_SHARE = 0.05
+    IDLE_WINDOW = 0.5
+
+    def settle(self, deadline: float) -> None:
+        """Wait until every pod runs and the server is idle, by ``deadline`` (monotonic).
+
+        The server answers before its pods have started (pods start Pending, as in a cluster;
+        with isolation, hundreds take tens of seconds), and starting them keeps its core
+        busy: a measurement begun then times the start-up, not the client. So nothing is
+        measured before all :attr:`pods` are Running and the server has spent at most
+        :data:`IDLE_SHARE` of its core for a whole :data:`IDLE_WINDOW`.
+        """
+        while self.running_pods() < self.pods:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the sandbox exited with {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"only {self.running_pods()} of the sandbox's {self.pods} pods run "
+                    f"after {self.started_in:.0f}s+"
+                )
+            time.sleep(0.5)
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(self.IDLE_WINDOW)
+            if self.cpu_seconds() - before <= self.IDLE_SHARE * self.IDLE_WINDOW:
+                return
+        # Still busy: measured anyway, and said so.
+        print("the sandbox was still busy when the measurements began", file=sys.stderr)
+
+    def running_pods(self) -> int:
+        """How many pods of namespace ``bench`` are Running with every container ready.
+
+        Asked with a plain HTTPS request (the kubeconfig's CA and token): the processes that
+        start the workers must run no threads (``preexec_fn``), so no podmagic here.
+        """
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        token = config["users"][0]["user"].get("token")
+        parts = urlsplit(cluster["server"])
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            context = ssl.create_default_context(
+                cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+            )
+            connection = http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, context=context, timeout=30
+            )
+        else:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            connection.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", headers=headers)
+            answer = connection.getresponse()
+            body = answer.read()
+        except OSError:
+            return 0
+        finally:
+            connection.close()
+        if answer.status != 200:
+            return 0
+        items: list[dict[str, Any]] = json.loads(body).get("items", [])
+        return sum(1 for pod in items if _running(pod))
 
     def cpu_seconds(self) -> float:
         assert self.process is not None

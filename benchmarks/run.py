@@ -165,7 +165,9 @@ class Bench:
                 f"{expected * scenario.expect_bytes / MiB:.0f} MiB"
             )
         elif figures.get("ok") != expected:
-            figures["error"] = f"{figures.get('ok')} of {expected} execs succeeded"
+            figures["error"] = f"{figures.get('ok')} of {expected} execs succeeded" + why_failed(
+                figures
+            )
         elif figures.get("bytes") != expected * scenario.expect_bytes:
             figures["error"] = (
                 f"received {figures.get('bytes')} bytes, expected "
@@ -204,7 +206,8 @@ class Bench:
         self.sandbox.start()
         try:
             self.log(
-                f"sandbox: {self.sandbox.pods} pods, started in {self.sandbox.started_in:.1f}s; "
+                f"sandbox: {self.sandbox.pods} pods, started in {self.sandbox.started_in:.1f}s, "
+                f"all running and the server idle {self.sandbox.settled_in:.1f}s later; "
                 f"{self.pinning.describe()}"
             )
             self.sandbox_cores = self.sandbox.affinity()
@@ -254,6 +257,18 @@ class Bench:
             )
         out["targets"] = targets(out)
         return out
+
+
+def why_failed(figures: dict[str, Any]) -> str:
+    """What a contender said about its failed execs (kubectl's pods and exit codes and the
+    last line of its stderr), for the error's message; ``""`` when it said nothing."""
+    parts = []
+    if figures.get("failed_execs"):
+        parts.append("failed (pod, exit code): " + ", ".join(figures["failed_execs"][:5]))
+    tail = figures.get("stderr_tail", "").strip().splitlines()
+    if tail:
+        parts.append(f"stderr ends: {tail[-1][:200]}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _shown_python() -> str:
