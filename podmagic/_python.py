@@ -65,7 +65,7 @@ from ._interpolation import (
     _tokenize,
     _user_code,
 )
-from ._results import FRAME_MARK, NO_VALUE, ExecStatus, PodResult, PodResults
+from ._results import FRAME_MARK, NO_VALUE, ExecStatus, PodResult, PodResults, _Rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -756,30 +756,17 @@ def values_frame(results: PodResults) -> pd.DataFrame:
     whose value is an empty list (``frame.attrs["empty"]``). Raises ``ValueError`` when a
     value is not a dict or a list of dicts (``results.values`` holds every value as it is).
     """
-    import pandas as pd
-
-    items = list(results)
-    lead = []
-    for name in ("context", "namespace"):
-        if len({getattr(r, name) for r in items}) > 1:
-            lead.append(name)
-    lead.append("pod")
-    if len({r.container for r in items}) > 1:
-        lead.append("container")
-    columns, known = list(lead), set(lead)
-    reserved = {*lead, "error"}
-    records: list[dict[str, Any]] = []
+    table = _Rows(list(results))
     errors: dict[str, str] = {}
     skipped: dict[str, str] = {}
     empty: list[str] = []
-    for r, label in zip(items, results.labels):
-        where = {key: getattr(r, key) for key in lead}
+    for r, label in zip(results, results.labels):
         if r.status is ExecStatus.SKIPPED:
             skipped[label] = r.error or "skipped"
             continue
         if r.value is NO_VALUE:
             errors[label] = r.error or f"{r.outcome}: no value"
-            records.append({**where, "error": errors[label]})
+            table.error(r, errors[label])
             continue
         if not _tabular(r.value):
             raise ValueError(
@@ -789,18 +776,8 @@ def values_frame(results: PodResults) -> pd.DataFrame:
         rows = [r.value] if isinstance(r.value, dict) else r.value
         if not rows:
             empty.append(label)
-        for row in rows:
-            record = dict(where)
-            for key, value in row.items():
-                column = f"{key}_" if key in reserved else key
-                if column not in known:
-                    known.add(column)
-                    columns.append(column)
-                record[column] = value
-            records.append(record)
-    if errors:
-        columns.append("error")
-    frame = pd.DataFrame(records, columns=columns)
+        table.add(r, rows)
+    frame = table.frame()
     frame.attrs["errors"] = errors
     frame.attrs["skipped"] = skipped
     frame.attrs["empty"] = empty

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
@@ -935,19 +935,7 @@ class PodResults(Sequence[PodResult]):
         parse_one = parsing.parser_for(fmt, **options)
         name = parsing.get_format(fmt).name
 
-        lead = []
-        if len({r.context for r in self._items}) > 1:
-            lead.append("context")  # a run across contexts (Cluster.many, --context a --context b)
-        if len({r.namespace for r in self._items}) > 1:
-            lead.append("namespace")
-        lead.append("pod")
-        if len({r.container for r in self._items}) > 1:
-            lead.append("container")
-
-        columns = list(lead)
-        reserved = {*lead, "error"}
-        known = set(columns)
-        records: list[dict[str, Any]] = []
+        table = _Rows(self._items)
         errors: dict[str, str] = {}
         skipped: dict[str, str] = {}
         empty: list[str] = []
@@ -995,14 +983,8 @@ class PodResults(Sequence[PodResult]):
                         hint=reason_hint,
                     ) from cause
                 errors[label] = reason
-            where = {
-                "context": r.context,
-                "namespace": r.namespace,
-                "pod": r.pod,
-                "container": r.container,
-            }
             if reason is not None:
-                records.append({**{key: where[key] for key in lead}, "error": reason})
+                table.error(r, reason)
                 continue
             if r.status is ExecStatus.FAILED:
                 # Its output parsed, but the command failed: rows from a failed command are
@@ -1010,20 +992,10 @@ class PodResults(Sequence[PodResult]):
                 failed[label] = r.outcome if rows else f"{r.outcome}, no rows"
             elif not rows:
                 empty.append(label)
-            for row in rows:
-                record = {key: where[key] for key in lead}
-                for key, value in row.items():
-                    column_name = f"{key}_" if key in reserved else key
-                    if column_name not in known:
-                        known.add(column_name)
-                        columns.append(column_name)
-                    record[column_name] = value
-                records.append(record)
+            table.add(r, rows)
 
-        parsed_columns = columns[len(lead) :]
-        if errors:
-            columns.append("error")
-        frame = pd.DataFrame(records, columns=columns)
+        parsed_columns = table.columns[len(table.lead) :]
+        frame = table.frame()
         if errors:
             frame["error"] = frame["error"].astype(_text_dtype())
         units: dict[str, str] = {}
@@ -1086,6 +1058,52 @@ class PodResults(Sequence[PodResult]):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if cycle else str(self))
+
+
+class _Rows:
+    """The records of one DataFrame of rows from pods (:meth:`PodResults.parse`, and
+    :meth:`PodResults.values_frame`): each row led by the columns that say where it came from
+    (``pod``; ``context``, ``namespace``, ``container`` where the results differ in them),
+    then its own columns in order of first appearance (one named like a leading column or
+    ``error`` gets a ``_`` suffix); a pod with no rows may have one with an ``error``."""
+
+    def __init__(self, items: Sequence[PodResult]) -> None:
+        # context first: a run across contexts (Cluster.many, --context a --context b).
+        self.lead = [n for n in ("context", "namespace") if len({getattr(r, n) for r in items}) > 1]
+        self.lead.append("pod")
+        if len({r.container for r in items}) > 1:
+            self.lead.append("container")
+        self.columns = list(self.lead)
+        self._known = set(self.columns)
+        self._reserved = {*self.lead, "error"}
+        self._records: list[dict[str, Any]] = []
+        self._errors = False
+
+    def _where(self, result: PodResult) -> dict[str, Any]:
+        return {key: getattr(result, key) for key in self.lead}
+
+    def error(self, result: PodResult, reason: str) -> None:
+        """The one row of a pod that gave none, saying why."""
+        self._records.append({**self._where(result), "error": reason})
+        self._errors = True
+
+    def add(self, result: PodResult, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            record = self._where(result)
+            for key, value in row.items():
+                column = f"{key}_" if key in self._reserved else key
+                if column not in self._known:
+                    self._known.add(column)
+                    self.columns.append(column)
+                record[column] = value
+            self._records.append(record)
+
+    def frame(self) -> pd.DataFrame:
+        """The DataFrame: the columns in order, ``error`` last when a pod has one."""
+        import pandas as pd
+
+        columns = self.columns + (["error"] if self._errors else [])
+        return pd.DataFrame(self._records, columns=columns)
 
 
 def _unpickled(

@@ -188,6 +188,18 @@ def test_every_pod_gives_back_its_value_and_one_frame_of_dicts(cluster: Cluster)
     assert results.provenance is not None
 
 
+def test_a_pod_that_raised_has_a_row_saying_why_in_the_values_frame(cluster: Cluster) -> None:
+    odd = cluster.run("true", "deploy/web")[1].pod
+    program = f"import os\nassert os.environ['MY_POD'] != {python_literal(odd)}, 'odd'\n{{'ok': 1}}"
+    results = cluster.run(program, "deploy/web", python=True)
+    assert len(results.values) == 2 and odd not in results.values
+    frame = results.frame
+    assert frame is not None and list(frame.columns) == ["pod", "ok", "error"]
+    row = frame[frame["pod"] == odd].iloc[0]
+    assert row["error"] == "AssertionError: odd (line 2)" and math.isnan(row["ok"])
+    assert frame.attrs["errors"] == {odd: "AssertionError: odd (line 2)"}
+
+
 def test_a_result_variable_wins_over_the_last_expression(cluster: Cluster) -> None:
     results = cluster.run("result = [{'a': 1}, {'a': 2}]\n'ignored'", "solo", python=True)
     assert results.values == {"solo": [{"a": 1}, {"a": 2}]}
