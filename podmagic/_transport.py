@@ -720,13 +720,12 @@ class _LeanLink(_Link):
             try:
                 grace = CANCEL_CLOSE_TIMEOUT
                 if server_closing:
-                    with anyio.move_on_after(CLOSE_TIMEOUT):
-                        await sock.wait_closed()
+                    if await sock.wait_closed(CLOSE_TIMEOUT):
+                        return
                     grace = 0.5
                 if not sock.closed:
                     sock.start_closing()
-                    with anyio.move_on_after(grace):
-                        await sock.wait_closed()
+                    await sock.wait_closed(grace)
             except Exception:  # closing must not hide how the exec ended
                 log.debug("closing an exec WebSocket failed", exc_info=True)
             finally:

@@ -581,9 +581,27 @@ class ExecSocket(asyncio.Protocol):
     def closed(self) -> bool:
         return self._state == _CLOSED
 
-    async def wait_closed(self) -> None:
-        """Until the TCP connection has ended."""
-        await asyncio.shield(self._closed)
+    async def wait_closed(self, timeout: float | None = None) -> bool:
+        """Until the TCP connection has ended, or ``timeout`` seconds have passed; whether
+        it ended. One timer of the loop's own bounds the wait (no cancel scope per close)."""
+        closed = self._closed
+        if closed.done():
+            return True
+        waiter = self._loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        closed.add_done_callback(wake)
+        timer = self._loop.call_later(timeout, wake) if timeout is not None else None
+        try:
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            closed.remove_done_callback(wake)
+        return closed.done()
 
     def start_closing(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (if none was sent or received yet); the server answers it and

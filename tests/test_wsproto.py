@@ -492,3 +492,13 @@ def test_direct_target_keeps_a_path_prefix_and_leaves_credentials_in_the_url_to_
     assert _direct_target("https://[::1]:8443")[:3] == ("::1", 8443, "[::1]:8443")  # type: ignore[index]
     assert _direct_target("http://api.example")[:3] == ("api.example", 80, "api.example")  # type: ignore[index]
     assert _direct_target("https://user:secret@api.example") is None
+
+
+async def test_wait_closed_with_a_timeout_says_whether_the_connection_ended() -> None:
+    sock, _ = opened()
+    assert await sock.wait_closed(0.01) is False  # the server keeps it open
+    waiting = asyncio.ensure_future(sock.wait_closed(30))
+    await asyncio.sleep(0)
+    sock.connection_lost(None)
+    assert await asyncio.wait_for(waiting, 10) is True
+    assert await sock.wait_closed(0) is True and sock.closed
