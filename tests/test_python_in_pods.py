@@ -217,6 +217,8 @@ def test_an_exception_fails_the_pod_with_the_tracebacks_last_line(cluster: Clust
     assert r.error == "ZeroDivisionError: division by zero (line 2)"
     assert r.value is NO_VALUE and results.values == {}
     assert b'File "<cell>", line 2' in r.stderr and b"ZeroDivisionError" in r.stderr
+    assert b"    1 / 0\n" in r.stderr  # the cell's own line, as Python shows it
+    assert "division by zero (line 2)" in str(results)  # the summary's error column
 
 
 def test_a_pod_without_the_interpreter_is_skipped_saying_so(cluster: Cluster) -> None:
