@@ -277,6 +277,39 @@ def test_live_header_has_a_line_per_cluster(fleet: Any) -> None:
     assert sum(1 for line in header if line.startswith(f"{A}:conf/")) >= 3
 
 
+def test_live_view_header_and_chips_name_each_cluster(fleet: Any) -> None:
+    from podmagic import RunFinished
+    from podmagic._render import LiveRenderer
+
+    events: list[Any] = []
+    fleet.run("echo hi", "sts/db", on_event=events.append)
+    # Played to the view as they came, but for the run's end (which puts up the summary).
+    renderer = LiveRenderer(display=False, show_after=0)
+    try:
+        for event in events:
+            if not isinstance(event, RunFinished):
+                renderer.handle_event(event)
+        wait_until(
+            lambda: renderer.widget is not None and renderer.widget.progress.get("done") == 4,
+            what="the live view counts four pods done",
+        )
+        widget = renderer.widget
+        assert widget is not None
+        where = widget.header["where"].split("\n")
+        assert where[0].endswith(f"in 2 contexts ({A}, {B}) · 4 pods")
+        assert where[1].startswith(f"context {A} (https://127.0.0.1:")
+        assert where[1].endswith(": 2 pods")
+        assert where[2].startswith(f"context {B} (https://127.0.0.1:")
+        assert [p[0] for p in widget.pods] == [
+            f"{A}:conf/db-0",
+            f"{A}:conf/db-1",
+            f"{B}:conf/db-0",
+            f"{B}:conf/db-1",
+        ]
+    finally:
+        renderer.close()
+
+
 # -- the magic ------------------------------------------------------------------------------------
 
 
@@ -320,6 +353,17 @@ def test_magic_protected_context_among_several_needs_yes(shell: Any) -> None:
     # Judged across the contexts: the protected one named, the run refused as a whole.
     assert f"\"{B}\" (matches '*-2'; 3 pods) is protected" in str(caught.value)
     assert "--yes" in str(caught.value)
+
+
+def test_magic_dry_run_lists_each_context(shell: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_line_magic("pod", f"sts/db --context {A} --context {B} --dry-run -o plan")
+    plan = shell.user_ns["plan"]
+    assert plan.contexts == (A, B)
+    assert [t.pod for t in plan.run] == ["db-0", "db-1", "db-0", "db-1"]
+    shown = capsys.readouterr().out
+    for context in (A, B):
+        assert f"context {context}: sts/db in namespace conf — 2 to run" in shown
+    assert shown.count("  run   conf/db-0 [postgres]") == 2
 
 
 def test_magic_glob_matching_nothing_lists_the_contexts(shell: Any) -> None:
