@@ -564,10 +564,14 @@ class _Stream:
         self.held = b""
         found = buffer.find(mark)
         if found < 0:
-            for size in range(min(len(buffer), len(mark) - 1), 0, -1):
-                if mark.startswith(buffer[-size:]):
-                    self.held = buffer[-size:]
-                    return buffer[:-size]
+            # Hold back the longest tail that could begin the mark (it begins with a byte
+            # program output rarely has, so this is seldom more than one find).
+            at = buffer.find(mark[:1], max(0, len(buffer) - len(mark) + 1))
+            while at >= 0:
+                if mark.startswith(buffer[at:]):
+                    self.held = buffer[at:]
+                    return buffer[:at]
+                at = buffer.find(mark[:1], at + 1)
             return buffer
         self.start = begins + found
         rest = buffer[found + len(mark) :]

@@ -163,6 +163,22 @@ def test_the_value_is_taken_out_of_stdout_wherever_the_chunks_split_it() -> None
             assert stream.start == len(output)
 
 
+def test_output_ending_in_what_could_begin_the_mark_is_handed_on_at_the_end() -> None:
+    mark = b"\x1epodmagic-value-" + b"cd" * 16 + b"\x1e"
+    stream = _Stream(target=None)  # type: ignore[arg-type]
+    assert stream.feed(b"abc\x1epodmagic-va", mark) == b"abc"
+    assert stream.flush() == b"\x1epodmagic-va" and stream.start is None
+
+
+def test_a_held_back_tail_reaches_the_live_view_when_the_pod_ends(cluster: Cluster) -> None:
+    events: list[Any] = []
+    program = "import os, sys\nsys.stdout.write('tail \\x1epodmagic-value-')\nsys.stdout.flush()\nos._exit(0)"
+    [r] = cluster.run(program, "solo", python=True, on_event=events.append)
+    shown = b"".join(e.data for e in events if isinstance(e, PodOutput))
+    assert shown == r.stdout == b"tail \x1epodmagic-value-"
+    assert r.value is NO_VALUE and r.status is ExecStatus.OK
+
+
 # -- end to end ---------------------------------------------------------------------------------
 
 
