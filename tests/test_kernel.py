@@ -432,7 +432,13 @@ def test_interrupt_cancels_keeps_partial_results_and_stops_the_queue(kernel: Ker
 
 def test_a_fast_pod_outputs_only_its_summary_and_opens_no_widget(kernel: Kernel) -> None:
     models = widget_models(kernel)
-    cell = kernel.ok("%pod db-0 -n demo -- true")
+    # "Fast" is a run that ends before the view's show delay; on a loaded machine even `true`
+    # can take longer than 0.25 s, so the delay is made long enough to be sure of it here.
+    kernel.ok("import podmagic._render._live as _live_view; _live_view.SHOW_AFTER = 60.0")
+    try:
+        cell = kernel.ok("%pod db-0 -n demo -- true")
+    finally:
+        kernel.ok("_live_view.SHOW_AFTER = 0.25")
     outputs = kernel.outputs(cell)
     assert [m.type for m in outputs] == ["display_data"]  # no empty slot beside it
     assert set(outputs[0].content["data"]) == {"text/plain", "text/html"}

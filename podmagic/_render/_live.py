@@ -51,7 +51,7 @@ with no filter, only the newest 500 are in the DOM (a page that draws every line
 output falls seconds behind it: 20 pods × 5,000 lines did, by 19 s); scrolling up or
 filtering draws the earlier ones kept above them, in place.
 
-A run that ends within ``show_after`` seconds (0.25) never builds the widget and displays
+A run that ends within ``show_after`` seconds (``SHOW_AFTER``: 0.25) never builds the widget and displays
 nothing but its summary: a fast ``%pod`` saves exactly one output. ``show_after=math.inf``
 (what ``choose_renderer`` picks for nbconvert, papermill and nbval, where nobody watches)
 never shows the widget: every run outputs only its summary, however long it takes.
@@ -203,6 +203,10 @@ THEME_BACKGROUNDS: dict[str, tuple[str, ...]] = {
 
 #: Lines the text/html snapshot of a running view shows (the newest ones).
 _SNAPSHOT_LINES = 40
+
+# A run shorter than this shows only its summary: a widget that flashes for 0.1 s and is
+# replaced by the summary is noise, and a fast %pod should save exactly one output.
+SHOW_AFTER = 0.25
 #: The traitlets a batch's ``st`` may carry (what ``_state_locked`` makes).
 _STATE_NAMES = ("header", "pods", "progress", "state", "started", "ended")
 #: A batch of this much line text (bytes, about) goes out at the next allowed flush ...
@@ -352,13 +356,13 @@ class LiveRenderer(TimedView):
         limits: RenderLimits = DEFAULT_LIMITS,
         display: bool = True,
         show_summary: bool = True,
-        show_after: float = 0.25,
+        show_after: float | None = None,
         snapshot_every: float = 5.0,
         outlives_cell: bool = False,
     ) -> None:
         self.limits = limits
         self.show_summary = show_summary
-        self.show_after = show_after
+        self.show_after = SHOW_AFTER if show_after is None else show_after
         self.snapshot_every = snapshot_every
         self.batches_sent = 0
         self.bytes_sent = 0
@@ -413,7 +417,7 @@ class LiveRenderer(TimedView):
             # Reserved now, in the cell that starts the run: later updates find them by their
             # ids from any thread, even after the cell has finished.
             self.display_handle = self._display_new({"text/plain": ""})
-            if math.isfinite(show_after):  # else the widget never shows: no snapshot either
+            if math.isfinite(self.show_after):  # else the widget never shows: no snapshot either
                 self.snapshot_handle = self._display_new({"text/plain": ""})
 
     # -- the Renderer protocol ------------------------------------------------------------
