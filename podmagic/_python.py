@@ -487,9 +487,14 @@ class PythonProgram:
             raise TypeError("python_bin must be the interpreter's name or path, a non-empty str")
         if not self.source.strip():
             raise ValueError("empty program: the Python program has nothing to run")
-        for what, text in (("the program", self.source), ("python_bin", self.python_bin)):
+        texts = [("the program", self.source), ("python_bin", self.python_bin)]
+        texts += [
+            (f"environment variable {name}", value) for name, value in (self.env or {}).items()
+        ]
+        texts += [("the working directory", self.workdir or "")]
+        for what, text in texts:
             if "\x00" in text:
-                raise ValueError(f"{what} contains a NUL character")
+                raise ValueError(f"{what} contains a NUL character, which no program can be given")
         try:
             self.source.encode()
         except UnicodeEncodeError:

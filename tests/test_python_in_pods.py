@@ -302,6 +302,12 @@ def test_a_rerun_gives_the_values_again(cluster: Cluster) -> None:
     assert again.values == results.values and len(again.values) == 3
 
 
+def test_a_nul_in_an_env_value_is_refused_naming_the_variable_only(cluster: Cluster) -> None:
+    with pytest.raises(ValueError, match="environment variable TOKEN contains a NUL") as caught:
+        cluster.run("1", "solo", python=True, env={"TOKEN": "s3cr3t\x00"})
+    assert "s3cr3t" not in str(caught.value)
+
+
 def test_a_tty_or_a_list_is_refused_for_python(cluster: Cluster) -> None:
     with pytest.raises(ValueError, match="without a terminal"):
         cluster.run("1", "solo", python=True, tty=True)
