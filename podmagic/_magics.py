@@ -1088,7 +1088,7 @@ class PodMagic(Magics):
         if default is not None:
             # In every header of a run that the default target chose, until it is changed.
             if clusters is not None:
-                selection = replace(selection, described=f"{selection.described} (default target)")
+                selection = replace(selection, note=" (default target)")
             else:
                 selection = replace(
                     selection, description=f"{selection.description} (default target)"

@@ -252,6 +252,8 @@ class ClustersSelection:
     described: str = ""
     #: The contexts in the order the run named them.
     asked: tuple[str, ...] = ()
+    #: Said after the description (``%pod``: `` (default target)``).
+    note: str = ""
 
     @property
     def contexts(self) -> tuple[str, ...]:
@@ -265,13 +267,17 @@ class ClustersSelection:
 
     @property
     def skipped(self) -> tuple[Any, ...]:
+        """Every context's skipped pods, one after the other."""
         return tuple(p for selection in self.selections.values() for p in selection.skipped)
 
     @property
     def description(self) -> str:
-        """``deploy/web in namespace shop, in 2 contexts (a, b)``."""
+        """``deploy/web in namespace shop in 2 contexts (a, b)``: where every context looked
+        (as each says it, when they agree), and the contexts."""
+        said = {selection.description for selection in self.selections.values()}
+        where = next(iter(said)) if len(said) == 1 else self.described
         contexts = self.contexts
-        return f"{self.described} in {len(contexts)} contexts ({', '.join(contexts)})"
+        return f"{where} in {len(contexts)} contexts ({', '.join(contexts)}){self.note}"
 
     @property
     def untargeted(self) -> bool:
@@ -639,7 +645,10 @@ class Clusters:
             return await cluster.aselect(wanted or None, **query, **settings)
 
         return await self._select_all(
-            contexts, select, self._wanted(names, results, query), self._described(names, query)
+            contexts,
+            select,
+            self._wanted(names, results, query),
+            self._described(names, results, query),
         )
 
     def select(self, target: Any = None, **options: Any) -> ClustersSelection:
@@ -665,13 +674,14 @@ class Clusters:
         return wanted
 
     @staticmethod
-    def _described(names: Any, query: Mapping[str, Any]) -> str:
+    def _described(names: Any, results: Mapping[str, Any], query: Mapping[str, Any]) -> str:
+        """The target in words, for a context that could not say where it looked."""
         typed = [names] if isinstance(names, str) else list(names or [])
         if typed:
             return ", ".join(typed)
         if query.get("selector"):
             return str(query["selector"])
-        return "the pods of the results" if names is None else "every pod"
+        return "the pods of the results" if results else "every pod"
 
     async def _select_all(
         self,
@@ -685,16 +695,24 @@ class Clusters:
             context: self.failed[context] for context in contexts if context in self.failed
         }
 
+        mistakes: list[Exception] = []
+
         async def one(context: str) -> None:
             try:
                 selections[context] = await select(context)
             except PodmagicError as error:
                 errors[context] = str(error)
+            except Exception as error:  # noqa: BLE001 - raised below, once, not as a group
+                mistakes.append(error)
 
         async with anyio.create_task_group() as group:
             for context in contexts:
                 if context not in errors:
                     group.start_soon(one, context)
+        if mistakes:
+            # A wrong argument is wrong in every context: one TypeError/ValueError, as for
+            # one cluster (a task group would raise an ExceptionGroup of them).
+            raise mistakes[0]
         if not selections:
             reasons = "; ".join(f"{context}: {errors[context]}" for context in contexts)
             raise SelectionError(f"no context could run: {reasons}")
@@ -942,11 +960,15 @@ class Clusters:
         inner = {p.context: RunControl() for p in parts}
         done: dict[str, PodResults] = {}
 
+        mistakes: list[Exception] = []
+
         async def one(p: _Part) -> None:
             try:
                 done[p.context] = await p.launch(shown_in(p.context), inner[p.context])
             except PodmagicError as error:
                 errors[p.context] = str(error)
+            except Exception as error:  # noqa: BLE001 - raised below, once, not as a group
+                mistakes.append(error)
 
         async with anyio.create_task_group() as relay:
             relay.start_soon(_relay_cancel, outer, list(inner.values()))
@@ -954,6 +976,8 @@ class Clusters:
                 for p in parts:
                     group.start_soon(one, p)
             relay.cancel_scope.cancel()
+        if mistakes:
+            raise mistakes[0]
 
         items: list[PodResult] = []
         for context in found.contexts:

@@ -224,6 +224,18 @@ def test_a_target_missing_in_one_context_fails_there_only_and_reruns_there_anew(
     assert merged.ok and [(r.context, r.attempt) for r in merged] == [(A, 2), (B, 1)]
 
 
+def test_a_wrong_argument_is_one_error_not_one_per_context(fleet: Any) -> None:
+    with pytest.raises(TypeError, match="did you mean timeout=") as misspelt:
+        fleet.run("true", "deploy/web", timout=5)
+    assert type(misspelt.value) is TypeError
+    with pytest.raises(TypeError, match="timeout must be a number of seconds") as typed:
+        fleet.run("true", "deploy/web", timeout="5")
+    assert type(typed.value) is TypeError  # not an ExceptionGroup of one per context
+    with pytest.raises(SelectionError, match="no context could run") as nowhere:
+        fleet.run("true", "deploy/nothing-here")
+    assert str(nowhere.value).count("not found") == 2
+
+
 def test_max_concurrency_caps_each_cluster(fleet: Any) -> None:
     running: dict[str, int] = {}
     most: dict[str, int] = {}
@@ -364,6 +376,21 @@ def test_magic_dry_run_lists_each_context(shell: Any, capsys: pytest.CaptureFixt
     for context in (A, B):
         assert f"context {context}: sts/db in namespace conf — 2 to run" in shown
     assert shown.count("  run   conf/db-0 [postgres]") == 2
+
+
+def test_magic_default_target_with_a_glob_context_and_a_background_run(shell: Any) -> None:
+    shell.run_line_magic("pod_target", "sts/db --context 'podmagic-sandbox*'")
+    try:
+        handle = shell.run_line_magic("pod", "--bg -- hostname")
+        results = handle.result(timeout=120)
+    finally:
+        shell.run_line_magic("pod_target", "--clear")
+    assert [(r.context, r.stdout_text) for r in results] == [
+        (A, "db-0\n"),
+        (A, "db-1\n"),
+        (B, "db-0\n"),
+        (B, "db-1\n"),
+    ]
 
 
 def test_magic_glob_matching_nothing_lists_the_contexts(shell: Any) -> None:
