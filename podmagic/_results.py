@@ -604,7 +604,11 @@ class PodResults(Sequence[PodResult]):
         # The display's metadata holds the provenance, so a saved notebook keeps it beside
         # the summary; the text and HTML come from the formatters as ever.
         if self._provenance is None:
-            return {}, {}
+            # A run across contexts: each context's, by context name.
+            each = self.provenances
+            if not each:
+                return {}, {}
+            return {}, {"podmagic": {"provenances": {c: p.as_dict() for c, p in each.items()}}}
         return {}, {"podmagic": {"provenance": self._provenance.as_dict()}}
 
     # -- running again ---------------------------------------------------------------------

@@ -133,6 +133,11 @@ def test_summary_has_a_section_per_context_with_its_own_provenance(fleet: Any) -
     assert set(results.provenances) == {A, B}
     markup = results._repr_html_()
     assert markup.count('class="podmagic-context"') == 2
+    # A saved notebook keeps each context's provenance beside the summary.
+    _, metadata = results._repr_mimebundle_()
+    saved = metadata["podmagic"]["provenances"]
+    assert sorted(saved) == [A, B] and saved[B]["context"] == B
+    assert len(saved[A]["pods"]) == 3
 
 
 def test_a_glob_names_the_contexts_it_matches_and_repeats_count_once(kubeconfig: Path) -> None:
