@@ -427,13 +427,16 @@ async def test_read_output_only_once() -> None:
 # ---- volume and hygiene ----------------------------------------------------------------------
 
 
-def cat_read_position(pid: int, path: Path) -> int:
-    """How far ``cat`` (pid) has read into ``path``."""
+def cat_read_position(pid: int, path: Path) -> int | None:
+    """How far ``cat`` (pid) has read into ``path``; None before it has opened it."""
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
-                return int(info.read().split("pos:")[1].split()[0])
-    raise AssertionError("cat has no descriptor on the file")
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    return int(info.read().split("pos:")[1].split()[0])
+        except FileNotFoundError:  # a descriptor closed while the list was read
+            continue
+    return None
 
 
 async def test_64_mib_output_is_byte_exact_with_bounded_memory(tmp_path: Path) -> None:
@@ -447,9 +450,15 @@ async def test_64_mib_output_is_byte_exact_with_bounded_memory(tmp_path: Path) -
             out.write(block)
     async with started(["cat", str(data_file)]) as process:
         # A consumer that does not read: the process must block, not be buffered away.
-        # An absence: cat is given a moment in which it must not read on.
+        # An absence: once cat has the file open (a loaded machine may take a while to get it
+        # there), it is given a moment in which it must not read on.
+        await await_until(
+            lambda: cat_read_position(process.pid, data_file) is not None,
+            what="cat opened the file",
+        )
         await asyncio.sleep(0.5)
-        assert cat_read_position(process.pid, data_file) < 4 * 1024 * 1024
+        position = cat_read_position(process.pid, data_file)
+        assert position is not None and position < 4 * 1024 * 1024
         received, total, largest = hashlib.sha256(), 0, 0
         async for channel, chunk in process.read_output():
             assert channel == STDOUT
