@@ -778,7 +778,9 @@ def killed_status(argv: str) -> dict[str, Any]:
 
 
 async def test_delete_fault_removes_the_pod_and_ends_the_exec(fresh: Sandbox) -> None:
-    fresh.set_fault("p", "delete", namespace="t", fault_after=0.2)
+    # The fault comes 3 s in: the command must have printed its pid by then, even on a
+    # loaded machine where starting an isolated process takes a second or more.
+    fresh.set_fault("p", "delete", namespace="t", fault_after=3)
     async with api_client(fresh) as session:
         async with open_exec(session, "p", ["sh", "-c", f"{PID_AND_NS}; sleep 30"]) as stream:
             await stream.until(lambda s: b"\n" in s.stdout)
