@@ -8,6 +8,7 @@ Everything here runs on the sandbox's event-loop thread (the HTTP handlers and t
 from __future__ import annotations
 
 import asyncio
+import calendar
 import collections
 import copy
 import ipaddress
@@ -92,6 +93,9 @@ MAX_PODS = POD_NETWORK.num_addresses - 2
 HISTORY = 5_000
 #: Events kept at most (the oldest go first), as the apiserver's event TTL bounds them.
 MAX_EVENTS = 20_000
+#: How long after an event's last occurrence the same event counts up instead of adding one
+#: (client-go's event correlator: 10 minutes).
+EVENT_AGGREGATION_SECONDS = 600
 #: The longest ``ttl`` an issued token may have, in seconds (a TokenRequest's maximum: 2**32).
 MAX_TOKEN_TTL = float(2**32)
 
@@ -163,6 +167,15 @@ class Watcher:
     resource: str = "pods"
 
 
+def _recent(stamp: Any, seconds: float) -> bool:
+    """Whether an RFC 3339 time (``2026-11-30T10:00:00Z``) is at most ``seconds`` ago."""
+    try:
+        moment = calendar.timegm(time.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return False
+    return time.time() - moment <= seconds
+
+
 class Cluster:
     """The objects of one sandbox cluster and the faults set on them."""
 
@@ -200,6 +213,8 @@ class Cluster:
         self.token_groups: dict[str, tuple[str, ...]] = {}
         self._resource_version = itertools.count(1000)
         self._event_clock = 0
+        # Recorded events' names by what makes events the same (see record_event).
+        self._event_names: dict[tuple[str, ...], tuple[str, str]] = {}
         #: The latest changes, (resourceVersion, resource, event type, object): what a watch
         #: from an earlier resourceVersion replays (older: 410 Expired, as etcd compacts).
         self.history: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(
@@ -341,17 +356,35 @@ class Cluster:
         component: str = "kubelet",
     ) -> dict[str, Any]:
         """Record an Event about ``involved`` (what ``kubectl describe`` lists), as the
-        component that reports it. The oldest go once :data:`MAX_EVENTS` are kept."""
+        component that reports it. The oldest go once :data:`MAX_EVENTS` are kept.
+
+        As client-go's event recorder does, the same event (component, object, type, reason
+        and message) within :data:`EVENT_AGGREGATION_SECONDS` of its last occurrence raises
+        the stored Event's ``count`` and ``lastTimestamp`` (watchers see it MODIFIED) rather
+        than adding another: a crash loop's BackOff is one Event, ``(x12 over 3m)``."""
         metadata = involved["metadata"]
         namespace = metadata.get("namespace") or "default"
         store = self.objects["events"]
+        node = (involved.get("spec") or {}).get("nodeName", "")
+        same = (component, node, involved.get("kind", ""), namespace, metadata["name"])
+        same += (str(metadata.get("uid", "")), involved.get("apiVersion", ""), type, reason)
+        same += (message,)
+        known = store.get(self._event_names.get(same, ("", "")))
+        if known is not None and _recent(known.get("lastTimestamp"), EVENT_AGGREGATION_SECONDS):
+            again = copy.deepcopy(known)
+            again["count"] = int(known.get("count") or 1) + 1
+            again["lastTimestamp"] = now_rfc3339()
+            again["involvedObject"]["resourceVersion"] = metadata.get("resourceVersion", "")
+            return self.put_object(CORE_EVENTS, again)
         while len(store) >= MAX_EVENTS:
             del store[next(iter(store))]
+        if len(self._event_names) >= 2 * MAX_EVENTS:  # forget evicted events' names
+            self._event_names = {k: v for k, v in self._event_names.items() if v in store}
         # Named as the event recorder names them (the time in nanoseconds, in hex), so names
         # sort in the order events happened; kept increasing for events in the same tick.
         self._event_clock = max(self._event_clock + 1, time.time_ns())
         name = f"{metadata['name']}.{self._event_clock:x}"
-        node = (involved.get("spec") or {}).get("nodeName", "")
+        self._event_names[same] = (namespace, name)
         event = {
             "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
