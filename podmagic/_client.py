@@ -33,7 +33,7 @@ import os
 import re
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -178,6 +178,20 @@ _ARG_DOCS: dict[str, str] = {
 }
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
+
+
+def cancellable(
+    start: Callable[[RunControl], Awaitable[_T]], control: RunControl | None = None
+) -> _T:
+    """Blocking ``start(control)`` on the loop thread (``control``: a new one when None);
+    Ctrl-C cancels the run through it, and what the run returns then (the partial results)
+    is returned."""
+    run_control = control or RunControl()
+    return run_blocking(
+        lambda: start(run_control), on_interrupt=lambda: run_control.cancel("interrupted")
+    )
+
 
 #: How help() shows the private aliases in the signatures (the default of a ClusterDefault
 #: argument already reads ``<the Cluster's setting>``).
@@ -2010,11 +2024,7 @@ class _RunOrigin:
         **options: Any,
     ) -> PodResults:
         """Blocking :meth:`arerun`; Ctrl-C cancels it and returns the partial results."""
-        run_control = control or RunControl()
-        return run_blocking(
-            lambda: self.arerun(targets, control=run_control, **options),
-            on_interrupt=lambda: run_control.cancel("interrupted"),
-        )
+        return cancellable(lambda run: self.arerun(targets, control=run, **options), control)
 
 
 class _FoundRun(_RunOrigin):

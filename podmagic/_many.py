@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._client import Cluster, in_callers_words
+from ._client import Cluster, cancellable, in_callers_words
 from ._credentials._kubeconfig import kubeconfig_candidates, read_kubeconfig
 from ._engine import RunControl
 from ._errors import ConfigError, PodmagicError, RefusedError, SelectionError
@@ -492,11 +492,7 @@ class _ManyOrigin:
         **options: Any,
     ) -> PodResults:
         """Blocking :meth:`arerun`; Ctrl-C cancels it and returns the partial results."""
-        run_control = control or RunControl()
-        return run_blocking(
-            lambda: self.arerun(targets, control=run_control, **options),
-            on_interrupt=lambda: run_control.cancel("interrupted"),
-        )
+        return cancellable(lambda run: self.arerun(targets, control=run, **options), control)
 
 
 async def _relay_cancel(outer: RunControl, inner: Sequence[RunControl]) -> None:
@@ -880,11 +876,7 @@ class Clusters:
     ) -> PodResults:
         """Blocking :meth:`arun`: works inside Jupyter's running loop too; Ctrl-C cancels
         the run in every context and returns the partial results."""
-        run_control = control or RunControl()
-        return run_blocking(
-            lambda: self.arun(command, target, control=run_control, **options),
-            on_interrupt=lambda: run_control.cancel("interrupted"),
-        )
+        return cancellable(lambda run: self.arun(command, target, control=run, **options), control)
 
     async def _run_parts(
         self,
