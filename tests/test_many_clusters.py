@@ -58,7 +58,8 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def kubeconfig(clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sandbox's kubeconfig with a context more, ``unreachable``; once the web pods run."""
+    """The sandbox's kubeconfig with a context more, ``unreachable``; once the web and db pods
+    run in both clusters."""
     assert clusters.kubeconfig is not None
     document = yaml.safe_load(Path(clusters.kubeconfig).read_text())
     first = document["contexts"][0]["context"]
@@ -76,13 +77,13 @@ def kubeconfig(clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> P
     for context in (A, B):
         with Cluster(context, kubeconfig=path) as one:
 
-            def web_running(one: Cluster = one) -> bool:
+            def all_running(one: Cluster = one) -> bool:
                 try:
-                    return len(one.select("deploy/web").run) == 3
+                    return len(one.select(["deploy/web", "sts/db"]).run) == 5
                 except SelectionError:
                     return False
 
-            wait_until(web_running, what=f"the three web pods running in {context}")
+            wait_until(all_running, what=f"the web and db pods running in {context}")
     return path
 
 
