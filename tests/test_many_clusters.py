@@ -26,6 +26,7 @@ from podmagic import (
     PodResults,
     PodStarted,
     RefusedError,
+    RunControl,
     SelectionError,
 )
 from podmagic._render import TextRenderer
@@ -258,6 +259,22 @@ def test_max_concurrency_caps_each_cluster(fleet: Any) -> None:
     results = fleet.run("echo hi", "deploy/web", max_concurrency=1, on_event=on_event)
     assert len(results) == 6
     assert most == {A: 1, B: 1}
+
+
+def test_cancelling_a_run_across_contexts_cancels_it_in_every_context(fleet: Any) -> None:
+    control = RunControl()
+    started: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, PodStarted):
+            started.append(event.target.namespace)
+            if len(started) == 6:  # every exec of both clusters is running: stop them all
+                control.cancel("interrupted")
+
+    results = fleet.run("sleep 60", "deploy/web", control=control, on_event=on_event)
+    assert [(r.context, r.status.value, r.error) for r in results] == [
+        (context, "cancelled", "interrupted") for context in (A, A, A, B, B, B)
+    ]
 
 
 def test_rerun_of_failed_runs_each_pod_in_its_own_context(fleet: Any) -> None:
