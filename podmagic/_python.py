@@ -684,39 +684,45 @@ class _Watch:
                 return replace(result, value=document["value"])
             return result
         # No value: the bootstrap never ran, or the interpreter ended without one.
-        if result.status is ExecStatus.ERROR and _not_found(result.error or ""):
-            return self._skipped(result)
-        if (
-            result.status in (ExecStatus.OK, ExecStatus.FAILED)
-            and result.exit_code in (126, 127)
-            and _not_found((result.stderr + result.stdout).decode("utf-8", "replace"))
-        ):
-            return self._skipped(result)
+        said = (result.error or "") if result.status is ExecStatus.ERROR else ""
+        if _not_found(said):
+            return self._skipped(result, "is not in this container")
+        if "exec failed" in said and ("permission denied" in said or "is a directory" in said):
+            return self._skipped(result, _NOT_RUNNABLE)
+        if result.status in (ExecStatus.OK, ExecStatus.FAILED) and result.exit_code in (126, 127):
+            # Runtimes that report a failed exec as an exit code: 127 not found, 126 not
+            # runnable (the runner itself always ends with its mark, or with 125).
+            output = (result.stderr + result.stdout).decode("utf-8", "replace")
+            missing = result.exit_code == 127 or _not_found(output)
+            return self._skipped(result, "is not in this container" if missing else _NOT_RUNNABLE)
         if result.status is ExecStatus.FAILED or result.exit_code == BOOTSTRAP_EXIT:
-            said = [
+            lines = [
                 line
                 for line in result.stderr.decode("utf-8", "replace").splitlines()
                 if line.startswith("podmagic: ")
             ]
             error = (
-                said[-1][len("podmagic: ") :]
-                if said
+                lines[-1][len("podmagic: ") :]
+                if lines
                 else (
-                    f"exit {result.exit_code}: the interpreter ended without the program's "
-                    "value (os._exit(), a signal, or it is not Python 3)"
+                    f"exit {result.exit_code}: {self.python_bin} ended without the program's "
+                    "value (os._exit(), a signal, or it is no Python 3 interpreter)"
                 )
             )
             return replace(result, status=ExecStatus.FAILED, error=error)
         return result
 
-    def _skipped(self, result: PodResult) -> PodResult:
+    def _skipped(self, result: PodResult, how: str) -> PodResult:
         return replace(
             result,
             status=ExecStatus.SKIPPED,
             exit_code=None,
-            error=f"no Python: {self.python_bin} is not in this container; name the "
-            "interpreter with --python-bin PATH (python_bin= in Python)",
+            error=f"no Python: {self.python_bin} {how}; name the interpreter with "
+            "--python-bin PATH (python_bin= in Python)",
         )
+
+
+_NOT_RUNNABLE = "cannot be run in this container (not an executable file)"
 
 
 def _without_value(result: PodResult, stream: _Stream) -> PodResult:

@@ -246,6 +246,17 @@ def test_a_pod_without_the_interpreter_is_skipped_saying_so(cluster: Cluster) ->
     assert results.values == {} and not results.ok
 
 
+def test_an_interpreter_that_cannot_run_is_skipped_and_one_that_is_no_python_fails(
+    cluster: Cluster,
+) -> None:
+    [not_executable] = cluster.run("1", "solo", python=True, python_bin="/etc/hostname")
+    assert not_executable.status is ExecStatus.SKIPPED
+    assert "/etc/hostname cannot be run in this container" in (not_executable.error or "")
+    [shell] = cluster.run("1", "solo", python=True, python_bin="/bin/sh")
+    assert shell.status is ExecStatus.FAILED and shell.value is NO_VALUE
+    assert (shell.error or "").startswith(f"exit {shell.exit_code}: /bin/sh ended without")
+
+
 def test_what_the_program_prints_cannot_pose_as_its_value(cluster: Cluster) -> None:
     fake = "\\x1epodmagic-value-" + "0" * 32 + '\\x1e{\\"value\\": 666}'
     program = f'print("{fake}")\nprint("{fake}", end="")\n7'
