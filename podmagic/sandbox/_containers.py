@@ -4,9 +4,10 @@ Each container of a running pod gets a *main process*: its ``command`` and ``arg
 ``$(VAR)`` references expanded from its env, as the kubelet expands them). It runs where an
 exec of that container runs (the pod's namespaces when pods are isolated: :mod:`._isolation`),
 with the same env and working folder, stdin at EOF; its stdout and stderr are the container
-log (:mod:`._logs`). A container with neither (an image whose entrypoint the sandbox cannot
-know) gets an idle main process that spawns nothing: it runs until it is signalled, as
-``sleep infinity`` would, so a thousand such pods cost nothing.
+log (:mod:`._logs`). A container with neither runs its image's default command where the
+sandbox has a stand-in for it (nginx: :mod:`._images`); otherwise (an image whose entrypoint
+the sandbox cannot know) it gets an idle main process that spawns nothing: it runs until it
+is signalled, as ``sleep infinity`` would, so a thousand such pods cost nothing.
 
 When the main process ends, ``restartPolicy`` decides (the kubelet's ``getPhase`` and
 ``doBackOff``): ``Always``, and ``OnFailure`` after a failure, start it again with
@@ -56,7 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._isolation import acontainer_placement, pod_socket
+from ._images import emulated_main, image_argv
+from ._isolation import acontainer_placement, isolation_problem, pod_socket
 from ._logs import LogFile
 from ._objects import RESTARTERS, STATUS_OVERLAYS
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
@@ -115,13 +117,14 @@ def go_duration(seconds: float) -> str:
 
 
 def main_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
-    """The main process's argv: ``command`` + ``args`` with ``$(VAR)`` expanded; the idle
-    command when both are empty (the image's entrypoint is not known here)."""
+    """The main process's argv: ``command`` + ``args`` with ``$(VAR)`` expanded (and the
+    image's programs the host lacks replaced: :func:`._images.image_argv`); the idle command
+    when both are empty (the image's entrypoint is not known here)."""
     argv = [
         _expand(str(part), env)
         for part in [*(container.get("command") or []), *(container.get("args") or [])]
     ]
-    return argv or list(IDLE_COMMAND)
+    return image_argv(container, argv, env) if argv else list(IDLE_COMMAND)
 
 
 async def container_process_spec(
@@ -137,7 +140,9 @@ async def container_process_spec(
     env = cluster.exec_environment(entry, container, tty=False)
     isolation, workdir = await acontainer_placement(cluster, entry, container, env)
     return ProcessSpec(
-        argv=list(argv) if argv is not None else main_argv(container, env),
+        argv=list(argv)
+        if argv is not None
+        else emulated_main(container, isolated=isolation is not None) or main_argv(container, env),
         env=env,
         cwd=workdir,
         hostname=entry.name[:63],
@@ -910,7 +915,11 @@ def _terminate(process: RunningProcess | _IdleProcess, grace: float) -> None:
 
 
 def _is_idle(container: Mapping[str, Any]) -> bool:
-    return not (container.get("command") or container.get("args"))
+    """Whether the main process is the idle one: no command, and no stand-in for the image's
+    (:mod:`._images`)."""
+    if container.get("command") or container.get("args"):
+        return False
+    return emulated_main(container, isolated=isolation_problem() is None) is None
 
 
 class _IdleProcess:

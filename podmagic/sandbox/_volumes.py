@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ._images import image_mount_arguments
 from ._resources import RESOURCES
 from ._state import ManifestError, _field_ref
 
@@ -538,7 +539,8 @@ class PodVolumes:
             mounts.append(
                 {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_FOLDER, "readOnly": True}
             )
-        arguments: list[str] = []
+        # The image's own folders first: the pod's volumes cover them, as they cover an image's.
+        arguments = image_mount_arguments(container, self.folder / str(container["name"]))
         for mount in mounts:
             volume = volumes.get(str(mount.get("name")))
             target = str(mount.get("mountPath") or "")
