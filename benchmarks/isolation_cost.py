@@ -11,7 +11,9 @@ Each measurement runs in both modes (``processes``, ``namespaces``: the
   until every pod's main process is running (the container runtime holds a started process
   for each, and none failed), and the CPU the sandbox's process spent meanwhile (its own: the
   pods' processes are not reaped until they end). ``--repeat`` times; the median and the
-  range.
+  range. The sandbox's state folder (the pods' roots, ``/etc`` layers, volumes and logs) is
+  a new temporary folder, as by default, or one under ``--state-parent`` (``/dev/shm``, say:
+  on a slow disk the pods' files cost more than their processes).
 * **exec** (``--pods``, ``--execs``; 0 skips it): a sandbox is served in a process of its own
   (``python -m podmagic.sandbox serve``) with ``--pods`` pods without a command, and podmagic's
   ``Cluster`` runs ``true`` in every pod at once, twice. The first run makes each pod's
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,15 +90,16 @@ def _main_processes(cluster: Any) -> tuple[int, int]:
     return running, failed
 
 
-def start_child(pods: int, limit: float) -> None:
+def start_child(pods: int, limit: float, state_parent: str | None) -> None:
     """In a process of its own: start a sandbox of ``pods`` pods with main processes, wait
     until they all run, print the figures as one JSON line."""
     from podmagic.sandbox import Sandbox
 
     manifest = _manifest(pods, ", command: [sleep, '3600']")
+    state = tempfile.mkdtemp(prefix="podmagic-cost-", dir=state_parent) if state_parent else None
     before = os.times()
     started = time.perf_counter()
-    sandbox = Sandbox(manifest).start()
+    sandbox = Sandbox(manifest, state_dir=state).start()
     try:
         running = failed = 0
         while time.perf_counter() - started < limit:
@@ -114,13 +118,16 @@ def start_child(pods: int, limit: float) -> None:
         }
     finally:
         sandbox.stop()
+        if state is not None:  # a state folder given to the sandbox is the caller's to remove
+            shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(figures), flush=True)
 
 
-def measure_start(mode: str, pods: int, limit: float) -> dict[str, Any]:
+def measure_start(mode: str, pods: int, limit: float, state_parent: str | None) -> dict[str, Any]:
     """:func:`start_child` in a new process with pods isolated (or not) as ``mode`` says."""
+    where = ["--state-parent", state_parent] if state_parent else []
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.isolation_cost", "--start-child", str(pods)],
+        [sys.executable, "-m", "benchmarks.isolation_cost", "--start-child", str(pods), *where],
         env={**os.environ, _VARIABLE: mode},
         capture_output=True,
         text=True,
@@ -206,21 +213,25 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--execs", type=int, default=50)
     parser.add_argument("--limit", type=float, default=600.0, help="seconds a start may take")
+    parser.add_argument(
+        "--state-parent", help="make the start's state folders here (default: the temp folder)"
+    )
     parser.add_argument("--start-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.start_child is not None:
-        start_child(args.start_child, args.limit)
+        start_child(args.start_child, args.limit, args.state_parent)
         return
     if args.start_pods:
         starts: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
         for round_number in range(args.repeat):
             for mode in MODES:
                 print(f"start {round_number + 1}/{args.repeat}, {mode}: {_load()}", file=sys.stderr)
-                figures = measure_start(mode, args.start_pods, args.limit)
+                figures = measure_start(mode, args.start_pods, args.limit, args.state_parent)
                 print(f"  {figures}", file=sys.stderr)
                 starts[mode].append(figures)
+        where = f"state in {args.state_parent}" if args.state_parent else "state in the temp folder"
         print(
-            f"| {args.start_pods} pods with main processes, {args.repeat} runs: "
+            f"| {args.start_pods} pods with main processes, {where}, {args.repeat} runs: "
             "median (min–max) | processes | namespaces |"
         )
         print("|---|---|---|")
