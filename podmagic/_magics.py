@@ -727,9 +727,6 @@ class PodMagic(Magics):
             _magic=True,
             _make=lambda context: self._cluster(context, kubeconfig),
         )
-        if not clusters.clusters:
-            reasons = "; ".join(f"{c}: {why}" for c, why in clusters.failed.items())
-            raise ConfigError(f"no context could be used: {reasons}")
         clusters.protected_contexts = tuple(self.protected_contexts)
         clusters.confirm_above = self.confirm_above
         return clusters

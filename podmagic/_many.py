@@ -545,6 +545,10 @@ class Clusters:
                 self.clusters[context] = make(context)
             except ConfigError as error:
                 self.failed[context] = str(in_callers_words(error, kubeconfig, magic=_magic))
+        if not self.clusters:
+            # Nothing could run anywhere: one error now, not a run that fails in every context.
+            reasons = "; ".join(f"{context}: {why}" for context, why in self.failed.items())
+            raise ConfigError(f"no context could be used: {reasons}")
         first = next(iter(self.clusters.values()), None)
         self.protected_contexts: tuple[str, ...] = (
             first.protected_contexts

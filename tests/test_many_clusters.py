@@ -3,7 +3,8 @@
 One sandbox serving two clusters (``Sandbox(manifests=[...])``): contexts ``podmagic-sandbox``
 (A) and ``podmagic-sandbox-2`` (B), the same cluster but for the web pods' ``GREETING``:
 ``hello`` in A, ``hola`` in B, so a command can fail in one cluster only. The kubeconfig the
-tests use adds a third context, ``unreachable``, whose server nobody listens on.
+tests use adds two contexts: ``unreachable``, whose server nobody listens on, and ``broken``,
+whose client certificate file does not exist.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def kubeconfig(clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> P
     )
     document["contexts"].append(
         {"name": "unreachable", "context": dict(first, cluster="unreachable", namespace="conf")}
+    )
+    document["users"].append(
+        {"name": "broken", "user": {"client-certificate": "/nonexistent/cert.pem"}}
+    )
+    document["contexts"].append(
+        {"name": "broken", "context": dict(first, user="broken", namespace="conf")}
     )
     for context in document["contexts"]:
         context["context"]["namespace"] = "conf"
@@ -149,7 +156,7 @@ def test_a_glob_names_the_contexts_it_matches_and_repeats_count_once(kubeconfig:
         Cluster.many("Podmagic-*", kubeconfig=kubeconfig)  # case-sensitive, as names are
     message = str(caught.value)
     assert "'Podmagic-*' matches no context" in message
-    assert "podmagic-sandbox, podmagic-sandbox-2, unreachable" in message
+    assert "podmagic-sandbox, podmagic-sandbox-2, unreachable, broken" in message
 
 
 def test_every_protected_context_needs_yes_and_is_named(kubeconfig: Path) -> None:
@@ -229,6 +236,20 @@ def test_a_target_missing_in_one_context_fails_there_only_and_reruns_there_anew(
     # The error that stood in for A's target gives way to A's pod: the runbook loop ends ok.
     merged = first.merge(again)
     assert merged.ok and [(r.context, r.attempt) for r in merged] == [(A, 2), (B, 1)]
+
+
+def test_a_context_whose_credentials_cannot_be_loaded_does_not_sink_the_others(
+    kubeconfig: Path,
+) -> None:
+    with Cluster.many([A, "broken"], kubeconfig=kubeconfig) as fleet:
+        assert list(fleet.failed) == ["broken"] and "cert.pem" in fleet.failed["broken"]
+        results = fleet.run("echo up", "deploy/web")
+    assert [(r.context, r.status.value) for r in results] == [(A, "ok")] * 3 + [("broken", "error")]
+    assert results[3].error is not None and results[3].error.startswith(
+        "context broken could not run: "
+    )
+    with pytest.raises(ConfigError, match="no context could be used: broken: "):
+        Cluster.many("broken", kubeconfig=kubeconfig)
 
 
 def test_a_wrong_argument_is_one_error_not_one_per_context(fleet: Any) -> None:
@@ -420,4 +441,4 @@ def test_magic_glob_matching_nothing_lists_the_contexts(shell: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         shell.run_line_magic("pod", "deploy/web --context 'qa-*' -- true")
     assert "--context 'qa-*' matches no context" in str(caught.value)
-    assert "podmagic-sandbox, podmagic-sandbox-2, unreachable" in str(caught.value)
+    assert "podmagic-sandbox, podmagic-sandbox-2, unreachable, broken" in str(caught.value)
