@@ -29,8 +29,14 @@ What was chosen, and why:
   the others: it becomes error results naming the reason — one per pod of earlier results,
   else one per target named (``deploy/web``; ``-l app=web`` for a selector) — and the rest
   run. Only when no context can run is the run an error (a
-  :class:`~podmagic.SelectionError` naming each context's reason).
-* **Re-runs.** ``res.rerun()`` of merged results runs each pod again in its own context.
+  :class:`~podmagic.SelectionError` naming each context's reason; a
+  :class:`~podmagic.ConfigError` from ``Cluster.many`` itself when no context's credentials
+  load). A wrong argument is one ``TypeError``/``ValueError``, as for one cluster.
+* **Re-runs.** ``res.rerun()`` of merged results runs each pod again in its own context; a
+  context that could not run the first time runs what was asked anew, and ``merge()`` puts
+  its pods in place of the error results that stood in for them.
+* **Provenance.** Each context records its own (``res.provenances``, the summary's section
+  footers, the display's metadata); ``res.provenance`` is None for a run across contexts.
 
 The live view names a pod ``context:namespace/pod`` while more than one context runs (kube-ps1
 writes ``context:namespace`` too), and its header has one line per cluster: the context, its
