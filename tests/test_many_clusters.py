@@ -184,17 +184,17 @@ def test_a_context_that_cannot_be_reached_does_not_sink_the_others(kubeconfig: P
     assert "unreachable" in str(results) and "error" in str(results)
 
 
-SOLO = """
+LONELY = """
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: solo, namespace: conf}
+metadata: {name: lonely, namespace: conf}
 spec:
   replicas: 1
   selector:
-    matchLabels: {app: solo}
+    matchLabels: {app: lonely}
   template:
     metadata:
-      labels: {app: solo}
+      labels: {app: lonely}
     spec:
       containers:
         - {name: main, image: busybox}
@@ -216,22 +216,22 @@ def _running(context: str, kubeconfig: Path, pod: str) -> None:
 def test_a_target_missing_in_one_context_fails_there_only_and_reruns_there_anew(
     clusters: Sandbox, kubeconfig: Path, fleet: Any
 ) -> None:
-    clusters.in_context(B).apply(SOLO)
-    _running(B, kubeconfig, "deploy/solo")
-    first = fleet.run("echo here", "deploy/solo")
+    clusters.in_context(B).apply(LONELY)
+    _running(B, kubeconfig, "deploy/lonely")
+    first = fleet.run("echo here", "deploy/lonely")
     assert [(r.context, r.pod.split("-")[0], r.status.value) for r in first] == [
-        (A, "deploy/solo", "error"),
-        (B, "solo", "ok"),
+        (A, "deploy/lonely", "error"),
+        (B, "lonely", "ok"),
     ]
     assert first[0].error is not None
     assert first[0].error.startswith(f"context {A} could not run: ")
-    assert "solo" in first[0].error and "not found" in first[0].error
+    assert "lonely" in first[0].error and "not found" in first[0].error
     # Once the pod is there too, re-running the failed runs what was asked, anew, in A.
-    clusters.in_context(A).apply(SOLO)
-    _running(A, kubeconfig, "deploy/solo")
+    clusters.in_context(A).apply(LONELY)
+    _running(A, kubeconfig, "deploy/lonely")
     again = first.rerun(failed=True)
     assert [(r.context, r.pod.split("-")[0], r.stdout_text) for r in again] == [
-        (A, "solo", "here\n")
+        (A, "lonely", "here\n")
     ]
     # The error that stood in for A's target gives way to A's pod: the runbook loop ends ok.
     merged = first.merge(again)
