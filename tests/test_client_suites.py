@@ -18,7 +18,15 @@ from sandbox_client import api_client
 
 # The fixtures the client tests share (kr8s's API for the sandbox, kubectl 1.33, a namespace
 # per test), imported rather than copied.
-from test_sandbox_clients import _required, kr8s, kr8s_api, kubectl133, ok, scratch  # noqa: F401
+from test_sandbox_clients import (  # noqa: F401
+    _required,
+    kr8s,
+    kr8s_api,
+    kubectl,
+    kubectl133,
+    ok,
+    scratch,
+)
 
 from podmagic.sandbox import Sandbox
 
@@ -120,6 +128,27 @@ def test_official_client_creates_reads_and_deletes_an_apiservice_from_yaml(
     )
     assert "apiregistration.k8s.io" in groups and "wardle.k8s.io" not in groups
     assert gone.value.status == 404
+
+
+def test_kubectl_top_and_debug_answer_as_a_cluster_without_metrics_or_ephemeral_containers(
+    sandbox: Sandbox,
+    kubectl: KubectlRunner,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    # The issue: `top` says the Metrics API is not available and `debug` refuses clearly, as a
+    # cluster without metrics-server and ephemeral containers does.
+    sandbox.apply(
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: box, namespace: {scratch}}}\n"
+        "spec: {containers: [{name: main, image: busybox}]}\n"
+    )
+    ok(kubectl("wait", "--for=condition=Ready", "pod/box", "-n", scratch, "--timeout=60s"))
+    for command in (["top", "pod"], ["top", "node"]):
+        answer = kubectl(*command, "-n", scratch)
+        assert answer.returncode == 1
+        assert answer.stderr.decode().strip() == "error: Metrics API not available"
+    debug = kubectl("debug", "box", "-n", scratch, "--image=busybox", "--", "true")
+    assert debug.returncode == 1
+    assert "error: ephemeral containers are disabled for this cluster" in debug.stderr.decode()
 
 
 # -- TokenReview ----------------------------------------------------------------------------------
