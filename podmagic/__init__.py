@@ -45,6 +45,8 @@ Results are data:
   gives each pod's value in ``PodResult.value`` (:data:`NO_VALUE` where there is none),
   ``PodResults.values`` and ``values_frame()``.
 * :func:`parse_problems` and :func:`check_parsed` report pods that a parsed table lacks.
+* :func:`python_literal` writes a value into a ``python=True`` program as ``{{expr}}`` does in
+  a ``%%pod --python`` cell: a literal that can only be that value.
 
 In IPython: ``%pod --bg`` returns a :class:`BackgroundRun` (``await h``, ``h.result()``,
 ``h.cancel()``; :class:`BackgroundRunTimeout` when ``result(timeout=...)`` runs out), and an
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
     from ._magics import RunInterrupted
     from ._many import ClusterLine, Clusters, ClustersSelection, ClustersStarted
     from ._provenance import PodProvenance, Provenance, read_provenance
+    from ._python import python_literal
     from ._query import TargetQuery
     from ._resolve import Selection
     from ._results import (
@@ -169,6 +172,7 @@ _HOMES: dict[str, str] = {
     "PodProvenance": "_provenance",
     "Provenance": "_provenance",
     "read_provenance": "_provenance",
+    "python_literal": "_python",
 }
 
 __all__ = [
@@ -218,6 +222,7 @@ __all__ = [
     "check_parsed",
     "load_ipython_extension",
     "parse_problems",
+    "python_literal",
     "read_provenance",
 ]
 

@@ -248,11 +248,15 @@ _LITERAL_TYPES = "str, int, float, bool, None, bytes, or a list, tuple, set or d
 
 
 def python_literal(value: Any) -> str:
-    """``value`` as Python source that evaluates to an equal value, parenthesised.
+    """``value`` as Python source that evaluates to an equal value, parenthesised: what
+    ``{{expr}}`` puts in a ``%%pod --python`` cell, for programs built in Python::
 
-    Written here from the value's data (a ``str`` subclass's own ``__repr__`` is never
-    called), so the text is a literal and nothing else. Raises ``ValueError`` for a type
-    without a literal (naming the type, never the value).
+        cluster.run(f"limit = {python_literal(limit)}\n...", "deploy/web", python=True)
+
+    ``str``, ``int``, ``float``, ``bool``, ``None``, ``bytes``, and lists, tuples, sets and
+    dicts of them. Written from the value's data (a ``str`` subclass's own ``__repr__`` is
+    never called), so the text is a literal and nothing else. Raises ``ValueError`` for a
+    type without a literal (naming the type, never the value).
     """
     try:
         return f"({_literal(value, 'the value', set())})"

@@ -62,6 +62,14 @@ def test_non_finite_floats_go_in_without_names_a_program_could_rebind() -> None:
     assert math.isnan(eval(python_literal(math.nan), {"__builtins__": {}}))
 
 
+def test_python_literal_is_public_and_refuses_a_type_without_a_literal() -> None:
+    import podmagic
+
+    assert podmagic.python_literal("a'b") == '("a\'b")'
+    with pytest.raises(ValueError, match="the value is a datetime, which has no Python literal"):
+        podmagic.python_literal(dt.datetime(2020, 1, 1))
+
+
 def test_a_str_subclass_goes_in_as_its_text_not_as_its_own_repr() -> None:
     class Sly(str):
         def __repr__(self) -> str:
