@@ -173,6 +173,24 @@ def test_a_page_written_into_the_nginx_html_folder_is_served_and_stays_in_the_co
     assert _http_through_portforward(nginx_pods, "web2", "/foo.dat")[0] == 404
 
 
+def test_port_forward_to_an_nginx_pod_as_soon_as_it_is_running_finds_it_listening(
+    nginx_pods: Any,
+) -> None:
+    # The official client's e2e test_portforward_http connects once the phase is no longer
+    # Pending: a real nginx listens by then, and so must the stand-in.
+    nginx_pods.create_namespaced_pod(
+        NAMESPACE,
+        {"metadata": {"name": "fresh"}, "spec": {"containers": [{"name": "n", "image": "nginx"}]}},
+    )
+    wait_until(
+        lambda: nginx_pods.read_namespaced_pod("fresh", NAMESPACE).status.phase != "Pending",
+        what="the new nginx pod past Pending",
+        interval=0.005,
+    )
+    status, _, body = _http_through_portforward(nginx_pods, "fresh", "/")
+    assert status == 200 and b"<h1>Welcome to nginx!</h1>" in body
+
+
 def _start_port_forward(kubectl: KubectlRunner, pod: str) -> tuple[subprocess.Popen[bytes], int]:
     process = subprocess.Popen(
         [kubectl.binary, "port-forward", "-n", NAMESPACE, f"pod/{pod}", ":80"],  # type: ignore[attr-defined]

@@ -73,6 +73,7 @@ __all__ = [
     "container_runtime",
     "instance_log",
     "main_argv",
+    "stand_ins_listening",
 ]
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,9 @@ class _Container:
     exited_at: float = 0.0  # monotonic time of the last exit
     task: asyncio.Task[None] | None = None
     probe_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set once its main process said something (a stand-in of :mod:`._images` speaks once it
+    # listens) or ended: what :func:`stand_ins_listening` waits for.
+    spoke: asyncio.Event = field(default_factory=asyncio.Event)
 
     def probe(self, kind: str) -> _Probe | None:
         spec = self.spec.get(f"{kind.lower()}Probe")
@@ -585,6 +589,7 @@ class ContainerRuntime:
                 f"({type(error).__name__}); its log (logger podmagic.sandbox) has the details"
             )
         instance.log.end()
+        container.spoke.set()
         self._event(pod, "Failed", f"Error: {detail}", warning=True)
         self._ended(
             pod,
@@ -607,6 +612,7 @@ class ContainerRuntime:
         async def pump() -> None:
             async for channel, chunk in process.read_output():
                 instance.log.write(channel, chunk)
+                container.spoke.set()
 
         pumping = self._loop.create_task(pump())
         try:
@@ -625,6 +631,7 @@ class ContainerRuntime:
                 await pumping
             instance.log.end()
             instance.process = None
+            container.spoke.set()
         self._ended(pod, container, instance, exit_code)
         return exit_code
 
@@ -988,6 +995,32 @@ def _phase(policy: str, statuses: Sequence[Mapping[str, Any]]) -> str:
 
 # Pods a runtime runs, by uid, for the status hook (uids are unique across clusters).
 _known: dict[str, tuple[ContainerRuntime, _Pod]] = {}
+
+#: How long a connection to a pod waits for its stand-ins to listen, at most.
+STAND_IN_START_SECONDS = 10.0
+
+
+async def stand_ins_listening(entry: PodEntry) -> None:
+    """Wait until the stand-ins for image commands (:mod:`._images`) of ``entry``'s containers
+    listen (at most :data:`STAND_IN_START_SECONDS`; at once for a pod without any).
+
+    The pod is Running before its main processes have started (the sandbox makes their
+    namespaces then), and the nginx stand-in needs a Python start before it listens, where
+    nginx listens within a millisecond of its start: a client that connects as soon as it
+    sees the pod Running (the official client's e2e test_portforward_http) would be refused
+    what a real nginx pod never refuses it. Port-forward waits here before it dials."""
+    known = _known.get(str(entry.pod["metadata"].get("uid", "")))
+    if known is None:
+        return
+    waits = [
+        container.spoke.wait()
+        for container in known[1].containers.values()
+        if not container.spoke.is_set()
+        and emulated_main(container.spec, isolated=isolation_problem() is None) is not None
+    ]
+    if waits:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), STAND_IN_START_SECONDS)
 
 
 def _apply(pod: dict[str, Any], record: _Pod, behaviour: Any) -> None:

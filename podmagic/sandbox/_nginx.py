@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     options = _options(sys.argv[1:] if argv is None else argv)
     port = int(options["--port"])
     sockets = [s for s in (_listen(h, port) for h in options["--listen"].split(",")) if s]
+    # Said once the ports listen: the sandbox holds connections to the pod until then.
+    print("/docker-entrypoint.sh: Configuration complete; ready for start up", flush=True)
     done = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -279,7 +281,6 @@ def main(argv: list[str] | None = None) -> int:
             """Quiet, as nginx is about a client that went away (logged at ``info``)."""
 
     handler = _handler_class(options["--root"], options["--version"])
-    print("/docker-entrypoint.sh: Configuration complete; ready for start up", flush=True)
     _notice("notice", 'using the "epoll" event method')
     _notice("notice", f"nginx/{options['--version']}")
     servers = []

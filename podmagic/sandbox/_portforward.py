@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 
 from . import _status as status
 from ._api import cluster_of
+from ._containers import stand_ins_listening
 from ._isolation import container_isolation, isolation_problem
 from ._runner import entered_namespaces
 from ._spdy import Data, GoAway, Headers, Ping, RstStream, SpdyError, SpdyFramer, SynStream
@@ -103,6 +104,7 @@ async def dial_pod(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A TCP connection to ``port`` on the pod's loopback; :class:`PortForwardError` (the
     kubelet's message) when nothing accepts it."""
+    await stand_ins_listening(entry)  # as a real image's server, listening once it runs
     try:
         network = _pod_network(cluster, entry)
     except (ManifestError, OSError) as error:
