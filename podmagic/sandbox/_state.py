@@ -366,9 +366,9 @@ class Cluster:
         namespace = metadata.get("namespace") or "default"
         store = self.objects["events"]
         node = (involved.get("spec") or {}).get("nodeName", "")
-        same = (component, node, involved.get("kind", ""), namespace, metadata["name"])
-        same += (str(metadata.get("uid", "")), involved.get("apiVersion", ""), type, reason)
-        same += (message,)
+        same: tuple[str, ...] = (component, node, involved.get("kind", ""), namespace)
+        same += (metadata["name"], str(metadata.get("uid", "")), involved.get("apiVersion", ""))
+        same += (type, reason, message)
         known = store.get(self._event_names.get(same, ("", "")))
         if known is not None and _recent(known.get("lastTimestamp"), EVENT_AGGREGATION_SECONDS):
             again = copy.deepcopy(known)
