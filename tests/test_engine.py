@@ -224,22 +224,27 @@ def test_keyboard_interrupt_on_the_blocking_api(
     """
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("this test must run in the main thread: Python runs signal handlers there")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     web_pods = len(cluster.select(selector="app=web").run)
     running: list[PodStarted] = []
+    sent: list[float] = []
 
     def interrupt_once_all_run(event: object) -> None:
         # Ctrl-C once every exec is connected, so each one has something to cancel.
         if isinstance(event, PodStarted):
             running.append(event)
             if len(running) == web_pods:
+                sent.append(time.monotonic())
                 if receiver == "process":
                     os.kill(os.getpid(), signal.SIGINT)
                 else:
                     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
-    started = time.monotonic()
     results = cluster.run("sleep 30", selector="app=web", on_event=interrupt_once_all_run)
-    assert_ended_before(started, 20, "a run of `sleep 30` after Ctrl-C")
+    # Which failed, if this fails: the Ctrl-C was never sent (fewer pods started than
+    # selected), or it was sent and the run went on.
+    assert sent, f"{len(running)} of {web_pods} pods started: {[r.status for r in results]}"
+    assert_ended_before(sent[0], 20, "a run of `sleep 30` after Ctrl-C")
     assert {r.status for r in results} == {ExecStatus.CANCELLED}
     # The next run works.
     assert cluster.run("true", "solo").ok
