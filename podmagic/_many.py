@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import os
 import shlex
 import time
@@ -1023,3 +1024,20 @@ class Clusters:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _show_clusters_arguments() -> None:
+    """``help(Clusters.run)`` and ``inspect.signature`` show the arguments each method passes
+    on to :class:`Cluster`'s (it takes them as ``**options``), not a bare ``**options``."""
+    for name in ("run", "arun", "select", "aselect"):
+        method = getattr(Clusters, name)
+        signature = inspect.signature(getattr(Cluster, name))
+        parameters = [
+            p.replace(annotation="ClustersSelection | None") if p.name == "selection" else p
+            for p in signature.parameters.values()
+        ]
+        returns = "ClustersSelection" if name.endswith("select") else signature.return_annotation
+        method.__signature__ = signature.replace(parameters=parameters, return_annotation=returns)
+
+
+_show_clusters_arguments()

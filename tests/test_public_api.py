@@ -145,6 +145,15 @@ def test_help_shows_readable_defaults(method: str) -> None:
         assert "timeout: 'float | None' = <the Cluster's setting>" in text
 
 
+@pytest.mark.parametrize("method", ["run", "arun", "select", "aselect"])
+def test_clusters_methods_show_the_arguments_they_pass_on_to_each_cluster(method: str) -> None:
+    from podmagic import Clusters
+
+    parameters = inspect.signature(getattr(Clusters, method)).parameters
+    assert inspect.Parameter.VAR_KEYWORD not in {p.kind for p in parameters.values()}
+    assert list(parameters) == list(inspect.signature(getattr(Cluster, method)).parameters)
+
+
 def names_in_signatures(value: object) -> set[str]:
     text = pydoc.render_doc(value, renderer=pydoc.plaintext)
     return set(re.findall(r"\b[A-Z][A-Za-z]+\b", " ".join(re.findall(r"'([^']*)'", text))))
