@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _waiting import await_until
 from conftest import KubectlRunner
 from sandbox_client import api_client
 
@@ -227,6 +228,44 @@ def test_a_pod_update_may_not_remove_a_toleration(
     assert failure.value.status == 422
     assert "only additions to existing tolerations" in json.loads(failure.value.body)["message"]
     assert [t.key for t in kept if t.key == "k"] == ["k"]
+
+
+async def test_kr8s_adopt_sets_a_pods_owner_and_deleting_the_owner_collects_the_pod(
+    kr8s_api: Any,  # noqa: F811
+    kr8s: ModuleType,  # noqa: F811
+    scratch: str,  # noqa: F811
+) -> None:
+    # kr8s's test_adoption: Service.adopt(pod) PATCHes the pod's ownerReferences; deleting the
+    # Service then deletes the pod (background cascading applies to any owner).
+    objects = kr8s.asyncio.objects
+    pod = await objects.Pod(
+        {
+            "metadata": {"name": "adopted", "namespace": scratch},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+        api=kr8s_api,
+    )
+    await pod.create()
+    service = await objects.Service(
+        {"metadata": {"name": "parent", "namespace": scratch}, "spec": {"ports": [{"port": 80}]}},
+        api=kr8s_api,
+    )
+    await service.create()
+    await service.adopt(pod)
+    again = await objects.Pod.get("adopted", namespace=scratch, api=kr8s_api)
+    for seen in (pod, again):
+        [owner] = seen.metadata["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "Service",
+            "parent",
+            service.metadata.uid,
+        )
+    await service.delete()
+    await await_until(lambda: _gone(pod), what="the adopted pod deleted with its owner")
+
+
+async def _gone(pod: Any) -> bool:
+    return not await pod.exists()
 
 
 # -- the API server's Service -----------------------------------------------------------------------

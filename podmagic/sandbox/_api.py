@@ -1464,6 +1464,7 @@ async def update_pod(request: web.Request) -> web.Response:
             },
             images=images,
             tolerations=(body.get("spec") or {}).get("tolerations"),
+            owner_references=metadata.get("ownerReferences"),
         )
     except BehaviourError as error:
         raise status.bad_request(str(error)) from None

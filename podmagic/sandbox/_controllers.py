@@ -207,6 +207,11 @@ class Controllers:
             ref = _controller_ref(obj)
             if ref is not None:
                 self._mark(str(ref.get("kind")), namespace, str(ref.get("name")))
+        elif event_type == "DELETED" and namespace:
+            # Any namespaced object may own others (kr8s's Service.adopt(pod)): the garbage
+            # collector follows every owner's deletion, not only the workloads'.
+            self._gone.append((namespace, str(metadata.get("uid"))))
+            self._schedule()
 
     def _count_job_pod(self, job_uid: str, pod: Mapping[str, Any], event_type: str) -> None:
         counted = self._job_pods.setdefault(job_uid, {})

@@ -645,13 +645,18 @@ class Cluster:
         annotations: Mapping[str, str],
         images: Mapping[str, str],
         tolerations: list[Any] | None = None,
+        owner_references: list[Any] | None = None,
     ) -> PodEntry:
-        """Replace a pod's labels and annotations (their sandbox effects applied), set new
-        container images and the tolerations (when given: the caller checked that they only
-        add to the pod's)."""
+        """Replace a pod's labels, annotations and ownerReferences (their sandbox effects
+        applied), set new container images and the tolerations (when given: the caller checked
+        that they only add to the pod's)."""
         entry = self.pods[(namespace, name)]
         metadata = entry.pod["metadata"]
         metadata["labels"] = dict(labels)
+        if owner_references:
+            metadata["ownerReferences"] = list(owner_references)
+        else:
+            metadata.pop("ownerReferences", None)
         if tolerations is not None:
             entry.pod["spec"]["tolerations"] = list(tolerations)
         for container in entry.pod["spec"].get("containers", []):
