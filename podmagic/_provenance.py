@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
+    "MANY_METADATA_KEY",
     "METADATA_KEY",
     "PodProvenance",
     "Provenance",
@@ -35,6 +36,9 @@ __all__ = [
 #: (``{"podmagic": {"provenance": {...}}}``) and in a Parquet file's metadata
 #: (``b"podmagic.provenance"``, JSON).
 METADATA_KEY = "podmagic.provenance"
+#: The key of a Parquet file written from a run across contexts: a JSON object of each
+#: context's provenance, by context name.
+MANY_METADATA_KEY = "podmagic.provenances"
 
 
 def public_server(server: str) -> str:
@@ -253,8 +257,10 @@ def record(
     )
 
 
-def write_parquet(frame: Any, path: Any, provenance: Provenance | None) -> None:
-    """``frame`` to a Parquet file at ``path``, ``provenance`` (JSON) in its metadata."""
+def write_parquet(frame: Any, path: Any, provenances: Mapping[str, Provenance]) -> None:
+    """``frame`` to a Parquet file at ``path``, the provenance (JSON) in its metadata: one
+    context's under ``METADATA_KEY``, several contexts' (a run across contexts) as one JSON
+    object by context name under ``MANY_METADATA_KEY``."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -262,13 +268,24 @@ def write_parquet(frame: Any, path: Any, provenance: Provenance | None) -> None:
         raise ImportError("to_parquet needs pyarrow: pip install 'podmagic[parquet]'") from None
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
-    if provenance is not None:
+    if len(provenances) == 1:
+        (provenance,) = provenances.values()
         metadata[METADATA_KEY.encode()] = provenance.to_json().encode()
+    elif provenances:
+        many = {
+            context: json.loads(provenances[context].to_json()) for context in sorted(provenances)
+        }
+        metadata[MANY_METADATA_KEY.encode()] = json.dumps(many).encode()
     pq.write_table(table.replace_schema_metadata(metadata), path)
 
 
-def read_provenance(path: Any) -> Provenance | None:
-    """The provenance a :meth:`PodResults.to_parquet` file holds; None when it has none."""
+def read_provenance(path: Any, context: str | None = None) -> Provenance | None:
+    """The provenance a :meth:`PodResults.to_parquet` file holds; None when it has none.
+
+    A file written from a run across contexts holds one per context: name the one you want
+    (``context=``); without it that is a ``ValueError`` listing them. ``context`` naming a
+    context the file does not hold is None.
+    """
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -277,4 +294,16 @@ def read_provenance(path: Any) -> Provenance | None:
         ) from None
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(METADATA_KEY.encode())
-    return None if raw is None else Provenance.from_dict(json.loads(raw))
+    if raw is not None:
+        provenance = Provenance.from_dict(json.loads(raw))
+        return provenance if context in (None, provenance.context) else None
+    many_raw = metadata.get(MANY_METADATA_KEY.encode())
+    if many_raw is None:
+        return None
+    many = json.loads(many_raw)
+    if context is None:
+        raise ValueError(
+            f"this file holds the provenance of {len(many)} contexts ({', '.join(many)}): "
+            f"name one, e.g. read_provenance(path, context={next(iter(many))!r})"
+        )
+    return Provenance.from_dict(many[context]) if context in many else None

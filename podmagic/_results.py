@@ -566,7 +566,9 @@ class PodResults(Sequence[PodResult]):
     def to_parquet(self, path: Any, *, parsed: bool | None = None) -> None:
         """Write a DataFrame of these results to a Parquet file, with the run's provenance
         in the file's metadata (key ``b"podmagic.provenance"``, JSON: read it back with
-        ``pyarrow.parquet.read_schema(path).metadata`` or :func:`~podmagic.read_provenance`).
+        ``pyarrow.parquet.read_schema(path).metadata`` or :func:`~podmagic.read_provenance`;
+        a run across contexts keeps each context's, by name, under
+        ``b"podmagic.provenances"``: ``read_provenance(path, context=...)``).
 
         Writes :attr:`frame` (the parsed table) when there is one, else
         :meth:`to_dataframe`; ``parsed=False`` writes :meth:`to_dataframe` anyway,
@@ -583,7 +585,7 @@ class PodResults(Sequence[PodResult]):
         use_frame = self._frame is not None and parsed is not False
         frame = self._frame if use_frame else self.to_dataframe()
         assert frame is not None
-        write_parquet(frame, path, self._provenance)
+        write_parquet(frame, path, self.provenances)
 
     def diff(self, stream: str = "stdout", *, context: int = 3) -> OutputDiff:
         """How the outputs differ: each minority group as a unified diff against the

@@ -29,6 +29,7 @@ from podmagic import (
     RefusedError,
     RunControl,
     SelectionError,
+    read_provenance,
 )
 from podmagic._render import TextRenderer
 from podmagic.sandbox import Sandbox
@@ -147,6 +148,19 @@ def test_summary_has_a_section_per_context_with_its_own_provenance(fleet: Any) -
     saved = metadata["podmagic"]["provenances"]
     assert sorted(saved) == [A, B] and saved[B]["context"] == B
     assert len(saved[A]["pods"]) == 3
+
+
+def test_a_parquet_file_of_a_run_across_contexts_keeps_each_contexts_provenance(
+    fleet: Any, tmp_path: Path
+) -> None:
+    results = fleet.run("hostname", "deploy/web")
+    path = tmp_path / "web.parquet"
+    results.to_parquet(path)
+    assert read_provenance(path, context=B) == results.provenances[B]
+    assert read_provenance(path, context=A) == results.provenances[A]
+    assert read_provenance(path, context="elsewhere") is None
+    with pytest.raises(ValueError, match=rf"2 contexts \({A}, {B}\).*context={A!r}"):
+        read_provenance(path)
 
 
 def test_a_glob_names_the_contexts_it_matches_and_repeats_count_once(kubeconfig: Path) -> None:
