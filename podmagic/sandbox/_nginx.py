@@ -261,9 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     options = _options(sys.argv[1:] if argv is None else argv)
     port = int(options["--port"])
-    sockets = [s for s in (_listen(h, port) for h in options["--listen"].split(",")) if s]
-    # Said once the ports listen: the sandbox holds connections to the pod until then.
-    print("/docker-entrypoint.sh: Configuration complete; ready for start up", flush=True)
     done = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -272,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
         signal.signal(signum, stop)
+    sockets = [s for s in (_listen(h, port) for h in options["--listen"].split(",")) if s]
+    # Said once the ports listen (and signals are handled): the sandbox holds connections to
+    # the pod, and its readiness, until then.
+    print("/docker-entrypoint.sh: Configuration complete; ready for start up", flush=True)
     from http.server import ThreadingHTTPServer
 
     class Server(ThreadingHTTPServer):
