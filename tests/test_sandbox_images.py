@@ -10,7 +10,6 @@ import gc
 import http.client
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 from _waiting import wait_until
 from conftest import KubectlRunner, missing_tool
 from test_sandbox_clients import _required, ok
+from test_sandbox_portforward import _start_port_forward
 
 from podmagic.sandbox import Sandbox, _nginx
 from podmagic.sandbox._images import emulated_main, image_argv, repository
@@ -222,23 +222,6 @@ def test_an_nginx_pod_is_running_but_not_ready_until_its_server_listens(nginx_po
     assert status == 200
 
 
-def _start_port_forward(kubectl: KubectlRunner, pod: str) -> tuple[subprocess.Popen[bytes], int]:
-    process = subprocess.Popen(
-        [kubectl.binary, "port-forward", "-n", NAMESPACE, f"pod/{pod}", ":80"],  # type: ignore[attr-defined]
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=kubectl.env,  # type: ignore[attr-defined]
-    )
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 60)
-    line = process.stdout.readline().decode() if ready else ""
-    found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> 80", line)
-    if found is None:
-        process.kill()
-        pytest.fail(f"kubectl port-forward did not start: {line!r} {process.communicate()!r}")
-    return process, int(found.group(1))
-
-
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
 def test_kubectl_port_forward_and_urllib_reach_nginx_and_the_log_shows_the_requests(
     version: str,
@@ -246,7 +229,7 @@ def test_kubectl_port_forward_and_urllib_reach_nginx_and_the_log_shows_the_reque
     kubectl_factory: Callable[[str], KubectlRunner],
 ) -> None:
     kubectl = kubectl_factory(version)
-    process, local = _start_port_forward(kubectl, "web")
+    process, local = _start_port_forward(kubectl, 80, NAMESPACE, "web")
     agent = f"urllib-{version}"
     try:
         request = urllib.request.Request(

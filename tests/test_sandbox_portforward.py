@@ -190,9 +190,12 @@ def _forward_and_check(api: Any, portforward: Any, echo_a: int, echo_b: int, clo
     assert forward.error(echo_a) is None and forward.error(echo_b) is None
 
 
-def _start_port_forward(kubectl: KubectlRunner, remote: int) -> tuple[subprocess.Popen[bytes], int]:
+def _start_port_forward(
+    kubectl: KubectlRunner, remote: int, namespace: str = NAMESPACE, pod: str = POD
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``kubectl port-forward`` of a random local port to ``remote``; the process and port."""
     process = subprocess.Popen(
-        [kubectl.binary, "port-forward", "-n", NAMESPACE, f"pod/{POD}", f":{remote}"],  # type: ignore[attr-defined]
+        [kubectl.binary, "port-forward", "-n", namespace, f"pod/{pod}", f":{remote}"],  # type: ignore[attr-defined]
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=kubectl.env,  # type: ignore[attr-defined]
