@@ -79,7 +79,7 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: idle, namespace: {NAMESPACE}}}
 spec:
-  containers: [{{name: main, image: nginx}}]
+  containers: [{{name: main, image: registry.k8s.io/pause:3.10}}]
 ---
 apiVersion: v1
 kind: Pod
