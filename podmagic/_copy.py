@@ -5,7 +5,11 @@ pod to fetch, ``tar xf -`` to send (a pod without ``tar`` is that pod's error, s
 A fetched archive streams to a temporary file beside the destination as it arrives (the exec
 keeps none of it in memory), then is unpacked member by member into
 ``LOCAL_DIR/<context>/<namespace>/<pod>/``, file contents copied in chunks and hashed on the
-way. Unpacking refuses what could write outside that folder — absolute names, ``..``,
+way. Those three names come from the kubeconfig and the cluster, not from the user's line: each
+is percent-encoded into one folder name (:func:`path_part`), so that a context named ``../x``
+or ``/tmp/x`` stays inside ``LOCAL_DIR``. A pod's archive that cannot be written locally
+(a member's name too long, a full disk: any ``OSError``) is that pod's error; the other pods'
+copies stand. Unpacking refuses what could write outside that folder — absolute names, ``..``,
 symbolic or hard links that point out of it, devices — and never writes through a link (each
 write's real parent folder must lie inside it): the holes ``kubectl cp`` had
 (CVE-2018-1002100, CVE-2019-1002101, CVE-2019-11246, CVE-2019-11249) stay closed.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -62,6 +67,7 @@ __all__ = [
     "CopyResults",
     "extract_safely",
     "fetch",
+    "path_part",
     "send",
 ]
 
@@ -201,6 +207,37 @@ def _inside(root: str, path: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
+#: A folder name's most bytes on common file systems (NAME_MAX), with room to spare.
+_PART_MAX = 200
+
+
+def path_part(name: str) -> str:
+    """``name`` (a context, namespace, pod or container name: from a kubeconfig or a cluster,
+    not from the user's line) as one folder name that stays where it is put.
+
+    Percent-encoded, as in a URL: ``%``, ``/``, ``\\``, NUL and other control characters
+    become ``%XX`` (UTF-8 bytes), ``.`` and ``..`` become ``%2E`` and ``%2E%2E``, an empty
+    name ``%``; every other name (every valid Kubernetes name) is kept as it is. A name that
+    would be longer than ``_PART_MAX`` bytes keeps its start and ends in ``%~`` and 16 hex
+    digits of its SHA-256, so that two long names stay apart. Encoding rather than refusing:
+    a kubeconfig may name a context anything, and its pods' files must still come back.
+    """
+    if name in ("", ".", ".."):
+        return name.replace(".", "%2E") or "%"
+    encoded = "".join(
+        "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        if char in "%/\\" or not char.isprintable()
+        else char
+        for char in name
+    )
+    if len(encoded.encode("utf-8", "surrogatepass")) <= _PART_MAX:
+        return encoded
+    tag = "%~" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    room = _PART_MAX - len(tag)
+    cut = encoded.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+    return re.sub(r"%[0-9A-F]?$", "", cut) + tag  # never half of a %XX
+
+
 def _copy_hashed(source: IO[bytes], target: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
@@ -212,18 +249,52 @@ def _copy_hashed(source: IO[bytes], target: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+class _UnpackError(OSError):
+    """A member could not be written locally (a name too long, a full disk, no permission):
+    says which and why; ``files`` and ``refused`` are what was done before it."""
+
+    def __init__(self, text: str, files: list[CopiedFile], refused: list[str]) -> None:
+        super().__init__(text)
+        self.files = files
+        self.refused = refused
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def extract_safely(archive: IO[bytes], dest: Path) -> tuple[list[CopiedFile], list[str]]:
     """Unpack a tar stream into ``dest`` (made if missing): the files written, with sizes and
     SHA-256, and the member names refused because they would land outside ``dest``
-    (absolute, ``..``, links pointing out, writes through a link, special files)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    root = os.path.realpath(dest)
+    (absolute, ``..``, links pointing out, writes through a link, special files).
+
+    A member that cannot be written here (``OSError``: a name too long, a full disk) stops
+    the unpacking with an ``OSError`` whose one line names the member and why, and whose
+    ``files`` and ``refused`` say what was done before it."""
     files: list[CopiedFile] = []
     refused: list[str] = []
+    at: list[str] = []  # the member being written, for the message
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        return _extract(archive, os.path.realpath(dest), files, refused, at)
+    except OSError as problem:
+        why = problem.strerror or type(problem).__name__
+        name = at[-1] if at else ""
+        what = f'"{name if len(name) <= 80 else name[:79] + "…"}"' if name else str(dest)
+        raise _UnpackError(
+            f"could not write {what} here ({why}); the {len(files)} files before it were kept",
+            files,
+            refused,
+        ) from None
+
+
+def _extract(
+    archive: IO[bytes], root: str, files: list[CopiedFile], refused: list[str], at: list[str]
+) -> tuple[list[CopiedFile], list[str]]:
     # "r|": a stream, read once front to back; nothing of it is held but the current block.
     with tarfile.open(fileobj=archive, mode="r|") as tar:
         for member in tar:
             name = member.name
+            at[:] = [name]
             parts = [p for p in name.split("/") if p not in ("", ".")]
             if name.startswith("/") or ".." in parts or not parts:
                 if parts:
@@ -390,7 +461,7 @@ def fetch(
     cluster: Cluster, remote: str, local_dir: str | os.PathLike[str], **run: Any
 ) -> CopyResults:
     """Fetch ``remote`` (a file or folder) from every pod ``run`` selects into
-    ``local_dir/<context>/<namespace>/<pod>/``."""
+    ``local_dir/<context>/<namespace>/<pod>/`` (each name as :func:`path_part` encodes it)."""
     if not remote or not remote.strip():
         raise ValueError("the path in the pod is empty: write TARGET:/path/in/pod")
     base = Path(local_dir)
@@ -438,7 +509,8 @@ def fetch(
         copies: list[CopyResult] = []
         for result in results:
             key = (result.namespace, result.pod, result.container or "")
-            where = base / result.context / result.namespace / result.pod
+            # Names from the kubeconfig and the cluster, encoded: never a way out of base.
+            where = base.joinpath(*map(path_part, (result.context, result.namespace, result.pod)))
             made = partial(
                 CopyResult,
                 result.context,
@@ -462,6 +534,11 @@ def fetch(
                 files, refused = extract_safely(spool, where)
             except tarfile.TarError as problem:
                 copies.append(made(error=f"not a tar archive: {problem}"))
+                continue
+            except _UnpackError as problem:
+                # This pod's archive only: the other pods' copies stand.
+                files, refused = problem.files, problem.refused
+                copies.append(made(files=tuple(files), refused=tuple(refused), error=str(problem)))
                 continue
             copies.append(made(files=tuple(files), refused=tuple(refused)))
         return CopyResults(copies)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -200,6 +201,84 @@ def test_pod_cp_magic_copies_both_ways(sandbox: Sandbox, cluster: Cluster, tmp_p
     assert got.read_bytes() == b"caf\xe9\n"
     with pytest.raises(UsageError, match="TARGET:PATH"):
         shell.run_line_magic("pod_cp", f"{local} {tmp_path}")
+
+
+def _renamed_context(sandbox: Sandbox, folder: Path, name: str) -> Path:
+    """A copy of the sandbox's kubeconfig whose (current) context is called ``name``."""
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    config["contexts"][0]["name"] = config["current-context"] = name
+    kubeconfig = folder / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    return kubeconfig
+
+
+@pytest.mark.parametrize(
+    ("context", "folder"),
+    [
+        ("../../../escaped", "..%2F..%2F..%2Fescaped"),
+        ("/tmp/absolute", "%2Ftmp%2Fabsolute"),
+        ("..", "%2E%2E"),
+        ("a\\b\x07c%", "a%5Cb%07c%25"),
+    ],
+)
+def test_a_context_name_never_leads_a_fetch_out_of_the_local_folder(
+    sandbox: Sandbox, cluster: Cluster, tmp_path: Path, context: str, folder: str
+) -> None:
+    kubeconfig = _renamed_context(sandbox, tmp_path, context)
+    dest = tmp_path / "one" / "two" / "three" / "dest"
+    with Cluster(kubeconfig=kubeconfig, namespace=NAMESPACE) as odd:
+        fetched = odd.copy_from("/etc/hostname", dest, "cp-a")
+    assert fetched.ok, fetched.summary()
+    assert fetched[0].local == str(dest / folder / NAMESPACE / "cp-a")
+    assert (dest / folder / NAMESPACE / "cp-a" / "hostname").is_file()
+    # nothing anywhere but under dest (the kubeconfig aside)
+    written = {p for p in tmp_path.rglob("*") if p.is_file()} - {kubeconfig}
+    assert written and all(dest in p.parents for p in written), written
+
+
+def test_a_names_path_part_is_one_folder_name_that_stays_put() -> None:
+    assert _copy.path_part("podmagic-sandbox-2") == "podmagic-sandbox-2"
+    assert _copy.path_part("arn:aws:eks:eu-west-1:1:cluster/prod") == (
+        "arn:aws:eks:eu-west-1:1:cluster%2Fprod"
+    )
+    assert _copy.path_part("") == "%"
+    assert _copy.path_part(".") == "%2E"
+    assert _copy.path_part("nul\x00") == "nul%00"
+    long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
+    for name in (long_a, "é" * 300, "/" * 300):
+        part = _copy.path_part(name)
+        assert len(part.encode()) <= 200 and "/" not in part and part not in (".", "..")
+    assert _copy.path_part(long_a) != _copy.path_part(long_b)
+
+
+def test_one_pods_archive_that_cannot_be_unpacked_is_that_pods_error_only(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    script = "mkdir -p /tmp/podcp/long && echo kept > /tmp/podcp/long/a.txt"
+    assert cluster.run(["sh", "-c", script], ["cp-a", "cp-b"]).ok
+    # in cp-a, a file 20 folders of 200 bytes deep: fine in the pod (made folder by folder),
+    # more than PATH_MAX (4096) under the local folder: ENAMETOOLONG locally
+    deep = (
+        'cd /tmp/podcp/long && for i in $(seq 20); do mkdir -p "$1" && cd "$1"; done && echo x > f'
+    )
+    assert cluster.run(["sh", "-c", deep, "sh", "d" * 200], "cp-a").ok
+    fetched = cluster.copy_from("/tmp/podcp/long", tmp_path / ("d" * 100), ["cp-a", "cp-b"])
+    by_pod = {r.pod: r for r in fetched}
+    assert set(by_pod) == {"cp-a", "cp-b"}
+    assert by_pod["cp-b"].ok, fetched.summary()
+    assert (Path(by_pod["cp-b"].local) / "long" / "a.txt").read_text() == "kept\n"
+    bad = by_pod["cp-a"]
+    assert not bad.ok
+    assert bad.error is not None and "\n" not in bad.error
+    assert bad.error.startswith('could not write "long/') and "too long" in bad.error, bad.error
+    assert "cp-a: could not write" in fetched.summary()
+
+
+def test_an_unwritable_member_stops_only_its_archive_with_one_line(tmp_path: Path) -> None:
+    archive = _archive((_file("ok.txt"), b"fine"), (_file("z" * 300), b"too long a name"))
+    with pytest.raises(OSError, match=r'could not write "z{79}…" here \(File name too long\)'):
+        extract_safely(archive, tmp_path / "dest")
+    assert (tmp_path / "dest" / "ok.txt").read_bytes() == b"fine"
 
 
 def test_copy_results_are_public_names() -> None:
