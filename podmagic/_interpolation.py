@@ -1791,4 +1791,12 @@ def _text(value: Any, where: str) -> str:
             f"{where} contains a NUL character, which no shell word can hold",
             hint="remove it, or send binary data with --stdin",
         )
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # Said of the value here: left to the script's own check, it would blame the script.
+        raise InterpolationError(
+            f"{where} is not valid Unicode text (it holds a lone surrogate)",
+            hint="decode it with errors='replace' first, or send binary data with --stdin",
+        ) from None
     return text

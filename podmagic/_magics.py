@@ -241,6 +241,8 @@ class _Finish:
             raise ValueError("--raw goes with --parse FORMAT (it keeps converted columns' text)")
         if args.python_bin is not None and not args.python:
             raise ValueError("--python-bin goes with --python (the interpreter of a Python cell)")
+        if args.python_bin is not None and not args.python_bin.strip():
+            raise ValueError("--python-bin takes the interpreter's name or path, e.g. python3")
         clash = [
             flag
             for flag, given in (

@@ -73,6 +73,7 @@ from ._events import (
 from ._natsort import natural_key
 from ._portal import run_blocking
 from ._provenance import public_server
+from ._python import frame_or_values
 from ._resolve import PodTarget, Selection
 from ._results import AS_BEFORE, ExecStatus, PodResult, PodResults
 from ._safety import (
@@ -1004,6 +1005,10 @@ class Clusters:
         )
         if len(found.contexts) == 1 and done:
             merged._provenance = next(iter(done.values())).provenance
+        if any(r.frame is not None for r in done.values()):
+            # python=True values as a table: one frame of every context's, as one context has.
+            table = frame_or_values(merged)
+            merged._frame = None if isinstance(table, dict) else table
         if on_event is not None:
             on_event(RunFinished(merged))
         return merged

@@ -28,8 +28,11 @@ Outcomes per pod: the program ran to its end → its status as for any command (
 ``sys.exit()`` gave, judged by ``ok_exit``) with its value; it raised → ``failed`` (exit 1,
 whatever ``ok_exit`` says), the traceback on stderr and its last line, with the cell's line
 number, as the result's ``error``; no interpreter at ``--python-bin`` → ``skipped``, saying
-so; the interpreter ended without a result (``os._exit``, a signal) → ``failed`` when its exit
-code is not accepted.
+so; the interpreter ended without a value (``os._exit``, a signal, an interpreter that is no
+Python) → ``failed``, whatever its exit code: every run sends a value (``None`` included), so
+one that never came is never ``ok``. The value travels on a copy of stdout made before the
+program starts (a program that closes or replaces fd 1 still sends it), and only from the
+process that started the program (a child of ``os.fork()`` that falls through sends none).
 
 ``{{expr}}`` in the program (:func:`substitute`) puts a notebook value in as a Python literal:
 ``str``, ``int``, ``float``, ``bool``, ``None``, ``bytes``, and lists, tuples, sets and dicts
@@ -124,6 +127,10 @@ RUNNER = r"""def _podmagic():
     import json, ast, types, traceback, linecache
     head = json.loads(sized().decode("utf-8"))
     mark, source, name = head["mark"].encode("ascii"), head["program"], head["name"]
+    # The value goes to a copy of stdout made now (not inherited by what the program
+    # starts): a program that closes or replaces its fd 1 still sends it, and only the
+    # process that started the program sends one (a fork's child falls through without).
+    out, main_pid = os.dup(1), os.getpid()
     if not head["stdin"]:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -227,9 +234,11 @@ RUNNER = r"""def _podmagic():
             stream.flush()
         except Exception:
             pass
+    if os.getpid() != main_pid:
+        return code
     data = mark + payload
     while data:
-        data = data[os.write(1, data):]
+        data = data[os.write(out, data):]
     return code
 sys.exit(_podmagic())
 """
@@ -244,7 +253,17 @@ class _NoLiteral(Exception):
         self.kind = kind
 
 
+class _TooDeep(Exception):
+    """A value nested deeper than :data:`MAX_LITERAL_DEPTH`."""
+
+
 _LITERAL_TYPES = "str, int, float, bool, None, bytes, or a list, tuple, set or dict of them"
+#: Containers nested in one ``{{expr}}`` value at most. Python's parser reads 200 nested
+#: brackets in a whole program (3.9+; older parsers fewer): the rest is the cell's own.
+MAX_LITERAL_DEPTH = 80
+_TOO_DEEP = (
+    f"is nested more than {MAX_LITERAL_DEPTH} containers deep, deeper than a Python literal may be"
+)
 
 
 def python_literal(value: Any) -> str:
@@ -260,13 +279,19 @@ def python_literal(value: Any) -> str:
     """
     try:
         return f"({_literal(value, 'the value', set())})"
+    except _TooDeep:
+        raise ValueError(
+            f"the value {_TOO_DEEP}; send it as JSON text and json.loads() it in the program"
+        ) from None
     except _NoLiteral as error:
         raise ValueError(
             f"{error.what} is {error.kind}, which has no Python literal; give {_LITERAL_TYPES}"
         ) from None
 
 
-def _literal(value: Any, what: str, seen: set[int]) -> str:
+def _literal(value: Any, what: str, seen: set[int], depth: int = 0, root: str | None = None) -> str:
+    """``value``'s literal; ``what`` names it in errors, ``depth`` counts the containers
+    around it, ``root`` names the whole value."""
     if value is None or value is True or value is False:  # bool has no subclasses
         return repr(value)
     if isinstance(value, int):
@@ -288,15 +313,22 @@ def _literal(value: Any, what: str, seen: set[int]) -> str:
         raise _NoLiteral(what, _a(type(value).__name__))
     if id(value) in seen:
         raise _NoLiteral(what, "a container that holds itself")
+    if depth >= MAX_LITERAL_DEPTH:
+        raise _TooDeep
     seen.add(id(value))
+    # Parts named by where they are: "an item of an item of {{x}}", deeper "an item 3
+    # levels into {{x}}" (never a chain of "of" as long as the value is deep).
+    top = root or what
+    within = f"of {what}" if depth < 2 else f"{depth + 1} levels into {top}"
+    key, item = f"a key {within}", f"an item {within}"
     try:
         if isinstance(value, dict):
             pairs = [
-                f"{_literal(k, f'a key of {what}', seen)}: {_literal(v, f'an item of {what}', seen)}"
+                f"{_literal(k, key, seen, depth + 1, top)}: {_literal(v, item, seen, depth + 1, top)}"
                 for k, v in dict.items(value)
             ]
             return "{" + ", ".join(pairs) + "}"
-        items = [_literal(item, f"an item of {what}", seen) for item in value]
+        items = [_literal(element, item, seen, depth + 1, top) for element in value]
         if isinstance(value, tuple):
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         if isinstance(value, set):
@@ -346,6 +378,11 @@ def substitute(source: str, namespace: Mapping[str, Any]) -> str:
             value = eval(code, scope)
         try:
             literals.append(f"({_literal(value, text, set())})")
+        except _TooDeep:
+            raise InterpolationError(
+                f"{text} {_TOO_DEEP} ({_location(source, p.start)})",
+                hint=f"send it as JSON text: json.loads({{{{ json.dumps({p.expr}) }}}})",
+            ) from None
         except _NoLiteral as error:
             raise InterpolationError(
                 f"{error.what} is {error.kind}, which has no Python literal "
@@ -699,11 +736,13 @@ class _Watch:
             output = (result.stderr + result.stdout).decode("utf-8", "replace")
             missing = result.exit_code == 127 or _not_found(output)
             return self._skipped(result, "is not in this container" if missing else _NOT_RUNNABLE)
-        if result.status is ExecStatus.FAILED or result.exit_code == BOOTSTRAP_EXIT:
+        if result.status in (ExecStatus.OK, ExecStatus.FAILED):
+            # The runner always ends with a value, None included: an exit (even 0) without
+            # one is a failure. Only the bootstrap's exit code vouches for a "podmagic: " line.
             lines = [
                 line
                 for line in result.stderr.decode("utf-8", "replace").splitlines()
-                if line.startswith("podmagic: ")
+                if line.startswith("podmagic: ") and result.exit_code == BOOTSTRAP_EXIT
             ]
             error = (
                 lines[-1][len("podmagic: ") :]

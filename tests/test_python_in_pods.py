@@ -21,9 +21,17 @@ from conftest import MANIFESTS, quiet_podmagic_shell
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from podmagic import NO_VALUE, Cluster, ExecStatus, PodOutput, PodResults, SelectionError
+from podmagic import (
+    NO_VALUE,
+    Cluster,
+    ExecStatus,
+    PodOutput,
+    PodResults,
+    PodsFailedError,
+    SelectionError,
+)
 from podmagic._command import INLINE_URL_LIMIT
-from podmagic._interpolation import InterpolationError
+from podmagic._interpolation import InterpolationError, interpolate
 from podmagic._python import BOOTSTRAP, PythonProgram, _Stream, python_literal, substitute
 from podmagic.sandbox import Sandbox
 
@@ -184,7 +192,38 @@ def test_a_held_back_tail_reaches_the_live_view_when_the_pod_ends(cluster: Clust
     [r] = cluster.run(program, "solo", python=True, on_event=events.append)
     shown = b"".join(e.data for e in events if isinstance(e, PodOutput))
     assert shown == r.stdout == b"tail \x1epodmagic-value-"
-    assert r.value is NO_VALUE and r.status is ExecStatus.OK
+    assert r.value is NO_VALUE and r.status is ExecStatus.FAILED  # os._exit(): no value
+
+
+def test_a_value_nested_deeper_than_python_reads_is_one_short_line_naming_the_placeholder() -> None:
+    def nested(depth: int, inner: Any) -> Any:
+        for _ in range(depth):
+            inner = [inner]
+        return inner
+
+    for depth in (200, 1000):
+        with pytest.raises(InterpolationError) as caught:
+            substitute("x = {{deep}}", {"deep": nested(depth, 1)})
+        message = str(caught.value)
+        assert message.startswith("{{deep}} is nested more than 80 containers deep")
+        assert "json.dumps(deep)" in message and len(message) < 300 and "\n" not in message
+        with pytest.raises(ValueError, match="nested more than 80 containers deep"):
+            python_literal(nested(depth, 1))
+    # As deep as allowed, inside the cell's own brackets too: Python still reads it.
+    program = substitute("x = f([{{deep}}])", {"deep": nested(79, 1)})
+    assert ast.parse(program) is not None
+    # A part without a literal deep inside is named by its depth, not by a chain of "of".
+    with pytest.raises(InterpolationError) as caught:
+        substitute("x = {{deep}}", {"deep": nested(60, dt.date(2020, 1, 1))})
+    assert str(caught.value).startswith("an item 60 levels into {{deep}} is a date")
+    assert len(str(caught.value)) < 300
+
+
+def test_a_lone_surrogate_in_a_shell_value_is_said_of_the_value_not_the_script() -> None:
+    with pytest.raises(InterpolationError) as caught:
+        interpolate("echo {{name}}", {"name": "caf\udce9"}, shell="/bin/sh")
+    message = str(caught.value)
+    assert message.startswith("{{name}} is not valid Unicode text") and "script" not in message
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -263,6 +302,52 @@ def test_an_interpreter_that_cannot_run_is_skipped_and_one_that_is_no_python_fai
     [shell] = cluster.run("1", "solo", python=True, python_bin="/bin/sh")
     assert shell.status is ExecStatus.FAILED and shell.value is NO_VALUE
     assert (shell.error or "").startswith(f"exit {shell.exit_code}: /bin/sh ended without")
+
+
+def test_a_program_that_ends_without_its_value_fails_whatever_its_exit_code(
+    cluster: Cluster,
+) -> None:
+    results = cluster.run("import os\nresult = 5\nos._exit(0)", "solo", python=True)
+    [r] = results
+    assert r.status is ExecStatus.FAILED and r.exit_code == 0 and r.value is NO_VALUE
+    assert r.error == (
+        "exit 0: python3 ended without the program's value "
+        "(os._exit(), a signal, or it is no Python 3 interpreter)"
+    )
+    assert "ended without the program's value" in str(results)  # the summary's error column
+    with pytest.raises(PodsFailedError, match="1 of 1 pods failed: solo"):
+        results.check()
+    [true] = cluster.run("1", "solo", python=True, python_bin="/bin/true")
+    assert true.status is ExecStatus.FAILED and true.value is NO_VALUE
+    assert (true.error or "").startswith("exit 0: /bin/true ended without the program's value")
+
+
+def test_a_program_that_closes_or_replaces_its_stdout_still_sends_its_value(
+    cluster: Cluster,
+) -> None:
+    for program in (
+        "import os\nos.close(1)\nresult = 5",
+        "import os\nos.dup2(os.open(os.devnull, os.O_WRONLY), 1)\nprint('gone')\nresult = 5",
+    ):
+        [r] = cluster.run(program, "solo", python=True)
+        assert r.status is ExecStatus.OK and r.value == 5 and r.stdout == b""
+
+
+def test_only_the_process_that_started_the_program_sends_its_value(cluster: Cluster) -> None:
+    # The child falls through and ends first (the parent waits for it): its value must not
+    # count, and the parent's mark must not land in stdout.
+    program = (
+        "import os, sys\n"
+        "child = os.fork()\n"
+        "if child:\n"
+        "    os.waitpid(child, 0)\n"
+        "print('from', 'child' if not child else 'main')\n"
+        "sys.stdout.flush()\n"
+        "result = 'child' if not child else 'main'\n"
+    )
+    [r] = cluster.run(program, "solo", python=True)
+    assert r.status is ExecStatus.OK and r.value == "main"
+    assert r.stdout == b"from child\nfrom main\n"
 
 
 def test_what_the_program_prints_cannot_pose_as_its_value(cluster: Cluster) -> None:
@@ -366,6 +451,11 @@ def test_the_python_cell_refuses_what_does_not_fit(ip: InteractiveShell) -> None
             ip.run_cell_magic("pod", line, cell)
 
 
+def test_an_empty_python_bin_is_refused_in_one_line_as_in_python(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="--python-bin takes the interpreter's name or path"):
+        ip.run_cell_magic("pod", "solo --python --python-bin ''", "1\n")
+
+
 def test_the_python_cell_skips_a_pod_without_the_interpreter(ip: InteractiveShell) -> None:
     ip.run_cell_magic("pod", "solo --python --python-bin /no/python -o res", "1\n")
     [r] = ip.user_ns["res"]
@@ -419,10 +509,17 @@ def test_a_run_across_contexts_gives_every_pods_value_and_one_frame(
             wait_until(solo_running, what="the solo pod running in both contexts")
             results = fleet.run("{'one': 1}", "solo", python=True)
             assert results.values == {f"{c}:conf/solo": {"one": 1} for c in contexts}
+            assert results.frame is not None and list(results.frame["one"]) == [1, 1]
         with quiet_podmagic_shell(two.kubeconfig) as shell:
             shell.user_ns["k"] = 2
             frame = shell.run_cell_magic(
                 "pod", f"solo --context '{contexts[0]}*' --python", "{'k': {{k}}}\n"
             )
+            # -o keeps the same frame, as a one-context run does.
+            shell.run_cell_magic(
+                "pod", f"solo --context '{contexts[0]}*' --python -o res", "{'k': {{k}}}\n"
+            )
+            kept = shell.user_ns["res"].frame
+            assert kept is not None and list(kept.columns) == ["context", "pod", "k"]
     assert list(frame.columns) == ["context", "pod", "k"]
     assert sorted(frame["context"]) == sorted(contexts) and list(frame["k"]) == [2, 2]
