@@ -40,6 +40,7 @@ from podmagic._credentials import (
     _refresh,
     load_credentials,
 )
+from podmagic._credentials._redact import blank_credentials
 from podmagic._errors import ConfigError
 
 
@@ -859,6 +860,10 @@ if mode == "fail":
                       "status": {"token": "LEAKED-TOKEN-FROM-STDOUT"}}))
     sys.stderr.write("\nerror: refresh token expired; run `sso login`\nSECOND-LINE-SECRET\n")
     sys.exit(3)
+if mode == "leaky":
+    said = pathlib.Path(os.environ["PLUGIN_STDERR"]).read_text()  # a file: env values are redacted
+    sys.stderr.write(said + "\nthe second line: token=SECOND-SECRET\n")
+    sys.exit(5)
 if mode == "garbage":
     print("Hello, this is not JSON LEAKED-TOKEN-FROM-STDOUT")
     sys.exit(0)
@@ -1075,6 +1080,63 @@ async def test_exec_plugin_failure(tmp_path: Path, plugin: Plugin) -> None:
     with pytest.raises(ConfigError, match="not an ExecCredential JSON") as info:
         await garbage.auth_headers()
     assert "LEAKED-TOKEN" not in str(info.value)
+
+
+LEAKY_LINES = [
+    ("refresh failed: token=tok-SECRET-1 rejected", "refresh failed: token=*** rejected"),
+    ("sending Authorization: Bearer SECRET2abc", "sending Authorization: Bearer ***"),
+    ('login with password="hunter SECRET3" failed', "login with password=*** failed"),
+    (
+        "id token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJTRUNSRVQ0In0.c2lnbmF0dXJl expired",
+        "id token *** expired",
+    ),
+    ("key 0f3a9c5e7b1d2f4a6c8e0b2d4f6a8c0e1b3d5f7a unknown", "key *** unknown"),
+    (
+        '{"access_token": "SECRET5", "error": "expired"}',
+        '{"access_token": ***, "error": "expired"}',
+    ),
+    ("client_secret:SECRET6; retry", "client_secret:***; retry"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("stderr", "shown"), LEAKY_LINES)
+async def test_a_failing_plugins_stderr_shows_no_credential_in_the_error(
+    tmp_path: Path, plugin: Plugin, stderr: str, shown: str
+) -> None:
+    (plugin.folder / "stderr").write_text(stderr)
+    config = plugin.exec_config(PLUGIN_MODE="leaky", PLUGIN_STDERR=str(plugin.folder / "stderr"))
+    creds = plugin.load(tmp_path, config)
+    with pytest.raises(ConfigError) as info:
+        await creds.auth_headers()
+    text = assert_one_line(info.value)
+    assert f"failed with exit code 5: {shown}" in text
+    assert "SECRET" not in text and "c2lnbmF0dXJl" not in text and "0f3a9c5e" not in text
+    # where to see the rest
+    assert "only the first line of its stderr" in text and "in a terminal" in text
+
+
+@pytest.mark.anyio
+async def test_a_failing_plugins_long_stderr_line_is_cut_short(
+    tmp_path: Path, plugin: Plugin
+) -> None:
+    stderr = "error: " + "word " * 200
+    (plugin.folder / "stderr").write_text(stderr)
+    config = plugin.exec_config(PLUGIN_MODE="leaky", PLUGIN_STDERR=str(plugin.folder / "stderr"))
+    creds = plugin.load(tmp_path, config)
+    with pytest.raises(ConfigError) as info:
+        await creds.auth_headers()
+    quoted = str(info.value).split("exit code 5: ", 1)[1].split(";", 1)[0]
+    assert quoted.startswith("error: word") and quoted.endswith("…") and len(quoted) <= 200
+
+
+def test_blank_credentials_keeps_ordinary_words() -> None:
+    for text in (
+        "error: refresh token expired; run `sso login`",
+        "open https://login.example.invalid/device and enter code ABCD-1234",
+        "/usr/local/bin/kubelogin-v1.28.0: exit status 1",
+    ):
+        assert blank_credentials(text) == text
 
 
 @pytest.mark.anyio

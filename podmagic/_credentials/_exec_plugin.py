@@ -7,7 +7,10 @@ Not the package's ``ExecProvider``: that one has no time limit, no ``interactive
 plugin while loading and logs its stderr. Here the plugin runs lazily (through
 :class:`~podmagic._credentials._refresh.RefreshingAuth`), with ``KUBERNETES_EXEC_INFO``, is
 stopped with everything it started after ``plugin_timeout``, and fails with one line that
-names it; its output and environment never reach a message.
+names it; its output and environment never reach a message, but for the first line of a
+failing plugin's stderr, cut short and with anything that looks like a credential blanked
+(:func:`~podmagic._credentials._redact.blank_credentials`): errors end up in results and
+saved notebooks, where kubectl would only have shown the plugin's stderr on a terminal.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from kubernetes.config.dateutil import parse_rfc3339
 
 from podmagic._errors import ConfigError
 
-from ._redact import Redactor, first_line
+from ._redact import Redactor, blank_credentials, first_line, one_line
 from ._refresh import RefreshingAuth
 
 __all__ = ["DEFAULT_PLUGIN_TIMEOUT", "ExecAuth", "exec_cluster_info"]
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds an exec credential plugin may run (a browser login included) before it is stopped.
 DEFAULT_PLUGIN_TIMEOUT = 60.0
+
+#: The characters of a failed plugin's first stderr line that an error quotes.
+_STDERR_SHOWN = 200
 
 _EXEC_API_VERSIONS = (
     "client.authentication.k8s.io/v1",
@@ -197,23 +203,27 @@ class ExecAuth(RefreshingAuth):
             with self._mutex:
                 self._proc = None
         if proc.returncode != 0:
-            detail = ""
-            if stderr:
-                detail = self._redact(first_line(stderr.decode("utf-8", "replace")))
-            elif interactive:
+            detail = self._stderr_line(stderr) if stderr else ""
+            if not detail and interactive:
                 detail = "see its messages above"
             detail = f": {detail}" if detail else ""
             raise ConfigError(
                 f"the {self.describe()} failed with exit code {proc.returncode}{detail}",
-                hint="fix the plugin's login (run it by hand to see more)",
+                hint="fix the plugin's login; this shows only the first line of its stderr, "
+                "anything like a credential blanked: run its command "
+                "(users[].user.exec in the kubeconfig) in a terminal to see all it says",
             )
         if stderr:
-            log.debug(
-                "%s wrote to stderr: %s",
-                self.describe(),
-                self._redact(first_line(stderr.decode("utf-8", "replace"))),
-            )
+            log.debug("%s wrote to stderr: %s", self.describe(), self._stderr_line(stderr))
         return self._parse(stdout)
+
+    def _stderr_line(self, stderr: bytes) -> str:
+        """What a message may say of the plugin's stderr: its first line, cut short, with the
+        kubeconfig's secrets and anything that looks like a credential blanked. The rest stays
+        out of errors, results and saved notebooks (kubectl shows a plugin's stderr on the
+        terminal only, never in what it saves)."""
+        line = first_line(stderr.decode("utf-8", "replace"))
+        return one_line(blank_credentials(self._redact(line)), _STDERR_SHOWN)
 
     def _parse(self, stdout: bytes) -> tuple[str, _dt.datetime | None, None]:
         def bad(why: str) -> ConfigError:

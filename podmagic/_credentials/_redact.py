@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Redactor", "describe_loader_error", "first_line", "one_line"]
+__all__ = ["Redactor", "blank_credentials", "describe_loader_error", "first_line", "one_line"]
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -28,6 +28,34 @@ def first_line(text: str) -> str:
         if line.strip():
             return one_line(line)
     return ""
+
+
+#: What looks like a credential in text that came from elsewhere (a plugin's stderr), each
+#: blanked to ``***`` whether or not it is one: a JWT; the word after ``Bearer``/``Basic``; the
+#: value after a ``token``/``password``/``secret``/``api key``-like key and ``=`` or ``:``
+#: (quoted or not, the key kept); and any run of 32 or more base64/hex characters that mixes
+#: letters and digits (keys, opaque tokens).
+_CREDENTIAL_PATTERNS = (
+    (re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"), "***"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)([\w.-]*(?:token|passw(?:or)?d|pwd|secret|api[_-]?key|access[_-]?key|"
+            r"credentials?|authorization|cookie|session)[\w.-]*[\"']?\s*[=:]\s*)"
+            r"((?:bearer|basic)\s+)?(?:\"[^\"]*\"?|'[^']*'?|[^\s,;]+)"
+        ),
+        r"\1\2***",
+    ),
+    (re.compile(r"(?=[\w+/=-]*\d)(?=[\w+/=-]*[A-Za-z])[\w+/=-]{32,}"), "***"),
+)
+
+
+def blank_credentials(text: str) -> str:
+    """``text`` with whatever looks like a credential blanked (``_CREDENTIAL_PATTERNS``): for
+    text that may quote a secret nothing here knows, such as an exec plugin's stderr."""
+    for pattern, replacement in _CREDENTIAL_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class Redactor:
