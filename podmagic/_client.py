@@ -1727,7 +1727,8 @@ class Cluster:
                     confirm_above=self.confirm_above,
                     everything=everything,
                     confirmed=yes,
-                    api=True,
+                    # A magic's Cluster (%pod_cp's copies) says --yes, not yes=True.
+                    api=not self._magic_words,
                 )
                 remote, events, settle = origin.remote, on_event, None
                 if origin.python is not None:
@@ -1913,14 +1914,16 @@ class _RunOrigin:
         """What the run looked for (its target), None when it was given its pods."""
         return None
 
-    def gone_reason(self, *, magic: bool = False) -> str:
-        """What a re-run says of a pod of the results that no longer exists, and what to do."""
+    def gone_reason(self, *, magic: bool = False, again: bool = True) -> str:
+        """What a re-run says of a pod of the results that no longer exists, and what to do
+        (``again=False``: not how to look for the run's target again, for a re-run across
+        contexts, which re-runs its pods only)."""
         reason = "pod no longer exists (deleted, or replaced by new pods since the run)"
-        if self.query is None:
+        if self.query is None or not again:
             return reason
         what = self.query.describe(self.cluster.namespace)
-        again = "%pod --rerun RESULTS --retarget" if magic else "res.rerun(target=True)"
-        return f"{reason}; {again} runs in the pods of {what} now"
+        retarget = "%pod --rerun RESULTS --retarget" if magic else "res.rerun(target=True)"
+        return f"{reason}; {retarget} runs in the pods of {what} now"
 
     def found_again(self, include_unready: bool = False) -> TargetQuery:
         """What the run looked for, to look for again (``rerun(target=True)``); a
@@ -1983,11 +1986,17 @@ class _RunOrigin:
         )
 
     async def aselect(
-        self, targets: Sequence[PodResult], *, target: bool = False, include_unready: bool = False
+        self,
+        targets: Sequence[PodResult],
+        *,
+        target: bool = False,
+        include_unready: bool = False,
+        gone: str | None = None,
     ) -> Selection:
         """The pods a re-run would use (``%pod --rerun`` finds them first, to show or
-        confirm): those of ``targets`` (a pod gone since is that pod's error), or with
-        ``target`` those the run's target names now."""
+        confirm): those of ``targets`` (a pod gone since is that pod's error, ``gone`` its
+        reason, else :meth:`gone_reason`), or with ``target`` those the run's target names
+        now."""
         cluster, options = self.cluster, self.options
         deadline = options.deadline
         try:
@@ -2003,7 +2012,7 @@ class _RunOrigin:
                     deadline,
                     _deadline_at(deadline),
                     targets,
-                    self.gone_reason(magic=True),
+                    self.gone_reason(magic=True) if gone is None else gone,
                 )
         except PodmagicError as error:
             raise in_words_of(error, magic=cluster._magic_words) from None

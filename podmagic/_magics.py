@@ -57,7 +57,7 @@ from ._interpolation import (
     placeholder_value,
     raised_line,
 )
-from ._many import Clusters, ClustersSelection, _ManyOrigin, is_glob
+from ._many import Clusters, ClustersSelection, _ManyOrigin, context_names, is_glob
 from ._parsing import get_format, parser_for
 from ._portal import get_portal, run_blocking
 from ._python import DEFAULT_PYTHON, PythonProgram, frame_or_values, substitute
@@ -83,7 +83,8 @@ def _cluster_arguments(magic: _Magic, *, many_contexts: bool = False) -> _Magic:
     """The options that say where pods are looked for, as every magic reaching pods takes them:
     ``-n``, ``-A``, ``--context`` and ``--kubeconfig`` (shown in that order in its help).
     ``many_contexts``: ``--context`` may be repeated, or a glob (``%pod``: one run across
-    the contexts)."""
+    the contexts); else it is kept as given all the same, for :meth:`PodMagic._one_context`
+    to refuse several in one line instead of keeping the last."""
     context = (
         argument(
             "--context",
@@ -92,7 +93,7 @@ def _cluster_arguments(magic: _Magic, *, many_contexts: bool = False) -> _Magic:
             "several contexts at once",
         )
         if many_contexts
-        else argument("--context", help="kubeconfig context")
+        else argument("--context", action="append", help="kubeconfig context")
     )
     where = [
         argument(
@@ -716,7 +717,12 @@ class PodMagic(Magics):
             cluster = Cluster._from_credentials(credentials, plugin_timeout=key[2])
             cluster._magic_words = True  # its errors name --pick 3, -A, not pick=3
             self._clusters[key] = cluster
-        return self._clusters[key]
+        cluster = self._clusters[key]
+        # What the cluster judges itself (%pod_cp's copies, with their --yes) uses this
+        # magic's guards as they are now (%pod judges its runs here, with the same settings).
+        cluster.protected_contexts = tuple(self.protected_contexts)
+        cluster.confirm_above = self.confirm_above
+        return cluster
 
     def _many(self, contexts: list[str], kubeconfig: str | None) -> Clusters:
         """A run across ``contexts`` (names or globs), each on this magic's own Cluster of
@@ -732,6 +738,32 @@ class PodMagic(Magics):
         clusters.protected_contexts = tuple(self.protected_contexts)
         clusters.confirm_above = self.confirm_above
         return clusters
+
+    def _contexts(self, given: list[str] | None) -> list[str]:
+        """The ``--context`` values (each ``{{expr}}`` expanded), each once; an empty one is
+        one ``UsageError`` line (it must not mean the current context unseen)."""
+        contexts = list(dict.fromkeys(self._expand(c) or "" for c in given or ()))
+        if any(not context.strip() for context in contexts):
+            raise UsageError(
+                "--context is empty: give a context name from the kubeconfig, or leave "
+                "--context out for the current context"
+            )
+        return contexts
+
+    def _one_context(
+        self, given: list[str] | None, kubeconfig: str | None, magic: str
+    ) -> str | None:
+        """The one context ``--context`` names for a magic that works in one (``%pod_cp``,
+        ``%pod_logs``), None without it; repeated or a glob is one ``UsageError`` line."""
+        contexts = self._contexts(given)
+        known = context_names(kubeconfig or self.kubeconfig) if contexts else []
+        if len(contexts) > 1 or any(is_glob(context, known) for context in contexts):
+            shown = " ".join(f"--context {shlex.quote(context)}" for context in contexts)
+            raise UsageError(
+                f"%{magic} runs in one context, not {shown}: give one context name "
+                f"(run %{magic} once per context)"
+            )
+        return contexts[0] if contexts else None
 
     def _expand(self, text: str | None) -> str | None:
         """``{{expr}}`` in an option value, inserted as plain text (options are not shell)."""
@@ -1038,7 +1070,8 @@ class PodMagic(Magics):
         container = self._expand(args.container)
         all_namespaces = args.all_namespaces
         # --context repeated, or a glob: one run across the contexts (Cluster.many).
-        contexts = list(dict.fromkeys(self._expand(c) or "" for c in args.context or ()))
+        contexts = self._contexts(args.context)
+        kubeconfig = self._expand(args.kubeconfig)
         field_selector = self._expand(args.field_selector)
         include_unready = args.include_unready
         all_containers = args.all_containers
@@ -1056,9 +1089,11 @@ class PodMagic(Magics):
         context = contexts[0] if contexts else None
         if context is None and len(from_contexts) == 1:
             context = from_contexts[0]  # results run where they came from
-        # Results from several contexts run each in its own: a run across them.
-        many = len(contexts) > 1 or any(map(is_glob, contexts)) or len(from_contexts) > 1
-        kubeconfig = self._expand(args.kubeconfig)
+        # Results from several contexts run each in its own: a run across them. A context
+        # named x[1] is that context, not a glob.
+        globs = [c for c in contexts if is_glob(c)]
+        known = context_names(kubeconfig or self.kubeconfig) if globs else []
+        many = len(contexts) > 1 or any(is_glob(c, known) for c in globs) or len(from_contexts) > 1
         clusters = self._many(contexts or from_contexts, kubeconfig) if many else None
         cluster = (
             self._cluster(context, kubeconfig)
@@ -1260,6 +1295,9 @@ class PodMagic(Magics):
                 "--retarget looks for one run's target again; results from several contexts "
                 "re-run in their own pods only (leave --retarget out)"
             )
+        # Judged by the guards as set now (a context protected since is refused), as a
+        # one-context --rerun is.
+        origin = origin.judged_by(self.protected_contexts, self.confirm_above)
         if args.dry_run:
             selection = origin.clusters.select(list(results))
             self._dry_run_or_check_many(origin.clusters, selection, args, everything=False)
@@ -1489,11 +1527,12 @@ class PodMagic(Magics):
                     "(-l app=web), or set a default target: %pod_target deploy/web -n shop"
                 )
             targets, selector = list(default.targets), default.selector
-        context = self._expand(args.context)
+        kubeconfig = self._expand(args.kubeconfig)
+        context = self._one_context(args.context, kubeconfig, "pod_logs")
         contexts = sorted({t.context for t in targets if isinstance(t, PodResult)})
         if context is None and len(contexts) == 1:
             context = contexts[0]  # results are read where they came from
-        cluster = self._cluster(context, self._expand(args.kubeconfig))
+        cluster = self._cluster(context, kubeconfig)
         timeout = (
             args.timeout if args.timeout is not None else (None if args.follow else self.timeout)
         )
@@ -1586,11 +1625,13 @@ class PodMagic(Magics):
                 "no target before the ':' of TARGET:PATH: name a pod, deploy/NAME or "
                 "{{results}}, or write :PATH with -l SELECTOR"
             )
-        context = self._expand(args.context)
+        kubeconfig = self._expand(args.kubeconfig)
+        context = self._one_context(args.context, kubeconfig, "pod_cp")
         contexts = sorted({t.context for t in targets if isinstance(t, PodResult)})
         if context is None and len(contexts) == 1:
             context = contexts[0]
-        cluster = self._cluster(context, self._expand(args.kubeconfig))
+        # The copy is judged by Cluster.run with this magic's guards (_cluster sets them).
+        cluster = self._cluster(context, kubeconfig)
         options = {
             "target": targets or None,
             "selector": selector,

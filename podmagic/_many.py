@@ -13,8 +13,8 @@ What was chosen, and why:
 
 * **Contexts.** A name is taken as it is; a name holding ``*``, ``?`` or ``[`` is a glob
   (:func:`fnmatch.fnmatchcase`: case-sensitive, as the names are) matched against the
-  contexts of the kubeconfig, in the kubeconfig's order. A glob that matches nothing, or a
-  name the kubeconfig lacks, is one :class:`~podmagic.ConfigError` line listing the
+  contexts of the kubeconfig, in the kubeconfig's order; a context named exactly so (``x[1]``)
+  wins over the glob. A glob that matches nothing, or a name the kubeconfig lacks, is one :class:`~podmagic.ConfigError` line listing the
   contexts. Repeated names count once.
 * **One run.** Every context finds its pods at the same time, then every context runs at the
   same time, each with its own concurrency cap (``max_concurrency`` is per cluster: a cluster's
@@ -45,6 +45,7 @@ API server and the pods matched there, or why the context could not run.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
 import inspect
@@ -139,9 +140,10 @@ def context_names(kubeconfig: str | os.PathLike[str] | None = None) -> list[str]
     return list(names)
 
 
-def is_glob(name: str) -> bool:
-    """Whether a ``--context`` value is a glob (``staging-*``) rather than a name."""
-    return any(char in _GLOB_CHARACTERS for char in name)
+def is_glob(name: str, known: Iterable[str] = ()) -> bool:
+    """Whether a ``--context`` value is a glob (``staging-*``) rather than a name: a name
+    in ``known`` (the kubeconfig's contexts) is that context, whatever it holds."""
+    return any(char in _GLOB_CHARACTERS for char in name) and name not in known
 
 
 def match_contexts(
@@ -151,7 +153,8 @@ def match_contexts(
     magic: bool = False,
 ) -> list[str]:
     """The contexts ``patterns`` name: each name as given, each glob expanded against the
-    kubeconfig's contexts (case-sensitive), repeated ones once, in the order given."""
+    kubeconfig's contexts (case-sensitive), repeated ones once, in the order given. A
+    context named exactly as given (``x[1]``) is that context, not a glob."""
     wanted = [patterns] if isinstance(patterns, str) else list(patterns)
     if not wanted:
         raise ValueError(
@@ -168,7 +171,7 @@ def match_contexts(
     listing = ", ".join(known) if known else "none"
     chosen: dict[str, None] = {}
     for pattern in wanted:
-        if is_glob(pattern):
+        if is_glob(pattern, known):
             found = [name for name in known if fnmatch.fnmatchcase(name, pattern)]
             if not found:
                 raise ConfigError(
@@ -367,6 +370,18 @@ class _ManyOrigin:
     def __repr__(self) -> str:
         return f"<run of {' '.join(self.shown)[:60]!r} in contexts {', '.join(self.origins)}>"
 
+    def judged_by(self, protected: Sequence[str], confirm_above: int | None) -> _ManyOrigin:
+        """This run, its re-run judged by these guards (``%pod --rerun``: the magic's
+        settings as they are now, not as they were when it first ran), in the magic's words
+        (``--yes``). The contexts' Clusters and sessions are shared, not copied."""
+        clusters = copy.copy(self.clusters)
+        clusters.protected_contexts = tuple(protected)
+        clusters.confirm_above = confirm_above
+        clusters._magic_words = True
+        judged = _ManyOrigin(clusters, self.origins, self.provenances, self.shown, self.request)
+        judged.replaces = self.replaces
+        return judged
+
     @property
     def options(self) -> Any:
         """The options of the run (the same in every context)."""
@@ -415,10 +430,10 @@ class _ManyOrigin:
         async def select(context: str) -> Selection:
             origin = origins.get(context)
             if origin is not None:
-                return await origin.cluster.aselect(
-                    list(by_context[context]),
-                    deadline=origin.options.deadline,
-                    timeout=origin.options.timeout,
+                # A pod gone since is that pod's error, as in a one-context re-run (the
+                # others run); no --retarget hint: several contexts re-run their pods only.
+                return await origin.aselect(
+                    list(by_context[context]), gone=origin.gone_reason(again=False)
                 )
             # It could not run the first time: look for what was asked, anew.
             assert request is not None

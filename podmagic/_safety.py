@@ -32,9 +32,12 @@ _LISTED = 10
 
 
 def matches_protected(context: str, patterns: Sequence[str]) -> str | None:
-    """The first pattern (shell-style, case-insensitive) that ``context`` matches, if any."""
+    """The first pattern (shell-style, case-insensitive) that ``context`` matches, if any.
+
+    A pattern always matches its own literal name too: ``x[1]`` protects the context named
+    ``x[1]`` (as a glob alone it would match only ``x1``)."""
     for pattern in patterns:
-        if fnmatch.fnmatch(context.lower(), pattern.lower()):
+        if context.lower() == pattern.lower() or fnmatch.fnmatch(context.lower(), pattern.lower()):
             return pattern
     return None
 

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes.client import Configuration
 
+from podmagic import Cluster
 from podmagic import _credentials as credentials
 from podmagic._credentials import (
     IN_CLUSTER_CONTEXT,
@@ -42,6 +43,7 @@ from podmagic._credentials import (
 )
 from podmagic._credentials._redact import blank_credentials
 from podmagic._errors import ConfigError
+from podmagic.sandbox import Sandbox
 
 
 @pytest.fixture
@@ -1128,6 +1130,29 @@ async def test_a_failing_plugins_long_stderr_line_is_cut_short(
         await creds.auth_headers()
     quoted = str(info.value).split("exit code 5: ", 1)[1].split(";", 1)[0]
     assert quoted.startswith("error: word") and quoted.endswith("…") and len(quoted) <= 200
+
+
+def test_a_failing_plugins_secret_reaches_no_result_table_or_summary(
+    tmp_path: Path, plugin: Plugin, sandbox: Sandbox
+) -> None:
+    (plugin.folder / "stderr").write_text("auth failed: token=tok-SECRET-7 (Bearer SECRET8x)")
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    good = config["current-context"]
+    cluster = next(c for c in config["contexts"] if c["name"] == good)["context"]["cluster"]
+    exec_config = plugin.exec_config(
+        PLUGIN_MODE="leaky", PLUGIN_STDERR=str(plugin.folder / "stderr")
+    )
+    config["users"].append({"name": "leaky", "user": {"exec": exec_config}})
+    config["contexts"].append({"name": "leaky", "context": {"cluster": cluster, "user": "leaky"}})
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    with Cluster.many([good, "leaky"], kubeconfig=kubeconfig, namespace="conf") as fleet:
+        results = fleet.run("echo up", "solo")
+    assert [(r.context, r.status.value) for r in results] == [(good, "ok"), ("leaky", "error")]
+    error = results[1].error or ""
+    assert "exit code 5: auth failed: token=*** (Bearer ***)" in error, error
+    shown = [error, str(results.summary()), repr(results), results.to_dataframe().to_csv()]
+    assert not [text for text in shown if "SECRET" in text]
 
 
 def test_blank_credentials_keeps_ordinary_words() -> None:

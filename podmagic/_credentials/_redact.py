@@ -33,16 +33,17 @@ def first_line(text: str) -> str:
 #: What looks like a credential in text that came from elsewhere (a plugin's stderr), each
 #: blanked to ``***`` whether or not it is one: a JWT; the word after ``Bearer``/``Basic``; the
 #: value after a ``token``/``password``/``secret``/``api key``-like key and ``=`` or ``:``
-#: (quoted or not, the key kept); and any run of 32 or more base64/hex characters that mixes
+#: (quoted or not, the key kept; an unquoted value ends at a space, ``,``, ``;`` or a closing
+#: bracket); and any run of 32 or more base64/hex characters that mixes
 #: letters and digits (keys, opaque tokens).
 _CREDENTIAL_PATTERNS = (
     (re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"), "***"),
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+"), r"\1\2***"),
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;)\]}>]+"), r"\1\2***"),
     (
         re.compile(
             r"(?i)([\w.-]*(?:token|passw(?:or)?d|pwd|secret|api[_-]?key|access[_-]?key|"
             r"credentials?|authorization|cookie|session)[\w.-]*[\"']?\s*[=:]\s*)"
-            r"((?:bearer|basic)\s+)?(?:\"[^\"]*\"?|'[^']*'?|[^\s,;]+)"
+            r"((?:bearer|basic)\s+)?(?:\"[^\"]*\"?|'[^']*'?|[^\s,;)\]}>]+)"
         ),
         r"\1\2***",
     ),
