@@ -64,11 +64,12 @@ from ._kubeapi import KubeApi, format_seconds
 from ._logs import LogOptions, PodLogs, compile_grep, parse_since, read_logs
 from ._natsort import natural_key
 from ._portal import run_blocking
+from ._provenance import public_server
 from ._provenance import record as record_provenance
 from ._python import DEFAULT_PYTHON, PythonProgram
 from ._query import Target, TargetQuery, quoted
 from ._resolve import Selection, SkippedPod, resolve
-from ._results import AS_BEFORE, PodResult, PodResults
+from ._results import AS_BEFORE, PodResult, PodResults, note_where_ran
 from ._safe_text import visible_controls
 from ._safety import DEFAULT_CONFIRM_ABOVE, DEFAULT_PROTECTED_CONTEXTS, check_allowed
 from ._sessions import LoopSessions
@@ -619,6 +620,55 @@ def _gone_pods(
             for container in pods[pod]
         ),
         description=f"no longer there: {', '.join(missing)} in namespace {namespace}",
+    )
+
+
+#: A re-run's words for a pod of the results that no longer exists, and for one recreated
+#: under its name since (a new uid: a StatefulSet's pod after a delete).
+_GONE = "pod no longer exists (deleted, or replaced by new pods since the run)"
+_REPLACED = "pod no longer exists (replaced since the run by a new pod of the same name)"
+
+
+def _without_replaced(
+    found: Selection, results: Sequence[PodResult], gone: str | None
+) -> Selection:
+    """``found`` without the pods recreated under their names since ``results`` ran (their
+    uid differs): the results name the pod that ran, not its successor. Each is that pod's
+    error in a re-run (``gone``), else a :class:`~podmagic.SelectionError`."""
+    uids = {(r.namespace, r.pod): r._ran_at[1] for r in results if r._ran_at and r._ran_at[1]}
+    replaced = sorted(
+        {
+            (t.namespace, t.pod)
+            for t in found.run
+            if t.pod_uid and uids.get((t.namespace, t.pod), t.pod_uid) != t.pod_uid
+        },
+        key=lambda key: (key[0], natural_key(key[1])),
+    )
+    if not replaced:
+        return found
+    if gone is None:
+        namespace, pod = replaced[0]
+        more = f" (and {len(replaced) - 1} more)" if len(replaced) > 1 else ""
+        raise SelectionError(
+            f"pod {quoted(pod)} in namespace {namespace}{more} no longer exists (replaced "
+            "since the results' run by a new pod of the same name): the results name the pod "
+            f"that ran; to run in the new one, name it ({pod}) instead of the results"
+        )
+    reason = gone.replace(_GONE, _REPLACED, 1)
+    names = ", ".join(f"{namespace}/{pod}" for namespace, pod in replaced)
+    return _joined(
+        [
+            replace(found, run=tuple(t for t in found.run if (t.namespace, t.pod) not in replaced)),
+            Selection(
+                run=(),
+                skipped=tuple(
+                    SkippedPod(t.namespace, t.pod, t.container, t.node, reason, is_error=True)
+                    for t in found.run
+                    if (t.namespace, t.pod) in replaced
+                ),
+                description=f"replaced since the run: {names}",
+            ),
+        ]
     )
 
 
@@ -1174,7 +1224,7 @@ class Cluster:
                 if left:
                     parts.extend(await self._found_in(api, query, namespace, left))
                 parts.append(_gone_pods(namespace, pods, there, gone))
-        return _joined(parts)
+        return _without_replaced(_joined(parts), results, gone)
 
     async def _found_in(
         self,
@@ -1249,7 +1299,9 @@ class Cluster:
                 "is in one context: run each context's own, e.g. "
                 f"[r for r in results if r.context == {contexts[0]!r}]"
             )
-        if contexts[0] != self.context:
+        if contexts[0] == self.context:
+            self._check_server(results)
+        else:
             where = (
                 f"with --context {contexts[0]}"
                 if self._magic_words
@@ -1259,6 +1311,20 @@ class Cluster:
                 f"the results come from context {quoted(contexts[0])}, and this run is in "
                 f"context {quoted(self.context)}; run them there {where}, or with "
                 "results.rerun(), which runs where they came from"
+            )
+
+    def _check_server(self, results: Sequence[PodResult]) -> None:
+        """Refuse results that ran in another cluster under this context's name (another
+        kubeconfig naming its context so): their pods are not this cluster's."""
+        here = public_server(self.credentials.server)
+        there = sorted({r._ran_at[0] for r in results if r._ran_at is not None} - {here})
+        if there:
+            name = quoted(self.context)
+            again = "--kubeconfig" if self._magic_words else "Cluster(kubeconfig=...)"
+            raise SelectionError(
+                f"the results come from the API server {there[0]} (context {name} there), and "
+                f"context {name} here is at {here}, another cluster: run them there "
+                f"(results.rerun(), or {again} with the kubeconfig they came from)"
             )
 
     @_documented
@@ -1752,7 +1818,7 @@ class Cluster:
                 origin = _FoundRun(origin, selection.query)
             done._origin = origin  # so that done.rerun() repeats exactly this run
             # What a saved runbook says of this run: names and uids, never credentials.
-            done._provenance = record_provenance(
+            done._provenance = provenance = record_provenance(
                 context=self.context,
                 server=self.credentials.server,
                 user=self.credentials.user,
@@ -1776,6 +1842,8 @@ class Cluster:
                 ended_at=datetime.now(timezone.utc),
                 results=done,
             )
+            # Given as targets later, these results run in this cluster and these pods only.
+            note_where_ran(done, provenance)
             return done
         except PodmagicError as error:
             reworded = in_words_of(error, magic=self._magic_words)
@@ -1918,7 +1986,7 @@ class _RunOrigin:
         """What a re-run says of a pod of the results that no longer exists, and what to do
         (``again=False``: not how to look for the run's target again, for a re-run across
         contexts, which re-runs its pods only)."""
-        reason = "pod no longer exists (deleted, or replaced by new pods since the run)"
+        reason = _GONE
         if self.query is None or not again:
             return reason
         what = self.query.describe(self.cluster.namespace)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol, overload
@@ -132,6 +132,10 @@ class PodResult:
     """What a ``--python`` program (``python=True``) gave back, decoded from JSON: its
     ``result`` variable, else its last expression's value, else None. :data:`NO_VALUE` for a
     shell command, and for a program that raised, timed out or did not run."""
+    _ran_at: tuple[str, str | None] | None = field(default=None, compare=False)
+    """Where the run that gave this result ran: the API server (as the run's provenance
+    records it) and the pod's uid; None for a result made by hand. Results given as
+    targets run only there: the same cluster, the same pod (not one recreated since)."""
 
     def __post_init__(self) -> None:
         self.status = ExecStatus(self.status)
@@ -455,11 +459,19 @@ class PodResults(Sequence[PodResult]):
     def worst_exit_code(self) -> int | None:
         """The largest exit code received, or None if none was.
 
-        Results without an exit code (timeouts, errors) do not count: use ``ok`` to decide
-        whether everything succeeded.
+        0 means that every exec that was to run exited 0: when one gave no exit code (an
+        error, such as a context that could not run, a timeout, not started...) and every
+        code received was 0, this is None, not 0, since the worst is unknown. Skipped pods
+        do not count. Use ``ok`` to decide whether everything succeeded; as a process's exit
+        status: ``0 if results.ok else (results.worst_exit_code or 1)``.
         """
         codes = [r.exit_code for r in self._items if r.exit_code is not None]
-        return max(codes) if codes else None
+        worst = max(codes) if codes else None
+        if worst == 0 and any(
+            r.exit_code is None and r.status is not ExecStatus.SKIPPED for r in self._items
+        ):
+            return None  # an exec without an exit code may have been worse than 0
+        return worst
 
     def _single(self, what: str) -> PodResult:
         if len(self._items) != 1:
@@ -1110,6 +1122,14 @@ class _Rows:
 
         columns = self.columns + (["error"] if self._errors else [])
         return pd.DataFrame(self._records, columns=columns)
+
+
+def note_where_ran(results: Iterable[PodResult], provenance: Provenance) -> None:
+    """Mark each of a run's results with where it ran (the API server, the pod's uid), so
+    that given as targets later they run there only."""
+    uids = {(p.namespace, p.pod): p.uid for p in provenance.pods}
+    for result in results:
+        result._ran_at = (provenance.server, uids.get((result.namespace, result.pod)))
 
 
 def _unpickled(
