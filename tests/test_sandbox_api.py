@@ -857,13 +857,6 @@ def owner(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
 
 async def test_workloads_and_their_pods(workloads: Sandbox) -> None:
     async with api_client(workloads) as session:
-
-        async def web_ready() -> bool:
-            # nginx pods are ready once their stand-in listens (podmagic/sandbox/_images.py).
-            _, deploy = await get(session, "/apis/apps/v1/namespaces/w/deployments/web")
-            return bool(deploy["status"].get("readyReplicas") == 3)
-
-        await await_until(web_ready, what="the web Deployment's three pods ready")
         _, pods_body = await get(session, "/api/v1/namespaces/w/pods")
         pods = {pod["metadata"]["name"]: pod for pod in pods_body["items"]}
 

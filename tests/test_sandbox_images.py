@@ -191,37 +191,6 @@ def test_port_forward_to_an_nginx_pod_as_soon_as_it_is_running_finds_it_listenin
     assert status == 200 and b"<h1>Welcome to nginx!</h1>" in body
 
 
-def test_an_nginx_pod_is_running_but_not_ready_until_its_server_listens(nginx_pods: Any) -> None:
-    # kr8s's test_pod_exec_not_ready: a new nginx pod is not ready at once; a real one is
-    # ready once nginx runs (and listens within a millisecond), the stand-in once it listens.
-    kubernetes = _required("kubernetes")
-    listed = nginx_pods.list_namespaced_pod(NAMESPACE)
-    nginx_pods.create_namespaced_pod(
-        NAMESPACE,
-        {"metadata": {"name": "late"}, "spec": {"containers": [{"name": "n", "image": "nginx"}]}},
-    )
-    seen = []
-    watch = kubernetes.watch.Watch()
-    for event in watch.stream(
-        nginx_pods.list_namespaced_pod,
-        NAMESPACE,
-        field_selector="metadata.name=late",
-        resource_version=listed.metadata.resource_version,
-        timeout_seconds=60,
-    ):
-        pod = event["object"]
-        statuses = pod.status.container_statuses or []
-        ready = bool(statuses) and statuses[0].ready
-        seen.append((pod.status.phase, ready))
-        if ready:
-            watch.stop()
-    assert ("Running", False) in seen
-    assert seen[-1] == ("Running", True)
-    assert seen.index(("Running", False)) < len(seen) - 1
-    status, _, _ = _http_through_portforward(nginx_pods, "late", "/")
-    assert status == 200
-
-
 @pytest.mark.parametrize("version", ["1.30", "1.33"])
 def test_kubectl_port_forward_and_urllib_reach_nginx_and_the_log_shows_the_requests(
     version: str,

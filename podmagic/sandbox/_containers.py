@@ -222,11 +222,6 @@ class _Container:
         spec = self.spec.get(f"{kind.lower()}Probe")
         return _Probe(kind, spec) if isinstance(spec, Mapping) else None
 
-    def ready_at_start(self) -> bool:
-        """Ready as soon as it started: without a readiness probe, and not a stand-in for an
-        image's server (:mod:`._images`), which is ready once it listens (it says so)."""
-        return self.probe("Readiness") is None and not _stand_in(self.spec)
-
 
 @dataclass(eq=False)
 class _Pod:
@@ -341,7 +336,7 @@ class ContainerRuntime:
             # Not started until a startup probe says so; not ready until a readiness probe
             # does (or, without one, once started).
             container.started = container.probe("Startup") is None
-            container.ready = container.started and container.ready_at_start()
+            container.ready = container.started and container.probe("Readiness") is None
             containers[container.name] = container
         folder = self.cluster.state_dir / "logs" / f"{entry.namespace}_{entry.name}_{uid}"
         pod = _Pod(entry.namespace, entry.name, uid, containers, folder)
@@ -518,7 +513,7 @@ class ContainerRuntime:
         container.instance = instance
         container.container_id = container_id
         container.started = container.probe("Startup") is None
-        container.ready = container.started and container.ready_at_start()
+        container.ready = container.started and container.probe("Readiness") is None
         if container.spoke.is_set():  # a new instance: its stand-in has to listen again
             container.spoke = asyncio.Event()
         if not first:
@@ -619,12 +614,7 @@ class ContainerRuntime:
         async def pump() -> None:
             async for channel, chunk in process.read_output():
                 instance.log.write(channel, chunk)
-                if not container.spoke.is_set():
-                    container.spoke.set()
-                    if _stand_in(container.spec) and container.started:
-                        # It listens: ready now, as a real server is once its container runs.
-                        container.ready = container.ready or container.probe("Readiness") is None
-                        self._publish(pod)
+                container.spoke.set()
 
         pumping = self._loop.create_task(pump())
         try:
@@ -1059,8 +1049,7 @@ def _apply(pod: dict[str, Any], record: _Pod, behaviour: Any) -> None:
 
 def _gate_probes(pod: dict[str, Any]) -> bool:
     """A container that just started: not started while it has a startup probe, not ready
-    while it has that or a readiness probe, or is a stand-in not yet listening. Whether
-    anything changed."""
+    while it has that or a readiness probe. Whether anything changed."""
     specs = {c.get("name"): c for c in pod["spec"].get("containers") or []}
     changed = False
     for item in pod["status"].get("containerStatuses") or []:
@@ -1073,7 +1062,6 @@ def _gate_probes(pod: dict[str, Any]) -> bool:
         if (
             isinstance(spec.get("startupProbe"), Mapping)
             or isinstance(spec.get("readinessProbe"), Mapping)
-            or _stand_in(spec)
         ) and item.get("ready"):
             item["ready"] = False
             changed = True
