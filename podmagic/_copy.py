@@ -281,7 +281,7 @@ def extract_safely(archive: IO[bytes], dest: Path) -> tuple[list[CopiedFile], li
         name = at[-1] if at else ""
         what = f'"{name if len(name) <= 80 else name[:79] + "…"}"' if name else str(dest)
         raise _UnpackError(
-            f"could not write {what} here ({why}); the {len(files)} files before it were kept",
+            f"could not write {what} here ({why}); what came before it was kept",
             files,
             refused,
         ) from None
