@@ -480,6 +480,8 @@ def fetch(
 
     # The run keeps no output (the archive can be large); tar's complaints are kept here.
     errors: dict[tuple[str, str, str], bytearray] = {}
+    #: Pods whose archive could not be kept locally while it arrived, and why.
+    unkept: dict[tuple[str, str, str], str] = {}
 
     def on_event(event: Event) -> None:
         if isinstance(event, PodOutput) and event.stream is Stream.STDERR:
@@ -490,10 +492,17 @@ def fetch(
             progress(event)  # tar's complaints show in the live view
         elif isinstance(event, PodOutput):
             key = (event.target.namespace, event.target.pod, event.target.container)
-            spool = spools.get(key)
-            if spool is None:
-                spool = spools[key] = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed in finally
-            spool.write(event.data)
+            if key in unkept:
+                return
+            try:
+                spool = spools.get(key)
+                if spool is None:
+                    spool = spools[key] = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed in finally
+                spool.write(event.data)
+            except OSError as problem:
+                # A full disk: this pod's archive is lost, the other pods' go on.
+                unkept[key] = problem.strerror or type(problem).__name__
+                return
             progress.received_bytes(event.target, event.data)  # the archive itself: never shown
         else:
             progress(event)
@@ -524,6 +533,9 @@ def fetch(
             error = _tar_error(result, bytes(errors.get(key, b"")))
             if error is not None:
                 copies.append(made(error=error))
+                continue
+            if key in unkept:
+                copies.append(made(error=f"could not keep the archive here ({unkept[key]})"))
                 continue
             spool = spools.get(key)
             if spool is None:

@@ -4,12 +4,15 @@ SHA-256; archives that would write outside the destination are refused member by
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -272,6 +275,29 @@ def test_one_pods_archive_that_cannot_be_unpacked_is_that_pods_error_only(
     assert bad.error is not None and "\n" not in bad.error
     assert bad.error.startswith('could not write "long/') and "too long" in bad.error, bad.error
     assert "cp-a: could not write" in fetched.summary()
+
+
+def test_a_disk_full_while_one_pods_archive_arrives_is_that_pods_error_only(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Full(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    made: list[object] = []
+    real = _copy.tempfile.TemporaryFile
+
+    def spool(*args: Any, **kwargs: Any) -> Any:
+        made.append(None)
+        return Full() if len(made) == 1 else real(*args, **kwargs)  # the first pod's only
+
+    monkeypatch.setattr(_copy.tempfile, "TemporaryFile", spool)
+    fetched = cluster.copy_from("/etc/hostname", tmp_path, ["cp-a", "cp-b"])
+    assert len(fetched) == 2
+    [full] = fetched.failed
+    assert full.error == f"could not keep the archive here ({os.strerror(errno.ENOSPC)})"
+    [kept] = [r for r in fetched if r.ok]
+    assert (Path(kept.local) / "hostname").is_file()
 
 
 def test_an_unwritable_member_stops_only_its_archive_with_one_line(tmp_path: Path) -> None:
