@@ -104,6 +104,8 @@ def test_a_pod_recreated_under_its_name_is_gone_for_a_rerun_and_refused_as_a_tar
             ("store-1", ExecStatus.ERROR),
         ]
         assert (again[1].error or "").startswith(REPLACED)
+        for name in ("first", "again"):  # the shell is shared with later tests
+            del ip.user_ns[name]
     # Results that remember no run (made by hand) are taken at their names, as before.
     by_hand = PodResults(
         [PodResult(context=store.context, namespace=NAMESPACE, pod="store-1", status="ok")]
@@ -150,3 +152,4 @@ def test_results_from_another_cluster_under_the_same_context_name_are_refused(
         ip.user_ns["first"] = first
         with pytest.raises(Exception, match="another cluster"):
             ip.run_line_magic("pod", "{{first}} -- hostname")
+        del ip.user_ns["first"]
