@@ -73,6 +73,8 @@ MAX_BODY_SIZE = 1024 * 1024
 MAX_HEAD_SIZE = 64 * 1024
 #: Bytes asked of OpenSSL per read: one TLS record holds at most 16 KiB (see ``_tls_read``).
 TLS_READ_SIZE = 64 * 1024
+#: Bytes read from the socket at a time, into the connection's own buffer.
+READ_SIZE = 64 * 1024
 
 _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
@@ -179,7 +181,7 @@ def _body(status: int, headers: dict[str, str], data: bytes, eof: bool) -> bytes
     return data if eof else None
 
 
-class ExecSocket(asyncio.Protocol):
+class ExecSocket(asyncio.BufferedProtocol):
     """One client WebSocket connection; made by :func:`open_exec_socket`.
 
     Messages go to the consumer given to :meth:`read` as they arrive, in order (those that
@@ -245,6 +247,7 @@ class ExecSocket(asyncio.Protocol):
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
         self._tls_ready = tls is None
+        self._read_view: memoryview | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -271,9 +274,19 @@ class ExecSocket(asyncio.Protocol):
             self._on_answer()
         self._write(self._request)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # One buffer per connection, read into again and again: a plain protocol would get a
+        # new 256 KiB bytes object from asyncio for every read (then shrunk to what came).
+        view = self._read_view
+        if view is None:
+            view = self._read_view = memoryview(bytearray(READ_SIZE))
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._read_view is not None
+        data = self._read_view[:nbytes]
         if self._sslobj is None:
-            self._plain_received(data)
+            self.data_received(bytes(data))
             return
         assert self._incoming is not None
         self._incoming.write(data)
@@ -281,6 +294,9 @@ class ExecSocket(asyncio.Protocol):
             self._tls_handshake()
         else:
             self._tls_read()
+
+    def data_received(self, data: bytes) -> None:
+        self._plain_received(data)
 
     def _plain_received(self, data: bytes) -> None:
         if self._state == _CONNECTING:
