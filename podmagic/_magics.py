@@ -1723,7 +1723,7 @@ class PodMagic(Magics):
             fields=self._expand(args.field_selector),
             namespace=self._expand(args.namespace),
             all_namespaces=args.all_namespaces,
-            context=self._expand(args.context),
+            context=self._contexts([args.context])[0] if args.context is not None else None,
             container=self._expand(args.container),
             all_containers=args.all_containers,
             include_unready=args.include_unready,

@@ -203,6 +203,7 @@ def test_rerun_across_contexts_after_a_pod_was_replaced_is_per_pod(
         f"pod db-0 --context {B} --context '' -- true",
         "pod_logs db-0 --context ''",
         "pod_cp db-0:/etc/hostname /tmp --context ''",
+        "pod_target db-0 --context ''",
     ],
 )
 def test_an_empty_context_is_one_clear_refusal(shell: Any, line: str) -> None:
