@@ -43,16 +43,16 @@ def kubeconfig(
         entry["context"]["namespace"] = "demo"
     path = tmp_path_factory.mktemp("attack5") / "kubeconfig"
     path.write_text(yaml.safe_dump(document))
-    for context in (A, B):
-        with Cluster(context, kubeconfig=path) as one:
+    with Cluster.many([A, B], kubeconfig=path) as both:
 
-            def all_running(one: Cluster = one) -> bool:
-                try:
-                    return len(one.select(["deploy/web", "sts/db"]).run) >= 4
-                except SelectionError:
-                    return False
+        def every_pod_running() -> bool:
+            try:
+                found = both.select(["deploy/web", "sts/db"])
+            except SelectionError:
+                return False
+            return not found.errors and len(found.run) == 10  # 3 web and 2 db pods each
 
-            wait_until(all_running, what=f"the web and db pods running in {context}")
+        wait_until(every_pod_running, what="the web and db pods running in both clusters")
     return path
 
 
