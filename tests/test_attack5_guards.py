@@ -192,6 +192,30 @@ def test_rerun_across_contexts_after_a_pod_was_replaced_is_per_pod(
     assert all(r.ok for key, r in by_pod.items() if key != (B, gone))
 
 
+def test_rerun_across_contexts_after_a_pod_was_recreated_under_its_name_is_per_pod(
+    podmagic_sandbox_contexts: Sandbox, shell: Any, kubeconfig: Path
+) -> None:
+    shell.run_line_magic("pod", f"sts/db --context {A} --context {B} -q -o dbs -- true")
+    dbs = shell.user_ns["dbs"]
+    assert len(dbs) == 4 and dbs.ok
+    with Cluster(B, kubeconfig=kubeconfig) as there:
+        before = there.select("db-1").run[0].pod_uid
+        podmagic_sandbox_contexts.in_context(B).delete_pod("db-1", namespace="demo")
+
+        def recreated() -> bool:
+            try:
+                return there.select("db-1").run[0].pod_uid != before
+            except SelectionError:
+                return False
+
+        wait_until(recreated, what="db-1 recreated by its StatefulSet in the second cluster")
+    shell.run_line_magic("pod", "--rerun dbs -q -o again")
+    by_pod = {(r.context, r.pod): r for r in shell.user_ns["again"]}
+    assert len(by_pod) == 4
+    assert (by_pod[B, "db-1"].error or "").startswith("pod no longer exists")
+    assert all(r.ok for key, r in by_pod.items() if key != (B, "db-1"))
+
+
 # -- finding 10: an empty --context ------------------------------------------------------------
 
 
