@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _waiting import wait_until
 from conftest import kubectl_folder, missing_tool
+from sandbox_pods import pod_object
 
 from podmagic.sandbox import Sandbox, _isolation
 from podmagic.sandbox._isolation import (
@@ -93,6 +95,52 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         manifest = MANIFEST.replace("HOST_FOLDER", str(host))
         with Sandbox(manifest, state_dir=tmp_path_factory.mktemp("iso-state")) as sandbox:
             yield sandbox
+
+
+# Pods whose processes the tests below kill (a manifest of their own: the sandbox that
+# test_stopping_the_sandbox_leaves_no_pod_process starts has no main process to start).
+VICTIMS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: idle-victim, namespace: iso}
+spec:
+  containers:
+  - {name: main, image: busybox}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: main-victim
+  namespace: iso
+  annotations: {sandbox.podmagic.io/restart-backoff: "0.2"}
+spec:
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: holder-victim
+  namespace: iso
+  annotations: {sandbox.podmagic.io/restart-backoff: "0.2"}
+spec:
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: shared-victim, namespace: iso}
+spec:
+  shareProcessNamespace: true
+  containers:
+  - {name: main, image: busybox}
+"""
+
+
+@pytest.fixture(scope="module")
+def victims(isolated: Sandbox) -> Sandbox:
+    isolated.apply(VICTIMS)
+    return isolated
 
 
 @pytest.fixture(scope="module")
@@ -436,3 +484,86 @@ def test_pod_processes_keep_only_a_container_runtimes_capabilities(kubectl) -> N
     assert mounted.returncode != 0 and "permission denied" in mounted.stderr
     made = sh(kubectl, "beta", "mknod /tmp/disk b 8 0")
     assert made.returncode != 0 and "not permitted" in made.stderr
+
+
+def _status(sandbox: Sandbox, pod: str) -> dict[str, object]:
+    status: dict[str, object] = pod_object(sandbox, "iso", pod)["status"]["containerStatuses"][0]
+    return status
+
+
+def test_kill_all_inside_a_container_spares_its_init_and_exec_goes_on(
+    kubectl, victims: Sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "idle-victim", "true").returncode == 0
+    # kill -1 reaches every process but the namespace's init, and SIGKILL sent from inside
+    # the namespace never reaches its init: the container stays as it was.
+    sh(kubectl, "idle-victim", "kill -9 -1")
+    after = sh(kubectl, "idle-victim", "echo still here")
+    assert (after.returncode, after.stdout) == (0, "still here\n"), after.stderr
+    status = _status(victims, "idle-victim")
+    assert status["restartCount"] == 0 and status["ready"] is True, status
+
+
+def test_shared_process_namespace_survives_kill_all_from_a_container(
+    kubectl, victims: Sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    assert sh(kubectl, "shared-victim", "true").returncode == 0
+    sh(kubectl, "shared-victim", "kill -9 -1")
+    after = sh(kubectl, "shared-victim", "echo still here")
+    assert (after.returncode, after.stdout) == (0, "still here\n"), after.stderr
+
+
+def test_killing_the_main_process_from_an_exec_restarts_the_container(
+    kubectl, victims: Sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    wait_until(lambda: "running" in _status(victims, "main-victim")["state"], what="it runs")  # type: ignore[operator]
+    sh(kubectl, "main-victim", "kill -9 -1")
+    status = wait_until(
+        lambda: (
+            (s := _status(victims, "main-victim"))["restartCount"] == 1
+            and "running" in s["state"]  # type: ignore[operator]
+            and s
+        ),
+        what="the container restarted",
+    )
+    assert status["lastState"]["terminated"]["exitCode"] == 137  # type: ignore[index]
+    after = sh(kubectl, "main-victim", "echo back")
+    assert (after.returncode, after.stdout) == (0, "back\n"), after.stderr
+
+
+def test_a_container_whose_namespaces_ended_restarts_and_exec_works_again(
+    kubectl, victims: Sandbox
+) -> None:  # type: ignore[no-untyped-def]
+    wait_until(lambda: "running" in _status(victims, "holder-victim")["state"], what="it runs")  # type: ignore[operator]
+
+    def holder() -> int:
+        pod = _isolation.pod_sandboxes(victims.cluster).find("iso", "holder-victim")
+        assert pod is not None
+        return pod.containers["main"].holder.pid
+
+    # As if the container's namespaces ended under it (its holder killed from the host).
+    os.kill(victims.call(holder), 9)
+    status = wait_until(
+        lambda: (
+            (s := _status(victims, "holder-victim"))["restartCount"] == 1
+            and "running" in s["state"]  # type: ignore[operator]
+            and s
+        ),
+        what="the container restarted",
+    )
+    assert status["lastState"]["terminated"]["exitCode"] == 137  # type: ignore[index]
+    after = wait_until(
+        lambda: (r := sh(kubectl, "holder-victim", "echo back")).returncode == 0 and r,
+        what="exec works again",
+    )
+    assert after.stdout == "back\n"
+
+
+def test_the_containers_init_reaps_the_orphans_left_to_it(kubectl, victims: Sandbox) -> None:  # type: ignore[no-untyped-def]
+    # A background process whose parent ended is the init's to reap, as in a container.
+    assert sh(kubectl, "idle-victim", "sh -c 'true & exit 0'").returncode == 0
+    zombies = "cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l"
+    wait_until(
+        lambda: sh(kubectl, "idle-victim", zombies).stdout.strip() == "0",
+        what="no zombie is left in the container",
+    )

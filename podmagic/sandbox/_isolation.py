@@ -101,6 +101,19 @@ _OWN_FOLDERS = {
 # /etc files that hold password hashes: the container gets them with the hashes blanked.
 _HASHED = ("shadow", "gshadow")
 _IDLE = ("sleep", "infinity")
+# What a pause or holder process runs as its PID namespace's init (bwrap --as-pid-1), as a
+# container's own first process is: SIGKILL and other unhandled signals sent from inside the
+# namespace (``kill -9 -1``) never reach it, so the namespace outlives whatever a process in it
+# kills. It prints a line (the holder's "the root is ready"), then waits on an idle child,
+# started again should it be killed, and ``wait`` reaps the orphans the namespace's processes
+# leave to it, as an init must.
+_INIT = (
+    "sh",
+    "-c",
+    'echo; exec >/dev/null 2>&1; while :; do "$@" & wait; done',
+    "sh",
+    *_IDLE,
+)
 # The capabilities a container runtime (containerd, Docker) gives a container's processes by
 # default, less MKNOD: with no device cgroup here, a device node would reach the host's disks.
 _CAPABILITIES = (
@@ -296,6 +309,22 @@ def _system_binds() -> tuple[str, ...]:
     return tuple(arguments)
 
 
+def _system_binds_into(root: Path) -> list[str]:
+    """:func:`_system_binds` for a container whose root folder is ``root``: without the
+    symlinks an earlier start left there already (bubblewrap refuses to make a symlink where
+    one exists, so a container started again, after its processes ended, would not start)."""
+    binds = _system_binds()
+    arguments: list[str] = []
+    for index in range(0, len(binds), 3):
+        flag, source, target = binds[index : index + 3]
+        if flag == "--symlink":
+            there = root / target.lstrip("/")
+            if there.is_symlink() and os.readlink(there) == source:
+                continue
+        arguments += [flag, source, target]
+    return arguments
+
+
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _IFREQ = "16sH22x"  # struct ifreq: the interface name, then ifr_flags in a 24-byte union
 
@@ -456,6 +485,17 @@ class ContainerSandbox:
     proc: str  # /proc/<holder's pid>: the holder, seen from the host
     pid_fd: int  # the container's PID namespace (the pod's when it shares one)
 
+    def alive(self) -> bool:
+        """Whether its namespaces still hold processes (else a process cannot enter them:
+        the container is started again)."""
+        if self.holder.poll() is not None:
+            return False
+        try:  # the holder's init is gone (a zombie's namespaces are) before bwrap is
+            os.readlink(f"{self.proc}/ns/mnt")
+        except OSError:
+            return False
+        return True
+
     @property
     def root(self) -> Path:
         """The container's root folder as seen from the host."""
@@ -556,8 +596,9 @@ def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
                 "/dev",
                 "--info-fd",
                 str(write),
+                "--as-pid-1",
                 "--",
-                *_IDLE,
+                *_INIT,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -702,7 +743,8 @@ def _spawn_container(pod: PodSandbox, root: Path, plan: _ContainerPlan) -> Conta
     prefix = _own_etc(plan.etc_files, pod.folder, plan.name, root)
     volumes = plan.volumes
     bwrap = _tool("bwrap") or "bwrap"
-    pid = ["--pidns", str(pod.pid_fd)] if pod.share_pid else ["--unshare-pid"]
+    # Its own PID namespace, whose init is the holder's: see _INIT.
+    pid = ["--pidns", str(pod.pid_fd)] if pod.share_pid else ["--unshare-pid", "--as-pid-1"]
     read, write = os.pipe()
     ready_read, ready_write = os.pipe()
     try:
@@ -717,7 +759,7 @@ def _spawn_container(pod: PodSandbox, root: Path, plan: _ContainerPlan) -> Conta
                     "--bind",
                     str(root),
                     "/",
-                    *_system_binds(),
+                    *_system_binds_into(root),
                     "--proc",
                     "/proc",
                     "--dev",
@@ -727,12 +769,9 @@ def _spawn_container(pod: PodSandbox, root: Path, plan: _ContainerPlan) -> Conta
                     str(write),
                     *pid,
                     "--",
-                    # Tells that the root is ready (bwrap writes its info before that).
-                    "sh",
-                    "-c",
-                    'echo; exec "$@" >/dev/null',
-                    "sh",
-                    *_IDLE,
+                    # Its first line tells that the root is ready (bwrap writes its info
+                    # before that).
+                    *_INIT,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=ready_write,
@@ -806,7 +845,10 @@ class PodSandboxes:
         metadata = pod["metadata"]
         key, uid = (metadata["namespace"], metadata["name"]), str(metadata.get("uid", ""))
         known = self._pods.get(key)
-        if known is not None and known[0] != uid:  # a new pod under the same name
+        if known is not None and (
+            known[0] != uid  # a new pod under the same name
+            or (known[1].pause is not None and known[1].pause.poll() is not None)  # it ended
+        ):
             self.end(*key)
             known = None
         return key, uid, known[1] if known is not None else None
@@ -834,7 +876,7 @@ class PodSandboxes:
         sandbox = self.pod(pod, folder)
         name = str(container["name"])
         entered = sandbox.containers.get(name)
-        if entered is None or entered.holder.poll() is not None:
+        if entered is None or not entered.alive():
             plan = _prepare_container(self._cluster, pod, sandbox, container, env or {})
             entered = self._adopt(sandbox, name, _spawn_container(sandbox, root, plan))
         return sandbox, entered
@@ -862,7 +904,7 @@ class PodSandboxes:
             key, uid, sandbox = self._known(pod)
             if sandbox is not None:
                 entered = sandbox.containers.get(name)
-                if entered is not None and entered.holder.poll() is None:
+                if entered is not None and entered.alive():
                     return sandbox, entered
             starting_key = key if sandbox is None else (*key, name)
             starting = self._starting.get(starting_key)
