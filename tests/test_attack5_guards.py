@@ -117,6 +117,7 @@ def test_rerun_across_contexts_is_judged_by_the_guards_as_they_are_now(
 ) -> None:
     shell.run_line_magic("pod", "db-0 --context 'podmagic-sandbox*' -q -o across -- hostname")
     assert {r.context for r in shell.user_ns["across"]} == {A, B}
+    shell.user_ns.pop("again", None)  # the shell is shared: an earlier test's `again` is not ours
     guards(protected=["*-2"])
     with pytest.raises(RefusedError) as caught:
         shell.run_line_magic("pod", "--rerun across -q -o again")
