@@ -504,7 +504,7 @@ def test_kill_all_inside_a_container_spares_its_init_and_exec_goes_on(
     assert status["restartCount"] == 0 and status["ready"] is True, status
 
 
-def test_shared_process_namespace_survives_kill_all_from_a_container(
+def test_a_shared_process_namespace_recovers_from_kill_all_in_a_container(
     kubectl, victims: Sandbox
 ) -> None:  # type: ignore[no-untyped-def]
     assert sh(kubectl, "shared-victim", "true").returncode == 0
@@ -567,3 +567,30 @@ def test_the_containers_init_reaps_the_orphans_left_to_it(kubectl, victims: Sand
         lambda: sh(kubectl, "idle-victim", zombies).stdout.strip() == "0",
         what="no zombie is left in the container",
     )
+
+
+def test_an_exec_whose_container_ends_as_it_starts_says_so_and_the_next_exec_works(
+    kubectl, victims: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from podmagic.sandbox import _exec
+
+    assert sh(kubectl, "idle-victim", "true").returncode == 0
+    real_start = _exec.start_process
+
+    async def start_in_ended_container(spec):  # type: ignore[no-untyped-def]
+        # The container's namespaces end between the exec's placement and its start.
+        pod = _isolation.pod_sandboxes(victims.cluster).find("iso", "idle-victim")
+        assert pod is not None
+        holder = pod.containers["main"].holder
+        holder.kill()
+        holder.wait(timeout=30)
+        return await real_start(spec)
+
+    monkeypatch.setattr(_exec, "start_process", start_in_ended_container)
+    failed = sh(kubectl, "idle-victim", "echo never")
+    monkeypatch.setattr(_exec, "start_process", real_start)
+    assert failed.returncode != 0
+    assert "the container's processes ended as the exec started" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    after = sh(kubectl, "idle-victim", "echo back")
+    assert (after.returncode, after.stdout) == (0, "back\n"), after.stderr

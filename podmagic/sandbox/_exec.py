@@ -20,7 +20,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from .._channels import CLOSE, RESIZE, STATUS, STDERR, STDIN, STDOUT
 from . import _status as status
 from ._api import cluster_of
-from ._isolation import acontainer_placement
+from ._isolation import acontainer_placement, container_ended
 from ._runner import ExecutableNotFound, ProcessSpec, RunningProcess, start_process
 from ._state import Cluster, ManifestError, PodEntry
 
@@ -222,6 +222,17 @@ class ExecSession:
             log.exception(
                 "exec in pod %s/%s could not start", self.entry.namespace, self.entry.name
             )
+            if container_ended(
+                self.cluster, self.entry.namespace, self.entry.name, str(self.container["name"])
+            ):
+                await self._finish(
+                    _exec_failure_frame(
+                        "failed to exec in container: failed to start exec: the container's "
+                        "processes ended as the exec started (its namespaces are gone); it "
+                        "starts again: run the exec again"
+                    )
+                )
+                return self.ws
             await self._finish(
                 _exec_failure_frame(
                     "failed to exec in container: failed to start exec: the sandbox could not start the "

@@ -67,6 +67,7 @@ __all__ = [
     "PodSandbox",
     "PodSandboxes",
     "acontainer_placement",
+    "container_ended",
     "container_isolation",
     "container_placement",
     "describe_isolation",
@@ -101,7 +102,7 @@ _OWN_FOLDERS = {
 # /etc files that hold password hashes: the container gets them with the hashes blanked.
 _HASHED = ("shadow", "gshadow")
 _IDLE = ("sleep", "infinity")
-# What a pause or holder process runs as its PID namespace's init (bwrap --as-pid-1), as a
+# What a holder process runs as its PID namespace's init (bwrap --as-pid-1), as a
 # container's own first process is: SIGKILL and other unhandled signals sent from inside the
 # namespace (``kill -9 -1``) never reach it, so the namespace outlives whatever a process in it
 # kills. It prints a line (the holder's "the root is ready"), then waits on an idle child,
@@ -596,9 +597,11 @@ def _start_pod(pod: Mapping[str, Any], folder: Path) -> PodSandbox:
                 "/dev",
                 "--info-fd",
                 str(write),
-                "--as-pid-1",
+                # Not _INIT: a container joining a PID namespace whose init is a shell at times
+                # does not start. A pause ended by a kill from inside is started again with
+                # the pod's containers (PodSandboxes._known).
                 "--",
-                *_INIT,
+                *_IDLE,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -1030,6 +1033,15 @@ def container_isolation(
     folder = _pod_folder(cluster, namespace, name)
     pod, held = pod_sandboxes(cluster).container(entry.pod, folder, container, root, env)
     return held.isolation(pod, normalised_working_dir(container.get("workingDir")))
+
+
+def container_ended(cluster: Any, namespace: str, name: str, container: str) -> bool:
+    """Whether the container's namespaces are gone (its processes ended since a process was
+    placed in it): then nothing can enter it until it starts again, which the next
+    :func:`acontainer_placement` does."""
+    pod = pod_sandboxes(cluster).find(namespace, name) if isolation_problem() is None else None
+    held = pod.containers.get(container) if pod is not None else None
+    return held is not None and not held.alive()
 
 
 def container_placement(
