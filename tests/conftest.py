@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,6 +97,19 @@ def missing_tool(message: str) -> None:
     if IN_CI:
         pytest.fail(message + " (CI=true: conformance clients are required)")
     pytest.skip(message)
+
+
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test, as a terminal or a kernel
+    has it. A process started in the background by a non-interactive shell (``cmd &``,
+    ``nohup``, some CI runners) inherits SIGINT ignored, and Python then leaves it ignored:
+    a test of Ctrl-C would wait for a KeyboardInterrupt that never comes."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def kubectl_folder() -> Path | None:

@@ -213,6 +213,7 @@ def test_cancel_returns_partial_results(cluster: Cluster, sandbox: Sandbox) -> N
 
 
 @pytest.mark.parametrize("receiver", ["process", "loop thread"])
+@pytest.mark.usefixtures("python_sigint")
 def test_keyboard_interrupt_on_the_blocking_api(
     cluster: Cluster, sandbox: Sandbox, receiver: str
 ) -> None:
@@ -224,7 +225,6 @@ def test_keyboard_interrupt_on_the_blocking_api(
     """
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("this test must run in the main thread: Python runs signal handlers there")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     web_pods = len(cluster.select(selector="app=web").run)
     running: list[PodStarted] = []
     sent: list[float] = []

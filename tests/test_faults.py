@@ -877,6 +877,7 @@ def portal_tasks() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("python_sigint")
 def test_15_16_interrupting_a_200_pod_fan_out_keeps_partial_results_and_leaves_nothing(
     fleet: Sandbox,
 ) -> None:

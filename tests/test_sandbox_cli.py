@@ -52,14 +52,24 @@ def run_cli(*args: str, home: Path, cwd: Path = REPO) -> subprocess.CompletedPro
 
 @contextlib.contextmanager
 def serving(*args: str, home: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "podmagic.sandbox", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(home),
-        cwd=REPO,
-    )
+    # A test run started with nohup has SIGHUP ignored, and the server would inherit that
+    # (and rightly keep it): these tests are about a server that hears it. A handler, unlike
+    # "ignored", is not inherited across exec.
+    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podmagic.sandbox", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(home),
+            cwd=REPO,
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         yield process
     finally:

@@ -351,7 +351,9 @@ if how == "sigterm":
 
 @pytest.mark.parametrize("how", ["exit", "sigterm"])
 def test_a_script_that_ends_without_stop_leaves_no_context_behind(how: str, tmp_path: Path) -> None:
-    command = POD_SCRIPT.format(marks=tmp_path)  # no $(VAR) reference to expand in it
+    # A container's command: $$ is how a manifest writes a shell's $ (the kubelet expands
+    # $(VAR) references there, and reads $$ as a literal $).
+    command = POD_SCRIPT.format(marks=tmp_path).replace("$", "$$")
     done = subprocess.run(
         [sys.executable, "-c", UNSTOPPED, str(tmp_path), how, command],
         capture_output=True,
