@@ -24,13 +24,6 @@ What it does, and all it does:
   server's end of the TCP connection awaited (:meth:`ExecSocket.close`); a close of our own
   sends 1000 and gives the server a bounded time to answer before the socket is dropped.
 
-* TLS itself, over memory buffers (``ssl.SSLObject``) on a plain TCP transport, rather than
-  asyncio's TLS transport: the records go from the socket to OpenSSL and the plain text to
-  the frame reader, with none of that transport's layers (a second transport, its state
-  machine and buffers, the peer's certificate decoded for every connection). The context's
-  ``wrap_bio`` makes the connection (so a resuming context resumes), and both sides' TLS
-  goodbyes are said, which keeps the session resumable for the next connection.
-
 How a connection ended is :attr:`ExecSocket.close_code` / :attr:`close_reason`: the code
 received (or, when none was, the one sent), 1005 for a close frame without a code, and
 ``None`` for a connection that ended without any close frame (1006).
@@ -47,7 +40,6 @@ import base64
 import hashlib
 import os
 import re
-import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -71,10 +63,6 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_BODY_SIZE = 1024 * 1024
 #: Largest status line and headers of the upgrade's answer.
 MAX_HEAD_SIZE = 64 * 1024
-#: Bytes asked of OpenSSL per read: one TLS record holds at most 16 KiB (see ``_tls_read``).
-TLS_READ_SIZE = 64 * 1024
-#: Bytes read from the socket at a time, into the connection's own buffer.
-READ_SIZE = 64 * 1024
 
 _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
@@ -181,7 +169,7 @@ def _body(status: int, headers: dict[str, str], data: bytes, eof: bool) -> bytes
     return data if eof else None
 
 
-class ExecSocket(asyncio.BufferedProtocol):
+class ExecSocket(asyncio.Protocol):
     """One client WebSocket connection; made by :func:`open_exec_socket`.
 
     Messages go to the consumer given to :meth:`read` as they arrive, in order (those that
@@ -201,7 +189,6 @@ class ExecSocket(asyncio.BufferedProtocol):
         on_answer: Callable[[], None] | None = None,
         on_first_byte: Callable[[], None] | None = None,
         write_limit: int = 64 * 1024,
-        tls: tuple[Any, str | None] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._request = request
@@ -240,14 +227,6 @@ class ExecSocket(asyncio.BufferedProtocol):
         self._drain: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None
-        #: TLS, done here over memory buffers (``tls``: the SSL context and the server name):
-        #: ``None`` for plain TCP, and again once the connection has ended.
-        self._tls = tls
-        self._sslobj: ssl.SSLObject | None = None
-        self._incoming: ssl.MemoryBIO | None = None
-        self._outgoing: ssl.MemoryBIO | None = None
-        self._tls_ready = tls is None
-        self._read_view: memoryview | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -255,126 +234,15 @@ class ExecSocket(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=self._write_limit)
-        if self._tls is None:
-            self._send_request()
-            return
-        context, server_hostname = self._tls
-        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        try:
-            self._sslobj = context.wrap_bio(
-                self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
-            )
-        except Exception as exc:  # noqa: BLE001 - e.g. a name the context refuses: the caller's
-            self._fail_handshake(exc)
-            return
-        self._tls_handshake()
-
-    def _send_request(self) -> None:
         if self._on_answer is not None:
             self._on_answer()
-        self._write(self._request)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        # One buffer per connection, read into again and again: a plain protocol would get a
-        # new 256 KiB bytes object from asyncio for every read (then shrunk to what came).
-        view = self._read_view
-        if view is None:
-            view = self._read_view = memoryview(bytearray(READ_SIZE))
-        return view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        assert self._read_view is not None
-        data = self._read_view[:nbytes]
-        if self._sslobj is None:
-            self.data_received(bytes(data))
-            return
-        assert self._incoming is not None
-        self._incoming.write(data)
-        if not self._tls_ready:
-            self._tls_handshake()
-        else:
-            self._tls_read()
+        transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        self._plain_received(data)
-
-    def _plain_received(self, data: bytes) -> None:
         if self._state == _CONNECTING:
             self._handshake_data(data)
         elif self._state != _CLOSED:
             self._frames(data)
-
-    # -- TLS -------------------------------------------------------------------------------------
-
-    # asyncio's TLS transport would do this too, with layers an exec does not need (a transport
-    # of its own over the socket's, a state machine, a 256 KiB buffer per connection, the peer's
-    # certificate decoded into a dict): here the records go from the socket to OpenSSL and the
-    # plain text straight to the frame reader.
-
-    def _tls_handshake(self) -> None:
-        sslobj = self._sslobj
-        assert sslobj is not None
-        try:
-            sslobj.do_handshake()
-        except ssl.SSLWantReadError:
-            self._tls_flush()
-            return
-        except Exception as exc:  # noqa: BLE001 - an untrusted certificate, a protocol error
-            self._tls_flush()  # the alert that tells the server
-            self._fail_handshake(exc)
-            return
-        self._tls_flush()
-        self._tls_ready = True
-        self._send_request()
-        self._tls_read()  # what came with the end of the handshake (tickets, say)
-
-    def _tls_read(self) -> None:
-        """Hand on every complete record received; a record holds at most 16 KiB."""
-        sslobj = self._sslobj
-        while sslobj is not None and self._state != _CLOSED:
-            try:
-                data = sslobj.read(TLS_READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                # The server's TLS goodbye: nothing more comes, its TCP end follows.
-                self._tls_goodbye()
-                break
-            except ssl.SSLError:
-                # A broken record: the connection is of no use. It ends without a close
-                # frame, which the reader reports as a dropped connection.
-                if self.transport is not None:
-                    self.transport.abort()
-                break
-            if not data:
-                break
-            self._plain_received(data)
-            sslobj = self._sslobj
-        self._tls_flush()  # a key update or an alert OpenSSL had to answer
-
-    def _tls_goodbye(self) -> None:
-        """Say our TLS goodbye (close_notify), unless the connection broke first.
-
-        Besides telling the server, it matters to the next connection: OpenSSL marks the
-        session of a connection freed without a goodbye of ours as not to be resumed, and
-        that session is the one the next connection would resume (see
-        :mod:`podmagic._tls_resume`)."""
-        sslobj = self._sslobj
-        if sslobj is None or not self._tls_ready:
-            return
-        try:
-            sslobj.unwrap()  # sends close_notify; waiting for the server's would raise
-        except (ssl.SSLError, ValueError):
-            pass
-        self._tls_flush()
-
-    def _tls_flush(self) -> None:
-        outgoing = self._outgoing
-        if outgoing is not None and outgoing.pending:
-            data = outgoing.read()
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(data)
 
     def eof_received(self) -> bool | None:
         if self._state == _CONNECTING and self._head is not None:
@@ -386,13 +254,9 @@ class ExecSocket(asyncio.BufferedProtocol):
             if self._head is not None:
                 self._answer(eof=True)
             if not self._opened.done():
-                if exc is None and not self._tls_ready:
-                    exc = ConnectionResetError("the server closed the connection during TLS")
                 self._opened.set_exception(
                     BadHandshake("did not receive a valid HTTP response") if exc is None else exc
                 )
-        self._tls_goodbye()  # once the TCP connection is gone, for OpenSSL's sake alone
-        self._sslobj = None
         self._state = _CLOSED
         self._cancel_timer()
         self._finish(False)
@@ -640,14 +504,8 @@ class ExecSocket(asyncio.BufferedProtocol):
             self.transport.close()
 
     def _write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            sslobj = self._sslobj
-            if sslobj is None:
-                transport.write(data)
-            elif self._tls_ready:
-                sslobj.write(data)  # into memory: never blocks
-                self._tls_flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def _finish(self, done: bool) -> None:
         """The reader's wait ends: ``done`` (the consumer has what it wanted), or not."""
@@ -712,9 +570,9 @@ class ExecSocket(asyncio.BufferedProtocol):
 
     async def send(self, data: bytes) -> None:
         """Send ``data`` as one binary message, waiting while the write buffer is full."""
-        if self._state != _OPEN or self.transport is None or self.transport.is_closing():
+        if self._state != _OPEN or self.transport is None:
             raise ConnectionEnded()
-        self._write(_frame(_OP_BINARY, data))
+        self.transport.write(_frame(_OP_BINARY, data))
         if self._paused:
             self._drain = self._loop.create_future()
             await self._drain
@@ -831,10 +689,13 @@ async def open_exec_socket(
             on_answer=on_answer,
             on_first_byte=on_first_byte,
             write_limit=write_limit,
-            tls=(ssl, server_hostname or host) if ssl is not None else None,
         )
 
-    _, sock = await loop.create_connection(protocol, host, port)
+    extra: dict[str, Any] = {}
+    if ssl is not None:
+        extra["ssl"] = ssl
+        extra["server_hostname"] = server_hostname or host
+    _, sock = await loop.create_connection(protocol, host, port, **extra)
     try:
         await sock._opened
     except BaseException:

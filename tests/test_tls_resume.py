@@ -11,11 +11,8 @@ from typing import Any
 
 import pytest
 
-from podmagic import _kubeapi, _tls_resume, _wsproto
-from podmagic._credentials import load_credentials
-from podmagic._kubeapi import KubeApi, _resuming
-from podmagic._transport import ExecSpec, run_exec
-from podmagic.sandbox import Sandbox
+from podmagic import _kubeapi, _tls_resume
+from podmagic._kubeapi import _resuming
 from podmagic.sandbox._tls import ServingCertificates, generate_certificates
 
 pytestmark = pytest.mark.anyio
@@ -138,27 +135,6 @@ async def test_a_session_spent_by_an_aborted_connection_is_replaced_not_offered_
     assert None in shares  # the spent session was noticed ...
     assert reused[-3:] == [True, True, True]  # ... and a new one is resumed
     assert shares[-1] is True
-
-
-async def test_execs_over_podmagics_own_tls_resume_the_session_of_the_exec_before(
-    sandbox: Sandbox, shares: list[bool | None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reused: list[bool] = []
-    real = _wsproto.ExecSocket._send_request
-
-    def noting(self: _wsproto.ExecSocket) -> None:
-        if self._sslobj is not None:  # the TLS handshake is done: the request goes next
-            reused.append(self._sslobj.session_reused)
-        real(self)
-
-    monkeypatch.setattr(_wsproto.ExecSocket, "_send_request", noting)
-    async with KubeApi(load_credentials(kubeconfig=sandbox.kubeconfig)) as api:
-        for _ in range(4):
-            outcome = await run_exec(api, ExecSpec("conf", "solo", "main", ("true",)))
-            assert outcome.exit_code == 0
-    # Each exec ends with the TLS goodbye of both sides, so its session stays resumable.
-    assert reused == [False, True, True, True]
-    assert shares == [True, True, True]
 
 
 def test_sharing_refuses_a_session_of_another_context(certificates: ServingCertificates) -> None:
